@@ -1,0 +1,200 @@
+"""Validated, immutable settings for every part of the lab.
+
+Servers, consumers and runs each take one of these value objects; nothing in
+the library sees a CLI object. ``validated`` turns pydantic's errors into a
+``ConfigError`` whose one-line message names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from labkit.errors import ConfigError
+
+# The Standard Webhooks example schedule, in seconds after the first attempt's failure:
+# immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+SPEC_RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+DEFAULT_API_KEY = "lab-key"
+
+
+class Settings(BaseModel):
+    """Base: frozen, and unknown fields are errors rather than silently ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProviderSettings(Settings):
+    """The provider: event log, polling API, subscriptions and the webhook dispatcher."""
+
+    db_path: str = "labkit-provider.db"
+    api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    rate_limit_per_s: float = Field(200.0, ge=0, description="per API key; 0 turns the limit off")
+    rate_limit_burst: int = Field(400, ge=1)
+    poll_interval_hint_s: float = Field(1.0, gt=0, description="sent as X-Poll-Interval")
+    max_wait_s: float = Field(30.0, ge=0, le=60, description="longest long-poll hold")
+    page_limit_default: int = Field(100, ge=1, le=10_000)
+    page_limit_max: int = Field(1000, ge=1, le=10_000)
+    max_body_bytes: int = Field(64 * 1024, ge=256)
+    delivery_timeout_s: float = Field(15.0, gt=0, le=60)
+    retry_schedule_s: tuple[float, ...] = SPEC_RETRY_SCHEDULE_S
+    time_scale: float = Field(1.0, gt=0, le=1.0, description="compresses the retry schedule")
+    retry_jitter: float = Field(0.2, ge=0, lt=1)
+    dispatch_concurrency: int = Field(64, ge=1, le=4096)
+    batch_max_events: int = Field(1, ge=1, le=1000, description="events per webhook request")
+    batch_window_ms: float = Field(0.0, ge=0, le=60_000)
+    thin_events: bool = False
+    allowed_callback_hosts: tuple[str, ...] = Field(
+        (), description="hosts or CIDRs that may be private, loopback or link-local"
+    )
+    seed: int | None = None
+
+    @field_validator("retry_schedule_s")
+    @classmethod
+    def _schedule(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(s < 0 for s in v):
+            raise ValueError("must be a non-empty list of delays >= 0")
+        return v
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or any(len(k) < 4 or not k.isprintable() or " " in k for k in v):
+            raise ValueError("needs at least one key of 4+ printable characters without spaces")
+        return v
+
+
+class ReceiverSettings(Settings):
+    """The webhook receiver and the faults it can be told to show."""
+
+    secrets: tuple[str, ...] = Field(..., min_length=1, description="whsec_ secrets; several during rotation")
+    db_path: str = ":memory:"
+    verify: bool = True
+    max_body_bytes: int = Field(1024 * 1024, ge=256)
+    fail_rate: float = Field(0.0, ge=0, le=1)
+    fail_status: int = Field(500, ge=400, le=599)
+    retry_after_s: float | None = Field(None, ge=0)
+    delay_ms: float = Field(0.0, ge=0, le=120_000)
+    down_windows: tuple[tuple[float, float], ...] = ()
+    gone: bool = False
+    stats_path: str | None = None
+    provider_url: str | None = Field(None, description="for thin events: where to fetch the body")
+    api_key: str = DEFAULT_API_KEY
+    seed: int = 0
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from labkit.signing import check_secret
+
+        for s in v:
+            check_secret(s)
+        return v
+
+    @field_validator("down_windows")
+    @classmethod
+    def _windows(cls, v: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        if any(a < 0 or b <= a for a, b in v):
+            raise ValueError("each window is (start_s, end_s) with 0 <= start < end")
+        return v
+
+
+class PollerSettings(Settings):
+    """A fleet of pollers following the provider's cursor feed."""
+
+    base_url: str
+    api_key: str = DEFAULT_API_KEY
+    pollers: int = Field(1, ge=1, le=100_000)
+    interval_s: float = Field(1.0, gt=0, le=3600)
+    page_limit: int = Field(100, ge=1, le=10_000)
+    conditional: bool = True
+    long_poll_wait_s: float = Field(0.0, ge=0, le=60)
+    adaptive: bool = False
+    max_interval_s: float = Field(30.0, gt=0)
+    snapshot: bool = False
+    timeout_s: float = Field(60.0, gt=0)
+    db_path: str = ":memory:"
+    stats_path: str | None = None
+    seed: int = 0
+
+
+Arrival = Literal["constant", "poisson", "bursty", "trace"]
+
+
+class WorkloadSettings(Settings):
+    """A seeded stream of events: when they arrive and how big they are."""
+
+    arrival: Arrival = "poisson"
+    rate_per_s: float = Field(20.0, gt=0, le=100_000)
+    duration_s: float = Field(10.0, gt=0, le=24 * 3600)
+    payload_bytes: int = Field(256, ge=16, le=1024 * 1024)
+    seed: int = 1
+    event_type: str = Field("order.updated", min_length=1, max_length=100)
+    burst_on_s: float = Field(1.0, gt=0)
+    burst_off_s: float = Field(4.0, ge=0)
+    trace_path: str | None = None
+    max_events: int = Field(200_000, ge=1)
+
+    @model_validator(mode="after")
+    def _trace(self) -> "WorkloadSettings":
+        if self.arrival == "trace" and not self.trace_path:
+            raise ValueError("arrival 'trace' needs trace_path")
+        return self
+
+
+Style = Literal["webhook", "polling"]
+
+
+class RunSettings(Settings):
+    """One run: a workload delivered by each style against its own fresh provider."""
+
+    workload: WorkloadSettings = WorkloadSettings()
+    styles: tuple[Style, ...] = ("webhook", "polling")
+    poll_interval_s: float = Field(1.0, gt=0, le=3600)
+    pollers: int = Field(1, ge=1, le=10_000)
+    subscribers: int = Field(1, ge=1, le=1000)
+    conditional: bool = True
+    long_poll_wait_s: float = Field(0.0, ge=0, le=60)
+    adaptive: bool = False
+    snapshot: bool = False
+    batch_max_events: int = Field(1, ge=1, le=1000)
+    batch_window_ms: float = Field(0.0, ge=0, le=60_000)
+    thin_events: bool = False
+    time_scale: float = Field(0.001, gt=0, le=1.0)
+    drain_timeout_s: float = Field(30.0, gt=0, le=3600)
+    rate_limit_per_s: float = Field(0.0, ge=0)
+    out_dir: str = "results"
+    experiment: str = Field("compare", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @field_validator("styles")
+    @classmethod
+    def _styles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must name each of 'webhook', 'polling' at most once")
+        return v
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def describe_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line from a pydantic error: the first field at fault and what is allowed."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    where = f"{prefix}{loc}" if loc else prefix.rstrip(".: ")
+    return f"{where}: {msg}" if where else msg
+
+
+def validated(model: type[S], data: dict[str, Any], prefix: str = "") -> S:
+    """Build a settings object or raise ConfigError with a one-line message."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, prefix)) from None

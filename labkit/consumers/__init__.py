@@ -1,0 +1,1 @@
+"""The consumers: a webhook receiver and a poller fleet."""

@@ -1,0 +1,38 @@
+"""The one exception tree of labkit.
+
+    LabkitError                 anything labkit raises on purpose; the CLI prints one line
+     +-- ConfigError            bad settings, options or experiment files (a user error, exit 2)
+     +-- ResultsError           results that are missing, corrupted or of an unknown schema (exit 2)
+     +-- ServerError            a server process that would not start, or died (exit 1)
+     +-- RunError               a run that could not complete (exit 1)
+
+Anything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class LabkitError(Exception):
+    """Base of every error labkit raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(LabkitError):
+    """Settings, command-line values or an experiment file are invalid."""
+
+    exit_code = 2
+
+
+class ResultsError(LabkitError):
+    """A results directory or file is missing, corrupted or of an unknown schema."""
+
+    exit_code = 2
+
+
+class ServerError(LabkitError):
+    """A server process failed to start, or died during a run."""
+
+
+class RunError(LabkitError):
+    """A run could not be completed."""

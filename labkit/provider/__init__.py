@@ -1,0 +1,1 @@
+"""The provider: SQLite event log and outbox, polling API, webhook dispatcher."""
