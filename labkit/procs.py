@@ -1,0 +1,198 @@
+"""Child processes of a run: start on loopback, wait until ready, measure, stop.
+
+Every process a run starts is registered in a ``ProcessGroup``; leaving the
+group (normally, on an error or on Ctrl-C) stops them all: SIGTERM, a grace
+period, then SIGKILL. On Linux each child also asks the kernel to send it
+SIGTERM should the parent die, so not even a SIGKILLed runner leaves orphans.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import psutil
+
+from labkit.errors import ServerError
+
+READY_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def bind_loopback(port: int = 0) -> socket.socket:
+    """A listening socket on 127.0.0.1 (a free port when ``port`` is 0)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Child:
+    """One process of a run."""
+
+    name: str
+    role: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    settings_path: Path
+    port: int | None = None
+    scheme: str = "http"
+    _ps: psutil.Process | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far; read before the process stops."""
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.popen.pid)
+            t = self._ps.cpu_times()
+            return float(t.user + t.system)
+        except psutil.Error:
+            return float("nan")
+
+    def rss_bytes(self) -> int:
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.popen.pid)
+            return int(self._ps.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+
+class ProcessGroup:
+    """Starts children in a private work directory and stops every one of them on exit."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.children: list[Child] = []
+
+    def __enter__(self) -> "ProcessGroup":
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop_all()
+
+    def _spawn(self, name: str, role: str, settings: dict[str, Any], sock: socket.socket | None, extra: list[str]) -> Child:
+        settings_path = self.work_dir / f"{name}.settings.json"
+        settings_path.write_text(json.dumps(settings))
+        os.chmod(settings_path, 0o600)
+        log_path = self.work_dir / f"{name}.log"
+        cmd = [sys.executable, "-m", "labkit.serving", role, str(settings_path), *extra]
+        fds: tuple[int, ...] = ()
+        if sock is not None:
+            cmd += ["--fd", str(sock.fileno())]
+            fds = (sock.fileno(),)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=fds,
+                start_new_session=True,  # Ctrl-C reaches the runner, which stops children in order
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                env=env,
+            )
+        port = sock.getsockname()[1] if sock is not None else None
+        child = Child(name=name, role=role, popen=popen, log_path=log_path, settings_path=settings_path, port=port)
+        self.children.append(child)
+        return child
+
+    def start_server(self, name: str, role: str, settings: dict[str, Any], *, port: int = 0, tls: tuple[str, str] | None = None) -> Child:
+        """Start a uvicorn server on loopback and wait until ``/healthz`` answers."""
+        sock = bind_loopback(port)
+        try:
+            extra = ["--certfile", tls[0], "--keyfile", tls[1]] if tls else []
+            child = self._spawn(name, role, settings, sock, extra)
+        finally:
+            sock.close()  # the child holds its own copy
+        if tls:
+            child.scheme = "https"
+        self.wait_ready(child, verify=tls[0] if tls else True)
+        return child
+
+    def start_worker(self, name: str, role: str, settings: dict[str, Any]) -> Child:
+        """Start a non-server child (the poller fleet)."""
+        return self._spawn(name, role, settings, None, [])
+
+    def wait_ready(self, child: Child, timeout: float = READY_TIMEOUT_S, verify: Any = True) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0, verify=False if child.scheme == "https" else True) as client:
+            while time.monotonic() < deadline:
+                if not child.alive():
+                    raise ServerError(f"{child.name} exited during start-up (code {child.popen.returncode}): {child.log_tail()}")
+                try:
+                    if client.get(f"{child.url}/healthz").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+        raise ServerError(f"{child.name} did not become ready within {timeout:.0f} s: {child.log_tail()}")
+
+    def stop(self, child: Child, grace: float = STOP_GRACE_S) -> int | None:
+        """SIGTERM, wait, then SIGKILL; returns the exit code."""
+        if child.alive():
+            try:
+                child.popen.send_signal(signal.SIGTERM)
+                child.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                child.popen.kill()
+                child.popen.wait(timeout=grace)
+            except ProcessLookupError:
+                pass
+        return child.popen.returncode
+
+    def kill(self, child: Child) -> None:
+        """SIGKILL, as a crash would: no shutdown code runs."""
+        if child.alive():
+            child.popen.kill()
+            child.popen.wait(timeout=STOP_GRACE_S)
+
+    def stop_all(self) -> None:
+        # Consumers first, then providers: a receiver still up while the provider drains is harmless.
+        for child in reversed(self.children):
+            try:
+                self.stop(child)
+            except Exception:  # pragma: no cover - keep stopping the rest
+                child.popen.kill()

@@ -1,0 +1,103 @@
+"""Running one lab server or consumer in a process of its own.
+
+``python -m labkit.serving ROLE SETTINGS_JSON [--fd N]`` is how the runner
+starts its children: the settings arrive as a JSON file (so secrets never
+show in a process list) and the listening socket as an inherited file
+descriptor bound by the parent (so there is no race for a free port).
+``labkit serve`` calls ``serve_app`` in the foreground for people and Locust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from labkit.metering import counting_protocol_class
+
+ROLES = ("provider", "receiver", "poller")
+
+
+def _loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+
+        return "uvloop"
+    except ImportError:  # pragma: no cover
+        return "asyncio"
+
+
+def serve_app(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
+    log_level: str = "warning",
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> None:
+    """Serve ``app`` with uvicorn, counting wire bytes; returns when the server stops."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=counting_protocol_class(),
+        loop=_loop(),
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=75,
+        server_header=False,
+        date_header=False,
+        backlog=4096,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def build_app(role: str, settings: dict[str, Any]) -> Any:
+    """The ASGI app for a server role, from a settings mapping."""
+    from labkit.config import ProviderSettings, ReceiverSettings, validated
+
+    if role == "provider":
+        from labkit.provider.app import create_app as create_provider
+
+        return create_provider(validated(ProviderSettings, settings))
+    if role == "receiver":
+        from labkit.consumers.receiver import create_app as create_receiver
+
+        return create_receiver(validated(ReceiverSettings, settings))
+    raise ValueError(f"unknown server role {role!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit.serving")
+    parser.add_argument("role", choices=ROLES)
+    parser.add_argument("settings", type=Path)
+    parser.add_argument("--fd", type=int, default=None)
+    parser.add_argument("--certfile", default=None)
+    parser.add_argument("--keyfile", default=None)
+    args = parser.parse_args(argv)
+    settings = json.loads(args.settings.read_text())
+    if args.role == "poller":
+        from labkit.config import PollerSettings, validated
+        from labkit.consumers.poller import main as poller_main
+
+        poller_main(validated(PollerSettings, settings))
+        return 0
+    sock = socket.socket(fileno=args.fd) if args.fd is not None else None
+    serve_app(build_app(args.role, settings), sock=sock, ssl_certfile=args.certfile, ssl_keyfile=args.keyfile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The side-by-side table ``labkit compare`` prints: each style, measured and model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}" if abs(value) >= 0.01 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+# (label, measured key path, model key or None)
+ROWS: list[tuple[str, str, str | None]] = [
+    ("events published", "published", None),
+    ("delivered (unique)", "delivered", None),
+    ("lost", "lost", None),
+    ("duplicates seen", "duplicates", None),
+    ("latency mean (ms)", "latency_ms.mean", "latency_mean_ms"),
+    ("latency p50 (ms)", "latency_ms.p50", "latency_p50_ms"),
+    ("latency p99 (ms)", "latency_ms.p99", "latency_p99_ms"),
+    ("latency max (ms)", "latency_ms.max", None),
+    ("requests", "requests", None),
+    ("requests / event", "requests_per_event", "requests_per_event"),
+    ("empty poll ratio", "empty_poll_ratio", "empty_poll_ratio"),
+    ("bytes on the wire", "bytes_total", None),
+    ("bytes / event", "bytes_per_event", None),
+    ("provider CPU (s)", "provider_cpu_s", None),
+    ("consumer CPU (s)", "consumer_cpu_s", None),
+]
+
+
+def _get(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)  # type: ignore[assignment]
+    return data
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    styles = summary["styles"]
+    wl = summary["workload"]
+    title = (
+        f"run {summary['run_id']}: {wl['events']} events, {wl['arrival']} at {wl['rate_per_s']}/s for {wl['duration_s']} s, "
+        f"{wl['payload_bytes']} B payloads, lambda*T = {wl.get('lambda_t', 0):.2f}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    for style in styles:
+        table.add_column(f"{style}\nmeasured", justify="right")
+        table.add_column(f"{style}\nmodel", justify="right", style="dim")
+    for label, path, model_key in ROWS:
+        cells = []
+        for data in styles.values():
+            cells.append(_fmt(_get(data, path)))
+            cells.append(_fmt(data.get("model", {}).get(model_key)) if model_key else "")
+        table.add_row(label, *cells)
+    return table
+
+
+def render_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(summary_table(summary))
+    console.print(f"results: {summary['results_dir']}  (model columns are the closed forms, not measurements)")
