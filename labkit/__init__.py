@@ -1,5 +1,44 @@
-"""labkit: webhooks or polling, settled by measurement."""
+"""labkit: webhooks or polling, settled by measurement.
+
+The public API. Names are imported lazily (PEP 562) so that a server process
+or a ``labkit --help`` does not pay for pandas and matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from labkit._version import __version__
 
-__all__ = ["__version__"]
+_EXPORTS: dict[str, str] = {
+    "ConfigError": "labkit.errors",
+    "LabkitError": "labkit.errors",
+    "PollerSettings": "labkit.config",
+    "ProviderSettings": "labkit.config",
+    "ReceiverSettings": "labkit.config",
+    "ResultsError": "labkit.errors",
+    "RunResult": "labkit.runner",
+    "RunSettings": "labkit.config",
+    "WorkloadSettings": "labkit.config",
+    "build_workload": "labkit.workload",
+    "load_events": "labkit.results",
+    "load_results": "labkit.results",
+    "model": "labkit",
+    "run": "labkit.runner",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+    if module == "labkit":
+        return importlib.import_module(f"labkit.{name}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

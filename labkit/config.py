@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from labkit.errors import ConfigError
 
-# The Standard Webhooks example schedule, in seconds after the first attempt's failure:
-# immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+# The Standard Webhooks example schedule: entry k is the delay before attempt k+1
+# (immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; about 75 h in all).
 SPEC_RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
 DEFAULT_API_KEY = "lab-key"
@@ -118,6 +118,9 @@ class PollerSettings(Settings):
     db_path: str = ":memory:"
     stats_path: str | None = None
     seed: int = 0
+    http_client: Literal["raw", "httpx"] = Field(
+        "raw", description="raw: lean keep-alive client, one connection per poller (scales to 1000s); httpx: counting_client"
+    )
 
 
 Arrival = Literal["constant", "poisson", "bursty", "trace"]

@@ -134,3 +134,83 @@ def webhook_model(rtt_s: float, *, batch: int = 1, retries_per_event: float = 0.
         "crossover_lambda_t": crossover_lambda_t(batch),
         "assumes": "push on publish: one delivery round trip; retries as measured",
     }
+
+
+# Bytes on the wire. A calibrated cost model (labkit.calibration) measures, per
+# style, what one request costs (request line, headers and the response's
+# headers, both directions) and what one event adds (its JSON in a body). The
+# per-event-per-consumer bytes of each variant follow from the request counts above.
+
+
+def polling_bytes_per_event(
+    rate_per_s: float,
+    interval_s: float,
+    request_bytes: float,
+    event_bytes: float,
+    *,
+    empty_request_bytes: float | None = None,
+    arrival: str = "poisson",
+) -> float:
+    """Bytes per event per consumer for a poller on a fixed timetable.
+
+    Each of the 1/(lambda T) polls per event costs ``request_bytes``; an empty
+    poll costs ``empty_request_bytes`` instead when given (a 304 to a
+    conditional poll carries no body); every event adds ``event_bytes`` once.
+    """
+    lt = rate_per_s * interval_s
+    if lt <= 0:
+        raise ValueError("rate and interval must be positive")
+    empty = empty_poll_probability(rate_per_s, interval_s, arrival)
+    empty_cost = request_bytes if empty_request_bytes is None else empty_request_bytes
+    per_poll = empty * empty_cost + (1 - empty) * request_bytes
+    return per_poll / lt + event_bytes
+
+
+def long_poll_bytes_per_event(rate_per_s: float, wait_s: float, request_bytes: float, event_bytes: float) -> float:
+    """Bytes per event per consumer for long polling: 1/(1 - e^(-lambda W)) requests per event, plus the event."""
+    return long_poll_requests_per_event(rate_per_s, wait_s) * request_bytes + event_bytes
+
+
+def push_bytes_per_event(
+    request_bytes: float,
+    event_bytes: float,
+    *,
+    batch: int = 1,
+    retries_per_event: float = 0.0,
+    thin_fetch_bytes: float = 0.0,
+) -> float:
+    """Bytes per event per subscriber for webhook push.
+
+    A request carries ``batch`` events and is resent whole on a retry:
+    (1 + retries) * (request_bytes / B + event_bytes). A thin event carries a
+    notification only, so ``event_bytes`` is the notification's size and the
+    consumer's fetch of the body costs ``thin_fetch_bytes`` once per event.
+    """
+    if batch < 1:
+        raise ValueError("a batch holds at least one event")
+    return (1.0 + retries_per_event) * (request_bytes / batch + event_bytes) + thin_fetch_bytes
+
+
+def thin_push_requests_per_event(batch: int = 1, retries_per_event: float = 0.0) -> float:
+    """Thin events: the notification (1/B, plus retries) and one fetch of the body per event."""
+    return push_requests_per_event(batch, retries_per_event) + 1.0
+
+
+def bytes_crossover_lambda_t(
+    poll_request_bytes: float,
+    poll_event_bytes: float,
+    push_request_bytes: float,
+    push_event_bytes: float,
+    *,
+    batch: int = 1,
+) -> float:
+    """lambda T at which polling and push cost the same bytes per event per consumer.
+
+    Polling costs Rp/(lambda T) + Ep (every poll at full price), push Rw/B + Ew,
+    so they cross at lambda T = Rp / (Rw/B + Ew - Ep); when push costs no more
+    per event than polling's share of the events, polling never catches up (inf).
+    """
+    margin = push_request_bytes / batch + push_event_bytes - poll_event_bytes
+    if margin <= 0:
+        return math.inf
+    return poll_request_bytes / margin

@@ -122,6 +122,11 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix[:-1]] = value
 
 
+def _cell(value: Any) -> Any:
+    """A list becomes a tuple, so a column of them can be grouped and compared."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 def summary_rows(summary: dict[str, Any], source: Path | None = None) -> list[dict[str, Any]]:
     """One flat row per style: measured columns, and model columns prefixed ``model.``."""
     rows = []
@@ -134,7 +139,14 @@ def summary_rows(summary: dict[str, Any], source: Path | None = None) -> list[di
     for k, v in (summary.get("workload") or {}).items():
         base[f"workload.{k}"] = v
     for k, v in (summary.get("params") or {}).items():
-        base[f"param.{k}"] = v
+        base[f"param.{k}"] = _cell(v)
+    for k, v in (summary.get("settings") or {}).items():
+        if k != "workload":  # already in the workload.* columns
+            base[f"settings.{k}"] = _cell(v)
+    env = summary.get("environment") or {}
+    for k in ("labkit", "python", "cpu_model", "cpu_count"):
+        if k in env:
+            base[f"env.{k}"] = env[k]
     for style, data in (summary.get("styles") or {}).items():
         row = dict(base, style=style)
         flat: dict[str, Any] = {}

@@ -1,0 +1,59 @@
+"""``labkit report RESULTS... [--requirements FILE] [-o OUT] [--json]``: a decision report from results.
+
+Parses options and calls ``labkit.report.write_report``; missing results, an
+unknown schema or a bad requirements file is one line on stderr and exit 2
+(``labkit.cli.main`` prints every ``LabkitError`` so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from labkit.cli import _emit_json, app
+
+REPORT_SCHEMA_VERSION = 1
+
+
+def default_out_dir(results: list[Path]) -> Path:
+    """Beside the results: ``<results>/report`` (for a summary.json, beside its run)."""
+    first = results[0]
+    base = first.parent if first.is_file() else first
+    return base / "report"
+
+
+@app.command("report")
+def report_command(
+    results: list[Path] = typer.Argument(..., help="results directories or summary.json files (a compare run, a sweep, or several)", show_default=False),
+    requirements: Optional[Path] = typer.Option(None, "--requirements", help="requirements TOML, e.g. scenarios/requirements/payments-provider.toml"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="where report.html, report.md and figures/ go (default: RESULTS/report)"),
+    as_json: bool = typer.Option(False, "--json", help="print only {schema_version, html, markdown, recommendation} on stdout"),
+) -> None:
+    """Write a decision report (self-contained HTML and a Markdown twin) from measured results."""
+    from labkit.report import write_report
+
+    paths = write_report(results, out_dir=out or default_out_dir(results), requirements=requirements)
+    rec = paths.recommendation
+    if as_json:
+        _emit_json(
+            {
+                "schema_version": REPORT_SCHEMA_VERSION,
+                "html": str(paths.html),
+                "markdown": str(paths.markdown),
+                "recommendation": {
+                    "option": rec.option,
+                    "confidence": rec.confidence,
+                    "sentence": rec.sentence,
+                    "poll_interval_s": rec.poll_interval_s,
+                }
+                if rec
+                else None,
+            }
+        )
+        return
+    typer.echo(f"html:           {paths.html}")
+    typer.echo(f"markdown:       {paths.markdown}")
+    if rec:
+        typer.echo(f"recommendation: {rec.option} ({rec.confidence} confidence)")

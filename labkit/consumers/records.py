@@ -1,0 +1,197 @@
+"""What the consumers received: one small SQLite store shared by the receiver and the poller.
+
+Delivery is at least once (webhooks are retried, a poller may fetch a page
+twice after a crash), so processing must be idempotent. Here "processing an
+event" means inserting its row; the receiver inserts the message's
+``webhook-id`` in the same transaction, and the poller advances its cursor in
+the same transaction, so a restart at any instant neither loses an event nor
+processes one twice.
+
+The store runs in WAL mode with ``synchronous=NORMAL``: commits are atomic and
+survive a process crash (not a power cut, which the lab does not need), and
+the runner can read counts from another process while a run writes.
+
+Schema::
+
+    messages(subscriber TEXT, webhook_id TEXT, received_ns INT, PRIMARY KEY(subscriber, webhook_id))
+    events(consumer TEXT, event_id INT, received_ns INT, PRIMARY KEY(consumer, event_id))
+    cursors(consumer TEXT PRIMARY KEY, cursor TEXT, etag TEXT)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    subscriber TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    received_ns INTEGER NOT NULL,
+    PRIMARY KEY (subscriber, webhook_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    consumer TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursors (
+    consumer TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    etag TEXT
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one processing step did: events newly recorded, and events seen before."""
+
+    recorded: int
+    duplicate_events: int
+
+
+class RecordStore:
+    """One process's connection to the record store (one writer per process)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT),
+        # so every write below is one atomic unit and nothing commits behind our back.
+        self._con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=NORMAL")
+        self._con.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> "RecordStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the receiver ---------------------------------------------------------------
+
+    def seen_message(self, subscriber: str, webhook_id: str) -> bool:
+        """True when this message was processed before (a cheap check before any fetching)."""
+        row = self._con.execute(
+            "SELECT 1 FROM messages WHERE subscriber = ? AND webhook_id = ?", (subscriber, webhook_id)
+        ).fetchone()
+        return row is not None
+
+    def record_message(self, subscriber: str, webhook_id: str, event_ids: Sequence[int], received_ns: int) -> Outcome | None:
+        """Process one webhook message: its id and its events in one transaction.
+
+        Returns None when the message was processed before (a retry or a replay),
+        in which case nothing is written.
+        """
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            cur = con.execute(
+                "INSERT OR IGNORE INTO messages(subscriber, webhook_id, received_ns) VALUES (?, ?, ?)",
+                (subscriber, webhook_id, received_ns),
+            )
+            if cur.rowcount == 0:
+                con.execute("ROLLBACK")
+                return None
+            recorded = self._insert_events(subscriber, event_ids, received_ns)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return Outcome(recorded, len(event_ids) - recorded)
+
+    # -- the poller -----------------------------------------------------------------
+
+    def record_page(self, consumer: str, event_ids: Sequence[int], received_ns: int, cursor: str, etag: str | None) -> Outcome:
+        """Process one page of the feed: its events and the cursor after them, in one transaction."""
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            recorded = self._insert_events(consumer, event_ids, received_ns)
+            con.execute(
+                "INSERT INTO cursors(consumer, cursor, etag) VALUES (?, ?, ?)"
+                " ON CONFLICT(consumer) DO UPDATE SET cursor = excluded.cursor, etag = excluded.etag",
+                (consumer, cursor, etag),
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return Outcome(recorded, len(event_ids) - recorded)
+
+    def cursors(self) -> dict[str, tuple[str, str | None]]:
+        """Every stored cursor (consumer -> (cursor, etag)), read once when a fleet starts."""
+        return {c: (cur, etag) for c, cur, etag in self._con.execute("SELECT consumer, cursor, etag FROM cursors")}
+
+    # -- shared ---------------------------------------------------------------------
+
+    def _insert_events(self, consumer: str, event_ids: Sequence[int], received_ns: int) -> int:
+        if not event_ids:
+            return 0
+        before = self._con.total_changes
+        self._con.executemany(
+            "INSERT OR IGNORE INTO events(consumer, event_id, received_ns) VALUES (?, ?, ?)",
+            [(consumer, int(e), received_ns) for e in event_ids],
+        )
+        return self._con.total_changes - before
+
+    def counts(self) -> dict[str, int]:
+        """Unique events per consumer, through this connection (works for ":memory:" too)."""
+        return dict(self._con.execute("SELECT consumer, count(*) FROM events GROUP BY consumer").fetchall())
+
+    def events(self) -> list[tuple[str, int, int]]:
+        return [tuple(r) for r in self._con.execute("SELECT consumer, event_id, received_ns FROM events ORDER BY consumer, event_id")]  # type: ignore[misc]
+
+    def messages(self) -> list[tuple[str, str, int]]:
+        return [tuple(r) for r in self._con.execute("SELECT subscriber, webhook_id, received_ns FROM messages")]  # type: ignore[misc]
+
+
+# -- readers for the runner (another process, during or after a run) ------------------
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    # Read-only and never creating the file: the runner polls before the consumer has started.
+    return sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True, timeout=5.0)
+
+
+def received_counts(path: str) -> dict[str, int]:
+    """Unique events per consumer in the store at ``path``; {} when it does not exist yet."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        con = _read_only(path)
+    except sqlite3.Error:
+        return {}
+    try:
+        return dict(con.execute("SELECT consumer, count(*) FROM events GROUP BY consumer").fetchall())
+    except sqlite3.Error:  # the consumer has not created its tables yet
+        return {}
+    finally:
+        con.close()
+
+
+def load_events(path: str) -> list[tuple[str, int, int]]:
+    """Every recorded event as (consumer, event_id, received_ns); [] when there is no store."""
+    if not os.path.exists(path):
+        return []
+    try:
+        con = _read_only(path)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = con.execute("SELECT consumer, event_id, received_ns FROM events ORDER BY consumer, event_id").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        con.close()
+    return [(str(c), int(e), int(r)) for c, e, r in rows]

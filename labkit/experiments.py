@@ -1,0 +1,320 @@
+"""Experiments as files: a TOML file declares one run or a grid of runs.
+
+    [experiment]                 name (results go to results/<name>/), description, question,
+                                 seed (an int, or a list of ints to sweep replicas)
+    [run]                        any RunSettings field; ``consumers = N`` sets pollers and subscribers
+    [workload]                   any WorkloadSettings field
+    [variants.<name>]            optional: named sets of overrides (any run or workload field)
+
+A list value means "sweep over these values" (for ``styles``, whose value is
+itself a list, a list of lists sweeps). The grid is the cartesian product of
+the swept keys, times the variants when there are any. Loading validates
+everything up front: a bad file raises ``ConfigError`` with one line naming
+the file, the key and what is allowed, before any server starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from labkit.config import RunSettings, WorkloadSettings, describe_error
+from labkit.errors import ConfigError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_POINTS = 500
+
+TABLES = ("experiment", "run", "workload", "variants")
+HEADER_KEYS = ("name", "description", "question", "seed")
+# Set by the experiment's name and by --out, never in the file.
+RUN_RESERVED = ("workload", "experiment", "out_dir")
+RUN_KEYS = tuple(k for k in RunSettings.model_fields if k not in RUN_RESERVED) + ("consumers",)
+WORKLOAD_KEYS = tuple(WorkloadSettings.model_fields)
+# Settings whose value is itself a list: a list of lists sweeps them.
+_LIST_VALUED = {
+    name
+    for model in (RunSettings, WorkloadSettings)
+    for name, f in model.model_fields.items()
+    if typing.get_origin(f.annotation) is tuple
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of an experiment's grid: its settings, the swept values, a stable id."""
+
+    experiment: str
+    params: dict[str, Any]
+    settings: RunSettings
+    point_id: str
+
+    @property
+    def run_id(self) -> str:
+        """The point's folder under results/<experiment>/: readable values, then the id."""
+        slug = "_".join(f"{k}-{_slug_value(v)}" for k, v in self.params.items())
+        slug = re.sub(r"[^A-Za-z0-9_.=-]+", "", slug)[:60].strip("_.-")
+        return f"{slug}-{self.point_id}" if slug else self.point_id
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment file and the grid it declares."""
+
+    name: str
+    path: Path
+    description: str
+    question: str
+    points: tuple[Point, ...] = field(repr=False)
+    swept: tuple[str, ...] = ()
+    out_dir: Path = Path("results")
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @property
+    def results_dir(self) -> Path:
+        """Where the experiment's points and its table go: <out_dir>/<name>/."""
+        return self.out_dir / self.name
+
+
+def point_id(settings: RunSettings) -> str:
+    """A stable id from everything that shapes a run (not where it is written)."""
+    data = settings.model_dump(mode="json", exclude={"out_dir"})
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def load_experiment(path: str | Path, *, out_dir: str | Path = "results") -> Experiment:
+    """Read, validate and expand an experiment file; raise ``ConfigError`` with one line if it is bad."""
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such experiment file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a folder, not an experiment file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read ({exc.strerror})") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: invalid TOML: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: invalid TOML: {_one_line(str(exc))}") from None
+    return _parse(doc, path, out_dir)
+
+
+def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
+    where = str(path)
+    _only(doc, TABLES, where, "", "table")
+    for table in TABLES:
+        if table in doc and not isinstance(doc[table], dict):
+            raise ConfigError(f"{where}: {table}: must be a table ([{table}])")
+
+    header = doc.get("experiment", {})
+    _only(header, HEADER_KEYS, where, "experiment.")
+    name = header.get("name", path.stem)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ConfigError(f"{where}: experiment.name: must be letters, digits, '_', '.' or '-' (got {name!r})")
+    texts = {}
+    for key in ("description", "question"):
+        value = header.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: experiment.{key}: must be a string")
+        texts[key] = value
+
+    run = dict(doc.get("run", {}))
+    workload = dict(doc.get("workload", {}))
+    _only(run, RUN_KEYS, where, "run.")
+    _only(workload, WORKLOAD_KEYS, where, "workload.")
+    if "seed" in header:
+        if "seed" in workload:
+            raise ConfigError(f"{where}: experiment.seed: set the seed once, here or as workload.seed")
+        workload["seed"] = header["seed"]
+
+    names: dict[tuple[str, str], str] = {}
+    if "seed" in header:
+        names[("workload", "seed")] = "experiment.seed"
+
+    # Every swept key as (table, key, values); fixed keys stay as they are.
+    axes: list[tuple[str, str, list[Any]]] = []
+    fixed: dict[str, dict[str, Any]] = {"run": {}, "workload": {}}
+    for table, values in (("run", run), ("workload", workload)):
+        for key, value in values.items():
+            label = names.get((table, key), f"{table}.{key}")
+            if _is_sweep(key, value):
+                if not value:
+                    raise ConfigError(f"{where}: {label}: an empty list sweeps nothing; give at least one value")
+                seen: list[Any] = []
+                for v in value:
+                    if v in seen:
+                        raise ConfigError(f"{where}: {label}: {v!r} is listed twice")
+                    seen.append(v)
+                axes.append((table, key, value))
+            else:
+                fixed[table][key] = value
+
+    variants = doc.get("variants", {})
+    if "variants" in doc and not variants:
+        raise ConfigError(f"{where}: variants: declares no variant; add [variants.<name>] tables or remove it")
+    for vname, overrides in variants.items():
+        if not NAME_PATTERN.match(vname):
+            raise ConfigError(f"{where}: variants.{vname}: a variant name is letters, digits, '_', '.' or '-'")
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{where}: variants.{vname}: must be a table of settings")
+        _only(overrides, RUN_KEYS + WORKLOAD_KEYS, where, f"variants.{vname}.")
+        for key, value in overrides.items():
+            if _is_sweep(key, value):
+                raise ConfigError(f"{where}: variants.{vname}.{key}: a variant sets one value; sweep in [run] or [workload]")
+
+    # Check each value on its own first, so the message names the key that is wrong.
+    base = {t: {**fixed[t], **{k: vals[0] for tt, k, vals in axes if tt == t}} for t in fixed}
+    _settings(base, where, None, names)
+    for table, key, values in axes:
+        for v in values:
+            data = {t: dict(d) for t, d in base.items()}
+            data[table][key] = v
+            _settings(data, where, None, names, trial=(table, key, v))
+    for vname, overrides in variants.items():
+        _settings(_with_variant(base, overrides), where, f"variants.{vname}.", {})
+
+    combos = list(itertools.product(*(vals for _, _, vals in axes)))
+    n_points = len(combos) * max(1, len(variants))
+    if n_points > MAX_POINTS:
+        raise ConfigError(f"{where}: declares {n_points} points; at most {MAX_POINTS} per experiment (shorten the lists)")
+
+    points: list[Point] = []
+    ids: dict[str, dict[str, Any]] = {}
+    for vname, overrides in (variants.items() if variants else [(None, {})]):
+        for combo in combos:
+            data = {t: dict(d) for t, d in fixed.items()}
+            params: dict[str, Any] = {}
+            if vname is not None:
+                params["variant"] = vname
+            for (table, key, _), v in zip(axes, combo):
+                data[table][key] = v
+                params[key] = list(v) if isinstance(v, (list, tuple)) else v
+            data = _with_variant(data, overrides)
+            prefix = f"variants.{vname}." if vname else ""
+            settings = _settings(data, where, prefix, names if not prefix else {}, experiment=name, out_dir=out_dir, path=path)
+            pid = point_id(settings)
+            if pid in ids:
+                raise ConfigError(f"{where}: points {ids[pid]} and {params} have identical settings; make each point differ")
+            ids[pid] = params
+            points.append(Point(experiment=name, params=params, settings=settings, point_id=pid))
+    swept = (("variant",) if variants else ()) + tuple(key for _, key, _ in axes)
+    return Experiment(name=name, path=path, description=texts["description"], question=texts["question"], points=tuple(points), swept=swept, out_dir=Path(out_dir))
+
+
+def _is_sweep(key: str, value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    if key in _LIST_VALUED:
+        return bool(value) and all(isinstance(v, list) for v in value) or value == []
+    return True
+
+
+def _only(table: dict[str, Any], allowed: tuple[str, ...], where: str, prefix: str, what: str = "setting") -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: {prefix}{key}: unknown {what}; allowed: {', '.join(allowed)}")
+
+
+def _with_variant(data: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {t: dict(d) for t, d in data.items()}
+    for key, value in overrides.items():
+        table = "workload" if key in WORKLOAD_KEYS else "run"
+        if key == "consumers":
+            out["run"].pop("pollers", None)
+            out["run"].pop("subscribers", None)
+        elif key in ("pollers", "subscribers"):
+            out["run"].pop("consumers", None)
+        out[table][key] = value
+    return out
+
+
+def _settings(
+    data: dict[str, dict[str, Any]],
+    where: str,
+    prefix: str | None,
+    names: dict[tuple[str, str], str],
+    *,
+    trial: tuple[str, str, Any] | None = None,
+    experiment: str = "experiment",
+    out_dir: str | Path = "results",
+    path: Path | None = None,
+) -> RunSettings:
+    """RunSettings from the file's tables, strictly typed (TOML has types: "10" is not a number).
+
+    ``names`` maps (table, key) to the key as the file spells it; ``trial`` is
+    the (table, key, value) being checked, quoted back when it is at fault.
+    """
+    run = dict(data["run"])
+    workload = dict(data["workload"])
+    if "consumers" in run:
+        n = run.pop("consumers")
+        clash = [k for k in ("pollers", "subscribers") if k in run]
+        if clash:
+            raise ConfigError(f"{where}: {prefix or 'run.'}consumers: sets pollers and subscribers; do not also set {clash[0]}")
+        run["pollers"] = run["subscribers"] = n
+        names = {**names, ("run", "pollers"): f"{prefix or 'run.'}consumers", ("run", "subscribers"): f"{prefix or 'run.'}consumers"}
+    for key in list(run):
+        if key in _LIST_VALUED and isinstance(run[key], list):
+            run[key] = tuple(run[key])
+    if path is not None and isinstance(workload.get("trace_path"), str):
+        trace = Path(workload["trace_path"])
+        if not trace.is_absolute():
+            workload["trace_path"] = str(path.parent / trace)
+    payload = {**run, "workload": workload, "experiment": experiment, "out_dir": str(out_dir)}
+    try:
+        settings = RunSettings.model_validate(payload, strict=True)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_describe(exc, prefix, names, trial)}") from None
+    wl = settings.workload
+    if wl.arrival != "trace" and wl.rate_per_s * wl.duration_s < 1:
+        key = names.get(("workload", "duration_s"), f"{prefix or 'workload.'}duration_s")
+        raise ConfigError(f"{where}: {key}: rate_per_s x duration_s is under one event; raise either")
+    return settings
+
+
+def _describe(exc: ValidationError, prefix: str | None, names: dict[tuple[str, str], str], trial: tuple[str, str, Any] | None) -> str:
+    """Name the key as the file spells it: run.poll_interval_s, workload.rate_per_s, variants.x.key."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    table = "run"
+    if loc and loc[0] == "workload":
+        table, loc = "workload", loc[1:]
+    key = loc[0] if loc else ""
+    full = describe_error(exc)
+    msg = full.split(": ", 1)[1] if err["loc"] and ": " in full else full
+    if not key:
+        return f"{prefix.rstrip('.') if prefix else table}: {msg}"
+    name = names.get((table, key)) or (f"{prefix}{key}" if prefix else f"{table}.{key}")
+    if trial is not None and (trial[0], trial[1]) == (table, key):
+        return f"{name}: {msg} (got {trial[2]!r})"
+    if trial is not None and trial[1] == "consumers" and key in ("pollers", "subscribers"):
+        return f"{name}: {msg} (got {trial[2]!r})"
+    return f"{name}: {msg}"
+
+
+def _slug_value(v: Any) -> str:
+    if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return "+".join(str(x) for x in v)
+    return str(v)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,56 @@
+"""Per-API-key token buckets, the way public APIs meter pollers.
+
+Each key earns ``rate_per_s`` tokens a second up to ``burst``; a request
+spends one. A refused request learns how long until a token is there, which
+becomes ``Retry-After``. ``refund`` gives a token back, so a 304 costs
+nothing (GitHub does not charge conditional requests that hit).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """Token buckets keyed by API key; a rate of 0 lets everything through."""
+
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate_per_s < 0 or burst < 1:
+            raise ValueError("rate_per_s must be >= 0 and burst >= 1")
+        self.rate = float(rate_per_s)
+        self.burst = float(burst)
+        self._clock = clock
+        # key -> [tokens, last refill time]; lists are mutated in place to stay cheap.
+        self._buckets: dict[str, list[float]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def _refill(self, key: str) -> list[float]:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = [self.burst, now]
+            return bucket
+        bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        return bucket
+
+    def take(self, key: str) -> float | None:
+        """Spend a token: None when allowed, else the seconds until one is available."""
+        if self.rate <= 0:
+            return None
+        bucket = self._refill(key)
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return None
+        return (1.0 - bucket[0]) / self.rate
+
+    def refund(self, key: str) -> None:
+        """Give back the token of a request that should not count (a 304)."""
+        if self.rate <= 0:
+            return
+        bucket = self._refill(key)
+        bucket[0] = min(self.burst, bucket[0] + 1.0)

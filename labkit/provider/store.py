@@ -1,0 +1,498 @@
+"""The provider's SQLite event log and webhook outbox.
+
+Publishing writes the event and one pending delivery per matching active
+subscription in one transaction (the outbox pattern), so a crash or restart
+never loses a webhook that was promised: the dispatcher resumes every
+``pending`` row it finds. One connection is used from the event-loop thread;
+its calls are short and synchronous, which is cheaper than a thread hop.
+
+A delivery row is one webhook message (one ``webhook-id``): a single event, or
+a batch of events formed by the dispatcher from single rows. Its ``msg_id``
+never changes across retries, so receivers can de-duplicate on it.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from labkit.errors import ResultsError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_type_id ON events(type, id);
+CREATE INDEX IF NOT EXISTS events_created ON events(created_ns);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    disabled_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_id TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    first_event_id INTEGER NOT NULL,
+    last_event_id INTEGER NOT NULL,
+    event_ids TEXT NOT NULL,
+    batch INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ns INTEGER NOT NULL,
+    last_status INTEGER,
+    created_ns INTEGER NOT NULL,
+    delivered_ns INTEGER
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_attempt_ns);
+CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries(subscription_id, status);
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_ns INTEGER NOT NULL,
+    finished_ns INTEGER NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    bytes_sent INTEGER NOT NULL DEFAULT 0,
+    bytes_received INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (delivery_id, attempt)
+);
+"""
+
+_EVENT_COLS = "id, type, created_ns, payload"
+_DELIVERY_COLS = (
+    "id, subscription_id, msg_id, first_event_id, last_event_id, event_ids, batch, attempts, created_ns"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A webhook endpoint; ``secret`` leaves the provider only in the create response."""
+
+    id: str
+    url: str
+    event_types: tuple[str, ...]
+    secret: str
+    status: str
+    created_ns: int
+    disabled_reason: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The view every read returns: everything but the secret."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "event_types": list(self.event_types),
+            "status": self.status,
+            "created_ns": self.created_ns,
+            "disabled_reason": self.disabled_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A pending outbox row as the dispatcher needs it."""
+
+    id: int
+    subscription_id: str
+    msg_id: str
+    first_event_id: int
+    last_event_id: int
+    event_ids: tuple[int, ...]
+    batch: bool
+    attempts: int
+    created_ns: int
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    """One finished attempt and what it decides for its delivery."""
+
+    delivery_id: int
+    attempt: int
+    started_ns: int
+    finished_ns: int
+    status_code: int | None
+    error: str | None
+    bytes_sent: int
+    bytes_received: int
+    new_status: str  # 'delivered' | 'pending' | 'dead' | 'disabled'
+    next_attempt_ns: int = 0
+    disable_subscription: str | None = None  # subscription id, on 410 Gone
+    disabled_reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Heads:
+    """Newest event id overall and per type, kept in memory: this process is the only writer."""
+
+    head: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    return Delivery(
+        id=row[0],
+        subscription_id=row[1],
+        msg_id=row[2],
+        first_event_id=row[3],
+        last_event_id=row[4],
+        event_ids=tuple(orjson.loads(row[5])),
+        batch=bool(row[6]),
+        attempts=row[7],
+        created_ns=row[8],
+    )
+
+
+def _subscription(row: tuple[Any, ...]) -> Subscription:
+    return Subscription(
+        id=row[0],
+        url=row[1],
+        event_types=tuple(orjson.loads(row[2])),
+        secret=row[3],
+        status=row[4],
+        created_ns=row[5],
+        disabled_reason=row[6],
+    )
+
+
+class Store:
+    """The event log, subscriptions and the outbox in one SQLite file (WAL)."""
+
+    def __init__(self, path: str, *, readonly: bool = False) -> None:
+        # isolation_level=None: autocommit, with explicit BEGIN for multi-statement writes.
+        if readonly:
+            try:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+                self._db.execute("SELECT 1 FROM events LIMIT 1")
+            except sqlite3.Error as exc:
+                raise ResultsError(f"provider database {path} cannot be read: {exc}") from None
+        else:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        self.readonly = readonly
+        self._heads = _Heads()
+        for type_, head in self._db.execute("SELECT type, max(id) FROM events GROUP BY type"):
+            self._heads.by_type[type_] = head
+            self._heads.head = max(self._heads.head, head)
+        # Bumped on every subscription change so caches (here and in the dispatcher) refresh.
+        self.subscriptions_version = 0
+        self._active: list[tuple[str, frozenset[str]]] = []
+        self._load_active()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- events -------------------------------------------------------------------------
+
+    def publish(self, type_: str, payload: bytes, first_delay_ns: int = 0) -> tuple[int, int]:
+        """Append an event and its deliveries in one transaction; return (id, created_ns)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            created = time.time_ns()
+            cur = db.execute(
+                "INSERT INTO events(type, created_ns, payload) VALUES (?, ?, ?)", (type_, created, payload)
+            )
+            event_id = int(cur.lastrowid or 0)
+            subs = [sid for sid, types in self._active if not types or type_ in types]
+            if subs:
+                msg_id = f"msg_{event_id}"
+                ids = f"[{event_id}]"
+                due = created + first_delay_ns
+                db.executemany(
+                    "INSERT INTO deliveries(subscription_id, msg_id, first_event_id, last_event_id, event_ids,"
+                    " status, next_attempt_ns, created_ns) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    [(sid, msg_id, event_id, event_id, ids, due, created) for sid in subs],
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._heads.head = event_id
+        self._heads.by_type[type_] = event_id
+        return event_id, created
+
+    def head(self, types: Sequence[str] = ()) -> int:
+        """The newest event id (among ``types`` when given); 0 for an empty feed. No query."""
+        if not types:
+            return self._heads.head
+        by_type = self._heads.by_type
+        return max((by_type.get(t, 0) for t in types), default=0)
+
+    def page(self, after: int, limit: int, types: Sequence[str] = ()) -> list[tuple[int, str, int, bytes]]:
+        """Up to ``limit`` events with id > after, oldest first: (id, type, created_ns, payload json)."""
+        if not types:
+            return self._db.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            ).fetchall()
+        marks = ",".join("?" * len(types))
+        return self._db.execute(
+            f"SELECT {_EVENT_COLS} FROM events WHERE id > ? AND type IN ({marks}) ORDER BY id LIMIT ?",
+            (after, *types, limit),
+        ).fetchall()
+
+    def event(self, event_id: int) -> tuple[int, str, int, bytes] | None:
+        return self._db.execute(f"SELECT {_EVENT_COLS} FROM events WHERE id = ?", (event_id,)).fetchone()
+
+    def events_by_id(self, ids: Iterable[int]) -> dict[int, tuple[int, str, int, bytes]]:
+        """Several events at once (the dispatcher builds all bodies of a round from one query)."""
+        wanted = sorted(set(ids))
+        out: dict[int, tuple[int, str, int, bytes]] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT {_EVENT_COLS} FROM events WHERE id IN ({marks})", chunk):
+                out[row[0]] = row
+        return out
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    def _load_active(self) -> None:
+        self._active = [
+            (sid, frozenset(orjson.loads(types)))
+            for sid, types in self._db.execute("SELECT id, event_types FROM subscriptions WHERE status = 'active'")
+        ]
+
+    def _changed(self) -> None:
+        self.subscriptions_version += 1
+        self._load_active()
+
+    def create_subscription(self, url: str, event_types: Sequence[str], secret: str) -> Subscription:
+        sub = Subscription(
+            id="sub_" + _secrets.token_hex(8),
+            url=url,
+            event_types=tuple(event_types),
+            secret=secret,
+            status="active",
+            created_ns=time.time_ns(),
+        )
+        self._db.execute(
+            "INSERT INTO subscriptions(id, url, event_types, secret, status, created_ns) VALUES (?, ?, ?, ?, ?, ?)",
+            (sub.id, sub.url, orjson.dumps(list(sub.event_types)).decode(), sub.secret, sub.status, sub.created_ns),
+        )
+        self._changed()
+        return sub
+
+    def subscription(self, sub_id: str) -> Subscription | None:
+        row = self._db.execute(
+            "SELECT id, url, event_types, secret, status, created_ns, disabled_reason FROM subscriptions WHERE id = ?",
+            (sub_id,),
+        ).fetchone()
+        return _subscription(row) if row else None
+
+    def subscriptions(self) -> list[Subscription]:
+        rows = self._db.execute(
+            "SELECT id, url, event_types, secret, status, created_ns, disabled_reason FROM subscriptions"
+            " ORDER BY created_ns, id"
+        ).fetchall()
+        return [_subscription(r) for r in rows]
+
+    def delete_subscription(self, sub_id: str) -> bool:
+        """Remove the endpoint and its secret; its pending deliveries become 'disabled'."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            gone = db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,)).rowcount
+            db.execute(
+                "UPDATE deliveries SET status = 'disabled' WHERE subscription_id = ? AND status = 'pending'", (sub_id,)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._changed()
+        return gone > 0
+
+    def replay(self, sub: Subscription, *, since_ns: int | None = None, after: int | None = None) -> int:
+        """Queue fresh deliveries of past events, reusing ``msg_<event_id>`` so receivers de-duplicate."""
+        where, args = ("e.created_ns >= ?", [since_ns]) if since_ns is not None else ("e.id > ?", [after or 0])
+        if sub.event_types:
+            where += f" AND e.type IN ({','.join('?' * len(sub.event_types))})"
+            args.extend(sub.event_types)
+        now = time.time_ns()
+        cur = self._db.execute(
+            "INSERT INTO deliveries(subscription_id, msg_id, first_event_id, last_event_id, event_ids,"
+            " status, next_attempt_ns, created_ns)"
+            " SELECT ?, 'msg_' || e.id, e.id, e.id, '[' || e.id || ']', 'pending', ?, ?"
+            f" FROM events e WHERE {where} ORDER BY e.id",
+            (sub.id, now, now, *args),
+        )
+        return cur.rowcount
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def due_deliveries(self, now_ns: int, limit: int) -> list[Delivery]:
+        """Pending rows whose time has come, oldest due first (one indexed range scan)."""
+        rows = self._db.execute(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE status = 'pending' AND next_attempt_ns <= ?"
+            " ORDER BY next_attempt_ns, id LIMIT ?",
+            (now_ns, limit),
+        ).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def next_due_ns(self, after_ns: int) -> int | None:
+        """When the next pending row that is not yet due becomes due."""
+        row = self._db.execute(
+            "SELECT min(next_attempt_ns) FROM deliveries WHERE status = 'pending' AND next_attempt_ns > ?",
+            (after_ns,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def form_batches(self, groups: Sequence[tuple[str, Sequence[Delivery]]]) -> list[Delivery]:
+        """Merge fresh single-event rows into one batch row each, in one transaction.
+
+        A batch row is one message ``msg_b<first>_<last>`` that keeps its id on
+        every retry; the single rows it replaces are removed.
+        """
+        if not groups:
+            return []
+        db = self._db
+        out: list[Delivery] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for sub_id, rows in groups:
+                ids = tuple(e for r in rows for e in r.event_ids)
+                first, last = min(ids), max(ids)
+                created = min(r.created_ns for r in rows)
+                msg_id = f"msg_b{first}_{last}"
+                cur = db.execute(
+                    "INSERT INTO deliveries(subscription_id, msg_id, first_event_id, last_event_id, event_ids, batch,"
+                    " status, next_attempt_ns, created_ns) VALUES (?, ?, ?, ?, ?, 1, 'pending', ?, ?)",
+                    (sub_id, msg_id, first, last, orjson.dumps(ids).decode(), time.time_ns(), created),
+                )
+                db.executemany("DELETE FROM deliveries WHERE id = ?", [(r.id,) for r in rows])
+                out.append(Delivery(int(cur.lastrowid or 0), sub_id, msg_id, first, last, ids, True, 0, created))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return out
+
+    def mark_deliveries(self, ids: Sequence[int], status: str) -> None:
+        self._db.executemany("UPDATE deliveries SET status = ? WHERE id = ?", [(status, i) for i in ids])
+
+    def record_attempts(self, results: Sequence[AttemptResult]) -> None:
+        """Write a round of finished attempts and their outcomes in one transaction."""
+        if not results:
+            return
+        db = self._db
+        disabled = False
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO attempts(delivery_id, attempt, started_ns, finished_ns, status_code, error,"
+                " bytes_sent, bytes_received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.delivery_id, r.attempt, r.started_ns, r.finished_ns, r.status_code, r.error, r.bytes_sent,
+                     r.bytes_received)
+                    for r in results
+                ],
+            )
+            for r in results:
+                if r.new_status == "delivered":
+                    # Delivered is a fact even if the row was disabled while in flight.
+                    db.execute(
+                        "UPDATE deliveries SET status = 'delivered', attempts = ?, last_status = ?, delivered_ns = ?"
+                        " WHERE id = ?",
+                        (r.attempt, r.status_code, r.finished_ns, r.delivery_id),
+                    )
+                    continue
+                db.execute(
+                    "UPDATE deliveries SET attempts = ?, last_status = ?,"
+                    " status = CASE WHEN status = 'pending' THEN ? ELSE status END, next_attempt_ns = ?"
+                    " WHERE id = ?",
+                    (r.attempt, r.status_code, r.new_status, r.next_attempt_ns, r.delivery_id),
+                )
+                if r.disable_subscription:
+                    disabled = True
+                    db.execute(
+                        "UPDATE subscriptions SET status = 'disabled', disabled_reason = ? WHERE id = ?",
+                        (r.disabled_reason, r.disable_subscription),
+                    )
+                    db.execute(
+                        "UPDATE deliveries SET status = 'disabled' WHERE subscription_id = ? AND status = 'pending'",
+                        (r.disable_subscription,),
+                    )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if disabled:
+            self._changed()
+
+    # -- read helpers for the runner (safe from another process on the same file) --------
+
+    @classmethod
+    def events_created_at(cls, path: str) -> dict[int, int]:
+        """``events_created()`` of the database at ``path``, opened read-only."""
+        store = cls(path, readonly=True)
+        try:
+            return store.events_created()
+        finally:
+            store.close()
+
+    @classmethod
+    def delivery_summary_at(cls, path: str) -> dict[str, Any]:
+        """``delivery_summary()`` of the database at ``path``, opened read-only."""
+        store = cls(path, readonly=True)
+        try:
+            return store.delivery_summary()
+        finally:
+            store.close()
+
+    def events_created(self) -> dict[int, int]:
+        """Event id -> created_ns, for latency measured against the publish time."""
+        return dict(self._db.execute("SELECT id, created_ns FROM events ORDER BY id"))
+
+    def delivery_summary(self) -> dict[str, Any]:
+        """Counts of deliveries by status, attempts, retries and attempt outcomes."""
+        db = self._db
+        by_status = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
+        n_attempts, n_tried = db.execute(
+            "SELECT coalesce(sum(attempts), 0), coalesce(sum(attempts > 0), 0) FROM deliveries"
+        ).fetchone()
+        recorded = db.execute("SELECT count(*) FROM attempts").fetchone()[0]
+        counts: dict[str, int] = {}
+        for code, error, n in db.execute(
+            "SELECT status_code, CASE WHEN status_code IS NULL THEN"
+            " CASE WHEN error LIKE 'timeout%' THEN 'timeout' ELSE 'error' END END, count(*)"
+            " FROM attempts GROUP BY 1, 2"
+        ):
+            key = str(code) if code is not None else str(error)
+            counts[key] = counts.get(key, 0) + n
+        events_delivered = db.execute(
+            "SELECT coalesce(sum(json_array_length(event_ids)), 0) FROM deliveries WHERE status = 'delivered'"
+        ).fetchone()[0]
+        bytes_sent, bytes_received = db.execute(
+            "SELECT coalesce(sum(bytes_sent), 0), coalesce(sum(bytes_received), 0) FROM attempts"
+        ).fetchone()
+        return {
+            "deliveries": sum(by_status.values()),
+            "delivered": by_status.get("delivered", 0),
+            "pending": by_status.get("pending", 0),
+            "dead": by_status.get("dead", 0),
+            "disabled": by_status.get("disabled", 0),
+            "attempts": recorded,
+            "retries": max(int(n_attempts) - int(n_tried), 0),
+            "attempt_status_counts": counts,
+            "events_delivered": events_delivered,
+            "bytes_sent": bytes_sent,
+            "bytes_received": bytes_received,
+        }
