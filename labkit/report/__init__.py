@@ -1,0 +1,31 @@
+"""Decision reports: from the user's requirements and the measurements to a recommendation.
+
+    requirements.py   the requirements TOML: ``Requirements``, ``load_requirements``
+    decide.py         ``decide(requirements, results) -> Recommendation`` (pure)
+    render.py         ``write_report(results_paths, out_dir, requirements=None) -> ReportPaths``
+    templates/        the HTML page (CSS inlined, figures as data URIs) and its Markdown twin
+
+A report only reads results; it never runs anything.
+"""
+
+from __future__ import annotations
+
+from labkit.report.decide import CoverageGap, Evidence, Reason, Recommendation, decide
+from labkit.report.render import ReportPaths, write_report
+from labkit.report.requirements import Requirements, default_requirements, load_requirements
+from labkit.report.terms import FACTORS, OPTIONS
+
+__all__ = [
+    "FACTORS",
+    "OPTIONS",
+    "CoverageGap",
+    "Evidence",
+    "Reason",
+    "Recommendation",
+    "ReportPaths",
+    "Requirements",
+    "decide",
+    "default_requirements",
+    "load_requirements",
+    "write_report",
+]

@@ -1,0 +1,188 @@
+"""The measured runs as the decision sees them: observations, citations, the crossover.
+
+An ``Obs`` is one (run, style) row of ``load_results`` with the quantities a
+decision reasons about (rate, poll interval, lambda T, variant); ``Obs.ev``
+turns a column into an ``Evidence``: run id, style, column and value, the
+citation every reason in a report carries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from labkit.report.terms import LONG_POLLING, POLLING, WEBHOOK
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One measured number: where it comes from and what it is."""
+
+    run_id: str
+    style: str
+    column: str
+    value: Any
+
+    def cite(self) -> str:
+        return f"{self.run_id} / {self.style} / {self.column} = {fmt(self.value)}"
+
+
+def fmt(value: Any) -> str:
+    """A number as a reader wants it: three significant digits, no float noise."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if value == 0:
+            return "0"
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def num(value: Any) -> float | None:
+    if value is None or isinstance(value, (bool, dict, list, str)):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def round_sig(x: float, digits: int = 2) -> float:
+    if x <= 0:
+        return x
+    return round(x, digits - 1 - int(math.floor(math.log10(x))))
+
+
+def logdist(a: float | None, b: float | None) -> float:
+    if not a or not b or a <= 0 or b <= 0:
+        return math.inf
+    return abs(math.log(a / b))
+
+
+@dataclass(frozen=True)
+class Obs:
+    """One (run, style) row, with the few quantities the decision reasons about."""
+
+    run_id: str
+    style: str
+    variant: str
+    rate: float | None
+    interval_s: float | None
+    lambda_t: float | None
+    consumers: int | None
+    arrival: str | None
+    row: dict[str, Any]
+
+    def get(self, column: str) -> float | None:
+        return num(self.row.get(column))
+
+    def ev(self, column: str) -> Evidence:
+        value = self.row.get(column)
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        return Evidence(self.run_id, self.style, column, value)
+
+    def has(self, column: str) -> bool:
+        return self.get(column) is not None
+
+
+def _setting(row: dict[str, Any], name: str) -> Any:
+    for col in (f"param.{name}", f"settings.{name}"):
+        value = row.get(col)
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            return value
+    return None
+
+
+def variant_of(row: dict[str, Any]) -> str:
+    """The delivery variant a row measured, from its settings or its model's stated assumptions."""
+    style = row.get("style")
+    assumes = str(row.get("model.assumes") or "")
+    if style == "polling":
+        if (num(_setting(row, "long_poll_wait_s")) or 0) > 0 or assumes.startswith("long polling"):
+            return LONG_POLLING
+        if _setting(row, "snapshot") is True:
+            return "snapshot polling"
+        if _setting(row, "adaptive") is True:
+            return "adaptive polling"
+        return POLLING
+    if style == "webhook":
+        if _setting(row, "thin_events") is True:
+            return "thin webhooks"
+        if (num(_setting(row, "batch_max_events")) or 1) > 1:
+            return "batched webhooks"
+        return WEBHOOK
+    return str(style)
+
+
+def observations(results: pd.DataFrame) -> list[Obs]:
+    """The results table as observations, in a stable order."""
+    if results is None or len(results) == 0 or "style" not in results.columns:
+        return []
+    out = []
+    for row in results.to_dict("records"):
+        rate = num(row.get("workload.rate_per_s"))
+        interval = num(row.get("poll_interval_s")) or num(_setting(row, "poll_interval_s"))
+        lt = num(row.get("workload.lambda_t")) or num(row.get("model.lambda_t"))
+        if lt is None and rate and interval:
+            lt = rate * interval
+        if interval is None and lt and rate:
+            interval = lt / rate
+        consumers = num(row.get("consumers"))
+        out.append(
+            Obs(
+                run_id=str(row.get("run_id")),
+                style=str(row.get("style")),
+                variant=variant_of(row),
+                rate=rate,
+                interval_s=interval,
+                lambda_t=lt,
+                consumers=int(consumers) if consumers else None,
+                arrival=row.get("workload.arrival"),
+                row=row,
+            )
+        )
+    return sorted(out, key=lambda o: (o.run_id, o.style))
+
+
+def nearest(obs: Sequence[Obs], key: Callable[[Obs], float]) -> Obs | None:
+    if not obs:
+        return None
+    return min(obs, key=lambda o: (key(o), o.run_id))
+
+
+def measured_crossover(obs: Sequence[Obs]) -> tuple[float | None, list[tuple[Obs, Obs]]]:
+    """lambda T where measured polling requests per event fall to push's, from runs that measured both.
+
+    Interpolated on log-log axes between the last point where polling costs more
+    and the first where it costs less; ``None`` when the runs do not bracket it.
+    """
+    by_run: dict[str, dict[str, Obs]] = {}
+    for o in obs:
+        if o.variant in (POLLING, WEBHOOK) and o.has("requests_per_event"):
+            by_run.setdefault(o.run_id, {})[o.variant] = o
+    pairs = sorted(
+        ((d[POLLING], d[WEBHOOK]) for d in by_run.values() if POLLING in d and WEBHOOK in d and d[POLLING].lambda_t),
+        key=lambda p: p[0].lambda_t or 0,
+    )
+    for (pa, wa), (pb, wb) in zip(pairs, pairs[1:], strict=False):
+        da = math.log(pa.get("requests_per_event") / wa.get("requests_per_event"))  # type: ignore[operator]
+        db = math.log(pb.get("requests_per_event") / wb.get("requests_per_event"))  # type: ignore[operator]
+        if da >= 0 >= db and da != db:
+            la, lb = math.log(pa.lambda_t), math.log(pb.lambda_t)  # type: ignore[arg-type]
+            return math.exp(la + (lb - la) * da / (da - db)), pairs
+    return None, pairs

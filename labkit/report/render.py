@@ -1,0 +1,548 @@
+"""Writes the decision report: one self-contained HTML file and a Markdown twin.
+
+    out_dir/report.html        every figure inline as a base64 PNG data URI; no
+                               stylesheet, script, font or image is fetched
+    out_dir/report.md          the same content; its figures are the files below
+    out_dir/figures/*.png
+
+Figures come from ``labkit.figures`` and the projection from
+``labkit.calibration``; either may be missing or fail, and the report then
+says "figure unavailable: <reason>" (or why the projection could not be
+computed) instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import io
+import math
+import os
+import platform
+import re
+import statistics
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import jinja2
+
+from labkit._version import __version__
+from labkit.errors import ResultsError
+from labkit.report.decide import LONG_POLL_WAIT_S, Recommendation, decide
+from labkit.report.observations import fmt, num, observations, round_sig
+from labkit.report.requirements import Requirements, default_requirements, load_requirements
+from labkit.report.sources import Sources, load_sources, redact, redact_text
+from labkit.report.terms import CLAIMS, FACTORS, FALLBACK, LONG_POLLING, POLLING, THIN, WEBHOOK
+
+TEMPLATES = Path(__file__).with_name("templates")
+FIGURE_DPI = 110
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the report went, and what it recommends."""
+
+    html: Path
+    markdown: Path
+    recommendation: Recommendation | None = None
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    title: str
+    caption: str
+    draw: Callable[[Sources], Any]
+
+
+@dataclass(frozen=True)
+class RenderedFigure:
+    name: str
+    title: str
+    caption: str
+    png: bytes | None
+    unavailable: str | None
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png or b"").decode("ascii")
+
+    @property
+    def filename(self) -> str:
+        return f"figures/{self.name}.png"
+
+    @property
+    def wide(self) -> bool:
+        """Much wider than tall (several panels side by side): gets the page's full width."""
+        if not self.png or len(self.png) < 24:
+            return False
+        width, height = int.from_bytes(self.png[16:20], "big"), int.from_bytes(self.png[20:24], "big")
+        return height > 0 and width / height >= 2.0
+
+
+def _latency_cdf(s: Sources) -> Any:
+    from labkit.figures import latency_cdf
+
+    if s.events is None:
+        raise ResultsError(s.events_error or "no events were recorded")
+    if s.events.empty:
+        raise ResultsError("no events.parquet beside the summaries")
+    return latency_cdf(s.events)
+
+
+def _summary_bars(s: Sources) -> Any:
+    from labkit.figures import summary_bars
+
+    return summary_bars(s.results)
+
+
+def _requests_vs_lt(s: Sources) -> Any:
+    from labkit.figures import cost_vs_lambda_t
+
+    return cost_vs_lambda_t(s.results, metric="requests_per_event")
+
+
+def _bytes_vs_lt(s: Sources) -> Any:
+    from labkit.figures import cost_vs_lambda_t
+
+    return cost_vs_lambda_t(s.results, metric="bytes_per_event")
+
+
+def _empty_polls(s: Sources) -> Any:
+    from labkit.figures import empty_polls_vs_lambda_t
+
+    return empty_polls_vs_lambda_t(s.results)
+
+
+def _latency_vs_interval(s: Sources) -> Any:
+    from labkit.figures import latency_vs_interval
+
+    return latency_vs_interval(s.results)
+
+
+def _cpu_vs_consumers(s: Sources) -> Any:
+    from labkit.figures import cpu_vs_consumers
+
+    return cpu_vs_consumers(s.results)
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("latency_cdf", "Latency per style", "Cumulative distribution of event-to-consumer latency, measured per event.", _latency_cdf),
+    FigureSpec("summary_bars", "Measured summary", "Latency, requests, bytes and CPU per event for each style, measured.", _summary_bars),
+    FigureSpec(
+        "requests_per_event",
+        "Requests per event against lambda T",
+        "Measured points with the model curve; the styles cross where polling's 1/(lambda T) meets push's one request per event.",
+        _requests_vs_lt,
+    ),
+    FigureSpec("bytes_per_event", "Bytes per event against lambda T", "Bytes on the wire per event and consumer, both directions, headers included.", _bytes_vs_lt),
+    FigureSpec("empty_polls", "Empty polls against lambda T", "Share of polls that found nothing, against the model's e^(-lambda T).", _empty_polls),
+    FigureSpec("latency_vs_interval", "Polling latency against the poll interval", "Measured polling latency against T, with the model T/2 + RTT.", _latency_vs_interval),
+    FigureSpec("cpu_vs_consumers", "CPU per event against consumers", "Provider and consumer CPU-seconds per event as consumers grow.", _cpu_vs_consumers),
+)
+
+
+def render_figures(sources: Sources, specs: Iterable[FigureSpec] = FIGURES) -> list[RenderedFigure]:
+    """Each figure as PNG bytes, or the reason it is unavailable; never raises for a figure."""
+    out = []
+    for spec in specs:
+        try:
+            with warnings.catch_warnings():  # layout advice from matplotlib is not the reader's concern
+                warnings.simplefilter("ignore")
+                fig = spec.draw(sources)
+            if fig is None or not hasattr(fig, "savefig"):
+                raise TypeError(f"{spec.name} returned {type(fig).__name__}, not a matplotlib Figure")
+            buf = io.BytesIO()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight", facecolor="white")
+            finally:
+                _close(fig)
+            png = buf.getvalue()
+            if not png.startswith(b"\x89PNG"):
+                raise ValueError("the figure did not render as PNG")
+            out.append(RenderedFigure(spec.name, spec.title, spec.caption, png, None))
+        except Exception as exc:  # any failure of another module's figure costs that figure only
+            out.append(RenderedFigure(spec.name, spec.title, spec.caption, None, _reason(exc)))
+    return out
+
+
+def _close(fig: Any) -> None:
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # noqa: S110 - a figure that cannot be closed is garbage-collected later
+        pass
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ImportError):  # "cannot import name 'x' from 'labkit.figures'", without the file path
+        return re.sub(r"\s*\([^()]*\)$", "", str(exc)) or f"{exc.name} is not available"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return redact_text(f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__)
+
+
+# --------------------------------------------------------------------------- projection
+
+
+@dataclass(frozen=True)
+class Projection:
+    available: bool
+    reason: str | None = None
+    inputs: tuple[tuple[str, str], ...] = ()
+    styles: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]], ...] = ()
+    assumes: str = ""
+    calibration: tuple[tuple[str, str], ...] = ()
+    source_runs: tuple[str, ...] = ()
+    budget: tuple[str, ...] = ()
+
+
+_PROJECTION_LABELS = {
+    "variant": "variant",
+    "events_per_s": "events delivered per second",
+    "requests_per_event": "requests per event (model)",
+    "requests_per_s": "requests per second",
+    "bytes_per_event": "bytes per event",
+    "bandwidth_gbit_s": "bandwidth (Gbit/s)",
+    "bandwidth_bytes_per_s": "bandwidth (bytes/s)",
+    "provider_cpu_s_per_s": "provider CPU-seconds per second",
+    "provider_cores": "provider cores",
+    "provider_servers": "provider servers",
+    "consumer_cpu_s_per_s": "consumer CPU-seconds per second (all consumers)",
+    "consumer_cores": "consumer cores (all consumers)",
+    "consumer_servers": "consumer servers (all consumers)",
+}
+
+
+def compute_projection(sources: Sources, req: Requirements, rec: Recommendation) -> Projection:
+    """The capacity projection at the user's scale, or why it cannot be computed."""
+    try:
+        from labkit.calibration import fit_costs, project
+    except ImportError as exc:
+        return Projection(False, reason=f"labkit.calibration is not available ({_reason(exc)})")
+    # the fallback hybrid polls only to reconcile; the other options show polling at the target's interval
+    interval = rec.poll_interval_s or rec.operating_point.get("poll_interval_s") or _measured_interval(sources) or 1.0
+    kwargs: dict[str, Any] = {"consumers": req.consumers, "rate_per_s": req.event_rate_per_s, "poll_interval_s": interval}
+    try:
+        if rec.option == LONG_POLLING and "long_poll_wait_s" in inspect.signature(project).parameters:
+            kwargs["long_poll_wait_s"] = LONG_POLL_WAIT_S
+        calibration = fit_costs(sources.results)
+        result = project(calibration, **kwargs)
+    except Exception as exc:  # the projection is a section of the report, not a reason to fail it
+        return Projection(False, reason=_reason(exc))
+    if not isinstance(result, dict) or result.get("kind") != "projection":
+        return Projection(False, reason="labkit.calibration.project did not return a result labelled 'projection'")
+    result = redact(result)
+    cal = result.get("calibration")
+    if cal is None and hasattr(calibration, "to_dict"):
+        cal = redact(calibration.to_dict())
+    styles = []
+    budget = []
+    for style, data in (result.get("styles") or {}).items():
+        if not isinstance(data, dict):
+            continue
+        rows = tuple((_PROJECTION_LABELS.get(k, k.replace("_", " ")), _show(v)) for k, v in data.items() if k not in ("kind", "notes"))
+        styles.append((f"{style}: {_role(str(style), rec, req, interval)}", rows, _notes(data.get("notes") or [])))
+        budget += _budget_lines(style, data, req)
+    if rec.option == FALLBACK and {"webhook", "polling"} <= set(result.get("styles") or {}):
+        both = {
+            "provider_servers": _both_servers(result, "provider_cores"),
+            "bandwidth_bytes_per_s": sum(num(result["styles"][s].get("bandwidth_bytes_per_s")) or 0.0 for s in ("webhook", "polling")),
+        }
+        budget += _budget_lines("push and reconciliation together", both, req)
+    if not styles:  # an unfamiliar shape: show it flat rather than not at all
+        styles.append(("projection", tuple((k, _show(v)) for k, v in _flatten(result).items() if not k.startswith("calibration")), ()))
+    return Projection(
+        True,
+        inputs=tuple((k.replace("_", " "), _show(v)) for k, v in (result.get("inputs") or kwargs).items()),
+        styles=tuple(styles),
+        assumes=str(result.get("assumes") or ""),
+        calibration=tuple((k, _show(v)) for k, v in _flatten(cal or {}).items() if k not in ("kind", "source_runs")),
+        source_runs=tuple(str(r) for r in ((cal or {}).get("source_runs") or [])),
+        budget=tuple(budget),
+    )
+
+
+def _both_servers(result: dict[str, Any], cores_key: str) -> float | None:
+    cores = [num(result["styles"][s].get(cores_key)) for s in ("webhook", "polling")]
+    per_server = num((result.get("inputs") or {}).get("cores_per_server"))
+    if any(c is None for c in cores) or not per_server:
+        return None
+    return float(max(1, math.ceil(sum(cores) / per_server)))  # type: ignore[arg-type]
+
+
+def _notes(notes: list[Any]) -> tuple[str, ...]:
+    """The fit's notes, once each: "provider_cpu_s: text" and "bytes: text" with one text become "provider_cpu_s, bytes: text"."""
+    by_text: dict[str, list[str]] = {}
+    for note in map(str, notes):
+        quantity, sep, text = note.partition(": ")
+        if not sep:
+            quantity, text = "", note
+        by_text.setdefault(text, []).append(quantity)
+    return tuple((", ".join(q for q in qs if q) + ": " if any(qs) else "") + text for text, qs in by_text.items())
+
+
+def _role(style: str, rec: Recommendation, req: Requirements, interval: float) -> str:
+    """What a projected style is to the recommendation: the choice, a part of it, or the alternative."""
+    if style == "webhook" and not req.consumers_can_expose_https:
+        return "for comparison only (these consumers cannot receive webhooks)"
+    if style == "webhook":
+        return "the recommendation" if rec.option in (WEBHOOK, THIN) else "the push path" if rec.option == FALLBACK else "the alternative"
+    if rec.option == FALLBACK:
+        return f"the reconciliation poller, every {fmt(interval)} s"
+    if rec.option in (POLLING, LONG_POLLING):
+        return "the recommendation"
+    return f"the alternative, polling every {fmt(interval)} s"
+
+
+def _budget_lines(style: str, data: dict[str, Any], req: Requirements) -> list[str]:
+    lines = []
+    servers = num(data.get("provider_servers"))
+    if servers is not None and req.budget.servers is not None:
+        verdict = "within" if servers <= req.budget.servers else "over"
+        lines.append(f"{style}: {fmt(servers)} provider server{'s' if servers != 1 else ''}, {verdict} the budget of {fmt(req.budget.servers)}")
+    bps = num(data.get("bandwidth_bytes_per_s"))
+    if bps is not None and req.budget.bandwidth_gb_per_month is not None:
+        gb = bps * 30 * 24 * 3600 / 1e9
+        verdict = "within" if gb <= req.budget.bandwidth_gb_per_month else "over"
+        lines.append(f"{style}: about {fmt(round_sig(gb, 3))} GB a month, {verdict} the budget of {fmt(req.budget.bandwidth_gb_per_month)} GB")
+    return lines
+
+
+def _measured_interval(sources: Sources) -> float | None:
+    values = [num(v) for v in sources.results.get("poll_interval_s", [])]
+    values = [v for v in values if v]
+    return statistics.median(values) if values else None
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix[:-1]] = data
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_show(v) for v in value)
+    return fmt(value)
+
+
+# --------------------------------------------------------------------------- the measurements table
+
+# (heading, measured column, model column, scale, unit)
+MEASURES: tuple[tuple[str, str, str | None, float, str], ...] = (
+    ("latency p50", "latency_ms.p50", "model.latency_p50_ms", 1.0, "ms"),
+    ("latency p99", "latency_ms.p99", "model.latency_p99_ms", 1.0, "ms"),
+    ("requests per event", "requests_per_event", "model.requests_per_event", 1.0, ""),
+    ("bytes per event", "bytes_per_event", "model.bytes_per_event", 1.0, "B"),
+    ("empty polls", "empty_poll_ratio", "model.empty_poll_ratio", 100.0, "%"),
+    ("CPU per event", "cpu_s_per_event", "model.cpu_s_per_event", 1000.0, "ms"),
+    ("lost", "lost", None, 1.0, ""),
+    ("duplicates", "duplicates", None, 1.0, ""),
+)
+
+
+def model_columns(sources: Sources) -> dict[str, bool]:
+    """Which measures get a model column: those the model predicts for at least one row."""
+    obs = observations(sources.results)
+    return {h: bool(mc) and any(o.get(mc) is not None for o in obs) for h, _, mc, _, _ in MEASURES}
+
+
+def measurement_rows(sources: Sources) -> list[dict[str, Any]]:
+    has_model = model_columns(sources)
+    rows = []
+    for o in observations(sources.results):
+        cells = []
+        for heading, col, model_col, scale, unit in MEASURES:
+            m = o.get(col)
+            mo = o.get(model_col) if model_col else None
+            cells.append(
+                {
+                    "heading": heading,
+                    "measured": _cell(m, scale),
+                    "model": _cell(mo, scale) if has_model[heading] else "",
+                    "has_model": has_model[heading],
+                    "unit": unit,
+                }
+            )
+        point = o.row.get("point")
+        label = str(point) if point and point != o.run_id else o.run_id
+        rows.append(
+            {
+                "run_id": o.run_id,
+                "label": label,
+                "style": o.style,
+                "variant": o.variant,
+                "rate": fmt(o.rate),
+                "interval": fmt(o.interval_s) if o.style == "polling" else "",
+                "lambda_t": fmt(o.lambda_t),
+                "consumers": fmt(o.consumers),
+                "cells": cells,
+            }
+        )
+    return rows
+
+
+def _cell(value: float | None, scale: float) -> str:
+    if value is None:
+        return "\u2014"
+    v = value * scale
+    if abs(v) < 1e-3 and v != 0:
+        return "<0.001" if v > 0 else fmt(v)
+    return fmt(round_sig(v, 3) if not float(v).is_integer() else v)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _resolve_requirements(requirements: Requirements | str | os.PathLike[str] | None, sources: Sources) -> tuple[Requirements, str, bool]:
+    """The requirements, where they came from, and whether they are the default profile."""
+    if isinstance(requirements, Requirements):
+        return requirements, "given by the caller", False
+    if requirements is not None:
+        return load_requirements(requirements), str(requirements), False
+    rates = [v for v in (num(x) for x in sources.results.get("workload.rate_per_s", [])) if v]
+    consumers = [v for v in (num(x) for x in sources.results.get("consumers", [])) if v]
+    req = default_requirements(statistics.median(rates) if rates else None, int(max(consumers)) if consumers else None)
+    return req, "default profile (no --requirements file given)", True
+
+
+def build_context(
+    sources: Sources,
+    req: Requirements,
+    rec: Recommendation,
+    *,
+    requirements_source: str,
+    requirements_path: str | None,
+    is_default: bool,
+    figures: list[RenderedFigure],
+    projection: Projection,
+) -> dict[str, Any]:
+    by_factor = {f: [r for r in rec.reasons if r.factor == f] for f in FACTORS}
+    envs: dict[str, dict[str, Any]] = {}
+    for run in sources.runs:
+        env = dict(run.environment)
+        key = repr(sorted((k, str(v)) for k, v in env.items()))
+        entry = envs.setdefault(key, {"env": env, "runs": []})
+        entry["runs"].append(run.run_id)
+    sweeps = {name: runs for name, runs in sources.experiments.items() if name != "compare"}
+    return {
+        "title": f"Webhooks or polling? Decision report: {req.name}",
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "labkit_version": __version__,
+        "report_python": platform.python_version(),
+        "paths": [str(p) for p in sources.paths],
+        "req": req,
+        "req_rows": [(k, fmt(v) if not isinstance(v, str) else (v or "\u2014")) for k, v in req.as_table()],
+        "requirements_source": requirements_source,
+        "requirements_path": requirements_path,
+        "is_default": is_default,
+        "rec": rec,
+        "op": {k: fmt(round_sig(v, 3) if isinstance(v, float) and v > 0 else v) for k, v in rec.operating_point.items()},
+        "factors": FACTORS,
+        "claims": CLAIMS,
+        "by_factor": by_factor,
+        "measures": [m[0] for m in MEASURES],
+        "measure_units": {m[0]: m[4] for m in MEASURES},
+        "measure_models": model_columns(sources),
+        "rows": measurement_rows(sources),
+        "figures": figures,
+        "projection": projection,
+        "runs": sources.runs,
+        "sweeps": sweeps,
+        "environments": list(envs.values()),
+        "events_error": sources.events_error,
+        "fallback": FALLBACK,
+        "nruns": len(sources.runs),
+    }
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _md(value: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _greek(value: Any) -> str:
+    return str(value).replace("lambda T", "\u03bbT")
+
+
+def render(context: dict[str, Any]) -> tuple[str, str]:
+    """The HTML and the Markdown text of a report."""
+    env = _env()
+    env.filters["md"] = _md
+    env.filters["fmt"] = fmt
+    env.filters["greek"] = _greek
+    html = env.get_template("report.html").render(**context)
+    md = env.get_template("report.md").render(**context)
+    return redact_text(html), redact_text(md)
+
+
+def write_report(
+    results_paths: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    requirements: Requirements | str | os.PathLike[str] | None = None,
+) -> ReportPaths:
+    """Write ``out_dir/report.html`` (self-contained) and ``out_dir/report.md`` (+ ``figures/*.png``).
+
+    ``requirements`` is a ``Requirements``, a path to a requirements TOML
+    file, or ``None`` for the default profile (which the report says it used).
+    """
+    if isinstance(results_paths, (str, os.PathLike)):  # one path, not an iterable of characters
+        results_paths = [results_paths]
+    sources = load_sources(results_paths)
+    req, req_source, is_default = _resolve_requirements(requirements, sources)
+    rec = decide(req, sources.results)
+    figures = render_figures(sources)
+    projection = compute_projection(sources, req, rec)
+    context = build_context(
+        sources,
+        req,
+        rec,
+        requirements_source=req_source,
+        requirements_path=None if isinstance(requirements, Requirements) or requirements is None else str(requirements),
+        is_default=is_default,
+        figures=figures,
+        projection=projection,
+    )
+    html, md = render(context)
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for f in figures:
+        target = out / f.filename
+        if f.png:
+            target.write_bytes(f.png)
+        elif target.exists():
+            target.unlink()  # a stale PNG from an earlier report must not pass for this one's
+    html_path, md_path = out / "report.html", out / "report.md"
+    _atomic_write(html_path, html)
+    _atomic_write(md_path, md)
+    return ReportPaths(html=html_path, markdown=md_path, recommendation=rec)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+__all__ = ["ReportPaths", "render_figures", "write_report"]

@@ -1,0 +1,120 @@
+"""What the user needs, read from a TOML file and validated.
+
+A requirements file states the numbers and constraints of one integration::
+
+    name = "Payments provider notifying merchants"
+    use_case = "payment status changes pushed to merchants' order systems"
+    target_latency_p99_ms = 250
+    event_rate_per_s = 0.5          # events each consumer receives, per second
+    burstiness = "bursty"           # steady | bursty
+    consumers = 2000
+    consumers_can_expose_https = true
+    data_sensitivity = "sensitive"  # public | internal | sensitive
+    ordering = "per-key"            # none | per-key | total
+    missed_events_tolerated = false
+    duplicates_tolerated = false
+
+    [budget]
+    bandwidth_gb_per_month = 2000
+    servers = 4
+
+Every key is optional; an unknown key, a wrong type (strictly: ``"yes"`` is
+not a boolean) or an impossible value is a ``ConfigError`` whose one line
+names the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from labkit.config import Settings, describe_error
+from labkit.errors import ConfigError
+
+DEFAULT_NAME = "Default profile"
+
+
+class Strict(Settings):
+    """Frozen, unknown keys refused, and no coercion: a TOML string is never a number or a boolean."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Budget(Strict):
+    """What the integration may spend; ``None`` means no stated limit."""
+
+    bandwidth_gb_per_month: float | None = Field(None, gt=0, description="all consumers together")
+    servers: int | None = Field(None, ge=1, description="provider instances")
+
+
+class Requirements(Strict):
+    """One integration's needs: the input of the decision."""
+
+    name: str = Field(DEFAULT_NAME, min_length=1, max_length=200)
+    use_case: str = Field("", max_length=2000)
+    target_latency_p99_ms: float = Field(1000.0, gt=0, le=7 * 24 * 3600 * 1000)
+    event_rate_per_s: float = Field(1.0, gt=0, le=1_000_000, description="events each consumer receives per second")
+    burstiness: Literal["steady", "bursty"] = "steady"
+    consumers: int = Field(1, ge=1, le=100_000_000)
+    consumers_can_expose_https: bool = True
+    data_sensitivity: Literal["public", "internal", "sensitive"] = "internal"
+    ordering: Literal["none", "per-key", "total"] = "none"
+    missed_events_tolerated: bool = False
+    duplicates_tolerated: bool = True
+    budget: Budget = Budget()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v.strip()
+
+    def as_table(self) -> list[tuple[str, Any]]:
+        """(key, value) in file order, for the report."""
+        rows: list[tuple[str, Any]] = []
+        for key, value in self.model_dump().items():
+            if isinstance(value, dict):
+                rows.extend((f"{key}.{k}", v) for k, v in value.items())
+            else:
+                rows.append((key, value))
+        return rows
+
+
+def parse_requirements(data: dict[str, Any], source: str = "requirements") -> Requirements:
+    """Requirements from a mapping; errors name ``source`` and the key."""
+    try:
+        return Requirements.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, prefix=f"{source}: ")) from None
+
+
+def load_requirements(path: str | Path) -> Requirements:
+    """Read and validate a requirements TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such requirements file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a requirements file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read requirements file ({exc.__class__.__name__})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {str(exc).splitlines()[0]}") from None
+    return parse_requirements(data, source=str(path))
+
+
+def default_requirements(rate_per_s: float | None = None, consumers: int | None = None) -> Requirements:
+    """The profile used when no file is given: the measured workload, a 1 s p99 target, nothing missed."""
+    data: dict[str, Any] = {"name": DEFAULT_NAME, "use_case": "not stated (no requirements file given)"}
+    if rate_per_s and rate_per_s > 0:
+        data["event_rate_per_s"] = float(rate_per_s)
+    if consumers and consumers >= 1:
+        data["consumers"] = int(consumers)
+    return Requirements.model_validate(data)
