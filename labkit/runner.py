@@ -67,6 +67,8 @@ class StyleRun:
     # a cost model can fit the work of the run alone.
     provider_cpu_start_s: float = 0.0
     consumer_cpu_start_s: float = 0.0
+    # A failure run's measurements of its fault (labkit.failures): lost, duplicates, catch-up, ...
+    fault: dict[str, Any] | None = None
 
 
 @dataclass
@@ -165,6 +167,17 @@ def _delivery_rtt_s(db_path: Path) -> float | None:
     return row[0] / 1e9 if row and row[0] is not None else None
 
 
+def wait_for_file(child: Child, path: Path, timeout_s: float = 30.0) -> None:
+    """Wait until a worker has written its first stats file: it is up and polling."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if not child.alive():
+            raise ServerError(f"{child.name} exited during start-up (code {child.popen.returncode}): {child.log_tail()}")
+        if time.monotonic() > deadline:
+            raise ServerError(f"{child.name} did not start within {timeout_s:.0f} s: {child.log_tail()}")
+        time.sleep(0.02)
+
+
 def _read_stats(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -221,6 +234,7 @@ def run_style(style: str, settings: RunSettings, workload: Workload, work_dir: P
                     "seed": settings.workload.seed,
                 },
             )
+            wait_for_file(consumer, stats_path)
         watch = [provider, consumer]
         provider_cpu_start = provider.cpu_s()
         consumer_cpu_start = consumer.cpu_s()
@@ -267,7 +281,8 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         record_us(hist, (received_ns - created_ns) / 1000)
     counters = run.consumer_stats.get("counters", {})
     wire = run.consumer_stats.get("wire", {})
-    requests = int(counters.get("requests", 0))
+    # thin events cost the receiver's fetches too
+    requests = int(counters.get("requests", 0)) + int(counters.get("fetches", 0))
     bytes_total = int(wire.get("bytes_in", 0)) + int(wire.get("bytes_out", 0))
     per = max(expected, 1)
     out: dict[str, Any] = {
@@ -329,21 +344,37 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         out["model"] = model.webhook_model(
             run.delivery_rtt_s or 0.0, batch=settings.batch_max_events, retries_per_event=retries / max(published, 1)
         )
+    if run.fault is not None:
+        out["fault"] = run.fault
     return out
 
 
-def run(settings: RunSettings, *, progress: Progress = _no_progress, run_id: str | None = None, results_dir: Path | None = None, extra: dict[str, Any] | None = None) -> RunResult:
+def run(
+    settings: RunSettings,
+    *,
+    progress: Progress = _no_progress,
+    run_id: str | None = None,
+    results_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
+    work_dir: Path | None = None,
+) -> RunResult:
     """Run every style of ``settings`` on one seeded workload and write the results."""
     workload = build_workload(settings.workload)
     if len(workload) == 0:
         raise RunError("the workload holds no events: raise the rate or the duration")
     run_id = run_id or new_run_id(settings.workload.seed)
     out = Path(results_dir) if results_dir else Path(settings.out_dir) / run_id
-    work_dir = Path(tempfile.mkdtemp(prefix="labkit-"))  # databases hold secrets: never under results/
+    # Databases and settings files hold secrets: never under results/. A caller's work_dir is kept.
+    keep = work_dir is not None
+    work_dir = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="labkit-"))
+    one_style = run_style
+    if settings.fault is not None:  # a failure run: the fault is injected and measured per style
+        from labkit.failures.orchestrator import run_style as one_style
     try:
-        style_runs = [run_style(style, settings, workload, work_dir, progress) for style in settings.styles]
+        style_runs = [one_style(style, settings, workload, work_dir, progress) for style in settings.styles]
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
     wl = settings.workload
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

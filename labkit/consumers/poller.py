@@ -89,7 +89,7 @@ def parse_retry_after(value: str | None) -> float | None:
 class Poller:
     """One consumer of the feed: its name, where it is in the feed, and its timetable."""
 
-    __slots__ = ("index", "consumer", "cursor", "etag", "phase_s", "interval_s", "path", "_base", "_tail")
+    __slots__ = ("_base", "_tail", "consumer", "cursor", "etag", "index", "interval_s", "path", "phase_s")
 
     def __init__(self, index: int, settings: PollerSettings, phase_s: float, cursor: str = "0", etag: str | None = None) -> None:
         self.index = index
@@ -186,14 +186,19 @@ class Fleet:
         self.store = RecordStore(s.db_path)
         stored = self.store.cursors()
         rng = random.Random(s.seed)
+        # Timetabled pollers start at a uniform phase in [0, T), the model's assumption. Long
+        # pollers keep a request outstanding, so they only spread their first connects (<= 1 s).
+        spread = min(s.interval_s, 1.0) if s.long_poll_wait_s > 0 and not s.snapshot else s.interval_s
         for i in range(s.pollers):
             cursor, etag = stored.get(f"p{i}", ("0", None))
-            self.pollers.append(Poller(i, s, rng.uniform(0, s.interval_s), cursor, etag))
+            self.pollers.append(Poller(i, s, rng.uniform(0, spread), cursor, etag))
             if s.snapshot and cursor.isdigit():
                 self.last_version[i] = int(cursor)
         headers = {"authorization": f"Bearer {s.api_key}", "accept": "application/json", "user-agent": "labkit-poller"}
         # Loading the CA bundle takes ~20 ms: once for the fleet, not once per client.
         tls = httpx.create_ssl_context()
+        if s.ca_file:  # a lab provider serving HTTPS with a locally made CA (labkit.tls)
+            tls.load_verify_locations(cafile=s.ca_file)
         if s.http_client == "raw":
             self.clients = [
                 Connection(s.base_url, self.wire, headers=headers, timeout=self.timeout, ssl_context=tls) for _ in range(s.pollers)
@@ -229,7 +234,8 @@ class Fleet:
             delay = intended - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self.lateness.record((loop.time() - intended) * 1e6)
+            started = loop.time()
+            self.lateness.record((started - intended) * 1e6)
             self.polls += 1
             outcome, retry_after = await (self.poll_snapshot(p, client) if s.snapshot else self.poll(p, client))
             if outcome == THROTTLED and retry_after:
@@ -242,9 +248,15 @@ class Fleet:
             now = loop.time()
             if long_poll:
                 # The provider held the request, or Retry-After was already slept: ask again at
-                # once. After a failure, wait one interval rather than hammer a sick provider.
-                waited = outcome in (NEWS, EMPTY) or (outcome == THROTTLED and retry_after)
-                intended = now if waited else now + p.interval_s
+                # once. After a failure, wait one interval rather than hammer a sick provider;
+                # and a provider that answers "nothing" without holding gets no more than one
+                # empty poll per min(interval, wait), not a busy loop.
+                if outcome == NEWS or (outcome == THROTTLED and retry_after):
+                    intended = now
+                elif outcome == EMPTY:
+                    intended = max(now, started + min(p.interval_s, s.long_poll_wait_s))
+                else:
+                    intended = now + p.interval_s
                 continue
             intended += p.interval_s
             if intended < now:  # the poll overran one or more ticks: skip them, do not bunch up
@@ -363,6 +375,7 @@ async def run_fleet(settings: PollerSettings, stop: asyncio.Event) -> FleetResul
     started = loop.time()
     fleet.open()
     tasks: list[asyncio.Task[None]] = []
+    freezer: asyncio.TimerHandle | None = None
     try:
         fleet.stats.start()
         t0 = loop.time()
@@ -379,7 +392,7 @@ async def run_fleet(settings: PollerSettings, stop: asyncio.Event) -> FleetResul
             if task is not stopper and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
-        if tasks:
+        if freezer is not None:
             freezer.cancel()
             gc.unfreeze()
         for task in tasks:

@@ -32,7 +32,7 @@ class TransportError(Exception):
 class Response:
     """The parts of a response a poller reads; header names are lower-case."""
 
-    __slots__ = ("status_code", "headers", "content")
+    __slots__ = ("content", "headers", "status_code")
 
     def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
         self.status_code = status_code

@@ -24,6 +24,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -72,7 +73,7 @@ class RecordStore:
     def close(self) -> None:
         self._con.close()
 
-    def __enter__(self) -> "RecordStore":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -36,7 +36,7 @@ class Latency:
     the percentiles from one pass of ``get_percentile_to_value_dict``.
     """
 
-    __slots__ = ("hist", "count", "sum_us")
+    __slots__ = ("count", "hist", "sum_us")
 
     def __init__(self) -> None:
         self.hist: HdrHistogram = new_histogram()
@@ -101,13 +101,19 @@ class StatsWriter:
             "counters": self._counters(),
         }
 
+    def _encode(self) -> bytes:
+        return orjson.dumps(self.snapshot(), option=orjson.OPT_NON_STR_KEYS)
+
     def write(self) -> None:
         """Write the file now (a no-op without a path)."""
         if self.path:
-            write_atomic(self.path, orjson.dumps(self.snapshot(), option=orjson.OPT_NON_STR_KEYS))
+            write_atomic(self.path, self._encode())
 
     def start(self) -> None:
+        """Write the file at once (a sign of life the runner can wait for), then every ``every_s``."""
         if self.path and self._task is None:
+            with contextlib.suppress(OSError):
+                self.write()
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"{self.role}-stats")
 
     async def stop(self) -> None:
@@ -121,9 +127,14 @@ class StatsWriter:
             self.write()
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.path is not None
         while True:
             await asyncio.sleep(self._every_s)
+            data = self._encode()  # the counters are read on the loop, consistent with each other
             try:
-                self.write()
+                # The file system can block for hundreds of ms under I/O load; the event loop
+                # (and a fleet's timetable) must not wait for it.
+                await loop.run_in_executor(None, write_atomic, self.path, data)
             except OSError:  # a full disk or a removed directory must not kill the consumer
                 pass

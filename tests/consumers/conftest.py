@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import uvicorn
@@ -20,19 +20,27 @@ API_KEY = "lab-key"
 class ServerThread:
     """Serves an ASGI app with uvicorn on 127.0.0.1 (a free port) in a background thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **config_kwargs: Any) -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=1
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            **config_kwargs,
         )
+        self.scheme = "https" if config_kwargs.get("ssl_certfile") else "http"
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.port = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:

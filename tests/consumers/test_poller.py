@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -155,7 +154,9 @@ async def test_connection_errors_are_counted_not_fatal(tmp_path: Path) -> None:
     stop.set()
     result = await asyncio.wait_for(task, 10)
     assert result.counters["errors"] >= 1
-    assert result.counters["errors"] == result.counters["requests"]
+    # Every finished request failed; the one in flight at stop was cancelled, not counted.
+    assert result.counters["requests"] - 1 <= result.counters["errors"] <= result.counters["requests"]
+    assert result.counters["rtt"]["mean"] is None
 
 
 async def test_long_poll_asks_again_at_once_and_stops_promptly(feed: tuple[Feed, ServerThread], tmp_path: Path, kind: str) -> None:
@@ -180,11 +181,12 @@ async def test_long_poll_asks_again_at_once_and_stops_promptly(feed: tuple[Feed,
 async def test_adaptive_backs_off_when_empty(feed: tuple[Feed, ServerThread], tmp_path: Path, kind: str) -> None:
     f, server = feed
     f.publish(1)
-    s = settings_for(server, tmp_path, kind, interval_s=0.02, adaptive=True, max_interval_s=0.16)
+    s = settings_for(server, tmp_path, kind, interval_s=0.05, adaptive=True, max_interval_s=0.4)
     await run_until(s, lambda: len(f.requests) >= 6)
     gaps = [b["t"] - a["t"] for a, b in zip(f.requests, f.requests[1:])]
-    # Each empty poll doubles the interval (0.04, 0.08, 0.16, 0.16 ...): the gaps grow, never below the timetable.
-    assert gaps[2] >= 0.08 - 0.01 and gaps[3] >= 0.16 - 0.01
+    # News, then empty polls doubling the interval up to the cap: gaps 0.05, 0.1, 0.2, 0.4, 0.4.
+    # (Lower bounds with slack: an open-loop poll can start a little late, never early.)
+    assert gaps[2] > 0.15 and gaps[3] > 0.3 and gaps[4] > 0.3
 
 
 async def test_snapshot_mode_records_versions(feed: tuple[Feed, ServerThread], tmp_path: Path, kind: str) -> None:
@@ -238,7 +240,7 @@ async def test_module_entry_stops_cleanly_on_sigterm(feed: tuple[Feed, ServerThr
     s = settings_for(server, tmp_path, kind, stats_path=str(tmp_path / "stats.json"))
     settings_file = tmp_path / "settings.json"
     settings_file.write_text(s.model_dump_json())
-    proc = subprocess.Popen([sys.executable, "-m", "labkit.consumers.poller", str(settings_file)], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "labkit.consumers.poller", str(settings_file)], stderr=subprocess.PIPE)  # noqa: ASYNC220
     try:
         assert await wait_until(lambda: counts(s) == {"p0": 3}, timeout=20)
         proc.send_signal(signal.SIGTERM)
@@ -255,6 +257,6 @@ async def test_module_entry_stops_cleanly_on_sigterm(feed: tuple[Feed, ServerThr
 def test_module_entry_rejects_bad_settings(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"base_url": "http://127.0.0.1:1", "pollers": 0}))
-    proc = subprocess.run([sys.executable, "-m", "labkit.consumers.poller", str(bad)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-m", "labkit.consumers.poller", str(bad)], capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2
     assert "pollers" in proc.stderr and "Traceback" not in proc.stderr
