@@ -105,18 +105,18 @@ def compare(
 
     with _stderr_progress() as bar:
         result = runner.run(settings, progress=bar.update)
+    paths = None
     if report:
-        try:
-            from labkit.report import write_report
+        from labkit.report import write_report
 
-            write_report([result.results_dir], out_dir=result.results_dir / "report")
-        except ImportError:
-            pass
+        paths = write_report([result.results_dir], out_dir=result.results_dir / "report")
     if as_json:
         keep = ("schema_version", "run_id", "results_dir", "workload", "styles")
         _emit_json({k: result.summary[k] for k in keep})
     else:
         render_summary(result.summary)
+        if paths is not None:
+            typer.echo(f"report: {paths.html}")
 
 
 @serve_app.command("provider")

@@ -69,6 +69,9 @@ class StyleRun:
     consumer_cpu_start_s: float = 0.0
     # A failure run's measurements of its fault (labkit.failures): lost, duplicates, catch-up, ...
     fault: dict[str, Any] | None = None
+    # Poller counters over the publishing window only: the polls before the first
+    # event and during the drain are an artefact of the run's edges, not of polling.
+    window_counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,6 +170,15 @@ def _delivery_rtt_s(db_path: Path) -> float | None:
     return row[0] / 1e9 if row and row[0] is not None else None
 
 
+WINDOW_COUNTERS = ("polls", "empty_polls", "not_modified", "requests")
+
+
+def _window_ratio(window: dict[str, int], num: str, den: str, fallback: float | None) -> float | None:
+    """num/den over the publishing window, when the window saw any; else the whole-run figure."""
+    d = window.get(den, 0)
+    return window.get(num, 0) / d if d > 0 else fallback
+
+
 def wait_for_file(child: Child, path: Path, timeout_s: float = 30.0) -> None:
     """Wait until a worker has written its first stats file: it is up and polling."""
     deadline = time.monotonic() + timeout_s
@@ -238,7 +250,10 @@ def run_style(style: str, settings: RunSettings, workload: Workload, work_dir: P
         watch = [provider, consumer]
         provider_cpu_start = provider.cpu_s()
         consumer_cpu_start = consumer.cpu_s()
+        before = _read_stats(stats_path).get("counters", {})
         ids, errors, lateness = asyncio.run(_publish(provider.url, workload, progress, style))
+        after = _read_stats(stats_path).get("counters", {})
+        window = {k: int(after.get(k, 0)) - int(before.get(k, 0)) for k in WINDOW_COUNTERS}
         if errors and not ids:
             raise RunError(f"{style}: the provider accepted none of {len(workload)} events: {provider.log_tail()}")
         drained, drain_s = asyncio.run(_drain(consumer_db, consumers, len(ids), settings.drain_timeout_s, progress, style, watch))
@@ -268,6 +283,7 @@ def run_style(style: str, settings: RunSettings, workload: Workload, work_dir: P
         events=rows,
         provider_cpu_start_s=provider_cpu_start,
         consumer_cpu_start_s=consumer_cpu_start,
+        window_counters=window if style == "polling" else {},
     )
 
 
@@ -294,6 +310,7 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         "duplicates": int(counters.get("duplicates", 0)) + int(counters.get("duplicate_events", 0)),
         "requests": requests,
         "requests_per_event": requests / per,
+        "requests_per_event_whole_run": requests / per,
         "bytes_total": bytes_total,
         "bytes_in": int(wire.get("bytes_in", 0)),
         "bytes_out": int(wire.get("bytes_out", 0)),
@@ -319,7 +336,10 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
                 "polls": polls,
                 "empty_polls": empty,
                 "not_modified": int(counters.get("not_modified", 0)),
-                "empty_poll_ratio": empty / polls if polls else None,
+                "empty_poll_ratio": _window_ratio(run.window_counters, "empty_polls", "polls", empty / polls if polls else None),
+                "polls_in_window": run.window_counters.get("polls"),
+                # steady state: the requests of the publishing window per event (the edges are not polling's cost)
+                "requests_per_event": run.window_counters["requests"] / per if run.window_counters.get("requests", 0) > 0 else requests / per,
                 "throttled": int(counters.get("throttled", 0)),
                 "poll_lateness_ms": counters.get("lateness"),
                 "rtt_ms": counters.get("rtt"),
