@@ -3,18 +3,23 @@
 From measured runs (rows of ``load_results``), for each style and each cost
 (provider CPU-seconds, consumer CPU-seconds, bytes on the wire) it fits
 
-    cost = per_request * requests + per_event * events  [+ per_run]
+    cost = per_request * requests + per_event * deliveries
+           [+ per_published * published events] [+ per_run]
 
-by least squares over the runs, where ``events`` counts deliveries (an event
-times each consumer that got it) and CPU excludes what the processes had
-spent on start-up before the first event was published. ``project`` scales
-the fitted costs to a load this machine cannot run (100,000 consumers at
-50 events/s) and labels the answer a projection, with the runs and the fit
-it came from.
+by least squares over the runs (coefficients held >= 0). ``deliveries``
+counts an event once for each consumer that got it; ``published`` counts it
+once (the provider accepts and stores it once, however many consumers
+follow). CPU leaves out what a process had spent on start-up before the
+first event was published; ``per_run`` catches the start-up a reading
+missed. ``project`` scales the fitted costs to a load this machine cannot
+run (100,000 consumers at 50 events/s) and labels the answer a projection,
+with the runs and the fit it came from.
 
-When the runs cannot tell two costs apart (every run had the same requests
-per event, as push without batching always does), the fit folds the
-per-request cost into the per-event cost and says so in ``note``.
+Runs can only separate costs that vary independently across them: every
+push run without batching has one request per delivery, every run with one
+consumer one delivery per published event. A cost the runs cannot tell
+apart is folded into the per-delivery cost, and ``note`` says so and which
+sweep would separate it.
 """
 
 from __future__ import annotations
@@ -39,30 +44,46 @@ QUANTITIES: dict[str, tuple[str, str | None, str]] = {
 # Normalised columns closer than this to parallel cannot be told apart.
 CONDITION_TOLERANCE = 0.01
 
+_TERM_NAMES = {"requests": "per_request", "events": "per_event", "published": "per_published", "run": "per_run"}
+# When the runs cannot separate every cost, drop (fold into per_event) the first of these that helps.
+_DROP_ORDER = ("published", "run", "requests")
+
+_FOLDED_REQUESTS = (
+    "requests and deliveries were proportional in these runs, so the per-request cost is folded into the "
+    "per-event cost; vary requests per event (lambda T, batching) to separate them"
+)
+_FOLDED_PUBLISHED = (
+    "every run delivered each event to the same number of consumers, so accepting a published event is "
+    "folded into the per-delivery cost (a projection to many consumers overstates it); sweep the number "
+    "of consumers to separate them"
+)
+
 
 @dataclass(frozen=True)
 class CostFit:
-    """One fitted cost of one style: what a request, an event and a run add."""
+    """One fitted cost of one style: what a request, a delivery, a published event and a run add."""
 
     style: str
     quantity: str
     unit: str
     per_request: float
     per_event: float
+    per_published: float
     per_run: float
     r2: float
     runs: int
     terms: tuple[str, ...]
     note: str = ""
 
-    def predict(self, requests: float, events: float, runs: float = 0.0) -> float:
-        return self.per_request * requests + self.per_event * events + self.per_run * runs
+    def predict(self, requests: float, events: float, published: float = 0.0, runs: float = 0.0) -> float:
+        return self.per_request * requests + self.per_event * events + self.per_published * published + self.per_run * runs
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "unit": self.unit,
             "per_request": self.per_request,
             "per_event": self.per_event,
+            "per_published": self.per_published,
             "per_run": self.per_run,
             "r2": self.r2,
             "runs": self.runs,
@@ -99,7 +120,7 @@ class Calibration:
 
 
 def fit_costs(results_df: pd.DataFrame, *, per_run: bool | None = None) -> Calibration:
-    """Fit per-request and per-event costs for each style over the runs in ``results_df``.
+    """Fit per-request, per-delivery and per-published-event costs for each style over the runs.
 
     ``per_run`` adds a fixed cost per run. By default CPU gets one (a start-up
     reading misses what a consumer spends before it is first measured, such
@@ -112,24 +133,32 @@ def fit_costs(results_df: pd.DataFrame, *, per_run: bool | None = None) -> Calib
         raise ResultsError(f"cannot calibrate: the results lack {', '.join(sorted(missing)) or 'rows'}")
     fits: dict[str, dict[str, CostFit]] = {}
     for style, part in results_df.groupby("style", sort=False):
-        fits[str(style)] = {}
+        published = part["published"] if "published" in part.columns else part["delivered"]
+        style_fits: dict[str, CostFit] = {}
         for quantity, (column, start_column, unit) in QUANTITIES.items():
             if column not in part.columns:
                 continue
             y = part[column].astype(float)
             if start_column and start_column in part.columns:
                 y = y - part[start_column].fillna(0.0).astype(float)
-            data = pd.DataFrame({"requests": part["requests"].astype(float), "events": part["delivered"].astype(float), "y": y}).dropna()
+            data = pd.DataFrame(
+                {
+                    "requests": part["requests"].astype(float),
+                    "events": part["delivered"].astype(float),
+                    "published": published.astype(float),
+                    "y": y,
+                }
+            ).dropna()
             data = data[data["events"] > 0]
             if data.empty:
                 continue
             with_run = unit != "bytes" if per_run is None else per_run
-            fits[str(style)][quantity] = _fit(str(style), quantity, unit, data, with_run)
-        if not fits[str(style)]:
-            del fits[str(style)]
+            style_fits[quantity] = _fit(str(style), quantity, unit, data, with_run)
+        if style_fits:
+            fits[str(style)] = style_fits
     if not fits:
         raise ResultsError("cannot calibrate: no run delivered any event")
-    runs = tuple(str(r) for r in dict.fromkeys(results_df.get("run_id", pd.Series(dtype=str)).dropna()))
+    runs = tuple(str(r) for r in dict.fromkeys(results_df["run_id"].dropna())) if "run_id" in results_df.columns else ()
     machine = {}
     for key in ("env.cpu_model", "env.cpu_count", "env.labkit"):
         if key in results_df.columns and results_df[key].notna().any():
@@ -137,17 +166,33 @@ def fit_costs(results_df: pd.DataFrame, *, per_run: bool | None = None) -> Calib
     return Calibration(fits=fits, source_runs=runs, machine=machine)
 
 
+def _candidates(wanted: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Subsets of ``wanted`` that keep the per-event term: largest first, then by what they drop."""
+    optional = [t for t in wanted if t != "events"]
+    subsets = []
+    for k in range(len(optional), -1, -1):
+        for keep in itertools.combinations(optional, k):
+            dropped = [t for t in optional if t not in keep]
+            cost = sorted(_DROP_ORDER.index(t) for t in dropped)
+            subsets.append((-k, cost, tuple(t for t in wanted if t == "events" or t in keep)))
+    return [terms for _, _, terms in sorted(subsets)]
+
+
 def _fit(style: str, quantity: str, unit: str, data: pd.DataFrame, per_run: bool) -> CostFit:
-    columns = {"requests": data["requests"].to_numpy(), "events": data["events"].to_numpy(), "run": np.ones(len(data))}
-    candidates: list[tuple[str, ...]] = [("requests", "events", "run"), ("events", "run")] if per_run else []
-    candidates += [("requests", "events"), ("events",)]
+    columns = {
+        "requests": data["requests"].to_numpy(),
+        "events": data["events"].to_numpy(),
+        "published": data["published"].to_numpy(),
+        "run": np.ones(len(data)),
+    }
+    wanted = ("requests", "events", "published") + (("run",) if per_run else ())
     y = data["y"].to_numpy()
-    for terms in candidates:
+    for terms in _candidates(wanted):
         x = np.column_stack([columns[t] for t in terms])
         if len(data) >= len(terms) and _well_conditioned(x):
             break
     values, clamped = _nonnegative_lstsq(x, y, terms)
-    fitted = x @ np.array([values.get(t, 0.0) for t in terms])
+    fitted = x @ np.array([values[t] for t in terms])
     ss_res = float(np.sum((y - fitted) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     if ss_tot > 0:
@@ -159,11 +204,16 @@ def _fit(style: str, quantity: str, unit: str, data: pd.DataFrame, per_run: bool
         notes.append(f"a negative fit for {', '.join(clamped)} was held at zero (a cost is never negative)")
     if "requests" not in terms:
         if not _well_conditioned(np.column_stack([columns["requests"], columns["events"]])):
-            notes.append(_FOLDED)
+            notes.append(_FOLDED_REQUESTS)
         elif "run" in terms:
             notes.append("requests were about the same in every run, so their cost is folded into the per-run cost")
         else:
             notes.append("too few runs to separate per-request from per-event costs; both are in the per-event cost")
+    if "published" not in terms:
+        if not _well_conditioned(np.column_stack([columns["published"], columns["events"]])):
+            notes.append(_FOLDED_PUBLISHED)
+        else:
+            notes.append("too few runs to separate published events from deliveries; both are in the per-event cost")
     if per_run and "run" not in terms:
         notes.append("no per-run cost could be told apart from the others with these runs")
     if len(data) == len(terms):
@@ -174,6 +224,7 @@ def _fit(style: str, quantity: str, unit: str, data: pd.DataFrame, per_run: bool
         unit=unit,
         per_request=values.get("requests", 0.0),
         per_event=values.get("events", 0.0),
+        per_published=values.get("published", 0.0),
         per_run=values.get("run", 0.0),
         r2=r2,
         runs=len(data),
@@ -182,14 +233,8 @@ def _fit(style: str, quantity: str, unit: str, data: pd.DataFrame, per_run: bool
     )
 
 
-_FOLDED = (
-    "requests and events were proportional in these runs, so the per-request cost is folded into the "
-    "per-event cost; vary requests per event (lambda T, batching) to separate them"
-)
-
-
 def _nonnegative_lstsq(x: np.ndarray, y: np.ndarray, terms: tuple[str, ...]) -> tuple[dict[str, float], list[str]]:
-    """Least squares with every coefficient >= 0: with three terms at most, try each subset."""
+    """Least squares with every coefficient >= 0: with four terms at most, try each subset."""
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     if np.all(coef >= 0):
         return dict(zip(terms, (float(c) for c in coef))), []
@@ -204,9 +249,6 @@ def _nonnegative_lstsq(x: np.ndarray, y: np.ndarray, terms: tuple[str, ...]) -> 
                 best = (res, {terms[i]: float(c) for i, c in zip(keep, sub)})
     values = best[1] if best else {}
     return {t: values.get(t, 0.0) for t in terms}, [_TERM_NAMES[t] for t in terms if t not in values]
-
-
-_TERM_NAMES = {"requests": "per_request", "events": "per_event", "run": "per_run"}
 
 
 def _well_conditioned(x: np.ndarray) -> bool:
@@ -232,16 +274,17 @@ def project(
 ) -> dict[str, Any]:
     """Cores, servers and bandwidth each calibrated style needs at a scale this machine cannot run.
 
-    Requests per event come from the model (1/B for push, 1/(lambda T) or
-    the long-poll form for polling); costs from the calibration's fits.
-    Start-up costs (``per_run``) are left out: they do not grow with load.
+    ``consumers`` each follow one stream of ``rate_per_s`` events. Requests
+    per event come from the model (1/B for push, 1/(lambda T) or the
+    long-poll form for polling); costs from the calibration's fits. Start-up
+    costs (``per_run``) are left out: they do not grow with load.
     """
     if consumers < 1 or rate_per_s <= 0 or poll_interval_s <= 0:
         raise ValueError("consumers, rate and poll interval must be positive")
     if not 0 < target_utilisation <= 1:
         raise ValueError("target_utilisation is a fraction in (0, 1]")
     per_server = cores_per_server or int(calibration.machine.get("cpu_count") or 8)
-    events_per_s = consumers * rate_per_s
+    deliveries_per_s = consumers * rate_per_s
     styles: dict[str, Any] = {}
     for style in calibration.styles:
         if style == "webhook":
@@ -249,22 +292,26 @@ def project(
             variant = f"push, {batch} event(s) per request" + (f", {retries_per_event} retries per event" if retries_per_event else "")
         elif long_poll_wait_s > 0:
             rpe = model.long_poll_requests_per_event(rate_per_s, long_poll_wait_s)
-            variant = f"long polling, waits up to {long_poll_wait_s} s"
+            variant = f"long polling, waits up to {long_poll_wait_s:g} s"
         else:
             rpe = model.polling_requests_per_event(rate_per_s, poll_interval_s, page_limit)
-            variant = f"polling every {poll_interval_s} s"
-        requests_per_s = events_per_s * rpe
-        out: dict[str, Any] = {"kind": "projection", "variant": variant, "requests_per_event": rpe, "requests_per_s": requests_per_s, "events_per_s": events_per_s}
+            variant = f"polling every {poll_interval_s:g} s"
+        requests_per_s = deliveries_per_s * rpe
+        out: dict[str, Any] = {
+            "kind": "projection",
+            "variant": variant,
+            "requests_per_event": rpe,
+            "requests_per_s": requests_per_s,
+            "events_per_s": deliveries_per_s,
+            "published_per_s": rate_per_s,
+        }
         notes = []
-        for quantity in QUANTITIES:
-            fit = calibration.fits[style].get(quantity)
-            if fit is None:
-                continue
-            per_s = fit.predict(requests_per_s, events_per_s)
+        for quantity, fit in calibration.fits[style].items():
+            per_s = fit.predict(requests_per_s, deliveries_per_s, rate_per_s)
             if fit.note:
                 notes.append(f"{quantity}: {fit.note}")
             if quantity == "bytes":
-                out["bytes_per_event"] = fit.predict(rpe, 1.0)
+                out["bytes_per_event"] = per_s / deliveries_per_s
                 out["bandwidth_bytes_per_s"] = per_s
                 out["bandwidth_gbit_s"] = per_s * 8 / 1e9
             else:
@@ -277,9 +324,10 @@ def project(
     return {
         "kind": "projection",
         "assumes": (
-            "costs grow linearly with requests and events as fitted on the calibration runs, on machines like "
-            f"the calibration's ({calibration.machine.get('cpu_model', 'unknown CPU')}), at {target_utilisation:.0%} CPU "
-            f"utilisation and {per_server} cores per server; start-up costs left out; requests per event from the model"
+            "costs grow linearly with requests, deliveries and published events as fitted on the calibration runs, "
+            f"on machines like the calibration's ({calibration.machine.get('cpu_model', 'unknown CPU')}), at "
+            f"{target_utilisation:.0%} CPU utilisation and {per_server} cores per server; start-up costs left out; "
+            "requests per event from the model"
         ),
         "inputs": {
             "consumers": consumers,

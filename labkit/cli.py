@@ -210,4 +210,6 @@ def main(argv: Optional[list[str]] = None) -> None:
     except LabkitError as exc:
         sys.stderr.write(f"labkit: error: {exc}\n")
         sys.exit(exc.exit_code)
+    if rv == 130:  # typer's click turns Ctrl-C into a return code
+        sys.stderr.write("labkit: interrupted; every process it started was stopped\n")
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -88,8 +88,20 @@ class Experiment:
 
 
 def point_id(settings: RunSettings) -> str:
-    """A stable id from everything that shapes a run (not where it is written)."""
-    data = settings.model_dump(mode="json", exclude={"out_dir"})
+    """A stable id from the settings that shape a run, not where it is written.
+
+    Only settings that differ from labkit's defaults count, so a setting added
+    to a later labkit (with a default) leaves finished sweeps finished. The
+    flip side: a changed default does not rerun a point by itself (``--force``).
+    """
+    full = settings.model_dump(mode="json", exclude={"out_dir"})
+    base = RunSettings().model_dump(mode="json", exclude={"out_dir"})
+    # Compared key by key at two levels, each value whole: a nested plan (a fault,
+    # say) keeps every field, its discriminating ``kind`` included.
+    data = {k: v for k, v in full.items() if k != "workload" and (k not in base or v != base[k])}
+    workload = {k: v for k, v in full["workload"].items() if k not in base["workload"] or v != base["workload"][k]}
+    if workload:
+        data["workload"] = workload
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
 from labkit import model
 
@@ -65,16 +67,33 @@ def _plain_number(x: float, _pos: Any = None) -> str:
     return f"{x:g}"
 
 
+def _log_axis(axis: Axis) -> None:
+    """A log axis labelled 1, 2, 5, 10, 20, ... in plain numbers (no 6 x 10^2)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(_plain_number))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _legend_below(ax: Axes, ncol: int = 2) -> None:
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, fontsize="small", frameon=False)
+
+
 def _logspace_around(values: pd.Series, extra: tuple[float, ...] = (), pad: float = 3.0) -> np.ndarray:
     v = [float(x) for x in values.dropna() if x > 0] + [x for x in extra if x > 0]
     lo, hi = (min(v) / pad, max(v) * pad) if v else (0.01, 100.0)
     return np.logspace(math.log10(lo), math.log10(hi), 200)
 
 
-def _lambda_t(df: pd.DataFrame) -> pd.Series:
+def _lambda_t(df: pd.DataFrame, realised: bool = False) -> pd.Series:
+    """lambda T as declared, or as realised: events published / duration x T (a Poisson count varies)."""
+    interval = _col(df, "settings.poll_interval_s", "poll_interval_s")
+    if realised:
+        lt = _col(df, "workload.events") / _col(df, "workload.duration_s") * interval
+        if lt.notna().all():
+            return lt
     lt = _col(df, "workload.lambda_t")
     if lt.isna().all():
-        lt = _col(df, "workload.rate_per_s") * _col(df, "poll_interval_s", "settings.poll_interval_s")
+        lt = _col(df, "workload.rate_per_s") * interval
     return lt
 
 
@@ -109,9 +128,9 @@ def latency_cdf(events_df: pd.DataFrame, *, poll_interval_s: float | None = None
     if poll_interval_s:
         t_ms = poll_interval_s * 1000.0
         x = np.linspace(max(rtt_ms, t_ms * 1e-3), t_ms + rtt_ms, 300)
-        ax.plot(x, np.clip((x - rtt_ms) / t_ms, 0, 1), color=_color("polling"), **MODEL_STYLE, label=f"model: polling delay uniform on [0, T] + RTT (T = {poll_interval_s:g} s)")
+        ax.plot(x, np.clip((x - rtt_ms) / t_ms, 0, 1), color="black", **MODEL_STYLE, label=f"model: polling delay uniform on [0, T] + RTT (T = {poll_interval_s:g} s)")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
+    _log_axis(ax.xaxis)
     ax.set_ylim(0, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("latency: created at the provider -> processed by the consumer (ms, log scale)")
@@ -139,14 +158,17 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
     ]
     model_labelled = False
     for ax, (title, column, model_cols, log) in zip(axes, panels):
+        shown: list[float] = []
         for i, style in enumerate(styles):
             row = _style_rows(df, style)
             value = float(_col(row, column).iloc[0])
             if math.isnan(value):
                 continue
             ax.bar(i, value, color=_color(style, i), width=0.6, label=style)
-            ax.annotate(f"{value:.3g}", (i, value), ha="center", va="bottom", fontsize="small", xytext=(0, 2), textcoords="offset points")
             predicted = _first_value(row, model_cols)
+            top = value if math.isnan(predicted) else max(value, predicted)
+            shown += [value] if math.isnan(predicted) else [value, predicted]
+            ax.annotate(f"{value:.3g}", (i, top), ha="center", va="bottom", fontsize="small", xytext=(0, 3), textcoords="offset points")
             if not math.isnan(predicted):
                 ax.plot([i - 0.4, i + 0.4], [predicted, predicted], color="black", **MODEL_STYLE, label="_nolegend_" if model_labelled else "model")
                 model_labelled = True
@@ -154,9 +176,12 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
         ax.set_title(title, fontsize="medium")
         if log:
             ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(FuncFormatter(_plain_number))
+            _log_axis(ax.yaxis)
+            positive = [v for v in shown if v > 0]
+            if positive:  # a log bar starts at the axis: leave room below the smallest
+                ax.set_ylim(min(positive) / 3, max(positive) * 2)
         else:
-            ax.set_ylim(bottom=0)
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
     lt = float(_lambda_t(df).iloc[0])
     title = "Push against poll, one run"
     if run is not None and not math.isnan(lt):
@@ -204,11 +229,11 @@ def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(_plain_number))
+        _log_axis(axis)
     ax.set_xlabel("poll interval T (s, log scale)")
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Polling latency grows with the poll interval; push does not")
-    ax.legend(fontsize="small")
+    _legend_below(ax)
     return fig
 
 
@@ -228,7 +253,7 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
     if results_df.empty:
         _no_data(ax, "no results")
         return fig
-    df = results_df.assign(_lt=_lambda_t(results_df), _y=_col(results_df, metric))
+    df = results_df.assign(_lt=_lambda_t(results_df, realised=True), _y=_col(results_df, metric))
     batch = _batch(df)
     grid = _logspace_around(df["_lt"], extra=(1.0 / batch,))
     for i, style in enumerate(_styles(df)):
@@ -244,17 +269,17 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
     if crossover is not None and math.isfinite(crossover):
         name = "1/B" if metric == "requests_per_event" else "equal bytes"
         ax.axvline(crossover, color="0.3", linestyle=":", linewidth=1.2, label=f"model crossover: lambda T = {crossover:.3g} ({name})")
-        ax.annotate("push cheaper", (crossover, 0.97), xycoords=("data", "axes fraction"), xytext=(6, 0), textcoords="offset points", ha="left", va="top", fontsize="small", color="0.3")
-        ax.annotate("polling cheaper", (crossover, 0.90), xycoords=("data", "axes fraction"), xytext=(-6, 0), textcoords="offset points", ha="right", va="top", fontsize="small", color="0.3")
+        ax.annotate("<- push cheaper", (crossover, 0.97), xycoords=("data", "axes fraction"), xytext=(-6, 0), textcoords="offset points", ha="right", va="top", fontsize="small", color="0.3")
+        ax.annotate("polling cheaper ->", (crossover, 0.97), xycoords=("data", "axes fraction"), xytext=(6, 0), textcoords="offset points", ha="left", va="top", fontsize="small", color="0.3")
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(_plain_number))
+        _log_axis(axis)
     what = "requests" if metric == "requests_per_event" else "bytes"
-    ax.set_xlabel("lambda T: events per poll interval (log scale)")
+    ax.set_xlabel("lambda T: events per poll interval, as published (log scale)")
     ax.set_ylabel(f"{what} per event per consumer (log scale)")
     ax.set_title(f"{what.capitalize()} per event: polling against push")
-    ax.legend(fontsize="small", loc="lower left")
+    _legend_below(ax)
     return fig
 
 
@@ -296,7 +321,7 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
     fig, (ax,) = _new(width=7.5)
     zapier_lt = model.lambda_t_for_wasted_ratio(model.zapier_wasted_ratio())
     poll = _style_rows(results_df, "polling")
-    lt = _lambda_t(poll)
+    lt = _lambda_t(poll, realised=True)
     ratio = _col(poll, "empty_poll_ratio")
     grid = _logspace_around(lt, extra=(zapier_lt,), pad=2.0)
     ax.plot(grid, np.exp(-grid), color="black", **MODEL_STYLE, label="model: e^(-lambda T) (Poisson arrivals)")
@@ -313,13 +338,13 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
     ax.plot([zapier_lt], [zapier], marker="*", markersize=14, color="#ff7f0e", linestyle="none", label=f"Zapier: {zapier:.1%} of polls empty (lambda T = {zapier_lt:.3f})")
     ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1, label=f"lambda T = 1: {math.exp(-1):.1%} empty")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
+    _log_axis(ax.xaxis)
     ax.set_ylim(-0.02, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("lambda T: events per poll interval (log scale)")
+    ax.set_xlabel("lambda T: events per poll interval, as published (log scale)")
     ax.set_ylabel("polls that found nothing new")
     ax.set_title("Wasted polls against the event rate")
-    ax.legend(fontsize="small", loc="lower left")
+    _legend_below(ax)
     return fig
 
 
@@ -353,12 +378,13 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
             fit = cal.fits.get(style, {}).get(f"{side}_cpu_s") if cal else None
             if fit is not None and n.notna().any():
                 grid = _logspace_around(n, pad=1.5)
-                per_consumer = float(np.nanmedian(delivered / n))
+                published = float(np.nanmedian(delivered / n))  # events each consumer got
                 rpe = float(np.nanmedian(_col(part, "requests") / delivered))
-                model_y = (fit.per_request * rpe + fit.per_event + fit.per_run / (grid * per_consumer)) * 1000.0
+                # per delivery: its requests, itself, its share of the published event and of the run
+                model_y = (fit.per_request * rpe + fit.per_event + fit.per_published / grid + fit.per_run / (grid * published)) * 1000.0
                 ax.plot(grid, model_y, color=_color(style, i), **MODEL_STYLE, label=f"model (calibrated, R^2 {fit.r2:.2f}): {style}")
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
+        _log_axis(ax.xaxis)
         ax.set_ylim(bottom=0)
         ax.set_xlabel("consumers (pollers or subscribers, log scale)")
         ax.set_ylabel(f"{side} CPU per delivered event (ms)")
@@ -389,11 +415,135 @@ def snapshot_fraction(results_df: pd.DataFrame | None = None) -> Figure:
         title = "Snapshot polling misses updates (model only: no snapshot runs)"
     ax.axhline(1.0, color=_color("webhook"), linewidth=1.2, alpha=0.7, label="log feed or push: every update (by construction)")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
+    _log_axis(ax.xaxis)
     ax.set_ylim(0, 1.08)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("lambda T: updates per poll interval (poll interval / publish interval, log scale)")
     ax.set_ylabel("share of updates the poller sees")
     ax.set_title(title)
     ax.legend(fontsize="small", loc="lower left")
+    return fig
+
+
+# -- over time, and per variant (added for the notebooks) ----------------------------------------
+
+
+def latency_timeline(
+    events_df: pd.DataFrame,
+    results_df: pd.DataFrame | None = None,
+    *,
+    poll_interval_s: float | None = None,
+    rtt_ms: float = 0.0,
+    window_s: float | None = None,
+    log: bool = False,
+) -> Figure:
+    """Each event's latency against the time it was created, one panel per style.
+
+    Polling draws a sawtooth: an event created just after a poll waits almost
+    T, one created just before waits almost nothing, so the mean is T/2
+    (drawn dashed from the model with ``poll_interval_s``). Push stays on the
+    floor. With ``results_df`` rows of a failure run, each fault episode
+    (``fault.episodes``: when it began, how long the outage and the catch-up
+    lasted) is shaded. Only the first run in ``events_df`` is drawn;
+    ``window_s`` keeps its first seconds, so single poll periods show.
+    """
+    styles = _styles(events_df) if not events_df.empty else []
+    fig, axes = _new(ncols=max(len(styles), 1), width=6.0 * max(len(styles), 1), height=4.2)
+    if not styles:
+        _no_data(axes[0], "no events")
+        return fig
+    run = events_df["run_id"].iloc[0] if "run_id" in events_df.columns else None
+    df = events_df[events_df["run_id"] == run] if run is not None else events_df
+    top = 0.0
+    for ax, style in zip(axes, styles):
+        part = df[df["style"] == style]
+        t = (part["created_ns"] - part["created_ns"].min()) / 1e9
+        lat = part["latency_us"] / 1000.0
+        if window_s:
+            keep = t <= window_s
+            t, lat = t[keep], lat[keep]
+        color = _color(style)
+        ax.plot(t, lat, marker=STYLE_MARKERS.get(style, "D"), linestyle="none", markersize=4, alpha=0.7, color=color, label=f"{style}: one event")
+        if len(lat):
+            ax.axhline(float(lat.mean()), color=color, linewidth=1.2, label=f"{style}: measured mean {lat.mean():.3g} ms")
+            top = max(top, float(lat.max()))
+        if style == "polling" and poll_interval_s:
+            mean = model.polling_delay_mean_s(poll_interval_s, rtt_ms / 1000) * 1000
+            ax.axhline(mean, color="black", **MODEL_STYLE, label=f"model: mean T/2 + RTT = {mean:.3g} ms (T = {poll_interval_s:g} s)")
+            ax.axhline(poll_interval_s * 1000 + rtt_ms, color="0.5", linestyle=":", linewidth=1.2, label="model: longest wait T + RTT")
+            top = max(top, poll_interval_s * 1000 + rtt_ms)
+        if results_df is not None and not results_df.empty:
+            rows = results_df[(results_df["style"] == style) & ((results_df["run_id"] == run) if run is not None and "run_id" in results_df.columns else True)]
+            episodes = rows["fault.episodes"].iloc[0] if "fault.episodes" in rows.columns and len(rows) else None
+            for i, ep in enumerate(episodes if isinstance(episodes, (list, tuple)) else []):
+                start, outage = float(ep.get("at_s") or 0.0), float(ep.get("outage_s") or 0.0)
+                catch = float(ep.get("catch_up_s") or 0.0)
+                ax.axvspan(start, start + max(outage, 0.02), color="#ff7f0e", alpha=0.25, label=f"{ep.get('what', 'fault')}: outage" if i == 0 else "_nolegend_")
+                if catch > 0:
+                    ax.axvspan(start + outage, start + outage + catch, color="#ff7f0e", alpha=0.08, label="catching up" if i == 0 else "_nolegend_")
+            if len(rows) and "fault.description" in rows.columns:
+                ax.set_title(f"{style}: {rows['fault.description'].iloc[0]}", fontsize="medium")
+        if not ax.get_title():
+            ax.set_title(style, fontsize="medium")
+        ax.set_xlabel("time since the first event (s)")
+        ax.set_ylabel("latency (ms" + (", log scale)" if log else ")"))
+        _legend_below(ax, ncol=1)
+    for ax in axes:
+        if log:
+            ax.set_yscale("log")
+            _log_axis(ax.yaxis)
+        else:
+            ax.set_ylim(0, top * 1.08 if top > 0 else 1)
+    fig.suptitle(f"Latency of each event over the run{f' ({run})' if run is not None else ''}")
+    return fig
+
+
+def variant_bars(results_df: pd.DataFrame) -> Figure:
+    """Delivery variants side by side: mean latency, requests and bytes per event, the model marked.
+
+    One bar per (variant, style) row, named by ``param.variant`` when the
+    runs come from an experiment's variants, coloured by style.
+    """
+    panels = [
+        ("latency mean (ms, log scale)", "latency_ms.mean", "model.latency_mean_ms", True),
+        ("requests per event per consumer", "requests_per_event", "model.requests_per_event", False),
+        ("bytes per event per consumer", "bytes_per_event", None, False),
+    ]
+    fig, axes = _new(ncols=len(panels), width=13.0, height=4.4)
+    if results_df.empty:
+        for ax in axes:
+            _no_data(ax, "no results")
+        return fig
+    df = results_df.reset_index(drop=True)
+    if "param.variant" in df.columns:
+        one_style = df.groupby("param.variant")["style"].nunique().max() == 1
+        names = df["param.variant"].astype(str) if one_style else df["param.variant"].astype(str) + " (" + df["style"].astype(str) + ")"
+    else:
+        names = df["style"].astype(str)
+    y = np.arange(len(df))
+    labelled = False
+    for ax, (title, column, model_column, log) in zip(axes, panels):
+        values = _col(df, column)
+        colors = [_color(str(s)) for s in df["style"]]
+        ax.barh(y, values.fillna(0), color=colors, height=0.6)
+        for yi, v in zip(y, values):
+            if not math.isnan(v):
+                ax.annotate(f"{v:,.0f}" if v >= 1000 else f"{v:.3g}", (v, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize="x-small")
+        if model_column:
+            for yi, m in zip(y, _col(df, model_column)):
+                if not math.isnan(m) and m > 0:
+                    ax.plot([m, m], [yi - 0.4, yi + 0.4], color="black", **MODEL_STYLE, label="_nolegend_" if labelled else "model")
+                    labelled = True
+        ax.set_yticks(y, names if ax is axes[0] else [""] * len(y))
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize="medium")
+        if log:
+            ax.set_xscale("log")
+            _log_axis(ax.xaxis)
+        else:
+            ax.set_xlim(0, max(float(values.max()) * 1.25, 1e-9) if values.notna().any() else 1)
+    handles = [Patch(color=_color(s), label=s) for s in _styles(df)]
+    handles += [h for h in axes[0].get_legend_handles_labels()[0] + axes[1].get_legend_handles_labels()[0] if h.get_label() == "model"][:1]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", frameon=False)
+    fig.suptitle("Delivery variants on one workload")
     return fig

@@ -14,6 +14,7 @@ import asyncio
 import json
 import math
 import shutil
+import signal
 import sqlite3
 import tempfile
 import time
@@ -99,8 +100,14 @@ def _provider_settings(settings: RunSettings, db_path: Path, poll_hint: float) -
     }
 
 
-async def _publish(url: str, workload: Workload, progress: Progress, label: str) -> tuple[list[int], int, dict[str, float | None]]:
-    """Publish every event at its intended time; lateness is measured from that time."""
+async def _publish(
+    url: str, workload: Workload, progress: Progress, label: str, on_window: Callable[[str], Any] | None = None
+) -> tuple[list[int], int, dict[str, float | None]]:
+    """Publish every event at its intended time; lateness is measured from that time.
+
+    ``on_window("start")`` and ``on_window("end")`` run (in a thread) at the start and
+    the end of the workload's time axis, to bracket what consumers did meanwhile.
+    """
     counter = WireCounter()
     lateness = new_histogram()
     ids: list[int | None] = [None] * len(workload)
@@ -125,6 +132,9 @@ async def _publish(url: str, workload: Workload, progress: Progress, label: str)
         tasks = []
         t0 = time.monotonic() + START_DELAY_S
         total = len(workload)
+        if on_window is not None:
+            await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+            await asyncio.to_thread(on_window, "start")
         for i, off in enumerate(workload.offsets_s):
             delay = t0 + off - time.monotonic()
             if delay > 0:
@@ -133,6 +143,9 @@ async def _publish(url: str, workload: Workload, progress: Progress, label: str)
             tasks.append(asyncio.create_task(one(i)))
             if i % 16 == 0:
                 progress(f"{label}: publishing", done, total)
+        if on_window is not None:
+            await asyncio.sleep(max(0.0, t0 + workload.settings.duration_s - time.monotonic()))
+            await asyncio.to_thread(on_window, "end")
         await asyncio.gather(*tasks)
         progress(f"{label}: publishing", total, total)
     return [i for i in ids if i is not None], errors, histogram_summary_ms(lateness)
@@ -188,6 +201,19 @@ def wait_for_file(child: Child, path: Path, timeout_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise ServerError(f"{child.name} did not start within {timeout_s:.0f} s: {child.log_tail()}")
         time.sleep(0.02)
+
+
+def snapshot_stats(child: Child, stats_path: Path, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The poller fleet's counters at this moment: SIGUSR1 makes it write ``<stats>.snap``."""
+    snap = Path(f"{stats_path}.snap")
+    snap.unlink(missing_ok=True)
+    child.popen.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + timeout_s
+    while not snap.exists():
+        if time.monotonic() > deadline or not child.alive():
+            return {}
+        time.sleep(0.001)
+    return _read_stats(snap)
 
 
 def _read_stats(path: Path) -> dict[str, Any]:
@@ -250,10 +276,19 @@ def run_style(style: str, settings: RunSettings, workload: Workload, work_dir: P
         watch = [provider, consumer]
         provider_cpu_start = provider.cpu_s()
         consumer_cpu_start = consumer.cpu_s()
-        before = _read_stats(stats_path).get("counters", {})
-        ids, errors, lateness = asyncio.run(_publish(provider.url, workload, progress, style))
-        after = _read_stats(stats_path).get("counters", {})
-        window = {k: int(after.get(k, 0)) - int(before.get(k, 0)) for k in WINDOW_COUNTERS}
+        snaps: dict[str, dict[str, Any]] = {}
+
+        def bracket(edge: str) -> None:
+            snaps[edge] = snapshot_stats(consumer, stats_path).get("counters", {})
+
+        ids, errors, lateness = asyncio.run(
+            _publish(provider.url, workload, progress, style, bracket if style == "polling" else None)
+        )
+        window = (
+            {k: int(snaps["end"].get(k, 0)) - int(snaps["start"].get(k, 0)) for k in WINDOW_COUNTERS}
+            if len(snaps) == 2
+            else {}
+        )
         if errors and not ids:
             raise RunError(f"{style}: the provider accepted none of {len(workload)} events: {provider.log_tail()}")
         drained, drain_s = asyncio.run(_drain(consumer_db, consumers, len(ids), settings.drain_timeout_s, progress, style, watch))

@@ -25,7 +25,13 @@ import pandas as pd
 
 from labkit.errors import ResultsError
 from labkit.experiments import Experiment, Point
-from labkit.results import SCHEMA_VERSION, SUMMARY, read_summary, summary_rows, write_json
+from labkit.results import (
+    SCHEMA_VERSION,
+    SUMMARY,
+    read_summary,
+    summary_rows,
+    write_json,
+)
 
 TABLE_CSV = "table.csv"
 TABLE_JSON = "table.json"
@@ -89,10 +95,9 @@ def completed_points(exp_dir: Path) -> dict[str, Path]:
         except ResultsError as exc:
             raise ResultsError(f"{exc}; delete that point's folder to run it again") from None
         pid = summary.get("point")
-        if isinstance(pid, str):
-            # Two folders for one point (an older layout, a copy): the newest wins.
-            if pid not in done or path.stat().st_mtime > (done[pid] / SUMMARY).stat().st_mtime:
-                done[pid] = path.parent
+        # Two folders for one point (an older layout, a copy): the newest wins.
+        if isinstance(pid, str) and (pid not in done or path.stat().st_mtime > (done[pid] / SUMMARY).stat().st_mtime):
+            done[pid] = path.parent
     return done
 
 

@@ -125,5 +125,6 @@ def test_ctrl_c_stops_every_process(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err
+    assert "interrupted" in err
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"left running: {[p.pid for p in alive]}"

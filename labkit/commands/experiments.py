@@ -9,6 +9,7 @@ point and rebuild results/<experiment>/table.csv.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ SUMMARY_KEYS = ("schema_version", "run_id", "results_dir", "experiment", "point"
 
 @app.command("run")
 def run_command(
-    file: Path = typer.Argument(..., help="an experiment file, e.g. scenarios/experiments/quick.toml", show_default=False),
+    file: Path = typer.Argument(..., metavar="FILE", help="an experiment file, e.g. scenarios/experiments/quick.toml", show_default=False),
     out: Path = typer.Option(Path("results"), "--out", help="results root; the run goes to OUT/<experiment>/<run-id>/"),
     as_json: bool = typer.Option(False, "--json", help="print only the run's summary JSON on stdout"),
 ) -> None:
@@ -47,7 +48,7 @@ def run_command(
 
 @app.command("sweep")
 def sweep_command(
-    file: Path = typer.Argument(..., help="an experiment file, e.g. scenarios/experiments/wasted-polls.toml", show_default=False),
+    file: Path = typer.Argument(..., metavar="FILE", help="an experiment file, e.g. scenarios/experiments/wasted-polls.toml", show_default=False),
     out: Path = typer.Option(Path("results"), "--out", help="results root; points go to OUT/<experiment>/<run-id>/"),
     force: bool = typer.Option(False, "--force", help="rerun points that already have results"),
     as_json: bool = typer.Option(False, "--json", help="print only the sweep's outcome JSON on stdout"),
@@ -64,8 +65,18 @@ def sweep_command(
         _render(result)
 
 
+# (header, measured column, model column or None)
+HEADLINES = (
+    ("latency ms", "latency_ms.mean", "model.latency_mean_ms"),
+    ("req/event", "requests_per_event", "model.requests_per_event"),
+    ("empty polls", "empty_poll_ratio", "model.empty_poll_ratio"),
+    ("bytes/event", "bytes_per_event", None),
+    ("lost", "lost", None),
+)
+
+
 def _render(result: Any) -> None:
-    """Headline numbers per point and style, measured beside the model."""
+    """Headline numbers per point and style, each measurement beside the model's figure."""
     from rich.console import Console
     from rich.table import Table
 
@@ -79,34 +90,27 @@ def _render(result: Any) -> None:
     for c in params:
         table.add_column(c[len("param.") :])
     table.add_column("style")
-    shown = [
-        ("latency mean ms", "latency_ms.mean", "model.latency_mean_ms"),
-        ("requests/event", "requests_per_event", "model.requests_per_event"),
-        ("empty polls", "empty_poll_ratio", "model.empty_poll_ratio"),
-        ("bytes/event", "bytes_per_event", None),
-        ("lost", "lost", None),
-    ]
-    for label, _, model_col in shown:
-        table.add_column(label + ("\n(model)" if model_col else ""), justify="right")
-    skipped = {o.run_id: o.skipped for o in result.points}
+    for header, _, model_col in HEADLINES:
+        table.add_column(header, justify="right")
+        if model_col:
+            table.add_column("model", justify="right", style="dim")
     for _, row in df.iterrows():
-        cells = [_fmt(row[c]) for c in params] + [str(row["style"])]
-        for _, col, model_col in shown:
-            value = _fmt(_value(row, col))
+        cells = [_fmt(_value(row, c)) for c in params] + [str(row["style"])]
+        for _, col, model_col in HEADLINES:
+            cells.append(_fmt(_value(row, col)))
             if model_col:
-                value += f" ({_fmt(_value(row, model_col))})"
-            cells.append(value)
+                cells.append(_fmt(_value(row, model_col)))
         table.add_row(*cells)
     console = Console()
     console.print(table)
-    ran = sum(1 for s in skipped.values() if not s)
-    console.print(f"{ran} point(s) run, {len(skipped) - ran} already done; table: {result.table}  (model in parentheses)")
+    ran = sum(1 for o in result.points if not o.skipped)
+    console.print(f"{ran} point(s) run, {len(result.points) - ran} already done; table: {result.table}  (model columns are closed forms, not measurements)")
 
 
 def _value(row: Any, col: str) -> Any:
-    import math
-
     value = row.get(col)
     if isinstance(value, float) and math.isnan(value):
         return None
+    if hasattr(value, "item"):
+        return value.item()
     return value

@@ -109,6 +109,12 @@ class StatsWriter:
         if self.path:
             write_atomic(self.path, self._encode())
 
+    def write_snapshot(self) -> None:
+        """Write the counters of this very moment to ``<path>.snap`` (asked for by SIGUSR1)."""
+        if self.path:
+            with contextlib.suppress(OSError):
+                write_atomic(self.path + ".snap", self._encode())
+
     def start(self) -> None:
         """Write the file at once (a sign of life the runner can wait for), then every ``every_s``."""
         if self.path and self._task is None:
