@@ -1,0 +1,611 @@
+"""One capacity run: servers on loopback, Locust with the step shape, CPU samples, the verdict.
+
+``run_capacity(settings)``:
+
+1. starts the servers the scenario needs (``ProcessGroup``: uvicorn children
+   on free 127.0.0.1 ports) and prepares them (events, subscriptions);
+2. runs Locust headless as a subprocess, the scenario's locustfile plus the
+   step-shape locustfile, alone or as a master with W workers on 127.0.0.1,
+   writing its CSV files, HTML report and log into the results directory;
+3. samples the CPU and RSS of every server and Locust process once a second
+   (``resources.csv``);
+4. finds the capacity (``labkit.capacity.analysis``) and writes
+   ``capacity.json`` and ``capacity.png``.
+
+Every loop is bounded: the shape stops at the SLO, ``--max-users`` or the
+time limit, and Locust is killed if it outlives the duration by a margin.
+Every process started here is stopped on the way out, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import httpx
+import pandas as pd
+import psutil
+from pydantic import Field, model_validator
+
+from labkit.capacity import analysis
+from labkit.capacity.fanout import ensure_subscriptions
+from labkit.capacity.lag import LagHistograms
+from labkit.capacity.stepping import default_settle, default_steps
+from labkit.config import DEFAULT_API_KEY, Settings, validated
+from labkit.errors import RunError
+from labkit.procs import ProcessGroup, _die_with_parent, bind_loopback
+from labkit.results import environment, write_json
+from labkit.signing import new_secret
+
+Scenario = Literal["polling", "webhook_ingest", "publish_fanout"]
+
+LOCUST_GRACE_S = 60.0  # beyond the duration, before Locust is killed
+EXPECT_WORKERS_WAIT_S = 30
+SAMPLE_EVERY_S = 1.0
+STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    locustfile: str
+    servers: tuple[str, ...]
+    target: str  # the server Locust's --host points at
+    interval_option: str
+    slo_metric: tuple[str, str] = analysis.AGGREGATED
+    rate_metric: tuple[str, str] = analysis.AGGREGATED
+
+
+SCENARIOS: dict[str, ScenarioSpec] = {
+    "polling": ScenarioSpec("polling.py", ("provider",), "provider", "--poll-interval"),
+    "webhook_ingest": ScenarioSpec("webhook_ingest.py", ("receiver",), "receiver", "--send-interval"),
+    "publish_fanout": ScenarioSpec(
+        "publish_fanout.py", ("receiver", "provider"), "provider", "--send-interval", ("LAG", "delivery"), ("POST", "/events")
+    ),
+}
+
+
+class CapacitySettings(Settings):
+    """One capacity run."""
+
+    scenario: Scenario
+    slo_p99_ms: float = Field(100.0, gt=0, le=600_000)
+    max_failure_ratio: float = Field(0.01, ge=0, le=1)
+    max_users: int = Field(200, ge=1, le=100_000)
+    duration_s: float = Field(60.0, ge=5, le=24 * 3600)
+    workers: int = Field(0, ge=0, le=64)
+    interval_s: float = Field(1.0, gt=0, le=3600, description="seconds between one user's requests (the poll interval T)")
+    step_users: int | None = Field(None, ge=1, le=100_000)
+    step_seconds: float | None = Field(None, ge=2, le=3600)
+    subscriptions: int = Field(3, ge=1, le=100, description="publish_fanout: subscriptions per event")
+    publish_rate: float = Field(1.0, ge=0, le=1000, description="polling: background events per second")
+    prefill_events: int = Field(200, ge=0, le=100_000, description="polling: events in the log before the run")
+    out_dir: str = "results"
+    scenarios_dir: str | None = None
+    server_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="overrides per server role")
+
+    @model_validator(mode="after")
+    def _steps(self) -> CapacitySettings:
+        if self.step_seconds is not None and self.step_seconds > self.duration_s:
+            raise ValueError("step_seconds: must not exceed the duration")
+        unknown = sorted(set(self.server_settings) - {"provider", "receiver"})
+        if unknown:
+            raise ValueError(f"server_settings: unknown server {unknown[0]!r}")
+        return self
+
+    def plan(self) -> tuple[int, float, float]:
+        """(step_users, step_seconds, settle_seconds)."""
+        users, seconds = default_steps(self.max_users, self.duration_s, self.step_seconds)
+        users = min(self.step_users or users, self.max_users)
+        # New users start within one interval (their phases are spread over it): wait that long.
+        settle = max(default_settle(seconds), min(self.interval_s, seconds / 2))
+        return users, seconds, settle
+
+
+@dataclass
+class CapacityResult:
+    summary: dict[str, Any]
+    steps: pd.DataFrame
+    results_dir: Path
+
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+@dataclass
+class LocustProcess:
+    name: str
+    role: str
+    popen: subprocess.Popen[bytes]
+
+
+@dataclass
+class LocustFleet:
+    """Locust master (or the single local runner) and its workers; stopped on exit."""
+
+    processes: list[LocustProcess] = field(default_factory=list)
+
+    def start(self, name: str, role: str, cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> LocustProcess:
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches labkit, which stops Locust in order
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        proc = LocustProcess(name, role, popen)
+        self.processes.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for p in reversed(self.processes):
+            if p.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.popen.send_signal(signal.SIGTERM)
+        for p in reversed(self.processes):
+            try:
+                p.popen.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait(timeout=STOP_GRACE_S)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+
+class ResourceSampler:
+    """CPU (% of one core) and RSS of the run's processes, once a second, into a CSV file."""
+
+    COLUMNS = ("timestamp", "process", "role", "pid", "cpu_percent", "rss_bytes")
+
+    def __init__(self, path: Path, every_s: float = SAMPLE_EVERY_S) -> None:
+        self.path = path
+        self.every_s = every_s
+        self._procs: dict[str, tuple[str, psutil.Process]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
+
+    def add(self, name: str, role: str, pid: int) -> None:
+        try:
+            proc = psutil.Process(pid)
+            proc.cpu_percent(None)  # the first call only primes the counter
+        except psutil.Error:
+            return
+        with self._lock:
+            self._procs[name] = (role, proc)
+
+    def __enter__(self) -> Self:
+        psutil.cpu_percent(None)
+        self._file = open(self.path, "w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self.COLUMNS)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._file.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            now = round(time.time(), 3)
+            rows = [[now, "host", "host", 0, psutil.cpu_percent(None), psutil.virtual_memory().used]]
+            with self._lock:
+                procs = list(self._procs.items())
+            for name, (role, proc) in procs:
+                try:
+                    with proc.oneshot():
+                        rows.append([now, name, role, proc.pid, proc.cpu_percent(None), proc.memory_info().rss])
+                except psutil.Error:
+                    continue  # exited
+            self._writer.writerows(rows)
+            self._file.flush()
+
+
+class BackgroundPublisher:
+    """Publishes events at a modest fixed rate while pollers run, so some polls find news."""
+
+    def __init__(self, url: str, rate_per_s: float) -> None:
+        self.url = url
+        self.rate = rate_per_s
+        self.published = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="background-publisher", daemon=True)
+
+    def __enter__(self) -> Self:
+        if self.rate > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        period = 1.0 / self.rate
+        due = time.monotonic()
+        with httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=5.0) as client:
+            while not self._stop.wait(max(0.0, due - time.monotonic())):
+                due += period  # a fixed timetable, not "sleep after each publish"
+                try:
+                    r = client.post("/events", json={"type": "capacity.background", "payload": {"n": self.published}})
+                    self.published += r.status_code == 201
+                    self.errors += r.status_code != 201
+                except httpx.HTTPError:
+                    self.errors += 1
+
+
+def prefill(url: str, count: int) -> int:
+    """Publish ``count`` events; returns the id of the last one (the feed's head)."""
+    head = 0
+    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=10.0) as client:
+        for i in range(count):
+            r = client.post("/events", json={"type": "capacity.prefill", "payload": {"n": i, "pad": "x" * 200}})
+            if r.status_code != 201:
+                raise RunError(f"could not pre-fill the provider: HTTP {r.status_code} {r.text[:200]}")
+            head = int(r.json()["id"])
+    return head
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def new_capacity_run_id(scenario: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{scenario}"
+
+
+def scenarios_dir(settings: CapacitySettings) -> Path:
+    if settings.scenarios_dir:
+        path = Path(settings.scenarios_dir)
+    elif os.environ.get("LABKIT_SCENARIOS_DIR"):
+        path = Path(os.environ["LABKIT_SCENARIOS_DIR"])
+    else:
+        path = Path(__file__).resolve().parents[2] / "scenarios"
+    return path
+
+
+def shape_locustfile() -> Path:
+    return Path(__file__).resolve().parent / "locustfiles" / "step_shape.py"
+
+
+def _free_port() -> int:
+    sock = bind_loopback(0)
+    try:
+        return int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+def locust_command(
+    settings: CapacitySettings,
+    *,
+    locustfile: Path,
+    host: str,
+    results_dir: Path,
+    extra: list[str],
+    master_port: int | None = None,
+) -> list[str]:
+    """The master's (or single runner's) command line."""
+    spec = SCENARIOS[settings.scenario]
+    step_users, step_seconds, settle = settings.plan()
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", f"{locustfile},{shape_locustfile()}",
+        "--headless", "--only-summary",
+        "--host", host,
+        "-u", str(settings.max_users),
+        "-r", str(max(step_users, 2)),
+        "-t", f"{max(1, math.ceil(settings.duration_s))}s",
+        "--csv", str(results_dir / "locust"), "--csv-full-history",
+        "--html", str(results_dir / "locust_report.html"),
+        "--logfile", str(results_dir / "locust.log"), "--loglevel", "INFO",
+        "--step-users", str(step_users),
+        "--step-seconds", f"{step_seconds:g}",
+        "--settle-seconds", f"{settle:g}",
+        "--slo-p99-ms", f"{settings.slo_p99_ms:g}",
+        "--slo-failure-ratio", f"{settings.max_failure_ratio:g}",
+        "--slo-metric", " ".join(spec.slo_metric) if spec.slo_metric != analysis.AGGREGATED else "Aggregated",
+        spec.interval_option, f"{settings.interval_s:g}",
+        *extra,
+    ]  # fmt: skip
+    if master_port is not None:
+        cmd += [
+            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+            "--expect-workers", str(settings.workers), "--expect-workers-max-wait", str(EXPECT_WORKERS_WAIT_S),
+        ]  # fmt: skip
+    return cmd
+
+
+def worker_command(locustfile: Path, master_port: int, extra: list[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "locust",
+        "-f", f"{locustfile},{shape_locustfile()}",
+        "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
+        *extra,
+    ]  # fmt: skip
+
+
+def _provider_settings(settings: CapacitySettings, work: Path) -> dict[str, Any]:
+    return {
+        "db_path": str(work / "provider.db"),
+        "rate_limit_per_s": 0,  # a capacity run measures the server, not its rate limiter
+        "poll_interval_hint_s": settings.interval_s,
+        "allowed_callback_hosts": ["127.0.0.1"],
+        "time_scale": 0.001,
+        **settings.server_settings.get("provider", {}),
+    }
+
+
+def _receiver_settings(settings: CapacitySettings, work: Path, secret: str) -> dict[str, Any]:
+    return {"secrets": [secret], "db_path": str(work / "receiver.db"), **settings.server_settings.get("receiver", {})}
+
+
+def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> CapacityResult:
+    """Run one capacity test and write ``<out>/capacity/<run-id>/``; see the module docstring."""
+    spec = SCENARIOS[settings.scenario]
+    locustfile = scenarios_dir(settings) / spec.locustfile
+    if not locustfile.is_file():
+        raise RunError(f"{locustfile}: scenario file not found (run from a labkit checkout or set LABKIT_SCENARIOS_DIR)")
+    run_id = new_capacity_run_id(settings.scenario)
+    shown_dir = Path(settings.out_dir) / "capacity" / run_id
+    shown_dir.mkdir(parents=True)
+    results_dir = shown_dir.resolve()  # Locust runs in it: every path it is given is absolute
+    work = results_dir / "servers"
+    work.mkdir()
+    secret = new_secret()
+    step_users, step_seconds, _ = settings.plan()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", LABKIT_SECRET=secret)
+    extra: list[str] = []
+    rc: int | None = None
+    background: dict[str, int] = {}
+
+    with contextlib.ExitStack() as stack:
+        group = stack.enter_context(ProcessGroup(work))
+        sampler = stack.enter_context(ResourceSampler(results_dir / "resources.csv"))
+        servers = {}
+        if "receiver" in spec.servers:
+            servers["receiver"] = group.start_server("receiver", "receiver", _receiver_settings(settings, work, secret))
+        if "provider" in spec.servers:
+            servers["provider"] = group.start_server("provider", "provider", _provider_settings(settings, work))
+        for name, child in servers.items():
+            sampler.add(name, "server", child.pid)
+        progress(f"servers up: {', '.join(f'{n} {c.url}' for n, c in servers.items())}")
+        host = servers[spec.target].url
+
+        publisher: BackgroundPublisher | None = None
+        if settings.scenario == "polling":
+            head = prefill(host, settings.prefill_events)
+            extra += ["--start-cursor", str(head)]
+            publisher = BackgroundPublisher(host, settings.publish_rate)
+        elif settings.scenario == "publish_fanout":
+            receiver = servers["receiver"]
+            ensure_subscriptions(host, receiver.url, secret, settings.subscriptions)
+            extra += [
+                "--subscriptions", str(settings.subscriptions), "--keep-subscriptions",
+                "--receiver-url", receiver.url, "--receiver-db", str(work / "receiver.db"),
+                "--lag-out", str(results_dir / "locust_lag_hdr.json"),
+            ]  # fmt: skip
+
+        fleet = stack.enter_context(LocustFleet())
+        master_port = _free_port() if settings.workers else None
+        cmd = locust_command(settings, locustfile=locustfile, host=host, results_dir=results_dir, extra=extra, master_port=master_port)
+        progress(
+            f"locust: {settings.scenario}, steps of {step_users} users every {step_seconds:g} s up to "
+            f"{settings.max_users} users, at most {settings.duration_s:g} s"
+            + (f", {settings.workers} workers" if settings.workers else "")
+        )
+        if publisher is not None:
+            stack.enter_context(publisher)
+        master = fleet.start("locust", "load_generator", cmd, results_dir, env, results_dir / "locust.stdout")
+        sampler.add("locust" if not settings.workers else "locust-master", "load_generator", master.popen.pid)
+        if master_port is not None:
+            for i in range(settings.workers):
+                w = fleet.start(
+                    f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_port, extra),
+                    results_dir, env, results_dir / f"locust-worker-{i + 1}.log",
+                )  # fmt: skip
+                sampler.add(w.name, "load_generator", w.popen.pid)
+        deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (EXPECT_WORKERS_WAIT_S if settings.workers else 0)
+        rc = _wait(master.popen, deadline, results_dir, progress)
+        if publisher is not None:
+            background = {"published": publisher.published, "errors": publisher.errors}
+    # every process is stopped here; what is left is reading files
+    _remove_databases(work)
+    return _analyse(settings, results_dir, shown_dir, run_id, rc, background)
+
+
+def _wait(popen: subprocess.Popen[bytes], deadline: float, results_dir: Path, progress: Progress) -> int:
+    """Wait for Locust to stop by itself; report progress now and then; kill it past the deadline."""
+    next_report = time.monotonic() + 10
+    while True:
+        try:
+            return popen.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if now > deadline:
+            popen.kill()
+            popen.wait(timeout=STOP_GRACE_S)
+            raise RunError(f"Locust did not stop by itself in time and was killed; see {results_dir / 'locust.log'}")
+        if now >= next_report:
+            next_report = now + 10
+            line = _last_history_line(results_dir / "locust_stats_history.csv")
+            if line:
+                progress(line)
+
+
+def _last_history_line(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4096))
+            last = f.read().decode(errors="replace").strip().splitlines()[-1].split(",")
+    except (OSError, IndexError):
+        return None
+    if len(last) < 18 or last[3] != "Aggregated":
+        return None
+    return f"locust: {last[1]} users, {float(last[4]):.1f} req/s, p99 {last[13]} ms, {last[17]} requests"
+
+
+def _remove_databases(work: Path) -> None:
+    for p in work.glob("*.db*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def _log_lines(results_dir: Path) -> list[str]:
+    lines: list[str] = []
+    for p in sorted(results_dir.glob("locust*.log")) + [results_dir / "locust.stdout"]:
+        with contextlib.suppress(OSError):
+            lines += p.read_text(errors="replace").splitlines()
+    return lines
+
+
+def _analyse(
+    settings: CapacitySettings, results_dir: Path, shown_dir: Path, run_id: str, rc: int | None, background: dict[str, int]
+) -> CapacityResult:
+    spec = SCENARIOS[settings.scenario]
+    history_path = results_dir / "locust_stats_history.csv"
+    if not history_path.exists():
+        tail = " | ".join(_log_lines(results_dir)[-3:])
+        raise RunError(f"Locust wrote no stats (exit code {rc}): {tail}")
+    step_users, step_seconds, settle = settings.plan()
+    history = analysis.read_history(history_path)
+    resources = analysis.read_resources(results_dir / "resources.csv")
+    lag_path = results_dir / "locust_lag_hdr.json"
+    lag = LagHistograms.read(lag_path) if lag_path.exists() else None
+    slo = analysis.Slo(settings.slo_p99_ms, settings.max_failure_ratio)
+    steps_found = analysis.find_steps(history, settle)
+    table = analysis.step_table(
+        history, resources, steps_found, slo, slo_metric=spec.slo_metric, rate_metric=spec.rate_metric, lag=lag
+    )
+    if table.empty:
+        raise RunError(f"Locust ran (exit code {rc}) but no step lasted {analysis.MIN_STEP_ROWS} s; see {results_dir / 'locust.log'}")
+    cap = analysis.find_capacity(table, slo, max_users=settings.max_users)
+    logs = _log_lines(results_dir)
+    stop_reason = next((ln.split("step shape stops: ", 1)[1] for ln in reversed(logs) if "step shape stops: " in ln), None)
+    summary: dict[str, Any] = {
+        "schema_version": analysis.SCHEMA_VERSION,
+        "run_id": run_id,
+        "scenario": settings.scenario,
+        "capacity": {"users": cap.users, "rps": cap.rps, "p99_ms": cap.p99_ms, "step": cap.step},
+        "slo": {
+            "p99_ms": settings.slo_p99_ms,
+            "max_failure_ratio": settings.max_failure_ratio,
+            "metric": " ".join(spec.slo_metric).strip(),
+        },
+        "limited_by": cap.limited_by,
+        "lower_bound": cap.lower_bound,
+        "statement": statement(settings, cap),
+        "reason": cap.reason,
+        "results_dir": str(shown_dir),
+        "p99_ms": cap.p99_ms,
+        "server_cpu_max": _max(table["server_cpu_percent"]),
+        "load_generator_cpu_max": _max(table["load_generator_cpu_percent"]),
+        "load_generator_saturated": cap.load_generator_saturated,
+        "locust_cpu_warning": any("CPU usage above" in ln for ln in logs),
+        "locust_exit_code": rc,
+        "stop_reason": stop_reason,
+        "workers": settings.workers,
+        "plan": {"step_users": step_users, "step_seconds": step_seconds, "settle_seconds": settle},
+        "steps": _records(table),
+        "settings": settings.model_dump(exclude={"server_settings"} if not settings.server_settings else set()),
+        "files": {
+            "stats_history": history_path.name,
+            "stats": "locust_stats.csv",
+            "html_report": "locust_report.html",
+            "locust_log": "locust.log",
+            "resources": "resources.csv",
+            **({"lag_histograms": lag_path.name} if lag is not None else {}),
+        },
+        "environment": environment(),
+    }
+    if background:
+        summary["background_publisher"] = background
+    write_json(results_dir / analysis.CAPACITY_JSON, summary)
+    _write_figure(results_dir, settings.scenario)
+    return CapacityResult(summary, table, shown_dir)
+
+
+def _write_figure(results_dir: Path, scenario: str) -> None:
+    try:
+        from labkit.capacity.figures import capacity_curve
+
+        fig = capacity_curve(analysis.load_capacity(results_dir))
+        fig.savefig(results_dir / "capacity.png", dpi=110)
+    except ImportError:  # pragma: no cover - matplotlib is a dependency, but a figure is never worth a failed run
+        pass
+
+
+def _max(series: pd.Series) -> float | None:
+    s = pd.to_numeric(series, errors="coerce").dropna()
+    return round(float(s.max()), 1) if len(s) else None
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in table.to_dict(orient="records"):
+        clean = {}
+        for k, v in rec.items():
+            if hasattr(v, "item"):
+                v = v.item()
+            if isinstance(v, float):
+                v = None if math.isnan(v) else round(v, 3)
+            clean[k] = v
+        out.append(clean)
+    return out
+
+
+def statement(settings: CapacitySettings, cap: analysis.Capacity) -> str:
+    """The capacity in a planner's words."""
+    if cap.step is None:
+        return f"no step met the SLO (p99 <= {settings.slo_p99_ms:g} ms, failures <= {settings.max_failure_ratio:.1%})"
+    at_least = "at least " if cap.lower_bound else ""
+    p99 = f"{cap.p99_ms:g} ms" if cap.p99_ms is not None else "n/a"
+    t = f"{settings.interval_s:g}"
+    if settings.scenario == "polling":
+        return (
+            f"one provider instance holds {at_least}{cap.users} pollers at a {t} s interval "
+            f"({cap.rps:.0f} requests/s) within a p99 of {p99}"
+        )
+    if settings.scenario == "webhook_ingest":
+        return (
+            f"one receiver ingests {at_least}{cap.rps:.0f} signed webhooks/s ({cap.users} senders, one every {t} s each) "
+            f"within a p99 of {p99}"
+        )
+    return (
+        f"the dispatcher keeps the delivery lag p99 at {p99} up to {at_least}{cap.rps:.0f} events/s "
+        f"across {settings.subscriptions} subscriptions ({cap.users} publishers, one event every {t} s each)"
+    )
+
+
+def build_settings(data: dict[str, Any]) -> CapacitySettings:
+    return validated(CapacitySettings, data)

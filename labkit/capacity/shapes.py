@@ -1,0 +1,162 @@
+"""Locust load shapes: a step test that stops itself at the SLO, and a ramp.
+
+Importing this module imports Locust (and so gevent's monkey-patching): only
+locustfiles import it. The two shape locustfiles in
+``labkit/capacity/locustfiles/`` each expose one shape, so a scenario runs
+with a shape by naming both files::
+
+    locust -f scenarios/polling.py,labkit/capacity/locustfiles/step_shape.py \\
+        --headless -u 200 -t 60s --step-users 40 --step-seconds 12 --slo-p99-ms 100 ...
+
+The shapes read Locust's common options (``use_common_options``): ``-u`` is
+the most users, ``-t`` the time limit, ``-r`` the spawn rate (default: a
+whole step in about a second). The step logic lives in ``stepping`` and is
+tested without Locust.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from locust import LoadTestShape
+from locust.stats import (
+    RequestStats,
+    calculate_response_time_percentile,
+    diff_response_time_dicts,
+)
+
+from labkit.capacity.stepping import (
+    RampPlan,
+    StepController,
+    StepPlan,
+    StepStats,
+    default_settle,
+    ramp_users,
+)
+
+log = logging.getLogger("labkit.capacity")
+
+AGGREGATED = "Aggregated"
+
+
+def add_step_arguments(parser: Any) -> None:
+    """The step shape's options, on Locust's command line and in its web UI."""
+    parser.add_argument("--step-users", type=int, default=0, help="users added per step (0: a fifth of -u)")
+    parser.add_argument("--step-seconds", type=float, default=12.0, help="seconds each step is held")
+    parser.add_argument("--settle-seconds", type=float, default=-1.0, help="start of a step left out of its judgement (-1: auto)")
+    parser.add_argument("--slo-p99-ms", type=float, default=100.0, help="p99 latency the SLO allows")
+    parser.add_argument("--slo-failure-ratio", type=float, default=0.01, help="failure ratio the SLO allows")
+    parser.add_argument(
+        "--slo-metric", default=AGGREGATED, help="stats entry the p99 applies to: 'Aggregated' or 'TYPE NAME', e.g. 'LAG delivery'"
+    )
+
+
+def add_ramp_arguments(parser: Any) -> None:
+    parser.add_argument("--ramp-seconds", type=float, default=0.0, help="seconds to reach -u users (0: the whole -t)")
+
+
+def _opt(options: Any, name: str, default: Any) -> Any:
+    value = getattr(options, name, None) if options is not None else None
+    return default if value is None else value
+
+
+def _auto_settle(options: Any, step_seconds: float) -> float:
+    """A step's users start within one interval of the scenario (their phases are spread over it)."""
+    interval = _opt(options, "poll_interval", None) or _opt(options, "send_interval", None) or 0.0
+    return max(default_settle(step_seconds), min(float(interval), step_seconds / 2))
+
+
+class LocustStatsProbe:
+    """Reads Locust's running stats: p99 of one entry, requests and failures of all."""
+
+    def __init__(self, stats: RequestStats, metric: str = AGGREGATED) -> None:
+        self.stats = stats
+        self.metric = metric
+
+    def _entry(self) -> Any:
+        if self.metric == AGGREGATED:
+            return self.stats.total
+        method, _, name = self.metric.partition(" ")
+        return self.stats.get(name, method)
+
+    def snapshot(self) -> tuple[dict[int, int], int, int, int]:
+        entry, total = self._entry(), self.stats.total
+        return (dict(entry.response_times), entry.num_requests - entry.num_none_requests, total.num_requests, total.num_failures)
+
+    def since(self, snap: tuple[dict[int, int], int, int, int]) -> StepStats:
+        times0, n0, req0, fail0 = snap
+        entry, total = self._entry(), self.stats.total
+        n = entry.num_requests - entry.num_none_requests - n0
+        p99 = None
+        if n > 0:
+            p99 = float(calculate_response_time_percentile(diff_response_time_dicts(entry.response_times, times0), n, 0.99))
+        return StepStats(total.num_requests - req0, total.num_failures - fail0, p99)
+
+
+class StepShape(LoadTestShape):
+    """Adds users step by step until a step breaches the SLO, then stops."""
+
+    use_common_options = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controller: StepController | None = None
+
+    def plan(self) -> StepPlan:
+        o = self.runner.environment.parsed_options if self.runner is not None else None
+        max_users = int(_opt(o, "num_users", 0) or 0)
+        if max_users < 1:
+            raise ValueError("the step shape needs -u/--users: the most users to try")
+        step_users = int(_opt(o, "step_users", 0)) or max(1, -(-max_users // 5))
+        step_seconds = float(_opt(o, "step_seconds", 12.0))
+        settle = float(_opt(o, "settle_seconds", -1.0))
+        run_time = _opt(o, "run_time", None)
+        spawn_rate = _opt(o, "spawn_rate", None)
+        return StepPlan(
+            max_users=max_users,
+            step_users=step_users,
+            step_seconds=step_seconds,
+            slo_p99_ms=float(_opt(o, "slo_p99_ms", 100.0)),
+            max_failure_ratio=float(_opt(o, "slo_failure_ratio", 0.01)),
+            settle_seconds=_auto_settle(o, step_seconds) if settle < 0 else settle,
+            # -r defaults to 1 in headless runs; a step should not take step_users seconds to spawn.
+            spawn_rate=float(spawn_rate) if spawn_rate and float(spawn_rate) > 1 else None,
+            time_limit_s=float(run_time) if run_time else None,
+        )
+
+    def tick(self) -> tuple[int, float] | None:
+        if self.controller is None:
+            assert self.runner is not None
+            metric = str(_opt(self.runner.environment.parsed_options, "slo_metric", AGGREGATED))
+            self.controller = StepController(self.plan(), LocustStatsProbe(self.runner.stats, metric))
+            self.reset_time()
+            log.info("step shape: %s", self.controller.plan)
+        judged = len(self.controller.outcomes)
+        result = self.controller.tick(self.get_run_time())
+        for outcome in self.controller.outcomes[judged:]:
+            log.info(
+                "step %d: %d users, %d requests, p99 %s ms, failures %.2f%%: %s",
+                outcome.index + 1,
+                outcome.users,
+                outcome.stats.requests,
+                outcome.stats.p99_ms,
+                100 * outcome.stats.failure_ratio,
+                "SLO met" if outcome.met else "SLO breached",
+            )
+        if result is None:
+            log.info("step shape stops: %s", self.controller.stop_reason)
+        return result
+
+
+class RampShape(LoadTestShape):
+    """A linear ramp to -u users over --ramp-seconds, held until -t."""
+
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float] | None:
+        o = self.runner.environment.parsed_options if self.runner is not None else None
+        run_time = _opt(o, "run_time", None)
+        ramp = float(_opt(o, "ramp_seconds", 0.0)) or float(run_time or 60)
+        plan = RampPlan(max_users=max(1, int(_opt(o, "num_users", 1) or 1)), ramp_seconds=ramp, time_limit_s=float(run_time) if run_time else None)
+        return ramp_users(plan, self.get_run_time())

@@ -1,0 +1,200 @@
+"""The logic of the load shapes, free of Locust so it can be tested with fake stats.
+
+A step test adds ``step_users`` users at a time and holds each step for
+``step_seconds``. After ``settle_seconds`` of a step (spawning done, queues
+warm) it marks the stats; at the end of the step it judges what happened since
+the mark against the SLO (p99 latency and failure ratio). The first step that
+breaches the SLO, reaching ``max_users`` or the time limit ends the test::
+
+    users
+      ^            +------+ breach -> stop
+      |     +------+  ok  |
+      +-----+  ok  |      |
+      |  ok |      |      |
+      +-----+------+------+----> time
+        [settle | judged part]
+
+``StepController.tick`` returns ``(users, spawn_rate)`` or ``None`` (stop),
+exactly what ``LoadTestShape.tick`` returns; ``labkit.capacity.shapes`` wraps
+it for Locust. A ramp (``ramp_users``) rises linearly to the maximum and holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What happened in the judged part of a step."""
+
+    requests: int
+    failures: int
+    p99_ms: float | None  # None: no samples of the SLO metric
+
+    @property
+    def failure_ratio(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+class StatsProbe(Protocol):
+    """Reads running stats: ``snapshot`` now, ``since(snapshot)`` the difference."""
+
+    def snapshot(self) -> Any: ...
+
+    def since(self, snapshot: Any) -> StepStats: ...
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How a step test grows and when it stops."""
+
+    max_users: int
+    step_users: int
+    step_seconds: float
+    slo_p99_ms: float
+    max_failure_ratio: float = 0.01
+    settle_seconds: float = 2.0
+    spawn_rate: float | None = None  # None: the whole step within about one second
+    time_limit_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_users < 1:
+            raise ValueError("max_users must be at least 1")
+        if self.step_users < 1:
+            raise ValueError("step_users must be at least 1")
+        if not self.step_seconds > 0:
+            raise ValueError("step_seconds must be > 0")
+        if not 0 <= self.settle_seconds < self.step_seconds:
+            raise ValueError("settle_seconds must be >= 0 and shorter than a step")
+        if not self.slo_p99_ms > 0:
+            raise ValueError("slo_p99_ms must be > 0")
+        if not 0 <= self.max_failure_ratio <= 1:
+            raise ValueError("max_failure_ratio must be between 0 and 1")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError("time_limit_s must be > 0")
+
+    @property
+    def rate(self) -> float:
+        return float(self.spawn_rate or self.step_users)
+
+    def users_at(self, index: int) -> int:
+        """Users of step ``index`` (0-based)."""
+        return min(self.max_users, (index + 1) * self.step_users)
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(self.max_users / self.step_users)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """One judged step."""
+
+    index: int
+    users: int
+    started_s: float
+    ended_s: float
+    stats: StepStats
+    met: bool
+    reason: str
+
+
+@dataclass
+class StepController:
+    """Drives a step test: call ``tick(run_time_s)`` about once a second."""
+
+    plan: StepPlan
+    probe: StatsProbe
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    stop_reason: str | None = None
+    _index: int = 0
+    _started: float | None = None
+    _mark: Any = None
+
+    @property
+    def users(self) -> int:
+        return self.plan.users_at(self._index)
+
+    def tick(self, run_time_s: float) -> tuple[int, float] | None:
+        plan = self.plan
+        if self.stop_reason is not None:
+            return None
+        if plan.time_limit_s is not None and run_time_s >= plan.time_limit_s:
+            self.stop_reason = f"time limit of {plan.time_limit_s:g} s reached at {self.users} users"
+            return None
+        if self._started is None:
+            self._started = run_time_s
+        elapsed = run_time_s - self._started
+        if self._mark is None and elapsed >= plan.settle_seconds:
+            self._mark = self.probe.snapshot()
+        if elapsed >= plan.step_seconds:
+            outcome = self._judge(run_time_s)
+            self.outcomes.append(outcome)
+            if not outcome.met:
+                self.stop_reason = f"SLO breached at {outcome.users} users: {outcome.reason}"
+                return None
+            if outcome.users >= plan.max_users:
+                self.stop_reason = f"max users ({plan.max_users}) reached within the SLO"
+                return None
+            self._index += 1
+            self._started = run_time_s
+            self._mark = None
+            if plan.settle_seconds == 0:
+                self._mark = self.probe.snapshot()
+        return self.users, plan.rate
+
+    def _judge(self, now_s: float) -> StepOutcome:
+        plan = self.plan
+        stats = self.probe.since(self._mark) if self._mark is not None else StepStats(0, 0, None)
+        met, reason = judge(stats, plan.slo_p99_ms, plan.max_failure_ratio)
+        assert self._started is not None
+        return StepOutcome(self._index, self.users, self._started, now_s, stats, met, reason)
+
+
+def judge(stats: StepStats, slo_p99_ms: float, max_failure_ratio: float) -> tuple[bool, str]:
+    """Whether a step met the SLO, and a short reason."""
+    if stats.requests == 0 or stats.p99_ms is None:
+        return False, "no requests completed"
+    if stats.failure_ratio > max_failure_ratio:
+        return False, f"failure ratio {stats.failure_ratio:.1%} > {max_failure_ratio:.1%}"
+    if stats.p99_ms > slo_p99_ms:
+        return False, f"p99 {stats.p99_ms:g} ms > {slo_p99_ms:g} ms"
+    return True, f"p99 {stats.p99_ms:g} ms, failures {stats.failure_ratio:.1%}"
+
+
+@dataclass(frozen=True)
+class RampPlan:
+    """A linear ramp from 0 to ``max_users`` over ``ramp_seconds``, held until the time limit."""
+
+    max_users: int
+    ramp_seconds: float
+    time_limit_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_users < 1:
+            raise ValueError("max_users must be at least 1")
+        if not self.ramp_seconds > 0:
+            raise ValueError("ramp_seconds must be > 0")
+
+
+def ramp_users(plan: RampPlan, run_time_s: float) -> tuple[int, float] | None:
+    """The ramp's ``(users, spawn_rate)`` at ``run_time_s``, or None once the time limit passed."""
+    if plan.time_limit_s is not None and run_time_s >= plan.time_limit_s:
+        return None
+    users = min(plan.max_users, max(1, math.ceil(plan.max_users * run_time_s / plan.ramp_seconds)))
+    return users, max(1.0, plan.max_users / plan.ramp_seconds)
+
+
+def default_steps(max_users: int, duration_s: float, step_seconds: float | None = None) -> tuple[int, float]:
+    """``(step_users, step_seconds)`` for a run: steps of about 12 s (Locust's p99 window is 10 s), at most 10."""
+    if step_seconds is None:
+        step_seconds = float(max(2, round(max(duration_s / 10, min(12.0, duration_s / 3)))))
+    n_steps = max(1, math.floor(duration_s / step_seconds + 1e-9))
+    return max(1, math.ceil(max_users / n_steps)), step_seconds
+
+
+def default_settle(step_seconds: float) -> float:
+    return min(2.0, step_seconds / 4)
