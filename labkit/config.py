@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labkit.errors import ConfigError
+from labkit.failures.plans import FaultPlan
 
 # The Standard Webhooks example schedule: entry k is the delay before attempt k+1
 # (immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; about 75 h in all).
@@ -24,6 +25,21 @@ class Settings(BaseModel):
     """Base: frozen, and unknown fields are errors rather than silently ignored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerLimits(Settings):
+    """What every lab server refuses before the app sees a request (``labkit.serverlimits``).
+
+    A request line plus headers over ``max_head_bytes`` or ``max_headers`` gets
+    431; a client that has not sent its whole head within ``head_timeout_s``
+    (slowloris), or its whole body within ``body_timeout_s``, gets 408 and is
+    disconnected; so does a connection that sends nothing for ``head_timeout_s``.
+    """
+
+    max_head_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(100, ge=8, le=10_000)
+    head_timeout_s: float = Field(10.0, gt=0, le=600)
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)
 
 
 class ProviderSettings(Settings):
@@ -49,6 +65,12 @@ class ProviderSettings(Settings):
     allowed_callback_hosts: tuple[str, ...] = Field(
         (), description="hosts or CIDRs that may be private, loopback or link-local"
     )
+    key_rate_limits: dict[str, tuple[float, int]] = Field(
+        default_factory=dict, description="per-key (rate_per_s, burst) overriding the default; rate 0 = unlimited"
+    )
+    max_json_depth: int = Field(32, ge=2, le=512, description="deepest nesting of a published JSON body")
+    ca_file: str | None = Field(None, description="extra CA (PEM) the dispatcher trusts, for HTTPS receivers")
+    limits: ServerLimits = ServerLimits()
     seed: int | None = None
 
     @field_validator("retry_schedule_s")
@@ -82,6 +104,10 @@ class ReceiverSettings(Settings):
     stats_path: str | None = None
     provider_url: str | None = Field(None, description="for thin events: where to fetch the body")
     api_key: str = DEFAULT_API_KEY
+    fault_trigger: Literal["always", "signal"] = Field(
+        "always", description="signal: the faults above (not down_windows) act only between SIGUSR1 and SIGUSR2"
+    )
+    limits: ServerLimits = ServerLimits()
     seed: int = 0
 
     @field_validator("secrets")
@@ -121,6 +147,7 @@ class PollerSettings(Settings):
     http_client: Literal["raw", "httpx"] = Field(
         "raw", description="raw: lean keep-alive client, one connection per poller (scales to 1000s); httpx: counting_client"
     )
+    ca_file: str | None = Field(None, description="extra CA (PEM) to trust, for an HTTPS provider")
 
 
 Arrival = Literal["constant", "poisson", "bursty", "trace"]
@@ -170,6 +197,7 @@ class RunSettings(Settings):
     rate_limit_per_s: float = Field(0.0, ge=0)
     out_dir: str = "results"
     experiment: str = Field("compare", pattern=r"^[A-Za-z0-9_.-]+$")
+    fault: FaultPlan | None = Field(None, description="what to break during the run (labkit.failures.plans)")
 
     @field_validator("styles")
     @classmethod
@@ -177,6 +205,15 @@ class RunSettings(Settings):
         if not v or len(set(v)) != len(v):
             raise ValueError("must name each of 'webhook', 'polling' at most once")
         return v
+
+    @model_validator(mode="after")
+    def _fault_styles(self) -> "RunSettings":
+        if self.fault is not None:
+            wrong = [s for s in self.styles if s not in self.fault.styles]
+            if wrong:
+                only = ", ".join(repr(s) for s in self.fault.styles)
+                raise ValueError(f"fault {self.fault.kind!r} does not apply to {wrong[0]!r}; set styles to {only}")
+        return self
 
 
 S = TypeVar("S", bound=Settings)

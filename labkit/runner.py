@@ -151,13 +151,30 @@ async def _publish(
     return [i for i in ids if i is not None], errors, histogram_summary_ms(lateness)
 
 
-async def _drain(db_path: Path, consumers: list[str], expected: int, timeout_s: float, progress: Progress, label: str, watch: list[Child]) -> tuple[bool, float]:
-    """Wait until every consumer holds ``expected`` events, or the timeout passes."""
+async def _drain(
+    db_path: Path,
+    consumers: list[str],
+    expected: int,
+    timeout_s: float,
+    progress: Progress,
+    label: str,
+    watch: list[Child],
+    last_id: int | None = None,
+) -> tuple[bool, float]:
+    """Wait until every consumer holds ``expected`` events, or the timeout passes.
+
+    With ``last_id`` (a snapshot feed, which skips versions by design) a consumer
+    is done once it has seen that last version.
+    """
     start = time.monotonic()
     total = expected * len(consumers)
     while True:
-        counts = records.received_counts(str(db_path)) if db_path.exists() else {}
-        got = sum(min(counts.get(c, 0), expected) for c in consumers)
+        if last_id is not None:
+            seen = _latest_seen(db_path)
+            got = expected * sum(1 for c in consumers if seen.get(c, 0) >= last_id)
+        else:
+            counts = records.received_counts(str(db_path)) if db_path.exists() else {}
+            got = sum(min(counts.get(c, 0), expected) for c in consumers)
         progress(f"{label}: draining", got, total)
         if got >= total:
             return True, time.monotonic() - start
@@ -167,6 +184,20 @@ async def _drain(db_path: Path, consumers: list[str], expected: int, timeout_s: 
             if not child.alive():
                 raise ServerError(f"{child.name} died during the run: {child.log_tail()}")
         await asyncio.sleep(0.05)
+
+
+def _latest_seen(db_path: Path) -> dict[str, int]:
+    """The newest event each consumer has recorded."""
+    if not db_path.exists():
+        return {}
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return dict(con.execute("SELECT consumer, max(event_id) FROM events GROUP BY consumer").fetchall())
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return {}
 
 
 def _delivery_rtt_s(db_path: Path) -> float | None:
@@ -267,6 +298,7 @@ def run_style(style: str, settings: RunSettings, workload: Workload, work_dir: P
                     "conditional": settings.conditional,
                     "long_poll_wait_s": settings.long_poll_wait_s,
                     "adaptive": settings.adaptive,
+                    "snapshot": settings.snapshot,
                     "db_path": str(consumer_db),
                     "stats_path": str(stats_path),
                     "seed": settings.workload.seed,
@@ -291,7 +323,10 @@ def run_style(style: str, settings: RunSettings, workload: Workload, work_dir: P
         )
         if errors and not ids:
             raise RunError(f"{style}: the provider accepted none of {len(workload)} events: {provider.log_tail()}")
-        drained, drain_s = asyncio.run(_drain(consumer_db, consumers, len(ids), settings.drain_timeout_s, progress, style, watch))
+        last_id = max(ids) if style == "polling" and settings.snapshot and ids else None
+        drained, drain_s = asyncio.run(
+            _drain(consumer_db, consumers, len(ids), settings.drain_timeout_s, progress, style, watch, last_id)
+        )
         provider_cpu = provider.cpu_s()
         consumer_cpu = consumer.cpu_s()
         group.stop(consumer)
@@ -380,9 +415,15 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
                 "rtt_ms": counters.get("rtt"),
             }
         )
+        if settings.snapshot:
+            # a snapshot poller misses intermediate versions by design (Bozdag et al. 2007): they count as lost
+            out["feed"] = "snapshot"
+            out["fraction_seen"] = delivered / per
         out["model"] = model.polling_model(
             wl.rate_per_s, settings.poll_interval_s, rtt_ms / 1000, arrival=wl.arrival, page_limit=100, long_poll_wait_s=settings.long_poll_wait_s
         )
+        if settings.snapshot:
+            out["model"]["fraction_seen"] = model.snapshot_fraction_seen(wl.rate_per_s, settings.poll_interval_s, wl.arrival)
     else:
         d = run.deliveries
         attempts = int(d.get("attempts", 0))

@@ -18,9 +18,12 @@ from typing import Any
 
 import uvicorn
 
+from labkit.config import ServerLimits
 from labkit.metering import counting_protocol_class
+from labkit.serverlimits import limited_protocol_class
 
-ROLES = ("provider", "receiver", "poller")
+# "bare": the benchmark's bare Starlette servers (labkit.bench.apps), served the same way.
+ROLES = ("provider", "receiver", "poller", "bare")
 
 
 def _loop() -> str:
@@ -41,13 +44,16 @@ def serve_app(
     log_level: str = "warning",
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Serve ``app`` with uvicorn, counting wire bytes; returns when the server stops."""
+    """Serve ``app`` with uvicorn, counting wire bytes and enforcing ``limits``; returns when it stops."""
+    limits = limits or ServerLimits()
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=counting_protocol_class(),
+        http=limited_protocol_class(counting_protocol_class(), limits),
+        h11_max_incomplete_event_size=limits.max_head_bytes,
         loop=_loop(),
         lifespan="on",
         log_level=log_level,
@@ -76,6 +82,10 @@ def build_app(role: str, settings: dict[str, Any]) -> Any:
         from labkit.consumers.receiver import create_app as create_receiver
 
         return create_receiver(validated(ReceiverSettings, settings))
+    if role == "bare":
+        from labkit.bench.apps import create_app as create_bare
+
+        return create_bare(settings)
     raise ValueError(f"unknown server role {role!r}")
 
 
@@ -95,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         poller_main(validated(PollerSettings, settings))
         return 0
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
-    serve_app(build_app(args.role, settings), sock=sock, ssl_certfile=args.certfile, ssl_keyfile=args.keyfile)
+    limits = ServerLimits.model_validate(settings.get("limits") or {})
+    serve_app(build_app(args.role, settings), sock=sock, ssl_certfile=args.certfile, ssl_keyfile=args.keyfile, limits=limits)
     return 0
 
 

@@ -27,11 +27,13 @@ import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labkit.config import ProviderSettings
-from labkit.metering import SERVER_WIRE, WireCounter, counting_client, process_cpu_s
+from labkit.metering import SERVER_WIRE, WireCounter, process_cpu_s
+from labkit.provider.delivery import DeliveryClient
 from labkit.provider.dispatcher import Dispatcher, event_json
 from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.ssrf import check_callback_url
@@ -43,6 +45,8 @@ log = logging.getLogger("labkit.provider")
 JSON = "application/json"
 MAX_CURSOR = 2**63 - 1
 MAX_FILTER_TYPES = 50
+# Svix keeps an old secret valid for 24 h after a rotation.
+DEFAULT_ROTATION_OVERLAP_S = 86_400.0
 UNAUTHORIZED = b'{"detail":"missing or invalid API key"}'
 
 
@@ -77,6 +81,15 @@ class SubscriptionIn(BaseModel):
     secret: str | None = None
 
 
+class RotateIn(BaseModel):
+    """POST /subscriptions/{id}/rotate-secret: an optional new secret and how long the old one still signs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: str | None = None
+    overlap_s: float = Field(DEFAULT_ROTATION_OVERLAP_S, ge=0, le=7 * 86_400, allow_inf_nan=False)
+
+
 class ReplayIn(BaseModel):
     """POST /subscriptions/{id}/replay: exactly one of ``since_ns`` or ``after``."""
 
@@ -96,6 +109,29 @@ def _check_type(value: Any) -> str:
     return value
 
 
+def json_depth_exceeds(body: bytes, data: Any, limit: int) -> bool:
+    """True when ``data`` (parsed from ``body``) nests deeper than ``limit``.
+
+    Counting brackets in the raw bytes is C-speed and bounds the depth from
+    above, so the walk only runs for bodies that could be too deep.
+    """
+    if body.count(b"{") + body.count(b"[") <= limit:
+        return False
+    level = [(data, 1)]
+    while level:
+        value, depth = level.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value  # type: ignore[assignment]
+        else:
+            continue
+        if depth > limit:
+            return True
+        level.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 def _cursor(value: str | None, name: str = "after") -> int:
     if value is None or value == "":
         return 0
@@ -110,7 +146,7 @@ class Provider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self.keys = tuple(k.encode() for k in settings.api_keys)
-        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst, per_key=settings.key_rate_limits)
         self.poll_interval = _seconds(settings.poll_interval_hint_s)
         self.first_delay_ns = int(settings.retry_schedule_s[0] * settings.time_scale * 1e9)
         self.counters: dict[str, int] = defaultdict(int)
@@ -152,14 +188,21 @@ class Provider:
             if int(length) > limit:
                 raise HTTPException(413, f"body of {int(length)} bytes exceeds max_body_bytes={limit}")
         buf = bytearray()
-        async for chunk in request.stream():
-            buf += chunk
-            if len(buf) > limit:
-                raise HTTPException(413, f"body exceeds max_body_bytes={limit}")
         try:
-            return orjson.loads(buf)
+            async for chunk in request.stream():
+                buf += chunk
+                if len(buf) > limit:
+                    raise HTTPException(413, f"body exceeds max_body_bytes={limit}")
+        except ClientDisconnect:  # a client that went away (or was cut off as too slow) mid-body
+            raise HTTPException(400, "client disconnected before the body was complete") from None
+        try:
+            data = orjson.loads(buf)
         except orjson.JSONDecodeError:
             raise HTTPException(400, "body is not valid JSON") from None
+        depth = self.settings.max_json_depth
+        if json_depth_exceeds(bytes(buf), data, depth):
+            raise HTTPException(400, f"body nests deeper than max_json_depth={depth}")
+        return data
 
     async def read_model(self, request: Request, model: type[BaseModel]) -> Any:
         data = await self.read_json(request)
@@ -245,7 +288,19 @@ def create_app(settings: ProviderSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         p.store = Store(settings.db_path)
-        client = counting_client(p.wire, concurrency=settings.dispatch_concurrency, timeout=settings.delivery_timeout_s)
+        verify: Any = True
+        if settings.ca_file:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=settings.ca_file)
+        # Every connection the dispatcher opens is checked again: DNS may have changed since subscribing.
+        client = DeliveryClient(
+            p.wire,
+            concurrency=settings.dispatch_concurrency,
+            timeout=settings.delivery_timeout_s,
+            verify=verify,
+            allowed_hosts=settings.allowed_callback_hosts,
+        )
         p.dispatcher = Dispatcher(p.store, settings, client)
         app.state.store = p.store
         app.state.dispatcher = p.dispatcher
@@ -365,6 +420,24 @@ def create_app(settings: ProviderSettings) -> FastAPI:
         return Response(event_json(row), media_type=JSON)
 
     # The poll route first: routes are matched in order and it is the hottest.
+    async def snapshot(request: Request) -> Response:
+        """The latest state as one resource (no log): a slow poller misses the versions in between."""
+        p.counters["snapshot_polls"] += 1
+        head = p.store.head(())
+        etag = b'"v%d"' % head
+        inm = _header(request.scope, b"if-none-match")
+        if inm is not None and _etag_matches(inm, etag):
+            return _Raw(304, b"", [(b"etag", etag), (b"x-poll-interval", poll_interval)])
+        row = p.store.event(head) if head else None
+        if row is None:
+            body = b'{"version":0,"id":0,"state":null}'
+        else:
+            body = b'{"version":%d,"id":%d,"type":%s,"created_ns":%d,"state":%s}' % (
+                row[0], row[0], orjson.dumps(row[1]), row[2], row[3]
+            )
+        return _Raw(200, body, [(b"etag", etag), (b"x-poll-interval", poll_interval), *json_headers(body)])
+
+    app.router.add_route("/snapshot", snapshot, methods=["GET"])
     app.router.add_route("/events", feed, methods=["GET"])
     app.router.add_route("/events", publish, methods=["POST"])
     app.router.add_route("/healthz", healthz, methods=["GET"])
@@ -411,6 +484,25 @@ def create_app(settings: ProviderSettings) -> FastAPI:
             raise HTTPException(404, "subscription not found")
         p.dispatcher.wake()
         return Response(status_code=204)
+
+    @app.post("/subscriptions/{sub_id}/rotate-secret")
+    async def rotate_secret(sub_id: str, request: Request) -> Response:
+        """A new secret, shown once; the old one keeps signing (a second signature) for ``overlap_s``."""
+        _sub_or_404(sub_id)
+        empty = request.headers.get("content-length") in (None, "0") and "transfer-encoding" not in request.headers
+        body = RotateIn() if empty else await p.read_model(request, RotateIn)
+        if body.secret is not None:
+            try:
+                secret = check_secret(body.secret)
+            except ValueError as exc:
+                raise HTTPException(422, f"secret: {exc}") from None
+        else:
+            secret = new_secret()
+        sub = p.store.rotate_secret(sub_id, secret, int(body.overlap_s * 1e9))
+        if sub is None:  # deleted in between
+            raise HTTPException(404, "subscription not found")
+        p.dispatcher.wake()
+        return _json(200, {**sub.public(), "secret": sub.secret})
 
     @app.post("/subscriptions/{sub_id}/replay", status_code=202)
     async def replay(sub_id: str, request: Request) -> Response:

@@ -14,6 +14,9 @@ a delivery makes at most ``len(retry_schedule_s)`` attempts before it goes
 ``±retry_jitter``; a ``Retry-After`` on 429/502/503/504 is a floor in real
 seconds. A 410 disables the subscription and its pending deliveries.
 
+During a secret rotation each message carries two signatures (new, old)
+until the overlap ends; the signer cache is rebuilt when it does.
+
 Shutdown cancels attempts in flight without recording them: their rows stay
 ``pending`` and are sent again after a restart (at-least-once; the same
 ``webhook-id`` lets receivers de-duplicate).
@@ -52,6 +55,7 @@ class _Endpoint:
 
     sub: Subscription
     signer: Signer
+    secrets: tuple[str, ...]
 
 
 def iso_utc(ns: int) -> str:
@@ -135,6 +139,7 @@ class Dispatcher:
         self._done: list[AttemptResult] = []
         self._endpoints: dict[str, _Endpoint] = {}
         self._endpoints_version = -1
+        self._endpoints_expire_ns: int | None = None  # when a rotation overlap ends
         self._scale = settings.time_scale
         self.counters: dict[str, int] = defaultdict(int)
 
@@ -192,16 +197,23 @@ class Dispatcher:
             await self._wake.wait()
 
     def _refresh_endpoints(self) -> None:
-        if self._endpoints_version == self.store.subscriptions_version:
+        expire = self._endpoints_expire_ns
+        if self._endpoints_version == self.store.subscriptions_version and (expire is None or time.time_ns() < expire):
             return
         old = self._endpoints
         fresh: dict[str, _Endpoint] = {}
+        now = time.time_ns()
+        expire = None
         for sub in self.store.subscriptions():
             prev = old.get(sub.id)
-            signer = prev.signer if prev and prev.sub.secret == sub.secret else Signer([sub.secret])
-            fresh[sub.id] = _Endpoint(sub, signer)
+            secrets = sub.signing_secrets(now)
+            if len(secrets) > 1 and sub.previous_secret_until_ns is not None:
+                expire = min(expire or sub.previous_secret_until_ns, sub.previous_secret_until_ns)
+            signer = prev.signer if prev and prev.secrets == secrets else Signer(secrets)
+            fresh[sub.id] = _Endpoint(sub, signer, secrets)
         self._endpoints = fresh
         self._endpoints_version = self.store.subscriptions_version
+        self._endpoints_expire_ns = expire
 
     def _flush(self) -> None:
         if not self._done:
@@ -305,8 +317,9 @@ class Dispatcher:
                 job.url, content=job.body, headers=job.headers, timeout=self.settings.delivery_timeout_s
             )
             status = resp.status_code
-            sent = _request_bytes(resp.request, len(job.body))
-            received = _response_bytes(resp)
+            # The delivery client counts exact bytes; an httpx client's are estimated from its models.
+            sent = getattr(resp, "bytes_sent", None) or _request_bytes(resp.request, len(job.body))
+            received = getattr(resp, "bytes_received", None) or _response_bytes(resp)
             if status in THROTTLE_STATUSES:
                 retry_after = parse_retry_after(resp.headers.get("retry-after"))
         except httpx.TimeoutException as exc:

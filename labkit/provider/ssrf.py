@@ -6,16 +6,22 @@ itself. So a callback must be http(s), and every address its host resolves
 to must be public, unless the lab explicitly allows that host or network
 (the lab's receivers live on loopback).
 
-The check happens when the subscription is created. DNS can change later
-(rebinding); a production dispatcher would pin the resolved address or
-re-check at connect time.
+The check happens when the subscription is created, and again each time
+the dispatcher opens a connection (``guard_client``): DNS can change between
+the two (rebinding), so the connecting backend resolves the name itself,
+refuses a non-public answer, and connects to the very address it checked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -116,3 +122,72 @@ def check_callback_url(url: str, allowed: tuple[str, ...] = ()) -> str:
             continue
         raise ValueError(f"url host {host!r} resolves to a {why} address ({ip}), which is not allowed")
     return url
+
+
+class SSRFRefused(httpcore.ConnectError):
+    """A connection the guard refused; httpx reports it as a ``ConnectError``."""
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that checks every address at connect time.
+
+    The host is resolved here and the connection made to the checked address
+    (TLS still verifies the name: httpcore passes the origin host as SNI), so a
+    DNS answer that changes after the check cannot redirect the connection.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, allowed: tuple[str, ...]) -> None:
+        self._inner = inner
+        self._names, self._nets = _parse_allowed(allowed)
+
+    def _permitted(self, ip: IPAddress) -> str | None:
+        """None when ``ip`` may be connected to, else why not."""
+        why = _why_forbidden(ip)
+        if why is None:
+            return None
+        candidates = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            candidates.append(ip.ipv4_mapped)
+        if any(c in net for c in candidates for net in self._nets if c.version == net.version):
+            return None
+        return why
+
+    async def _address(self, host: str, port: int) -> str:
+        name = host.strip("[]").rstrip(".")
+        if name.lower() in self._names:
+            return host
+        try:
+            ips = [ipaddress.ip_address(name)]
+        except ValueError:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError, OSError) as exc:
+                raise httpcore.ConnectError(f"host {name!r} does not resolve ({exc.__class__.__name__})") from None
+            ips = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        if not ips:
+            raise httpcore.ConnectError(f"host {name!r} does not resolve")
+        for ip in ips:  # every answer must pass, as at subscription time
+            why = self._permitted(ip)
+            if why is not None:
+                raise SSRFRefused(f"refused by the SSRF guard: {name!r} resolves to a {why} address ({ip})")
+        return str(ips[0])
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        address = await self._address(host, port)
+        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        raise SSRFRefused("refused by the SSRF guard: unix sockets are not webhook endpoints")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guard_client(client: httpx.AsyncClient, allowed: tuple[str, ...] = ()) -> httpx.AsyncClient:
+    """Make ``client`` re-check the SSRF rules whenever it opens a connection; returns it."""
+    pool = client._transport._pool  # type: ignore[attr-defined]  # httpx exposes no backend hook
+    pool._network_backend = GuardedBackend(pool._network_backend, allowed)
+    return client

@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     secret TEXT NOT NULL,
     status TEXT NOT NULL,
     created_ns INTEGER NOT NULL,
-    disabled_reason TEXT
+    disabled_reason TEXT,
+    previous_secret TEXT,
+    previous_secret_until_ns INTEGER
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -89,10 +91,19 @@ class Subscription:
     status: str
     created_ns: int
     disabled_reason: str | None = None
+    # During a rotation the old secret keeps signing (a second signature) until this time.
+    previous_secret: str | None = None
+    previous_secret_until_ns: int | None = None
+
+    def signing_secrets(self, now_ns: int) -> tuple[str, ...]:
+        """The secrets to sign with at ``now_ns``: the current one, and the old one during an overlap."""
+        if self.previous_secret and self.previous_secret_until_ns and now_ns < self.previous_secret_until_ns:
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
 
     def public(self) -> dict[str, Any]:
-        """The view every read returns: everything but the secret."""
-        return {
+        """The view every read returns: everything but the secrets."""
+        out: dict[str, Any] = {
             "id": self.id,
             "url": self.url,
             "event_types": list(self.event_types),
@@ -100,6 +111,9 @@ class Subscription:
             "created_ns": self.created_ns,
             "disabled_reason": self.disabled_reason,
         }
+        if self.previous_secret:
+            out["previous_secret_valid_until_ns"] = self.previous_secret_until_ns
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,8 @@ def _subscription(row: tuple[Any, ...]) -> Subscription:
         status=row[4],
         created_ns=row[5],
         disabled_reason=row[6],
+        previous_secret=row[7],
+        previous_secret_until_ns=row[8],
     )
 
 
@@ -186,6 +202,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         self.readonly = readonly
         self._heads = _Heads()
         for type_, head in self._db.execute("SELECT type, max(id) FROM events GROUP BY type"):
@@ -195,6 +212,13 @@ class Store:
         self.subscriptions_version = 0
         self._active: list[tuple[str, frozenset[str]]] = []
         self._load_active()
+
+    def _migrate(self) -> None:
+        """Add the rotation columns to a database made before secret rotation existed."""
+        cols = {row[1] for row in self._db.execute("PRAGMA table_info(subscriptions)")}
+        for name, kind in (("previous_secret", "TEXT"), ("previous_secret_until_ns", "INTEGER")):
+            if name not in cols:
+                self._db.execute(f"ALTER TABLE subscriptions ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -292,17 +316,31 @@ class Store:
 
     def subscription(self, sub_id: str) -> Subscription | None:
         row = self._db.execute(
-            "SELECT id, url, event_types, secret, status, created_ns, disabled_reason FROM subscriptions WHERE id = ?",
+            "SELECT id, url, event_types, secret, status, created_ns, disabled_reason, previous_secret,"
+            " previous_secret_until_ns FROM subscriptions WHERE id = ?",
             (sub_id,),
         ).fetchone()
         return _subscription(row) if row else None
 
     def subscriptions(self) -> list[Subscription]:
         rows = self._db.execute(
-            "SELECT id, url, event_types, secret, status, created_ns, disabled_reason FROM subscriptions"
+            "SELECT id, url, event_types, secret, status, created_ns, disabled_reason, previous_secret,"
+            " previous_secret_until_ns FROM subscriptions"
             " ORDER BY created_ns, id"
         ).fetchall()
         return [_subscription(r) for r in rows]
+
+    def rotate_secret(self, sub_id: str, secret: str, overlap_ns: int) -> Subscription | None:
+        """Make ``secret`` current; the old one keeps signing for ``overlap_ns`` (0 ends it now)."""
+        now = time.time_ns()
+        cur = self._db.execute(
+            "UPDATE subscriptions SET previous_secret = secret, previous_secret_until_ns = ?, secret = ? WHERE id = ?",
+            (now + overlap_ns, secret, sub_id),
+        )
+        if cur.rowcount == 0:
+            return None
+        self._changed()
+        return self.subscription(sub_id)
 
     def delete_subscription(self, sub_id: str) -> bool:
         """Remove the endpoint and its secret; its pending deliveries become 'disabled'."""

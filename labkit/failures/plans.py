@@ -1,0 +1,231 @@
+"""Fault plans: what to break in a run, when, and for how long.
+
+A plan is a ``RunSettings.fault``; an experiment file sets one per variant::
+
+    [variants.receiver-killed]
+    fault = { kind = "consumer_kill", at_s = [1.5, 3.5] }
+
+Times (``at_s``) count from the moment publishing starts. Each kind says
+which styles it applies to: a consumer crash exists in both, a receiver that
+answers 410 only for webhooks. Faults and their counterparts per style:
+
+    kind              webhook (provider pushes)                  polling (consumer pulls)
+    none              baseline                                    baseline
+    consumer_down     receiver stopped, restarted after           poller stopped, restarted after
+                      duration_s (same db file, same port)        duration_s (same db file)
+    consumer_kill     receiver SIGKILLed at each at_s,            poller SIGKILLed at each at_s,
+                      restarted after restart_after_s             restarted after restart_after_s
+    provider_kill     provider SIGKILLed mid-dispatch, restarted  provider SIGKILLed, restarted on
+                      on the same db and port                     the same db and port
+    receiver_slow     receiver slower than the delivery timeout   -
+    receiver_errors   a share of deliveries answered 5xx          -
+    throttle          a share answered 429 + Retry-After          per-key rate limit on the poller's key
+    receiver_gone     receiver answers 410 (endpoint disabled)    -
+    network           delay, jitter, loss and resets through a user-space TCP proxy (both styles)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BOTH: tuple[str, ...] = ("webhook", "polling")
+WEBHOOK: tuple[str, ...] = ("webhook",)
+
+
+class _Plan(BaseModel):
+    """Frozen, strict about unknown fields; TOML arrays arrive as lists and become tuples."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    styles: ClassVar[tuple[str, ...]] = BOTH
+    # False where the design accepts losing events (a 410 disables the endpoint by design).
+    promises_no_loss: ClassVar[bool] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tuples(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return data
+
+    def describe(self) -> str:
+        """One line for tables and logs."""
+        return self.kind  # type: ignore[attr-defined, no-any-return]
+
+
+def _times(v: tuple[float, ...]) -> tuple[float, ...]:
+    if not v or any(t < 0 for t in v) or list(v) != sorted(v):
+        raise ValueError("must be a non-empty, ascending list of seconds >= 0")
+    return v
+
+
+class NoFault(_Plan):
+    """The baseline: nothing breaks."""
+
+    kind: Literal["none"] = "none"
+
+    def describe(self) -> str:
+        return "baseline (no fault)"
+
+
+class ConsumerDown(_Plan):
+    """The consumer process is stopped (SIGTERM) for a while, then started again on the same db."""
+
+    kind: Literal["consumer_down"] = "consumer_down"
+    at_s: float = Field(1.5, ge=0)
+    duration_s: float = Field(2.0, gt=0, le=600)
+
+    def describe(self) -> str:
+        return f"consumer down for {self.duration_s:g} s"
+
+
+class ConsumerKill(_Plan):
+    """The consumer is SIGKILLed (no shutdown code runs) and restarted on the same db (and port)."""
+
+    kind: Literal["consumer_kill"] = "consumer_kill"
+    at_s: tuple[float, ...] = (1.5,)
+    restart_after_s: float = Field(0.5, ge=0, le=600)
+
+    @field_validator("at_s")
+    @classmethod
+    def _at(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _times(v)
+
+    def describe(self) -> str:
+        return f"consumer SIGKILLed x{len(self.at_s)}"
+
+
+class ProviderKill(_Plan):
+    """The provider is SIGKILLed while deliveries are in flight and restarted on the same db and port.
+
+    ``receiver_delay_ms`` slows every webhook acknowledgement so the kill lands
+    with deliveries in flight (processed by the receiver, never acknowledged).
+    """
+
+    kind: Literal["provider_kill"] = "provider_kill"
+    at_s: tuple[float, ...] = (1.5,)
+    restart_after_s: float = Field(0.5, ge=0, le=600)
+    receiver_delay_ms: float = Field(100.0, ge=0, le=10_000)
+
+    @field_validator("at_s")
+    @classmethod
+    def _at(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _times(v)
+
+    def describe(self) -> str:
+        return f"provider SIGKILLed x{len(self.at_s)}"
+
+
+class ReceiverSlow(_Plan):
+    """For a window the receiver answers after ``delay_ms``, beyond the provider's ``delivery_timeout_s``."""
+
+    kind: Literal["receiver_slow"] = "receiver_slow"
+    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    at_s: float = Field(1.5, ge=0)
+    duration_s: float = Field(2.0, gt=0, le=600)
+    delay_ms: float = Field(1500.0, gt=0, le=60_000)
+    delivery_timeout_s: float = Field(1.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _slower(self) -> "ReceiverSlow":
+        if self.delay_ms / 1000 <= self.delivery_timeout_s:
+            raise ValueError("delay_ms must exceed delivery_timeout_s, or the receiver is not too slow")
+        return self
+
+    def describe(self) -> str:
+        return f"receiver {self.delay_ms:g} ms > timeout {self.delivery_timeout_s:g} s"
+
+
+class ReceiverErrors(_Plan):
+    """For a window a share ``rate`` of deliveries is answered with ``status`` (5xx)."""
+
+    kind: Literal["receiver_errors"] = "receiver_errors"
+    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    at_s: float = Field(1.5, ge=0)
+    duration_s: float = Field(2.0, gt=0, le=600)
+    rate: float = Field(0.5, gt=0, le=1)
+    status: int = Field(500, ge=500, le=599)
+
+    def describe(self) -> str:
+        return f"{self.rate:.0%} answered {self.status}"
+
+
+class Throttle(_Plan):
+    """429 with Retry-After: the receiver throttles the provider, or the provider throttles the poller.
+
+    Webhook: for a window a share ``rate`` of deliveries gets 429 and
+    ``Retry-After: retry_after_s``. Polling: the poller's API key is limited to
+    ``rate_limit_per_s`` (burst ``rate_limit_burst``) for the whole run, so
+    polls faster than that get 429 with Retry-After from the provider.
+    """
+
+    kind: Literal["throttle"] = "throttle"
+    at_s: float = Field(1.5, ge=0)
+    duration_s: float = Field(2.0, gt=0, le=600)
+    rate: float = Field(0.5, gt=0, le=1)
+    retry_after_s: float = Field(1.0, ge=0, le=3600)
+    rate_limit_per_s: float = Field(2.0, gt=0)
+    rate_limit_burst: int = Field(1, ge=1)
+
+    def describe(self) -> str:
+        return "429 + Retry-After"
+
+
+class ReceiverGone(_Plan):
+    """From ``at_s`` the receiver answers 410 Gone: the provider disables the endpoint for good."""
+
+    kind: Literal["receiver_gone"] = "receiver_gone"
+    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    promises_no_loss: ClassVar[bool] = False
+    at_s: float = Field(1.5, ge=0)
+
+    def describe(self) -> str:
+        return "410 Gone (endpoint disabled)"
+
+
+class NetworkFault(_Plan):
+    """Delay, jitter, loss and resets between consumer and provider, through ``labkit.netproxy``.
+
+    A user-space TCP proxy cannot drop a segment and let TCP retransmit it, so
+    ``loss`` is the share of chunks held back for ``rto_ms`` (the stall a lost
+    segment costs: Linux's minimum retransmission timeout is 200 ms), and
+    ``reset`` the share of chunks on which the connection is aborted with a
+    TCP RST. ``duration_s`` 0 means the whole run.
+    """
+
+    kind: Literal["network"] = "network"
+    at_s: float = Field(0.0, ge=0)
+    duration_s: float = Field(0.0, ge=0, le=3600)
+    delay_ms: float = Field(20.0, ge=0, le=10_000)
+    jitter_ms: float = Field(10.0, ge=0, le=10_000)
+    loss: float = Field(0.02, ge=0, le=0.5)
+    rto_ms: float = Field(200.0, ge=0, le=10_000)
+    reset: float = Field(0.0, ge=0, le=0.5)
+
+    def describe(self) -> str:
+        parts = [f"+{self.delay_ms:g}±{self.jitter_ms:g} ms"]
+        if self.loss:
+            parts.append(f"{self.loss:.0%} loss")
+        if self.reset:
+            parts.append(f"{self.reset:.0%} resets")
+        return "network " + ", ".join(parts)
+
+
+FaultPlan = Annotated[
+    Union[NoFault, ConsumerDown, ConsumerKill, ProviderKill, ReceiverSlow, ReceiverErrors, Throttle, ReceiverGone, NetworkFault],
+    Field(discriminator="kind"),
+]
+
+KINDS: tuple[str, ...] = (
+    "none",
+    "consumer_down",
+    "consumer_kill",
+    "provider_kill",
+    "receiver_slow",
+    "receiver_errors",
+    "throttle",
+    "receiver_gone",
+    "network",
+)
