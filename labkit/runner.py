@@ -396,6 +396,9 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         "publish_lateness_ms": run.publish_lateness_ms,
     }
     wl = settings.workload
+    # The model is evaluated at the rate the seeded draw really produced (events / duration),
+    # so a Poisson sample with a few more events than lambda * D is not read as a model error.
+    rate = published / wl.duration_s if published else wl.rate_per_s
     if run.style == "polling":
         polls = int(counters.get("polls", 0))
         empty = int(counters.get("empty_polls", 0))
@@ -420,10 +423,11 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
             out["feed"] = "snapshot"
             out["fraction_seen"] = delivered / per
         out["model"] = model.polling_model(
-            wl.rate_per_s, settings.poll_interval_s, rtt_ms / 1000, arrival=wl.arrival, page_limit=100, long_poll_wait_s=settings.long_poll_wait_s
+            rate, settings.poll_interval_s, rtt_ms / 1000, arrival=wl.arrival, page_limit=100, long_poll_wait_s=settings.long_poll_wait_s
         )
         if settings.snapshot:
-            out["model"]["fraction_seen"] = model.snapshot_fraction_seen(wl.rate_per_s, settings.poll_interval_s, wl.arrival)
+            out["model"]["fraction_seen"] = model.snapshot_fraction_seen(rate, settings.poll_interval_s, wl.arrival)
+        out["model"]["rate_per_s"] = rate
     else:
         d = run.deliveries
         attempts = int(d.get("attempts", 0))
@@ -485,6 +489,8 @@ def run(
             "payload_bytes": wl.payload_bytes,
             "seed": wl.seed,
             "lambda_t": wl.rate_per_s * settings.poll_interval_s,
+            "realized_rate_per_s": len(workload) / wl.duration_s,
+            "realized_lambda_t": len(workload) / wl.duration_s * settings.poll_interval_s,
         },
         "styles": {r.style: summarise_style(r, settings) for r in style_runs},
         "settings": settings.model_dump(mode="json"),
