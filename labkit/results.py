@@ -81,23 +81,28 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-def read_summary(path: Path) -> dict[str, Any]:
-    """A summary.json, checked: readable, an object, a known schema_version."""
+def read_versioned_json(path: Path, filename: str, what: str = "results file", missing: str = "") -> dict[str, Any]:
+    """A JSON object of ours (``path`` or ``path/filename``), checked: readable, an object, a known schema_version."""
     path = Path(path)
     if path.is_dir():
-        path = path / SUMMARY
+        path = path / filename
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ResultsError(f"{path}: no such results file") from None
+        raise ResultsError(f"{path}: no such {what}{missing}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: corrupted results file ({exc.__class__.__name__})") from None
+        raise ResultsError(f"{path}: corrupted {what} ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):
-        raise ResultsError(f"{path}: corrupted results file (not a JSON object)")
+        raise ResultsError(f"{path}: corrupted {what} (not a JSON object)")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ResultsError(f"{path}: unknown schema_version {version!r}; this labkit reads {SCHEMA_VERSION}")
     return data
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A summary.json, checked: readable, an object, a known schema_version."""
+    return read_versioned_json(path, SUMMARY)
 
 
 def summary_paths(path: Path) -> list[Path]:

@@ -29,6 +29,7 @@ from labkit.results import (
     SCHEMA_VERSION,
     SUMMARY,
     read_summary,
+    read_versioned_json,
     summary_rows,
     write_json,
 )
@@ -200,20 +201,7 @@ def write_table(experiment: Experiment, run_dirs: list[Path]) -> Path:
 
 def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """An experiment's table.json (or the folder holding it), refusing an unknown schema_version."""
-    import json
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / TABLE_JSON
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such table; run the sweep first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: corrupted table ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        raise ResultsError(f"{path}: unknown schema_version {version!r}; this labkit reads {SCHEMA_VERSION}")
+    data = read_versioned_json(Path(path), TABLE_JSON, "table", "; run the sweep first")
     return pd.DataFrame(data.get("rows", []), columns=data.get("columns"))
 
 

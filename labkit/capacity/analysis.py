@@ -37,7 +37,6 @@ step when none breached):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -49,6 +48,7 @@ import pandas as pd
 
 from labkit.capacity.lag import LagHistograms, summary_ms
 from labkit.errors import ResultsError
+from labkit.results import read_versioned_json
 
 SCHEMA_VERSION = 1
 CAPACITY_JSON = "capacity.json"
@@ -344,20 +344,7 @@ def _breach_reason(row: pd.Series, slo: Slo) -> str:
 
 def read_capacity(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A capacity.json, checked: readable, an object, a known schema_version."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CAPACITY_JSON
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such capacity results file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: corrupted capacity results ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: corrupted capacity results (not a JSON object)")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(f"{path}: unknown schema_version {data.get('schema_version')!r}; this labkit reads {SCHEMA_VERSION}")
-    return data
+    return read_versioned_json(Path(path), CAPACITY_JSON, "capacity results file")
 
 
 def load_capacity(path: str | os.PathLike[str]) -> pd.DataFrame:
