@@ -127,6 +127,11 @@ def load_experiment(path: str | Path, *, out_dir: str | Path = "results") -> Exp
     return _parse(doc, path, out_dir)
 
 
+def parse_experiment(doc: dict[str, Any], path: str | Path = "<dict>", out_dir: str | Path = "results") -> Experiment:
+    """Validate and expand an experiment given as a mapping (as a TOML file would load); ``path`` names it in errors."""
+    return _parse(doc, Path(path), out_dir)
+
+
 def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     where = str(path)
     _only(doc, TABLES, where, "", "table")

@@ -498,7 +498,7 @@ def latency_timeline(
     return fig
 
 
-def variant_bars(results_df: pd.DataFrame) -> Figure:
+def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on one workload") -> Figure:
     """Delivery variants side by side: mean latency, requests and bytes per event, the model marked.
 
     One bar per (variant, style) row, named by ``param.variant`` when the
@@ -522,7 +522,7 @@ def variant_bars(results_df: pd.DataFrame) -> Figure:
         names = df["style"].astype(str)
     y = np.arange(len(df))
     labelled = False
-    for ax, (title, column, model_column, log) in zip(axes, panels):
+    for ax, (panel_title, column, model_column, log) in zip(axes, panels):
         values = _col(df, column)
         colors = [_color(str(s)) for s in df["style"]]
         ax.barh(y, values.fillna(0), color=colors, height=0.6)
@@ -536,7 +536,7 @@ def variant_bars(results_df: pd.DataFrame) -> Figure:
                     labelled = True
         ax.set_yticks(y, names if ax is axes[0] else [""] * len(y))
         ax.invert_yaxis()
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(panel_title, fontsize="medium")
         if log:
             ax.set_xscale("log")
             _log_axis(ax.xaxis)
@@ -545,5 +545,5 @@ def variant_bars(results_df: pd.DataFrame) -> Figure:
     handles = [Patch(color=_color(s), label=s) for s in _styles(df)]
     handles += [h for h in axes[0].get_legend_handles_labels()[0] + axes[1].get_legend_handles_labels()[0] if h.get_label() == "model"][:1]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", frameon=False)
-    fig.suptitle("Delivery variants on one workload")
+    fig.suptitle(title)
     return fig

@@ -107,7 +107,9 @@ def polling_model(
         return {
             "kind": "model",
             "lambda_t": rate_per_s * interval_s,
-            "latency_mean_ms": rtt_s * 1000,
+            # no closed form: an event is answered within about one round trip, and the
+            # fleet's measured round trip includes the time each long poll was held
+            "latency_mean_ms": None,
             "requests_per_event": long_poll_requests_per_event(rate_per_s, long_poll_wait_s),
             "empty_poll_ratio": math.exp(-rate_per_s * long_poll_wait_s),
             "assumes": "long polling: an event is answered within one round trip",
