@@ -10,6 +10,7 @@ descriptor bound by the parent (so there is no race for a free port).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import socket
 import sys
@@ -67,6 +68,11 @@ def serve_app(
         ssl_keyfile=ssl_keyfile,
     )
     server = uvicorn.Server(config)
+    # The ~70,000 objects of the imports and the app live as long as the process: freezing them
+    # keeps each full collection to what requests allocate, instead of a 40 ms pause (more on a
+    # busy machine) that every request in flight waits for (``labkit bench``).
+    gc.collect()
+    gc.freeze()
     server.run(sockets=[sock] if sock is not None else None)
 
 

@@ -27,8 +27,9 @@ import ssl
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+import httpcore
 import httptools
 import httpx
 
@@ -38,6 +39,7 @@ from labkit.provider.ssrf import GuardedBackend
 # The headers httpx puts before the caller's; sent the same so bytes per webhook do not change.
 _DEFAULT_HEAD = b"Accept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\n"
 MAX_RESPONSE_BYTES = 64 * 1024
+_PRINTABLE = "".join(chr(c) for c in range(33, 127))
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -206,20 +208,26 @@ class DeliveryClient:
             self._release(conn)
 
     def _parse(self, url: str) -> tuple[Origin, bytes, bytes]:
+        """(origin, request target, Host header) of ``url``; a malformed URL is an ``httpx.InvalidURL``."""
         cached = self._heads.get(url)
         if cached is not None:
             return cached
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url!r}")
         try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            if scheme not in ("http", "https") or not parts.hostname:
+                raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url!r}")
             port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError as exc:
-            raise httpx.InvalidURL(str(exc)) from None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rsplit("@", 1)[-1]
-        out = ((scheme, parts.hostname, port), target.encode("ascii", "strict"), host.encode("idna" if not host.isascii() else "ascii"))
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            # As httpx does: anything but printable ASCII is percent-encoded (UTF-8).
+            target_bytes = quote(target, safe=_PRINTABLE).encode("ascii")
+            host = parts.netloc.rsplit("@", 1)[-1]
+            host_bytes = host.encode("ascii") if host.isascii() else host.encode("idna")
+        except httpx.HTTPError:
+            raise
+        except (ValueError, UnicodeError) as exc:
+            raise httpx.InvalidURL(f"malformed URL: {exc}") from None
+        out = ((scheme, parts.hostname, port), target_bytes, host_bytes)
         if len(self._heads) < 10_000:
             self._heads[url] = out
         return out
@@ -255,7 +263,7 @@ class DeliveryClient:
             self._waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 raise httpx.PoolTimeout("no connection free within the delivery timeout") from None
             finally:
                 if waiter in self._waiters:
@@ -302,11 +310,11 @@ class DeliveryClient:
                 ),
                 max(deadline - loop.time(), 0),
             )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise httpx.ConnectTimeout(f"cannot connect to {host}:{port} within the delivery timeout") from None
         except httpx.HTTPError:
             raise
-        except Exception as exc:  # the guard's refusal (httpcore.ConnectError), OSError, ssl.SSLError
+        except (httpcore.ConnectError, OSError, ValueError) as exc:  # the guard's refusal, refused, TLS (SSLError is an OSError)
             raise httpx.ConnectError(str(exc) or exc.__class__.__name__) from None
         self.counter.connections += 1
         return conn
@@ -335,7 +343,7 @@ class DeliveryClient:
                 waiter.cancel()
         self._waiters.clear()
 
-    async def __aenter__(self) -> "DeliveryClient":
+    async def __aenter__(self) -> DeliveryClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

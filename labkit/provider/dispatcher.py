@@ -235,7 +235,7 @@ class Dispatcher:
         wake_at: int | None = None
         if free > 0:
             b = self.settings.batch_max_events
-            rows = self.store.due_deliveries(now, free * b + len(self._inflight))
+            rows = self.store.due_deliveries(now, free * b + len(self._inflight), skip=self._inflight)
             ready: list[Delivery] = []
             fresh: dict[str, list[Delivery]] = defaultdict(list)
             orphans: list[int] = []

@@ -1,0 +1,646 @@
+"""The five measurements of ``labkit bench``, each a labkit part against the same machine's limit.
+
+Every function here starts what it needs in the run's ``ProcessGroup`` (real
+uvicorn processes on 127.0.0.1, as in ``labkit compare``), measures both sides
+of its ratio in the same run, alternating, and returns plain data. Every loop
+is bounded in count and time. ``labkit.bench.suite`` turns the results into
+ratios, targets and the JSON file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import os
+import random
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from labkit.bench.load import HttpRequest, LoadResult, LoadTool
+from labkit.config import DEFAULT_API_KEY
+from labkit.consumers import records
+from labkit.errors import RunError
+from labkit.metering import (
+    WireCounter,
+    histogram_summary_ms,
+    new_histogram,
+    record_us,
+)
+from labkit.procs import Child, ProcessGroup
+from labkit.provider.delivery import DeliveryClient
+from labkit.provider.dispatcher import USER_AGENT, webhook_body
+from labkit.provider.store import Store
+from labkit.signing import Signer, new_secret
+from labkit.workload import make_payload
+
+EVENT_TYPE = "order.updated"
+AUTH = ("authorization", f"Bearer {DEFAULT_API_KEY}")
+DRAIN_TIMEOUT_S = 60.0
+DISPATCH_CONCURRENCY = 64  # the provider's default; wrk gets as many connections for the ceiling
+# What the dispatcher's client sends before a webhook's own headers (labkit.provider.delivery).
+_DELIVERY_HEADERS = (("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate, br"), ("Connection", "keep-alive"))
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how hard each benchmark runs; ``plan()`` builds the standard ones."""
+
+    mode: str
+    reps: int
+    seconds: float  # one closed-loop segment
+    connections: int
+    page_events: int
+    payload_bytes: int
+    dispatch_events: int
+    latency_rate: float
+    latency_seconds: float
+    fleet_steps: tuple[int, ...]
+    fleet_interval_s: float
+    fleet_seconds: float
+    ingest_max_rps: int  # sizes the pre-signed requests: a rep never needs more distinct ones
+
+
+def plan(quick: bool = False, tiny: bool = False) -> Plan:
+    """Full, quick (under three minutes), or tiny (the test suite's smoke run; numbers mean nothing)."""
+    if tiny:
+        return Plan("tiny", 1, 1.0, 16, 5, 256, 100, 50.0, 1.5, (100,), 1.0, 3.0, 6000)
+    if quick:
+        return Plan("quick", 3, 2.0, 64, 10, 256, 10000, 50.0, 8.0, (5000,), 5.0, 20.0, 8000)
+    return Plan("full", 5, 5.0, 64, 10, 256, 30000, 50.0, 30.0, (5000, 7500, 10000, 15000), 5.0, 30.0, 8000)
+
+
+# -- small helpers ------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.median(vals) if vals else None
+
+
+def cv(values: list[float]) -> float | None:
+    """Coefficient of variation (stdev / mean) of repetitions: how noisy a series was."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if len(vals) < 2 or statistics.mean(vals) == 0:
+        return None
+    return statistics.stdev(vals) / statistics.mean(vals)
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float | None:
+    """Median of the per-repetition ratios a_i / b_i: each pair ran back to back, so drift cancels."""
+    return median([x / y for x, y in zip(a, b) if y])
+
+
+def series(results: list[LoadResult]) -> dict[str, Any]:
+    rps = [r.ok_rps for r in results]
+    return {
+        "rps": median(rps),
+        "samples_rps": [round(v, 1) for v in rps],
+        "cv": cv(rps),
+        "latency_p50_ms": median([r.latency_us.get("p50", math.nan) / 1000 for r in results]),
+        "latency_p99_ms": median([r.latency_us.get("p99", math.nan) / 1000 for r in results]),
+        "errors": sum(r.errors_status + r.errors_socket for r in results),
+        "requests": sum(r.requests for r in results),
+    }
+
+
+def seed_events(db_path: Path, count: int, payload_bytes: int, seed: int = 7) -> list[tuple[int, str, int, bytes]]:
+    """Write ``count`` events straight into a provider database (before its provider starts)."""
+    rng = random.Random(seed)
+    store = Store(str(db_path))
+    try:
+        for i in range(count):
+            store.publish(EVENT_TYPE, orjson.dumps(make_payload(i, payload_bytes, rng)))
+        return store.page(0, count)
+    finally:
+        store.close()
+
+
+def provider_settings(db_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "db_path": str(db_path),
+        "api_keys": [DEFAULT_API_KEY],
+        "rate_limit_per_s": 0,
+        "allowed_callback_hosts": ["127.0.0.1"],
+        "time_scale": 0.001,
+        "seed": 1,
+        **extra,
+    }
+
+
+def _ro(db_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5.0)
+
+
+class Lab:
+    """What every benchmark shares: the process group, the work directory, the load tool."""
+
+    def __init__(self, group: ProcessGroup, work_dir: Path, tool: LoadTool, progress: Progress) -> None:
+        self.group = group
+        self.work_dir = work_dir
+        self.tool = tool
+        self.progress = progress
+        self._bare_receiver: Child | None = None
+
+    def bare_receiver(self) -> Child:
+        if self._bare_receiver is None or not self._bare_receiver.alive():
+            self._bare_receiver = self.group.start_server("bare-receiver", "bare", {})
+        return self._bare_receiver
+
+    def client(self, base_url: str) -> httpx.Client:
+        return httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=30.0)
+
+    def load(self, base_url: str, requests: list[HttpRequest], plan: Plan, connections: int | None = None) -> LoadResult:
+        return self.tool.run(base_url, requests, connections=connections or plan.connections, duration_s=plan.seconds)
+
+
+def _cpu_share(child: Child, cpu0: float, wall_s: float) -> float | None:
+    used = child.cpu_s() - cpu0
+    return used / wall_s if wall_s > 0 and math.isfinite(used) else None
+
+
+# -- 1. the poll endpoint ----------------------------------------------------------------
+
+
+def _capture(url: str, request: HttpRequest) -> dict[str, Any]:
+    with httpx.Client(timeout=10.0) as c:
+        r = c.request(request.method, url + request.path, headers=dict(request.headers), content=request.body or None)
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in r.headers.raw]
+    return {"status": r.status_code, "headers": headers, "body_b64": base64.b64encode(r.content).decode(), "body_bytes": len(r.content)}
+
+
+def poll_endpoint(lab: Lab, plan: Plan) -> dict[str, Any]:
+    """Provider ``GET /events`` (304 and a 200 page) against a bare endpoint sending the same bytes."""
+    page = plan.page_events
+    db = lab.work_dir / "poll-provider.db"
+    seed_events(db, page * 2, plan.payload_bytes)
+    head = page * 2
+    provider = lab.group.start_server("poll-provider", "provider", provider_settings(db))
+    requests = {
+        "304": HttpRequest("GET", f"/events?after={head}", (AUTH, ("if-none-match", f'"h{head}"'))),
+        "200": HttpRequest("GET", f"/events?after={head - page}&limit={page}", (AUTH,)),
+    }
+    captured = {k: _capture(provider.url, r) for k, r in requests.items()}
+    for k, cap in captured.items():
+        if cap["status"] != int(k):
+            raise RunError(f"poll benchmark: the provider answered {cap['status']} where {k} was expected")
+    bare = lab.group.start_server("poll-bare", "bare", {"responses": {f"/r{k}": cap for k, cap in captured.items()}})
+    bare_requests = {k: HttpRequest("GET", f"/r{k}", r.headers) for k, r in requests.items()}
+    for k, r in bare_requests.items():
+        if _capture(bare.url, r)["status"] != int(k):
+            raise RunError(f"poll benchmark: the bare endpoint did not answer {k}")
+    out: dict[str, Any] = {}
+    steps, done = plan.reps * 4, 0
+    for k in ("304", "200"):
+        got: dict[str, list[LoadResult]] = {"provider": [], "bare": []}
+        cpu: dict[str, list[float]] = {"provider": [], "bare": []}
+        for rep in range(plan.reps):
+            order = [("provider", provider, requests[k]), ("bare", bare, bare_requests[k])]
+            if rep % 2:
+                order.reverse()
+            for name, child, req in order:
+                cpu0, t0 = child.cpu_s(), time.monotonic()
+                got[name].append(lab.load(child.url, [req], plan))
+                share = _cpu_share(child, cpu0, time.monotonic() - t0)
+                if share is not None:
+                    cpu[name].append(share)
+                done += 1
+                lab.progress("bench: poll endpoint", done, steps)
+        prov, bar = series(got["provider"]), series(got["bare"])
+        prov["server_cpu_share"] = median(cpu["provider"])
+        bar["server_cpu_share"] = median(cpu["bare"])
+        out[f"status_{k}"] = {
+            "provider": prov,
+            "bare": bar,
+            "ratio": paired_ratio([r.ok_rps for r in got["provider"]], [r.ok_rps for r in got["bare"]]),
+            "response_body_bytes": captured[k]["body_bytes"],
+            "request": f"GET {requests[k].path}",
+        }
+    lab.group.stop(bare)
+    lab.group.stop(provider)
+    return out
+
+
+# -- 2. the dispatcher -------------------------------------------------------------------
+
+
+def _signed_request(path: str, secret: str | Signer, msg_id: str, row: tuple[int, str, int, bytes], timestamp: int | None = None) -> HttpRequest:
+    """A webhook exactly as the dispatcher sends it (its client's fixed headers included)."""
+    body = webhook_body([row], batch=False, thin=False)
+    signer = secret if isinstance(secret, Signer) else Signer([secret])
+    headers = signer.headers(msg_id, body, timestamp)
+    headers["content-type"] = "application/json"
+    headers["user-agent"] = USER_AGENT
+    return HttpRequest("POST", path, (*_DELIVERY_HEADERS, *headers.items()), body)
+
+
+def _drain(lab: Lab, provider: Child, db: Path, sub_id: str, events: int) -> dict[str, Any]:
+    """Queue ``events`` deliveries at once (a replay) and time the dispatcher from first to last."""
+    with _ro(db) as con:
+        before = con.execute("SELECT coalesce(max(id), 0) FROM deliveries").fetchone()[0]
+    cpu0 = provider.cpu_s()
+    with lab.client(provider.url) as c:
+        delivered0 = c.get("/stats").json()["dispatcher"].get("delivered", 0)
+        r = c.post(f"/subscriptions/{sub_id}/replay", json={"after": "0"})
+        if r.status_code != 202 or r.json().get("queued") != events:
+            raise RunError(f"dispatcher benchmark: replay answered {r.status_code} {r.text[:200]}")
+        t0 = time.monotonic()
+        deadline = t0 + max(DRAIN_TIMEOUT_S, events / 100)
+        while True:
+            d = c.get("/stats").json()["dispatcher"]
+            if d.get("delivered", 0) - delivered0 >= events:
+                break
+            if time.monotonic() > deadline:
+                raise RunError(f"dispatcher benchmark: {d.get('delivered', 0) - delivered0} of {events} delivered within {deadline - t0:.0f} s")
+            time.sleep(0.02)
+    cpu = provider.cpu_s() - cpu0
+    con = _ro(db)
+    try:
+        n, ok, first, last = con.execute(
+            "SELECT count(*), sum(status_code BETWEEN 200 AND 299), min(started_ns), max(finished_ns) FROM attempts WHERE delivery_id > ?",
+            (before,),
+        ).fetchone()
+        durations = [row[0] for row in con.execute("SELECT finished_ns - started_ns FROM attempts WHERE delivery_id > ?", (before,))]
+    finally:
+        con.close()
+    span = (last - first) / 1e9 if n else math.nan
+    hist = new_histogram()
+    for d_ns in durations:
+        record_us(hist, d_ns / 1000)
+    return {
+        "deliveries": int(ok or 0),
+        "attempts": int(n),
+        "span_s": span,
+        "per_s": (ok or 0) / span if span > 0 else math.nan,
+        "provider_cpu_share": cpu / span if span > 0 else None,
+        "attempt_ms": histogram_summary_ms(hist),
+    }
+
+
+def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
+    """Deliveries per second from a backlog, against the bare receiver's ceiling under wrk."""
+    receiver = lab.bare_receiver()
+    db = lab.work_dir / "dispatch-provider.db"
+    rows = seed_events(db, plan.dispatch_events, plan.payload_bytes)
+    concurrency = DISPATCH_CONCURRENCY
+    provider = lab.group.start_server("dispatch-provider", "provider", provider_settings(db, dispatch_concurrency=concurrency))
+    secret = new_secret()
+    with lab.client(provider.url) as c:
+        r = c.post("/subscriptions", json={"url": f"{receiver.url}/webhook", "secret": secret})
+        if r.status_code != 201:
+            raise RunError(f"dispatcher benchmark: cannot subscribe: {r.status_code} {r.text[:200]}")
+        sub_id = r.json()["id"]
+    signed = _signed_request("/webhook", secret, f"msg_{rows[0][0]}", rows[0])
+    drains: list[dict[str, Any]] = []
+    ceilings: list[LoadResult] = []
+    recv_cpu: list[float] = []
+    steps, done = plan.reps * 2, 0
+    for rep in range(plan.reps):
+        for which in (("ceiling", "drain") if rep % 2 == 0 else ("drain", "ceiling")):
+            if which == "ceiling":
+                ceilings.append(lab.load(receiver.url, [signed], plan, connections=concurrency))
+            else:
+                cpu0, t0 = receiver.cpu_s(), time.monotonic()
+                drains.append(_drain(lab, provider, db, sub_id, plan.dispatch_events))
+                share = _cpu_share(receiver, cpu0, time.monotonic() - t0)
+                if share is not None:
+                    recv_cpu.append(share)
+            done += 1
+            lab.progress("bench: dispatcher", done, steps)
+    lab.group.stop(provider)
+    rates = [d["per_s"] for d in drains]
+    return {
+        "events": plan.dispatch_events,
+        "concurrency": concurrency,
+        "deliveries_per_s": median(rates),
+        "samples_per_s": [round(v, 1) for v in rates],
+        "cv": cv(rates),
+        "provider_cpu_share": median([d["provider_cpu_share"] for d in drains]),
+        "receiver_cpu_share": median(recv_cpu),
+        "attempt_ms": drains[len(drains) // 2]["attempt_ms"] if drains else None,
+        "ceiling": series(ceilings),
+        "ratio": paired_ratio(rates, [r.ok_rps for r in ceilings]),
+    }
+
+
+# -- 3. the latency floor ----------------------------------------------------------------
+
+
+async def _timetable(provider_url: str, bare_url: str, signed: HttpRequest, rate: float, seconds: float, warmup_s: float, payload_bytes: int = 256) -> dict[str, Any]:
+    """Publish at ``rate`` (open loop) and, half a period later each time, one bare round trip."""
+    wire = WireCounter()
+    # A lean publisher: on this small machine the kernel often runs the process a response wakes on
+    # the writer's CPU, so a heavy client (httpx, ~0.5 ms per response) would delay the provider's
+    # dispatcher by its own work and the figure would measure the harness.
+    publisher = DeliveryClient(wire, concurrency=16, timeout=10.0, allowed_hosts=("127.0.0.1",))
+    publish_headers = {"authorization": f"Bearer {DEFAULT_API_KEY}", "content-type": "application/json"}
+    # The dispatcher's own HTTP client, kept alive: the floor a delivery cannot go below.
+    bare = DeliveryClient(wire, concurrency=4, timeout=10.0, allowed_hosts=("127.0.0.1",))
+    loop = asyncio.get_running_loop()
+    rtts_us: list[float] = []
+    measured_ids: list[int] = []
+    errors = 0
+    period = 1.0 / rate
+    total = int((seconds + warmup_s) * rate)
+    warm = int(warmup_s * rate)
+    rng = random.Random(3)
+
+    async def publish(k: int) -> None:
+        nonlocal errors
+        body = orjson.dumps({"type": EVENT_TYPE, "payload": make_payload(k, payload_bytes, rng)})
+        try:
+            r = await publisher.post(provider_url + "/events", content=body, headers=publish_headers)
+            if r.status_code != 201:
+                errors += 1
+            elif k >= warm:
+                measured_ids.append(int(orjson.loads(r.content)["id"]))
+        except httpx.HTTPError:
+            errors += 1
+
+    headers = dict(signed.headers[len(_DELIVERY_HEADERS) :])  # the client adds its own
+
+    async def bare_rtts() -> None:
+        nonlocal errors
+        for k in range(total):
+            delay = t0 + (k + 0.5) * period - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            start = time.perf_counter()
+            try:
+                await bare.post(bare_url + signed.path, content=signed.body, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            if k >= warm:
+                rtts_us.append((time.perf_counter() - start) * 1e6)
+
+    t0 = loop.time() + 0.1
+    tasks: list[asyncio.Task[None]] = []
+    side = asyncio.create_task(bare_rtts())
+    for k in range(total):
+        delay = t0 + k * period - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(publish(k)))
+    await asyncio.gather(*tasks, side)
+    await publisher.aclose()
+    await bare.aclose()
+    return {"rtts_us": rtts_us, "ids": measured_ids, "errors": errors}
+
+
+def _summary_us(values_us: list[float]) -> dict[str, float | None]:
+    hist = new_histogram()
+    for v in values_us:
+        record_us(hist, v)
+    return histogram_summary_ms(hist)
+
+
+def latency_floor(lab: Lab, plan: Plan) -> dict[str, Any]:
+    """Webhook end to end (created in the provider -> recorded by the receiver) against a bare round trip."""
+    bare = lab.bare_receiver()
+    db = lab.work_dir / "latency-provider.db"
+    rdb = lab.work_dir / "latency-receiver.db"
+    provider = lab.group.start_server("latency-provider", "provider", provider_settings(db))
+    secret = new_secret()
+    receiver = lab.group.start_server(
+        "latency-receiver", "receiver", {"secrets": [secret], "db_path": str(rdb), "stats_path": str(lab.work_dir / "latency-receiver.stats.json")}
+    )
+    with lab.client(provider.url) as c:
+        r = c.post("/subscriptions", json={"url": f"{receiver.url}/webhook/s0", "secret": secret})
+        if r.status_code != 201:
+            raise RunError(f"latency benchmark: cannot subscribe: {r.status_code} {r.text[:200]}")
+    row = (1, EVENT_TYPE, time.time_ns(), orjson.dumps(make_payload(0, plan.payload_bytes, random.Random(1))))
+    signed = _signed_request("/webhook", secret, "msg_bench", row)
+    lab.progress("bench: latency floor", 0, 2)
+    warmup_s = 1.0
+    got = asyncio.run(_timetable(provider.url, bare.url, signed, plan.latency_rate, plan.latency_seconds, warmup_s, plan.payload_bytes))
+    lab.progress("bench: latency floor", 1, 2)
+    expected = len(got["ids"]) + int(warmup_s * plan.latency_rate)
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while sum(records.received_counts(str(rdb)).values()) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lab.group.stop(receiver)
+    lab.group.stop(provider)
+    lab.progress("bench: latency floor", 2, 2)
+    created = Store.events_created_at(str(db))
+    wanted = set(got["ids"])
+    e2e_us = [(recv - created[eid]) / 1000 for _, eid, recv in records.load_events(str(rdb)) if eid in wanted]
+    received = {eid: recv for _, eid, recv in records.load_events(str(rdb))}
+    attempts_us: list[float] = []
+    to_dispatch_us: list[float] = []  # created (publish commit) -> the dispatcher starts the POST
+    to_record_us: list[float] = []  # the POST starts -> the receiver records the event
+    with _ro(db) as con:
+        for eid, started, finished in con.execute(
+            "SELECT d.first_event_id, a.started_ns, a.finished_ns FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
+            " WHERE d.first_event_id >= ?",
+            (min(wanted) if wanted else 0,),
+        ):
+            attempts_us.append((finished - started) / 1000)
+            if eid in wanted and eid in received:
+                to_dispatch_us.append((started - created[eid]) / 1000)
+                to_record_us.append((received[eid] - started) / 1000)
+    e2e, bare_rtt = _summary_us(e2e_us), _summary_us(got["rtts_us"])
+
+    def ratio(key: str) -> float | None:
+        a, b = e2e.get(key), bare_rtt.get(key)
+        return a / b if a is not None and b else None
+
+    return {
+        "rate_per_s": plan.latency_rate,
+        "seconds": plan.latency_seconds,
+        "events": len(wanted),
+        "delivered": len(e2e_us),
+        "errors": got["errors"],
+        "webhook_e2e_ms": e2e,
+        "attempt_ms": _summary_us(attempts_us),
+        "breakdown_ms": {"created_to_dispatch": _summary_us(to_dispatch_us), "dispatch_to_recorded": _summary_us(to_record_us)},
+        "bare_rtt_ms": bare_rtt,
+        "ratio_p50": ratio("p50"),
+        "ratio_p99": ratio("p99"),
+    }
+
+
+# -- 4. the poller fleet -----------------------------------------------------------------
+
+
+def _stats(path: Path) -> tuple[dict[str, Any], float]:
+    """The fleet's stats file and when it was written (its mtime, seconds)."""
+    for _ in range(20):
+        try:
+            st = os.stat(path)
+            return json.loads(path.read_text()), st.st_mtime_ns / 1e9
+        except (OSError, json.JSONDecodeError):
+            time.sleep(0.02)
+    raise RunError(f"cannot read the fleet's stats file {path}")
+
+
+def _wait_file(child: Child, path: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if not child.alive():
+            raise RunError(f"{child.name} exited during start-up: {child.log_tail()}")
+        if time.monotonic() > deadline:
+            raise RunError(f"{child.name} did not start within {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
+def fleet_step(lab: Lab, provider: Child, pollers: int, plan: Plan, tick: Callable[[], None]) -> dict[str, Any]:
+    """One fleet of ``pollers`` at ``plan.fleet_interval_s``: lateness and achieved poll rate."""
+    interval = plan.fleet_interval_s
+    stats_path = lab.work_dir / f"fleet-{pollers}.stats.json"
+    fleet = lab.group.start_worker(
+        f"fleet-{pollers}",
+        "poller",
+        {
+            "base_url": provider.url,
+            "api_key": DEFAULT_API_KEY,
+            "pollers": pollers,
+            "interval_s": interval,
+            "db_path": str(lab.work_dir / f"fleet-{pollers}.db"),
+            "stats_path": str(stats_path),
+            "seed": 1,
+        },
+    )
+    _wait_file(fleet, stats_path)
+    # Warm-up: every poller has connected and polled once, and the fleet has frozen its objects (gc).
+    warm = min(interval + 1.5, plan.fleet_seconds / 3)
+    end = time.monotonic() + plan.fleet_seconds
+    time.sleep(warm)
+    tick()
+    s1, t1 = _stats(stats_path)
+    p_cpu0, f_cpu0 = provider.cpu_s(), fleet.cpu_s()
+    while time.monotonic() < end:
+        time.sleep(min(1.0, max(end - time.monotonic(), 0)))
+        tick()
+    s2, t2 = _stats(stats_path)
+    p_cpu, f_cpu = provider.cpu_s() - p_cpu0, fleet.cpu_s() - f_cpu0
+    alive = fleet.alive()
+    lab.group.stop(fleet)
+    final, _ = _stats(stats_path)
+    c1, c2, cf = s1.get("counters", {}), s2.get("counters", {}), final.get("counters", {})
+    window = t2 - t1
+    achieved = (c2.get("polls", 0) - c1.get("polls", 0)) / window if window > 0 else math.nan
+    intended = pollers / interval
+    lateness = cf.get("lateness") or c2.get("lateness") or {}
+    rate_ratio = achieved / intended if intended else math.nan
+    p99 = lateness.get("p99")
+    errors = int(cf.get("errors", 0))
+    return {
+        "pollers": pollers,
+        "interval_s": interval,
+        "window_s": window,
+        "intended_polls_per_s": intended,
+        "achieved_polls_per_s": achieved,
+        "rate_ratio": rate_ratio,
+        "lateness_ms": lateness,
+        "lateness_ms_after_warmup_s": {"at_s": round(warm, 1), **(c1.get("lateness") or {})},
+        "rtt_ms": cf.get("rtt"),
+        "polls": int(cf.get("polls", 0)),
+        "errors": errors,
+        "skipped_ticks": int(cf.get("skipped_ticks", 0)),
+        "fleet_cpu_share": f_cpu / window if window > 0 else None,
+        "provider_cpu_share": p_cpu / window if window > 0 else None,
+        "ok": bool(alive and p99 is not None and p99 < 50.0 and rate_ratio >= 0.98 and errors == 0),
+    }
+
+
+def poller_fleet(lab: Lab, plan: Plan) -> dict[str, Any]:
+    """The largest fleet (of ``plan.fleet_steps``) one process runs on its timetable."""
+    db = lab.work_dir / "fleet-provider.db"
+    seed_events(db, 1, plan.payload_bytes)
+    provider = lab.group.start_server("fleet-provider", "provider", provider_settings(db, poll_interval_hint_s=plan.fleet_interval_s))
+    steps: list[dict[str, Any]] = []
+    total_s = len(plan.fleet_steps) * plan.fleet_seconds
+    started = time.monotonic()
+
+    def tick() -> None:
+        lab.progress("bench: poller fleet", min(int(time.monotonic() - started), int(total_s)), int(total_s))
+
+    for n in plan.fleet_steps:
+        step = fleet_step(lab, provider, n, plan, tick)
+        steps.append(step)
+        if not step["ok"]:
+            break
+    lab.group.stop(provider)
+    passed = [s for s in steps if s["ok"]]
+    best = passed[-1] if passed else steps[0]
+    return {
+        "interval_s": plan.fleet_interval_s,
+        "lateness_limit_ms": 50.0,
+        "pollers_per_process": best["pollers"] if passed else 0,
+        "tried": [s["pollers"] for s in steps],
+        "best": best,
+        "steps": steps,
+        "rate_ratio": best["rate_ratio"],
+        "lower_bound": bool(passed) and len(passed) == len(plan.fleet_steps),
+    }
+
+
+# -- 5. receiver ingest ------------------------------------------------------------------
+
+
+def _presigned(secret: str, count: int, rep: int, payload_bytes: int) -> list[HttpRequest]:
+    """``count`` webhooks with distinct ids and events, signed now (valid for the 5-minute window)."""
+    rng = random.Random(rep)
+    payload = orjson.dumps(make_payload(0, payload_bytes, rng))
+    now = int(time.time())
+    base = (rep + 1) * 10_000_000
+    signer = Signer([secret])
+    out = []
+    for i in range(count):
+        row = (base + i, EVENT_TYPE, time.time_ns(), payload)
+        out.append(_signed_request("/webhook/bench", signer, f"msg_{base + i}", row, now))
+    return out
+
+
+def receiver_ingest(lab: Lab, plan: Plan) -> dict[str, Any]:
+    """Signed webhooks verified and recorded per second, against the same receiver not verifying."""
+    secret = new_secret()
+    servers = {}
+    for name, verify in (("verified", True), ("unverified", False)):
+        servers[name] = lab.group.start_server(
+            f"ingest-{name}", "receiver", {"secrets": [secret], "db_path": str(lab.work_dir / f"ingest-{name}.db"), "verify": verify}
+        )
+    got: dict[str, list[LoadResult]] = {"verified": [], "unverified": []}
+    cpu: dict[str, list[float]] = {"verified": [], "unverified": []}
+    count = int(plan.ingest_max_rps * plan.seconds) + 1000
+    steps, done = plan.reps * 2, 0
+    for rep in range(plan.reps):
+        # The same pre-signed requests for both receivers (each has its own database): identical work.
+        reqs = _presigned(secret, count, rep, plan.payload_bytes)
+        order = ["verified", "unverified"] if rep % 2 == 0 else ["unverified", "verified"]
+        for name in order:
+            child = servers[name]
+            cpu0, t0 = child.cpu_s(), time.monotonic()
+            got[name].append(lab.load(child.url, reqs, plan))
+            share = _cpu_share(child, cpu0, time.monotonic() - t0)
+            if share is not None:
+                cpu[name].append(share)
+            done += 1
+            lab.progress("bench: receiver ingest", done, steps)
+    counters = {}
+    for name, child in servers.items():
+        with lab.client(child.url) as c:
+            counters[name] = c.get("/stats").json().get("counters", {})
+        lab.group.stop(child)
+    out: dict[str, Any] = {"distinct_requests_per_rep": count}
+    for name in got:
+        s = series(got[name])
+        s["server_cpu_share"] = median(cpu[name])
+        s["accepted"] = int(counters[name].get("accepted", 0))
+        s["duplicates"] = int(counters[name].get("duplicates", 0))
+        s["rejected"] = counters[name].get("rejected", {})
+        out[name] = s
+    out["ratio"] = paired_ratio([r.ok_rps for r in got["verified"]], [r.ok_rps for r in got["unverified"]])
+    return out

@@ -1,0 +1,88 @@
+"""``labkit bench`` runs end to end and writes a well-formed file; this is not a timed test.
+
+The run uses the test-only tiny plan (``LABKIT_BENCH_TINY=1``): every benchmark
+for a second or two, on real servers, so the numbers mean nothing; only the
+shape of the results is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit.bench import RATIO_KEYS, SCHEMA_VERSION, TARGETS, read_bench
+from labkit.bench.cases import paired_ratio, plan
+from labkit.bench.suite import TINY_ENV, Target, build_summary
+from labkit.errors import ResultsError
+
+
+def labkit(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+
+
+def test_bench_quick_json_writes_a_well_formed_file(tmp_path: Path) -> None:
+    proc = labkit("bench", "--quick", "--json", "--out", str(tmp_path), env={TINY_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = json.loads(proc.stdout)
+    files = list((tmp_path / "bench").glob("*.json"))
+    assert len(files) == 1
+    data = read_bench(files[0])
+    assert printed == data
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["mode"] == "tiny"
+    assert set(data["ratios"]) == set(RATIO_KEYS)
+    for key, value in data["ratios"].items():
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+    assert set(data["targets"]) == {t.name for t in TARGETS}
+    for t in data["targets"].values():
+        assert isinstance(t["pass"], bool) and t["op"] in (">=", "<=")
+    assert set(data["benchmarks"]) == {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest"}
+    assert data["benchmarks"]["latency_floor"]["delivered"] == data["benchmarks"]["latency_floor"]["events"] > 0
+    assert data["environment"]["cpu_count"] >= 1 and data["environment"]["packages"]["uvicorn"]
+    assert {"loadavg_start", "other_cpu_share", "max_cv"} <= set(data["noise"])
+
+
+def test_bench_table_and_only(tmp_path: Path) -> None:
+    proc = labkit("bench", "--quick", "--only", "receiver_ingest", "--out", str(tmp_path), env={TINY_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "receiver" in proc.stdout and "results:" in proc.stdout
+    data = read_bench(next((tmp_path / "bench").glob("*.json")))
+    assert set(data["benchmarks"]) == {"receiver_ingest"}
+    assert data["ratios"]["poll_304"] is None  # not measured: null, and its target is not passed
+    assert data["targets"]["poll_304"]["pass"] is False
+
+
+def test_an_unknown_benchmark_is_one_line_and_exit_2() -> None:
+    proc = labkit("bench", "--only", "nope", timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "--only" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_targets_judge_both_directions() -> None:
+    at_least = Target("x", "ratios.x", ">=", 0.6, "")
+    at_most = Target("y", "ratios.y", "<=", 3.0, "")
+    assert at_least.judge(0.6)["pass"] and not at_least.judge(0.59)["pass"]
+    assert at_most.judge(3.0)["pass"] and not at_most.judge(3.1)["pass"]
+    assert not at_least.judge(None)["pass"] and not at_most.judge(float("nan"))["pass"]
+
+
+def test_summary_is_strict_json_and_pairs_ratios() -> None:
+    assert paired_ratio([10, 20, 30], [20, 20, 20]) == 1.0
+    assert paired_ratio([], []) is None
+    doc = build_summary("r", plan(tiny=True), "wrk", {"dispatcher": {"ratio": float("nan")}}, {}, 1.0)
+    assert doc["ratios"]["dispatcher"] is None
+    json.dumps(doc, allow_nan=False)
+
+
+def test_read_bench_refuses_an_unknown_schema(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(ResultsError, match="schema_version"):
+        read_bench(path)
