@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-jupytext = pytest.importorskip("jupytext")
-nbclient = pytest.importorskip("nbclient")
-nbformat = pytest.importorskip("nbformat")
+import jupytext  # runtime dependencies of labkit: a missing one is a failure, not a skip
+import nbclient
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
