@@ -288,6 +288,16 @@ async def _raw(send: Send, status: int, body: bytes, extra: list[tuple[bytes, by
     await send({"type": "http.response.body", "body": body})
 
 
+def _secret_or_new(given: str | None) -> str:
+    """The caller's whsec_ secret, checked (422 naming it), or a fresh one."""
+    if given is None:
+        return new_secret()
+    try:
+        return check_secret(given)
+    except ValueError as exc:
+        raise HTTPException(422, f"secret: {exc}") from None
+
+
 def create_app(settings: ProviderSettings) -> FastAPI:
     """Build a provider app; its lifespan opens the store and runs the dispatcher."""
     p = Provider(settings)
@@ -477,13 +487,7 @@ def create_app(settings: ProviderSettings) -> FastAPI:
             url = await asyncio.to_thread(check_callback_url, body.url, settings.allowed_callback_hosts)
         except ValueError as exc:
             raise HTTPException(422, f"url: {exc}") from None
-        if body.secret is not None:
-            try:
-                secret = check_secret(body.secret)
-            except ValueError as exc:
-                raise HTTPException(422, f"secret: {exc}") from None
-        else:
-            secret = new_secret()
+        secret = _secret_or_new(body.secret)
         types = list(dict.fromkeys(body.event_types))
         sub = p.store.create_subscription(url, types, secret)
         p.dispatcher.wake()
@@ -510,13 +514,7 @@ def create_app(settings: ProviderSettings) -> FastAPI:
         _sub_or_404(sub_id)
         empty = request.headers.get("content-length") in (None, "0") and "transfer-encoding" not in request.headers
         body = RotateIn() if empty else await p.read_model(request, RotateIn)
-        if body.secret is not None:
-            try:
-                secret = check_secret(body.secret)
-            except ValueError as exc:
-                raise HTTPException(422, f"secret: {exc}") from None
-        else:
-            secret = new_secret()
+        secret = _secret_or_new(body.secret)
         sub = p.store.rotate_secret(sub_id, secret, int(body.overlap_s * 1e9))
         if sub is None:  # deleted in between
             raise HTTPException(404, "subscription not found")
