@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -183,7 +183,7 @@ def _register_optional_commands() -> None:
                 raise
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for every expected failure."""
     _register_optional_commands()
     command = typer.main.get_command(app)

@@ -62,9 +62,7 @@ class ProviderSettings(Settings):
     batch_max_events: int = Field(1, ge=1, le=1000, description="events per webhook request")
     batch_window_ms: float = Field(0.0, ge=0, le=60_000)
     thin_events: bool = False
-    allowed_callback_hosts: tuple[str, ...] = Field(
-        (), description="hosts or CIDRs that may be private, loopback or link-local"
-    )
+    allowed_callback_hosts: tuple[str, ...] = Field((), description="hosts or CIDRs that may be private, loopback or link-local")
     key_rate_limits: dict[str, tuple[float, int]] = Field(
         default_factory=dict, description="per-key (rate_per_s, burst) overriding the default; rate 0 = unlimited"
     )
@@ -168,7 +166,7 @@ class WorkloadSettings(Settings):
     max_events: int = Field(200_000, ge=1)
 
     @model_validator(mode="after")
-    def _trace(self) -> "WorkloadSettings":
+    def _trace(self) -> WorkloadSettings:
         if self.arrival == "trace" and not self.trace_path:
             raise ValueError("arrival 'trace' needs trace_path")
         return self
@@ -207,7 +205,7 @@ class RunSettings(Settings):
         return v
 
     @model_validator(mode="after")
-    def _fault_styles(self) -> "RunSettings":
+    def _fault_styles(self) -> RunSettings:
         if self.fault is not None:
             wrong = [s for s in self.styles if s not in self.fault.styles]
             if wrong:

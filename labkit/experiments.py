@@ -42,10 +42,7 @@ RUN_KEYS = tuple(k for k in RunSettings.model_fields if k not in RUN_RESERVED) +
 WORKLOAD_KEYS = tuple(WorkloadSettings.model_fields)
 # Settings whose value is itself a list: a list of lists sweeps them.
 _LIST_VALUED = {
-    name
-    for model in (RunSettings, WorkloadSettings)
-    for name, f in model.model_fields.items()
-    if typing.get_origin(f.annotation) is tuple
+    name for model in (RunSettings, WorkloadSettings) for name, f in model.model_fields.items() if typing.get_origin(f.annotation) is tuple
 }
 
 
@@ -213,7 +210,7 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
 
     points: list[Point] = []
     ids: dict[str, dict[str, Any]] = {}
-    for vname, overrides in (variants.items() if variants else [(None, {})]):
+    for vname, overrides in variants.items() if variants else [(None, {})]:
         for combo in combos:
             data = {t: dict(d) for t, d in fixed.items()}
             params: dict[str, Any] = {}
@@ -231,7 +228,15 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
             ids[pid] = params
             points.append(Point(experiment=name, params=params, settings=settings, point_id=pid))
     swept = (("variant",) if variants else ()) + tuple(key for _, key, _ in axes)
-    return Experiment(name=name, path=path, description=texts["description"], question=texts["question"], points=tuple(points), swept=swept, out_dir=Path(out_dir))
+    return Experiment(
+        name=name,
+        path=path,
+        description=texts["description"],
+        question=texts["question"],
+        points=tuple(points),
+        swept=swept,
+        out_dir=Path(out_dir),
+    )
 
 
 def _is_sweep(key: str, value: Any) -> bool:

@@ -128,7 +128,13 @@ def latency_cdf(events_df: pd.DataFrame, *, poll_interval_s: float | None = None
     if poll_interval_s:
         t_ms = poll_interval_s * 1000.0
         x = np.linspace(max(rtt_ms, t_ms * 1e-3), t_ms + rtt_ms, 300)
-        ax.plot(x, np.clip((x - rtt_ms) / t_ms, 0, 1), color="black", **MODEL_STYLE, label=f"model: polling delay uniform on [0, T] + RTT (T = {poll_interval_s:g} s)")
+        ax.plot(
+            x,
+            np.clip((x - rtt_ms) / t_ms, 0, 1),
+            color="black",
+            **MODEL_STYLE,
+            label=f"model: polling delay uniform on [0, T] + RTT (T = {poll_interval_s:g} s)",
+        )
     ax.set_xscale("log")
     _log_axis(ax.xaxis)
     ax.set_ylim(0, 1.02)
@@ -170,7 +176,13 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
             shown += [value] if math.isnan(predicted) else [value, predicted]
             ax.annotate(f"{value:.3g}", (i, top), ha="center", va="bottom", fontsize="small", xytext=(0, 3), textcoords="offset points")
             if not math.isnan(predicted):
-                ax.plot([i - 0.4, i + 0.4], [predicted, predicted], color="black", **MODEL_STYLE, label="_nolegend_" if model_labelled else "model")
+                ax.plot(
+                    [i - 0.4, i + 0.4],
+                    [predicted, predicted],
+                    color="black",
+                    **MODEL_STYLE,
+                    label="_nolegend_" if model_labelled else "model",
+                )
                 model_labelled = True
         ax.set_xticks(range(len(styles)), styles)
         ax.set_title(title, fontsize="medium")
@@ -225,7 +237,15 @@ def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
         wt = _col(web, "settings.poll_interval_s", "poll_interval_s")
         if wt.isna().all():
             wt = pd.Series(np.nanmedian(t), index=web.index)
-        ax.plot(wt, _col(web, "latency_ms.mean"), marker="o", linestyle="none", color=_color("webhook"), markersize=7, label="webhook: measured mean (T does not apply)")
+        ax.plot(
+            wt,
+            _col(web, "latency_ms.mean"),
+            marker="o",
+            linestyle="none",
+            color=_color("webhook"),
+            markersize=7,
+            label="webhook: measured mean (T does not apply)",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
@@ -262,15 +282,43 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
             continue
         mean = part.groupby("_lt")["_y"].mean()
         ax.plot(mean.index, mean.to_numpy(), color=_color(style, i), linewidth=1.2, alpha=0.6)
-        ax.plot(part["_lt"], part["_y"], marker=STYLE_MARKERS.get(style, "D"), linestyle="none", color=_color(style, i), markersize=7, label=f"{style}: measured")
+        ax.plot(
+            part["_lt"],
+            part["_y"],
+            marker=STYLE_MARKERS.get(style, "D"),
+            linestyle="none",
+            color=_color(style, i),
+            markersize=7,
+            label=f"{style}: measured",
+        )
     crossover, curves = _cost_models(df, metric, grid, batch)
     for style, (y, label) in curves.items():
         ax.plot(grid, y, color=_color(style), **MODEL_STYLE, label=label)
     if crossover is not None and math.isfinite(crossover):
         name = "1/B" if metric == "requests_per_event" else "equal bytes"
         ax.axvline(crossover, color="0.3", linestyle=":", linewidth=1.2, label=f"model crossover: lambda T = {crossover:.3g} ({name})")
-        ax.annotate("<- push cheaper", (crossover, 0.97), xycoords=("data", "axes fraction"), xytext=(-6, 0), textcoords="offset points", ha="right", va="top", fontsize="small", color="0.3")
-        ax.annotate("polling cheaper ->", (crossover, 0.97), xycoords=("data", "axes fraction"), xytext=(6, 0), textcoords="offset points", ha="left", va="top", fontsize="small", color="0.3")
+        ax.annotate(
+            "<- push cheaper",
+            (crossover, 0.97),
+            xycoords=("data", "axes fraction"),
+            xytext=(-6, 0),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize="small",
+            color="0.3",
+        )
+        ax.annotate(
+            "polling cheaper ->",
+            (crossover, 0.97),
+            xycoords=("data", "axes fraction"),
+            xytext=(6, 0),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize="small",
+            color="0.3",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
@@ -328,14 +376,39 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
     if not poll.empty and ratio.notna().any():
         polls = _col(poll, "polls")
         err = np.sqrt(ratio * (1 - ratio) / polls.where(polls > 0))
-        ax.errorbar(lt, ratio, yerr=err, marker="s", linestyle="none", color=_color("polling"), markersize=7, capsize=3, label="measured (bars: one standard error)")
+        ax.errorbar(
+            lt,
+            ratio,
+            yerr=err,
+            marker="s",
+            linestyle="none",
+            color=_color("polling"),
+            markersize=7,
+            capsize=3,
+            label="measured (bars: one standard error)",
+        )
         for x, y in zip(lt, ratio):
             if not (math.isnan(x) or math.isnan(y)):
-                ax.annotate(f"{y:.1%}\nmodel {math.exp(-x):.1%}", (x, y), xytext=(8, 4), textcoords="offset points", fontsize="x-small", color="0.25")
+                ax.annotate(
+                    f"{y:.1%}\nmodel {math.exp(-x):.1%}",
+                    (x, y),
+                    xytext=(8, 4),
+                    textcoords="offset points",
+                    fontsize="x-small",
+                    color="0.25",
+                )
     else:
         _no_data(ax, "no polling runs: model only")
     zapier = model.zapier_wasted_ratio()
-    ax.plot([zapier_lt], [zapier], marker="*", markersize=14, color="#ff7f0e", linestyle="none", label=f"Zapier: {zapier:.1%} of polls empty (lambda T = {zapier_lt:.3f})")
+    ax.plot(
+        [zapier_lt],
+        [zapier],
+        marker="*",
+        markersize=14,
+        color="#ff7f0e",
+        linestyle="none",
+        label=f"Zapier: {zapier:.1%} of polls empty (lambda T = {zapier_lt:.3f})",
+    )
     ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1, label=f"lambda T = 1: {math.exp(-1):.1%} empty")
     ax.set_xscale("log")
     _log_axis(ax.xaxis)
@@ -374,7 +447,14 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
             cpu = _col(part, col) - _col(part, start).fillna(0.0)
             y = cpu / delivered.where(delivered > 0) * 1000.0
             order = np.argsort(n.to_numpy())
-            ax.plot(n.to_numpy()[order], y.to_numpy()[order], marker=STYLE_MARKERS.get(style, "D"), color=_color(style, i), markersize=7, label=f"{style}: measured")
+            ax.plot(
+                n.to_numpy()[order],
+                y.to_numpy()[order],
+                marker=STYLE_MARKERS.get(style, "D"),
+                color=_color(style, i),
+                markersize=7,
+                label=f"{style}: measured",
+            )
             fit = cal.fits.get(style, {}).get(f"{side}_cpu_s") if cal else None
             if fit is not None and n.notna().any():
                 grid = _logspace_around(n, pad=1.5)
@@ -406,10 +486,31 @@ def snapshot_fraction(results_df: pd.DataFrame | None = None) -> Figure:
         measured = results_df.dropna(subset=["fraction_seen"])
     lt = _lambda_t(measured) if not measured.empty else pd.Series(dtype=float)
     grid = _logspace_around(lt, extra=(0.05, 20.0), pad=1.5)
-    ax.plot(grid, [model.snapshot_fraction_seen(x, 1.0) for x in grid], color="black", **MODEL_STYLE, label="model: (1 - e^(-lambda T)) / (lambda T), Poisson updates")
-    ax.plot(grid, [model.snapshot_fraction_seen(x, 1.0, "constant") for x in grid], color="0.45", linestyle="-.", linewidth=1.4, label="model: min(1, 1/(lambda T)), updates every 1/lambda")
+    ax.plot(
+        grid,
+        [model.snapshot_fraction_seen(x, 1.0) for x in grid],
+        color="black",
+        **MODEL_STYLE,
+        label="model: (1 - e^(-lambda T)) / (lambda T), Poisson updates",
+    )
+    ax.plot(
+        grid,
+        [model.snapshot_fraction_seen(x, 1.0, "constant") for x in grid],
+        color="0.45",
+        linestyle="-.",
+        linewidth=1.4,
+        label="model: min(1, 1/(lambda T)), updates every 1/lambda",
+    )
     if not measured.empty:
-        ax.plot(lt, _col(measured, "fraction_seen"), marker="s", linestyle="none", color=_color("polling"), markersize=7, label="snapshot polling: measured")
+        ax.plot(
+            lt,
+            _col(measured, "fraction_seen"),
+            marker="s",
+            linestyle="none",
+            color=_color("polling"),
+            markersize=7,
+            label="snapshot polling: measured",
+        )
         title = "Snapshot polling misses updates"
     else:
         title = "Snapshot polling misses updates (model only: no snapshot runs)"
@@ -463,7 +564,16 @@ def latency_timeline(
             keep = t <= window_s
             t, lat = t[keep], lat[keep]
         color = _color(style)
-        ax.plot(t, lat, marker=STYLE_MARKERS.get(style, "D"), linestyle="none", markersize=4, alpha=0.7, color=color, label=f"{style}: one event")
+        ax.plot(
+            t,
+            lat,
+            marker=STYLE_MARKERS.get(style, "D"),
+            linestyle="none",
+            markersize=4,
+            alpha=0.7,
+            color=color,
+            label=f"{style}: one event",
+        )
         if len(lat):
             ax.axhline(float(lat.mean()), color=color, linewidth=1.2, label=f"{style}: measured mean {lat.mean():.3g} ms")
             top = max(top, float(lat.max()))
@@ -473,14 +583,25 @@ def latency_timeline(
             ax.axhline(poll_interval_s * 1000 + rtt_ms, color="0.5", linestyle=":", linewidth=1.2, label="model: longest wait T + RTT")
             top = max(top, poll_interval_s * 1000 + rtt_ms)
         if results_df is not None and not results_df.empty:
-            rows = results_df[(results_df["style"] == style) & ((results_df["run_id"] == run) if run is not None and "run_id" in results_df.columns else True)]
+            rows = results_df[
+                (results_df["style"] == style)
+                & ((results_df["run_id"] == run) if run is not None and "run_id" in results_df.columns else True)
+            ]
             episodes = rows["fault.episodes"].iloc[0] if "fault.episodes" in rows.columns and len(rows) else None
             for i, ep in enumerate(episodes if isinstance(episodes, (list, tuple)) else []):
                 start, outage = float(ep.get("at_s") or 0.0), float(ep.get("outage_s") or 0.0)
                 catch = float(ep.get("catch_up_s") or 0.0)
-                ax.axvspan(start, start + max(outage, 0.02), color="#ff7f0e", alpha=0.25, label=f"{ep.get('what', 'fault')}: outage" if i == 0 else "_nolegend_")
+                ax.axvspan(
+                    start,
+                    start + max(outage, 0.02),
+                    color="#ff7f0e",
+                    alpha=0.25,
+                    label=f"{ep.get('what', 'fault')}: outage" if i == 0 else "_nolegend_",
+                )
                 if catch > 0:
-                    ax.axvspan(start + outage, start + outage + catch, color="#ff7f0e", alpha=0.08, label="catching up" if i == 0 else "_nolegend_")
+                    ax.axvspan(
+                        start + outage, start + outage + catch, color="#ff7f0e", alpha=0.08, label="catching up" if i == 0 else "_nolegend_"
+                    )
             if len(rows) and "fault.description" in rows.columns:
                 ax.set_title(f"{style}: {rows['fault.description'].iloc[0]}", fontsize="medium")
         if not ax.get_title():
@@ -528,7 +649,14 @@ def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on
         ax.barh(y, values.fillna(0), color=colors, height=0.6)
         for yi, v in zip(y, values):
             if not math.isnan(v):
-                ax.annotate(f"{v:,.0f}" if v >= 1000 else f"{v:.3g}", (v, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize="x-small")
+                ax.annotate(
+                    f"{v:,.0f}" if v >= 1000 else f"{v:.3g}",
+                    (v, yi),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize="x-small",
+                )
         if model_column:
             for yi, m in zip(y, _col(df, model_column)):
                 if not math.isnan(m) and m > 0:

@@ -106,7 +106,9 @@ class _CountingStream(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         await self._inner.aclose()
 
-    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
         return _CountingStream(await self._inner.start_tls(ssl_context, server_hostname, timeout), self._counter)
 
     def get_extra_info(self, info: str) -> Any:
@@ -118,7 +120,9 @@ class _CountingBackend(httpcore.AsyncNetworkBackend):
         self._inner = inner
         self._counter = counter
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
         stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         self._counter.connections += 1
         return _CountingStream(stream, self._counter)

@@ -338,9 +338,7 @@ def projection_frame(projection: Mapping[str, Any]) -> pd.DataFrame:
         "consumer cores (all consumers)": "consumer_cores",
     }
     styles = projection["styles"]
-    data = {
-        f"{style}: {out['variant']} (PROJECTION)": [_readable(out.get(key)) for key in rows.values()] for style, out in styles.items()
-    }
+    data = {f"{style}: {out['variant']} (PROJECTION)": [_readable(out.get(key)) for key in rows.values()] for style, out in styles.items()}
     return pd.DataFrame(data, index=list(rows))
 
 
@@ -468,7 +466,14 @@ def interval_explorer(settings: Any, results: pd.DataFrame, events_df: pd.DataFr
     rate = settings.workload.rate_per_s
     state = {"events": events_df, "measured_t": settings.poll_interval_s}
     slider = widgets.FloatLogSlider(
-        value=settings.poll_interval_s, base=10, min=-1.5, max=1.3, step=0.05, description="T (s)", continuous_update=False, readout_format=".3g"
+        value=settings.poll_interval_s,
+        base=10,
+        min=-1.5,
+        max=1.3,
+        step=0.05,
+        description="T (s)",
+        continuous_update=False,
+        readout_format=".3g",
     )
     button = widgets.Button(description="measure polling at this T", icon="play", layout=widgets.Layout(width="auto"))
     text = widgets.HTML()
@@ -544,7 +549,9 @@ def projection_explorer(calibration: Any, *, consumers: int = 100_000, rate_per_
 
     n = widgets.IntSlider(value=consumers, min=1_000, max=1_000_000, step=1_000, description="consumers", continuous_update=False)
     rate = widgets.FloatLogSlider(value=rate_per_s, base=10, min=-2, max=3, step=0.1, description="events/s", continuous_update=False)
-    interval = widgets.FloatLogSlider(value=poll_interval_s, base=10, min=-1, max=2.5, step=0.1, description="T (s)", continuous_update=False)
+    interval = widgets.FloatLogSlider(
+        value=poll_interval_s, base=10, min=-1, max=2.5, step=0.1, description="T (s)", continuous_update=False
+    )
     out = widgets.Output()
 
     def render(*_: Any) -> None:
@@ -588,11 +595,26 @@ def requirements_explorer(results: pd.DataFrame, requirements: Any) -> Any:
 
     from labkit.report import decide
 
-    latency = widgets.FloatLogSlider(value=requirements.target_latency_p99_ms, base=10, min=0, max=6, step=0.1, description="p99 target ms", continuous_update=False, style={"description_width": "initial"})
-    rate = widgets.FloatLogSlider(value=requirements.event_rate_per_s, base=10, min=-3, max=3, step=0.1, description="events/s", continuous_update=False)
+    latency = widgets.FloatLogSlider(
+        value=requirements.target_latency_p99_ms,
+        base=10,
+        min=0,
+        max=6,
+        step=0.1,
+        description="p99 target ms",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
+    rate = widgets.FloatLogSlider(
+        value=requirements.event_rate_per_s, base=10, min=-3, max=3, step=0.1, description="events/s", continuous_update=False
+    )
     consumers = widgets.IntText(value=requirements.consumers, description="consumers")
-    https = widgets.Checkbox(value=requirements.consumers_can_expose_https, description="consumers can expose HTTPS", style={"description_width": "initial"})
-    missed = widgets.Checkbox(value=requirements.missed_events_tolerated, description="missed events tolerated", style={"description_width": "initial"})
+    https = widgets.Checkbox(
+        value=requirements.consumers_can_expose_https, description="consumers can expose HTTPS", style={"description_width": "initial"}
+    )
+    missed = widgets.Checkbox(
+        value=requirements.missed_events_tolerated, description="missed events tolerated", style={"description_width": "initial"}
+    )
     out = widgets.Output()
 
     def render(*_: Any) -> None:
@@ -636,7 +658,9 @@ def show_report(html: str | os.PathLike[str], height: int = 700) -> Any:
     from IPython.display import HTML
 
     page = Path(html).read_text(encoding="utf-8")
-    frame = f'<iframe srcdoc="{html_lib.escape(page, quote=True)}" style="width: 100%; height: {height}px; border: 1px solid #ccc"></iframe>'
+    frame = (
+        f'<iframe srcdoc="{html_lib.escape(page, quote=True)}" style="width: 100%; height: {height}px; border: 1px solid #ccc"></iframe>'
+    )
     return HTML(f"<div>{frame}</div>")  # a bare <iframe> makes IPython warn
 
 

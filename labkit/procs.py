@@ -106,7 +106,7 @@ class ProcessGroup:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.children: list[Child] = []
 
-    def __enter__(self) -> "ProcessGroup":
+    def __enter__(self) -> ProcessGroup:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:

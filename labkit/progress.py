@@ -26,7 +26,7 @@ class ProgressBar:
         )
         self._tasks: dict[str, TaskID] = {}
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         self._progress.__enter__()
         return self
 

@@ -15,10 +15,11 @@ import json
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -29,11 +30,23 @@ SCHEMA_VERSION = 1
 SUMMARY = "summary.json"
 EVENTS = "events.parquet"
 
-_PACKAGES = ("fastapi", "uvicorn", "httpx", "starlette", "standardwebhooks", "locust", "pandas", "hdrhistogram", "orjson", "uvloop", "httptools")
+_PACKAGES = (
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "starlette",
+    "standardwebhooks",
+    "locust",
+    "pandas",
+    "hdrhistogram",
+    "orjson",
+    "uvloop",
+    "httptools",
+)
 
 
 def new_run_id(seed: int) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{stamp}-s{seed}"
 
 

@@ -113,7 +113,13 @@ async def _publish(
     errors = 0
     done = 0
     event_type = workload.settings.event_type
-    async with counting_client(counter, concurrency=256, timeout=30.0, base_url=url, headers={"authorization": f"Bearer {PUBLISHER_KEY}", "content-type": "application/json"}) as client:
+    async with counting_client(
+        counter,
+        concurrency=256,
+        timeout=30.0,
+        base_url=url,
+        headers={"authorization": f"Bearer {PUBLISHER_KEY}", "content-type": "application/json"},
+    ) as client:
 
         async def one(i: int) -> None:
             nonlocal errors, done
@@ -203,9 +209,7 @@ def _delivery_rtt_s(db_path: Path) -> float | None:
     """Mean duration of successful delivery attempts, from the provider's attempt log."""
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        row = con.execute(
-            "SELECT avg(finished_ns - started_ns) FROM attempts WHERE status_code BETWEEN 200 AND 299"
-        ).fetchone()
+        row = con.execute("SELECT avg(finished_ns - started_ns) FROM attempts WHERE status_code BETWEEN 200 AND 299").fetchone()
     except sqlite3.Error:
         return None
     finally:
@@ -312,20 +316,12 @@ def run_style(style: str, settings: RunSettings, workload: Workload, work_dir: P
         def bracket(edge: str) -> None:
             snaps[edge] = snapshot_stats(consumer, stats_path).get("counters", {})
 
-        ids, errors, lateness = asyncio.run(
-            _publish(provider.url, workload, progress, style, bracket if style == "polling" else None)
-        )
-        window = (
-            {k: int(snaps["end"].get(k, 0)) - int(snaps["start"].get(k, 0)) for k in WINDOW_COUNTERS}
-            if len(snaps) == 2
-            else {}
-        )
+        ids, errors, lateness = asyncio.run(_publish(provider.url, workload, progress, style, bracket if style == "polling" else None))
+        window = {k: int(snaps["end"].get(k, 0)) - int(snaps["start"].get(k, 0)) for k in WINDOW_COUNTERS} if len(snaps) == 2 else {}
         if errors and not ids:
             raise RunError(f"{style}: the provider accepted none of {len(workload)} events: {provider.log_tail()}")
         last_id = max(ids) if style == "polling" and settings.snapshot and ids else None
-        drained, drain_s = asyncio.run(
-            _drain(consumer_db, consumers, len(ids), settings.drain_timeout_s, progress, style, watch, last_id)
-        )
+        drained, drain_s = asyncio.run(_drain(consumer_db, consumers, len(ids), settings.drain_timeout_s, progress, style, watch, last_id))
         provider_cpu = provider.cpu_s()
         consumer_cpu = consumer.cpu_s()
         group.stop(consumer)
@@ -411,7 +407,9 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
                 "empty_poll_ratio": _window_ratio(run.window_counters, "empty_polls", "polls", empty / polls if polls else None),
                 "polls_in_window": run.window_counters.get("polls"),
                 # steady state: the requests of the publishing window per event (the edges are not polling's cost)
-                "requests_per_event": run.window_counters["requests"] / per if run.window_counters.get("requests", 0) > 0 else requests / per,
+                "requests_per_event": run.window_counters["requests"] / per
+                if run.window_counters.get("requests", 0) > 0
+                else requests / per,
                 "throttled": int(counters.get("throttled", 0)),
                 "poll_lateness_ms": counters.get("lateness"),
                 "rtt_ms": counters.get("rtt"),
@@ -500,5 +498,3 @@ def run(
     write_events(out / EVENTS, [row for r in style_runs for row in r.events])
     write_json(out / SUMMARY, summary)
     return RunResult(run_id=run_id, results_dir=out, summary=summary)
-
-

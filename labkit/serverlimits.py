@@ -33,9 +33,11 @@ class HeadTooLarge(Exception):
 
 def _response(status: int, reason: bytes, detail: bytes) -> bytes:
     body = b'{"detail":"%s"}' % detail
-    return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
-        % (status, reason, len(body), body)
+    return b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
+        status,
+        reason,
+        len(body),
+        body,
     )
 
 

@@ -12,7 +12,7 @@ import binascii
 import secrets as _secrets
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -51,7 +51,7 @@ class Signer:
 
     def headers(self, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         ts = int(time.time()) if timestamp is None else timestamp
-        when = datetime.fromtimestamp(ts, tz=timezone.utc)
+        when = datetime.fromtimestamp(ts, tz=UTC)
         text = body.decode()
         sigs = " ".join(h.sign(msg_id, when, text) for h in self._hooks)
         return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": sigs}

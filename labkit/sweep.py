@@ -74,8 +74,7 @@ class SweepResult:
             "experiment": self.experiment.name,
             "results_dir": str(self.results_dir),
             "points": [
-                {"point": o.point.point_id, "params": o.point.params, "run_id": o.run_id, "skipped": o.skipped}
-                for o in self.points
+                {"point": o.point.point_id, "params": o.point.params, "run_id": o.run_id, "skipped": o.skipped} for o in self.points
             ],
             "table": str(self.table),
         }

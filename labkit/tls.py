@@ -45,7 +45,9 @@ class LabCertificates:
         return (str(self.cert_file), str(self.key_file))
 
 
-def make_certificates(directory: str | os.PathLike[str], hosts: tuple[str, ...] = DEFAULT_HOSTS, key_type: str = "ECDSA") -> LabCertificates:
+def make_certificates(
+    directory: str | os.PathLike[str], hosts: tuple[str, ...] = DEFAULT_HOSTS, key_type: str = "ECDSA"
+) -> LabCertificates:
     """A fresh CA and a server certificate for ``hosts``, written to ``directory`` (key file 0600)."""
     import trustme
 

@@ -91,7 +91,7 @@ def trace_arrivals(path: str, duration: float) -> list[float]:
 def make_payload(index: int, size: int, rng: random.Random) -> dict[str, object]:
     """A JSON object whose compact encoding is ``size`` bytes (for sizes >= 32)."""
     head = {"seq": index, "pad": ""}
-    overhead = len('{"seq":%d,"pad":""}' % index)
+    overhead = len(f'{{"seq":{index},"pad":""}}')
     head["pad"] = "".join(rng.choices(_ALPHABET, k=max(0, size - overhead)))
     return head
 
@@ -108,9 +108,7 @@ def build_workload(settings: WorkloadSettings) -> Workload:
         assert settings.trace_path is not None
         offsets = trace_arrivals(settings.trace_path, settings.duration_s)
     if len(offsets) > settings.max_events:
-        raise ConfigError(
-            f"workload: {len(offsets)} events exceed max_events={settings.max_events}; lower the rate or duration"
-        )
+        raise ConfigError(f"workload: {len(offsets)} events exceed max_events={settings.max_events}; lower the rate or duration")
     payload_rng = random.Random(settings.seed + 1)
     payloads = tuple(make_payload(i, settings.payload_bytes, payload_rng) for i in range(len(offsets)))
     return Workload(settings=settings, offsets_s=tuple(offsets), payloads=payloads)

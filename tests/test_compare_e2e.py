@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -93,11 +92,24 @@ def test_curl_sees_304_for_an_unchanged_feed(tmp_path):
     with ProcessGroup(tmp_path) as group:
         provider = group.start_server("provider", "provider", {"db_path": str(tmp_path / "p.db")})
         auth = ["-H", "Authorization: Bearer lab-key"]
-        head = subprocess.run(["curl", "-s", "-i", *auth, f"{provider.url}/events?after=0"], capture_output=True, text=True, timeout=30).stdout
+        head = subprocess.run(
+            ["curl", "-s", "-i", *auth, f"{provider.url}/events?after=0"], capture_output=True, text=True, timeout=30
+        ).stdout
         assert head.startswith("HTTP/1.1 200")
         etag = next(line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith("etag:"))
         again = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", *auth, "-H", f"If-None-Match: {etag}", f"{provider.url}/events?after=0"],
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{size_download}",
+                *auth,
+                "-H",
+                f"If-None-Match: {etag}",
+                f"{provider.url}/events?after=0",
+            ],
             capture_output=True,
             text=True,
             timeout=30,

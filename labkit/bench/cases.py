@@ -235,7 +235,9 @@ def poll_endpoint(lab: Lab, plan: Plan) -> dict[str, Any]:
 # -- 2. the dispatcher -------------------------------------------------------------------
 
 
-def _signed_request(path: str, secret: str | Signer, msg_id: str, row: tuple[int, str, int, bytes], timestamp: int | None = None) -> HttpRequest:
+def _signed_request(
+    path: str, secret: str | Signer, msg_id: str, row: tuple[int, str, int, bytes], timestamp: int | None = None
+) -> HttpRequest:
     """A webhook exactly as the dispatcher sends it (its client's fixed headers included)."""
     body = webhook_body([row], batch=False, thin=False)
     signer = secret if isinstance(secret, Signer) else Signer([secret])
@@ -262,7 +264,9 @@ def _drain(lab: Lab, provider: Child, db: Path, sub_id: str, events: int) -> dic
             if d.get("delivered", 0) - delivered0 >= events:
                 break
             if time.monotonic() > deadline:
-                raise RunError(f"dispatcher benchmark: {d.get('delivered', 0) - delivered0} of {events} delivered within {deadline - t0:.0f} s")
+                raise RunError(
+                    f"dispatcher benchmark: {d.get('delivered', 0) - delivered0} of {events} delivered within {deadline - t0:.0f} s"
+                )
             time.sleep(0.02)
     cpu = provider.cpu_s() - cpu0
     con = _ro(db)
@@ -307,7 +311,7 @@ def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
     recv_cpu: list[float] = []
     steps, done = plan.reps * 2, 0
     for rep in range(plan.reps):
-        for which in (("ceiling", "drain") if rep % 2 == 0 else ("drain", "ceiling")):
+        for which in ("ceiling", "drain") if rep % 2 == 0 else ("drain", "ceiling"):
             if which == "ceiling":
                 ceilings.append(lab.load(receiver.url, [signed], plan, connections=concurrency))
             else:
@@ -337,7 +341,9 @@ def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
 # -- 3. the latency floor ----------------------------------------------------------------
 
 
-async def _timetable(provider_url: str, bare_url: str, signed: HttpRequest, rate: float, seconds: float, warmup_s: float, payload_bytes: int = 256) -> dict[str, Any]:
+async def _timetable(
+    provider_url: str, bare_url: str, signed: HttpRequest, rate: float, seconds: float, warmup_s: float, payload_bytes: int = 256
+) -> dict[str, Any]:
     """Publish at ``rate`` (open loop) and, half a period later each time, one bare round trip."""
     wire = WireCounter()
     # A lean publisher: on this small machine the kernel often runs the process a response wakes on
@@ -414,7 +420,9 @@ def latency_floor(lab: Lab, plan: Plan) -> dict[str, Any]:
     provider = lab.group.start_server("latency-provider", "provider", provider_settings(db))
     secret = new_secret()
     receiver = lab.group.start_server(
-        "latency-receiver", "receiver", {"secrets": [secret], "db_path": str(rdb), "stats_path": str(lab.work_dir / "latency-receiver.stats.json")}
+        "latency-receiver",
+        "receiver",
+        {"secrets": [secret], "db_path": str(rdb), "stats_path": str(lab.work_dir / "latency-receiver.stats.json")},
     )
     with lab.client(provider.url) as c:
         r = c.post("/subscriptions", json={"url": f"{receiver.url}/webhook/s0", "secret": secret})

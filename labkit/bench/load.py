@@ -181,7 +181,21 @@ def run_wrk(url: str, script: Path, *, connections: int, duration_s: float, thre
     if path is None:
         raise RunError("wrk is not installed")
     seconds = max(1, round(duration_s))
-    cmd = [path, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", f"{max(1, round(timeout_s))}s", "--latency", "-s", str(script), url]
+    cmd = [
+        path,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        f"{max(1, round(timeout_s))}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + WRK_GRACE_S, check=False)
     except subprocess.TimeoutExpired:
@@ -213,7 +227,13 @@ def parse_wrk(output: str) -> LoadResult:
                 duration_s=d["duration_us"] / 1e6,
                 errors_status=int(d["errors_status"]),
                 errors_socket=int(d["errors_connect"] + d["errors_read"] + d["errors_write"] + d["errors_timeout"]),
-                latency_us={"mean": float(d["mean_us"]), "p50": float(d["p50_us"]), "p90": float(d["p90_us"]), "p99": float(d["p99_us"]), "max": float(d["max_us"])},
+                latency_us={
+                    "mean": float(d["mean_us"]),
+                    "p50": float(d["p50_us"]),
+                    "p90": float(d["p90_us"]),
+                    "p99": float(d["p99_us"]),
+                    "max": float(d["max_us"]),
+                },
             )
     m = re.search(r"^\s*(\d+) requests in ([\d.]+\w+),", output, re.MULTILINE)
     if not m:
@@ -274,7 +294,9 @@ class _Conn(asyncio.Protocol):
             waiter.set_exception(exc)
 
 
-async def raw_load(host: str, port: int, requests: list[HttpRequest], *, connections: int, duration_s: float, timeout_s: float = 10.0) -> LoadResult:
+async def raw_load(
+    host: str, port: int, requests: list[HttpRequest], *, connections: int, duration_s: float, timeout_s: float = 10.0
+) -> LoadResult:
     """Keep ``connections`` connections busy for ``duration_s`` (the fallback when wrk is missing)."""
     from labkit.metering import new_histogram, record_us
 

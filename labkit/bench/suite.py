@@ -162,7 +162,9 @@ def run_bench(
     return BenchResult(run_id, path, summary)
 
 
-def build_summary(run_id: str, plan: cases.Plan, tool: str, results: dict[str, Any], noise: dict[str, Any], elapsed_s: float) -> dict[str, Any]:
+def build_summary(
+    run_id: str, plan: cases.Plan, tool: str, results: dict[str, Any], noise: dict[str, Any], elapsed_s: float
+) -> dict[str, Any]:
     """The JSON document: ratios, targets judged, every figure, the noise and the machine."""
     poll = results.get("poll_endpoint") or {}
     lat = results.get("latency_floor") or {}

@@ -26,23 +26,71 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if "poll_endpoint" in b:
         for k in ("304", "200"):
             p = b["poll_endpoint"][f"status_{k}"]
-            out.append((f"GET /events {k} (req/s)", _f(p["provider"]["rps"]), _f(p["bare"]["rps"]), _f(r.get(f"poll_{k}"), ".2f"), verdict("poll_304") if k == "304" else ""))
+            out.append(
+                (
+                    f"GET /events {k} (req/s)",
+                    _f(p["provider"]["rps"]),
+                    _f(p["bare"]["rps"]),
+                    _f(r.get(f"poll_{k}"), ".2f"),
+                    verdict("poll_304") if k == "304" else "",
+                )
+            )
     if "dispatcher" in b:
         d = b["dispatcher"]
-        out.append(("webhook deliveries/s", _f(d["deliveries_per_s"]), _f(d["ceiling"]["rps"]), _f(r.get("dispatcher"), ".2f"), verdict("dispatcher")))
+        out.append(
+            (
+                "webhook deliveries/s",
+                _f(d["deliveries_per_s"]),
+                _f(d["ceiling"]["rps"]),
+                _f(r.get("dispatcher"), ".2f"),
+                verdict("dispatcher"),
+            )
+        )
     if "latency_floor" in b:
         lf = b["latency_floor"]
         e2e, bare = lf["webhook_e2e_ms"], lf["bare_rtt_ms"]
-        out.append((f"webhook e2e p50 (ms) at {lf['rate_per_s']:g}/s", _f(e2e.get("p50"), ".2f"), _f(bare.get("p50"), ".2f"), _f(r.get("webhook_p50"), ".2f"), verdict("webhook_p50")))
+        out.append(
+            (
+                f"webhook e2e p50 (ms) at {lf['rate_per_s']:g}/s",
+                _f(e2e.get("p50"), ".2f"),
+                _f(bare.get("p50"), ".2f"),
+                _f(r.get("webhook_p50"), ".2f"),
+                verdict("webhook_p50"),
+            )
+        )
         out.append(("webhook e2e p99 (ms)", _f(e2e.get("p99"), ".2f"), _f(bare.get("p99"), ".2f"), _f(r.get("webhook_p99"), ".2f"), ""))
     if "poller_fleet" in b:
         f = b["poller_fleet"]
         best = f["best"]
-        out.append((f"pollers/process at {f['interval_s']:g} s", _f(f["pollers_per_process"]), f"p99 late {_f(best['lateness_ms'].get('p99'), '.1f')} ms", "", verdict("fleet_pollers")))
-        out.append(("achieved/intended poll rate", _f(best["achieved_polls_per_s"], ",.1f"), _f(best["intended_polls_per_s"], ",.1f"), _f(r.get("fleet_rate"), ".3f"), verdict("fleet_rate")))
+        out.append(
+            (
+                f"pollers/process at {f['interval_s']:g} s",
+                _f(f["pollers_per_process"]),
+                f"p99 late {_f(best['lateness_ms'].get('p99'), '.1f')} ms",
+                "",
+                verdict("fleet_pollers"),
+            )
+        )
+        out.append(
+            (
+                "achieved/intended poll rate",
+                _f(best["achieved_polls_per_s"], ",.1f"),
+                _f(best["intended_polls_per_s"], ",.1f"),
+                _f(r.get("fleet_rate"), ".3f"),
+                verdict("fleet_rate"),
+            )
+        )
     if "receiver_ingest" in b:
         i = b["receiver_ingest"]
-        out.append(("receiver verified/unverified req/s", _f(i["verified"]["rps"]), _f(i["unverified"]["rps"]), _f(r.get("receiver_verify"), ".2f"), verdict("receiver_verify")))
+        out.append(
+            (
+                "receiver verified/unverified req/s",
+                _f(i["verified"]["rps"]),
+                _f(i["unverified"]["rps"]),
+                _f(r.get("receiver_verify"), ".2f"),
+                verdict("receiver_verify"),
+            )
+        )
     return out
 
 

@@ -59,7 +59,9 @@ def capacity_curve(df: pd.DataFrame) -> Figure:
     ax_cpu.plot(_num(last, "users"), _num(last, "load_generator_cpu_percent"), "v:", color=LOADGEN_CPU_COLOR, label="Locust CPU")
     ax_cpu.axhline(100, color=SERVER_CPU_COLOR, lw=0.8, alpha=0.5)
     ax_cpu.set_ylabel("CPU (% of one core)")
-    ax_cpu.set_ylim(0, max(110.0, float(np.nanmax([*_num(last, "server_cpu_percent"), *_num(last, "load_generator_cpu_percent"), 0])) * 1.1))
+    ax_cpu.set_ylim(
+        0, max(110.0, float(np.nanmax([*_num(last, "server_cpu_percent"), *_num(last, "load_generator_cpu_percent"), 0])) * 1.1)
+    )
     handles = ax_rps.get_legend_handles_labels()[0][-1:] + ax_cpu.get_legend_handles_labels()[0]
     ax_rps.legend(handles, [h.get_label() for h in handles], fontsize="small", frameon=False, loc="upper left")
     title = "capacity (measured steps)"

@@ -65,7 +65,14 @@ def _add(parser: Any, flag: str, env: str | None, **kwargs: Any) -> None:
 def add_polling_arguments(parser: Any) -> None:
     _add(parser, "--api-key", "LABKIT_API_KEY", default=DEFAULT_API_KEY, is_secret=True, help="provider API key")
     _add(parser, "--poll-interval", "LABKIT_POLL_INTERVAL", type=float, default=1.0, help="seconds between one poller's polls")
-    _add(parser, "--long-poll-wait", "LABKIT_LONG_POLL_WAIT", type=float, default=0.0, help="long polling: seconds the provider may hold a poll (0: off)")
+    _add(
+        parser,
+        "--long-poll-wait",
+        "LABKIT_LONG_POLL_WAIT",
+        type=float,
+        default=0.0,
+        help="long polling: seconds the provider may hold a poll (0: off)",
+    )
     _add(parser, "--page-limit", None, type=int, default=100, help="events per page")
     _add(parser, "--start-cursor", "LABKIT_START_CURSOR", default="0", help="cursor a new poller starts after")
 
@@ -84,7 +91,13 @@ def add_fanout_arguments(parser: Any) -> None:
     _add(parser, "--send-interval", "LABKIT_SEND_INTERVAL", type=float, default=1.0, help="seconds between one publisher's events")
     _add(parser, "--payload-bytes", None, type=int, default=256, help="bytes of payload per event")
     _add(parser, "--receiver-url", "LABKIT_RECEIVER_URL", default="http://127.0.0.1:8001", help="receiver the subscriptions call")
-    _add(parser, "--receiver-db", "LABKIT_RECEIVER_DB", default="", help="the receiver's SQLite file (labkit serve receiver --db): where lag is read")
+    _add(
+        parser,
+        "--receiver-db",
+        "LABKIT_RECEIVER_DB",
+        default="",
+        help="the receiver's SQLite file (labkit serve receiver --db): where lag is read",
+    )
     _add(parser, "--subscriptions", "LABKIT_SUBSCRIPTIONS", type=int, default=1, help="subscriptions each event fans out to")
     parser.add_argument("--keep-subscriptions", action="store_true", default=False, help="use the fanout-<i> subscriptions as they are")
     _add(parser, "--lag-timeout", None, type=float, default=30.0, help="seconds after which an undelivered event counts as failed")
@@ -423,7 +436,11 @@ class DeliveryLag:
         if s["count"]:
             log.info(
                 "delivery lag (HdrHistogram, precise): n=%d p50=%.3f p90=%.3f p99=%.3f max=%.3f ms",
-                s["count"], s["p50"], s["p90"], s["p99"], s["max"],
+                s["count"],
+                s["p50"],
+                s["p90"],
+                s["p99"],
+                s["max"],
             )
         if path:
             self.histograms.write(path)

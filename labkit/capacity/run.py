@@ -420,8 +420,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         cmd = locust_command(settings, locustfile=locustfile, host=host, results_dir=results_dir, extra=extra, master_port=master_port)
         progress(
             f"locust: {settings.scenario}, steps of {step_users} users every {step_seconds:g} s up to "
-            f"{settings.max_users} users, at most {settings.duration_s:g} s"
-            + (f", {settings.workers} workers" if settings.workers else "")
+            f"{settings.max_users} users, at most {settings.duration_s:g} s" + (f", {settings.workers} workers" if settings.workers else "")
         )
         if publisher is not None:
             stack.enter_context(publisher)
@@ -504,9 +503,7 @@ def _analyse(
     lag = LagHistograms.read(lag_path) if lag_path.exists() else None
     slo = analysis.Slo(settings.slo_p99_ms, settings.max_failure_ratio)
     steps_found = analysis.find_steps(history, settle)
-    table = analysis.step_table(
-        history, resources, steps_found, slo, slo_metric=spec.slo_metric, rate_metric=spec.rate_metric, lag=lag
-    )
+    table = analysis.step_table(history, resources, steps_found, slo, slo_metric=spec.slo_metric, rate_metric=spec.rate_metric, lag=lag)
     if table.empty:
         raise RunError(f"Locust ran (exit code {rc}) but no step lasted {analysis.MIN_STEP_ROWS} s; see {results_dir / 'locust.log'}")
     cap = analysis.find_capacity(table, slo, max_users=settings.max_users)

@@ -158,5 +158,7 @@ class RampShape(LoadTestShape):
         o = self.runner.environment.parsed_options if self.runner is not None else None
         run_time = _opt(o, "run_time", None)
         ramp = float(_opt(o, "ramp_seconds", 0.0)) or float(run_time or 60)
-        plan = RampPlan(max_users=max(1, int(_opt(o, "num_users", 1) or 1)), ramp_seconds=ramp, time_limit_s=float(run_time) if run_time else None)
+        plan = RampPlan(
+            max_users=max(1, int(_opt(o, "num_users", 1) or 1)), ramp_seconds=ramp, time_limit_s=float(run_time) if run_time else None
+        )
         return ramp_users(plan, self.get_run_time())

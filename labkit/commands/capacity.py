@@ -109,6 +109,7 @@ def render_capacity(summary: dict[str, Any]) -> None:
     out(f"{summary['statement']}\n\n")
     out(f"{'step':>4} {'users':>6} {'req/s':>8} {'p99 ms':>8} {'fail %':>7} {'server CPU %':>13} {'Locust CPU %':>13}  SLO\n")
     for s in summary.get("steps", []):
+
         def f(v: Any, fmt: str) -> str:
             return format(v, fmt) if isinstance(v, (int, float)) else "-"
 

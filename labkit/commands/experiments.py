@@ -48,7 +48,9 @@ def run_command(
 
 @app.command("sweep")
 def sweep_command(
-    file: Path = typer.Argument(..., metavar="FILE", help="an experiment file, e.g. scenarios/experiments/wasted-polls.toml", show_default=False),
+    file: Path = typer.Argument(
+        ..., metavar="FILE", help="an experiment file, e.g. scenarios/experiments/wasted-polls.toml", show_default=False
+    ),
     out: Path = typer.Option(Path("results"), "--out", help="results root; points go to OUT/<experiment>/<run-id>/"),
     force: bool = typer.Option(False, "--force", help="rerun points that already have results"),
     as_json: bool = typer.Option(False, "--json", help="print only the sweep's outcome JSON on stdout"),
@@ -104,7 +106,9 @@ def _render(result: Any) -> None:
     console = Console()
     console.print(table)
     ran = sum(1 for o in result.points if not o.skipped)
-    console.print(f"{ran} point(s) run, {len(result.points) - ran} already done; table: {result.table}  (model columns are closed forms, not measurements)")
+    console.print(
+        f"{ran} point(s) run, {len(result.points) - ran} already done; table: {result.table}  (model columns are closed forms, not measurements)"
+    )
 
 
 def _value(row: Any, col: str) -> Any:

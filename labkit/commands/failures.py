@@ -120,7 +120,9 @@ def tls_cost_command(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"signed webhook deliveries on loopback, {requests} per mode ({result['tls'].get('version', 'TLS')})", title_justify="left")
+    table = Table(
+        title=f"signed webhook deliveries on loopback, {requests} per mode ({result['tls'].get('version', 'TLS')})", title_justify="left"
+    )
     for head in ("mode", "wall ms (median)", "client CPU ms", "receiver CPU ms"):
         table.add_column(head, justify="left" if head == "mode" else "right")
     for mode, m in result["modes"].items():

@@ -8,7 +8,6 @@ unknown schema or a bad requirements file is one line on stderr and exit 2
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,9 +25,13 @@ def default_out_dir(results: list[Path]) -> Path:
 
 @app.command("report")
 def report_command(
-    results: list[Path] = typer.Argument(..., help="results directories or summary.json files (a compare run, a sweep, or several)", show_default=False),
-    requirements: Optional[Path] = typer.Option(None, "--requirements", help="requirements TOML, e.g. scenarios/requirements/payments-provider.toml"),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="where report.html, report.md and figures/ go (default: RESULTS/report)"),
+    results: list[Path] = typer.Argument(
+        ..., help="results directories or summary.json files (a compare run, a sweep, or several)", show_default=False
+    ),
+    requirements: Path | None = typer.Option(
+        None, "--requirements", help="requirements TOML, e.g. scenarios/requirements/payments-provider.toml"
+    ),
+    out: Path | None = typer.Option(None, "-o", "--out", help="where report.html, report.md and figures/ go (default: RESULTS/report)"),
     as_json: bool = typer.Option(False, "--json", help="print only {schema_version, html, markdown, recommendation} on stdout"),
 ) -> None:
     """Write a decision report (self-contained HTML and a Markdown twin) from measured results."""

@@ -48,7 +48,10 @@ def receiver_openapi() -> dict[str, Any]:
             "/webhook": {"post": {"parameters": headers, "requestBody": body, "responses": answers}},
             "/webhook/{subscriber}": {
                 "post": {
-                    "parameters": [{"name": "subscriber", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 300}}, *headers],
+                    "parameters": [
+                        {"name": "subscriber", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 300}},
+                        *headers,
+                    ],
                     "requestBody": body,
                     "responses": answers,
                 }

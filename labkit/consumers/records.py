@@ -86,9 +86,7 @@ class RecordStore:
 
     def seen_message(self, subscriber: str, webhook_id: str) -> bool:
         """True when this message was processed before (a cheap check before any fetching)."""
-        row = self._con.execute(
-            "SELECT 1 FROM messages WHERE subscriber = ? AND webhook_id = ?", (subscriber, webhook_id)
-        ).fetchone()
+        row = self._con.execute("SELECT 1 FROM messages WHERE subscriber = ? AND webhook_id = ?", (subscriber, webhook_id)).fetchone()
         return row is not None
 
     def record_message(self, subscriber: str, webhook_id: str, event_ids: Sequence[int], received_ns: int) -> Outcome | None:

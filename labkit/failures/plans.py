@@ -26,7 +26,7 @@ answers 410 only for webhooks. Faults and their counterparts per style:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -129,7 +129,7 @@ class ReceiverSlow(_Plan):
     delivery_timeout_s: float = Field(1.0, gt=0, le=60)
 
     @model_validator(mode="after")
-    def _slower(self) -> "ReceiverSlow":
+    def _slower(self) -> ReceiverSlow:
         if self.delay_ms / 1000 <= self.delivery_timeout_s:
             raise ValueError("delay_ms must exceed delivery_timeout_s, or the receiver is not too slow")
         return self
@@ -214,7 +214,7 @@ class NetworkFault(_Plan):
 
 
 FaultPlan = Annotated[
-    Union[NoFault, ConsumerDown, ConsumerKill, ProviderKill, ReceiverSlow, ReceiverErrors, Throttle, ReceiverGone, NetworkFault],
+    NoFault | ConsumerDown | ConsumerKill | ProviderKill | ReceiverSlow | ReceiverErrors | Throttle | ReceiverGone | NetworkFault,
     Field(discriminator="kind"),
 ]
 

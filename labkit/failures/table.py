@@ -83,7 +83,13 @@ def fault_document(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     for row in fault_rows(path):
         entry = out.setdefault(
             row["fault"],
-            {"kind": row["kind"], "description": row["description"], "run_id": row["run_id"], "results_dir": row["results_dir"], "styles": {}},
+            {
+                "kind": row["kind"],
+                "description": row["description"],
+                "run_id": row["run_id"],
+                "results_dir": row["results_dir"],
+                "styles": {},
+            },
         )
         entry["styles"][row["style"]] = {
             k: (None if isinstance(v, float) and math.isnan(v) else v)

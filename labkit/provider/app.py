@@ -461,9 +461,7 @@ def create_app(settings: ProviderSettings) -> FastAPI:
         if row is None:
             body = b'{"version":0,"id":0,"state":null}'
         else:
-            body = b'{"version":%d,"id":%d,"type":%s,"created_ns":%d,"state":%s}' % (
-                row[0], row[0], orjson.dumps(row[1]), row[2], row[3]
-            )
+            body = b'{"version":%d,"id":%d,"type":%s,"created_ns":%d,"state":%s}' % (row[0], row[0], orjson.dumps(row[1]), row[2], row[3])
         return _Raw(200, body, [(b"etag", etag), (b"x-poll-interval", poll_interval), *json_headers(body)])
 
     app.router.add_route("/snapshot", snapshot, methods=["GET"])

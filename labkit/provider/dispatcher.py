@@ -33,7 +33,7 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -60,7 +60,7 @@ class _Endpoint:
 
 def iso_utc(ns: int) -> str:
     """Nanoseconds since the epoch as ISO 8601 UTC with microseconds, e.g. 2024-05-01T12:00:00.123456Z."""
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def event_json(row: tuple[int, str, int, bytes], with_payload: bool = True) -> bytes:
@@ -98,7 +98,7 @@ def parse_retry_after(value: str | None, now_s: float | None = None) -> float | 
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - (time.time() if now_s is None else now_s)
     if not math.isfinite(seconds):
         return None
@@ -313,9 +313,7 @@ class Dispatcher:
         retry_after: float | None = None
         sent = received = 0
         try:
-            resp = await self.client.post(
-                job.url, content=job.body, headers=job.headers, timeout=self.settings.delivery_timeout_s
-            )
+            resp = await self.client.post(job.url, content=job.body, headers=job.headers, timeout=self.settings.delivery_timeout_s)
             status = resp.status_code
             # The delivery client counts exact bytes; an httpx client's are estimated from its models.
             sent = getattr(resp, "bytes_sent", None) or _request_bytes(resp.request, len(job.body))

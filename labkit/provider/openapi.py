@@ -21,8 +21,16 @@ def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    words = {400: "bad request", 401: "missing or invalid API key", 404: "not found", 409: "conflict", 413: "body too large",
-             415: "not JSON", 422: "invalid field", 429: "rate limited (Retry-After)"}
+    words = {
+        400: "bad request",
+        401: "missing or invalid API key",
+        404: "not found",
+        409: "conflict",
+        413: "body too large",
+        415: "not JSON",
+        422: "invalid field",
+        429: "rate limited (Retry-After)",
+    }
     return {str(c): _resp(words[c], ERROR) for c in codes}
 
 
@@ -81,9 +89,17 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
                         {"name": "If-None-Match", "in": "header", "schema": {"type": "string", "maxLength": 64}},
                     ],
                     "responses": {
-                        "200": _resp("a page", {"type": "object", "properties": {
-                            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-                            "next": {"type": "string"}, "has_more": {"type": "boolean"}}}),
+                        "200": _resp(
+                            "a page",
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                                    "next": {"type": "string"},
+                                    "has_more": {"type": "boolean"},
+                                },
+                            },
+                        ),
                         "304": _resp("nothing new"),
                         **_errors(400),
                         **common,
@@ -93,14 +109,25 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
                     "summary": "Publish an event",
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {
-                            "type": "object",
-                            "properties": {"type": {"type": "string", "minLength": 1, "maxLength": 100}, "payload": {"type": "object"}},
-                            "required": ["type", "payload"],
-                            "additionalProperties": False,
-                        }}},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "type": {"type": "string", "minLength": 1, "maxLength": 100},
+                                        "payload": {"type": "object"},
+                                    },
+                                    "required": ["type", "payload"],
+                                    "additionalProperties": False,
+                                }
+                            }
+                        },
                     },
-                    "responses": {"201": _resp("published", {"$ref": "#/components/schemas/Event"}), **_errors(400, 413, 415, 422), **common},
+                    "responses": {
+                        "201": _resp("published", {"$ref": "#/components/schemas/Event"}),
+                        **_errors(400, 413, 415, 422),
+                        **common,
+                    },
                 },
             },
             "/events/{event_id}": {
@@ -114,16 +141,24 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
                 "post": {
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {
-                            "type": "object",
-                            "properties": {
-                                "url": url,
-                                "event_types": {"type": "array", "maxItems": 100, "items": {"type": "string", "minLength": 1, "maxLength": 100}},
-                                "secret": {"type": "string"},
-                            },
-                            "required": ["url"],
-                            "additionalProperties": False,
-                        }}},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "url": url,
+                                        "event_types": {
+                                            "type": "array",
+                                            "maxItems": 100,
+                                            "items": {"type": "string", "minLength": 1, "maxLength": 100},
+                                        },
+                                        "secret": {"type": "string"},
+                                    },
+                                    "required": ["url"],
+                                    "additionalProperties": False,
+                                }
+                            }
+                        },
                     },
                     "responses": {"201": _resp("created; the secret is shown once", subscription), **_errors(400, 413, 415, 422), **common},
                 },
@@ -135,11 +170,18 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
             "/subscriptions/{sub_id}/replay": {
                 "post": {
                     "parameters": [sub_id],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "type": "object",
-                        "properties": {"since_ns": {"type": "integer", "minimum": 0}, "after": {"type": "string"}},
-                        "additionalProperties": False,
-                    }}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"since_ns": {"type": "integer", "minimum": 0}, "after": {"type": "string"}},
+                                    "additionalProperties": False,
+                                }
+                            }
+                        },
+                    },
                     "responses": {"202": _resp("queued"), **_errors(400, 404, 409, 413, 415, 422), **common},
                 }
             },
@@ -147,11 +189,21 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
                 "post": {
                     "summary": "A new secret (shown once); the old one keeps signing for overlap_s",
                     "parameters": [sub_id],
-                    "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                        "type": "object",
-                        "properties": {"secret": {"type": "string"}, "overlap_s": {"type": "number", "minimum": 0, "maximum": 604800}},
-                        "additionalProperties": False,
-                    }}}},
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "secret": {"type": "string"},
+                                        "overlap_s": {"type": "number", "minimum": 0, "maximum": 604800},
+                                    },
+                                    "additionalProperties": False,
+                                }
+                            }
+                        },
+                    },
                     "responses": {"200": _resp("rotated", subscription), **_errors(400, 404, 413, 415, 422), **common},
                 }
             },

@@ -78,9 +78,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 """
 
 _EVENT_COLS = "id, type, created_ns, payload"
-_DELIVERY_COLS = (
-    "id, subscription_id, msg_id, first_event_id, last_event_id, event_ids, batch, attempts, created_ns"
-)
+_DELIVERY_COLS = "id, subscription_id, msg_id, first_event_id, last_event_id, event_ids, batch, attempts, created_ns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +232,7 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             created = time.time_ns()
-            cur = db.execute(
-                "INSERT INTO events(type, created_ns, payload) VALUES (?, ?, ?)", (type_, created, payload)
-            )
+            cur = db.execute("INSERT INTO events(type, created_ns, payload) VALUES (?, ?, ?)", (type_, created, payload))
             event_id = int(cur.lastrowid or 0)
             subs = [sid for sid, types in self._active if not types or type_ in types]
             if subs:
@@ -266,9 +262,7 @@ class Store:
     def page(self, after: int, limit: int, types: Sequence[str] = ()) -> list[tuple[int, str, int, bytes]]:
         """Up to ``limit`` events with id > after, oldest first: (id, type, created_ns, payload json)."""
         if not types:
-            return self._db.execute(
-                f"SELECT {_EVENT_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
-            ).fetchall()
+            return self._db.execute(f"SELECT {_EVENT_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
         marks = ",".join("?" * len(types))
         return self._db.execute(
             f"SELECT {_EVENT_COLS} FROM events WHERE id > ? AND type IN ({marks}) ORDER BY id LIMIT ?",
@@ -351,9 +345,7 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             gone = db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,)).rowcount
-            db.execute(
-                "UPDATE deliveries SET status = 'disabled' WHERE subscription_id = ? AND status = 'pending'", (sub_id,)
-            )
+            db.execute("UPDATE deliveries SET status = 'disabled' WHERE subscription_id = ? AND status = 'pending'", (sub_id,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -444,8 +436,7 @@ class Store:
                 "INSERT OR REPLACE INTO attempts(delivery_id, attempt, started_ns, finished_ns, status_code, error,"
                 " bytes_sent, bytes_received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (r.delivery_id, r.attempt, r.started_ns, r.finished_ns, r.status_code, r.error, r.bytes_sent,
-                     r.bytes_received)
+                    (r.delivery_id, r.attempt, r.started_ns, r.finished_ns, r.status_code, r.error, r.bytes_sent, r.bytes_received)
                     for r in results
                 ],
             )
@@ -509,9 +500,7 @@ class Store:
         """Counts of deliveries by status, attempts, retries and attempt outcomes."""
         db = self._db
         by_status = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
-        n_attempts, n_tried = db.execute(
-            "SELECT coalesce(sum(attempts), 0), coalesce(sum(attempts > 0), 0) FROM deliveries"
-        ).fetchone()
+        n_attempts, n_tried = db.execute("SELECT coalesce(sum(attempts), 0), coalesce(sum(attempts > 0), 0) FROM deliveries").fetchone()
         recorded = db.execute("SELECT count(*) FROM attempts").fetchone()[0]
         counts: dict[str, int] = {}
         for code, error, n in db.execute(

@@ -27,8 +27,9 @@ The decision, in short (DESIGN.md, "The model"):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -155,7 +156,9 @@ def _arg(value: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.6f}".rstrip("0").rstrip(".")
 
 
-def _compare_cmd(rate: float, interval_s: float | None = None, *, arrival: str | None = None, pollers: int | None = None, subscribers: int | None = None) -> str:
+def _compare_cmd(
+    rate: float, interval_s: float | None = None, *, arrival: str | None = None, pollers: int | None = None, subscribers: int | None = None
+) -> str:
     """A ``labkit compare`` line within RunSettings' limits, long enough to see several polls and ~200 events."""
     rate = min(max(rate, 0.001), 100_000)
     interval = min(max(interval_s or 1.0, 0.001), 3600)
@@ -169,8 +172,6 @@ def _compare_cmd(rate: float, interval_s: float | None = None, *, arrival: str |
         f"--pollers {pollers}" if pollers else "",
         f"--subscribers {subscribers}" if subscribers else "",
     )
-
-
 
 
 @dataclass
@@ -268,7 +269,12 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
                 f"A {fmt(target)} ms p99 leaves polling no room: the round trip alone is {fmt(rtt_ms)} ms and "
                 f"at T = {fmt(poll_lat.interval_s)} s the lab measured p99 {fmt(m99)} ms{agree}."
             )
-        case.reason(LATENCY, text, [poll_lat.ev("latency_ms.p99"), poll_lat.ev("model.latency_p99_ms"), poll_lat.ev("poll_interval_s")], WEBHOOK if not poll_possible else POLLING)
+        case.reason(
+            LATENCY,
+            text,
+            [poll_lat.ev("latency_ms.p99"), poll_lat.ev("model.latency_p99_ms"), poll_lat.ev("poll_interval_s")],
+            WEBHOOK if not poll_possible else POLLING,
+        )
     if long_obs:
         lp = nearest(long_obs, lambda o: logdist(o.rate, lam))
         assert lp is not None
@@ -296,7 +302,12 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
         case.reason(
             VERSATILITY,
             text,
-            [poll_cost.ev("requests_per_event"), poll_cost.ev("empty_poll_ratio"), push_cost.ev("requests_per_event"), poll_cost.ev("workload.lambda_t")],
+            [
+                poll_cost.ev("requests_per_event"),
+                poll_cost.ev("empty_poll_ratio"),
+                push_cost.ev("requests_per_event"),
+                poll_cost.ev("workload.lambda_t"),
+            ],
             favours,
         )
 
@@ -355,7 +366,9 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
                 )
             else:
                 case.rejected[POLLING] = "it meets the target with little headroom where push has a lot"
-            case.rejected[LONG_POLLING] = "consumers can receive webhooks, so holding a connection per consumer open is cost without benefit"
+            case.rejected[LONG_POLLING] = (
+                "consumers can receive webhooks, so holding a connection per consumer open is cost without benefit"
+            )
             for opt in PUSH_FAMILY:
                 if opt != option:
                     case.rejected[opt] = _why_not_push_variant(opt, req)
@@ -413,7 +426,16 @@ def _why_not_push_variant(opt: str, req: Requirements) -> str:
     return "missed events are tolerated, so a reconciliation poller is cost without benefit"
 
 
-def _coverage(case: _Case, option: str, lam: float, t_rec: float | None, lt_user: float | None, pairs: list[tuple[Obs, Obs]], crossover: float, measured: bool) -> None:
+def _coverage(
+    case: _Case,
+    option: str,
+    lam: float,
+    t_rec: float | None,
+    lt_user: float | None,
+    pairs: list[tuple[Obs, Obs]],
+    crossover: float,
+    measured: bool,
+) -> None:
     req = case.req
     rates = sorted({o.rate for o in case.obs if o.rate})
     if rates and not (rates[0] / 2 <= lam <= rates[-1] * 2):
@@ -477,18 +499,23 @@ def _coverage(case: _Case, option: str, lam: float, t_rec: float | None, lt_user
         )
 
 
-def _functional_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None, cost: Obs | None, leaning: str, words: list[str]) -> None:
+def _functional_reasons(
+    case: _Case, option: str, push: Obs | None, poll: Obs | None, cost: Obs | None, leaning: str, words: list[str]
+) -> None:
     req = case.req
     # fit to the use case: the article's pairing of use cases with styles
     if leaning != "neutral":
         anchor = push if leaning == "push" else (cost or poll)
         col = "latency_ms.p99" if leaning == "push" else "requests_per_event"
-        kind = "an event notification the article pairs with webhooks" if leaning == "push" else "retrieval or sync the article pairs with APIs"
+        kind = (
+            "an event notification the article pairs with webhooks"
+            if leaning == "push"
+            else "retrieval or sync the article pairs with APIs"
+        )
         if anchor is not None:
             case.reason(
                 FIT,
-                f"The use case ({', '.join(words)}) is {kind}; the measurement agrees: "
-                f"{anchor.style} {col} = {fmt(anchor.get(col))}.",
+                f"The use case ({', '.join(words)}) is {kind}; the measurement agrees: {anchor.style} {col} = {fmt(anchor.get(col))}.",
                 [anchor.ev(col)],
                 WEBHOOK if leaning == "push" else POLLING,
             )
@@ -530,8 +557,7 @@ def _functional_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | 
                 VERSATILITY,
                 f"Ordering ({req.ordering}) is not what push gives: deliveries run concurrently and a retry "
                 f"arrives after later events (the lab saw {fmt(push.get('retries'))} retries); carry a sequence "
-                "per key or fetch the current state"
-                + (" - which the thin-event hybrid does." if option == THIN else "."),
+                "per key or fetch the current state" + (" - which the thin-event hybrid does." if option == THIN else "."),
                 [push.ev("retries"), push.ev("attempts")],
                 THIN if option == THIN else POLLING,
             )
@@ -572,9 +598,8 @@ def _functional_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | 
                 f"verified every one of {fmt(push.get('requests'))} requests."
             )
             if req.data_sensitivity == "sensitive":
-                text += (
-                    " The data is sensitive: a thin event (id and type only) keeps it behind the API's keys and "
-                    "access control" + (", as this hybrid does." if option == THIN else "; consider it for the most sensitive fields.")
+                text += " The data is sensitive: a thin event (id and type only) keeps it behind the API's keys and access control" + (
+                    ", as this hybrid does." if option == THIN else "; consider it for the most sensitive fields."
                 )
             case.reason(SECURITY, text, ev, option)
         elif poll is not None:
@@ -620,7 +645,9 @@ def _budget_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None
         if other is not None and other.has("bytes_per_event"):
             ogb = (other.get("bytes_per_event") or 0.0) * req.event_rate_per_s * SECONDS_PER_MONTH * req.consumers / 1e9
             text += f" The other style would need about {fmt(round_sig(ogb, 3))} GB ({other.style} at lambda T = {fmt(other.lambda_t)})."
-            case.reason(VERSATILITY, text, [style_obs.ev("bytes_per_event"), other.ev("bytes_per_event")], option if gb <= ogb else other.variant)
+            case.reason(
+                VERSATILITY, text, [style_obs.ev("bytes_per_event"), other.ev("bytes_per_event")], option if gb <= ogb else other.variant
+            )
             return
     else:
         text += "."
@@ -681,7 +708,11 @@ def _sentence(option: str, req: Requirements, push_p99: float | None, t_rec: flo
             f"Use long polling (hold each request up to {fmt(LONG_POLL_WAIT_S)} s): the consumers cannot receive "
             f"webhooks, and plain polls fast enough for a {target} p99 would mostly come back empty."
         )
-    lat = f"push's measured p99 of {fmt(push_p99)} ms meets the {target} target" if push_p99 is not None else f"push meets the {target} target"
+    lat = (
+        f"push's measured p99 of {fmt(push_p99)} ms meets the {target} target"
+        if push_p99 is not None
+        else f"push meets the {target} target"
+    )
     if option == FALLBACK:
         return (
             f"Push webhooks and reconcile with a poller on the cursor feed every {fmt(RECONCILE_S / 60)} minutes: "
@@ -692,7 +723,9 @@ def _sentence(option: str, req: Requirements, push_p99: float | None, t_rec: flo
     return f"Push webhooks: {lat} and each event costs one request."
 
 
-def _factor_views(case: _Case, push: Obs | None, poll: Obs | None, pairs: list[tuple[Obs, Obs]], crossover: float, measured: bool) -> tuple[FactorView, ...]:
+def _factor_views(
+    case: _Case, push: Obs | None, poll: Obs | None, pairs: list[tuple[Obs, Obs]], crossover: float, measured: bool
+) -> tuple[FactorView, ...]:
     views = []
     # latency: does the article's claim hold here?
     ev: list[Evidence] = []
@@ -717,7 +750,12 @@ def _factor_views(case: _Case, push: Obs | None, poll: Obs | None, pairs: list[t
             f"{fmt(lo[1].get('requests_per_event'))}; at lambda T = {fmt(hi[0].lambda_t)}, "
             f"{fmt(hi[0].get('requests_per_event'))} against {fmt(hi[1].get('requests_per_event'))}."
         )
-        ev = [lo[0].ev("requests_per_event"), lo[1].ev("requests_per_event"), hi[0].ev("requests_per_event"), hi[1].ev("requests_per_event")]
+        ev = [
+            lo[0].ev("requests_per_event"),
+            lo[1].ev("requests_per_event"),
+            hi[0].ev("requests_per_event"),
+            hi[1].ev("requests_per_event"),
+        ]
         if len(pairs) == 1:
             finding = (
                 f"One measured point: at lambda T = {fmt(lo[0].lambda_t)} polling took {fmt(lo[0].get('requests_per_event'))} "

@@ -22,10 +22,11 @@ import platform
 import re
 import statistics
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import jinja2
 
@@ -130,7 +131,9 @@ def _cpu_vs_consumers(s: Sources) -> Any:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("latency_cdf", "Latency per style", "Cumulative distribution of event-to-consumer latency, measured per event.", _latency_cdf),
+    FigureSpec(
+        "latency_cdf", "Latency per style", "Cumulative distribution of event-to-consumer latency, measured per event.", _latency_cdf
+    ),
     FigureSpec("summary_bars", "Measured summary", "Latency, requests, bytes and CPU per event for each style, measured.", _summary_bars),
     FigureSpec(
         "requests_per_event",
@@ -138,10 +141,27 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Measured points with the model curve; the styles cross where polling's 1/(lambda T) meets push's one request per event.",
         _requests_vs_lt,
     ),
-    FigureSpec("bytes_per_event", "Bytes per event against lambda T", "Bytes on the wire per event and consumer, both directions, headers included.", _bytes_vs_lt),
-    FigureSpec("empty_polls", "Empty polls against lambda T", "Share of polls that found nothing, against the model's e^(-lambda T).", _empty_polls),
-    FigureSpec("latency_vs_interval", "Polling latency against the poll interval", "Measured polling latency against T, with the model T/2 + RTT.", _latency_vs_interval),
-    FigureSpec("cpu_vs_consumers", "CPU per event against consumers", "Provider and consumer CPU-seconds per event as consumers grow.", _cpu_vs_consumers),
+    FigureSpec(
+        "bytes_per_event",
+        "Bytes per event against lambda T",
+        "Bytes on the wire per event and consumer, both directions, headers included.",
+        _bytes_vs_lt,
+    ),
+    FigureSpec(
+        "empty_polls", "Empty polls against lambda T", "Share of polls that found nothing, against the model's e^(-lambda T).", _empty_polls
+    ),
+    FigureSpec(
+        "latency_vs_interval",
+        "Polling latency against the poll interval",
+        "Measured polling latency against T, with the model T/2 + RTT.",
+        _latency_vs_interval,
+    ),
+    FigureSpec(
+        "cpu_vs_consumers",
+        "CPU per event against consumers",
+        "Provider and consumer CPU-seconds per event as consumers grow.",
+        _cpu_vs_consumers,
+    ),
 )
 
 
@@ -305,12 +325,16 @@ def _budget_lines(style: str, data: dict[str, Any], req: Requirements) -> list[s
     servers = num(data.get("provider_servers"))
     if servers is not None and req.budget.servers is not None:
         verdict = "within" if servers <= req.budget.servers else "over"
-        lines.append(f"{style}: {fmt(servers)} provider server{'s' if servers != 1 else ''}, {verdict} the budget of {fmt(req.budget.servers)}")
+        lines.append(
+            f"{style}: {fmt(servers)} provider server{'s' if servers != 1 else ''}, {verdict} the budget of {fmt(req.budget.servers)}"
+        )
     bps = num(data.get("bandwidth_bytes_per_s"))
     if bps is not None and req.budget.bandwidth_gb_per_month is not None:
         gb = bps * 30 * 24 * 3600 / 1e9
         verdict = "within" if gb <= req.budget.bandwidth_gb_per_month else "over"
-        lines.append(f"{style}: about {fmt(round_sig(gb, 3))} GB a month, {verdict} the budget of {fmt(req.budget.bandwidth_gb_per_month)} GB")
+        lines.append(
+            f"{style}: about {fmt(round_sig(gb, 3))} GB a month, {verdict} the budget of {fmt(req.budget.bandwidth_gb_per_month)} GB"
+        )
     return lines
 
 
@@ -437,7 +461,7 @@ def build_context(
     sweeps = {name: runs for name, runs in sources.experiments.items() if name != "compare"}
     return {
         "title": f"Webhooks or polling? Decision report: {req.name}",
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "labkit_version": __version__,
         "report_python": platform.python_version(),
         "paths": [str(p) for p in sources.paths],

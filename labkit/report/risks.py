@@ -17,7 +17,6 @@ class Risk:
     recovery: str
 
 
-
 def risks_of(option: str, req: Requirements) -> tuple[Risk, ...]:
     """What fails with ``option``, how it is detected, how to recover."""
     push = [

@@ -26,6 +26,5 @@ CLAIMS = {
     "of when it asks (and at high event rates one poll returns many events).",
     SECURITY: "A webhook receiver is an open door that must use HTTPS and validate every request; "
     "APIs have keys, OAuth and fine-grained access.",
-    FIT: "Webhooks for chat, collaboration, social feeds and payments; APIs for retrieval, history, "
-    "authentication and general actions.",
+    FIT: "Webhooks for chat, collaboration, social feeds and payments; APIs for retrieval, history, authentication and general actions.",
 }

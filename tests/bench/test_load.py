@@ -152,7 +152,13 @@ def test_raw_load_fallback_counts_and_times() -> None:
 def test_real_wrk_output_is_parsed(tmp_path: Path) -> None:
     with _Server() as port:
         script = write_wrk_script(tmp_path, "s", [HttpRequest("GET", "/ok")], f"127.0.0.1:{port}")
-        out = subprocess.run(["wrk", "-t1", "-c2", "-d1s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/ok"], capture_output=True, text=True, timeout=30, check=True)
+        out = subprocess.run(
+            ["wrk", "-t1", "-c2", "-d1s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/ok"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
     r = parse_wrk(out.stdout)
     text_only = parse_wrk(out.stdout.replace(MARKER, "IGNORED "))
     assert r.requests > 0 and r.errors_status == 0

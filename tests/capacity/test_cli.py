@@ -24,7 +24,9 @@ import pytest
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, names, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "labkit", *args, "--out", str(tmp_path)], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", *args, "--out", str(tmp_path)], check=False, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

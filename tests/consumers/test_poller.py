@@ -257,6 +257,8 @@ async def test_module_entry_stops_cleanly_on_sigterm(feed: tuple[Feed, ServerThr
 def test_module_entry_rejects_bad_settings(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"base_url": "http://127.0.0.1:1", "pollers": 0}))
-    proc = subprocess.run([sys.executable, "-m", "labkit.consumers.poller", str(bad)], capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit.consumers.poller", str(bad)], capture_output=True, text=True, timeout=30, check=False
+    )
     assert proc.returncode == 2
     assert "pollers" in proc.stderr and "Traceback" not in proc.stderr

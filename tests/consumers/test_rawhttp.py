@@ -54,6 +54,7 @@ async def test_keep_alive_headers_and_byte_counts() -> None:
 
 async def test_https_with_a_lab_ca(tmp_path: Path) -> None:
     import trustme  # a runtime dependency of labkit
+
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     cert, key = tmp_path / "server.pem", tmp_path / "server.key"

@@ -117,8 +117,12 @@ def test_published_events_separate_from_deliveries_when_consumers_vary():
     # the projection counts a published event once, not once per consumer
     from labkit.calibration import Calibration
 
-    out = project(Calibration(fits={"polling": {"provider_cpu_s": fit}}, source_runs=("r0",)), consumers=1000, rate_per_s=10, poll_interval_s=1)
-    assert out["styles"]["polling"]["provider_cpu_s_per_s"] == pytest.approx(0.0004 * 1000 + 0.0001 * 10_000 + 0.002 * 10)  # 1000 pollers at 1/s
+    out = project(
+        Calibration(fits={"polling": {"provider_cpu_s": fit}}, source_runs=("r0",)), consumers=1000, rate_per_s=10, poll_interval_s=1
+    )
+    assert out["styles"]["polling"]["provider_cpu_s_per_s"] == pytest.approx(
+        0.0004 * 1000 + 0.0001 * 10_000 + 0.002 * 10
+    )  # 1000 pollers at 1/s
 
 
 def test_fit_refuses_empty_results():

@@ -85,9 +85,7 @@ def test_grid_is_the_cartesian_product_in_file_order(write_toml):
     exp = load_experiment(write_toml(GOOD + "payload_bytes = [64, 1024, 4096]\n"))
     assert exp.name == "t" and exp.question == "q?"
     assert exp.swept == ("rate_per_s", "payload_bytes")
-    assert [p.params for p in exp.points] == [
-        {"rate_per_s": r, "payload_bytes": b} for r in (1.0, 10.0) for b in (64, 1024, 4096)
-    ]
+    assert [p.params for p in exp.points] == [{"rate_per_s": r, "payload_bytes": b} for r in (1.0, 10.0) for b in (64, 1024, 4096)]
     for p in exp.points:
         assert p.settings.workload.rate_per_s == p.params["rate_per_s"]
         assert p.settings.workload.payload_bytes == p.params["payload_bytes"]
@@ -139,8 +137,7 @@ def test_consumers_sets_pollers_and_subscribers(write_toml):
 def test_variants_multiply_the_grid(write_toml):
     exp = load_experiment(
         write_toml(
-            "[workload]\nrate_per_s = [2.0, 4.0]\n"
-            "[variants.plain]\n[variants.batched]\nbatch_max_events = 10\nstyles = ['webhook']\n"
+            "[workload]\nrate_per_s = [2.0, 4.0]\n[variants.plain]\n[variants.batched]\nbatch_max_events = 10\nstyles = ['webhook']\n"
         )
     )
     assert [p.params for p in exp.points] == [
@@ -159,7 +156,15 @@ def test_identical_points_are_refused(write_toml):
 
 def test_shipped_experiments_load():
     names = {p.stem for p in EXPERIMENTS.glob("*.toml")}
-    assert {"quick", "wasted-polls", "latency-vs-poll-interval", "cost-vs-consumers", "payload-size", "bursty-traffic", "long-polling-and-batching"} <= names
+    assert {
+        "quick",
+        "wasted-polls",
+        "latency-vs-poll-interval",
+        "cost-vs-consumers",
+        "payload-size",
+        "bursty-traffic",
+        "long-polling-and-batching",
+    } <= names
     for path in EXPERIMENTS.glob("*.toml"):
         exp = load_experiment(path)
         assert exp.name == path.stem

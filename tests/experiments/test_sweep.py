@@ -35,7 +35,13 @@ duration_s = 10
 
 def _fake_summary(point, out: Path) -> dict:
     wl = point.settings.workload
-    style = {"published": 10, "delivered": 10, "requests": 10, "latency_ms": {"mean": 1.0}, "model": {"kind": "model", "requests_per_event": 1.0}}
+    style = {
+        "published": 10,
+        "delivered": 10,
+        "requests": 10,
+        "latency_ms": {"mean": 1.0},
+        "model": {"kind": "model", "requests_per_event": 1.0},
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": point.run_id,

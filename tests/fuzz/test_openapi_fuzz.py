@@ -41,10 +41,18 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Chil
             "provider": group.start_server(
                 "provider",
                 "provider",
-                {"db_path": str(work / "p.db"), "api_keys": [KEY], "rate_limit_per_s": 0, "max_wait_s": 0.2, "allowed_callback_hosts": ["127.0.0.1"]},
+                {
+                    "db_path": str(work / "p.db"),
+                    "api_keys": [KEY],
+                    "rate_limit_per_s": 0,
+                    "max_wait_s": 0.2,
+                    "allowed_callback_hosts": ["127.0.0.1"],
+                },
             ),
             "receiver": group.start_server("receiver", "receiver", {"secrets": [secret], "db_path": str(work / "r.db")}),
-            "receiver-unverified": group.start_server("receiver-unverified", "receiver", {"secrets": [secret], "verify": False, "db_path": str(work / "u.db")}),
+            "receiver-unverified": group.start_server(
+                "receiver-unverified", "receiver", {"secrets": [secret], "verify": False, "db_path": str(work / "u.db")}
+            ),
         }
 
 

@@ -31,14 +31,20 @@ from labkit.provider.dispatcher import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.report.requirements import load_requirements
 from labkit.signing import SignatureError, Signer, Verifier, new_secret
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 SECRET = new_secret()
 
 # -- the cursor feed's query --------------------------------------------------------------
 
 
 @FUZZ
-@given(st.one_of(st.text(max_size=40), st.integers(min_value=-(2**70), max_value=2**70).map(str), st.from_regex(r"[0-9]{1,25}", fullmatch=True)))
+@given(
+    st.one_of(
+        st.text(max_size=40), st.integers(min_value=-(2**70), max_value=2**70).map(str), st.from_regex(r"[0-9]{1,25}", fullmatch=True)
+    )
+)
 def test_cursor_is_an_event_id_or_a_400(value: str) -> None:
     try:
         cursor = provider_app._cursor(value)
@@ -68,7 +74,14 @@ def test_etag_matching_never_raises_and_matches_itself(header: bytes, head: int)
 
 
 @FUZZ
-@given(st.one_of(st.none(), st.text(max_size=60), st.floats(allow_nan=True).map(str), st.datetimes().map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT"))))
+@given(
+    st.one_of(
+        st.none(),
+        st.text(max_size=60),
+        st.floats(allow_nan=True).map(str),
+        st.datetimes().map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+    )
+)
 def test_retry_after_is_bounded_seconds_or_none(value: str | None) -> None:
     for parse, cap in ((parse_retry_after, MAX_RETRY_AFTER_S), (poller_retry_after, 3600.0)):
         out = parse(value)
@@ -81,7 +94,10 @@ header_text = st.text(st.characters(codec="latin-1"), max_size=120)
 
 
 @FUZZ
-@given(st.binary(max_size=300), st.dictionaries(st.sampled_from(["webhook-id", "webhook-timestamp", "webhook-signature", "other"]), header_text))
+@given(
+    st.binary(max_size=300),
+    st.dictionaries(st.sampled_from(["webhook-id", "webhook-timestamp", "webhook-signature", "other"]), header_text),
+)
 def test_verification_only_ever_raises_signature_error(body: bytes, headers: dict[str, str]) -> None:
     with pytest.raises(SignatureError):
         Verifier([SECRET]).verify(body, headers)
@@ -100,14 +116,24 @@ def test_a_signed_message_verifies_and_any_change_does_not(body: str, msg_id: st
 
 
 json_value = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=200), json_value.map(lambda v: json.dumps(v).encode()), st.fixed_dictionaries({"type": st.sampled_from(["batch", "x"]), "data": json_value}).map(lambda v: json.dumps(v).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        json_value.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries({"type": st.sampled_from(["batch", "x"]), "data": json_value}).map(lambda v: json.dumps(v).encode()),
+    )
+)
 def test_webhook_bodies_parse_or_are_400(body: bytes) -> None:
     try:
         events = parse_message(body)
@@ -149,7 +175,18 @@ ip_host = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(lamb
 
 
 @FUZZ
-@given(st.one_of(st.text(max_size=80), st.builds(lambda s, h, p, path: f"{s}://{h}{p}/{path}", st.sampled_from(["http", "https", "ftp", "HTTP"]), ip_host, st.sampled_from(["", ":80", ":65535", ":0", ":99999", ":x"]), st.text(max_size=20))))
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda s, h, p, path: f"{s}://{h}{p}/{path}",
+            st.sampled_from(["http", "https", "ftp", "HTTP"]),
+            ip_host,
+            st.sampled_from(["", ":80", ":65535", ":0", ":99999", ":x"]),
+            st.text(max_size=20),
+        ),
+    )
+)
 def test_callback_urls_are_accepted_only_when_public(url: str) -> None:
     original = ssrf._resolve
     ssrf._resolve = _literal_only
@@ -173,7 +210,18 @@ toml_scalar = st.one_of(
     st.text(st.characters(codec="ascii", exclude_characters='"\\\n\r'), max_size=12).map(lambda s: f'"{s}"'),
 )
 toml_value = st.one_of(toml_scalar, st.lists(toml_scalar, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"))
-RUN_KEYS = ["styles", "poll_interval_s", "pollers", "subscribers", "consumers", "drain_timeout_s", "time_scale", "batch_max_events", "long_poll_wait_s", "bogus"]
+RUN_KEYS = [
+    "styles",
+    "poll_interval_s",
+    "pollers",
+    "subscribers",
+    "consumers",
+    "drain_timeout_s",
+    "time_scale",
+    "batch_max_events",
+    "long_poll_wait_s",
+    "bogus",
+]
 WL_KEYS = ["arrival", "rate_per_s", "duration_s", "payload_bytes", "seed", "max_events", "trace_path"]
 
 
@@ -185,8 +233,20 @@ def _table(name: str, keys: list[str]) -> st.SearchStrategy[str]:
 
 experiment_text = st.one_of(
     st.text(max_size=200),
-    st.tuples(_table("experiment", ["name", "description", "question", "seed", "other"]), _table("run", RUN_KEYS), _table("workload", WL_KEYS)).map("".join),
-    st.tuples(_table("run", RUN_KEYS), st.sampled_from(["", '[variants.a]\nfault = { kind = "consumer_kill", at_s = [1, 2] }\n', '[variants.b]\nfault = { kind = "nope" }\n', "[variants.c]\nfault = 3\n"])).map("".join),
+    st.tuples(
+        _table("experiment", ["name", "description", "question", "seed", "other"]), _table("run", RUN_KEYS), _table("workload", WL_KEYS)
+    ).map("".join),
+    st.tuples(
+        _table("run", RUN_KEYS),
+        st.sampled_from(
+            [
+                "",
+                '[variants.a]\nfault = { kind = "consumer_kill", at_s = [1, 2] }\n',
+                '[variants.b]\nfault = { kind = "nope" }\n',
+                "[variants.c]\nfault = 3\n",
+            ]
+        ),
+    ).map("".join),
 )
 
 
@@ -206,7 +266,20 @@ def test_experiment_files_load_or_fail_with_one_config_error(tmp_path_factory: p
 requirements_text = st.one_of(
     st.text(max_size=200),
     st.dictionaries(
-        st.sampled_from(["name", "target_latency_p99_ms", "event_rate_per_s", "burstiness", "consumers", "consumers_can_expose_https", "data_sensitivity", "ordering", "missed_events_tolerated", "other"]),
+        st.sampled_from(
+            [
+                "name",
+                "target_latency_p99_ms",
+                "event_rate_per_s",
+                "burstiness",
+                "consumers",
+                "consumers_can_expose_https",
+                "data_sensitivity",
+                "ordering",
+                "missed_events_tolerated",
+                "other",
+            ]
+        ),
         toml_value,
         max_size=5,
     ).map(lambda d: "".join(f"{k} = {v}\n" for k, v in d.items())),
@@ -225,7 +298,13 @@ def test_requirements_files_load_or_fail_with_one_config_error(tmp_path_factory:
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["kind", "at_s", "duration_s", "restart_after_s", "rate", "status", "delay_ms", "loss", "reset", "x"]), json_value, max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(["kind", "at_s", "duration_s", "restart_after_s", "rate", "status", "delay_ms", "loss", "reset", "x"]),
+        json_value,
+        max_size=5,
+    )
+)
 def test_fault_plans_validate_or_raise_validation_error(plan: dict[str, Any]) -> None:
     try:
         RunSettings(fault=plan, styles=("webhook",))

@@ -81,9 +81,7 @@ class Receiver:
         status, extra = self.plan.pop(0) if self.plan else self.default
         if self.delays:
             await asyncio.sleep(self.delays.pop(0))
-        self.received.append(
-            Received(headers.get("webhook-id", ""), headers, raw, orjson.loads(raw), verified, status, time.time_ns())
-        )
+        self.received.append(Received(headers.get("webhook-id", ""), headers, raw, orjson.loads(raw), verified, status, time.time_ns()))
         out = [(b"content-type", b"text/plain")] + [(k.encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": b"ok"})
@@ -120,7 +118,7 @@ class ServerThread:
         host, port = self.sock.getsockname()[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

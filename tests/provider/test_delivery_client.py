@@ -82,7 +82,9 @@ async def test_posts_httpx_s_headers_and_reuses_one_connection() -> None:
     async with server(keep_answering) as (url, seen, conns), DeliveryClient(counter, allowed_hosts=LOOPBACK) as client:
         sizes = []
         for i in range(3):
-            r = await client.post(f"{url}/hook/a?x=1", content=b'{"n":%d}' % i, headers={"webhook-id": f"msg_{i}", "content-type": "application/json"})
+            r = await client.post(
+                f"{url}/hook/a?x=1", content=b'{"n":%d}' % i, headers={"webhook-id": f"msg_{i}", "content-type": "application/json"}
+            )
             assert r.status_code == 204 and r.content == b""
             assert r.headers["server"] == "t" and r.headers.raw == [(b"Server", b"t")]
             sizes.append(r.bytes_sent)
@@ -90,7 +92,15 @@ async def test_posts_httpx_s_headers_and_reuses_one_connection() -> None:
     assert len(conns) == 1 and counter.connections == 1
     first = seen[0].split(b"\r\n")
     assert first[0] == b"POST /hook/a?x=1 HTTP/1.1"
-    assert [h.split(b":")[0] for h in first[1:8]] == [b"Host", b"Accept", b"Accept-Encoding", b"Connection", b"webhook-id", b"content-type", b"Content-Length"]
+    assert [h.split(b":")[0] for h in first[1:8]] == [
+        b"Host",
+        b"Accept",
+        b"Accept-Encoding",
+        b"Connection",
+        b"webhook-id",
+        b"content-type",
+        b"Content-Length",
+    ]
     assert seen[0].endswith(b'\r\n\r\n{"n":0}')
     assert sizes == [len(s) for s in seen]
     assert counter.bytes_out == sum(sizes) and counter.bytes_in == 3 * len(OK)

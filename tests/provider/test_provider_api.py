@@ -322,9 +322,7 @@ async def test_given_secret_is_kept_and_checked(provider: tuple[FastAPI, httpx.A
         ({}, "url:"),
     ],
 )
-async def test_bad_subscription_is_422_and_writes_nothing(
-    provider: tuple[FastAPI, httpx.AsyncClient], body: dict, words: str
-) -> None:
+async def test_bad_subscription_is_422_and_writes_nothing(provider: tuple[FastAPI, httpx.AsyncClient], body: dict, words: str) -> None:
     app, client = provider
     r = await client.post("/subscriptions", json=body)
     assert r.status_code == 422, r.text

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -148,7 +148,7 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("") is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("nan") is None
-    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 1, tzinfo=UTC)
     date = format_datetime(now + timedelta(seconds=30), usegmt=True)
     assert parse_retry_after(date, now_s=now.timestamp()) == pytest.approx(30.0)
     past = format_datetime(now - timedelta(seconds=30), usegmt=True)

@@ -86,7 +86,9 @@ def test_report_renders_in_headless_chromium(tmp_path, monkeypatch):
             page.route("**/*", guard)
             page.goto(paths.html.as_uri(), wait_until="load")
             page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15_000)
-            images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('alt'), e.complete, e.naturalWidth, e.naturalHeight])")
+            images = page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.getAttribute('alt'), e.complete, e.naturalWidth, e.naturalHeight])"
+            )
             title = page.title()
             option = page.inner_text(".rec .option")
             headings = page.eval_on_selector_all("h2", "els => els.map(e => e.innerText)")

@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from report_helpers import EXAMPLES, GOLDEN, REQUIREMENTS
 
 from labkit.errors import ResultsError
 from labkit.report import FACTORS, OPTIONS, Requirements, decide, load_requirements
 from labkit.report.decide import FALLBACK, LONG_POLLING, POLLING, PUSH_FAMILY, THIN, WEBHOOK
 from labkit.report.observations import observations, variant_of
-from report_helpers import EXAMPLES, GOLDEN, REQUIREMENTS
 
 
 def example(name: str) -> Requirements:
@@ -128,7 +128,13 @@ def assert_runnable_compare(command: str) -> None:
     p = ctx.params
     build_run_settings(
         {
-            "workload": {"arrival": p["arrival"], "rate_per_s": p["rate"], "duration_s": p["duration"], "payload_bytes": p["payload_bytes"], "seed": p["seed"]},
+            "workload": {
+                "arrival": p["arrival"],
+                "rate_per_s": p["rate"],
+                "duration_s": p["duration"],
+                "payload_bytes": p["payload_bytes"],
+                "seed": p["seed"],
+            },
             "poll_interval_s": p["poll_interval"],
             "pollers": p["pollers"],
             "subscribers": p["subscribers"],

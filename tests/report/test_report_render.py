@@ -98,7 +98,19 @@ def test_markdown_twin_has_the_same_content_and_local_figures(report):
 
 def test_report_has_every_section(report):
     html = report.html.read_text()
-    for anchor in ("recommendation", "reasons", "options", "measurements", "figures", "projection", "risks", "factors", "gaps", "requirements", "appendix"):
+    for anchor in (
+        "recommendation",
+        "reasons",
+        "options",
+        "measurements",
+        "figures",
+        "projection",
+        "risks",
+        "factors",
+        "gaps",
+        "requirements",
+        "appendix",
+    ):
         assert f'id="{anchor}"' in html
     for factor in FACTORS:
         assert factor.capitalize() in html
@@ -128,7 +140,10 @@ def test_figure_that_raises_or_is_missing_is_reported_not_fatal(tmp_path, fake_f
     html = paths.html.read_text()
     md = paths.markdown.read_text()
     assert "figure unavailable: ValueError: latency_cdf cannot draw this" in html
-    assert "figure unavailable: cannot import name &#39;cpu_vs_consumers&#39;" in html or "figure unavailable: cannot import name 'cpu_vs_consumers'" in html
+    assert (
+        "figure unavailable: cannot import name &#39;cpu_vs_consumers&#39;" in html
+        or "figure unavailable: cannot import name 'cpu_vs_consumers'" in html
+    )
     assert "figure unavailable: ValueError: latency_cdf cannot draw this" in md
     assert len([t for t, _ in parse(html).tags if t == "img"]) == 5
     assert not (tmp_path / "figures" / "latency_cdf.png").exists()
@@ -211,7 +226,19 @@ def test_overlapping_paths_count_each_run_once(tmp_path, fake_figures):
 def test_cli_report_prints_paths_and_json(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "labkit", "report", str(COMPARE_RUN), str(SWEEP), "--requirements", str(REQUIREMENTS / "internal-batch-sync.toml"), "-o", str(out), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "report",
+            str(COMPARE_RUN),
+            str(SWEEP),
+            "--requirements",
+            str(REQUIREMENTS / "internal-batch-sync.toml"),
+            "-o",
+            str(out),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=180,

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def auth(key: str) -> dict[str, str]:
 
 def signed(secret: str, msg_id: str, body: bytes, when: datetime | None = None) -> dict[str, str]:
     """Standard Webhooks headers made by the independent ``standardwebhooks`` package."""
-    when = when or datetime.now(tz=timezone.utc)
+    when = when or datetime.now(tz=UTC)
     signature = Webhook(secret).sign(msg_id, when, body.decode())
     return {
         "webhook-id": msg_id,
@@ -114,7 +114,10 @@ def signed(secret: str, msg_id: str, body: bytes, when: datetime | None = None) 
 
 
 def message(event_id: int) -> bytes:
-    return b'{"type":"order.updated","timestamp":"2024-01-01T00:00:00Z","data":{"id":%d,"type":"order.updated","created_ns":1,"payload":{}}}' % event_id
+    return (
+        b'{"type":"order.updated","timestamp":"2024-01-01T00:00:00Z","data":{"id":%d,"type":"order.updated","created_ns":1,"payload":{}}}'
+        % event_id
+    )
 
 
 def unique_id() -> int:
@@ -224,7 +227,7 @@ class CaptureServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def __enter__(self) -> "CaptureServer":
+    def __enter__(self) -> CaptureServer:
         config = uvicorn.Config(self, host=self.host, port=0, log_level="warning", lifespan="on", loop="asyncio")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -253,7 +256,7 @@ class AppThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "AppThread":
+    def __enter__(self) -> AppThread:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="asyncio")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

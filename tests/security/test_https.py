@@ -33,9 +33,17 @@ def test_webhooks_and_polls_go_over_https_with_the_lab_ca(tmp_path: Path) -> Non
         poller = group.start_worker(
             "poller",
             "poller",
-            {"base_url": provider.url, "api_key": KEY, "interval_s": 0.1, "db_path": str(tmp_path / "poll.db"), "ca_file": str(certs.ca_file)},
+            {
+                "base_url": provider.url,
+                "api_key": KEY,
+                "interval_s": 0.1,
+                "db_path": str(tmp_path / "poll.db"),
+                "ca_file": str(certs.ca_file),
+            },
         )
-        ids = [client.post(f"{provider.url}/events", json={"type": "t", "payload": {"i": i}}, headers=auth(KEY)).json()["id"] for i in range(3)]
+        ids = [
+            client.post(f"{provider.url}/events", json={"type": "t", "payload": {"i": i}}, headers=auth(KEY)).json()["id"] for i in range(3)
+        ]
         assert wait_for(lambda: records.received_counts(str(tmp_path / "r.db")).get("s0") == 3)
         assert wait_for(lambda: records.received_counts(str(tmp_path / "poll.db")).get("p0") == 3)
         assert sorted(e for _, e, _ in records.load_events(str(tmp_path / "r.db"))) == sorted(ids)

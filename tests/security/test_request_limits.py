@@ -81,14 +81,26 @@ def test_oversized_heads_are_431(lab: Lab, which: str, shape: str) -> None:
 def test_json_nested_deeper_than_the_limit_is_400(lab: Lab, client: httpx.Client) -> None:
     before = lab.published()
     deep = '{"a":' * (MAX_DEPTH + 2) + "1" + "}" * (MAX_DEPTH + 2)
-    r = client.post(f"{lab.provider.url}/events", content=f'{{"type":"limits","payload":{deep}}}', headers={**auth(FREE_KEY), "content-type": "application/json"})
+    r = client.post(
+        f"{lab.provider.url}/events",
+        content=f'{{"type":"limits","payload":{deep}}}',
+        headers={**auth(FREE_KEY), "content-type": "application/json"},
+    )
     assert r.status_code == 400 and "max_json_depth" in r.text
     arrays = "[" * 1500 + "]" * 1500  # deeper than orjson's own limit (1024) too: still a 400, not a 500
-    r = client.post(f"{lab.provider.url}/events", content=f'{{"type":"limits","payload":{{"a":{arrays}}}}}', headers={**auth(FREE_KEY), "content-type": "application/json"})
+    r = client.post(
+        f"{lab.provider.url}/events",
+        content=f'{{"type":"limits","payload":{{"a":{arrays}}}}}',
+        headers={**auth(FREE_KEY), "content-type": "application/json"},
+    )
     assert r.status_code == 400
     assert lab.published() == before
     shallow = '{"a":' * (MAX_DEPTH - 2) + "1" + "}" * (MAX_DEPTH - 2)
-    r = client.post(f"{lab.provider.url}/events", content=f'{{"type":"limits.ok","payload":{shallow}}}', headers={**auth(FREE_KEY), "content-type": "application/json"})
+    r = client.post(
+        f"{lab.provider.url}/events",
+        content=f'{{"type":"limits.ok","payload":{shallow}}}',
+        headers={**auth(FREE_KEY), "content-type": "application/json"},
+    )
     assert r.status_code == 201
 
 

@@ -58,7 +58,9 @@ def test_two_signatures_during_the_overlap_then_only_the_new_one(lab: Lab, clien
         assert len(first.headers["webhook-signature"].split()) == 1
         assert verifies(old, first.body, first.headers)
 
-        rotated = client.post(f"{lab.provider.url}/subscriptions/{sub}/rotate-secret", json={"overlap_s": OVERLAP_S}, headers=auth(FREE_KEY))
+        rotated = client.post(
+            f"{lab.provider.url}/subscriptions/{sub}/rotate-secret", json={"overlap_s": OVERLAP_S}, headers=auth(FREE_KEY)
+        )
         assert rotated.status_code == 200, rotated.text
         new = rotated.json()["secret"]
         assert new != old and check_secret(new) == new
@@ -105,7 +107,9 @@ def test_two_signatures_during_the_overlap_then_only_the_new_one(lab: Lab, clien
 
 def test_bad_rotations_are_4xx_and_change_nothing(lab: Lab, client: httpx.Client) -> None:
     old = new_secret()
-    r = client.post(f"{lab.provider.url}/subscriptions", json={"url": f"{lab.receiver.url}/webhook/x", "secret": old}, headers=auth(FREE_KEY))
+    r = client.post(
+        f"{lab.provider.url}/subscriptions", json={"url": f"{lab.receiver.url}/webhook/x", "secret": old}, headers=auth(FREE_KEY)
+    )
     sub = r.json()["id"]
     base = f"{lab.provider.url}/subscriptions/{sub}/rotate-secret"
     assert client.post(f"{lab.provider.url}/subscriptions/sub_nope/rotate-secret", headers=auth(FREE_KEY)).status_code == 404

@@ -127,7 +127,9 @@ def test_an_allow_listed_name_is_delivered_to(tmp_path: Path, monkeypatch: pytes
         return real_getaddrinfo("127.0.0.1" if name == "allowed.test" else host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    settings = ProviderSettings(db_path=str(tmp_path / "p.db"), api_keys=(KEY,), rate_limit_per_s=0, allowed_callback_hosts=("allowed.test",))
+    settings = ProviderSettings(
+        db_path=str(tmp_path / "p.db"), api_keys=(KEY,), rate_limit_per_s=0, allowed_callback_hosts=("allowed.test",)
+    )
     with CaptureServer() as capture, AppThread(create_app(settings)) as provider, httpx.Client(timeout=15) as client:
         r = client.post(f"{provider.url}/subscriptions", json={"url": f"http://allowed.test:{capture.port}/hook"}, headers=auth(KEY))
         assert r.status_code == 201

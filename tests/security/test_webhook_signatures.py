@@ -6,7 +6,7 @@ window is caught by its webhook-id (acknowledged, processed once).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -88,7 +88,19 @@ def _header(name: str, value: str):  # type: ignore[no-untyped-def]
         _header("webhook-timestamp", "yesterday"),
         _header("webhook-timestamp", "99999999999999999999999"),
     ],
-    ids=["forged", "tampered", "other-id", "no-signature", "no-timestamp", "no-id", "garbage-signature", "unknown-version", "empty-signature", "bad-timestamp", "huge-timestamp"],
+    ids=[
+        "forged",
+        "tampered",
+        "other-id",
+        "no-signature",
+        "no-timestamp",
+        "no-id",
+        "garbage-signature",
+        "unknown-version",
+        "empty-signature",
+        "bad-timestamp",
+        "huge-timestamp",
+    ],
 )
 def test_bad_signatures_are_401_and_record_nothing(lab: Lab, client: httpx.Client, attack) -> None:  # type: ignore[no-untyped-def]
     body, headers = attack(lab.secret)
@@ -100,11 +112,13 @@ def test_bad_signatures_are_401_and_record_nothing(lab: Lab, client: httpx.Clien
     assert event not in lab.recorded()
 
 
-@pytest.mark.parametrize("offset", [timedelta(minutes=-6), timedelta(minutes=6), timedelta(days=-365)], ids=["6-min-old", "6-min-ahead", "a-year-old"])
+@pytest.mark.parametrize(
+    "offset", [timedelta(minutes=-6), timedelta(minutes=6), timedelta(days=-365)], ids=["6-min-old", "6-min-ahead", "a-year-old"]
+)
 def test_timestamps_beyond_the_5_minute_tolerance_are_refused(lab: Lab, client: httpx.Client, offset: timedelta) -> None:
     event = unique_id()
     body = message(event)
-    r = post(client, lab, body, signed(lab.secret, f"msg_{event}", body, datetime.now(tz=timezone.utc) + offset))
+    r = post(client, lab, body, signed(lab.secret, f"msg_{event}", body, datetime.now(tz=UTC) + offset))
     assert r.status_code == 401 and "timestamp" in r.text.lower()
     assert event not in lab.recorded()
 
@@ -112,6 +126,6 @@ def test_timestamps_beyond_the_5_minute_tolerance_are_refused(lab: Lab, client: 
 def test_a_timestamp_within_the_tolerance_is_accepted(lab: Lab, client: httpx.Client) -> None:
     event = unique_id()
     body = message(event)
-    r = post(client, lab, body, signed(lab.secret, f"msg_{event}", body, datetime.now(tz=timezone.utc) - timedelta(minutes=4)))
+    r = post(client, lab, body, signed(lab.secret, f"msg_{event}", body, datetime.now(tz=UTC) - timedelta(minutes=4)))
     assert r.status_code == 204
     assert event in lab.recorded()
