@@ -28,7 +28,7 @@ class Settings(BaseModel):
 
 
 class ServerLimits(Settings):
-    """What every lab server refuses before the app sees a request (``labkit.serverlimits``).
+    """What every lab server refuses before the app sees a request (``labkit.servers.serverlimits``).
 
     A request line plus headers over ``max_head_bytes`` or ``max_headers`` gets
     431; a client that has not sent its whole head within ``head_timeout_s``
@@ -111,7 +111,7 @@ class ReceiverSettings(Settings):
     @field_validator("secrets")
     @classmethod
     def _secrets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from labkit.signing import check_secret
+        from labkit.wire.signing import check_secret
 
         for s in v:
             check_secret(s)

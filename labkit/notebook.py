@@ -423,7 +423,7 @@ def ssrf_verdicts(urls: Iterable[str], allowed: tuple[str, ...] = ()) -> pd.Data
 
 def tls_cost(requests: int = 200) -> pd.DataFrame:
     """``labkit tls-cost``: signed deliveries over HTTP and HTTPS, fresh and reused connections (ms per delivery)."""
-    from labkit.tls import measure_handshake_cost
+    from labkit.servers.tls import measure_handshake_cost
 
     result = _off_the_loop(measure_handshake_cost, requests=requests)
     frame = pd.DataFrame(result["modes"]).T[["wall_ms_median", "client_cpu_ms", "server_cpu_ms"]]

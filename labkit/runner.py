@@ -28,11 +28,11 @@ from labkit import model
 from labkit.config import DEFAULT_API_KEY, RunSettings
 from labkit.consumers import records
 from labkit.errors import RunError, ServerError
-from labkit.metering import WireCounter, counting_client, histogram_summary_ms, new_histogram, record_us
-from labkit.procs import Child, ProcessGroup
 from labkit.provider.store import Store
 from labkit.results import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
-from labkit.signing import new_secret
+from labkit.servers.procs import Child, ProcessGroup
+from labkit.wire.metering import WireCounter, counting_client, histogram_summary_ms, new_histogram, record_us
+from labkit.wire.signing import new_secret
 from labkit.workload import Workload, build_workload
 
 PUBLISHER_KEY = "lab-publisher"

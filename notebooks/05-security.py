@@ -48,9 +48,9 @@ import pandas as pd
 from standardwebhooks.webhooks import Webhook
 
 from labkit import notebook as nb
-from labkit import signing
+from labkit.wire import signing
 from labkit.config import ProviderSettings, ReceiverSettings
-from labkit.procs import ProcessGroup
+from labkit.servers.procs import ProcessGroup
 
 nb.setup()
 
@@ -136,7 +136,7 @@ third = nb.webhook_message(1003)
 stale = signing.Signer([secret]).headers("msg_1004", nb.webhook_message(1004), timestamp=int(time.time()) - 600)
 
 exchanges = [
-    nb.exchange("genuine, signed by labkit.signing", hook.post("/webhook", content=body, headers=headers)),
+    nb.exchange("genuine, signed by labkit.wire.signing", hook.post("/webhook", content=body, headers=headers)),
     nb.exchange("genuine, signed by standardwebhooks", hook.post("/webhook", content=second, headers=by_package)),
     nb.exchange("forged: signed with a guessed secret", hook.post("/webhook", content=third, headers=signing.Signer([signing.new_secret()]).headers("msg_1003", third))),
     nb.exchange("tampered: status changed after signing", hook.post("/webhook", content=body.replace(b'"paid"', b'"refunded"'), headers=headers)),

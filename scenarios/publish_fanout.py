@@ -5,7 +5,7 @@ reported as request type ``LAG``, name ``delivery``, in Locust's stats, web UI,
 CSV and HTML report; precise HdrHistogram percentiles are logged at the end and
 written beside the CSV files (``<csv prefix>_lag_hdr.json``)::
 
-    export LABKIT_SECRET=$(python -c "from labkit.signing import new_secret; print(new_secret())")
+    export LABKIT_SECRET=$(python -c "from labkit.wire.signing import new_secret; print(new_secret())")
     labkit serve provider --port 8000 --db /tmp/labkit-provider.db --rate-limit 0 --allow-callback-host 127.0.0.1
     labkit serve receiver --port 8001 --secret "$LABKIT_SECRET" --db /tmp/labkit-receiver.db
     LABKIT_RECEIVER_DB=/tmp/labkit-receiver.db locust -f scenarios/publish_fanout.py --headless \\

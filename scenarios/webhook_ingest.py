@@ -4,7 +4,7 @@ About 10% of sends (``--resend-ratio``) repeat the previous webhook-id, as a
 provider's retry would, so the receiver's de-duplication is part of the load.
 The receiver's secret comes from ``LABKIT_SECRET`` (or ``--webhook-secret``)::
 
-    export LABKIT_SECRET=$(python -c "from labkit.signing import new_secret; print(new_secret())")
+    export LABKIT_SECRET=$(python -c "from labkit.wire.signing import new_secret; print(new_secret())")
     labkit serve receiver --port 8001 --secret "$LABKIT_SECRET" --db /tmp/labkit-receiver.db
     locust -f scenarios/webhook_ingest.py --headless -u 10 -r 5 -t 10s --host http://127.0.0.1:8001
 """

@@ -14,8 +14,8 @@ import pytest
 
 from labkit import runner
 from labkit.config import RunSettings, WorkloadSettings
-from labkit.procs import ProcessGroup
 from labkit.results import load_events, load_results
+from labkit.servers.procs import ProcessGroup
 
 
 @pytest.fixture(scope="module")

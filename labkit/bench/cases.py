@@ -30,17 +30,17 @@ from labkit.bench.load import HttpRequest, LoadResult, LoadTool
 from labkit.config import DEFAULT_API_KEY
 from labkit.consumers import records
 from labkit.errors import RunError
-from labkit.metering import (
+from labkit.provider.delivery import DeliveryClient
+from labkit.provider.dispatcher import USER_AGENT, webhook_body
+from labkit.provider.store import Store
+from labkit.servers.procs import Child, ProcessGroup
+from labkit.wire.metering import (
     WireCounter,
     histogram_summary_ms,
     new_histogram,
     record_us,
 )
-from labkit.procs import Child, ProcessGroup
-from labkit.provider.delivery import DeliveryClient
-from labkit.provider.dispatcher import USER_AGENT, webhook_body
-from labkit.provider.store import Store
-from labkit.signing import Signer, new_secret
+from labkit.wire.signing import Signer, new_secret
 from labkit.workload import make_payload
 
 EVENT_TYPE = "order.updated"

@@ -298,7 +298,7 @@ async def raw_load(
     host: str, port: int, requests: list[HttpRequest], *, connections: int, duration_s: float, timeout_s: float = 10.0
 ) -> LoadResult:
     """Keep ``connections`` connections busy for ``duration_s`` (the fallback when wrk is missing)."""
-    from labkit.metering import new_histogram, record_us
+    from labkit.wire.metering import new_histogram, record_us
 
     loop = asyncio.get_running_loop()
     raws = [r.raw(f"{host}:{port}") for r in requests]

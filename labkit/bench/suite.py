@@ -33,8 +33,8 @@ import psutil
 from labkit.bench import cases
 from labkit.bench.load import LoadTool
 from labkit.errors import ConfigError
-from labkit.procs import ProcessGroup
 from labkit.results import environment, write_json
+from labkit.servers.procs import ProcessGroup
 
 SCHEMA_VERSION = 1
 BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest")

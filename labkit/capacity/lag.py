@@ -28,7 +28,7 @@ from hdrh.histogram import HdrHistogram
 
 LAG_SCHEMA_VERSION = 1
 
-# The bounds of labkit.metering's histograms (1 µs to 1 h, 3 digits). That module imports
+# The bounds of labkit.wire.metering's histograms (1 µs to 1 h, 3 digits). That module imports
 # httpcore, which cannot be imported after gevent's monkey-patching, so Locust processes
 # use these two helpers instead.
 HIST_MIN_US, HIST_MAX_US, HIST_DIGITS = 1, 3_600_000_000, 3

@@ -35,7 +35,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from labkit.capacity.fanout import ensure_subscriptions, subscriber_names
 from labkit.capacity.lag import LagHistograms, LagTracker, ReceiverRecords, summary_ms
 from labkit.config import DEFAULT_API_KEY
-from labkit.signing import Signer
+from labkit.wire.signing import Signer
 
 log = logging.getLogger("labkit.capacity")
 

@@ -45,9 +45,9 @@ from labkit.capacity.lag import LagHistograms
 from labkit.capacity.stepping import default_settle, default_steps
 from labkit.config import DEFAULT_API_KEY, Settings, validated
 from labkit.errors import RunError
-from labkit.procs import ProcessGroup, _die_with_parent, bind_loopback
 from labkit.results import environment, write_json
-from labkit.signing import new_secret
+from labkit.servers.procs import ProcessGroup, _die_with_parent, bind_loopback
+from labkit.wire.signing import new_secret
 
 Scenario = Literal["polling", "webhook_ingest", "publish_fanout"]
 

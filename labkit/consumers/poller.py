@@ -58,7 +58,7 @@ from labkit.consumers.rawhttp import Connection, TransportError
 from labkit.consumers.records import RecordStore
 from labkit.consumers.stats import Latency, StatsWriter
 from labkit.errors import LabkitError
-from labkit.metering import WireCounter, counting_client, now_ns
+from labkit.wire.metering import WireCounter, counting_client, now_ns
 
 # Pollers per httpx client: small enough that httpcore's per-request pool scans stay cheap.
 POOL_SHARD = 32
@@ -197,7 +197,7 @@ class Fleet:
         headers = {"authorization": f"Bearer {s.api_key}", "accept": "application/json", "user-agent": "labkit-poller"}
         # Loading the CA bundle takes ~20 ms: once for the fleet, not once per client.
         tls = httpx.create_ssl_context()
-        if s.ca_file:  # a lab provider serving HTTPS with a locally made CA (labkit.tls)
+        if s.ca_file:  # a lab provider serving HTTPS with a locally made CA (labkit.servers.tls)
             tls.load_verify_locations(cafile=s.ca_file)
         if s.http_client == "raw":
             self.clients = [

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from labkit.metering import WireCounter
+from labkit.wire.metering import WireCounter
 
 
 class TransportError(Exception):

@@ -42,8 +42,8 @@ from starlette.requests import ClientDisconnect
 from labkit.config import ReceiverSettings
 from labkit.consumers.records import RecordStore
 from labkit.consumers.stats import StatsWriter
-from labkit.metering import SERVER_WIRE, WireCounter, counting_client, now_ns
-from labkit.signing import SignatureError, Verifier
+from labkit.wire.metering import SERVER_WIRE, WireCounter, counting_client, now_ns
+from labkit.wire.signing import SignatureError, Verifier
 
 DEFAULT_SUBSCRIBER = "default"
 MAX_ID_CHARS = 256

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from hdrh.histogram import HdrHistogram
 
-from labkit.metering import new_histogram, process_cpu_s, record_us
+from labkit.wire.metering import new_histogram, process_cpu_s, record_us
 
 WRITE_EVERY_S = 0.5
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.metering import histogram_summary_ms, new_histogram, record_us
+from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 
 HIST_KEYS = frozenset({"mean", "p50", "p90", "p99", "max"})
 

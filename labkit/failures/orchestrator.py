@@ -8,7 +8,7 @@ other run. Within one style:
 1. a fresh provider and the style's consumer start on loopback (the
    receiver's and the poller's records in a SQLite *file*, so a SIGKILL
    loses nothing that was committed); with a network fault a
-   ``labkit.netproxy`` proxy sits between consumer and provider;
+   ``labkit.servers.netproxy`` proxy sits between consumer and provider;
 2. the workload is published on its timetable while the fault is injected
    at its times: processes are stopped, SIGKILLed and restarted on the same
    database file and the same port; receiver faults are switched on and off
@@ -61,11 +61,11 @@ from labkit.failures.plans import (
     ReceiverSlow,
     Throttle,
 )
-from labkit.metering import histogram_summary_ms, new_histogram, record_us
-from labkit.netproxy import EMULATION, Impairment, NetProxy
-from labkit.procs import Child, ProcessGroup
 from labkit.provider.store import Store
-from labkit.signing import new_secret
+from labkit.servers.netproxy import EMULATION, Impairment, NetProxy
+from labkit.servers.procs import Child, ProcessGroup
+from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
+from labkit.wire.signing import new_secret
 from labkit.workload import Workload
 
 START_DELAY_S = 0.3

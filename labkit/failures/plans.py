@@ -186,7 +186,7 @@ class ReceiverGone(_Plan):
 
 
 class NetworkFault(_Plan):
-    """Delay, jitter, loss and resets between consumer and provider, through ``labkit.netproxy``.
+    """Delay, jitter, loss and resets between consumer and provider, through ``labkit.servers.netproxy``.
 
     A user-space TCP proxy cannot drop a segment and let TCP retransmit it, so
     ``loss`` is the share of chunks held back for ``rto_ms`` (the stall a lost

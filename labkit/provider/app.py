@@ -32,13 +32,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labkit.config import ProviderSettings
-from labkit.metering import SERVER_WIRE, WireCounter, process_cpu_s
 from labkit.provider.delivery import DeliveryClient
 from labkit.provider.dispatcher import Dispatcher, event_json
 from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.ssrf import check_callback_url
 from labkit.provider.store import Store
-from labkit.signing import check_secret, new_secret
+from labkit.wire.metering import SERVER_WIRE, WireCounter, process_cpu_s
+from labkit.wire.signing import check_secret, new_secret
 
 log = logging.getLogger("labkit.provider")
 

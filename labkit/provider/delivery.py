@@ -33,8 +33,8 @@ import httpcore
 import httptools
 import httpx
 
-from labkit.metering import WireCounter
 from labkit.provider.ssrf import GuardedBackend
+from labkit.wire.metering import WireCounter
 
 # The headers httpx puts before the caller's; sent the same so bytes per webhook do not change.
 _DEFAULT_HEAD = b"Accept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\n"

@@ -40,7 +40,7 @@ import orjson
 
 from labkit.config import ProviderSettings
 from labkit.provider.store import AttemptResult, Delivery, Store, Subscription
-from labkit.signing import Signer
+from labkit.wire.signing import Signer
 
 log = logging.getLogger("labkit.provider.dispatcher")
 

@@ -19,8 +19,8 @@ from labkit.capacity import load_capacity
 from labkit.capacity.analysis import read_history
 from labkit.capacity.lag import LagHistograms
 from labkit.capacity.run import CapacitySettings, run_capacity
-from labkit.procs import ProcessGroup
-from labkit.signing import new_secret
+from labkit.servers.procs import ProcessGroup
+from labkit.wire.signing import new_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON_KEYS = {"schema_version", "scenario", "capacity", "slo", "limited_by", "results_dir"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from labkit.consumers.rawhttp import Connection, TransportError
-from labkit.metering import WireCounter
+from labkit.wire.metering import WireCounter
 
 from .conftest import API_KEY, Feed, ServerThread, feed_app
 

@@ -14,7 +14,7 @@ import orjson
 
 from labkit.config import ReceiverSettings
 from labkit.consumers.receiver import create_app
-from labkit.signing import Signer, new_secret
+from labkit.wire.signing import Signer, new_secret
 
 from .conftest import Feed, ServerThread, feed_app
 

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from labkit.netproxy import Impairment, NetProxy
+from labkit.servers.netproxy import Impairment, NetProxy
 
 
 async def _echo_server() -> asyncio.base_events.Server:

@@ -22,9 +22,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from labkit.consumers.openapi import receiver_openapi
-from labkit.procs import Child, ProcessGroup
 from labkit.provider.openapi import provider_openapi
-from labkit.signing import new_secret
+from labkit.servers.procs import Child, ProcessGroup
+from labkit.wire.signing import new_secret
 
 KEY = "lk_fuzz_key"
 EXAMPLES = 40

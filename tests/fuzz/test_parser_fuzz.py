@@ -29,7 +29,7 @@ from labkit.provider import app as provider_app
 from labkit.provider import ssrf
 from labkit.provider.dispatcher import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.report.requirements import load_requirements
-from labkit.signing import SignatureError, Signer, Verifier, new_secret
+from labkit.wire.signing import SignatureError, Signer, Verifier, new_secret
 
 FUZZ = settings(
     max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]

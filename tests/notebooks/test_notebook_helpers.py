@@ -20,7 +20,7 @@ from labkit import calibration, figures
 from labkit import notebook as nb
 from labkit.errors import ConfigError
 from labkit.results import load_events, load_results
-from labkit.signing import Signer, new_secret
+from labkit.wire.signing import Signer, new_secret
 
 matplotlib.use("Agg")
 

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from labkit.metering import WireCounter
 from labkit.provider.delivery import DeliveryClient
+from labkit.wire.metering import WireCounter
 
 LOOPBACK = ("127.0.0.1",)
 OK = b"HTTP/1.1 204 No Content\r\nServer: t\r\n\r\n"

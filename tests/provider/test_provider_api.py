@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from provider_helpers import provider_settings, running, until
 
-from labkit.signing import new_secret
+from labkit.wire.signing import new_secret
 
 pytestmark = pytest.mark.asyncio
 

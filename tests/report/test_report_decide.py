@@ -121,7 +121,7 @@ def assert_runnable_compare(command: str) -> None:
     """The command parses as `labkit compare` options and builds valid RunSettings."""
     import typer
 
-    from labkit.cli import app, build_run_settings
+    from labkit.cli.main import app, build_run_settings
 
     compare = typer.main.get_command(app).commands["compare"]
     ctx = compare.make_context("compare", _compare_args(command))

@@ -26,8 +26,8 @@ import uvicorn
 from standardwebhooks import Webhook
 
 from labkit.consumers import records
-from labkit.procs import Child, ProcessGroup
-from labkit.signing import new_secret
+from labkit.servers.procs import Child, ProcessGroup
+from labkit.wire.signing import new_secret
 
 KEY_A = "lk_a_" + secrets.token_urlsafe(12)
 KEY_B = "lk_b_" + secrets.token_urlsafe(12)

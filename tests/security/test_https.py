@@ -9,9 +9,9 @@ import pytest
 from security_helpers import auth, wait_for
 
 from labkit.consumers import records
-from labkit.procs import ProcessGroup
-from labkit.signing import new_secret
-from labkit.tls import make_certificates, measure_handshake_cost
+from labkit.servers.procs import ProcessGroup
+from labkit.servers.tls import make_certificates, measure_handshake_cost
+from labkit.wire.signing import new_secret
 
 KEY = "lk_tls_key"
 

@@ -15,7 +15,7 @@ from security_helpers import FREE_KEY, CaptureServer, Lab, auth, wait_for
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from labkit.signing import SignatureError, Verifier, check_secret, new_secret
+from labkit.wire.signing import SignatureError, Verifier, check_secret, new_secret
 
 OVERLAP_S = 1.5
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from labkit import runner
 from labkit.config import RunSettings
-from labkit.signing import PREFIX
+from labkit.wire.signing import PREFIX
 
 
 def _secrets_of_the_run(work: Path) -> set[str]:

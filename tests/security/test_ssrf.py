@@ -20,9 +20,9 @@ import pytest
 from security_helpers import AppThread, CaptureServer, auth, wait_for
 
 from labkit.config import ProviderSettings
-from labkit.procs import Child, ProcessGroup
 from labkit.provider import ssrf
 from labkit.provider.app import create_app
+from labkit.servers.procs import Child, ProcessGroup
 
 KEY = "lk_ssrf_key"
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from security_helpers import Lab, message, signed, unique_id
 
-from labkit.signing import new_secret
+from labkit.wire.signing import new_secret
 
 
 def post(client: httpx.Client, lab: Lab, body: bytes, headers: dict[str, str], subscriber: str = "sig") -> httpx.Response:

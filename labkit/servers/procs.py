@@ -117,7 +117,7 @@ class ProcessGroup:
         settings_path.write_text(json.dumps(settings))
         os.chmod(settings_path, 0o600)
         log_path = self.work_dir / f"{name}.log"
-        cmd = [sys.executable, "-m", "labkit.serving", role, str(settings_path), *extra]
+        cmd = [sys.executable, "-m", "labkit.servers.serving", role, str(settings_path), *extra]
         fds: tuple[int, ...] = ()
         if sock is not None:
             cmd += ["--fd", str(sock.fileno())]

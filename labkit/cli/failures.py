@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from labkit.cli import _emit_json, _stderr_progress, app
+from labkit.cli.main import _emit_json, _stderr_progress, app
 from labkit.errors import ConfigError
 from labkit.results import SCHEMA_VERSION
 
@@ -100,7 +100,7 @@ def _render(rows: list[dict[str, Any]], title: str) -> None:
     console.print("lost: events the provider committed that never reached the consumer (a 410 disables an endpoint by design);")
     console.print("catch-up: from the fault's end until the consumer held every event published before it.")
     if any("network" in row for row in rows):
-        from labkit.netproxy import EMULATION
+        from labkit.servers.netproxy import EMULATION
 
         console.print(f"network faults: {EMULATION}.")
 
@@ -111,7 +111,7 @@ def tls_cost_command(
     as_json: bool = typer.Option(False, "--json", help="print only the measurement JSON on stdout"),
 ) -> None:
     """What a TLS handshake adds to a webhook delivery, against a reused connection."""
-    from labkit.tls import measure_handshake_cost
+    from labkit.servers.tls import measure_handshake_cost
 
     result = measure_handshake_cost(requests=requests)
     if as_json:

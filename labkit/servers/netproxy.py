@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CHUNK = 64 * 1024
-EMULATION = "user-space TCP proxy (labkit.netproxy): per-chunk delay/jitter, loss as an RTO stall, resets as RST; not tc netem"
+EMULATION = "user-space TCP proxy (labkit.servers.netproxy): per-chunk delay/jitter, loss as an RTO stall, resets as RST; not tc netem"
 
 
 @dataclass(frozen=True)

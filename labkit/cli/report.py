@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from labkit.cli import _emit_json, app
+from labkit.cli.main import _emit_json, app
 
 REPORT_SCHEMA_VERSION = 1
 

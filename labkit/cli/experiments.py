@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from labkit.cli import _emit_json, _stderr_progress, app
+from labkit.cli.main import _emit_json, _stderr_progress, app
 from labkit.errors import ConfigError
 from labkit.experiments import load_experiment
 

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from labkit.cli import _emit_json, app
+from labkit.cli.main import _emit_json, app
 from labkit.config import describe_error
 from labkit.errors import ConfigError
 

@@ -91,8 +91,8 @@ def measure_handshake_cost(*, requests: int = 200, warmup: int = 20, work_dir: s
     reused (what a delivery pays when the connection is not reused), and
     TCP set-up alone (HTTP fresh minus HTTP reused) for comparison.
     """
-    from labkit.procs import ProcessGroup
-    from labkit.signing import Signer, new_secret
+    from labkit.servers.procs import ProcessGroup
+    from labkit.wire.signing import Signer, new_secret
 
     if requests < 1 or warmup < 0:
         raise ValueError("requests must be >= 1 and warmup >= 0")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from labkit.cli import _emit_json, app
+from labkit.cli.main import _emit_json, app
 
 
 @app.command()

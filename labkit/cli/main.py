@@ -132,7 +132,7 @@ def serve_provider(
     """The provider: event log, cursor feed, subscriptions and webhook dispatcher."""
     from labkit.config import ProviderSettings, validated
     from labkit.provider.app import create_app
-    from labkit.serving import serve_app as run_server
+    from labkit.servers.serving import serve_app as run_server
 
     settings = validated(
         ProviderSettings,
@@ -161,7 +161,7 @@ def serve_receiver(
     """The webhook receiver: verifies, de-duplicates and records."""
     from labkit.config import ReceiverSettings, validated
     from labkit.consumers.receiver import create_app
-    from labkit.serving import serve_app as run_server
+    from labkit.servers.serving import serve_app as run_server
 
     settings = validated(
         ReceiverSettings,
@@ -171,21 +171,21 @@ def serve_receiver(
     run_server(create_app(settings), port=port)
 
 
-def _register_optional_commands() -> None:
-    """Commands living in their own modules register themselves on ``app``."""
+# The command modules, registered explicitly: each adds its commands to ``app`` on import.
+COMMAND_MODULES = ("bench", "capacity", "experiments", "failures", "report")
+
+
+def _register_commands() -> None:
+    """Import every command module so that its commands are on ``app``."""
     import importlib
 
-    for name in ("labkit.commands",):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"labkit.cli.{name}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for every expected failure."""
-    _register_optional_commands()
+    _register_commands()
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="labkit", standalone_mode=False)

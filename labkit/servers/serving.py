@@ -1,6 +1,6 @@
 """Running one lab server or consumer in a process of its own.
 
-``python -m labkit.serving ROLE SETTINGS_JSON [--fd N]`` is how the runner
+``python -m labkit.servers.serving ROLE SETTINGS_JSON [--fd N]`` is how the runner
 starts its children: the settings arrive as a JSON file (so secrets never
 show in a process list) and the listening socket as an inherited file
 descriptor bound by the parent (so there is no race for a free port).
@@ -20,8 +20,8 @@ from typing import Any
 import uvicorn
 
 from labkit.config import ServerLimits
-from labkit.metering import counting_protocol_class
-from labkit.serverlimits import limited_protocol_class
+from labkit.servers.serverlimits import limited_protocol_class
+from labkit.wire.metering import counting_protocol_class
 
 # "bare": the benchmark's bare Starlette servers (labkit.bench.apps), served the same way.
 ROLES = ("provider", "receiver", "poller", "bare")
@@ -96,7 +96,7 @@ def build_app(role: str, settings: dict[str, Any]) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit.serving")
+    parser = argparse.ArgumentParser(prog="python -m labkit.servers.serving")
     parser.add_argument("role", choices=ROLES)
     parser.add_argument("settings", type=Path)
     parser.add_argument("--fd", type=int, default=None)

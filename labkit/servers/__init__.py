@@ -1,0 +1,1 @@
+"""Running servers: process groups, uvicorn serving, server limits, TLS, the network proxy."""
