@@ -68,6 +68,9 @@ class ProviderSettings(Settings):
     )
     max_json_depth: int = Field(32, ge=2, le=512, description="deepest nesting of a published JSON body")
     ca_file: str | None = Field(None, description="extra CA (PEM) the dispatcher trusts, for HTTPS receivers")
+    connection_policy: Literal["reuse", "new"] = Field(
+        "reuse", description="reuse: keep-alive pool of connections to receivers; new: a connection (and TLS handshake) per delivery"
+    )
     limits: ServerLimits = ServerLimits()
     seed: int | None = None
 

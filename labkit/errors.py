@@ -5,6 +5,7 @@
      +-- ResultsError           results that are missing, corrupted or of an unknown schema (exit 2)
      +-- ServerError            a server process that would not start, or died (exit 1)
      +-- RunError               a run that could not complete (exit 1)
+     +-- WireError              an HTTP exchange that produced no response (labkit.wire.errors has its kinds)
 
 Anything else that escapes is a bug and keeps its traceback.
 """
@@ -36,3 +37,7 @@ class ServerError(LabkitError):
 
 class RunError(LabkitError):
     """A run could not be completed."""
+
+
+class WireError(LabkitError):
+    """An HTTP request got no usable response: bad URL, refused address, no connection, timeout, malformed reply."""

@@ -12,8 +12,9 @@ start and cycles through. Either way the script's ``done`` prints one line::
 
 which ``parse_wrk`` prefers; wrk's own text report (``Requests/sec:``,
 ``Non-2xx or 3xx responses:``, ``Socket errors:``) is parsed when the line
-is missing. Without wrk, ``raw_load`` keeps N keep-alive connections busy
-from this process with prebuilt requests parsed by ``httptools``.
+is missing. Without wrk, ``raw_load`` keeps N keep-alive connections of
+labkit's own HTTP/1.1 client core (labkit.wire.httpclient) busy from this
+process with prebuilt requests.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httptools
-
-from labkit.errors import RunError
+from labkit.errors import RunError, WireError
+from labkit.wire.httpclient import HttpConnection, Origin, connect, render_request
+from labkit.wire.metering import WireCounter, new_histogram, record_us
 
 MARKER = "LABKIT_WRK "
 WRK_GRACE_S = 15.0  # beyond its duration, how long wrk may take before it is killed
@@ -46,11 +47,9 @@ class HttpRequest:
     body: bytes = b""
 
     def raw(self, hostport: str) -> bytes:
-        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {hostport}"]
-        lines += [f"{k}: {v}" for k, v in self.headers if k.lower() not in ("host", "content-length")]
-        if self.body or self.method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(self.body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        headers = [(k, v) for k, v in self.headers if k.lower() not in ("host", "content-length")]
+        body = self.body if self.body or self.method in ("POST", "PUT", "PATCH") else None
+        return render_request(self.method, self.path.encode("latin-1"), hostport.encode("latin-1"), headers, body)
 
 
 @dataclass
@@ -262,45 +261,16 @@ def parse_wrk(output: str) -> LoadResult:
     )
 
 
-# -- the fallback: raw keep-alive connections from this process --------------------------
-
-
-class _Conn(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[int] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._finish(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._finish(exc or ConnectionResetError("closed"))
-
-    def on_message_complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(self.parser.get_status_code())
-
-    def _finish(self, exc: BaseException) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+# -- the fallback: keep-alive connections of labkit's own client core --------------------------
 
 
 async def raw_load(
     host: str, port: int, requests: list[HttpRequest], *, connections: int, duration_s: float, timeout_s: float = 10.0
 ) -> LoadResult:
     """Keep ``connections`` connections busy for ``duration_s`` (the fallback when wrk is missing)."""
-    from labkit.wire.metering import new_histogram, record_us
-
     loop = asyncio.get_running_loop()
+    origin = Origin("http", host, port)
+    wire = WireCounter()
     raws = [r.raw(f"{host}:{port}") for r in requests]
     hist = new_histogram()
     counts = {"requests": 0, "status": 0, "socket": 0}
@@ -309,33 +279,30 @@ async def raw_load(
 
     async def worker() -> None:
         nonlocal nxt
-        conn: _Conn | None = None
+        conn: HttpConnection | None = None
         while loop.time() < deadline:
-            if conn is None or conn.transport is None or conn.transport.is_closing():
+            if conn is None or conn.closed:
                 try:
-                    _, conn = await loop.create_connection(_Conn, host, port)
-                except OSError:
+                    conn = await connect(origin, wire, deadline=loop.time() + timeout_s)
+                except WireError:
                     counts["socket"] += 1
                     await asyncio.sleep(0.01)
                     continue
             raw = raws[nxt % len(raws)]
             nxt += 1
-            conn.waiter = loop.create_future()
             start = time.perf_counter()
-            conn.transport.write(raw)  # type: ignore[union-attr]
             try:
-                status = await asyncio.wait_for(conn.waiter, timeout_s)
-            except (TimeoutError, OSError, httptools.HttpParserError):
+                response = await conn.exchange(raw, loop.time() + timeout_s)
+            except WireError:
                 counts["socket"] += 1
-                conn.transport.close()  # type: ignore[union-attr]
                 conn = None
                 continue
             record_us(hist, (time.perf_counter() - start) * 1e6)
             counts["requests"] += 1
-            if status >= 400:
+            if response.status_code >= 400:
                 counts["status"] += 1
-        if conn is not None and conn.transport is not None:
-            conn.transport.close()
+        if conn is not None:
+            conn.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))

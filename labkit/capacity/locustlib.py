@@ -35,6 +35,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from labkit.capacity.fanout import ensure_subscriptions, subscriber_names
 from labkit.capacity.lag import LagHistograms, LagTracker, ReceiverRecords, summary_ms
 from labkit.config import DEFAULT_API_KEY
+from labkit.wire.retryafter import parse_retry_after
 from labkit.wire.signing import Signer
 
 log = logging.getLogger("labkit.capacity")
@@ -43,7 +44,7 @@ LAG_TYPE = "LAG"
 LAG_NAME = "delivery"
 LAG_READ_EVERY_S = 0.2
 MAX_PAGES_PER_POLL = 100
-MAX_RETRY_AFTER_S = 60.0
+DEFAULT_BACKOFF_S = 1.0  # after a 429/503 without a readable Retry-After
 
 
 # -- options -----------------------------------------------------------------------------
@@ -142,10 +143,9 @@ def auth_headers(environment: Environment) -> dict[str, str]:
 
 
 def _retry_after(headers: Any) -> float:
-    try:
-        return min(max(float(headers.get("retry-after") or 1), 0.0), MAX_RETRY_AFTER_S)
-    except (TypeError, ValueError):
-        return 1.0
+    """The server's Retry-After (labkit's one parser and cap), or 1 s when it gives none."""
+    seconds = parse_retry_after(headers.get("retry-after"))
+    return DEFAULT_BACKOFF_S if seconds is None else seconds
 
 
 _logged: set[str] = set()

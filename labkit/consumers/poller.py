@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import gc
 import json
 import math
@@ -54,36 +53,19 @@ import httpx
 import orjson
 
 from labkit.config import PollerSettings, validated
-from labkit.consumers.rawhttp import Connection, TransportError
+from labkit.consumers.rawhttp import Connection
 from labkit.consumers.records import RecordStore
 from labkit.consumers.stats import Latency, StatsWriter
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, WireError
 from labkit.wire.metering import WireCounter, counting_client, now_ns
+from labkit.wire.retryafter import parse_retry_after
 
 # Pollers per httpx client: small enough that httpcore's per-request pool scans stay cheap.
 POOL_SHARD = 32
-MAX_RETRY_AFTER_S = 3600.0
 LONG_POLL_SLACK_S = 10.0  # the request timeout exceeds the hold the provider was asked for
 
 # What one poll found.
 NEWS, EMPTY, THROTTLED, FAILED = "news", "empty", "throttled", "failed"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from ``Retry-After`` (delta seconds, decimals tolerated, or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = when.timestamp() - time.time()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 class Poller:
@@ -271,7 +253,7 @@ class Fleet:
         start = time.perf_counter()
         try:
             resp = await client.get(p.path, headers=headers, timeout=self.timeout)
-        except (TransportError, httpx.HTTPError):
+        except (WireError, httpx.HTTPError):
             self.errors += 1
             return None
         self.rtt.record((time.perf_counter() - start) * 1e6)

@@ -26,27 +26,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
-import math
 import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
 import orjson
 
 from labkit.config import ProviderSettings
+from labkit.provider.delivery import DeliveryClient
 from labkit.provider.store import AttemptResult, Delivery, Store, Subscription
+from labkit.wire.errors import ConnectTimeout, PoolTimeout, WireError, WireTimeout
+from labkit.wire.retryafter import parse_retry_after
 from labkit.wire.signing import Signer
 
 log = logging.getLogger("labkit.provider.dispatcher")
 
 USER_AGENT = "labkit-provider/0.1"
 THROTTLE_STATUSES = frozenset({429, 502, 503, 504})
-MAX_RETRY_AFTER_S = 86_400.0
 
 
 @dataclass(slots=True)
@@ -85,37 +84,6 @@ def webhook_body(rows: list[tuple[int, str, int, bytes]], *, batch: bool, thin: 
     return b'{"type":%s,"timestamp":%s,"data":%s}' % (orjson.dumps(row[1]), stamp, event_json(row, not thin))
 
 
-def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` value (delta seconds or an HTTP date); None when absent or bad."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - (time.time() if now_s is None else now_s)
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def _request_bytes(request: httpx.Request, body_len: int) -> int:
-    """Approximate bytes of an HTTP/1.1 request (the WireCounter has the exact totals)."""
-    line = len(request.method) + len(request.url.raw_path) + 12
-    return line + sum(len(k) + len(v) + 4 for k, v in request.headers.raw) + 2 + body_len
-
-
-def _response_bytes(response: httpx.Response) -> int:
-    line = 15 + len(response.reason_phrase or "")
-    return line + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2 + len(response.content)
-
-
 @dataclass(slots=True)
 class _Job:
     delivery: Delivery
@@ -127,7 +95,7 @@ class _Job:
 class Dispatcher:
     """Sends pending deliveries from the store's outbox and records every attempt."""
 
-    def __init__(self, store: Store, settings: ProviderSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, store: Store, settings: ProviderSettings, client: DeliveryClient) -> None:
         self.store = store
         self.settings = settings
         self.client = client
@@ -313,18 +281,22 @@ class Dispatcher:
         retry_after: float | None = None
         sent = received = 0
         try:
-            resp = await self.client.post(job.url, content=job.body, headers=job.headers, timeout=self.settings.delivery_timeout_s)
+            resp = await self.client.post(
+                job.url,
+                content=job.body,
+                headers=job.headers,
+                timeout=self.settings.delivery_timeout_s,
+                connection_policy=self.settings.connection_policy,
+            )
             status = resp.status_code
-            # The delivery client counts exact bytes; an httpx client's are estimated from its models.
-            sent = getattr(resp, "bytes_sent", None) or _request_bytes(resp.request, len(job.body))
-            received = getattr(resp, "bytes_received", None) or _response_bytes(resp)
+            sent, received = resp.bytes_sent, resp.bytes_received  # exact, counted on the wire
             if status in THROTTLE_STATUSES:
                 retry_after = parse_retry_after(resp.headers.get("retry-after"))
-        except httpx.TimeoutException as exc:
+        except WireTimeout as exc:
             error = f"timeout: {exc.__class__.__name__}"
-            if not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+            if not isinstance(exc, (ConnectTimeout, PoolTimeout)):
                 sent = len(job.body)
-        except httpx.HTTPError as exc:
+        except WireError as exc:
             error = f"{exc.__class__.__name__}: {exc}"[:300]
         finished = time.time_ns()
         self._done.append(self._outcome(row, attempt, started, finished, status, error, retry_after, sent, received))

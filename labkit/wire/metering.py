@@ -2,7 +2,8 @@
 
 Bytes are counted where they cross the socket, not reconstructed from
 headers: servers run a uvicorn protocol whose transport counts every byte in
-and out, and clients use an httpcore network backend that does the same.
+and out, labkit's own client core (labkit.wire.httpclient) counts in its
+protocol, and httpx clients use an httpcore network backend that does the same.
 Both include request lines, headers, bodies and chunk framing, both directions.
 """
 

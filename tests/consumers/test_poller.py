@@ -16,7 +16,7 @@ import pytest
 
 from labkit.config import PollerSettings
 from labkit.consumers import records
-from labkit.consumers.poller import FleetResult, parse_retry_after, run_fleet
+from labkit.consumers.poller import FleetResult, run_fleet
 
 from .conftest import API_KEY, Feed, ServerThread, wait_until
 
@@ -222,16 +222,6 @@ async def test_stats_file(feed: tuple[Feed, ServerThread], tmp_path: Path, kind:
     assert set(stats["counters"]["lateness"]) == {"mean", "p50", "p90", "p99", "max"}
     assert set(stats["counters"]["rtt"]) == {"mean", "p50", "p90", "p99", "max"}
     assert API_KEY not in stats_path.read_text()
-
-
-def test_parse_retry_after() -> None:
-    assert parse_retry_after("2") == 2.0
-    assert parse_retry_after("0.5") == 0.5
-    assert parse_retry_after("-3") == 0.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("nan") is None
-    assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9  # type: ignore[operator]
 
 
 async def test_module_entry_stops_cleanly_on_sigterm(feed: tuple[Feed, ServerThread], tmp_path: Path, kind: str) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.consumers.rawhttp import Connection, TransportError
+from labkit.consumers.rawhttp import Connection
+from labkit.errors import WireError
 from labkit.wire.metering import WireCounter
 
 from .conftest import API_KEY, Feed, ServerThread, feed_app
@@ -72,7 +73,7 @@ async def test_https_with_a_lab_ca(tmp_path: Path) -> None:
         assert (await conn.get("/events?after=1")).status_code == 200
         await conn.aclose()
         assert counter.connections == 1
-        with pytest.raises(TransportError):  # an unknown CA is refused
+        with pytest.raises(WireError):  # an unknown CA is refused
             await Connection(server.url, WireCounter(), ssl_context=ssl.create_default_context()).get("/healthz")
 
 
@@ -97,7 +98,7 @@ async def test_chunked_body_and_a_closed_keep_alive_connection_is_replaced() -> 
     assert served == 2 and counter.connections == 2
 
 
-async def test_errors_are_transport_errors() -> None:
+async def test_errors_are_wire_errors() -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")
@@ -108,12 +109,12 @@ async def test_errors_are_transport_errors() -> None:
         await asyncio.sleep(5)
 
     async with tcp_server(garbage) as url:
-        with pytest.raises(TransportError):
+        with pytest.raises(WireError):
             await Connection(url, WireCounter()).get("/")
     async with tcp_server(silent) as url:
-        with pytest.raises(TransportError, match="no response"):
+        with pytest.raises(WireError, match="no response"):
             await Connection(url, WireCounter(), timeout=0.1).get("/")
-    with pytest.raises(TransportError, match="cannot connect"):
+    with pytest.raises(WireError, match="cannot connect"):
         await Connection("http://127.0.0.1:9", WireCounter()).get("/")
     with pytest.raises(ValueError):
         Connection("ftp://example.org", WireCounter())

@@ -21,14 +21,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from labkit.config import RunSettings
-from labkit.consumers.poller import parse_retry_after as poller_retry_after
 from labkit.consumers.receiver import MAX_EVENT_ID, Rejected, parse_message
 from labkit.errors import ConfigError
 from labkit.experiments import load_experiment
 from labkit.provider import app as provider_app
 from labkit.provider import ssrf
-from labkit.provider.dispatcher import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.report.requirements import load_requirements
+from labkit.wire.retryafter import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.wire.signing import SignatureError, Signer, Verifier, new_secret
 
 FUZZ = settings(
@@ -70,7 +69,7 @@ def test_etag_matching_never_raises_and_matches_itself(header: bytes, head: int)
     assert provider_app._etag_matches(header, etag) in (True, False)
 
 
-# -- Retry-After, both readers ------------------------------------------------------------------
+# -- Retry-After (the one parser) ------------------------------------------------------------------
 
 
 @FUZZ
@@ -83,9 +82,8 @@ def test_etag_matching_never_raises_and_matches_itself(header: bytes, head: int)
     )
 )
 def test_retry_after_is_bounded_seconds_or_none(value: str | None) -> None:
-    for parse, cap in ((parse_retry_after, MAX_RETRY_AFTER_S), (poller_retry_after, 3600.0)):
-        out = parse(value)
-        assert out is None or (math.isfinite(out) and 0 <= out <= cap)
+    out = parse_retry_after(value)
+    assert out is None or (math.isfinite(out) and 0 <= out <= MAX_RETRY_AFTER_S)
 
 
 # -- webhook headers and bodies ----------------------------------------------------------------

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 
 from labkit.provider.delivery import DeliveryClient
+from labkit.wire import errors
 from labkit.wire.metering import WireCounter
 
 LOOPBACK = ("127.0.0.1",)
@@ -112,22 +112,22 @@ async def test_no_answer_is_a_read_timeout_and_the_connection_is_dropped() -> No
         await asyncio.sleep(5)
 
     async with server(silent) as (url, _, conns), DeliveryClient(WireCounter(), allowed_hosts=LOOPBACK, timeout=0.2) as client:
-        with pytest.raises(httpx.ReadTimeout):
+        with pytest.raises(errors.ReadTimeout):
             await client.post(url + "/", content=b"{}", headers={})
-        with pytest.raises(httpx.ReadTimeout):
+        with pytest.raises(errors.ReadTimeout):
             await client.post(url + "/", content=b"{}", headers={}, timeout=0.1)
         assert len(conns) == 2  # a timed-out connection is never reused
-        assert client._open == 0
+        assert client.open_connections == 0
 
 
 async def test_refused_and_ssrf_refused_connections_are_connect_errors() -> None:
     async with server(keep_answering) as (url, _, conns):
         port = url.rsplit(":", 1)[1]
     async with DeliveryClient(WireCounter(), allowed_hosts=LOOPBACK) as client:
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(errors.ConnectError):
             await client.post(f"http://127.0.0.1:{port}/", content=b"", headers={})
     async with server(keep_answering) as (url, _, conns), DeliveryClient(WireCounter()) as strict:
-        with pytest.raises(httpx.ConnectError, match="SSRF guard"):
+        with pytest.raises(errors.ConnectError, match="SSRF guard"):
             await strict.post(url + "/", content=b"", headers={})
         assert conns == []  # refused before connecting
 
@@ -137,7 +137,7 @@ async def test_a_server_that_closes_without_answering_is_a_protocol_error() -> N
         await read_request(reader)
 
     async with server(rude) as (url, _, _), DeliveryClient(WireCounter(), allowed_hosts=LOOPBACK) as client:
-        with pytest.raises(httpx.RemoteProtocolError):
+        with pytest.raises(errors.RemoteProtocolError):
             await client.post(url + "/", content=b"{}", headers={})
 
 
@@ -170,9 +170,9 @@ async def test_connections_are_capped_at_the_concurrency() -> None:
         assert len(conns) == 2
 
 
-async def test_bad_urls_are_httpx_errors() -> None:
+async def test_bad_urls_are_invalid_url_errors() -> None:
     async with DeliveryClient(WireCounter()) as client:
-        with pytest.raises(httpx.UnsupportedProtocol):
+        with pytest.raises(errors.InvalidURL):
             await client.post("ftp://127.0.0.1/", content=b"", headers={})
-        with pytest.raises(httpx.InvalidURL):
+        with pytest.raises(errors.InvalidURL):
             await client.post("http://127.0.0.1:99999/", content=b"", headers={})

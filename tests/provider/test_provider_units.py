@@ -1,17 +1,15 @@
-"""Unit tests: SSRF checks, token buckets, Retry-After parsing, the store's outbox."""
+"""Unit tests: SSRF checks, token buckets, webhook bodies, the store's outbox (Retry-After: tests/wire)."""
 
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
 from labkit.errors import ResultsError
-from labkit.provider.dispatcher import iso_utc, parse_retry_after, webhook_body
+from labkit.provider.dispatcher import iso_utc, webhook_body
 from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.ssrf import check_callback_url
 from labkit.provider.store import AttemptResult, Store
@@ -135,24 +133,7 @@ def test_rate_zero_is_off() -> None:
     assert all(rl.take("k") is None for _ in range(1000))
 
 
-# -- Retry-After and bodies -----------------------------------------------------------------
-
-
-def test_parse_retry_after() -> None:
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after(" 0 ") == 0.0
-    assert parse_retry_after("1.5") == 1.5
-    assert parse_retry_after("-3") == 0.0
-    assert parse_retry_after("99999999999") == 86_400.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("") is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("nan") is None
-    now = datetime(2024, 1, 1, tzinfo=UTC)
-    date = format_datetime(now + timedelta(seconds=30), usegmt=True)
-    assert parse_retry_after(date, now_s=now.timestamp()) == pytest.approx(30.0)
-    past = format_datetime(now - timedelta(seconds=30), usegmt=True)
-    assert parse_retry_after(past, now_s=now.timestamp()) == 0.0
+# -- bodies -----------------------------------------------------------------
 
 
 def test_webhook_body_shapes() -> None:
