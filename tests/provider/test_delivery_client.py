@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
+from provider_helpers import provider_settings, running, until
 
 from labkit.provider.delivery import DeliveryClient
 from labkit.wire import errors
@@ -176,3 +178,20 @@ async def test_bad_urls_are_invalid_url_errors() -> None:
             await client.post("ftp://127.0.0.1/", content=b"", headers={})
         with pytest.raises(errors.InvalidURL):
             await client.post("http://127.0.0.1:99999/", content=b"", headers={})
+
+
+@pytest.mark.parametrize(("policy", "connections"), [("reuse", 1), ("new", 3)])
+async def test_the_dispatcher_honours_the_connection_policy(tmp_path: Path, policy: str, connections: int) -> None:
+    """Three deliveries, one after the other: one kept-alive connection, or one connection each."""
+    settings = provider_settings(tmp_path, connection_policy=policy)
+    async with server(keep_answering) as (url, seen, conns), running(settings) as (app, client):
+        r = await client.post("/subscriptions", json={"url": f"{url}/hook"})
+        assert r.status_code == 201, r.text
+        for n in (1, 2, 3):
+            assert (await client.post("/events", json={"type": "t", "payload": {"n": n}})).status_code == 201
+            await until(lambda n=n: len(seen) == n, what=f"delivery {n}")  # type: ignore[misc]
+        await until(lambda: app.state.store.delivery_summary()["delivered"] == 3, what="3 delivered")
+        assert len(conns) == connections
+        assert app.state.wire.connections == connections
+        header = b"Connection: close" if policy == "new" else b"Connection: keep-alive"
+        assert all(header in request for request in seen)
