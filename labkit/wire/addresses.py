@@ -80,8 +80,6 @@ class AddressPolicy:
     __slots__ = ("names", "networks")
 
     def __init__(self, allowed: Iterable[str] = ()) -> None:
-        self.names: frozenset[str] = frozenset()
-        self.networks: tuple[IPNetwork, ...] = ()
         names: set[str] = set()
         nets: list[IPNetwork] = []
         for entry in allowed:
@@ -90,8 +88,8 @@ class AddressPolicy:
                 nets.append(ipaddress.ip_network(text, strict=False))
             except ValueError:
                 names.add(text.lower().rstrip("."))
-        self.names = frozenset(names)
-        self.networks = tuple(nets)
+        self.names: frozenset[str] = frozenset(names)
+        self.networks: tuple[IPNetwork, ...] = tuple(nets)
 
     def allows_name(self, host: str) -> bool:
         """True when ``host`` is allow-listed by name (it is then not resolved nor checked)."""
