@@ -33,6 +33,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+@app.callback()
+def root() -> None:
+    """Keeps ``labkit`` a group of commands even before the command modules are imported."""
+
+
 # Settings fields as the options that set them, so a message names what the user typed.
 OPTION_NAMES = {
     "workload.rate_per_s": "--rate",
