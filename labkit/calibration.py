@@ -75,6 +75,12 @@ class CostFit:
     terms: tuple[str, ...]
     note: str = ""
 
+    @property
+    def exact(self) -> bool:
+        """As many runs as costs (or fewer): the fit passes through every point, so it predicts nothing
+        and its R^2 of 1 says nothing; figures and reports show the measurements instead."""
+        return self.runs <= len(self.terms)
+
     def predict(self, requests: float, events: float, published: float = 0.0, runs: float = 0.0) -> float:
         return self.per_request * requests + self.per_event * events + self.per_published * published + self.per_run * runs
 
@@ -89,6 +95,7 @@ class CostFit:
             "runs": self.runs,
             "terms": list(self.terms),
             "note": self.note,
+            "exact": self.exact,
         }
 
 

@@ -20,6 +20,19 @@ SPEC_RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000,
 
 DEFAULT_API_KEY = "lab-key"
 
+# The shortest poll interval: below a millisecond a poller is a busy loop (1e-9 s gave 307 requests
+# per event), which measures the CPU, not polling.
+MIN_POLL_INTERVAL_S = 0.001
+
+# A name that becomes a folder under the results root: one safe path component. No separator, and
+# no leading dot, so neither '.', '..' nor a hidden folder.
+SAFE_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"
+SAFE_NAME_RULE = "1-100 letters, digits, '_', '.' or '-', not starting with '.'"
+
+# Svix disables an endpoint whose deliveries have all failed for 5 days; compressed by time_scale
+# like the retry schedule.
+DISABLE_AFTER_FAILING_S = 5 * 86_400.0
+
 
 class Settings(BaseModel):
     """Base: frozen, and unknown fields are errors rather than silently ignored."""
@@ -48,7 +61,9 @@ class ProviderSettings(Settings):
     db_path: str = "labkit-provider.db"
     api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
     rate_limit_per_s: float = Field(200.0, ge=0, description="per API key; 0 turns the limit off")
-    rate_limit_burst: int = Field(400, ge=1)
+    rate_limit_burst: int | None = Field(
+        None, ge=1, description="bucket size per key; None = one second's worth of the rate (labkit.provider.ratelimit)"
+    )
     poll_interval_hint_s: float = Field(1.0, gt=0, description="sent as X-Poll-Interval")
     max_wait_s: float = Field(30.0, ge=0, le=60, description="longest long-poll hold")
     page_limit_default: int = Field(100, ge=1, le=10_000)
@@ -58,6 +73,11 @@ class ProviderSettings(Settings):
     retry_schedule_s: tuple[float, ...] = SPEC_RETRY_SCHEDULE_S
     time_scale: float = Field(1.0, gt=0, le=1.0, description="compresses the retry schedule")
     retry_jitter: float = Field(0.2, ge=0, lt=1)
+    disable_after_failing_s: float | None = Field(
+        DISABLE_AFTER_FAILING_S,
+        gt=0,
+        description="disable a subscription whose attempts have all failed for this long (x time_scale); None = never",
+    )
     dispatch_concurrency: int = Field(64, ge=1, le=4096)
     batch_max_events: int = Field(1, ge=1, le=1000, description="events per webhook request")
     batch_window_ms: float = Field(0.0, ge=0, le=60_000)
@@ -134,7 +154,7 @@ class PollerSettings(Settings):
     base_url: str
     api_key: str = DEFAULT_API_KEY
     pollers: int = Field(1, ge=1, le=100_000)
-    interval_s: float = Field(1.0, gt=0, le=3600)
+    interval_s: float = Field(1.0, ge=MIN_POLL_INTERVAL_S, le=3600)
     page_limit: int = Field(100, ge=1, le=10_000)
     conditional: bool = True
     long_poll_wait_s: float = Field(0.0, ge=0, le=60)
@@ -174,6 +194,15 @@ class WorkloadSettings(Settings):
             raise ValueError("arrival 'trace' needs trace_path")
         return self
 
+    @model_validator(mode="after")
+    def _event_cap(self) -> WorkloadSettings:
+        # Checked from the expected count, before a single arrival is generated: 100 000/s for a day
+        # is 8.6e9 offsets, gigabytes of memory before the count could be compared with the cap.
+        expected = self.rate_per_s * self.duration_s
+        if self.arrival != "trace" and expected > self.max_events:
+            raise ValueError(f"rate_per_s x duration_s = {expected:.3g} expected events exceed max_events={self.max_events}; lower either")
+        return self
+
 
 Style = Literal["webhook", "polling"]
 
@@ -183,7 +212,7 @@ class RunSettings(Settings):
 
     workload: WorkloadSettings = WorkloadSettings()
     styles: tuple[Style, ...] = ("webhook", "polling")
-    poll_interval_s: float = Field(1.0, gt=0, le=3600)
+    poll_interval_s: float = Field(1.0, ge=MIN_POLL_INTERVAL_S, le=3600)
     pollers: int = Field(1, ge=1, le=10_000)
     subscribers: int = Field(1, ge=1, le=1000)
     conditional: bool = True
@@ -197,7 +226,7 @@ class RunSettings(Settings):
     drain_timeout_s: float = Field(30.0, gt=0, le=3600)
     rate_limit_per_s: float = Field(0.0, ge=0)
     out_dir: str = "results"
-    experiment: str = Field("compare", pattern=r"^[A-Za-z0-9_.-]+$")
+    experiment: str = Field("compare", pattern=SAFE_NAME_PATTERN, description=SAFE_NAME_RULE)
     fault: FaultPlan | None = Field(None, description="what to break during the run (labkit.failures.plans)")
 
     @field_validator("styles")

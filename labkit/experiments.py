@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import re
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -28,11 +29,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from labkit.config import RunSettings, WorkloadSettings, describe_error
+from labkit.config import SAFE_NAME_PATTERN, SAFE_NAME_RULE, RunSettings, WorkloadSettings, describe_error
 from labkit.errors import ConfigError
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+NAME_PATTERN = re.compile(SAFE_NAME_PATTERN)
 MAX_POINTS = 500
+# An experiment file is a few KB of TOML; anything this big is a mistake (or /dev/zero).
+MAX_FILE_BYTES = 1024 * 1024
 
 TABLES = ("experiment", "run", "workload", "variants")
 HEADER_KEYS = ("name", "description", "question", "seed")
@@ -107,14 +110,7 @@ def load_experiment(path: str | Path, *, out_dir: str | Path = "results") -> Exp
     """Read, validate and expand an experiment file; raise ``ConfigError`` with one line if it is bad."""
     path = Path(path)
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: no such experiment file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where}: is a folder, not an experiment file") from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read ({exc.strerror})") from None
+    raw = _read_capped(path, where)
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -122,6 +118,27 @@ def load_experiment(path: str | Path, *, out_dir: str | Path = "results") -> Exp
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: invalid TOML: {_one_line(str(exc))}") from None
     return _parse(doc, path, out_dir)
+
+
+def _read_capped(path: Path, where: str) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_FILE_BYTES (a device or FIFO never ends)."""
+    try:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{where}: is a folder, not an experiment file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{where}: not a regular file; an experiment is a TOML file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{where}: {st.st_size} bytes; an experiment file is at most {MAX_FILE_BYTES} bytes")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # it may have grown since the stat
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such experiment file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: over {MAX_FILE_BYTES} bytes; an experiment file is at most {MAX_FILE_BYTES} bytes")
+    return raw
 
 
 def parse_experiment(doc: dict[str, Any], path: str | Path = "<dict>", out_dir: str | Path = "results") -> Experiment:
@@ -139,8 +156,8 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     header = doc.get("experiment", {})
     _only(header, HEADER_KEYS, where, "experiment.")
     name = header.get("name", path.stem)
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ConfigError(f"{where}: experiment.name: must be letters, digits, '_', '.' or '-' (got {name!r})")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{where}: experiment.name: a name is one folder: {SAFE_NAME_RULE} (got {name!r})")
     texts = {}
     for key in ("description", "question"):
         value = header.get(key, "")
@@ -183,8 +200,8 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     if "variants" in doc and not variants:
         raise ConfigError(f"{where}: variants: declares no variant; add [variants.<name>] tables or remove it")
     for vname, overrides in variants.items():
-        if not NAME_PATTERN.match(vname):
-            raise ConfigError(f"{where}: variants.{vname}: a variant name is letters, digits, '_', '.' or '-'")
+        if not NAME_PATTERN.fullmatch(vname):
+            raise ConfigError(f"{where}: variants.{vname}: a variant name is {SAFE_NAME_RULE}")
         if not isinstance(overrides, dict):
             raise ConfigError(f"{where}: variants.{vname}: must be a table of settings")
         _only(overrides, RUN_KEYS + WORKLOAD_KEYS, where, f"variants.{vname}.")

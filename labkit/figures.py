@@ -10,6 +10,7 @@ with "model", so a reader never takes a formula for a measurement.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -440,6 +441,7 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
     except ResultsError:
         cal = None
     for ax, (side, col, start) in zip(axes, sides):
+        uncalibrated: list[str] = []
         for i, style in enumerate(_styles(results_df)):
             part = _style_rows(results_df, style)
             n = _col(part, "consumers")
@@ -456,7 +458,14 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
                 label=f"{style}: measured",
             )
             fit = cal.fits.get(style, {}).get(f"{side}_cpu_s") if cal else None
-            if fit is not None and n.notna().any():
+            if fit is not None and fit.exact:
+                # A curve through every point (one run, say) would look like a confirmed model.
+                uncalibrated.append(
+                    f"{style}: {fit.runs} run(s) for {len(fit.terms)} cost(s), an exact fit, so no model is drawn;"
+                    f" runs at {len(fit.terms) + 1}+ consumer counts calibrate it"
+                    " (labkit sweep scenarios/experiments/cost-vs-consumers.toml)"
+                )
+            elif fit is not None and n.notna().any():
                 grid = _logspace_around(n, pad=1.5)
                 published = float(np.nanmedian(delivered / n))  # events each consumer got
                 rpe = float(np.nanmedian(_col(part, "requests") / delivered))
@@ -470,6 +479,9 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
         ax.set_ylabel(f"{side} CPU per delivered event (ms)")
         ax.set_title(f"{side.capitalize()} CPU per event")
         ax.legend(fontsize="small")
+        if uncalibrated:
+            text = "\n".join(textwrap.fill(t, 70) for t in uncalibrated)
+            ax.text(0.02, 0.02, text, transform=ax.transAxes, fontsize="x-small", va="bottom", wrap=True)
     fig.suptitle("CPU per event against the number of consumers (start-up excluded)")
     return fig
 

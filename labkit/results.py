@@ -113,9 +113,43 @@ def read_versioned_json(path: Path, filename: str, what: str = "results file", m
     return data
 
 
+# What schema_version 1 promises about a summary's top level: field -> (JSON type, required).
+# Readers index into these without further checks, so a hand-edited or foreign file that breaks
+# them must be refused here, with the field named, not fail later with an AttributeError.
+_SUMMARY_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "run_id": (str, True),
+    "workload": (dict, True),
+    "styles": (dict, True),
+    "settings": (dict, False),
+    "environment": (dict, False),
+    "params": (dict, False),
+    "experiment": (str, False),
+    "point": (str, False),
+    "results_dir": (str, False),
+}
+_JSON_NAMES = {str: "a string", dict: "an object"}
+
+
+def check_summary(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Raise ResultsError naming the file and the first field that does not match schema_version 1."""
+    for name, (kind, required) in _SUMMARY_FIELDS.items():
+        if name not in data:
+            if required:
+                raise ResultsError(f"{path}: field {name!r} is missing (schema_version {SCHEMA_VERSION})")
+            continue
+        if not isinstance(data[name], kind):
+            raise ResultsError(f"{path}: field {name!r} must be {_JSON_NAMES[kind]} (schema_version {SCHEMA_VERSION})")  # type: ignore[index]
+    for style, value in data["styles"].items():
+        if not isinstance(value, dict):
+            raise ResultsError(f"{path}: field 'styles.{style}' must be an object (schema_version {SCHEMA_VERSION})")
+    return data
+
+
 def read_summary(path: Path) -> dict[str, Any]:
-    """A summary.json, checked: readable, an object, a known schema_version."""
-    return read_versioned_json(path, SUMMARY)
+    """A summary.json, checked: readable, an object, a known schema_version, and that version's shape."""
+    path = Path(path)
+    data = read_versioned_json(path, SUMMARY)
+    return check_summary(path / SUMMARY if path.is_dir() else path, data)
 
 
 def summary_paths(path: Path) -> list[Path]:

@@ -8,6 +8,7 @@ or a usage error becomes one line on stderr and exit code 2 (user error) or
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-serve_app = typer.Typer(help="Run one lab server in the foreground (bound to 127.0.0.1).", no_args_is_help=True)
-app.add_typer(serve_app, name="serve")
+
+
+@app.callback()
+def root() -> None:
+    """Keeps ``labkit`` a group of commands even before the command modules are imported."""
+
 
 # Settings fields as the options that set them, so a message names what the user typed.
 OPTION_NAMES = {
@@ -60,7 +65,16 @@ def build_run_settings(data: dict[str, Any]) -> RunSettings:
         if option:
             msg = describe_error(exc).split(": ", 1)[-1]
             raise ConfigError(f"{option}: {msg}") from None
-        raise ConfigError(describe_error(exc)) from None
+        raise ConfigError(options_named(describe_error(exc))) from None
+
+
+def options_named(message: str) -> str:
+    """A check across several fields (rate x duration) says the options, not the fields, it is about."""
+    for field, option in OPTION_NAMES.items():
+        message = re.sub(rf"(?<![\w.-]){re.escape(field)}(?![\w])", option, message)
+        if "." in field:  # a nested model's own check names its fields without the prefix
+            message = re.sub(rf"(?<![\w.-]){re.escape(field.rsplit('.', 1)[1])}(?![\w])", option, message)
+    return message
 
 
 def _stderr_progress():  # type: ignore[no-untyped-def]
@@ -119,60 +133,8 @@ def compare(
             typer.echo(f"report: {paths.html}")
 
 
-@serve_app.command("provider")
-def serve_provider(
-    port: int = typer.Option(8000, "--port", min=0, max=65535),
-    api_key: list[str] = typer.Option(["lab-key"], "--api-key", help="accepted API keys (repeat for several)"),
-    db: Path = typer.Option(Path("labkit-provider.db"), "--db", help="SQLite event log and outbox"),
-    rate_limit: float = typer.Option(200.0, "--rate-limit", help="requests per second per key; 0 = off"),
-    poll_interval_hint: float = typer.Option(1.0, "--poll-interval-hint", help="sent as X-Poll-Interval"),
-    time_scale: float = typer.Option(1.0, "--time-scale", help="compresses the retry schedule (0 < x <= 1)"),
-    allow_host: list[str] = typer.Option([], "--allow-callback-host", help="private/loopback hosts webhooks may target"),
-) -> None:
-    """The provider: event log, cursor feed, subscriptions and webhook dispatcher."""
-    from labkit.config import ProviderSettings, validated
-    from labkit.provider.app import create_app
-    from labkit.servers.serving import serve_app as run_server
-
-    settings = validated(
-        ProviderSettings,
-        {
-            "db_path": str(db),
-            "api_keys": api_key,
-            "rate_limit_per_s": rate_limit,
-            "poll_interval_hint_s": poll_interval_hint,
-            "time_scale": time_scale,
-            "allowed_callback_hosts": allow_host,
-        },
-    )
-    typer.echo(f"provider on http://127.0.0.1:{port} (db {db}); Ctrl-C stops it", err=True)
-    run_server(create_app(settings), port=port)
-
-
-@serve_app.command("receiver")
-def serve_receiver(
-    port: int = typer.Option(8001, "--port", min=0, max=65535),
-    secret: list[str] = typer.Option(..., "--secret", help="whsec_ secret (repeat during a rotation)"),
-    db: str = typer.Option(":memory:", "--db", help="SQLite file for records and de-duplication"),
-    no_verify: bool = typer.Option(False, "--no-verify", help="skip signature checks (benchmarks only)"),
-    fail_rate: float = typer.Option(0.0, "--fail-rate", help="share of requests answered with an error"),
-    delay_ms: float = typer.Option(0.0, "--delay-ms", help="added latency per request"),
-) -> None:
-    """The webhook receiver: verifies, de-duplicates and records."""
-    from labkit.config import ReceiverSettings, validated
-    from labkit.consumers.receiver import create_app
-    from labkit.servers.serving import serve_app as run_server
-
-    settings = validated(
-        ReceiverSettings,
-        {"secrets": secret, "db_path": db, "verify": not no_verify, "fail_rate": fail_rate, "delay_ms": delay_ms},
-    )
-    typer.echo(f"receiver on http://127.0.0.1:{port}/webhook; Ctrl-C stops it", err=True)
-    run_server(create_app(settings), port=port)
-
-
 # The command modules, registered explicitly: each adds its commands to ``app`` on import.
-COMMAND_MODULES = ("bench", "capacity", "experiments", "failures", "report")
+COMMAND_MODULES = ("bench", "capacity", "experiments", "failures", "report", "serve")
 
 
 def _register_commands() -> None:

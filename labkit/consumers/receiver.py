@@ -24,8 +24,11 @@ Routes::
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import random
+import re
 import signal
 import sqlite3
 import time
@@ -50,6 +53,11 @@ MAX_ID_CHARS = 256
 MAX_EVENT_ID = 2**63 - 1  # SQLite INTEGER: a larger id must be a 400, not an OverflowError
 FETCH_TIMEOUT_S = 10.0
 FETCH_CONCURRENCY = 64
+# Standard Webhooks header syntax, strictly: the library parses timestamps with float() (so
+# "T.999", "0T", "1796_088382" pass) and signatures with a base64 decoder that skips junk.
+TIMESTAMP_RE = re.compile(r"[1-9][0-9]{0,17}")
+SIGNATURE_BYTES = 32  # HMAC-SHA256
+MAX_SIGNATURES = 8  # a rotation sends two; more is not a sender of ours
 
 
 class Rejected(Exception):
@@ -91,6 +99,29 @@ def parse_message(body: bytes) -> list[tuple[int, bool]]:
             raise Rejected(400, "malformed event id")
         out.append((event_id, "payload" not in item))
     return out
+
+
+def check_header_syntax(timestamp: str, signature: str) -> None:
+    """Refuse (401) a ``webhook-timestamp`` that is not plain digits, or a ``webhook-signature`` that is
+    not space-separated ``v1,<strict base64 of 32 bytes>``; empty (missing) headers are left to the verifier.
+    """
+    if timestamp and not TIMESTAMP_RE.fullmatch(timestamp):
+        raise Rejected(401, "malformed webhook-timestamp")
+    if not signature:
+        return
+    parts = signature.split(" ")
+    if len(parts) > MAX_SIGNATURES:
+        raise Rejected(401, "malformed webhook-signature")
+    for part in parts:
+        version, sep, sig = part.partition(",")
+        if version != "v1" or not sep:
+            raise Rejected(401, "malformed webhook-signature")
+        try:
+            raw = base64.b64decode(sig, validate=True)
+        except (binascii.Error, ValueError):
+            raise Rejected(401, "malformed webhook-signature") from None
+        if len(raw) != SIGNATURE_BYTES:
+            raise Rejected(401, "malformed webhook-signature")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -239,6 +270,8 @@ class Receiver:
         if fault is not None:
             return fault
         if self.settings.verify:
+            headers = request.headers
+            check_header_syntax(headers.get("webhook-timestamp", ""), headers.get("webhook-signature", ""))
             try:
                 self.verifier.verify(body, request.headers)
             except SignatureError as exc:

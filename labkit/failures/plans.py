@@ -21,6 +21,9 @@ answers 410 only for webhooks. Faults and their counterparts per style:
     receiver_errors   a share of deliveries answered 5xx          -
     throttle          a share answered 429 + Retry-After          per-key rate limit on the poller's key
     receiver_gone     receiver answers 410 (endpoint disabled)    -
+    receiver_dead     receiver answers 5xx for the rest of the    -
+                      run; the provider's disable policy
+                      disables the endpoint
     network           delay, jitter, loss and resets through a user-space TCP proxy (both styles)
 """
 
@@ -185,6 +188,30 @@ class ReceiverGone(_Plan):
         return "410 Gone (endpoint disabled)"
 
 
+class ReceiverDead(_Plan):
+    """From ``at_s`` the receiver answers ``status`` to every delivery for the rest of the run.
+
+    The endpoint never recovers, so the provider's disable policy
+    (``ProviderSettings.disable_after_failing_s``, Svix's rule) disables it. For
+    the run the policy's window is ``disable_after_s``, in schedule seconds,
+    compressed by the run's ``time_scale`` like the retry schedule (an hour at
+    1000x is 3.6 s), so the disable happens within a lab run. To run it, the
+    receiver gets ``fail_rate`` 1 and ``fail_status`` ``status`` armed at
+    ``at_s`` and never disarmed, and the provider gets
+    ``disable_after_failing_s = disable_after_s``.
+    """
+
+    kind: Literal["receiver_dead"] = "receiver_dead"
+    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    promises_no_loss: ClassVar[bool] = False
+    at_s: float = Field(1.5, ge=0)
+    status: int = Field(503, ge=500, le=599)
+    disable_after_s: float = Field(3600.0, gt=0, description="the provider's disable window for this run (x time_scale)")
+
+    def describe(self) -> str:
+        return f"receiver dead ({self.status}), endpoint disabled"
+
+
 class NetworkFault(_Plan):
     """Delay, jitter, loss and resets between consumer and provider, through ``labkit.servers.netproxy``.
 
@@ -214,7 +241,16 @@ class NetworkFault(_Plan):
 
 
 FaultPlan = Annotated[
-    NoFault | ConsumerDown | ConsumerKill | ProviderKill | ReceiverSlow | ReceiverErrors | Throttle | ReceiverGone | NetworkFault,
+    NoFault
+    | ConsumerDown
+    | ConsumerKill
+    | ProviderKill
+    | ReceiverSlow
+    | ReceiverErrors
+    | Throttle
+    | ReceiverGone
+    | ReceiverDead
+    | NetworkFault,
     Field(discriminator="kind"),
 ]
 
@@ -227,5 +263,6 @@ KINDS: tuple[str, ...] = (
     "receiver_errors",
     "throttle",
     "receiver_gone",
+    "receiver_dead",
     "network",
 )

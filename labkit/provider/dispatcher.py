@@ -14,6 +14,16 @@ a delivery makes at most ``len(retry_schedule_s)`` attempts before it goes
 ``±retry_jitter``; a ``Retry-After`` on 429/502/503/504 is a floor in real
 seconds. A 410 disables the subscription and its pending deliveries.
 
+Disable policy (Svix's): an endpoint whose attempts have all failed for
+``disable_after_failing_s`` (5 days by default, multiplied by ``time_scale``
+like the retry schedule) is disabled too: its status, reason and time are
+recorded in the store, its pending deliveries are disabled, and no new ones
+are queued. A success restarts the clock. Svix's time rule was chosen over a
+failure-ratio breaker (Convoy's) because it does not depend on the traffic
+rate: a quiet endpoint and a busy one get the same grace. The clock lives in
+memory, so a provider restart gives a dead endpoint a fresh grace period
+(later, never earlier, than the policy says).
+
 During a secret rotation each message carries two signatures (new, old)
 until the overlap ends; the signer cache is rebuilt when it does.
 
@@ -109,6 +119,10 @@ class Dispatcher:
         self._endpoints_version = -1
         self._endpoints_expire_ns: int | None = None  # when a rotation overlap ends
         self._scale = settings.time_scale
+        window = settings.disable_after_failing_s
+        self._disable_after_ns = None if window is None else int(window * settings.time_scale * 1e9)
+        self._failing_since: dict[str, int] = {}  # subscription id -> end of its first failure since a success
+        self._disabled: set[str] = set()
         self.counters: dict[str, int] = defaultdict(int)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -319,6 +333,7 @@ class Dispatcher:
         if status is not None and 200 <= status < 300:
             result.new_status = "delivered"
             self.counters["delivered"] += 1
+            self._failing_since.pop(row.subscription_id, None)
             return result
         self.counters["failed_attempts"] += 1
         if status == 410:
@@ -326,6 +341,13 @@ class Dispatcher:
             result.disable_subscription = row.subscription_id
             result.disabled_reason = "endpoint answered 410 Gone"
             self.counters["disabled"] += 1
+            self._count_disabled(row.subscription_id)
+            return result
+        reason = self._failing_too_long(row.subscription_id, finished)
+        if reason is not None:
+            result.new_status = "disabled"
+            result.disable_subscription = row.subscription_id
+            result.disabled_reason = reason
             return result
         schedule = self.settings.retry_schedule_s
         if attempt >= len(schedule):
@@ -340,3 +362,23 @@ class Dispatcher:
         result.next_attempt_ns = finished + int(delay_s * 1e9)
         self.counters["retries_scheduled"] += 1
         return result
+
+    def _failing_too_long(self, sub_id: str, finished_ns: int) -> str | None:
+        """The disable policy: the reason to disable ``sub_id`` now, or None while it is within its grace."""
+        if self._disable_after_ns is None or sub_id in self._disabled:
+            return None
+        since = self._failing_since.setdefault(sub_id, finished_ns)
+        span_ns = finished_ns - since
+        if span_ns < self._disable_after_ns:
+            return None
+        self._count_disabled(sub_id)
+        window = self.settings.disable_after_failing_s
+        return (
+            f"every attempt failed for {span_ns / 1e9:.3g} s (disable policy: {window:g} s x time_scale {self._scale:g}"
+            f" = {self._disable_after_ns / 1e9:.3g} s without a success)"
+        )
+
+    def _count_disabled(self, sub_id: str) -> None:
+        if sub_id not in self._disabled:
+            self._disabled.add(sub_id)
+            self.counters["endpoints_disabled"] += 1

@@ -68,6 +68,11 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
                         "status": {"type": "string"},
                         "created_ns": {"type": "integer"},
                         "disabled_reason": {"type": "string", "nullable": True},
+                        "disabled_ns": {
+                            "type": "integer",
+                            "nullable": True,
+                            "description": "when it was disabled (410 or the disable policy)",
+                        },
                         "previous_secret_valid_until_ns": {"type": "integer", "nullable": True},
                         "secret": {"type": "string", "description": "only in the create and rotate responses"},
                     },

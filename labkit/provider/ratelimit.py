@@ -5,12 +5,23 @@ spends one. A refused request learns how long until a token is there, which
 becomes ``Retry-After``. ``refund`` gives a token back, so a 304 costs
 nothing (GitHub does not charge conditional requests that hit). ``per_key``
 gives chosen keys their own (rate, burst): a rate of 0 exempts that key.
+
+The default burst is one second's worth of the rate (``default_burst``): a
+fixed burst of 400 let ``--rate-limit 5`` throttle nothing for the first 400
+requests, so the limit did not limit; a second's worth still lets a client
+that polls at exactly the rate (or catches up after a pause) through.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
+
+
+def default_burst(rate_per_s: float) -> int:
+    """One second's worth of tokens, at least one: the limit bites after a second of excess, not after 400 requests."""
+    return max(1, math.ceil(rate_per_s))
 
 
 class RateLimiter:
@@ -19,10 +30,12 @@ class RateLimiter:
     def __init__(
         self,
         rate_per_s: float,
-        burst: int,
+        burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         per_key: Mapping[str, tuple[float, int]] | None = None,
     ) -> None:
+        if burst is None:
+            burst = default_burst(rate_per_s)
         if rate_per_s < 0 or burst < 1:
             raise ValueError("rate_per_s must be >= 0 and burst >= 1")
         for rate, b in (per_key or {}).values():

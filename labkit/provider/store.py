@@ -95,6 +95,7 @@ class Subscription:
     # During a rotation the old secret keeps signing (a second signature) until this time.
     previous_secret: str | None = None
     previous_secret_until_ns: int | None = None
+    disabled_ns: int | None = None  # when it was disabled (410 Gone, or the dispatcher's disable policy)
 
     def signing_secrets(self, now_ns: int) -> tuple[str, ...]:
         """The secrets to sign with at ``now_ns``: the current one, and the old one during an overlap."""
@@ -111,6 +112,7 @@ class Subscription:
             "status": self.status,
             "created_ns": self.created_ns,
             "disabled_reason": self.disabled_reason,
+            "disabled_ns": self.disabled_ns,
         }
         if self.previous_secret:
             out["previous_secret_valid_until_ns"] = self.previous_secret_until_ns
@@ -146,7 +148,7 @@ class AttemptResult:
     bytes_received: int
     new_status: str  # 'delivered' | 'pending' | 'dead' | 'disabled'
     next_attempt_ns: int = 0
-    disable_subscription: str | None = None  # subscription id, on 410 Gone
+    disable_subscription: str | None = None  # subscription id, on 410 Gone or by the disable policy
     disabled_reason: str | None = None
 
 
@@ -183,6 +185,7 @@ def _subscription(row: tuple[Any, ...]) -> Subscription:
         disabled_reason=row[6],
         previous_secret=row[7],
         previous_secret_until_ns=row[8],
+        disabled_ns=row[9],
     )
 
 
@@ -215,9 +218,9 @@ class Store:
         self._load_active()
 
     def _migrate(self) -> None:
-        """Add the rotation columns to a database made before secret rotation existed."""
+        """Add the columns a database made by an older labkit lacks (secret rotation, the disable time)."""
         cols = {row[1] for row in self._db.execute("PRAGMA table_info(subscriptions)")}
-        for name, kind in (("previous_secret", "TEXT"), ("previous_secret_until_ns", "INTEGER")):
+        for name, kind in (("previous_secret", "TEXT"), ("previous_secret_until_ns", "INTEGER"), ("disabled_ns", "INTEGER")):
             if name not in cols:
                 self._db.execute(f"ALTER TABLE subscriptions ADD COLUMN {name} {kind}")
 
@@ -314,7 +317,7 @@ class Store:
     def subscription(self, sub_id: str) -> Subscription | None:
         row = self._db.execute(
             "SELECT id, url, event_types, secret, status, created_ns, disabled_reason, previous_secret,"
-            " previous_secret_until_ns FROM subscriptions WHERE id = ?",
+            " previous_secret_until_ns, disabled_ns FROM subscriptions WHERE id = ?",
             (sub_id,),
         ).fetchone()
         return _subscription(row) if row else None
@@ -322,7 +325,7 @@ class Store:
     def subscriptions(self) -> list[Subscription]:
         rows = self._db.execute(
             "SELECT id, url, event_types, secret, status, created_ns, disabled_reason, previous_secret,"
-            " previous_secret_until_ns FROM subscriptions"
+            " previous_secret_until_ns, disabled_ns FROM subscriptions"
             " ORDER BY created_ns, id"
         ).fetchall()
         return [_subscription(r) for r in rows]
@@ -457,9 +460,10 @@ class Store:
                 )
                 if r.disable_subscription:
                     disabled = True
+                    # The first reason and time stick: attempts in flight may report the same endpoint again.
                     db.execute(
-                        "UPDATE subscriptions SET status = 'disabled', disabled_reason = ? WHERE id = ?",
-                        (r.disabled_reason, r.disable_subscription),
+                        "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, disabled_ns = ? WHERE id = ? AND status = 'active'",
+                        (r.disabled_reason, r.finished_ns, r.disable_subscription),
                     )
                     db.execute(
                         "UPDATE deliveries SET status = 'disabled' WHERE subscription_id = ? AND status = 'pending'",
@@ -529,3 +533,23 @@ class Store:
             "bytes_sent": bytes_sent,
             "bytes_received": bytes_received,
         }
+
+    # -- disabled endpoints (410 Gone or the disable policy), for the runner and reports ---
+
+    def disabled_subscriptions(self) -> list[dict[str, Any]]:
+        """Every disabled subscription as {id, url, reason, disabled_ns}, oldest disable first (no secrets)."""
+        cols = {row[1] for row in self._db.execute("PRAGMA table_info(subscriptions)")}
+        when = "disabled_ns" if "disabled_ns" in cols else "NULL"  # a read-only db of an older labkit
+        rows = self._db.execute(
+            f"SELECT id, url, disabled_reason, {when} FROM subscriptions WHERE status = 'disabled' ORDER BY {when}, id"
+        ).fetchall()
+        return [{"id": r[0], "url": r[1], "reason": r[2], "disabled_ns": r[3]} for r in rows]
+
+    @classmethod
+    def disabled_subscriptions_at(cls, path: str) -> list[dict[str, Any]]:
+        """``disabled_subscriptions()`` of the database at ``path``, opened read-only."""
+        store = cls(path, readonly=True)
+        try:
+            return store.disabled_subscriptions()
+        finally:
+            store.close()

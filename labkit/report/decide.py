@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.config import WorkloadSettings
 from labkit.errors import ResultsError
 from labkit.report.observations import (
     Evidence,
@@ -162,7 +163,9 @@ def _compare_cmd(
     """A ``labkit compare`` line within RunSettings' limits, long enough to see several polls and ~200 events."""
     rate = min(max(rate, 0.001), 100_000)
     interval = min(max(interval_s or 1.0, 0.001), 3600)
-    duration = min(max(10.0, 5 * interval, 200 / rate), 24 * 3600)
+    # within the event cap too (a tenth spare for the rounding below): RunSettings refuses rate x duration over it
+    cap_s = 0.9 * WorkloadSettings.model_fields["max_events"].default / rate
+    duration = min(max(10.0, 5 * interval, 200 / rate), 24 * 3600, cap_s)
     return _cmd(
         "labkit compare",
         f"--rate {_arg(rate)}",

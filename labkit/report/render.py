@@ -282,10 +282,21 @@ def compute_projection(sources: Sources, req: Requirements, rec: Recommendation)
         inputs=tuple((k.replace("_", " "), _show(v)) for k, v in (result.get("inputs") or kwargs).items()),
         styles=tuple(styles),
         assumes=str(result.get("assumes") or ""),
-        calibration=tuple((k, _show(v)) for k, v in _flatten(cal or {}).items() if k not in ("kind", "source_runs")),
+        calibration=tuple(
+            (k, _show(v)) for k, v in _flatten(cal or {}).items() if k not in ("kind", "source_runs") and not _exact_r2(k, cal)
+        ),
         source_runs=tuple(str(r) for r in ((cal or {}).get("source_runs") or [])),
         budget=tuple(budget),
     )
+
+
+def _exact_r2(key: str, cal: dict[str, Any] | None) -> bool:
+    """``fits.<style>.<quantity>.r2`` of an exact fit (as many runs as costs): an R^2 of 1 that says nothing, not quoted."""
+    parts = key.split(".")
+    if len(parts) != 4 or parts[0] != "fits" or parts[3] != "r2" or not cal:
+        return False
+    fit = (cal.get("fits") or {}).get(parts[1], {}).get(parts[2], {})
+    return isinstance(fit, dict) and fit.get("exact") is True
 
 
 def _both_servers(result: dict[str, Any], cores_key: str) -> float | None:

@@ -114,8 +114,11 @@ class ProcessGroup:
 
     def _spawn(self, name: str, role: str, settings: dict[str, Any], sock: socket.socket | None, extra: list[str]) -> Child:
         settings_path = self.work_dir / f"{name}.settings.json"
-        settings_path.write_text(json.dumps(settings))
-        os.chmod(settings_path, 0o600)
+        # Created 0600 (not chmod-ed after writing): the settings hold secrets, readable by no one else at any moment.
+        settings_path.unlink(missing_ok=True)
+        fd = os.open(settings_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(settings))
         log_path = self.work_dir / f"{name}.log"
         cmd = [sys.executable, "-m", "labkit.servers.serving", role, str(settings_path), *extra]
         fds: tuple[int, ...] = ()

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from labkit.config import RunSettings
 from labkit.experiments import load_experiment
-from labkit.failures.plans import KINDS, ConsumerKill, NetworkFault
+from labkit.failures.plans import KINDS, ConsumerKill, NetworkFault, ReceiverDead
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def test_bad_plans_are_refused(fault: dict[str, object]) -> None:
 
 
 def test_webhook_only_faults_refuse_polling() -> None:
-    for kind in ("receiver_slow", "receiver_errors", "receiver_gone"):
+    for kind in ("receiver_slow", "receiver_errors", "receiver_gone", "receiver_dead"):
         with pytest.raises(ValidationError, match="does not apply to 'polling'"):
             RunSettings(fault={"kind": kind})
     assert RunSettings(fault={"kind": "throttle"}).styles == ("webhook", "polling")
@@ -60,3 +60,11 @@ def test_the_shipped_failure_experiment_covers_every_fault_and_both_styles() -> 
     assert {p.settings.fault.kind for p in both} >= {"consumer_kill", "provider_kill", "consumer_down", "network"}  # type: ignore[union-attr]
     total_s = sum(p.settings.workload.duration_s * len(p.settings.styles) for p in exp.points)
     assert total_s < 150  # publishing time; the whole experiment runs in a few minutes
+
+
+def test_receiver_dead_carries_the_providers_disable_window() -> None:
+    plan = RunSettings(fault={"kind": "receiver_dead", "at_s": 1.0, "disable_after_s": 1800.0}, styles=("webhook",)).fault
+    assert isinstance(plan, ReceiverDead) and plan.status == 503 and plan.disable_after_s == 1800.0
+    assert not plan.promises_no_loss and "disabled" in plan.describe()
+    with pytest.raises(ValidationError):
+        RunSettings(fault={"kind": "receiver_dead", "status": 410}, styles=("webhook",))

@@ -281,7 +281,7 @@ async def test_secret_is_shown_only_on_create(provider: tuple[FastAPI, httpx.Asy
     r = await client.post("/subscriptions", json={"url": "http://127.0.0.1:9/hook", "event_types": ["a", "b"]})
     assert r.status_code == 201, r.text
     sub = r.json()
-    assert set(sub) == {"id", "url", "event_types", "status", "created_ns", "disabled_reason", "secret"}
+    assert set(sub) == {"id", "url", "event_types", "status", "created_ns", "disabled_reason", "disabled_ns", "secret"}
     assert sub["id"].startswith("sub_") and sub["status"] == "active" and sub["event_types"] == ["a", "b"]
     assert sub["secret"].startswith("whsec_")
     listed = (await client.get("/subscriptions")).json()["data"]
