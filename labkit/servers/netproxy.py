@@ -16,7 +16,11 @@ proxy -> receiver, or the poller -> proxy -> provider) to add:
   connection (a token bucket on bytes that holds one slice): a chunk leaves
   only when the link has sent the chunks before it, so ``n`` bytes take
   ``n * 8 / rate`` seconds plus the delay. Up is from the connecting side
-  (a poller, the dispatcher) to the listening one.
+  (a poller, the dispatcher) to the listening one;
+- ``handshake``: the client's connection to the proxy completes at once on
+  loopback, so TCP's handshake round trip is added instead to the first chunk
+  a new connection sends up (it arrives when it would have, had the client
+  waited for the SYN-ACK). TLS handshakes are data and are delayed as such.
 
 ``Impairment.from_profile`` builds all of this from a ``labkit.network``
 profile (one-way delay = rtt / 2 each way), and ``ProxyThread`` runs a proxy
@@ -62,6 +66,7 @@ class Impairment:
     reset: float = 0.0
     rate_up_bps: float | None = None
     rate_down_bps: float | None = None
+    handshake: bool = False
 
     def __post_init__(self) -> None:
         if self.delay_ms < 0 or self.jitter_ms < 0 or self.rto_ms < 0:
@@ -81,6 +86,7 @@ class Impairment:
             rto_ms=profile.rto_ms,
             rate_up_bps=profile.rate_up_bps,
             rate_down_bps=profile.rate_down_bps,
+            handshake=profile.rtt_ms > 0,
         )
 
     def rate_bps(self, up: bool) -> float | None:
@@ -240,6 +246,7 @@ class NetProxy:
         queued = 0
         last_due = 0.0
         link_free = 0.0
+        first = up
 
         async def deliver() -> None:
             nonlocal queued
@@ -272,6 +279,9 @@ class NetProxy:
                     ready.set()
                     break
                 delay, lost, reset = self._delay_s()
+                if first and self.active and self.impairment.handshake:
+                    delay += 2 * self.impairment.delay_ms / 1000  # TCP's SYN, SYN-ACK
+                first = False
                 st = self.stats
                 st.chunks += 1
                 st.added_delay_s += delay

@@ -179,7 +179,7 @@ async def test_a_profile_delays_both_directions_by_half_its_rtt() -> None:
 
     profile = parse_network("rtt=60ms")
     imp = Impairment.from_profile(profile)
-    assert (imp.delay_ms, imp.rate_up_bps, imp.rate_down_bps) == (30, None, None)
+    assert (imp.delay_ms, imp.rate_up_bps, imp.rate_down_bps, imp.handshake) == (30, None, None, True)
     mobile = Impairment.from_profile(parse_network("mobile"))
     assert (mobile.rate_up_bps, mobile.rate_down_bps, mobile.loss) == (5e6, 20e6, 0.005)
     server = await _echo_server()
@@ -200,6 +200,7 @@ async def test_a_profile_delays_both_directions_by_half_its_rtt() -> None:
         await proxy.stop()
         server.close()
     assert min(rtts) >= profile.rtt_ms / 1000, rtts
+    assert rtts[0] >= 2 * profile.rtt_ms / 1000, rtts  # the first chunk also pays TCP's handshake
     assert proxy.stats.chunks == 6  # three pings up, three echoes down: each delayed
 
 
