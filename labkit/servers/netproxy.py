@@ -296,6 +296,10 @@ class NetProxy:
                     link.abort()
                     return
                 rate = self.impairment.rate_bps(up) if self.active else None
+                if delay == 0 and rate is None and queued == 0:
+                    writer.write(data)  # due now and nothing ahead of it: no hop through the delivering task
+                    await writer.drain()
+                    continue
                 parts, link_free = self._slices(data, now, delay, link_free, rate)
                 for due, piece in parts:
                     last_due = max(last_due, due)  # never overtake the chunk before (TCP is in order)
@@ -315,6 +319,15 @@ class NetProxy:
                     await sender
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where installed (as the lab's servers use): less CPU per forwarded chunk."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class ProxyThread:
     """A ``NetProxy`` on its own event loop in a thread, for callers that are not async (benchmarks, sync runners).
 
@@ -324,7 +337,7 @@ class ProxyThread:
 
     def __init__(self, target_host: str, target_port: int, impairment: Impairment, *, seed: int = 0) -> None:
         self.proxy = NetProxy(target_host, target_port, impairment, seed=seed)
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="labkit-netproxy", daemon=True)
 
     @property
