@@ -104,14 +104,19 @@ _CLOUD_RTT = (
     "Infrastructure Performance and the community table cloudping.co (AWS inter-region pings), 2024"
 )
 
+
+def _profile(**fields: Any) -> NetworkProfile:
+    return NetworkProfile.model_validate(fields)
+
+
 SHIPPED: dict[str, NetworkProfile] = {
     p.name: p
     for p in (
-        NetworkProfile(
+        _profile(
             name="loopback",
             source="this machine's loopback interface, nothing added (the lab's default; about 0.1 ms round trip measured)",
         ),
-        NetworkProfile(
+        _profile(
             name="same-region",
             rtt_ms=1.0,
             jitter_ms=0.2,
@@ -119,13 +124,13 @@ SHIPPED: dict[str, NetworkProfile] = {
             "'single-digit millisecond' latency (Regions and Availability Zones documentation, 2024); "
             "cross-zone pings in the cloudping.co and AWS Infrastructure Performance tables are about 1 ms",
         ),
-        NetworkProfile(
+        _profile(
             name="cross-region",
             rtt_ms=65.0,
             jitter_ms=2.0,
             source="US East (N. Virginia) <-> US West (Oregon), about 60-70 ms; " + _CLOUD_RTT,
         ),
-        NetworkProfile(
+        _profile(
             name="intercontinental",
             rtt_ms=150.0,
             jitter_ms=5.0,
@@ -134,7 +139,7 @@ SHIPPED: dict[str, NetworkProfile] = {
             + _CLOUD_RTT
             + "; the 0.1 % loss is an assumed public-internet figure, not from those tables",
         ),
-        NetworkProfile(
+        _profile(
             name="mobile",
             rtt_ms=60.0,
             jitter_ms=15.0,
