@@ -75,7 +75,7 @@ class Requirements(Strict):
     duplicates_tolerated: bool = True
     network: NetworkProfile | None = Field(None, description="None: not stated (the lab's loopback)")
     tls: bool = False
-    budget: Budget = Field(default_factory=Budget)
+    budget: Budget = Budget.model_validate({})
 
     @field_validator("network", mode="before")
     @classmethod
