@@ -2,11 +2,13 @@
 
 Network profiles put ``labkit.servers.netproxy`` on every consumer <-> provider
 hop, so whatever the proxy itself adds is charged to the network. This case
-measures it: webhooks to one receiver, direct and through a proxy that adds
-nothing (``Impairment()``). Each repetition runs the same timetable twice,
-each time against a fresh provider with one subscription, direct then proxied
-or the other way round (alternating, so drift in the machine's load cancels in
-the paired ratio). Two subscriptions served at once would not do: the second
+measures it: webhooks to one receiver, direct (one provider, subscribed
+straight to the receiver) and through a proxy that adds nothing
+(``Impairment()``; a second provider, subscribed through it). The run is cut
+into short segments of the same timetable, alternating sides (ABBA), and each
+pair's p50s give one ratio; the median of those is the figure. On a shared
+machine the load drifts by more than the proxy costs, so only neighbours in
+time are compared. Two subscriptions served at once would not do: the second
 delivery of every event waits for the first, which dwarfs the proxy's cost.
 The proxy runs in a thread of the bench process, as a run's harness would
 host it. Every loop is bounded in count and time.
@@ -34,11 +36,12 @@ from labkit.wire.signing import new_secret
 from labkit.workload import make_payload
 
 DRAIN_TIMEOUT_S = 60.0
-WARMUP_S = 1.0
+WARMUP_S = 1.0  # before the first segment of each side only: the providers stay up
+SEGMENT_S = 6.0  # short segments, alternating: the machine's drift changes little within a pair
 PATHS = ("direct", "proxied")
 
 
-async def _publish(provider_url: str, rate: float, seconds: float, payload_bytes: int) -> tuple[list[int], int]:
+async def _publish(provider_url: str, rate: float, seconds: float, warmup_s: float, payload_bytes: int) -> tuple[list[int], int]:
     """Publish on an open-loop timetable at ``rate``; the ids published after the warm-up, and the errors."""
     publisher = DeliveryClient(WireCounter(), concurrency=16, timeout=10.0, allowed_hosts=("127.0.0.1",))
     headers = {"authorization": f"Bearer {DEFAULT_API_KEY}", "content-type": "application/json"}
@@ -46,7 +49,7 @@ async def _publish(provider_url: str, rate: float, seconds: float, payload_bytes
     rng = random.Random(5)
     ids: list[int] = []
     errors = 0
-    total, warm = int((seconds + WARMUP_S) * rate), int(WARMUP_S * rate)
+    total, warm = int((seconds + warmup_s) * rate), int(warmup_s * rate)
 
     async def one(k: int) -> None:
         nonlocal errors
@@ -61,7 +64,7 @@ async def _publish(provider_url: str, rate: float, seconds: float, payload_bytes
         elif k >= warm:
             ids.append(int(orjson.loads(r.content)["id"]))
 
-    t0 = loop.time() + 0.1
+    t0 = loop.time() + 0.05
     tasks = []
     for k in range(total):
         delay = t0 + k / rate - loop.time()
@@ -73,24 +76,11 @@ async def _publish(provider_url: str, rate: float, seconds: float, payload_bytes
     return ids, errors
 
 
-def _segment(lab: Lab, plan: Plan, name: str, url: str, rdb: str, secret: str) -> dict[str, Any]:
-    """A fresh provider with one subscription at ``url``, one timetable: each event's end-to-end latency."""
-    db = lab.work_dir / f"proxy-provider-{name}.db"
-    provider = lab.group.start_server(f"proxy-provider-{name}", "provider", provider_settings(db))
-    with lab.client(provider.url) as c:
-        r = c.post("/subscriptions", json={"url": f"{url}/webhook/{name}", "secret": secret})
-        if r.status_code != 201:
-            raise RunError(f"proxy benchmark: cannot subscribe: {r.status_code} {r.text[:200]}")
-    ids, errors = asyncio.run(_publish(provider.url, plan.latency_rate, plan.latency_seconds, plan.payload_bytes))
-    wanted = set(ids)
-    expected = len(ids) + int(WARMUP_S * plan.latency_rate)
+def _wait_recorded(rdb: str, consumer: str, count: int) -> None:
+    """Until the receiver has recorded ``count`` events for ``consumer`` (bounded by DRAIN_TIMEOUT_S)."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while records.received_counts(rdb).get(name, 0) < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    lab.group.stop(provider)
-    created = Store.events_created_at(str(db))
-    e2e_us = [(recv - created[eid]) / 1000 for consumer, eid, recv in records.load_events(rdb) if consumer == name and eid in wanted]
-    return {"events": len(ids), "errors": errors, "e2e_us": e2e_us}
+    while records.received_counts(rdb).get(consumer, 0) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _summary(values_us: list[float]) -> dict[str, float | None]:
@@ -101,41 +91,70 @@ def _summary(values_us: list[float]) -> dict[str, float | None]:
 
 
 def proxy_cost(lab: Lab, plan: Plan) -> dict[str, Any]:
-    """Webhook end-to-end latency through the zero-delay proxy and direct, alternating, paired per repetition."""
+    """Webhook end-to-end latency through the zero-delay proxy and direct, in alternating short segments, paired."""
     secret = new_secret()
     rdb = str(lab.work_dir / "proxy-receiver.db")
     receiver = lab.group.start_server("proxy-receiver", "receiver", {"secrets": [secret], "db_path": rdb})
-    segs: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
+    n_seg = plan.reps * max(1, round(plan.latency_seconds / SEGMENT_S))
+    seg_s = plan.reps * plan.latency_seconds / n_seg
+    seg_ids: dict[str, list[list[int]]] = {p: [] for p in PATHS}
+    sent = {p: 0 for p in PATHS}  # published successfully, warm-up included
+    errors = 0
+    done = 0
+    dbs = {p: lab.work_dir / f"proxy-provider-{p}.db" for p in PATHS}
     with ProxyThread("127.0.0.1", receiver.port or 0, Impairment()) as proxy:
         urls = {"direct": receiver.url, "proxied": proxy.url}
-        done = 0
-        for rep in range(plan.reps):
-            for path in PATHS if rep % 2 == 0 else PATHS[::-1]:
-                segs[path].append(_segment(lab, plan, f"{path}-{rep}", urls[path], rdb, secret))
+        providers = {p: lab.group.start_server(f"proxy-provider-{p}", "provider", provider_settings(dbs[p])) for p in PATHS}
+        for p in PATHS:
+            with lab.client(providers[p].url) as c:
+                r = c.post("/subscriptions", json={"url": f"{urls[p]}/webhook/{p}", "secret": secret})
+                if r.status_code != 201:
+                    raise RunError(f"proxy benchmark: cannot subscribe: {r.status_code} {r.text[:200]}")
+        for i in range(n_seg):
+            for p in PATHS if i % 2 == 0 else PATHS[::-1]:
+                warm = WARMUP_S if i == 0 else 0.0
+                ids, errs = asyncio.run(_publish(providers[p].url, plan.latency_rate, seg_s, warm, plan.payload_bytes))
+                sent[p] += int((seg_s + warm) * plan.latency_rate) - errs
+                errors += errs
+                seg_ids[p].append(ids)
+                _wait_recorded(rdb, p, sent[p])
                 done += 1
-                lab.progress("bench: proxy cost", done, 2 * plan.reps)
+                lab.progress("bench: proxy cost", done, 2 * n_seg)
         proxy_stats = proxy.proxy.stats.snapshot()
+        for child in providers.values():
+            lab.group.stop(child)
     lab.group.stop(receiver)
-    p50 = {p: _nums([_summary(s["e2e_us"]).get("p50") for s in segs[p]]) for p in PATHS}
-    p99 = {p: _nums([_summary(s["e2e_us"]).get("p99") for s in segs[p]]) for p in PATHS}
-    all_us = {p: [v for s in segs[p] for v in s["e2e_us"]] for p in PATHS}
+    received = {p: {eid: recv for c, eid, recv in records.load_events(rdb) if c == p} for p in PATHS}
+    e2e: dict[str, list[list[float]]] = {}
+    for p in PATHS:
+        created = Store.events_created_at(str(dbs[p]))
+        e2e[p] = [[(received[p][e] - created[e]) / 1000 for e in ids if e in received[p]] for ids in seg_ids[p]]
+    p50 = {p: _nums([_summary(seg).get("p50") for seg in e2e[p]]) for p in PATHS}
+    p99 = {p: _nums([_summary(seg).get("p99") for seg in e2e[p]]) for p in PATHS}
+    all_us = {p: [v for seg in e2e[p] for v in seg] for p in PATHS}
     return {
         "rate_per_s": plan.latency_rate,
-        "seconds": plan.latency_seconds,
-        "reps": plan.reps,
-        "events": {p: sum(s["events"] for s in segs[p]) for p in PATHS},
+        "seconds": plan.reps * plan.latency_seconds,
+        "segments": n_seg,
+        "segment_s": seg_s,
+        "events": {p: sum(len(ids) for ids in seg_ids[p]) for p in PATHS},
         "delivered": {p: len(all_us[p]) for p in PATHS},
-        "errors": sum(s["errors"] for p in PATHS for s in segs[p]),
+        "errors": errors,
         "direct_e2e_ms": _summary(all_us["direct"]),
         "proxied_e2e_ms": _summary(all_us["proxied"]),
         "samples_p50_ms": {p: [round(v, 3) for v in p50[p]] for p in PATHS},
         "added_p50_ms": median([b - a for a, b in zip(p50["direct"], p50["proxied"])]),
         "ratio_p50": paired_ratio(p50["proxied"], p50["direct"]),
         "ratio_p99": paired_ratio(p99["proxied"], p99["direct"]),
+        "pooled_ratio_p50": _ratio(_summary(all_us["proxied"]).get("p50"), _summary(all_us["direct"]).get("p50")),
         "cv": cv([b / a for a, b in zip(p50["direct"], p50["proxied"]) if a]),
         "proxy": proxy_stats,
         "where": "user-space proxy (labkit.servers.netproxy) in a thread of the bench process, zero delay",
     }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def _nums(values: list[float | None]) -> list[float]:
