@@ -223,3 +223,28 @@ def test_a_proxy_thread_serves_sync_callers_and_stops() -> None:
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
     assert proxy.proxy.stats.connections == 1
+
+
+async def test_rate_and_delay_add_up_and_an_inactive_proxy_does_not_limit() -> None:
+    size, rate = 256 * 1024, 4e6  # 0.52 s on the link, plus 100 ms one way
+    server = await _sender_server(size)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    imp = Impairment(delay_ms=100, rate_down_bps=rate)
+    timings = {}
+    for active in (True, False):
+        proxy = NetProxy("127.0.0.1", port, imp, active=active)
+        await proxy.start()
+        try:
+            t0 = loop.time()
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            got = await asyncio.wait_for(reader.read(-1), 30)
+            timings[active] = loop.time() - t0
+            writer.close()
+        finally:
+            await proxy.stop()
+        assert len(got) == size
+    server.close()
+    model = size * 8 / rate + 0.1
+    assert 0.9 * model <= timings[True] <= 3 * model, timings
+    assert timings[False] < timings[True] / 2, timings  # switched off: neither the delay nor the rate
