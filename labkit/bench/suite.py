@@ -32,13 +32,14 @@ import psutil
 
 from labkit.bench import cases
 from labkit.bench.load import LoadTool
+from labkit.bench.proxy import proxy_cost
 from labkit.errors import ConfigError
 from labkit.results import environment, write_json
 from labkit.servers.procs import ProcessGroup
 
 SCHEMA_VERSION = 1
-BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest")
-RATIO_KEYS = ("poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99", "fleet_rate", "receiver_verify")
+BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "proxy_cost")
+RATIO_KEYS = ("poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99", "fleet_rate", "receiver_verify", "proxy_p50")
 # The test suite's smoke run: every benchmark, for a second or two each (the numbers mean nothing).
 TINY_ENV = "LABKIT_BENCH_TINY"
 
@@ -67,6 +68,7 @@ TARGETS = (
     Target("fleet_pollers", "benchmarks.poller_fleet.pollers_per_process", ">=", 5000, "pollers per process at 5 s, lateness p99 < 50 ms"),
     Target("fleet_rate", "ratios.fleet_rate", ">=", 0.98, "achieved / intended poll rate"),
     Target("receiver_verify", "ratios.receiver_verify", ">=", 0.7, "receiver req/s, verifying / not verifying"),
+    Target("proxy_p50", "ratios.proxy_p50", "<=", 1.10, "webhook end-to-end p50, through the zero-delay netproxy / direct"),
 )
 
 
@@ -152,7 +154,7 @@ def run_bench(
             lab = cases.Lab(group, work, tool, progress)
             for name in BENCHMARKS:
                 if name in wanted:
-                    results[name] = getattr(cases, name)(lab, plan)
+                    results[name] = proxy_cost(lab, plan) if name == "proxy_cost" else getattr(cases, name)(lab, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = build_summary(run_id, plan, tool.name, results, watch.report(), time.monotonic() - started)
@@ -176,6 +178,7 @@ def build_summary(
         "webhook_p99": _num(lat.get("ratio_p99")),
         "fleet_rate": _num(_get(results, "poller_fleet.rate_ratio")),
         "receiver_verify": _num(_get(results, "receiver_ingest.ratio")),
+        "proxy_p50": _num(_get(results, "proxy_cost.ratio_p50")),
     }
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

@@ -13,10 +13,18 @@ A requirements file states the numbers and constraints of one integration::
     ordering = "per-key"            # none | per-key | total
     missed_events_tolerated = false
     duplicates_tolerated = false
+    network = "cross-region"        # a profile name, a spec string, or a [network] table
+    tls = true                      # every hop over HTTPS
 
     [budget]
     bandwidth_gb_per_month = 2000
     servers = 4
+
+``network`` is what lies between the provider and its consumers (see
+``labkit.network``: ``loopback``, ``same-region``, ``cross-region``,
+``intercontinental``, ``mobile``, or ``"rtt=80ms,loss=0.5%"``, or a table such
+as ``[network]`` with ``profile = "mobile"`` and ``loss = "2%"``); not stated,
+the runs are on loopback. ``tls`` says whether every hop is HTTPS.
 
 Every key is optional; an unknown key, a wrong type (strictly: ``"yes"`` is
 not a boolean) or an impossible value is a ``ConfigError`` whose one line
@@ -33,6 +41,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from labkit.config import Settings, describe_error
 from labkit.errors import ConfigError
+from labkit.network import SHIPPED, NetworkProfile, network_from
 
 DEFAULT_NAME = "Default profile"
 
@@ -64,7 +73,26 @@ class Requirements(Strict):
     ordering: Literal["none", "per-key", "total"] = "none"
     missed_events_tolerated: bool = False
     duplicates_tolerated: bool = True
-    budget: Budget = Budget()
+    network: NetworkProfile | None = Field(None, description="None: not stated (the lab's loopback)")
+    tls: bool = False
+    budget: Budget = Budget.model_validate({})
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network(cls, v: Any) -> Any:
+        if v is None or isinstance(v, NetworkProfile):
+            return v
+        if not isinstance(v, (str, dict)):
+            raise ValueError("must be a profile name, a spec string such as 'rtt=80ms,loss=0.5%', or a table")
+        try:
+            return network_from(v, source="network")
+        except ConfigError as exc:  # one line already; pydantic adds the file and the key
+            raise ValueError(str(exc).removeprefix("network: ").removeprefix("network.")) from None
+
+    @property
+    def network_profile(self) -> NetworkProfile:
+        """The stated profile, or loopback when none is stated."""
+        return self.network if self.network is not None else SHIPPED["loopback"]
 
     @field_validator("name")
     @classmethod
@@ -77,7 +105,10 @@ class Requirements(Strict):
         """(key, value) in file order, for the report."""
         rows: list[tuple[str, Any]] = []
         for key, value in self.model_dump().items():
-            if isinstance(value, dict):
+            if key == "network":
+                p = self.network
+                rows.append((key, "not stated (loopback)" if p is None else p.name if p.name == p.spec() else f"{p.name} ({p.spec()})"))
+            elif isinstance(value, dict):
                 rows.extend((f"{key}.{k}", v) for k, v in value.items())
             else:
                 rows.append((key, value))

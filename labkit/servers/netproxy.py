@@ -11,7 +11,20 @@ proxy -> receiver, or the poller -> proxy -> provider) to add:
   feels from a lost segment is the retransmission stall, and that is what is
   reproduced (Linux's minimum retransmission timeout is 200 ms);
 - ``reset``: a share of chunks on which both connections are aborted with a
-  TCP RST, as a middlebox or a crashed peer would.
+  TCP RST, as a middlebox or a crashed peer would;
+- ``rate_up_bps`` / ``rate_down_bps``: a bandwidth limit per direction and per
+  connection (a token bucket on bytes that holds one slice): a chunk leaves
+  only when the link has sent the chunks before it, so ``n`` bytes take
+  ``n * 8 / rate`` seconds plus the delay. Up is from the connecting side
+  (a poller, the dispatcher) to the listening one;
+- ``handshake``: the client's connection to the proxy completes at once on
+  loopback, so TCP's handshake round trip is added instead to the first chunk
+  a new connection sends up (it arrives when it would have, had the client
+  waited for the SYN-ACK). TLS handshakes are data and are delayed as such.
+
+``Impairment.from_profile`` builds all of this from a ``labkit.network``
+profile (one-way delay = rtt / 2 each way), and ``ProxyThread`` runs a proxy
+on its own event loop for callers that are not async.
 
 This is not ``tc netem``: it needs no privileges and shapes whole reads
 (up to 64 KiB) rather than packets, so results say "user-space proxy".
@@ -26,11 +39,19 @@ import contextlib
 import random
 import socket
 import struct
+import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labkit.network import NetworkProfile
 
 CHUNK = 64 * 1024
+SLICE_S = 0.002  # a rate-limited chunk leaves in slices of this much link time (and at least MIN_SLICE bytes)
+MIN_SLICE = 1460
+MAX_QUEUED = 1024 * 1024  # bytes held per direction before the proxy stops reading (flow control)
 EMULATION = "user-space TCP proxy (labkit.servers.netproxy): per-chunk delay/jitter, loss as an RTO stall, resets as RST; not tc netem"
 
 
@@ -43,12 +64,34 @@ class Impairment:
     loss: float = 0.0
     rto_ms: float = 200.0
     reset: float = 0.0
+    rate_up_bps: float | None = None
+    rate_down_bps: float | None = None
+    handshake: bool = False
 
     def __post_init__(self) -> None:
         if self.delay_ms < 0 or self.jitter_ms < 0 or self.rto_ms < 0:
             raise ValueError("delay_ms, jitter_ms and rto_ms must be >= 0")
         if not (0 <= self.loss <= 1 and 0 <= self.reset <= 1):
             raise ValueError("loss and reset are shares from 0 to 1")
+        if any(r is not None and r <= 0 for r in (self.rate_up_bps, self.rate_down_bps)):
+            raise ValueError("rate_up_bps and rate_down_bps are positive, or None for no limit")
+
+    @classmethod
+    def from_profile(cls, profile: NetworkProfile) -> Impairment:
+        """The proxy's settings for a network profile: half the round trip each way, its jitter, loss and rates."""
+        return cls(
+            delay_ms=profile.rtt_ms / 2,
+            jitter_ms=profile.jitter_ms,
+            loss=profile.loss,
+            rto_ms=profile.rto_ms,
+            rate_up_bps=profile.rate_up_bps,
+            rate_down_bps=profile.rate_down_bps,
+            handshake=profile.rtt_ms > 0,
+        )
+
+    def rate_bps(self, up: bool) -> float | None:
+        """The bandwidth limit of one direction (None: unlimited)."""
+        return self.rate_up_bps if up else self.rate_down_bps
 
 
 @dataclass
@@ -180,14 +223,33 @@ class NetProxy:
         reset = imp.reset > 0 and rng.random() < imp.reset
         return max(delay, 0.0) / 1000, lost, reset
 
+    def _slices(
+        self, data: bytes, now: float, delay: float, link_free: float, rate: float | None
+    ) -> tuple[list[tuple[float, bytes]], float]:
+        """When each part of a chunk is due: after the link has sent it (at ``rate``) and the delay has passed."""
+        if not rate:
+            return [(now + delay, data)], link_free
+        size = max(MIN_SLICE, int(rate / 8 * SLICE_S))
+        out = []
+        for i in range(0, len(data), size):
+            piece = data[i : i + size]
+            link_free = max(link_free, now) + len(piece) * 8 / rate
+            out.append((link_free + delay, piece))
+        return out, link_free
+
     async def _pump(self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, up: bool) -> None:
-        """Read chunks, give each its due time, write them in order when due."""
+        """Read chunks, give each its due time (delay, and the link's rate), write them in order when due."""
         loop = asyncio.get_running_loop()
         queue: deque[tuple[float, bytes | None]] = deque()
         ready = asyncio.Event()
+        space = asyncio.Event()
+        queued = 0
         last_due = 0.0
+        link_free = 0.0
+        first = up
 
         async def deliver() -> None:
+            nonlocal queued
             while True:
                 while not queue:
                     ready.clear()
@@ -203,6 +265,9 @@ class NetProxy:
                     return
                 writer.write(data)
                 await writer.drain()
+                queued -= len(data)
+                if queued <= MAX_QUEUED:
+                    space.set()
 
         sender = asyncio.create_task(deliver())
         try:
@@ -214,6 +279,9 @@ class NetProxy:
                     ready.set()
                     break
                 delay, lost, reset = self._delay_s()
+                if first and self.active and self.impairment.handshake:
+                    delay += 2 * self.impairment.delay_ms / 1000  # TCP's SYN, SYN-ACK
+                first = False
                 st = self.stats
                 st.chunks += 1
                 st.added_delay_s += delay
@@ -227,9 +295,20 @@ class NetProxy:
                     st.resets += 1
                     link.abort()
                     return
-                last_due = max(last_due, now + delay)
-                queue.append((last_due, data))
+                rate = self.impairment.rate_bps(up) if self.active else None
+                if delay == 0 and rate is None and queued == 0:
+                    writer.write(data)  # due now and nothing ahead of it: no hop through the delivering task
+                    await writer.drain()
+                    continue
+                parts, link_free = self._slices(data, now, delay, link_free, rate)
+                for due, piece in parts:
+                    last_due = max(last_due, due)  # never overtake the chunk before (TCP is in order)
+                    queue.append((last_due, piece))
+                queued += len(data)
                 ready.set()
+                while queued > MAX_QUEUED and not sender.done():
+                    space.clear()
+                    await space.wait()
             await sender
         except (ConnectionError, OSError):
             link.abort()
@@ -238,3 +317,53 @@ class NetProxy:
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await sender
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where installed (as the lab's servers use): less CPU per forwarded chunk."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class ProxyThread:
+    """A ``NetProxy`` on its own event loop in a thread, for callers that are not async (benchmarks, sync runners).
+
+    ``with ProxyThread(host, port, impairment) as proxy: ... proxy.url``; leaving
+    the block stops the proxy and its thread, also on an error.
+    """
+
+    def __init__(self, target_host: str, target_port: int, impairment: Impairment, *, seed: int = 0) -> None:
+        self.proxy = NetProxy(target_host, target_port, impairment, seed=seed)
+        self._loop = _new_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="labkit-netproxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def start(self) -> ProxyThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __enter__(self) -> ProxyThread:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -102,3 +102,149 @@ def test_impairment_values_are_checked() -> None:
         Impairment(loss=2)
     with pytest.raises(ValueError):
         Impairment(delay_ms=-1)
+
+
+async def _sender_server(size: int) -> asyncio.base_events.Server:
+    """Sends ``size`` bytes to whoever connects, then closes."""
+
+    async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"x" * size)
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(send, "127.0.0.1", 0)
+
+
+async def _sink_server(size: int) -> asyncio.base_events.Server:
+    """Reads ``size`` bytes, then answers ``ok``."""
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readexactly(size)
+            writer.write(b"ok")
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(sink, "127.0.0.1", 0)
+
+
+async def test_a_download_takes_at_least_its_size_over_the_rate() -> None:
+    size, rate = 1024 * 1024, 8e6  # 1 MiB at 8 mbit: the model says 1.05 s
+    server = await _sender_server(size)
+    proxy = NetProxy("127.0.0.1", server.sockets[0].getsockname()[1], Impairment(rate_down_bps=rate))
+    await proxy.start()
+    loop = asyncio.get_running_loop()
+    try:
+        t0 = loop.time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        got = await asyncio.wait_for(reader.read(-1), 30)
+        elapsed = loop.time() - t0
+        writer.close()
+    finally:
+        await proxy.stop()
+        server.close()
+    model = size * 8 / rate
+    assert len(got) == size
+    print(f"download {elapsed:.3f} s, model {model:.3f} s")
+    assert 0.9 * model <= elapsed <= 3 * model, (elapsed, model)
+
+
+async def test_an_upload_is_limited_by_the_up_rate_only() -> None:
+    size, rate = 512 * 1024, 4e6  # 0.5 MiB at 4 mbit: 1.05 s; the way back is not limited
+    server = await _sink_server(size)
+    proxy = NetProxy("127.0.0.1", server.sockets[0].getsockname()[1], Impairment(rate_up_bps=rate, rate_down_bps=1e3))
+    await proxy.start()
+    loop = asyncio.get_running_loop()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        t0 = loop.time()
+        writer.write(b"y" * size)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readexactly(2), 30)
+        elapsed = loop.time() - t0
+        writer.close()
+    finally:
+        await proxy.stop()
+        server.close()
+    model = size * 8 / rate + 2 * 8 / 1e3  # the 2-byte answer at 1 kbit down: 16 ms
+    assert answer == b"ok"
+    assert 0.9 * model <= elapsed <= 3 * model, (elapsed, model)
+    assert proxy.stats.bytes_up == size
+    print(f"upload {elapsed:.3f} s, model {model:.3f} s")
+
+
+async def test_a_profile_delays_both_directions_by_half_its_rtt() -> None:
+    from labkit.network import parse_network
+
+    profile = parse_network("rtt=60ms")
+    imp = Impairment.from_profile(profile)
+    assert (imp.delay_ms, imp.rate_up_bps, imp.rate_down_bps, imp.handshake) == (30, None, None, True)
+    mobile = Impairment.from_profile(parse_network("mobile"))
+    assert (mobile.rate_up_bps, mobile.rate_down_bps, mobile.loss) == (5e6, 20e6, 0.005)
+    server = await _echo_server()
+    proxy = NetProxy("127.0.0.1", server.sockets[0].getsockname()[1], imp)
+    await proxy.start()
+    loop = asyncio.get_running_loop()
+    rtts = []
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        for _ in range(3):
+            t0 = loop.time()
+            writer.write(b"ping")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.readexactly(4), 10) == b"ping"
+            rtts.append(loop.time() - t0)
+        writer.close()
+    finally:
+        await proxy.stop()
+        server.close()
+    assert min(rtts) >= profile.rtt_ms / 1000, rtts
+    assert rtts[0] >= 2 * profile.rtt_ms / 1000, rtts  # the first chunk also pays TCP's handshake
+    assert proxy.stats.chunks == 6  # three pings up, three echoes down: each delayed
+
+
+def test_a_proxy_thread_serves_sync_callers_and_stops() -> None:
+    import socket
+
+    from labkit.servers.netproxy import ProxyThread
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with ProxyThread("127.0.0.1", port, Impairment(delay_ms=5)) as proxy:
+        client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        conn, _ = listener.accept()
+        client.sendall(b"abc")
+        conn.settimeout(10)
+        assert conn.recv(3) == b"abc"
+        client.close()
+        conn.close()
+    listener.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+    assert proxy.proxy.stats.connections == 1
+
+
+async def test_rate_and_delay_add_up_and_an_inactive_proxy_does_not_limit() -> None:
+    size, rate = 256 * 1024, 4e6  # 0.52 s on the link, plus 100 ms one way
+    server = await _sender_server(size)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    imp = Impairment(delay_ms=100, rate_down_bps=rate)
+    timings = {}
+    for active in (True, False):
+        proxy = NetProxy("127.0.0.1", port, imp, active=active)
+        await proxy.start()
+        try:
+            t0 = loop.time()
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            got = await asyncio.wait_for(reader.read(-1), 30)
+            timings[active] = loop.time() - t0
+            writer.close()
+        finally:
+            await proxy.stop()
+        assert len(got) == size
+    server.close()
+    model = size * 8 / rate + 0.1
+    assert 0.9 * model <= timings[True] <= 3 * model, timings
+    assert timings[False] < timings[True] / 2, timings  # switched off: neither the delay nor the rate
