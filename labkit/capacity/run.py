@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ipaddress
 import math
 import os
 import signal
@@ -41,7 +42,8 @@ from pydantic import Field, model_validator
 
 from labkit.capacity import analysis
 from labkit.capacity.fanout import ensure_subscriptions
-from labkit.capacity.lag import LagHistograms
+from labkit.capacity.lag import LagHistograms, summary_ms
+from labkit.capacity.latency import LatencyLog, latency_paths, read_latency
 from labkit.capacity.stepping import default_settle, default_steps
 from labkit.config import DEFAULT_API_KEY, Settings, validated
 from labkit.errors import RunError
@@ -52,7 +54,9 @@ from labkit.wire.signing import new_secret
 Scenario = Literal["polling", "webhook_ingest", "publish_fanout"]
 
 LOCUST_GRACE_S = 60.0  # beyond the duration, before Locust is killed
-EXPECT_WORKERS_WAIT_S = 30
+EXPECT_WORKERS_WAIT_S = 30.0
+DEFAULT_MASTER_PORT = 5557  # Locust's own default, so a plain `locust --worker` finds it
+LOOPBACK = "127.0.0.1"
 SAMPLE_EVERY_S = 1.0
 STOP_GRACE_S = 10.0
 
@@ -76,6 +80,26 @@ SCENARIOS: dict[str, ScenarioSpec] = {
 }
 
 
+def check_address(host: str, field_name: str) -> str:
+    """An IPv4 or IPv6 address (no name, no wildcard: the workers are told this address)."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{field_name}: {host!r} is not an IP address") from None
+    if addr.is_unspecified and field_name == "server_bind":
+        raise ValueError(f"{field_name}: give the address the workers reach ({host} is every interface)")
+    return host
+
+
+def parse_host_port(value: str, field_name: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a checked pair."""
+    host, sep, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{field_name}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:5557)")
+    return check_address(host, field_name), int(port_text)
+
+
 class CapacitySettings(Settings):
     """One capacity run."""
 
@@ -85,6 +109,10 @@ class CapacitySettings(Settings):
     max_users: int = Field(200, ge=1, le=100_000)
     duration_s: float = Field(60.0, ge=5, le=24 * 3600)
     workers: int = Field(0, ge=0, le=64)
+    expect_workers: int = Field(0, ge=0, le=1024, description="Locust workers started elsewhere that the master waits for")
+    master_bind: str | None = Field(None, description="HOST:PORT the Locust master listens on for workers (default 127.0.0.1)")
+    server_bind: str = Field(LOOPBACK, description="address the servers listen on; not loopback only when asked")
+    workers_wait_s: float = Field(EXPECT_WORKERS_WAIT_S, gt=0, le=3600, description="how long the master waits for its workers")
     interval_s: float = Field(1.0, gt=0, le=3600, description="seconds between one user's requests (the poll interval T)")
     step_users: int | None = Field(None, ge=1, le=100_000)
     step_seconds: float | None = Field(None, ge=2, le=3600)
@@ -102,7 +130,20 @@ class CapacitySettings(Settings):
         unknown = sorted(set(self.server_settings) - {"provider", "receiver"})
         if unknown:
             raise ValueError(f"server_settings: unknown server {unknown[0]!r}")
+        if self.master_bind is not None:
+            parse_host_port(self.master_bind, "master_bind")
+        check_address(self.server_bind, "server_bind")
         return self
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.workers or self.expect_workers or self.master_bind)
+
+    def master_address(self) -> tuple[str, int]:
+        """(host, port) of the master; port 0 means a free one (local workers only)."""
+        if self.master_bind is not None:
+            return parse_host_port(self.master_bind, "master_bind")
+        return LOOPBACK, (DEFAULT_MASTER_PORT if self.expect_workers else 0)
 
     def plan(self) -> tuple[int, float, float]:
         """(step_users, step_seconds, settle_seconds)."""
@@ -312,7 +353,7 @@ def locust_command(
     host: str,
     results_dir: Path,
     extra: list[str],
-    master_port: int | None = None,
+    master: tuple[str, int] | None = None,
 ) -> list[str]:
     """The master's (or single runner's) command line."""
     spec = SCENARIOS[settings.scenario]
@@ -337,19 +378,24 @@ def locust_command(
         spec.interval_option, f"{settings.interval_s:g}",
         *extra,
     ]  # fmt: skip
-    if master_port is not None:
+    if master is not None:
         cmd += [
-            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-            "--expect-workers", str(settings.workers), "--expect-workers-max-wait", str(EXPECT_WORKERS_WAIT_S),
+            "--master", "--master-bind-host", master[0], "--master-bind-port", str(master[1]),
+            "--expect-workers", str(settings.workers + settings.expect_workers),
+            "--expect-workers-max-wait", f"{settings.workers_wait_s:g}",
         ]  # fmt: skip
     return cmd
 
 
-def worker_command(locustfile: Path, master_port: int, extra: list[str]) -> list[str]:
+def worker_command(locustfile: Path, master: tuple[str, int], extra: list[str], source: str | None = None) -> list[str]:
+    """A worker's command line; ``source`` is the local address it connects to the master from."""
+    host = f"[{master[0]}]" if ":" in master[0] else master[0]
+    if source:  # ZeroMQ's "source;destination" endpoint: Locust passes the host through to it
+        host = f"{source}:0;{host}"
     return [
         sys.executable, "-m", "locust",
         "-f", f"{locustfile},{shape_locustfile()}",
-        "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
+        "--worker", "--master-host", host, "--master-port", str(master[1]),
         *extra,
     ]  # fmt: skip
 
@@ -393,9 +439,11 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         sampler = stack.enter_context(ResourceSampler(results_dir / "resources.csv"))
         servers = {}
         if "receiver" in spec.servers:
-            servers["receiver"] = group.start_server("receiver", "receiver", _receiver_settings(settings, work, secret))
+            servers["receiver"] = group.start_server(
+                "receiver", "receiver", _receiver_settings(settings, work, secret), host=settings.server_bind
+            )
         if "provider" in spec.servers:
-            servers["provider"] = group.start_server("provider", "provider", _provider_settings(settings, work))
+            servers["provider"] = group.start_server("provider", "provider", _provider_settings(settings, work), host=settings.server_bind)
         for name, child in servers.items():
             sampler.add(name, "server", child.pid)
         progress(f"servers up: {', '.join(f'{n} {c.url}' for n, c in servers.items())}")
@@ -416,8 +464,11 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
             ]  # fmt: skip
 
         fleet = stack.enter_context(LocustFleet())
-        master_port = _free_port() if settings.workers else None
-        cmd = locust_command(settings, locustfile=locustfile, host=host, results_dir=results_dir, extra=extra, master_port=master_port)
+        master_at: tuple[str, int] | None = None
+        if settings.distributed:
+            bind_host, bind_port = settings.master_address()
+            master_at = (bind_host, bind_port or _free_port())
+        cmd = locust_command(settings, locustfile=locustfile, host=host, results_dir=results_dir, extra=extra, master=master_at)
         progress(
             f"locust: {settings.scenario}, steps of {step_users} users every {step_seconds:g} s up to "
             f"{settings.max_users} users, at most {settings.duration_s:g} s" + (f", {settings.workers} workers" if settings.workers else "")
@@ -425,21 +476,27 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         if publisher is not None:
             stack.enter_context(publisher)
         master = fleet.start("locust", "load_generator", cmd, results_dir, env, results_dir / "locust.stdout")
-        sampler.add("locust" if not settings.workers else "locust-master", "load_generator", master.popen.pid)
-        if master_port is not None:
+        sampler.add("locust" if master_at is None else "locust-master", "load_generator", master.popen.pid)
+        if master_at is not None:
             for i in range(settings.workers):
                 w = fleet.start(
-                    f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_port, extra),
+                    f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_at, extra),
                     results_dir, env, results_dir / f"locust-worker-{i + 1}.log",
                 )  # fmt: skip
                 sampler.add(w.name, "load_generator", w.popen.pid)
-        deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (EXPECT_WORKERS_WAIT_S if settings.workers else 0)
+            if settings.expect_workers:
+                progress(
+                    f"waiting up to {settings.workers_wait_s:g} s for {settings.expect_workers} worker(s); start each with: "
+                    f"labkit capacity-worker --master {master_at[0]}:{master_at[1]} --scenario {settings.scenario}"
+                )
+        deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (settings.workers_wait_s if master_at else 0)
         rc = _wait(master.popen, deadline, results_dir, progress)
         if publisher is not None:
             background = {"published": publisher.published, "errors": publisher.errors}
+        counted = {name: server_counts(child.url) for name, child in servers.items()}
     # every process is stopped here; what is left is reading files
     _remove_databases(work)
-    return _analyse(settings, results_dir, shown_dir, run_id, rc, background)
+    return _analyse(settings, results_dir, shown_dir, run_id, rc, background, counted)
 
 
 def _wait(popen: subprocess.Popen[bytes], deadline: float, results_dir: Path, progress: Progress) -> int:
@@ -488,8 +545,25 @@ def _log_lines(results_dir: Path) -> list[str]:
     return lines
 
 
+def server_counts(url: str) -> dict[str, Any]:
+    """What a server counted (its ``/stats``), read before it stops: the load that reached it."""
+    try:
+        stats = httpx.get(f"{url}/stats", headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=5.0).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    if "counters" in stats:  # the receiver
+        stats = stats["counters"]
+    return {k: v for k, v in stats.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
 def _analyse(
-    settings: CapacitySettings, results_dir: Path, shown_dir: Path, run_id: str, rc: int | None, background: dict[str, int]
+    settings: CapacitySettings,
+    results_dir: Path,
+    shown_dir: Path,
+    run_id: str,
+    rc: int | None,
+    background: dict[str, int],
+    counted: dict[str, dict[str, Any]],
 ) -> CapacityResult:
     spec = SCENARIOS[settings.scenario]
     history_path = results_dir / "locust_stats_history.csv"
@@ -501,9 +575,12 @@ def _analyse(
     resources = analysis.read_resources(results_dir / "resources.csv")
     lag_path = results_dir / "locust_lag_hdr.json"
     lag = LagHistograms.read(lag_path) if lag_path.exists() else None
+    latency = read_latency(results_dir / "locust")
     slo = analysis.Slo(settings.slo_p99_ms, settings.max_failure_ratio)
     steps_found = analysis.find_steps(history, settle)
-    table = analysis.step_table(history, resources, steps_found, slo, slo_metric=spec.slo_metric, rate_metric=spec.rate_metric, lag=lag)
+    table = analysis.step_table(
+        history, resources, steps_found, slo, slo_metric=spec.slo_metric, rate_metric=spec.rate_metric, lag=lag, latency=latency
+    )
     if table.empty:
         raise RunError(f"Locust ran (exit code {rc}) but no step lasted {analysis.MIN_STEP_ROWS} s; see {results_dir / 'locust.log'}")
     cap = analysis.find_capacity(table, slo, max_users=settings.max_users)
@@ -542,14 +619,43 @@ def _analyse(
             "locust_log": "locust.log",
             "resources": "resources.csv",
             **({"lag_histograms": lag_path.name} if lag is not None else {}),
+            **({f"latency_{k}": p.name for k, p in latency_paths(results_dir / "locust").items()} if latency is not None else {}),
         },
         "environment": environment(),
     }
+    if latency is not None:
+        summary["latency"] = latency_summary(latency)
+    if settings.distributed:
+        summary["distributed"] = {
+            "local_workers": settings.workers,
+            "expected_workers": settings.expect_workers,
+            "master_bind": "{}:{}".format(*settings.master_address()) if settings.expect_workers or settings.master_bind else None,
+            "server_bind": settings.server_bind,
+        }
+    summary["servers_counted"] = counted
     if background:
         summary["background_publisher"] = background
     write_json(results_dir / analysis.CAPACITY_JSON, summary)
     _write_figure(results_dir, settings.scenario)
     return CapacityResult(summary, table, shown_dir)
+
+
+def latency_summary(latency: LatencyLog) -> dict[str, Any]:
+    """The whole run's exact request latency, and who reported it (every worker, merged on the master)."""
+    w = latency.window()
+    corrected, raw = summary_ms(w.corrected), summary_ms(w.raw)
+    return {
+        "unit": "ms",
+        "source": "HdrHistogram (µs, 3 significant digits), merged from every node",
+        "corrected_interval_s": latency.meta.get("corrected_interval_s"),
+        "requests": w.requests,
+        "late_requests": w.late,
+        "dropped_requests": w.dropped,
+        "p99_ms": corrected["p99"],
+        "p99_uncorrected_ms": raw["p99"],
+        "max_ms": raw["max"],
+        "nodes": latency.meta.get("nodes", {}),
+    }
 
 
 def _write_figure(results_dir: Path, scenario: str) -> None:

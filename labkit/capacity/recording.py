@@ -1,0 +1,154 @@
+"""Locust wiring for exact request latency: record on every node, merge on the master, write files.
+
+``RequestLatency().attach(events)`` in a locustfile makes every process that
+runs users (a local runner or a worker) record each request (Locust's
+``request`` event; the ``LAG`` pseudo-requests are left to ``DeliveryLag``)
+in a ``LatencyRecorder``, corrected at the scenario's interval
+(``--poll-interval`` or ``--send-interval``). Users report late starts and
+dropped slots through ``late`` (their ``Timetable`` calls it).
+
+A worker sends its delta to the master with every stats report
+(``report_to_master``) and once more when its users have stopped, as a
+``labkit_latency`` message sent before Locust's own ``client_stopped``: one
+socket keeps them in order, so by the time the master's ``test_stop`` fires
+it holds every sample of every worker. The master (or local runner) writes
+the files (``labkit.capacity.latency``) when Locust quits, to
+``--latency-out PREFIX`` or beside the CSV files.
+
+Importing this module imports Locust: only locustfiles import it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import gevent
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from labkit.capacity.latency import LatencyRecorder, MergedLatency, latency_paths
+
+log = logging.getLogger("labkit.capacity")
+
+MESSAGE = "labkit_latency"
+REPORT_KEY = "labkit_latency"
+LOCAL_FLUSH_EVERY_S = 3.0
+SKIP_TYPES = frozenset({"LAG"})
+
+
+def add_latency_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--latency-out",
+        default="",
+        help="prefix of the exact latency files (<prefix>_latency.json, _corrected.hlog, _raw.hlog); default: the --csv prefix",
+    )
+
+
+def scenario_interval(environment: Environment) -> float:
+    """The scenario's intended interval between one user's requests (0: unknown, no correction)."""
+    o = environment.parsed_options
+    for name in ("poll_interval", "send_interval"):
+        value = getattr(o, name, None) if o is not None else None
+        if value:
+            return float(value)
+    return 0.0
+
+
+class RequestLatency:
+    """Exact per-second histograms of every request, on every node, merged on the master."""
+
+    def __init__(self) -> None:
+        self.recorder: LatencyRecorder | None = None
+        self.merged = MergedLatency()
+        self._flusher: Any = None
+
+    def attach(self, events: Any) -> None:
+        events.init.add_listener(self._on_init)
+        events.init_command_line_parser.add_listener(add_latency_arguments)
+        events.test_start.add_listener(self._on_test_start)
+        events.request.add_listener(self._on_request)
+        events.test_stop.add_listener(self._on_test_stop)
+        events.report_to_master.add_listener(self._on_report_to_master)
+        events.worker_report.add_listener(self._on_worker_report)
+        events.quitting.add_listener(self._on_quitting)
+
+    # called by the users' timetables
+    def late(self, dropped: int = 0) -> None:
+        if self.recorder is not None:
+            self.recorder.late(time.time(), dropped)
+
+    # -- listeners ------------------------------------------------------------------------
+
+    def _on_init(self, environment: Environment, **_: Any) -> None:
+        if isinstance(environment.runner, MasterRunner):
+            environment.runner.register_message(MESSAGE, self._on_message)
+
+    def _on_test_start(self, environment: Environment, **_: Any) -> None:
+        if isinstance(environment.runner, MasterRunner):
+            return
+        self.recorder = LatencyRecorder(scenario_interval(environment))
+        if not isinstance(environment.runner, WorkerRunner):
+            self._flusher = gevent.spawn(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        """A local runner moves closed seconds out of live histograms, so memory stays flat."""
+        while True:
+            gevent.sleep(LOCAL_FLUSH_EVERY_S)
+            self._take_local()
+
+    def _take_local(self) -> None:
+        if self.recorder is not None:
+            self.merged.merge(self.recorder.take(), "local")
+
+    def _on_request(self, request_type: str, response_time: float | None = None, **_: Any) -> None:
+        if self.recorder is not None and request_type not in SKIP_TYPES and response_time is not None:
+            self.recorder.record(response_time, time.time())
+
+    def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner) and self.recorder is not None:
+            runner.send_message(MESSAGE, self.recorder.take())  # before Locust's client_stopped
+        elif not isinstance(runner, MasterRunner):
+            if self._flusher is not None:
+                self._flusher.kill(block=True)
+                self._flusher = None
+            self._take_local()
+
+    def _on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        if self.recorder is not None:
+            data[REPORT_KEY] = self.recorder.take()
+
+    def _on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        self.merged.merge(data.get(REPORT_KEY) or {}, client_id)
+
+    def _on_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self.merged.merge(msg.data or {}, msg.node_id)
+
+    def _on_quitting(self, environment: Environment, **_: Any) -> None:
+        if isinstance(environment.runner, WorkerRunner):
+            if self.recorder is not None:
+                t = self.recorder.totals
+                log.info(
+                    "labkit latency: this worker recorded %d requests (%d late, %d dropped slots)", t["requests"], t["late"], t["dropped"]
+                )
+            return
+        self._take_local()
+        o = environment.parsed_options
+        prefix = str(getattr(o, "latency_out", "") or getattr(o, "csv_prefix", "") or "")
+        if not prefix:
+            return
+        paths = self.merged.write(prefix)
+        t = self.merged.totals()
+        log.info(
+            "labkit latency: %d requests from %d node(s) merged (%d late, %d dropped slots) into %s",
+            t["requests"],
+            len(self.merged.nodes),
+            t["late"],
+            t["dropped"],
+            paths["corrected"].name,
+        )
+
+
+__all__ = ["RequestLatency", "add_latency_arguments", "latency_paths", "scenario_interval"]
