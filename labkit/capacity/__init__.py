@@ -17,8 +17,8 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "CapacityResult": "labkit.capacity.run",
-    "CapacitySettings": "labkit.capacity.run",
-    "SCENARIOS": "labkit.capacity.run",
+    "CapacitySettings": "labkit.capacity.settings",
+    "SCENARIOS": "labkit.capacity.settings",
     "StepPlan": "labkit.capacity.stepping",
     "capacity_curve": "labkit.capacity.figures",
     "find_capacity": "labkit.capacity.analysis",

@@ -38,6 +38,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
+die_with_parent = _die_with_parent  # the public name, for other modules that start children
+
+
 def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
     """A listening socket on 127.0.0.1 (a free port when ``port`` is 0); another ``host`` only when a caller asks."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
