@@ -42,7 +42,7 @@ from labkit.capacity.lag import HIST_MAX_US, HIST_MIN_US, new_histogram, record_
 
 LATENCY_SCHEMA_VERSION = 1
 KINDS = ("corrected", "raw")
-COUNTS = ("requests", "late", "dropped")
+COUNTS = ("requests", "late", "dropped", "failures")
 
 
 def latency_paths(prefix: str | os.PathLike[str]) -> dict[str, Path]:
@@ -64,10 +64,10 @@ class LatencyRecorder:
         sec = int(now_s)
         counts = self._counts.get(sec)
         if counts is None:
-            counts = self._counts[sec] = [0, 0, 0]
+            counts = self._counts[sec] = [0] * len(COUNTS)
         return sec, counts
 
-    def record(self, latency_ms: float, now_s: float) -> None:
+    def record(self, latency_ms: float, now_s: float, failed: bool = False) -> None:
         """One request that completed at ``now_s`` (unix seconds) after ``latency_ms``."""
         sec, counts = self._slot(now_s)
         pair = self._hist.get(sec)
@@ -78,6 +78,9 @@ class LatencyRecorder:
         record_us(pair[1], value)
         counts[0] += 1
         self.totals["requests"] += 1
+        if failed:
+            counts[3] += 1
+            self.totals["failures"] += 1
 
     def late(self, now_s: float, dropped: int = 0) -> None:
         """A request that starts after its slot; ``dropped`` slots its user skipped before it."""
@@ -112,13 +115,13 @@ class MergedLatency:
     nodes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def merge(self, delta: dict[str, Any], node: str) -> None:
-        if not delta:
+        if not delta.get("seconds") and node in self.nodes:
             return
         self.interval_us = int(delta.get("interval_us") or self.interval_us)
         totals = self.nodes.setdefault(node, dict.fromkeys(COUNTS, 0))
         for key, entry in (delta.get("seconds") or {}).items():
             sec = int(key)
-            counts = self.counts.setdefault(sec, [0, 0, 0])
+            counts = self.counts.setdefault(sec, [0] * len(COUNTS))
             for i, name in enumerate(COUNTS):
                 n = int(entry.get(name, 0))
                 counts[i] += n
@@ -210,6 +213,7 @@ class Window:
     requests: int
     late: int
     dropped: int
+    failures: int
 
 
 @dataclass
@@ -239,7 +243,7 @@ class LatencyLog:
             if inside(sec):
                 for name in COUNTS:
                     sums[name] += int(c.get(name, 0))
-        return Window(corrected, raw, sums["requests"], sums["late"], sums["dropped"])
+        return Window(corrected, raw, sums["requests"], sums["late"], sums["dropped"], sums["failures"])
 
 
 def read_latency(prefix: str | os.PathLike[str]) -> LatencyLog | None:

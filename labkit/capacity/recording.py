@@ -8,11 +8,13 @@ in a ``LatencyRecorder``, corrected at the scenario's interval
 dropped slots through ``late`` (their ``Timetable`` calls it).
 
 A worker sends its delta to the master with every stats report
-(``report_to_master``) and once more when its users have stopped, as a
-``labkit_latency`` message sent before Locust's own ``client_stopped``: one
-socket keeps them in order, so by the time the master's ``test_stop`` fires
-it holds every sample of every worker. The master (or local runner) writes
-the files (``labkit.capacity.latency``) when Locust quits, to
+(``report_to_master``). When the test stops, the master asks every worker for
+its last delta (``labkit_latency_flush``) and waits, a bounded time, until
+each has answered: a headless master quits a few hundred milliseconds after
+its shape stops, sooner than a worker's next report, so without this the end
+of every run would be lost. A worker stops recording when it answers, so what
+it logs as recorded is exactly what the master merged. The master (or local
+runner) writes the files (``labkit.capacity.latency``) when Locust quits, to
 ``--latency-out PREFIX`` or beside the CSV files.
 
 Importing this module imports Locust: only locustfiles import it.
@@ -33,6 +35,8 @@ from labkit.capacity.latency import LatencyRecorder, MergedLatency, latency_path
 log = logging.getLogger("labkit.capacity")
 
 MESSAGE = "labkit_latency"
+FLUSH = "labkit_latency_flush"
+FLUSH_WAIT_S = 15.0
 REPORT_KEY = "labkit_latency"
 LOCAL_FLUSH_EVERY_S = 3.0
 SKIP_TYPES = frozenset({"LAG"})
@@ -63,12 +67,15 @@ class RequestLatency:
         self.recorder: LatencyRecorder | None = None
         self.merged = MergedLatency()
         self._flusher: Any = None
+        self._final: set[str] = set()
+        self.totals: dict[str, int] = {}
 
     def attach(self, events: Any) -> None:
         events.init.add_listener(self._on_init)
         events.init_command_line_parser.add_listener(add_latency_arguments)
         events.test_start.add_listener(self._on_test_start)
         events.request.add_listener(self._on_request)
+        events.test_stopping.add_listener(self._on_test_stopping)
         events.test_stop.add_listener(self._on_test_stop)
         events.report_to_master.add_listener(self._on_report_to_master)
         events.worker_report.add_listener(self._on_worker_report)
@@ -84,11 +91,15 @@ class RequestLatency:
     def _on_init(self, environment: Environment, **_: Any) -> None:
         if isinstance(environment.runner, MasterRunner):
             environment.runner.register_message(MESSAGE, self._on_message)
+        elif isinstance(environment.runner, WorkerRunner):
+            environment.runner.register_message(FLUSH, self._on_flush)
 
     def _on_test_start(self, environment: Environment, **_: Any) -> None:
         if isinstance(environment.runner, MasterRunner):
             return
         self.recorder = LatencyRecorder(scenario_interval(environment))
+        self.totals = self.recorder.totals
+        self._final.clear()
         if not isinstance(environment.runner, WorkerRunner):
             self._flusher = gevent.spawn(self._flush_loop)
 
@@ -102,14 +113,35 @@ class RequestLatency:
         if self.recorder is not None:
             self.merged.merge(self.recorder.take(), "local")
 
-    def _on_request(self, request_type: str, response_time: float | None = None, **_: Any) -> None:
+    def _on_request(self, request_type: str, response_time: float | None = None, exception: Any = None, **_: Any) -> None:
         if self.recorder is not None and request_type not in SKIP_TYPES and response_time is not None:
-            self.recorder.record(response_time, time.time())
+            self.recorder.record(response_time, time.time(), failed=exception is not None)
+
+    def _on_test_stopping(self, environment: Environment, **_: Any) -> None:
+        """On the master: collect every worker's last delta before Locust tells them to quit."""
+        runner = environment.runner
+        if not isinstance(runner, MasterRunner):
+            return
+        waiting = {c.id for c in runner.clients.all}
+        for client_id in waiting:
+            runner.send_message(FLUSH, None, client_id=client_id)
+        deadline = time.monotonic() + FLUSH_WAIT_S
+        while waiting - self._final and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        missing = waiting - self._final
+        if missing:
+            log.warning("labkit latency: no final report from %d worker(s): %s", len(missing), ", ".join(sorted(missing)))
+
+    def _on_flush(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """On a worker: send the last delta and stop recording, so the master has all this worker recorded."""
+        recorder, self.recorder = self.recorder, None
+        delta = recorder.take() if recorder is not None else {}
+        environment.runner.send_message(MESSAGE, {**delta, "final": True})
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner
         if isinstance(runner, WorkerRunner) and self.recorder is not None:
-            runner.send_message(MESSAGE, self.recorder.take())  # before Locust's client_stopped
+            runner.send_message(MESSAGE, self.recorder.take())  # a master without the flush: before client_stopped
         elif not isinstance(runner, MasterRunner):
             if self._flusher is not None:
                 self._flusher.kill(block=True)
@@ -125,11 +157,13 @@ class RequestLatency:
 
     def _on_message(self, environment: Environment, msg: Any, **_: Any) -> None:
         self.merged.merge(msg.data or {}, msg.node_id)
+        if (msg.data or {}).get("final"):
+            self._final.add(msg.node_id)
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         if isinstance(environment.runner, WorkerRunner):
-            if self.recorder is not None:
-                t = self.recorder.totals
+            if self.totals:
+                t = self.totals
                 log.info(
                     "labkit latency: this worker recorded %d requests (%d late, %d dropped slots)", t["requests"], t["late"], t["dropped"]
                 )

@@ -338,6 +338,7 @@ def latency_summary(latency: LatencyLog) -> dict[str, Any]:
         "requests": w.requests,
         "late_requests": w.late,
         "dropped_requests": w.dropped,
+        "failed_requests": w.failures,
         "p99_ms": corrected["p99"],
         "p99_uncorrected_ms": raw["p99"],
         "max_ms": raw["max"],
