@@ -136,7 +136,8 @@ class RequestLatency:
         """On a worker: send the last delta and stop recording, so the master has all this worker recorded."""
         recorder, self.recorder = self.recorder, None
         delta = recorder.take() if recorder is not None else {}
-        environment.runner.send_message(MESSAGE, {**delta, "final": True})
+        if environment.runner is not None:
+            environment.runner.send_message(MESSAGE, {**delta, "final": True})
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner

@@ -9,6 +9,7 @@ run exposes nothing to the network by default.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,12 +56,17 @@ def check_address(host: str, field_name: str) -> str:
     return host
 
 
-def parse_host_port(value: str, field_name: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a checked pair."""
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def parse_host_port(value: str, field_name: str, names_ok: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a checked pair; a DNS name only where ``names_ok``."""
     host, sep, port_text = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"{field_name}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:5557)")
+    if names_ok and HOSTNAME.match(host) and not host.replace(".", "").isdigit():
+        return host, int(port_text)
     return check_address(host, field_name), int(port_text)
 
 
@@ -121,7 +127,7 @@ class CapacitySettings(Settings):
 class WorkerSettings(Settings):
     """One Locust worker that joins a master started elsewhere (``labkit capacity-worker``)."""
 
-    master: str = Field(description="HOST:PORT of the master (labkit capacity --master-bind)")
+    master: str = Field(description="HOST:PORT of the master (labkit capacity --master-bind); HOST may be a name")
     scenario: Scenario
     source: str | None = Field(None, description="local address to connect from (a machine with several)")
     timeout_s: float = Field(7200.0, gt=0, le=7 * 24 * 3600, description="the worker is stopped after this long")
@@ -129,10 +135,29 @@ class WorkerSettings(Settings):
 
     @model_validator(mode="after")
     def _addresses(self) -> WorkerSettings:
-        parse_host_port(self.master, "master")
+        parse_host_port(self.master, "master", names_ok=True)
         if self.source is not None:
             check_address(self.source, "source")
         return self
 
     def master_address(self) -> tuple[str, int]:
-        return parse_host_port(self.master, "master")
+        return parse_host_port(self.master, "master", names_ok=True)
+
+
+class StandaloneServerSettings(Settings):
+    """A capacity scenario's server on its own (``labkit capacity-server``), for workers on other hosts."""
+
+    role: Literal["provider", "receiver"]
+    bind: str = Field(description="HOST:PORT to listen on; 0.0.0.0 is every interface (in a container)")
+    db_path: str
+    secret: str = Field("", description="receiver: the whsec_ secret (from LABKIT_SECRET, never the command line)")
+    allowed_callback_hosts: tuple[str, ...] = ()
+    interval_s: float = Field(1.0, gt=0, le=3600, description="provider: the poll interval it advertises")
+
+    @model_validator(mode="after")
+    def _checked(self) -> StandaloneServerSettings:
+        host, _ = parse_host_port(self.bind, "bind")
+        ipaddress.ip_address(host)
+        if self.role == "receiver" and not self.secret:
+            raise ValueError("secret: the receiver needs a whsec_ secret: set LABKIT_SECRET")
+        return self

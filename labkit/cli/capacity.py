@@ -158,6 +158,47 @@ def capacity_worker(
     raise typer.Exit(run_worker(settings, progress=progress))
 
 
+SERVER_OPTION_NAMES = {"bind": "--bind", "db_path": "--db", "secret": "LABKIT_SECRET", "interval_s": "--poll-interval-hint"}
+
+
+@app.command("capacity-server")
+def capacity_server(
+    role: str = typer.Argument(..., help="provider | receiver"),
+    bind: str = typer.Option(
+        "127.0.0.1:8000",
+        "--bind",
+        help="HOST:PORT to listen on. Any address other than 127.0.0.1 (0.0.0.0: every interface, as in a container) "
+        "exposes the server's HTTP API, with the lab's fixed API key, to every host that reaches it.",
+    ),
+    db: Path = typer.Option(Path("labkit-capacity.db"), "--db", help="SQLite file (the provider's log, the receiver's records)"),
+    allow_host: list[str] = typer.Option([], "--allow-callback-host", help="provider: hosts webhooks may target (the receiver's)"),
+    poll_interval_hint: float = typer.Option(1.0, "--poll-interval-hint", help="provider: sent as X-Poll-Interval"),
+) -> None:
+    """A capacity scenario's server on its own, for Locust workers elsewhere (containers); receiver secret from LABKIT_SECRET."""
+    import os
+
+    from labkit.capacity.settings import StandaloneServerSettings
+
+    if role not in ("provider", "receiver"):
+        raise ConfigError(f"ROLE: unknown server {role!r}; choose provider or receiver")
+    data = {
+        "role": role,
+        "bind": bind,
+        "db_path": str(db),
+        "secret": os.environ.get("LABKIT_SECRET", "") if role == "receiver" else "",
+        "allowed_callback_hosts": allow_host,
+        "interval_s": poll_interval_hint,
+    }
+    settings = _validated(StandaloneServerSettings, data, SERVER_OPTION_NAMES)
+    from labkit.capacity.standalone import serve_standalone
+
+    def progress(line: str) -> None:
+        sys.stderr.write(f"capacity-server: {line}\n")
+        sys.stderr.flush()
+
+    serve_standalone(settings, progress=progress)
+
+
 def render_capacity(summary: dict[str, Any]) -> None:
     """The verdict, then the steps, in plain text on stdout."""
     cap, slo = summary["capacity"], summary["slo"]
