@@ -60,6 +60,17 @@ def scenario_interval(environment: Environment) -> float:
     return 0.0
 
 
+def refresh_loop_clock(**_: Any) -> None:
+    """Bring gevent's cached loop time up to date before Locust arms its ``-t`` timer.
+
+    The event loop caches "now" when it last ran. On a busy machine the imports
+    between the hub's creation and the run's start can take longer than a
+    short ``-t``; a timer armed against the stale clock then fires at once and
+    the run ends before any user has sent a request.
+    """
+    gevent.get_hub().loop.update_now()
+
+
 class RequestLatency:
     """Exact per-second histograms of every request, on every node, merged on the master."""
 
@@ -71,6 +82,7 @@ class RequestLatency:
         self.totals: dict[str, int] = {}
 
     def attach(self, events: Any) -> None:
+        events.init.add_listener(refresh_loop_clock)
         events.init.add_listener(self._on_init)
         events.init_command_line_parser.add_listener(add_latency_arguments)
         events.test_start.add_listener(self._on_test_start)
