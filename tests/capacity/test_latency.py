@@ -116,3 +116,33 @@ def test_step_table_judges_on_the_exact_corrected_p99(tmp_path):
     assert row["requests_p99_uncorrected_ms"] < 100 < row["p99_exact_ms"] == row["p99_ms"]
     assert row["requests_recorded"] == 8 * 20 + 1  # seconds T0+2 .. T0+9: rows stamped T count what ended before T
     assert not row["met_slo"]
+
+
+TIMETABLE_PROBE = r"""
+import json
+import labkit.capacity.locustlib as ll
+clock = [100.0]
+ll.time.monotonic = lambda: clock[0]  # this subprocess only
+late = []
+tt = ll.Timetable(1.0, on_late=late.append)
+tt.due = 100.0
+waits = []
+for now in (100.5, 101.2, 102.5, 104.5, 107.7, 108.1):
+    clock[0] = now
+    waits.append(round(tt.wait(), 3))
+print(json.dumps({"late": late, "waits": waits}))
+"""
+
+
+def test_timetable_reports_late_starts_and_dropped_slots():
+    # Locust's import patches the process with gevent: the probe runs in a subprocess of its own.
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", TIMETABLE_PROBE], check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    # slots due at 101, 102, 103 were kept; the task ending at 104.5 overran the slot at 104 (late, none dropped);
+    # the one ending at 107.7 was 2.7 slots behind: 2 slots dropped, the next starts at once.
+    assert found["late"] == [0, 2]
+    assert found["waits"] == [0.5, 0.8, 0.5, 0.0, 0.0, 0.6]
