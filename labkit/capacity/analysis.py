@@ -9,7 +9,12 @@ and is tested on a committed fixture:
 - ``resources.csv`` (``labkit.capacity.run``): CPU and RSS of every server and
   Locust process, once a second;
 - ``<prefix>_lag_hdr.json`` (publish_fanout): per-second HdrHistograms of the
-  delivery lag.
+  delivery lag;
+- ``<prefix>_latency*.hlog`` and ``<prefix>_latency.json``
+  (``labkit.capacity.latency``): every request's latency, per second, exact and
+  corrected for coordinated omission, merged from every worker. When they are
+  there, a step's requests, failures, throughput and p99 come from them, and
+  Locust's own numbers stay beside them (``p99_locust_ms``, ``rps_locust``).
 
 A *step* is a run of at least ``MIN_STEP_ROWS`` history rows at one user
 count. Its first ``settle_s`` seconds are left out; over the rest (the steady

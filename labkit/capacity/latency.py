@@ -132,6 +132,18 @@ class MergedLatency:
     def totals(self) -> dict[str, int]:
         return {name: sum(c[i] for c in self.counts.values()) for i, name in enumerate(COUNTS)}
 
+    def window(self, start_s: float, end_s: float) -> tuple[int, int, float | None]:
+        """``(requests, failures, corrected p99 in ms)`` of the seconds in ``[start_s, end_s]`` merged so far."""
+        corrected = new_histogram()
+        requests = failures = 0
+        for sec, counts in self.counts.items():
+            if start_s <= sec <= end_s:
+                requests += counts[0]
+                failures += counts[3]
+                for c, _ in self.parts.get(sec, ()):
+                    corrected.decode_and_add(c.encode())
+        return requests, failures, summary_ms(corrected)["p99"]
+
     def histograms(self) -> dict[int, tuple[HdrHistogram, HdrHistogram]]:
         """``{second: (corrected, raw)}``, each the exact sum of every node's histograms."""
         out = {}

@@ -38,7 +38,7 @@ MESSAGE = "labkit_latency"
 FLUSH = "labkit_latency_flush"
 FLUSH_WAIT_S = 15.0
 REPORT_KEY = "labkit_latency"
-LOCAL_FLUSH_EVERY_S = 3.0
+LOCAL_FLUSH_EVERY_S = 1.0  # the step shape judges on the merged histograms: keep them current
 SKIP_TYPES = frozenset({"LAG"})
 
 
@@ -71,6 +71,14 @@ def refresh_loop_clock(**_: Any) -> None:
     gevent.get_hub().loop.update_now()
 
 
+_attached: list[RequestLatency] = []
+
+
+def attached() -> RequestLatency | None:
+    """The recorder a locustfile of this process attached (the step shape judges on it), if any."""
+    return _attached[-1] if _attached else None
+
+
 class RequestLatency:
     """Exact per-second histograms of every request, on every node, merged on the master."""
 
@@ -82,6 +90,7 @@ class RequestLatency:
         self.totals: dict[str, int] = {}
 
     def attach(self, events: Any) -> None:
+        _attached.append(self)
         events.init.add_listener(refresh_loop_clock)
         events.init.add_listener(self._on_init)
         events.init_command_line_parser.add_listener(add_latency_arguments)
@@ -198,4 +207,4 @@ class RequestLatency:
         )
 
 
-__all__ = ["RequestLatency", "add_latency_arguments", "latency_paths", "scenario_interval"]
+__all__ = ["RequestLatency", "add_latency_arguments", "attached", "latency_paths", "refresh_loop_clock", "scenario_interval"]

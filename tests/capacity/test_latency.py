@@ -146,3 +146,17 @@ def test_timetable_reports_late_starts_and_dropped_slots():
     # the one ending at 107.7 was 2.7 slots behind: 2 slots dropped, the next starts at once.
     assert found["late"] == [0, 2]
     assert found["waits"] == [0.5, 0.8, 0.5, 0.0, 0.0, 0.6]
+
+
+def test_merged_window_gives_the_running_step_its_exact_numbers():
+    rec = LatencyRecorder(1.0)
+    for i in range(100):
+        rec.record(10.0, T0 + 0.5, failed=i < 2)
+    rec.record(900.0, T0 + 1.5)
+    rec.record(5.0, T0 + 3.5)  # outside the window
+    merged = MergedLatency()
+    merged.merge(rec.take(), "worker-a")
+    requests, failures, p99 = merged.window(T0, T0 + 2)
+    assert (requests, failures) == (101, 2)
+    assert 9.9 <= p99 <= 10.1
+    assert merged.window(T0 + 10, T0 + 20) == (0, 0, None)
