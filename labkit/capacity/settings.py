@@ -102,6 +102,8 @@ class CapacitySettings(Settings):
             raise ValueError(f"server_settings: unknown server {unknown[0]!r}")
         if self.master_bind is not None:
             parse_host_port(self.master_bind, "master_bind")
+            if not (self.workers or self.expect_workers):
+                raise ValueError("master_bind: a master needs workers: add --expect-workers N (or --workers W)")
         check_address(self.server_bind, "server_bind")
         return self
 

@@ -24,6 +24,7 @@ import pytest
         (["capacity"], "SCENARIO"),
         (["capacity", "polling", "--expect-workers", "-1"], "--expect-workers"),
         (["capacity", "polling", "--master-bind", "127.0.0.1"], "--master-bind"),
+        (["capacity", "polling", "--master-bind", "127.0.0.1:5557"], "--master-bind"),
         (["capacity", "polling", "--master-bind", "example.com:5557"], "--master-bind"),
         (["capacity", "polling", "--master-bind", "127.0.0.1:70000"], "--master-bind"),
         (["capacity", "polling", "--server-bind", "0.0.0.0"], "--server-bind"),
