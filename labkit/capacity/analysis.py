@@ -222,19 +222,7 @@ def step_table(
         if latency is not None:
             row.update(exact_request_columns(latency, st))
             if slo_metric == AGGREGATED and row["requests_p99_ms"] is not None:
-                # Every request, exactly: the verdict's numbers; Locust's (rounded, reported every 3 s by workers) beside.
-                row.update(p99_locust_ms=p99, rps_locust=rps, requests_locust=d_all, failures_locust=d_fail)
-                seconds = st.end - math.ceil(st.steady_start)
-                n, fails = row["requests_recorded"], row["requests_failed"]
-                row.update(
-                    p99_ms=row["requests_p99_ms"],
-                    p99_exact_ms=row["requests_p99_ms"],
-                    p99_source="hdrhistogram",
-                    rps=n / seconds if seconds > 0 else math.nan,
-                    requests=float(n),
-                    failures=float(fails),
-                    failure_ratio=fails / n if n else 0.0,
-                )
+                judge_exactly(row, st)
         if lag is not None:
             precise = summary_ms(lag.window(st.steady_start, st.end))
             row["lag_count"] = precise["count"]
@@ -272,6 +260,22 @@ def exact_request_columns(latency: LatencyLog, st: Step) -> dict[str, Any]:
         "late_requests": w.late,
         "dropped_requests": w.dropped,
     }
+
+
+def judge_exactly(row: dict[str, Any], st: Step) -> None:
+    """Every request, exactly: the verdict's numbers; Locust's (rounded, reported every 3 s by workers) beside them."""
+    row.update(p99_locust_ms=row["p99_ms"], rps_locust=row["rps"], requests_locust=row["requests"], failures_locust=row["failures"])
+    seconds = st.end - math.ceil(st.steady_start)
+    n, fails = row["requests_recorded"], row["requests_failed"]
+    row.update(
+        p99_ms=row["requests_p99_ms"],
+        p99_exact_ms=row["requests_p99_ms"],
+        p99_source="hdrhistogram",
+        rps=n / seconds if seconds > 0 else math.nan,
+        requests=float(n),
+        failures=float(fails),
+        failure_ratio=fails / n if n else 0.0,
+    )
 
 
 def meets(step: Any, slo: Slo) -> bool:

@@ -165,17 +165,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         master = fleet.start("locust", "load_generator", cmd, results_dir, env, results_dir / "locust.stdout")
         sampler.add("locust" if master_at is None else "locust-master", "load_generator", master.popen.pid)
         if master_at is not None:
-            for i in range(settings.workers):
-                w = fleet.start(
-                    f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_at, extra),
-                    results_dir, env, results_dir / f"locust-worker-{i + 1}.log",
-                )  # fmt: skip
-                sampler.add(w.name, "load_generator", w.popen.pid)
-            if settings.expect_workers:
-                progress(
-                    f"waiting up to {settings.workers_wait_s:g} s for {settings.expect_workers} worker(s); start each with: "
-                    f"labkit capacity-worker --master {master_at[0]}:{master_at[1]} --scenario {settings.scenario}"
-                )
+            _start_workers(settings, fleet, sampler, master_at, locustfile, extra, results_dir, env, progress)
         deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (settings.workers_wait_s if master_at else 0)
         rc = _wait(master.popen, deadline, results_dir, progress)
         if publisher is not None:
@@ -184,6 +174,31 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
     # every process is stopped here; what is left is reading files
     _remove_databases(work)
     return _analyse(settings, results_dir, shown_dir, run_id, rc, background, counted)
+
+
+def _start_workers(
+    settings: CapacitySettings,
+    fleet: LocustFleet,
+    sampler: ResourceSampler,
+    master_at: tuple[str, int],
+    locustfile: Path,
+    extra: list[str],
+    results_dir: Path,
+    env: dict[str, str],
+    progress: Progress,
+) -> None:
+    """The local workers; and, for workers started elsewhere, the command that joins them to this master."""
+    for i in range(settings.workers):
+        w = fleet.start(
+            f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_at, extra),
+            results_dir, env, results_dir / f"locust-worker-{i + 1}.log",
+        )  # fmt: skip
+        sampler.add(w.name, "load_generator", w.popen.pid)
+    if settings.expect_workers:
+        progress(
+            f"waiting up to {settings.workers_wait_s:g} s for {settings.expect_workers} worker(s); start each with: "
+            f"labkit capacity-worker --master {master_at[0]}:{master_at[1]} --scenario {settings.scenario}"
+        )
 
 
 def _wait(popen: subprocess.Popen[bytes], deadline: float, results_dir: Path, progress: Progress) -> int:
@@ -313,18 +328,23 @@ def _analyse(
     if latency is not None:
         summary["latency"] = latency_summary(latency)
     if settings.distributed:
-        summary["distributed"] = {
-            "local_workers": settings.workers,
-            "expected_workers": settings.expect_workers,
-            "master_bind": "{}:{}".format(*settings.master_address()) if settings.expect_workers or settings.master_bind else None,
-            "server_bind": settings.server_bind,
-        }
+        summary["distributed"] = distributed_summary(settings)
     summary["servers_counted"] = counted
     if background:
         summary["background_publisher"] = background
     write_json(results_dir / analysis.CAPACITY_JSON, summary)
     _write_figure(results_dir, settings.scenario)
     return CapacityResult(summary, table, shown_dir)
+
+
+def distributed_summary(settings: CapacitySettings) -> dict[str, Any]:
+    """Who ran the load: local workers, workers expected from elsewhere, and where the master and servers listened."""
+    return {
+        "local_workers": settings.workers,
+        "expected_workers": settings.expect_workers,
+        "master_bind": "{}:{}".format(*settings.master_address()) if settings.expect_workers or settings.master_bind else None,
+        "server_bind": settings.server_bind,
+    }
 
 
 def latency_summary(latency: LatencyLog) -> dict[str, Any]:
