@@ -11,7 +11,10 @@ no query), follows pages until caught up, and obeys ``Retry-After``.
 
 from locust import FastHttpUser, events, task
 
-from labkit.capacity import locustlib
+from labkit.capacity import locustlib, recording
+
+latency = recording.RequestLatency()  # exact, CO-corrected histograms, merged across workers
+latency.attach(events)
 
 
 @events.init_command_line_parser.add_listener
@@ -26,7 +29,7 @@ class Poller(FastHttpUser):
 
     def on_start(self):
         self.feed = locustlib.Feed.from_environment(self.environment)
-        self.timetable = locustlib.Timetable(float(locustlib.option(self.environment, "poll_interval", 1.0)))
+        self.timetable = locustlib.Timetable(float(locustlib.option(self.environment, "poll_interval", 1.0)), on_late=latency.late)
         self.timetable.start()
 
     def wait_time(self):

@@ -14,7 +14,10 @@ written beside the CSV files (``<csv prefix>_lag_hdr.json``)::
 
 from locust import FastHttpUser, events, task
 
-from labkit.capacity import locustlib
+from labkit.capacity import locustlib, recording
+
+latency = recording.RequestLatency()  # exact, CO-corrected histograms, merged across workers
+latency.attach(events)
 
 lag = locustlib.DeliveryLag()
 lag.attach(events)
@@ -32,7 +35,7 @@ class Publisher(FastHttpUser):
 
     def on_start(self):
         self.publisher = locustlib.Publisher.from_environment(self.environment)
-        self.timetable = locustlib.Timetable(float(locustlib.option(self.environment, "send_interval", 1.0)))
+        self.timetable = locustlib.Timetable(float(locustlib.option(self.environment, "send_interval", 1.0)), on_late=latency.late)
         self.timetable.start()
 
     def wait_time(self):

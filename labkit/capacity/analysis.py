@@ -9,7 +9,12 @@ and is tested on a committed fixture:
 - ``resources.csv`` (``labkit.capacity.run``): CPU and RSS of every server and
   Locust process, once a second;
 - ``<prefix>_lag_hdr.json`` (publish_fanout): per-second HdrHistograms of the
-  delivery lag.
+  delivery lag;
+- ``<prefix>_latency*.hlog`` and ``<prefix>_latency.json``
+  (``labkit.capacity.latency``): every request's latency, per second, exact and
+  corrected for coordinated omission, merged from every worker. When they are
+  there, a step's requests, failures, throughput and p99 come from them, and
+  Locust's own numbers stay beside them (``p99_locust_ms``, ``rps_locust``).
 
 A *step* is a run of at least ``MIN_STEP_ROWS`` history rows at one user
 count. Its first ``settle_s`` seconds are left out; over the rest (the steady
@@ -47,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from labkit.capacity.lag import LagHistograms, summary_ms
+from labkit.capacity.latency import LatencyLog
 from labkit.errors import ResultsError
 from labkit.results import read_versioned_json
 
@@ -177,8 +183,15 @@ def step_table(
     slo_metric: tuple[str, str] = AGGREGATED,
     rate_metric: tuple[str, str] = AGGREGATED,
     lag: LagHistograms | None = None,
+    latency: LatencyLog | None = None,
 ) -> pd.DataFrame:
-    """One row per step: users, rps, failure ratio, p99, CPU of servers and load generator, SLO verdict."""
+    """One row per step: users, rps, failure ratio, p99, CPU of servers and load generator, SLO verdict.
+
+    With ``latency`` (the exact request histograms), the step's p99 is their
+    coordinated-omission-corrected p99 over the steady part, and Locust's
+    rounded p99 stays beside it as ``p99_locust_ms``; with ``lag`` (publish_fanout)
+    the SLO's p99 is the delivery lag's, exact.
+    """
     agg = metric_rows(history, AGGREGATED)
     slo_rows = metric_rows(history, slo_metric)
     rate_rows = metric_rows(history, rate_metric)
@@ -206,6 +219,10 @@ def step_table(
             "p99_ms": p99,
             "p99_source": "locust",
         }
+        if latency is not None:
+            row.update(exact_request_columns(latency, st))
+            if slo_metric == AGGREGATED and row["requests_p99_ms"] is not None:
+                judge_exactly(row, st)
         if lag is not None:
             precise = summary_ms(lag.window(st.steady_start, st.end))
             row["lag_count"] = precise["count"]
@@ -213,7 +230,7 @@ def step_table(
             row["lag_p99_ms"] = precise["p99"]
             if precise["p99"] is not None:
                 row["p99_locust_ms"] = p99
-                row["p99_ms"] = precise["p99"]
+                row["p99_ms"] = row["p99_exact_ms"] = precise["p99"]
                 row["p99_source"] = "hdrhistogram"
         server_cpu, server = _mean_cpu(resources, "server", st.steady_start, st.end)
         lg_cpu, lg = _mean_cpu(resources, "load_generator", st.steady_start, st.end)
@@ -228,6 +245,37 @@ def step_table(
         row["met_slo"] = meets(row, slo)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def exact_request_columns(latency: LatencyLog, st: Step) -> dict[str, Any]:
+    """A step's exact request latency (steady part): corrected and raw p99, and the requests sent late or dropped."""
+    # A history row stamped T counts the requests completed before T: the step's rows from its steady
+    # start to its end hold the requests completed in the seconds [steady_start, end - 1].
+    w = latency.window(st.steady_start, st.end - 1)
+    return {
+        "requests_recorded": w.requests,
+        "requests_p99_ms": summary_ms(w.corrected)["p99"],
+        "requests_p99_uncorrected_ms": summary_ms(w.raw)["p99"],
+        "requests_failed": w.failures,
+        "late_requests": w.late,
+        "dropped_requests": w.dropped,
+    }
+
+
+def judge_exactly(row: dict[str, Any], st: Step) -> None:
+    """Every request, exactly: the verdict's numbers; Locust's (rounded, reported every 3 s by workers) beside them."""
+    row.update(p99_locust_ms=row["p99_ms"], rps_locust=row["rps"], requests_locust=row["requests"], failures_locust=row["failures"])
+    seconds = st.end - math.ceil(st.steady_start)
+    n, fails = row["requests_recorded"], row["requests_failed"]
+    row.update(
+        p99_ms=row["requests_p99_ms"],
+        p99_exact_ms=row["requests_p99_ms"],
+        p99_source="hdrhistogram",
+        rps=n / seconds if seconds > 0 else math.nan,
+        requests=float(n),
+        failures=float(fails),
+        failure_ratio=fails / n if n else 0.0,
+    )
 
 
 def meets(step: Any, slo: Slo) -> bool:

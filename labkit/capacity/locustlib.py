@@ -23,6 +23,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,15 +116,18 @@ class Timetable:
     period, a thundering herd real consumers do not form. ``start()`` (from
     ``on_start``) waits a random part of one period, so the users' phases
     spread evenly. A task that overruns its slot starts at once; missed slots
-    are skipped, not made up in a burst.
+    are skipped, not made up in a burst. Both are coordinated omission, so
+    ``on_late(dropped)`` hears of each late start and the slots skipped before
+    it (``RequestLatency.late`` counts them per second).
     """
 
-    def __init__(self, period_s: float, rng: random.Random | None = None) -> None:
+    def __init__(self, period_s: float, rng: random.Random | None = None, on_late: Callable[[int], None] | None = None) -> None:
         if not period_s > 0:
             raise ValueError("a timetable needs a period > 0")
         self.period = period_s
         self.offset = (rng or random).uniform(0, period_s)
         self.due = time.monotonic()
+        self.on_late = on_late
 
     def start(self) -> None:
         """Wait for this user's phase; the first task runs when this returns."""
@@ -133,8 +137,11 @@ class Timetable:
     def wait(self) -> float:
         now = time.monotonic()
         self.due += self.period
-        if now - self.due > self.period:
+        behind = now - self.due
+        if behind > self.period:
             self.due = now
+        if behind > 0 and self.on_late is not None:
+            self.on_late(int(behind // self.period))
         return max(0.0, self.due - now)
 
 

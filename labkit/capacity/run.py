@@ -3,10 +3,13 @@
 ``run_capacity(settings)``:
 
 1. starts the servers the scenario needs (``ProcessGroup``: uvicorn children
-   on free 127.0.0.1 ports) and prepares them (events, subscriptions);
+   on free 127.0.0.1 ports, or on ``server_bind``) and prepares them (events,
+   subscriptions);
 2. runs Locust headless as a subprocess, the scenario's locustfile plus the
-   step-shape locustfile, alone or as a master with W workers on 127.0.0.1,
-   writing its CSV files, HTML report and log into the results directory;
+   step-shape locustfile, alone or as a master with W local workers and/or
+   ``expect_workers`` workers started elsewhere (``labkit capacity-worker``),
+   writing its CSV files, HTML report, log and the exact latency histograms
+   (``labkit.capacity.latency``) into the results directory;
 3. samples the CPU and RSS of every server and Locust process once a second
    (``resources.csv``);
 4. finds the capacity (``labkit.capacity.analysis``) and writes
@@ -20,97 +23,47 @@ Every process started here is stopped on the way out, also on errors and Ctrl-C.
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import os
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any
 
 import httpx
 import pandas as pd
-import psutil
-from pydantic import Field, model_validator
 
 from labkit.capacity import analysis
+from labkit.capacity.commands import free_port, locust_command, scenarios_dir, shape_locustfile, worker_command
 from labkit.capacity.fanout import ensure_subscriptions
-from labkit.capacity.lag import LagHistograms
-from labkit.capacity.stepping import default_settle, default_steps
-from labkit.config import DEFAULT_API_KEY, Settings, validated
+from labkit.capacity.lag import LagHistograms, summary_ms
+from labkit.capacity.latency import LatencyLog, latency_paths, read_latency
+from labkit.capacity.processes import STOP_GRACE_S, BackgroundPublisher, LocustFleet, ResourceSampler, prefill
+from labkit.capacity.settings import SCENARIOS, CapacitySettings, ScenarioSpec
+from labkit.config import DEFAULT_API_KEY, validated
 from labkit.errors import RunError
 from labkit.results import environment, write_json
-from labkit.servers.procs import ProcessGroup, _die_with_parent, bind_loopback
+from labkit.servers.procs import ProcessGroup
 from labkit.wire.signing import new_secret
 
-Scenario = Literal["polling", "webhook_ingest", "publish_fanout"]
-
 LOCUST_GRACE_S = 60.0  # beyond the duration, before Locust is killed
-EXPECT_WORKERS_WAIT_S = 30
-SAMPLE_EVERY_S = 1.0
-STOP_GRACE_S = 10.0
 
-
-@dataclass(frozen=True)
-class ScenarioSpec:
-    locustfile: str
-    servers: tuple[str, ...]
-    target: str  # the server Locust's --host points at
-    interval_option: str
-    slo_metric: tuple[str, str] = analysis.AGGREGATED
-    rate_metric: tuple[str, str] = analysis.AGGREGATED
-
-
-SCENARIOS: dict[str, ScenarioSpec] = {
-    "polling": ScenarioSpec("polling.py", ("provider",), "provider", "--poll-interval"),
-    "webhook_ingest": ScenarioSpec("webhook_ingest.py", ("receiver",), "receiver", "--send-interval"),
-    "publish_fanout": ScenarioSpec(
-        "publish_fanout.py", ("receiver", "provider"), "provider", "--send-interval", ("LAG", "delivery"), ("POST", "/events")
-    ),
-}
-
-
-class CapacitySettings(Settings):
-    """One capacity run."""
-
-    scenario: Scenario
-    slo_p99_ms: float = Field(100.0, gt=0, le=600_000)
-    max_failure_ratio: float = Field(0.01, ge=0, le=1)
-    max_users: int = Field(200, ge=1, le=100_000)
-    duration_s: float = Field(60.0, ge=5, le=24 * 3600)
-    workers: int = Field(0, ge=0, le=64)
-    interval_s: float = Field(1.0, gt=0, le=3600, description="seconds between one user's requests (the poll interval T)")
-    step_users: int | None = Field(None, ge=1, le=100_000)
-    step_seconds: float | None = Field(None, ge=2, le=3600)
-    subscriptions: int = Field(3, ge=1, le=100, description="publish_fanout: subscriptions per event")
-    publish_rate: float = Field(1.0, ge=0, le=1000, description="polling: background events per second")
-    prefill_events: int = Field(200, ge=0, le=100_000, description="polling: events in the log before the run")
-    out_dir: str = "results"
-    scenarios_dir: str | None = None
-    server_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="overrides per server role")
-
-    @model_validator(mode="after")
-    def _steps(self) -> CapacitySettings:
-        if self.step_seconds is not None and self.step_seconds > self.duration_s:
-            raise ValueError("step_seconds: must not exceed the duration")
-        unknown = sorted(set(self.server_settings) - {"provider", "receiver"})
-        if unknown:
-            raise ValueError(f"server_settings: unknown server {unknown[0]!r}")
-        return self
-
-    def plan(self) -> tuple[int, float, float]:
-        """(step_users, step_seconds, settle_seconds)."""
-        users, seconds = default_steps(self.max_users, self.duration_s, self.step_seconds)
-        users = min(self.step_users or users, self.max_users)
-        # New users start within one interval (their phases are spread over it): wait that long.
-        settle = max(default_settle(seconds), min(self.interval_s, seconds / 2))
-        return users, seconds, settle
+__all__ = [
+    "SCENARIOS",
+    "CapacityResult",
+    "CapacitySettings",
+    "ScenarioSpec",
+    "build_settings",
+    "locust_command",
+    "run_capacity",
+    "scenarios_dir",
+    "shape_locustfile",
+    "statement",
+    "worker_command",
+]
 
 
 @dataclass
@@ -127,231 +80,11 @@ def _quiet(_: str) -> None:
     pass
 
 
-# -- processes ---------------------------------------------------------------------------
-
-
-@dataclass
-class LocustProcess:
-    name: str
-    role: str
-    popen: subprocess.Popen[bytes]
-
-
-@dataclass
-class LocustFleet:
-    """Locust master (or the single local runner) and its workers; stopped on exit."""
-
-    processes: list[LocustProcess] = field(default_factory=list)
-
-    def start(self, name: str, role: str, cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> LocustProcess:
-        with open(log_path, "wb") as log:
-            popen = subprocess.Popen(
-                cmd,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # Ctrl-C reaches labkit, which stops Locust in order
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
-        proc = LocustProcess(name, role, popen)
-        self.processes.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for p in reversed(self.processes):
-            if p.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.popen.send_signal(signal.SIGTERM)
-        for p in reversed(self.processes):
-            try:
-                p.popen.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                p.popen.kill()
-                p.popen.wait(timeout=STOP_GRACE_S)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_all()
-
-
-class ResourceSampler:
-    """CPU (% of one core) and RSS of the run's processes, once a second, into a CSV file."""
-
-    COLUMNS = ("timestamp", "process", "role", "pid", "cpu_percent", "rss_bytes")
-
-    def __init__(self, path: Path, every_s: float = SAMPLE_EVERY_S) -> None:
-        self.path = path
-        self.every_s = every_s
-        self._procs: dict[str, tuple[str, psutil.Process]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
-
-    def add(self, name: str, role: str, pid: int) -> None:
-        try:
-            proc = psutil.Process(pid)
-            proc.cpu_percent(None)  # the first call only primes the counter
-        except psutil.Error:
-            return
-        with self._lock:
-            self._procs[name] = (role, proc)
-
-    def __enter__(self) -> Self:
-        psutil.cpu_percent(None)
-        self._file = open(self.path, "w", newline="")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(self.COLUMNS)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._file.close()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            now = round(time.time(), 3)
-            rows = [[now, "host", "host", 0, psutil.cpu_percent(None), psutil.virtual_memory().used]]
-            with self._lock:
-                procs = list(self._procs.items())
-            for name, (role, proc) in procs:
-                try:
-                    with proc.oneshot():
-                        rows.append([now, name, role, proc.pid, proc.cpu_percent(None), proc.memory_info().rss])
-                except psutil.Error:
-                    continue  # exited
-            self._writer.writerows(rows)
-            self._file.flush()
-
-
-class BackgroundPublisher:
-    """Publishes events at a modest fixed rate while pollers run, so some polls find news."""
-
-    def __init__(self, url: str, rate_per_s: float) -> None:
-        self.url = url
-        self.rate = rate_per_s
-        self.published = 0
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="background-publisher", daemon=True)
-
-    def __enter__(self) -> Self:
-        if self.rate > 0:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        period = 1.0 / self.rate
-        due = time.monotonic()
-        with httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=5.0) as client:
-            while not self._stop.wait(max(0.0, due - time.monotonic())):
-                due += period  # a fixed timetable, not "sleep after each publish"
-                try:
-                    r = client.post("/events", json={"type": "capacity.background", "payload": {"n": self.published}})
-                    self.published += r.status_code == 201
-                    self.errors += r.status_code != 201
-                except httpx.HTTPError:
-                    self.errors += 1
-
-
-def prefill(url: str, count: int) -> int:
-    """Publish ``count`` events; returns the id of the last one (the feed's head)."""
-    head = 0
-    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=10.0) as client:
-        for i in range(count):
-            r = client.post("/events", json={"type": "capacity.prefill", "payload": {"n": i, "pad": "x" * 200}})
-            if r.status_code != 201:
-                raise RunError(f"could not pre-fill the provider: HTTP {r.status_code} {r.text[:200]}")
-            head = int(r.json()["id"])
-    return head
-
-
 # -- the run -------------------------------------------------------------------------------
 
 
 def new_capacity_run_id(scenario: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{scenario}"
-
-
-def scenarios_dir(settings: CapacitySettings) -> Path:
-    if settings.scenarios_dir:
-        path = Path(settings.scenarios_dir)
-    elif os.environ.get("LABKIT_SCENARIOS_DIR"):
-        path = Path(os.environ["LABKIT_SCENARIOS_DIR"])
-    else:
-        path = Path(__file__).resolve().parents[2] / "scenarios"
-    return path
-
-
-def shape_locustfile() -> Path:
-    return Path(__file__).resolve().parent / "locustfiles" / "step_shape.py"
-
-
-def _free_port() -> int:
-    sock = bind_loopback(0)
-    try:
-        return int(sock.getsockname()[1])
-    finally:
-        sock.close()
-
-
-def locust_command(
-    settings: CapacitySettings,
-    *,
-    locustfile: Path,
-    host: str,
-    results_dir: Path,
-    extra: list[str],
-    master_port: int | None = None,
-) -> list[str]:
-    """The master's (or single runner's) command line."""
-    spec = SCENARIOS[settings.scenario]
-    step_users, step_seconds, settle = settings.plan()
-    cmd = [
-        sys.executable, "-m", "locust",
-        "-f", f"{locustfile},{shape_locustfile()}",
-        "--headless", "--only-summary",
-        "--host", host,
-        "-u", str(settings.max_users),
-        "-r", str(max(step_users, 2)),
-        "-t", f"{max(1, math.ceil(settings.duration_s))}s",
-        "--csv", str(results_dir / "locust"), "--csv-full-history",
-        "--html", str(results_dir / "locust_report.html"),
-        "--logfile", str(results_dir / "locust.log"), "--loglevel", "INFO",
-        "--step-users", str(step_users),
-        "--step-seconds", f"{step_seconds:g}",
-        "--settle-seconds", f"{settle:g}",
-        "--slo-p99-ms", f"{settings.slo_p99_ms:g}",
-        "--slo-failure-ratio", f"{settings.max_failure_ratio:g}",
-        "--slo-metric", " ".join(spec.slo_metric) if spec.slo_metric != analysis.AGGREGATED else "Aggregated",
-        spec.interval_option, f"{settings.interval_s:g}",
-        *extra,
-    ]  # fmt: skip
-    if master_port is not None:
-        cmd += [
-            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-            "--expect-workers", str(settings.workers), "--expect-workers-max-wait", str(EXPECT_WORKERS_WAIT_S),
-        ]  # fmt: skip
-    return cmd
-
-
-def worker_command(locustfile: Path, master_port: int, extra: list[str]) -> list[str]:
-    return [
-        sys.executable, "-m", "locust",
-        "-f", f"{locustfile},{shape_locustfile()}",
-        "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
-        *extra,
-    ]  # fmt: skip
 
 
 def _provider_settings(settings: CapacitySettings, work: Path) -> dict[str, Any]:
@@ -372,7 +105,7 @@ def _receiver_settings(settings: CapacitySettings, work: Path, secret: str) -> d
 def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> CapacityResult:
     """Run one capacity test and write ``<out>/capacity/<run-id>/``; see the module docstring."""
     spec = SCENARIOS[settings.scenario]
-    locustfile = scenarios_dir(settings) / spec.locustfile
+    locustfile = scenarios_dir(settings.scenarios_dir) / spec.locustfile
     if not locustfile.is_file():
         raise RunError(f"{locustfile}: scenario file not found (run from a labkit checkout or set LABKIT_SCENARIOS_DIR)")
     run_id = new_capacity_run_id(settings.scenario)
@@ -393,9 +126,11 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         sampler = stack.enter_context(ResourceSampler(results_dir / "resources.csv"))
         servers = {}
         if "receiver" in spec.servers:
-            servers["receiver"] = group.start_server("receiver", "receiver", _receiver_settings(settings, work, secret))
+            servers["receiver"] = group.start_server(
+                "receiver", "receiver", _receiver_settings(settings, work, secret), host=settings.server_bind
+            )
         if "provider" in spec.servers:
-            servers["provider"] = group.start_server("provider", "provider", _provider_settings(settings, work))
+            servers["provider"] = group.start_server("provider", "provider", _provider_settings(settings, work), host=settings.server_bind)
         for name, child in servers.items():
             sampler.add(name, "server", child.pid)
         progress(f"servers up: {', '.join(f'{n} {c.url}' for n, c in servers.items())}")
@@ -416,8 +151,11 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
             ]  # fmt: skip
 
         fleet = stack.enter_context(LocustFleet())
-        master_port = _free_port() if settings.workers else None
-        cmd = locust_command(settings, locustfile=locustfile, host=host, results_dir=results_dir, extra=extra, master_port=master_port)
+        master_at: tuple[str, int] | None = None
+        if settings.distributed:
+            bind_host, bind_port = settings.master_address()
+            master_at = (bind_host, bind_port or free_port())
+        cmd = locust_command(settings, locustfile=locustfile, host=host, results_dir=results_dir, extra=extra, master=master_at)
         progress(
             f"locust: {settings.scenario}, steps of {step_users} users every {step_seconds:g} s up to "
             f"{settings.max_users} users, at most {settings.duration_s:g} s" + (f", {settings.workers} workers" if settings.workers else "")
@@ -425,21 +163,42 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         if publisher is not None:
             stack.enter_context(publisher)
         master = fleet.start("locust", "load_generator", cmd, results_dir, env, results_dir / "locust.stdout")
-        sampler.add("locust" if not settings.workers else "locust-master", "load_generator", master.popen.pid)
-        if master_port is not None:
-            for i in range(settings.workers):
-                w = fleet.start(
-                    f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_port, extra),
-                    results_dir, env, results_dir / f"locust-worker-{i + 1}.log",
-                )  # fmt: skip
-                sampler.add(w.name, "load_generator", w.popen.pid)
-        deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (EXPECT_WORKERS_WAIT_S if settings.workers else 0)
+        sampler.add("locust" if master_at is None else "locust-master", "load_generator", master.popen.pid)
+        if master_at is not None:
+            _start_workers(settings, fleet, sampler, master_at, locustfile, extra, results_dir, env, progress)
+        deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (settings.workers_wait_s if master_at else 0)
         rc = _wait(master.popen, deadline, results_dir, progress)
         if publisher is not None:
             background = {"published": publisher.published, "errors": publisher.errors}
+        counted = {name: server_counts(child.url) for name, child in servers.items()}
     # every process is stopped here; what is left is reading files
     _remove_databases(work)
-    return _analyse(settings, results_dir, shown_dir, run_id, rc, background)
+    return _analyse(settings, results_dir, shown_dir, run_id, rc, background, counted)
+
+
+def _start_workers(
+    settings: CapacitySettings,
+    fleet: LocustFleet,
+    sampler: ResourceSampler,
+    master_at: tuple[str, int],
+    locustfile: Path,
+    extra: list[str],
+    results_dir: Path,
+    env: dict[str, str],
+    progress: Progress,
+) -> None:
+    """The local workers; and, for workers started elsewhere, the command that joins them to this master."""
+    for i in range(settings.workers):
+        w = fleet.start(
+            f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_at, extra),
+            results_dir, env, results_dir / f"locust-worker-{i + 1}.log",
+        )  # fmt: skip
+        sampler.add(w.name, "load_generator", w.popen.pid)
+    if settings.expect_workers:
+        progress(
+            f"waiting up to {settings.workers_wait_s:g} s for {settings.expect_workers} worker(s); start each with: "
+            f"labkit capacity-worker --master {master_at[0]}:{master_at[1]} --scenario {settings.scenario}"
+        )
 
 
 def _wait(popen: subprocess.Popen[bytes], deadline: float, results_dir: Path, progress: Progress) -> int:
@@ -488,8 +247,25 @@ def _log_lines(results_dir: Path) -> list[str]:
     return lines
 
 
+def server_counts(url: str) -> dict[str, Any]:
+    """What a server counted (its ``/stats``), read before it stops: the load that reached it."""
+    try:
+        stats = httpx.get(f"{url}/stats", headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=5.0).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    if "counters" in stats:  # the receiver
+        stats = stats["counters"]
+    return {k: v for k, v in stats.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
 def _analyse(
-    settings: CapacitySettings, results_dir: Path, shown_dir: Path, run_id: str, rc: int | None, background: dict[str, int]
+    settings: CapacitySettings,
+    results_dir: Path,
+    shown_dir: Path,
+    run_id: str,
+    rc: int | None,
+    background: dict[str, int],
+    counted: dict[str, dict[str, Any]],
 ) -> CapacityResult:
     spec = SCENARIOS[settings.scenario]
     history_path = results_dir / "locust_stats_history.csv"
@@ -501,9 +277,12 @@ def _analyse(
     resources = analysis.read_resources(results_dir / "resources.csv")
     lag_path = results_dir / "locust_lag_hdr.json"
     lag = LagHistograms.read(lag_path) if lag_path.exists() else None
+    latency = read_latency(results_dir / "locust")
     slo = analysis.Slo(settings.slo_p99_ms, settings.max_failure_ratio)
     steps_found = analysis.find_steps(history, settle)
-    table = analysis.step_table(history, resources, steps_found, slo, slo_metric=spec.slo_metric, rate_metric=spec.rate_metric, lag=lag)
+    table = analysis.step_table(
+        history, resources, steps_found, slo, slo_metric=spec.slo_metric, rate_metric=spec.rate_metric, lag=lag, latency=latency
+    )
     if table.empty:
         raise RunError(f"Locust ran (exit code {rc}) but no step lasted {analysis.MIN_STEP_ROWS} s; see {results_dir / 'locust.log'}")
     cap = analysis.find_capacity(table, slo, max_users=settings.max_users)
@@ -542,14 +321,49 @@ def _analyse(
             "locust_log": "locust.log",
             "resources": "resources.csv",
             **({"lag_histograms": lag_path.name} if lag is not None else {}),
+            **({f"latency_{k}": p.name for k, p in latency_paths(results_dir / "locust").items()} if latency is not None else {}),
         },
         "environment": environment(),
     }
+    if latency is not None:
+        summary["latency"] = latency_summary(latency)
+    if settings.distributed:
+        summary["distributed"] = distributed_summary(settings)
+    summary["servers_counted"] = counted
     if background:
         summary["background_publisher"] = background
     write_json(results_dir / analysis.CAPACITY_JSON, summary)
     _write_figure(results_dir, settings.scenario)
     return CapacityResult(summary, table, shown_dir)
+
+
+def distributed_summary(settings: CapacitySettings) -> dict[str, Any]:
+    """Who ran the load: local workers, workers expected from elsewhere, and where the master and servers listened."""
+    return {
+        "local_workers": settings.workers,
+        "expected_workers": settings.expect_workers,
+        "master_bind": "{}:{}".format(*settings.master_address()) if settings.expect_workers or settings.master_bind else None,
+        "server_bind": settings.server_bind,
+    }
+
+
+def latency_summary(latency: LatencyLog) -> dict[str, Any]:
+    """The whole run's exact request latency, and who reported it (every worker, merged on the master)."""
+    w = latency.window()
+    corrected, raw = summary_ms(w.corrected), summary_ms(w.raw)
+    return {
+        "unit": "ms",
+        "source": "HdrHistogram (µs, 3 significant digits), merged from every node",
+        "corrected_interval_s": latency.meta.get("corrected_interval_s"),
+        "requests": w.requests,
+        "late_requests": w.late,
+        "dropped_requests": w.dropped,
+        "failed_requests": w.failures,
+        "p99_ms": corrected["p99"],
+        "p99_uncorrected_ms": raw["p99"],
+        "max_ms": raw["max"],
+        "nodes": latency.meta.get("nodes", {}),
+    }
 
 
 def _write_figure(results_dir: Path, scenario: str) -> None:

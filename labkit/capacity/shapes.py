@@ -17,6 +17,8 @@ tested without Locust.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from locust import LoadTestShape
@@ -26,6 +28,8 @@ from locust.stats import (
     diff_response_time_dicts,
 )
 
+from labkit.capacity.latency import MergedLatency
+from labkit.capacity.recording import attached
 from labkit.capacity.stepping import (
     RampPlan,
     StepController,
@@ -94,6 +98,37 @@ class LocustStatsProbe:
         return StepStats(total.num_requests - req0, total.num_failures - fail0, p99)
 
 
+class ExactStatsProbe:
+    """The step's requests, failures and p99 from the exact, merged histograms; Locust's when they hold none yet.
+
+    The verdict of a run is judged on these histograms (``labkit.capacity.analysis``):
+    judging the running step on them too makes the shape stop where the verdict breaks.
+    """
+
+    def __init__(self, merged: MergedLatency, fallback: LocustStatsProbe) -> None:
+        self.merged = merged
+        self.fallback = fallback
+
+    def snapshot(self) -> tuple[float, tuple[dict[int, int], int, int, int]]:
+        return time.time(), self.fallback.snapshot()
+
+    def since(self, snap: tuple[float, tuple[dict[int, int], int, int, int]]) -> StepStats:
+        start, locust_snap = snap
+        requests, failures, p99 = self.merged.window(math.ceil(start), time.time())
+        if requests == 0 or p99 is None:
+            return self.fallback.since(locust_snap)
+        return StepStats(requests, failures, p99)
+
+
+def step_probe(runner: Any, metric: str) -> LocustStatsProbe | ExactStatsProbe:
+    """Exact when the scenario records request latency and the SLO is on every request; Locust's otherwise."""
+    locust_probe = LocustStatsProbe(runner.stats, metric)
+    recorder = attached()
+    if recorder is None or metric != AGGREGATED:
+        return locust_probe
+    return ExactStatsProbe(recorder.merged, locust_probe)
+
+
 class StepShape(LoadTestShape):
     """Adds users step by step until a step breaches the SLO, then stops."""
 
@@ -129,7 +164,7 @@ class StepShape(LoadTestShape):
         if self.controller is None:
             assert self.runner is not None
             metric = str(_opt(self.runner.environment.parsed_options, "slo_metric", AGGREGATED))
-            self.controller = StepController(self.plan(), LocustStatsProbe(self.runner.stats, metric))
+            self.controller = StepController(self.plan(), step_probe(self.runner, metric))
             self.reset_time()
             log.info("step shape: %s", self.controller.plan)
         judged = len(self.controller.outcomes)

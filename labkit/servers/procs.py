@@ -38,11 +38,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
-def bind_loopback(port: int = 0) -> socket.socket:
-    """A listening socket on 127.0.0.1 (a free port when ``port`` is 0)."""
+die_with_parent = _die_with_parent  # the public name, for other modules that start children
+
+
+def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on 127.0.0.1 (a free port when ``port`` is 0); another ``host`` only when a caller asks."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind((host, port))
     sock.listen(4096)
     sock.set_inheritable(True)
     return sock
@@ -59,11 +62,12 @@ class Child:
     settings_path: Path
     port: int | None = None
     scheme: str = "http"
+    host: str = "127.0.0.1"
     _ps: psutil.Process | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -142,14 +146,17 @@ class ProcessGroup:
         self.children.append(child)
         return child
 
-    def start_server(self, name: str, role: str, settings: dict[str, Any], *, port: int = 0, tls: tuple[str, str] | None = None) -> Child:
-        """Start a uvicorn server on loopback and wait until ``/healthz`` answers."""
-        sock = bind_loopback(port)
+    def start_server(
+        self, name: str, role: str, settings: dict[str, Any], *, port: int = 0, tls: tuple[str, str] | None = None, host: str = "127.0.0.1"
+    ) -> Child:
+        """Start a uvicorn server on loopback (or ``host``) and wait until ``/healthz`` answers."""
+        sock = bind_loopback(port, host)
         try:
             extra = ["--certfile", tls[0], "--keyfile", tls[1]] if tls else []
             child = self._spawn(name, role, settings, sock, extra)
         finally:
             sock.close()  # the child holds its own copy
+        child.host = host
         if tls:
             child.scheme = "https"
         self.wait_ready(child, verify=tls[0] if tls else True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -21,6 +22,14 @@ import pytest
         (["capacity", "polling", "--step-users", "-3"], "--step-users"),
         (["capacity", "polling", "--max-users", "many"], "--max-users"),
         (["capacity"], "SCENARIO"),
+        (["capacity", "polling", "--expect-workers", "-1"], "--expect-workers"),
+        (["capacity", "polling", "--master-bind", "127.0.0.1"], "--master-bind"),
+        (["capacity", "polling", "--master-bind", "127.0.0.1:5557"], "--master-bind"),
+        (["capacity", "polling", "--master-bind", "example.com:5557"], "--master-bind"),
+        (["capacity", "polling", "--master-bind", "127.0.0.1:70000"], "--master-bind"),
+        (["capacity", "polling", "--server-bind", "0.0.0.0"], "--server-bind"),
+        (["capacity", "polling", "--server-bind", "localhost"], "--server-bind"),
+        (["capacity", "polling", "--workers-wait", "0"], "--workers-wait"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, names, tmp_path):
@@ -33,3 +42,33 @@ def test_bad_input_is_one_line_and_exit_2(args, names, tmp_path):
     assert names.lower() in lines[0].lower()
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not (tmp_path / "capacity").exists()
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["capacity-worker"], "--master"),
+        (["capacity-worker", "--master", "nope"], "--master"),
+        (["capacity-worker", "--master", "host:0"], "--master"),
+        (["capacity-worker", "--master", "m:5557", "--scenario", "nope"], "--scenario"),
+        (["capacity-worker", "--master", "m:5557", "--source", "m"], "--source"),
+        (["capacity-worker", "--master", "m:5557", "--timeout", "0"], "--timeout"),
+        (["capacity-server", "nope"], "ROLE"),
+        (["capacity-server", "provider", "--bind", "0.0.0.0"], "--bind"),
+        (["capacity-server", "receiver", "--bind", "127.0.0.1:8001"], "LABKIT_SECRET"),
+    ],
+)
+def test_worker_and_server_bad_input_is_one_line_and_exit_2(args, names):
+    env = {k: v for k, v in os.environ.items() if k != "LABKIT_SECRET"}
+    proc = subprocess.run([sys.executable, "-m", "labkit", *args], check=False, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and names.lower() in lines[0].lower(), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_says_what_binding_exposes():
+    proc = subprocess.run([sys.executable, "-m", "labkit", "capacity", "--help"], check=False, capture_output=True, text=True, timeout=60)
+    text = " ".join(proc.stdout.split())
+    assert "--master-bind" in text and "unauthenticated, unencrypted" in text and "webhook secret" in text
+    assert "--server-bind" in text and "exposes the lab servers' HTTP API" in text

@@ -1,0 +1,165 @@
+"""What one capacity run is: its scenario, its SLO, its steps, and where its processes listen.
+
+``CapacitySettings`` is validated and immutable; the CLI builds it from options
+and the library never sees the CLI. Everything listens on 127.0.0.1 unless a
+setting names another address (``server_bind``, ``master_bind``): a capacity
+run exposes nothing to the network by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from labkit.capacity import analysis
+from labkit.capacity.stepping import default_settle, default_steps
+from labkit.config import Settings
+
+Scenario = Literal["polling", "webhook_ingest", "publish_fanout"]
+
+EXPECT_WORKERS_WAIT_S = 30.0
+DEFAULT_MASTER_PORT = 5557  # Locust's own default, so a plain `locust --worker` finds it
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    locustfile: str
+    servers: tuple[str, ...]
+    target: str  # the server Locust's --host points at
+    interval_option: str
+    slo_metric: tuple[str, str] = analysis.AGGREGATED
+    rate_metric: tuple[str, str] = analysis.AGGREGATED
+
+
+SCENARIOS: dict[str, ScenarioSpec] = {
+    "polling": ScenarioSpec("polling.py", ("provider",), "provider", "--poll-interval"),
+    "webhook_ingest": ScenarioSpec("webhook_ingest.py", ("receiver",), "receiver", "--send-interval"),
+    "publish_fanout": ScenarioSpec(
+        "publish_fanout.py", ("receiver", "provider"), "provider", "--send-interval", ("LAG", "delivery"), ("POST", "/events")
+    ),
+}
+
+
+def check_address(host: str, field_name: str) -> str:
+    """An IPv4 or IPv6 address (no name, no wildcard: the workers are told this address)."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{field_name}: {host!r} is not an IP address") from None
+    if addr.is_unspecified and field_name in ("server_bind", "master", "source"):
+        raise ValueError(f"{field_name}: give one address ({host} means every interface)")
+    return host
+
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def parse_host_port(value: str, field_name: str, names_ok: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a checked pair; a DNS name only where ``names_ok``."""
+    host, sep, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{field_name}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:5557)")
+    if names_ok and HOSTNAME.match(host) and not host.replace(".", "").isdigit():
+        return host, int(port_text)
+    return check_address(host, field_name), int(port_text)
+
+
+class CapacitySettings(Settings):
+    """One capacity run."""
+
+    scenario: Scenario
+    slo_p99_ms: float = Field(100.0, gt=0, le=600_000)
+    max_failure_ratio: float = Field(0.01, ge=0, le=1)
+    max_users: int = Field(200, ge=1, le=100_000)
+    duration_s: float = Field(60.0, ge=5, le=24 * 3600)
+    workers: int = Field(0, ge=0, le=64)
+    expect_workers: int = Field(0, ge=0, le=1024, description="Locust workers started elsewhere that the master waits for")
+    master_bind: str | None = Field(None, description="HOST:PORT the Locust master listens on for workers (default 127.0.0.1)")
+    server_bind: str = Field(LOOPBACK, description="address the servers listen on; not loopback only when asked")
+    workers_wait_s: float = Field(EXPECT_WORKERS_WAIT_S, gt=0, le=3600, description="how long the master waits for its workers")
+    interval_s: float = Field(1.0, gt=0, le=3600, description="seconds between one user's requests (the poll interval T)")
+    step_users: int | None = Field(None, ge=1, le=100_000)
+    step_seconds: float | None = Field(None, ge=2, le=3600)
+    subscriptions: int = Field(3, ge=1, le=100, description="publish_fanout: subscriptions per event")
+    publish_rate: float = Field(1.0, ge=0, le=1000, description="polling: background events per second")
+    prefill_events: int = Field(200, ge=0, le=100_000, description="polling: events in the log before the run")
+    out_dir: str = "results"
+    scenarios_dir: str | None = None
+    server_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="overrides per server role")
+
+    @model_validator(mode="after")
+    def _steps(self) -> CapacitySettings:
+        if self.step_seconds is not None and self.step_seconds > self.duration_s:
+            raise ValueError("step_seconds: must not exceed the duration")
+        unknown = sorted(set(self.server_settings) - {"provider", "receiver"})
+        if unknown:
+            raise ValueError(f"server_settings: unknown server {unknown[0]!r}")
+        if self.master_bind is not None:
+            parse_host_port(self.master_bind, "master_bind")
+            if not (self.workers or self.expect_workers):
+                raise ValueError("master_bind: a master needs workers: add --expect-workers N (or --workers W)")
+        check_address(self.server_bind, "server_bind")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.workers or self.expect_workers or self.master_bind)
+
+    def master_address(self) -> tuple[str, int]:
+        """(host, port) of the master; port 0 means a free one (local workers only)."""
+        if self.master_bind is not None:
+            return parse_host_port(self.master_bind, "master_bind")
+        return LOOPBACK, (DEFAULT_MASTER_PORT if self.expect_workers else 0)
+
+    def plan(self) -> tuple[int, float, float]:
+        """(step_users, step_seconds, settle_seconds)."""
+        users, seconds = default_steps(self.max_users, self.duration_s, self.step_seconds)
+        users = min(self.step_users or users, self.max_users)
+        # New users start within one interval (their phases are spread over it): wait that long.
+        settle = max(default_settle(seconds), min(self.interval_s, seconds / 2))
+        return users, seconds, settle
+
+
+class WorkerSettings(Settings):
+    """One Locust worker that joins a master started elsewhere (``labkit capacity-worker``)."""
+
+    master: str = Field(description="HOST:PORT of the master (labkit capacity --master-bind); HOST may be a name")
+    scenario: Scenario
+    source: str | None = Field(None, description="local address to connect from (a machine with several)")
+    timeout_s: float = Field(7200.0, gt=0, le=7 * 24 * 3600, description="the worker is stopped after this long")
+    scenarios_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _addresses(self) -> WorkerSettings:
+        parse_host_port(self.master, "master", names_ok=True)
+        if self.source is not None:
+            check_address(self.source, "source")
+        return self
+
+    def master_address(self) -> tuple[str, int]:
+        return parse_host_port(self.master, "master", names_ok=True)
+
+
+class StandaloneServerSettings(Settings):
+    """A capacity scenario's server on its own (``labkit capacity-server``), for workers on other hosts."""
+
+    role: Literal["provider", "receiver"]
+    bind: str = Field(description="HOST:PORT to listen on; 0.0.0.0 is every interface (in a container)")
+    db_path: str
+    secret: str = Field("", description="receiver: the whsec_ secret (from LABKIT_SECRET, never the command line)")
+    allowed_callback_hosts: tuple[str, ...] = ()
+    interval_s: float = Field(1.0, gt=0, le=3600, description="provider: the poll interval it advertises")
+
+    @model_validator(mode="after")
+    def _checked(self) -> StandaloneServerSettings:
+        host, _ = parse_host_port(self.bind, "bind")
+        ipaddress.ip_address(host)
+        if self.role == "receiver" and not self.secret:
+            raise ValueError("secret: the receiver needs a whsec_ secret: set LABKIT_SECRET")
+        return self
