@@ -1,8 +1,9 @@
 """The provider's API as an OpenAPI 3.0 document, written by hand.
 
-The hot polling routes are plain Starlette endpoints (no pydantic models), so
-FastAPI cannot describe them; this document does, for readers and for the
-schema-driven fuzz run (``tests/fuzz``). ``callback_url_pattern`` narrows the
+The endpoints are plain Starlette functions that parse their own input (the
+polling routes build bytes, not models), so no framework can describe them;
+this document does, for readers and for the schema-driven fuzz run
+(``tests/fuzz``). ``callback_url_pattern`` narrows the
 subscription URL a generator produces (IP literals need no DNS lookup).
 """
 
@@ -115,7 +116,11 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
                                     "type": "object",
                                     "properties": {
                                         "type": {"type": "string", "minLength": 1, "maxLength": 100},
-                                        "payload": {"type": "object"},
+                                        "payload": {
+                                            "type": "object",
+                                            "description": "stored and delivered byte for byte; a number beyond a double's"
+                                            " range or an unpaired surrogate escape is a 422 naming the field",
+                                        },
                                     },
                                     "required": ["type", "payload"],
                                     "additionalProperties": False,
