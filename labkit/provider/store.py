@@ -529,3 +529,32 @@ class Store:
             "bytes_sent": bytes_sent,
             "bytes_received": bytes_received,
         }
+
+    # -- reads for the benchmarks (read-only from another process: Store(path, readonly=True)) --
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def last_delivery_id(self) -> int:
+        """The newest outbox row id, 0 when there is none: rows after it belong to what happens next."""
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM deliveries").fetchone()[0])
+
+    def attempt_outcomes(self, after_delivery_id: int) -> list[tuple[int, int, int | None]]:
+        """``(started_ns, finished_ns, status_code)`` of every attempt of the deliveries after ``after_delivery_id``."""
+        return self._db.execute(
+            "SELECT started_ns, finished_ns, status_code FROM attempts WHERE delivery_id > ?", (after_delivery_id,)
+        ).fetchall()
+
+    def event_attempts(self, first_event_id: int) -> list[tuple[int, int, int]]:
+        """``(event_id, started_ns, finished_ns)`` of every attempt of the deliveries from ``first_event_id`` on.
+
+        The event id is the delivery's first event (its only one unless batched).
+        """
+        return self._db.execute(
+            "SELECT d.first_event_id, a.started_ns, a.finished_ns FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
+            " WHERE d.first_event_id >= ?",
+            (first_event_id,),
+        ).fetchall()
