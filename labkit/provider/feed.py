@@ -91,17 +91,12 @@ async def page(p: ProviderState, scope: Scope) -> Response:
         if inm is not None and etag_matches(inm, etag):
             p.counters["polls_304"] += 1
             return RawResponse(304, b"", [(b"etag", etag), (b"x-poll-interval", p.poll_interval)])
-        rows = []
+        events, nxt = b"", after
     else:
-        rows = store.page(after, limit + 1, types)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = rows[-1][0] if rows else after
-    body = b'{"data":[%s],"next":"%d","has_more":%s}' % (
-        b",".join(event_json(r) for r in rows),
-        nxt,
-        b"true" if has_more else b"false",
-    )
+        events, last = store.page_json(after, limit, types)
+        nxt = last or after
+    # The head is the newest matching id (this process is the only writer): more exist iff it is past the page.
+    body = b'{"data":[%s],"next":"%d","has_more":%s}' % (events, nxt, b"true" if nxt < head else b"false")
     return RawResponse(200, body, [(b"etag", etag), (b"x-poll-interval", p.poll_interval), *json_headers(body)])
 
 

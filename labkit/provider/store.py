@@ -558,3 +558,25 @@ class Store:
             " WHERE d.first_event_id >= ?",
             (first_event_id,),
         ).fetchall()
+
+    # -- the feed page, built by SQLite ------------------------------------------------------
+
+    def page_json(self, after: int, limit: int, types: Sequence[str] = ()) -> tuple[bytes, int]:
+        """Up to ``limit`` events after ``after`` as their comma-joined JSON objects, and the last id (0: none).
+
+        The same bytes as ``b",".join(event_json(row) for row in page(...))``
+        (see dispatcher.event_json), but SQLite concatenates them: per page
+        one row crosses into Python instead of four objects per event, which
+        halves the cost of a 200 page. The payload is spliced as stored.
+        """
+        where, args = "id > ?", [after]
+        if types:
+            where += f" AND type IN ({','.join('?' * len(types))})"
+            args.extend(types)
+        row = self._db.execute(
+            "SELECT CAST(group_concat(j, ',') AS BLOB), max(id) FROM (SELECT id, '{\"id\":' || id || ',\"type\":' || json_quote(type)"
+            " || ',\"created_ns\":' || created_ns || ',\"payload\":' || CAST(payload AS TEXT) || '}' AS j"
+            f" FROM events WHERE {where} ORDER BY id LIMIT ?)",
+            (*args, limit),
+        ).fetchone()
+        return (row[0] or b"", row[1] or 0)

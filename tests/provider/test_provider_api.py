@@ -371,3 +371,15 @@ async def test_stats_counts_requests(provider: tuple[Starlette, httpx.AsyncClien
     assert stats["requests"]["GET (unmatched)"] == {"404": 1}
     assert set(stats["wire"]) == {"bytes_in", "bytes_out", "connections"}
     assert stats["dispatcher"]["in_flight"] == 0
+
+
+async def test_has_more_follows_the_filtered_feed(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
+    _, client = provider
+    for type_ in ("a", "b", "a", "b"):
+        await publish(client, 1, type_)
+    first = (await client.get("/events", params={"types": "a", "limit": "1"})).json()
+    assert [e["id"] for e in first["data"]] == [1] and first["next"] == "1" and first["has_more"] is True
+    last = (await client.get("/events", params={"types": "a", "after": "1", "limit": "1"})).json()
+    assert [e["id"] for e in last["data"]] == [3] and last["next"] == "3" and last["has_more"] is False
+    everything = (await client.get("/events", params={"after": "2", "limit": "2"})).json()
+    assert [e["id"] for e in everything["data"]] == [3, 4] and everything["has_more"] is False

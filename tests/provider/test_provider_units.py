@@ -12,7 +12,7 @@ import pytest
 
 from labkit.consumers.records import RecordReader, RecordStore
 from labkit.errors import ResultsError
-from labkit.provider.dispatcher import iso_utc, parse_retry_after, webhook_body
+from labkit.provider.dispatcher import event_json, iso_utc, parse_retry_after, webhook_body
 from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.ssrf import check_callback_url
 from labkit.provider.store import AttemptResult, Store
@@ -265,3 +265,15 @@ def test_record_reader_reads_incrementally_and_waits_for_the_store(tmp_path: Pat
         assert sorted(reader.rows_since(["c1", "c2"], 2)) == [("c1", 2, 100), ("c1", 3, 100), ("c2", 2, 200)]
         assert reader.rows_since(["c2"], 3) == [] and reader.rows_since([], 0) == []
     reader.close()
+
+
+def test_page_json_is_the_pages_events_spliced(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.db"))
+    types = ["a", 'quo"te\\back', "ünï 😀", "a"]
+    payloads = [b'{"n":1}', b'{"big":1180591620717411303424, "s":"\\u00e9"}', '{"é":"😀"}'.encode(), b"{}"]
+    for type_, payload in zip(types, payloads):
+        store.publish(type_, payload)
+    for after, limit, only in [(0, 10, ()), (1, 2, ()), (0, 10, ("a",)), (1, 10, ("ünï 😀", 'quo"te\\back')), (4, 10, ())]:
+        rows = store.page(after, limit, only)
+        assert store.page_json(after, limit, only) == (b",".join(event_json(r) for r in rows), rows[-1][0] if rows else 0)
+    assert orjson.loads(b"[%s]" % store.page_json(0, 10)[0])[1]["type"] == 'quo"te\\back'
