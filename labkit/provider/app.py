@@ -44,7 +44,8 @@ ROUTE_SETS: tuple[RouteSet, ...] = (feed.ROUTES, publishing.ROUTES, subscription
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """``{"detail": ...}`` with the exception's status and headers (no body where HTTP allows none)."""
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        return await internal_error(request, exc)
     if exc.status_code in (204, 304) or exc.status_code < 200:
         return Response(status_code=exc.status_code, headers=exc.headers)
     return json_response(exc.status_code, {"detail": exc.detail}, headers=exc.headers)

@@ -60,6 +60,10 @@ async def test_payload_keys_in_the_envelope_order_do_not_matter(provider: tuple)
     assert r.status_code == 201, r.text
     assert (await client.get("/events/1")).content.endswith(b'"payload":' + payload + b"}")
     assert orjson.loads((await client.get("/events")).content)["data"][0]["type"] == "t"
+    spaced = b' \n{ "type" :\t"t" ,\r\n "payload" : ' + payload + b" }\n"
+    r = await client.post("/events", content=spaced, headers=JSON_HEADERS)
+    assert r.status_code == 201, r.text
+    assert (await client.get("/events/2")).content.endswith(b'"payload":' + payload + b"}")
 
 
 @pytest.mark.parametrize(
