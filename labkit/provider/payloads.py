@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import json
 import re
-from json.decoder import scanstring
+from collections.abc import Callable
+from json import scanner
 from typing import Any
 
 from starlette.exceptions import HTTPException
 
 _WS = re.compile(r"[ \t\n\r]*")
-_SCANNER = json.JSONDecoder()
+# The C scanners behind json.loads: a value from an index, and a string after its opening quote.
+_scan_value: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+_scan_string: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
 def member_spans(text: str) -> dict[str, tuple[int, int]]:
@@ -50,9 +53,9 @@ def member_spans(text: str) -> dict[str, tuple[int, int]]:
     idx = _skip(text, _skip(text, 0) + 1)  # past "{"
     try:
         while text[idx] == '"':
-            key, idx = scanstring(text, idx + 1)
+            key, idx = _scan_string(text, idx + 1)
             idx = _skip(text, _skip(text, idx) + 1)  # past ":"
-            _, end = _SCANNER.scan_once(text, idx)
+            _, end = _scan_value(text, idx)
             if key in spans:
                 raise HTTPException(422, f"{key}: duplicate key")
             spans[key] = (idx, end)

@@ -7,6 +7,7 @@ that path free of header normalisation and multidicts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -29,7 +30,7 @@ class RawResponse(Response):
         self.raw_headers = raw_headers
 
 
-def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, content: Any, headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type=JSON, headers=headers)
 
 

@@ -569,7 +569,8 @@ class Store:
         one row crosses into Python instead of four objects per event, which
         halves the cost of a 200 page. The payload is spliced as stored.
         """
-        where, args = "id > ?", [after]
+        where = "id > ?"
+        args: list[Any] = [after]
         if types:
             where += f" AND type IN ({','.join('?' * len(types))})"
             args.extend(types)

@@ -106,7 +106,7 @@ async def rotate_secret(request: Request) -> Response:
     p = state_of(request)
     sub_id = _sub_or_404(p, request).id
     empty = request.headers.get("content-length") in (None, "0") and "transfer-encoding" not in request.headers
-    body = RotateIn() if empty else await read_model(request, p.settings, RotateIn)
+    body = RotateIn.model_validate({}) if empty else await read_model(request, p.settings, RotateIn)
     secret = secret_or_new(body.secret)
     sub = p.store.rotate_secret(sub_id, secret, int(body.overlap_s * 1e9))
     if sub is None:  # deleted in between
