@@ -6,6 +6,10 @@ listed in ``provider.app.ROUTE_SETS`` in order, so adding an area is a new
 module and one line there. A ``FastRoute`` is answered by the API-key
 middleware itself, skipping the router and Starlette's exception middleware,
 for the few requests whose per-request cost a benchmark compares.
+
+The gate checks the API key of HTTP requests only (a server-sent event stream
+is one): a WebSocket route must check it itself, with ``gate.bearer_key``
+and ``ProviderState.key_ok``, before it accepts.
 """
 
 from __future__ import annotations

@@ -9,7 +9,13 @@ import httpx
 import pytest
 from provider_helpers import provider_settings, running, until
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from labkit.provider.app import ROUTE_SETS, create_app
+from labkit.provider.routing import RouteSet
+from labkit.provider.state import state_of
 from labkit.wire.signing import new_secret
 
 pytestmark = pytest.mark.asyncio
@@ -383,3 +389,19 @@ async def test_has_more_follows_the_filtered_feed(provider: tuple[Starlette, htt
     assert [e["id"] for e in last["data"]] == [3] and last["next"] == "3" and last["has_more"] is False
     everything = (await client.get("/events", params={"after": "2", "limit": "2"})).json()
     assert [e["id"] for e in everything["data"]] == [3, 4] and everything["has_more"] is False
+
+
+async def test_a_new_area_contributes_routes_behind_the_gate(tmp_path: Path) -> None:
+    async def hello(request: Request) -> Response:
+        return Response(b'{"head":%d}' % state_of(request).store.head(), media_type="application/json")
+
+    extra = RouteSet(routes=(Route("/hello", hello, methods=["GET"]),))
+    app = create_app(provider_settings(tmp_path), ROUTE_SETS + (extra,))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://provider") as client:
+            assert (await client.get("/hello")).status_code == 401
+            r = await client.get("/hello", headers={"authorization": "Bearer lab-key"})
+            assert r.status_code == 200 and r.json() == {"head": 0}
+            stats = (await client.get("/stats", headers={"authorization": "Bearer lab-key"})).json()
+            assert stats["requests"]["GET /hello"] == {"200": 1}
