@@ -15,7 +15,6 @@ import json
 import math
 import os
 import random
-import sqlite3
 import statistics
 import time
 from collections.abc import Callable
@@ -139,10 +138,6 @@ def provider_settings(db_path: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _ro(db_path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5.0)
-
-
 class Lab:
     """What every benchmark shares: the process group, the work directory, the load tool."""
 
@@ -249,8 +244,8 @@ def _signed_request(
 
 def _drain(lab: Lab, provider: Child, db: Path, sub_id: str, events: int) -> dict[str, Any]:
     """Queue ``events`` deliveries at once (a replay) and time the dispatcher from first to last."""
-    with _ro(db) as con:
-        before = con.execute("SELECT coalesce(max(id), 0) FROM deliveries").fetchone()[0]
+    with Store(str(db), readonly=True) as store:
+        before = store.last_delivery_id()
     cpu0 = provider.cpu_s()
     with lab.client(provider.url) as c:
         delivered0 = c.get("/stats").json()["dispatcher"].get("delivered", 0)
@@ -269,15 +264,13 @@ def _drain(lab: Lab, provider: Child, db: Path, sub_id: str, events: int) -> dic
                 )
             time.sleep(0.02)
     cpu = provider.cpu_s() - cpu0
-    con = _ro(db)
-    try:
-        n, ok, first, last = con.execute(
-            "SELECT count(*), sum(status_code BETWEEN 200 AND 299), min(started_ns), max(finished_ns) FROM attempts WHERE delivery_id > ?",
-            (before,),
-        ).fetchone()
-        durations = [row[0] for row in con.execute("SELECT finished_ns - started_ns FROM attempts WHERE delivery_id > ?", (before,))]
-    finally:
-        con.close()
+    with Store(str(db), readonly=True) as store:
+        outcomes = store.attempt_outcomes(before)
+    n = len(outcomes)
+    ok = sum(1 for _, _, status in outcomes if status is not None and 200 <= status <= 299)
+    first = min((started for started, _, _ in outcomes), default=0)
+    last = max((finished for _, finished, _ in outcomes), default=0)
+    durations = [finished - started for started, finished, _ in outcomes]
     span = (last - first) / 1e9 if n else math.nan
     hist = new_histogram()
     for d_ns in durations:
@@ -448,16 +441,13 @@ def latency_floor(lab: Lab, plan: Plan) -> dict[str, Any]:
     attempts_us: list[float] = []
     to_dispatch_us: list[float] = []  # created (publish commit) -> the dispatcher starts the POST
     to_record_us: list[float] = []  # the POST starts -> the receiver records the event
-    with _ro(db) as con:
-        for eid, started, finished in con.execute(
-            "SELECT d.first_event_id, a.started_ns, a.finished_ns FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
-            " WHERE d.first_event_id >= ?",
-            (min(wanted) if wanted else 0,),
-        ):
-            attempts_us.append((finished - started) / 1000)
-            if eid in wanted and eid in received:
-                to_dispatch_us.append((started - created[eid]) / 1000)
-                to_record_us.append((received[eid] - started) / 1000)
+    with Store(str(db), readonly=True) as store:
+        rows = store.event_attempts(min(wanted) if wanted else 0)
+    for eid, started, finished in rows:
+        attempts_us.append((finished - started) / 1000)
+        if eid in wanted and eid in received:
+            to_dispatch_us.append((started - created[eid]) / 1000)
+            to_record_us.append((received[eid] - started) / 1000)
     e2e, bare_rtt = _summary_us(e2e_us), _summary_us(got["rtts_us"])
 
     def ratio(key: str) -> float | None:

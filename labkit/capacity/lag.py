@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from labkit.consumers.records import RecordReader
 
 LAG_SCHEMA_VERSION = 1
 
@@ -100,41 +101,8 @@ class LagTracker:
         return out
 
 
-class ReceiverRecords:
-    """Read-only, incremental reads of a receiver's record store."""
-
-    def __init__(self, db_path: str | os.PathLike[str]) -> None:
-        self.path = os.path.abspath(db_path)
-        self._con: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection | None:
-        if self._con is None:
-            if not os.path.exists(self.path):
-                return None
-            try:
-                self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0, check_same_thread=False)
-            except sqlite3.Error:
-                return None
-        return self._con
-
-    def rows_since(self, consumers: Sequence[str], first_event_id: int) -> list[tuple[str, int, int]]:
-        """``(consumer, event_id, received_ns)`` with ``event_id >= first_event_id``; [] before the store exists."""
-        con = self._connect()
-        if con is None or not consumers:
-            return []
-        marks = ",".join("?" * len(consumers))
-        try:
-            return con.execute(
-                f"SELECT consumer, event_id, received_ns FROM events WHERE consumer IN ({marks}) AND event_id >= ?",
-                (*consumers, first_event_id),
-            ).fetchall()
-        except sqlite3.Error:  # tables not created yet, or a checkpoint in progress: try again next time
-            return []
-
-    def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+# Read-only, incremental reads of a receiver's record store; the store's module owns its SQL.
+ReceiverRecords = RecordReader
 
 
 class LagHistograms:

@@ -197,3 +197,44 @@ def load_events(path: str) -> list[tuple[str, int, int]]:
     finally:
         con.close()
     return [(str(c), int(e), int(r)) for c, e, r in rows]
+
+
+class RecordReader:
+    """Incremental read-only reads of a record store from another process, on one connection kept open.
+
+    Every failure reads as "nothing yet": the store may not exist, or have no
+    tables, when the first read comes, and the caller simply asks again.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.path.abspath(path)
+        self._con: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._con is None:
+            if not os.path.exists(self.path):
+                return None
+            try:
+                self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0, check_same_thread=False)
+            except sqlite3.Error:
+                return None
+        return self._con
+
+    def rows_since(self, consumers: Sequence[str], first_event_id: int) -> list[tuple[str, int, int]]:
+        """``(consumer, event_id, received_ns)`` of ``consumers`` with ``event_id >= first_event_id``; [] before the store exists."""
+        con = self._connect()
+        if con is None or not consumers:
+            return []
+        marks = ",".join("?" * len(consumers))
+        try:
+            return con.execute(
+                f"SELECT consumer, event_id, received_ns FROM events WHERE consumer IN ({marks}) AND event_id >= ?",
+                (*consumers, first_event_id),
+            ).fetchall()
+        except sqlite3.Error:  # tables not created yet, or a checkpoint in progress: try again next time
+            return []
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None

@@ -15,17 +15,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi import HTTPException
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from labkit.config import RunSettings
 from labkit.consumers.receiver import MAX_EVENT_ID, Rejected, parse_message
 from labkit.errors import ConfigError
 from labkit.experiments import load_experiment
-from labkit.provider import app as provider_app
-from labkit.provider import ssrf
+from labkit.provider import bodies, protocol, ssrf
 from labkit.report.requirements import load_requirements
 from labkit.wire.retryafter import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.wire.signing import SignatureError, Signer, Verifier, new_secret
@@ -46,18 +45,18 @@ SECRET = new_secret()
 )
 def test_cursor_is_an_event_id_or_a_400(value: str) -> None:
     try:
-        cursor = provider_app._cursor(value)
+        cursor = protocol.parse_cursor(value)
     except HTTPException as exc:
         assert exc.status_code == 400 and "cursor" in str(exc.detail)
         return
-    assert 0 <= cursor <= provider_app.MAX_CURSOR
+    assert 0 <= cursor <= protocol.MAX_CURSOR
     assert cursor == (int(value) if value else 0)
 
 
 @FUZZ
 @given(st.binary(max_size=200))
 def test_query_string_parsing_never_raises(raw: bytes) -> None:
-    out = provider_app._query(raw)
+    out = protocol.parse_query(raw)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in out.items())
 
 
@@ -65,8 +64,8 @@ def test_query_string_parsing_never_raises(raw: bytes) -> None:
 @given(st.binary(max_size=100), st.integers(min_value=0, max_value=2**63))
 def test_etag_matching_never_raises_and_matches_itself(header: bytes, head: int) -> None:
     etag = b'"h%d"' % head
-    assert provider_app._etag_matches(etag, etag) and provider_app._etag_matches(b"W/" + etag, etag)
-    assert provider_app._etag_matches(header, etag) in (True, False)
+    assert protocol.etag_matches(etag, etag) and protocol.etag_matches(b"W/" + etag, etag)
+    assert protocol.etag_matches(header, etag) in (True, False)
 
 
 # -- Retry-After (the one parser) ------------------------------------------------------------------
@@ -156,7 +155,7 @@ def _depth(value: Any) -> int:
 @given(json_value, st.integers(min_value=2, max_value=6))
 def test_json_depth_check_agrees_with_a_plain_recursive_count(value: Any, limit: int) -> None:
     body = json.dumps(value).encode()
-    assert provider_app.json_depth_exceeds(body, value, limit) == (_depth(value) > limit)
+    assert bodies.json_depth_exceeds(body, value, limit) == (_depth(value) > limit)
 
 
 # -- callback URLs (no DNS: only IP literals resolve here) --------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from provider_helpers import Receiver, provider_settings, receivers, running
+from starlette.applications import Starlette
 
 
 @pytest.fixture
@@ -23,6 +23,6 @@ def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
 
 
 @pytest.fixture
-async def provider(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def provider(tmp_path: Path) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     async with running(provider_settings(tmp_path)) as pair:
         yield pair

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
-from fastapi import FastAPI
 from standardwebhooks import Webhook
+from starlette.applications import Starlette
 
 from labkit.config import ProviderSettings
 from labkit.provider.app import create_app
@@ -174,7 +174,7 @@ def provider_settings(tmp_path: Path, **kw: Any) -> ProviderSettings:
 
 
 @asynccontextmanager
-async def running(settings: ProviderSettings, key: str | None = KEY) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def running(settings: ProviderSettings, key: str | None = KEY) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     """The provider app with its lifespan running and a client that talks to it in-process."""
     app = create_app(settings)
     headers = {"authorization": f"Bearer {key}"} if key else {}

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from provider_helpers import provider_settings, running, until
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from labkit.provider.app import ROUTE_SETS, create_app
+from labkit.provider.routing import RouteSet
+from labkit.provider.state import state_of
 from labkit.wire.signing import new_secret
 
 pytestmark = pytest.mark.asyncio
@@ -24,7 +30,7 @@ async def publish(client: httpx.AsyncClient, n: int, type_: str = "order.updated
     return out
 
 
-def store_is_empty(app: FastAPI) -> bool:
+def store_is_empty(app: Starlette) -> bool:
     store = app.state.store
     return store.head() == 0 and not store.subscriptions() and store.delivery_summary()["deliveries"] == 0
 
@@ -49,7 +55,7 @@ async def test_401_without_or_with_wrong_key(tmp_path: Path, key: str | None) ->
         assert store_is_empty(app)
 
 
-async def test_basic_scheme_is_not_a_bearer_key(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_basic_scheme_is_not_a_bearer_key(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     r = await client.get("/events", headers={"authorization": "Basic lab-key"})
     assert r.status_code == 401
@@ -58,7 +64,7 @@ async def test_basic_scheme_is_not_a_bearer_key(provider: tuple[FastAPI, httpx.A
 # -- publish and the feed -----------------------------------------------------------------
 
 
-async def test_publish_returns_id_type_created(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_publish_returns_id_type_created(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     (ev,) = await publish(client, 1)
     assert set(ev) == {"id", "type", "created_ns"}
@@ -71,7 +77,7 @@ async def test_publish_returns_id_type_created(provider: tuple[FastAPI, httpx.As
     assert (await client.get("/events/99999999999999999999")).status_code == 404
 
 
-async def test_page_through_feed_with_next_and_has_more(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_page_through_feed_with_next_and_has_more(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     await publish(client, 5)
     seen: list[int] = []
@@ -98,7 +104,7 @@ async def test_page_through_feed_with_next_and_has_more(provider: tuple[FastAPI,
     assert body == {"data": [], "next": "5", "has_more": False}
 
 
-async def test_type_filter(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_type_filter(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     await publish(client, 2, "a")
     await publish(client, 2, "b")
@@ -110,7 +116,7 @@ async def test_type_filter(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
     assert r.headers["etag"] == '"h2"'
 
 
-async def test_304_when_nothing_new_then_200_after_publish(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_304_when_nothing_new_then_200_after_publish(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     app, client = provider
     await publish(client, 2)
     r = await client.get("/events", params={"after": "0"})
@@ -134,7 +140,7 @@ async def test_304_when_nothing_new_then_200_after_publish(provider: tuple[FastA
     assert app.state.provider.counters["polls_304"] == 2
 
 
-async def test_long_poll_returns_early_on_publish(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_long_poll_returns_early_on_publish(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     app, client = provider
     counters = app.state.provider.counters
     task = asyncio.create_task(client.get("/events", params={"after": "0", "wait": "30"}))
@@ -146,7 +152,7 @@ async def test_long_poll_returns_early_on_publish(provider: tuple[FastAPI, httpx
     assert [e["id"] for e in r.json()["data"]] == [1]
 
 
-async def test_long_poll_ignores_other_types_then_times_out(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_long_poll_ignores_other_types_then_times_out(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     task = asyncio.create_task(client.get("/events", params={"wait": "0.3", "types": "wanted"}))
     await asyncio.sleep(0.05)
@@ -156,7 +162,7 @@ async def test_long_poll_ignores_other_types_then_times_out(provider: tuple[Fast
     assert r.json() == {"data": [], "next": "0", "has_more": False}
 
 
-async def test_long_poll_times_out_with_304(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_long_poll_times_out_with_304(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     r = await client.get("/events", params={"wait": "0.2"}, headers={"if-none-match": '"h0"'})
     assert r.status_code == 304
@@ -216,7 +222,7 @@ async def test_304_is_not_charged(tmp_path: Path) -> None:
     ],
 )
 async def test_bad_feed_params_are_400_naming_the_param(
-    provider: tuple[FastAPI, httpx.AsyncClient], params: dict[str, str], name: str
+    provider: tuple[Starlette, httpx.AsyncClient], params: dict[str, str], name: str
 ) -> None:
     _, client = provider
     r = await client.get("/events", params=params)
@@ -239,12 +245,18 @@ async def test_bad_feed_params_are_400_naming_the_param(
         ({"json": {"type": 5, "payload": {}}}, 422, "type:"),
         ({"json": {"type": "t", "payload": [1]}}, 422, "payload:"),
         ({"json": [1, 2]}, 422, "JSON object"),
-        ({"content": b'{"type":"t","payload":{"n":1e999999}}', "headers": {"content-type": "application/json"}}, 400, "JSON"),
-        ({"content": b'{"type":"t","payload":{"n":"\\ud800"}}', "headers": {"content-type": "application/json"}}, 400, "JSON"),
+        ({"content": b'{"type":"t","payload":{"n":1e999999}}', "headers": {"content-type": "application/json"}}, 422, "payload.n: number"),
+        ({"content": b'{"type":"t","payload":{"n":"\\ud800"}}', "headers": {"content-type": "application/json"}}, 422, "payload.n: string"),
+        (
+            {"content": b'{"type":"t","payload":{},"payload":{"a":1}}', "headers": {"content-type": "application/json"}},
+            422,
+            "payload: duplicate",
+        ),
+        ({"content": b'{"type":"t","type":"u","payload":{}}', "headers": {"content-type": "application/json"}}, 422, "type: duplicate"),
     ],
 )
 async def test_bad_publish_is_4xx_and_writes_nothing(
-    provider: tuple[FastAPI, httpx.AsyncClient], kwargs: dict, status: int, words: str
+    provider: tuple[Starlette, httpx.AsyncClient], kwargs: dict, status: int, words: str
 ) -> None:
     app, client = provider
     r = await client.post("/events", **kwargs)
@@ -276,7 +288,7 @@ async def test_oversized_body_is_413(tmp_path: Path) -> None:
 # -- subscriptions ------------------------------------------------------------------------
 
 
-async def test_secret_is_shown_only_on_create(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_secret_is_shown_only_on_create(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     r = await client.post("/subscriptions", json={"url": "http://127.0.0.1:9/hook", "event_types": ["a", "b"]})
     assert r.status_code == 201, r.text
@@ -293,7 +305,7 @@ async def test_secret_is_shown_only_on_create(provider: tuple[FastAPI, httpx.Asy
     assert (await client.get("/subscriptions/sub_nope")).status_code == 404
 
 
-async def test_given_secret_is_kept_and_checked(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_given_secret_is_kept_and_checked(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     app, client = provider
     secret = new_secret()
     r = await client.post("/subscriptions", json={"url": "http://127.0.0.1:9/", "secret": secret})
@@ -322,7 +334,7 @@ async def test_given_secret_is_kept_and_checked(provider: tuple[FastAPI, httpx.A
         ({}, "url:"),
     ],
 )
-async def test_bad_subscription_is_422_and_writes_nothing(provider: tuple[FastAPI, httpx.AsyncClient], body: dict, words: str) -> None:
+async def test_bad_subscription_is_422_and_writes_nothing(provider: tuple[Starlette, httpx.AsyncClient], body: dict, words: str) -> None:
     app, client = provider
     r = await client.post("/subscriptions", json=body)
     assert r.status_code == 422, r.text
@@ -330,7 +342,7 @@ async def test_bad_subscription_is_422_and_writes_nothing(provider: tuple[FastAP
     assert store_is_empty(app)
 
 
-async def test_delete_subscription(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_delete_subscription(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     sub = (await client.post("/subscriptions", json={"url": "http://127.0.0.1:9/"})).json()
     r = await client.delete(f"/subscriptions/{sub['id']}")
@@ -339,7 +351,7 @@ async def test_delete_subscription(provider: tuple[FastAPI, httpx.AsyncClient]) 
     assert (await client.delete(f"/subscriptions/{sub['id']}")).status_code == 404
 
 
-async def test_replay_validation(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_replay_validation(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     app, client = provider
     sub = (await client.post("/subscriptions", json={"url": "http://127.0.0.1:9/"})).json()
     path = f"/subscriptions/{sub['id']}/replay"
@@ -352,7 +364,7 @@ async def test_replay_validation(provider: tuple[FastAPI, httpx.AsyncClient]) ->
     assert app.state.store.delivery_summary()["deliveries"] == 0
 
 
-async def test_stats_counts_requests(provider: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_stats_counts_requests(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = provider
     await publish(client, 2)
     await client.get("/events")
@@ -365,3 +377,31 @@ async def test_stats_counts_requests(provider: tuple[FastAPI, httpx.AsyncClient]
     assert stats["requests"]["GET (unmatched)"] == {"404": 1}
     assert set(stats["wire"]) == {"bytes_in", "bytes_out", "connections"}
     assert stats["dispatcher"]["in_flight"] == 0
+
+
+async def test_has_more_follows_the_filtered_feed(provider: tuple[Starlette, httpx.AsyncClient]) -> None:
+    _, client = provider
+    for type_ in ("a", "b", "a", "b"):
+        await publish(client, 1, type_)
+    first = (await client.get("/events", params={"types": "a", "limit": "1"})).json()
+    assert [e["id"] for e in first["data"]] == [1] and first["next"] == "1" and first["has_more"] is True
+    last = (await client.get("/events", params={"types": "a", "after": "1", "limit": "1"})).json()
+    assert [e["id"] for e in last["data"]] == [3] and last["next"] == "3" and last["has_more"] is False
+    everything = (await client.get("/events", params={"after": "2", "limit": "2"})).json()
+    assert [e["id"] for e in everything["data"]] == [3, 4] and everything["has_more"] is False
+
+
+async def test_a_new_area_contributes_routes_behind_the_gate(tmp_path: Path) -> None:
+    async def hello(request: Request) -> Response:
+        return Response(b'{"head":%d}' % state_of(request).store.head(), media_type="application/json")
+
+    extra = RouteSet(routes=(Route("/hello", hello, methods=["GET"]),))
+    app = create_app(provider_settings(tmp_path), ROUTE_SETS + (extra,))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://provider") as client:
+            assert (await client.get("/hello")).status_code == 401
+            r = await client.get("/hello", headers={"authorization": "Bearer lab-key"})
+            assert r.status_code == 200 and r.json() == {"head": 0}
+            stats = (await client.get("/stats", headers={"authorization": "Bearer lab-key"})).json()
+            assert stats["requests"]["GET /hello"] == {"200": 1}

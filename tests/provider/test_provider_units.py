@@ -8,8 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from labkit.consumers.records import RecordReader, RecordStore
 from labkit.errors import ResultsError
-from labkit.provider.dispatcher import iso_utc, webhook_body
+from labkit.provider.dispatcher import event_json, iso_utc, webhook_body
 from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.ssrf import check_callback_url
 from labkit.provider.store import AttemptResult, Store
@@ -212,3 +213,48 @@ def test_delivery_summary_counts(tmp_path: Path) -> None:
     assert s["attempt_status_counts"] == {"500": 1, "timeout": 1, "200": 1, "410": 1}
     assert store.subscription(sub.id).status == "disabled"  # type: ignore[union-attr]
     assert store.subscriptions_version == 2
+
+
+def test_benchmark_reads_from_a_read_only_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = Store(path)
+    store.create_subscription("http://x/", [], "whsec_x")
+    store.publish("a", b"{}")
+    (d1,) = store.due_deliveries(2**62, 10)
+    store.record_attempts([AttemptResult(d1.id, 1, 10, 25, 503, None, 1, 1, "pending", next_attempt_ns=30)])
+    store.publish("a", b"{}")
+    d2 = next(d for d in store.due_deliveries(2**62, 10) if d.id != d1.id)
+    store.record_attempts([AttemptResult(d2.id, 1, 40, 47, 200, None, 1, 1, "delivered")])
+    with Store(path, readonly=True) as ro:
+        assert ro.last_delivery_id() == d2.id
+        assert sorted(ro.attempt_outcomes(0)) == [(10, 25, 503), (40, 47, 200)]
+        assert ro.attempt_outcomes(d1.id) == [(40, 47, 200)]
+        assert sorted(ro.event_attempts(1)) == [(1, 10, 25), (2, 40, 47)]
+        assert ro.event_attempts(2) == [(2, 40, 47)]
+    with Store(str(tmp_path / "empty.db")) as empty:
+        assert empty.last_delivery_id() == 0 and empty.attempt_outcomes(0) == []
+    store.close()
+
+
+def test_record_reader_reads_incrementally_and_waits_for_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    reader = RecordReader(path)
+    assert reader.rows_since(["c1"], 0) == []  # no store yet
+    with RecordStore(str(path)) as records:
+        records.record_page("c1", [1, 2, 3], 100, "3", None)
+        records.record_page("c2", [2], 200, "2", None)
+        assert sorted(reader.rows_since(["c1", "c2"], 2)) == [("c1", 2, 100), ("c1", 3, 100), ("c2", 2, 200)]
+        assert reader.rows_since(["c2"], 3) == [] and reader.rows_since([], 0) == []
+    reader.close()
+
+
+def test_page_json_is_the_pages_events_spliced(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.db"))
+    types = ["a", 'quo"te\\back', "ünï 😀", "a"]
+    payloads = [b'{"n":1}', b'{"big":1180591620717411303424, "s":"\\u00e9"}', '{"é":"😀"}'.encode(), b"{}"]
+    for type_, payload in zip(types, payloads):
+        store.publish(type_, payload)
+    for after, limit, only in [(0, 10, ()), (1, 2, ()), (0, 10, ("a",)), (1, 10, ("ünï 😀", 'quo"te\\back')), (4, 10, ())]:
+        rows = store.page(after, limit, only)
+        assert store.page_json(after, limit, only) == (b",".join(event_json(r) for r in rows), rows[-1][0] if rows else 0)
+    assert orjson.loads(b"[%s]" % store.page_json(0, 10)[0])[1]["type"] == 'quo"te\\back'
