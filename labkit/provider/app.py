@@ -37,6 +37,8 @@ from labkit.provider.dispatcher import Dispatcher, event_json
 from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.ssrf import check_callback_url
 from labkit.provider.store import Store
+from labkit.provider.stream_routes import sse_stream, ws_stream
+from labkit.provider.streams import StreamHub
 from labkit.wire.metering import SERVER_WIRE, WireCounter, process_cpu_s
 from labkit.wire.signing import check_secret, new_secret
 
@@ -155,6 +157,7 @@ class Provider:
         self._published = asyncio.Event()
         self.store: Store
         self.dispatcher: Dispatcher
+        self.hub: StreamHub
         self.wire = WireCounter()
         # (method, path) -> (endpoint, ASGI app) that the Gate calls directly, skipping the router.
         self.fast_routes: dict[tuple[str, str], tuple[Any, ASGIApp]] = {}
@@ -319,6 +322,7 @@ def create_app(settings: ProviderSettings) -> FastAPI:
             allowed_hosts=settings.allowed_callback_hosts,
         )
         p.dispatcher = Dispatcher(p.store, settings, client)
+        p.hub = app.state.hub = StreamHub(p.store, settings.streams)
         app.state.store = p.store
         app.state.dispatcher = p.dispatcher
         p.dispatcher.start()
@@ -365,6 +369,7 @@ def create_app(settings: ProviderSettings) -> FastAPI:
         event_id, created = p.store.publish(type_, orjson.dumps(data["payload"]), p.first_delay_ns)
         p.counters["published"] += 1
         p.notify()
+        p.hub.notify()
         p.dispatcher.wake()
         return Response(
             b'{"id":%d,"type":%s,"created_ns":%d}' % (event_id, orjson.dumps(type_), created),
@@ -469,6 +474,8 @@ def create_app(settings: ProviderSettings) -> FastAPI:
     app.router.add_route("/events", publish, methods=["POST"])
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/events/{event_id}", one_event, methods=["GET"])
+    app.router.add_route("/stream", sse_stream, methods=["GET"])
+    app.router.add_websocket_route("/ws", ws_stream)
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -548,6 +555,7 @@ def create_app(settings: ProviderSettings) -> FastAPI:
                 "wire": p.wire.snapshot(),
                 "server_wire": SERVER_WIRE.snapshot(),
                 "cpu_s": process_cpu_s(),
+                **p.hub.stats(),
             },
         )
 
