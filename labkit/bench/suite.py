@@ -4,9 +4,9 @@ Written to ``<out>/bench/<run-id>.json`` (schema_version 1)::
 
     {"schema_version": 1, "run_id", "mode": "full" | "quick" | "tiny", "load_tool",
      "plan": {...}, "ratios": {"poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99",
-                               "fleet_rate", "receiver_verify"},
+                               "fleet_rate", "receiver_verify", "sse_fanout"},
      "targets": {name: {"metric", "op", "target", "value", "pass"}},
-     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest"},
+     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout"},
      "noise": {"loadavg_start", "loadavg_end", "other_cpu_share", "steal_share", "max_cv"},
      "environment": labkit.results.environment(), "elapsed_s"}
 
@@ -30,15 +30,15 @@ from typing import Any
 
 import psutil
 
-from labkit.bench import cases
+from labkit.bench import cases, streams
 from labkit.bench.load import LoadTool
 from labkit.errors import ConfigError
 from labkit.results import environment, write_json
 from labkit.servers.procs import ProcessGroup
 
 SCHEMA_VERSION = 1
-BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest")
-RATIO_KEYS = ("poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99", "fleet_rate", "receiver_verify")
+BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout")
+RATIO_KEYS = ("poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99", "fleet_rate", "receiver_verify", "sse_fanout")
 # The test suite's smoke run: every benchmark, for a second or two each (the numbers mean nothing).
 TINY_ENV = "LABKIT_BENCH_TINY"
 
@@ -67,6 +67,7 @@ TARGETS = (
     Target("fleet_pollers", "benchmarks.poller_fleet.pollers_per_process", ">=", 5000, "pollers per process at 5 s, lateness p99 < 50 ms"),
     Target("fleet_rate", "ratios.fleet_rate", ">=", 0.98, "achieved / intended poll rate"),
     Target("receiver_verify", "ratios.receiver_verify", ">=", 0.7, "receiver req/s, verifying / not verifying"),
+    Target("sse_fanout", "ratios.sse_fanout", ">=", 0.5, "SSE frames/s to K streams, provider hub / bare Starlette endpoint"),
 )
 
 
@@ -152,7 +153,7 @@ def run_bench(
             lab = cases.Lab(group, work, tool, progress)
             for name in BENCHMARKS:
                 if name in wanted:
-                    results[name] = getattr(cases, name)(lab, plan)
+                    results[name] = (getattr(cases, name, None) or getattr(streams, name))(lab, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = build_summary(run_id, plan, tool.name, results, watch.report(), time.monotonic() - started)
@@ -176,6 +177,7 @@ def build_summary(
         "webhook_p99": _num(lat.get("ratio_p99")),
         "fleet_rate": _num(_get(results, "poller_fleet.rate_ratio")),
         "receiver_verify": _num(_get(results, "receiver_ingest.ratio")),
+        "sse_fanout": _num(_get(results, "sse_fanout.ratio")),
     }
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
