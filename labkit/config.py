@@ -70,7 +70,7 @@ class ProviderSettings(Settings):
     ca_file: str | None = Field(None, description="extra CA (PEM) the dispatcher trusts, for HTTPS receivers")
     limits: ServerLimits = ServerLimits()
     seed: int | None = None
-    streams: StreamLimits = Field(default_factory=lambda: StreamLimits(), description="SSE and WebSocket streams")
+    streams: StreamLimits = Field(default_factory=lambda: StreamLimits.model_validate({}), description="SSE and WebSocket streams")
 
     @field_validator("retry_schedule_s")
     @classmethod

@@ -78,10 +78,10 @@ def _burst(server: Child, path: str, fleet: Child, stats: Path, events: int, str
     before = _counters(stats).get("frames", 0)
     cpu_s0, fleet_cpu0 = server.cpu_s(), fleet.cpu_s()
     body = {"type": EVENT_TYPE, "payload": {"bench": "x" * 200}}
-    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=30.0) as c:
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=30.0) as client:
         t0 = time.time_ns()
         for _ in range(events):
-            r = c.post(path, json=body)
+            r = client.post(path, json=body)
             if r.status_code != 201:
                 raise RunError(f"sse_fanout: publish answered {r.status_code} {r.text[:200]}")
     want = before + events * streams

@@ -48,7 +48,7 @@ def counting_connection(counter: WireCounter) -> type[ClientConnection]:
     class CountingConnection(ClientConnection):
         def connection_made(self, transport: Any) -> None:
             counter.connections += 1
-            super().connection_made(_CountingTransport(transport, counter))
+            super().connection_made(_CountingTransport(transport, counter))  # type: ignore[arg-type]
 
         def data_received(self, data: bytes) -> None:
             counter.bytes_in += len(data)
