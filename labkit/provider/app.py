@@ -329,6 +329,7 @@ def create_app(settings: ProviderSettings) -> FastAPI:
         try:
             yield
         finally:
+            p.hub.close()
             await p.dispatcher.stop()
             await client.aclose()
             p.store.close()

@@ -100,7 +100,7 @@ class HubEventStream(EventSourceResponse):
             if s.dropped:
                 yield format_sse_event(event="error", data_str=orjson.dumps({"reason": s.dropped, "resume_after": s.cursor}).decode())
                 return
-            if not await s.wait(limits.heartbeat_s):
+            if not await s.wait():
                 yield heartbeat
 
     async def listen_for_disconnect(self, receive: Receive) -> None:
@@ -195,7 +195,7 @@ async def _ws_writer(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
             await websocket.send_text(e.json)
         if s.dropped:
             return
-        await s.wait(hub.limits.heartbeat_s)  # the server's own WebSocket pings keep an idle link alive
+        await s.wait()  # a heartbeat is a no-op here: the server's own WebSocket pings keep an idle link alive
 
 
 async def ws_stream(websocket: WebSocket) -> None:

@@ -24,6 +24,7 @@ publish can fall between the two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -65,7 +66,7 @@ def encode(row: Row) -> Encoded:
 class Stream:
     """One open connection: its cursor, filter, bounded queue and the waiter of its writer."""
 
-    __slots__ = ("attached", "cursor", "dropped", "kind", "live", "on_drop", "queue", "queued_bytes", "types", "_waiter")
+    __slots__ = ("attached", "beat", "busy", "cursor", "dropped", "kind", "live", "on_drop", "queue", "queued_bytes", "types", "_waiter")
 
     def __init__(self, kind: str, cursor: int, types: Sequence[str]) -> None:
         self.kind = kind
@@ -76,6 +77,8 @@ class Stream:
         self.queued_bytes = 0
         self.dropped: str | None = None  # the reason, once the hub has dropped this stream
         self.attached = True  # counted open by the hub
+        self.busy = False  # handed an event since the hub's last heartbeat tick
+        self.beat = False  # the hub asks the writer for a heartbeat
         self.on_drop: Callable[[], object] | None = None  # the writer's way to be cut off while blocked
         self._waiter: asyncio.Future[None] | None = None
 
@@ -84,18 +87,23 @@ class Stream:
         if w is not None and not w.done():
             w.set_result(None)
 
-    async def wait(self, timeout: float) -> bool:
-        """Until the hub has something (True) or ``timeout`` passes (False)."""
-        if self.queue or self.dropped:
-            return True
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(self._waiter, timeout)
-            return True
-        except TimeoutError:
+    async def wait(self) -> bool:
+        """Until the hub has something: True for events or a drop, False for a heartbeat.
+
+        No timer per wait (``wait_for`` costs more than the write it waits for):
+        the hub's one ticker asks idle streams for their heartbeats.
+        """
+        if not (self.queue or self.dropped or self.beat):
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.beat and not self.queue and not self.dropped:
+            self.beat = False
             return False
-        finally:
-            self._waiter = None
+        self.beat = False
+        return True
 
     def take(self) -> Iterator[Encoded]:
         """The queued events newer than the cursor, oldest first, moving the cursor past each."""
@@ -121,6 +129,7 @@ class StreamHub:
         self.total = 0
         self.dropped_backpressure = 0
         self.fanned_out = 0  # events handed to streams' queues
+        self._ticker: asyncio.Task[None] | None = None
 
     # -- connections ----------------------------------------------------------------
 
@@ -134,6 +143,9 @@ class StreamHub:
     def attach(self, kind: str, cursor: int, types: Sequence[str]) -> Stream:
         """A new stream, counted open; it receives nothing until ``catch_up`` makes it live."""
         s = Stream(kind, cursor, types)
+        if self._ticker is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: a unit test drives tick() itself
+                self._ticker = asyncio.get_running_loop().create_task(self._beat(), name="stream-heartbeats")
         self.open_by_kind[kind] += 1
         self.total += 1
         return s
@@ -206,6 +218,7 @@ class StreamHub:
                 continue
             s.queue.append(item)
             s.queued_bytes += size
+            s.busy = True
             s.wake()
         self.fanned_out += len(targets)
 
@@ -220,6 +233,29 @@ class StreamHub:
         if s.on_drop is not None:
             s.on_drop()
         log.info("stream dropped (%s): %s", s.kind, reason)
+
+    # -- heartbeats -----------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Ask every live stream that was handed nothing since the last tick for a heartbeat."""
+        for subs in (self.unfiltered, *self.by_type.values()):
+            for s in subs:
+                if s.busy:
+                    s.busy = False
+                else:
+                    s.beat = True
+                    s.wake()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.heartbeat_s)
+            self.tick()
+
+    def close(self) -> None:
+        """Stop the heartbeat ticker (the provider's shutdown)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     # -- stats ----------------------------------------------------------------------
 

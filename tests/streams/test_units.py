@@ -102,3 +102,16 @@ async def test_sse_reader_reports_a_refusal() -> None:
     p.data_received(b'HTTP/1.1 401 Unauthorized\r\ncontent-length: 13\r\n\r\n{"detail":"x"}')
     ended = await asyncio.wait_for(p.done, 1)
     assert ended.status == 401 and "detail" in ended.reason
+
+
+async def test_heartbeat_only_for_streams_handed_nothing_since_the_last_tick(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(heartbeat_s=3600))
+    idle, busy = hub.attach(SSE, 0, ()), hub.attach(SSE, 0, ())
+    hub.catch_up(idle), hub.catch_up(busy)
+    _publish(store, hub, 1)
+    list(idle.take())
+    hub.tick()  # both were handed the event: no heartbeat yet
+    assert not idle.beat and not busy.beat
+    hub.tick()
+    assert await idle.wait() is False  # a heartbeat, not an event
+    hub.close()
