@@ -118,7 +118,8 @@ class StreamFleet:
         return {
             "protocol": self.settings.protocol,
             "connections": self.settings.connections,
-            "connected": sum(1 for c in self.consumers if c.connected),
+            # established: the handshake is done (WebSocket) or the 200 has arrived (SSE)
+            "connected": sum(1 for c in self.consumers if c.connected and (c.proto is None or c.proto.status == 200)),
             **self.n,
             "last_received_ns": self.last_received_ns,
             "lag": self.lag.summary_ms(),
