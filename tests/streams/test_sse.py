@@ -93,3 +93,11 @@ def test_hostile_cursor_and_filter_400_with_reason(lab: Lab) -> None:
         assert r.status_code == 400, (headers, params)
         assert r.json()["detail"].startswith(f"{field}:")
     assert lab.stats(p.url)["streams_open"] == 0
+
+
+def test_beyond_max_streams_503_with_reason(lab: Lab) -> None:
+    p = lab.provider(max_streams=1)
+    with httpx.Client(base_url=p.url, timeout=10.0) as c, c.stream("GET", "/stream", headers=AUTH) as held:
+        read_sse(held.iter_lines(), lambda fs: bool(fs))  # the first stream is open
+        r = httpx.get(p.url + "/stream", headers=AUTH, timeout=10.0)
+        assert r.status_code == 503 and "max_streams=1" in r.json()["detail"]

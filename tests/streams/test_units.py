@@ -115,3 +115,20 @@ async def test_heartbeat_only_for_streams_handed_nothing_since_the_last_tick(sto
     hub.tick()
     assert await idle.wait() is False  # a heartbeat, not an event
     hub.close()
+
+
+def test_fleet_backoff_grows_with_jitter_and_is_capped() -> None:
+    from labkit.config import StreamConsumerSettings
+    from labkit.consumers.streams import Consumer, StreamFleet
+
+    fleet = StreamFleet(StreamConsumerSettings(base_url="http://127.0.0.1:1", backoff_initial_s=0.1, backoff_max_s=2.0))
+    c = Consumer(0, 0)
+    seen = []
+    for attempt in range(8):
+        c.attempt = attempt
+        delays = [fleet.backoff_s(c) for _ in range(50)]
+        ceiling = min(2.0, 0.1 * 2**attempt)
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered: reconnecting consumers do not arrive together
+        seen.append(max(delays))
+    assert seen[-1] <= 2.0 and seen[3] > seen[0]
