@@ -98,6 +98,7 @@ def test_hostile_cursor_and_filter_400_with_reason(lab: Lab) -> None:
 def test_beyond_max_streams_503_with_reason(lab: Lab) -> None:
     p = lab.provider(max_streams=1)
     with httpx.Client(base_url=p.url, timeout=10.0) as c, c.stream("GET", "/stream", headers=AUTH) as held:
-        read_sse(held.iter_lines(), lambda fs: bool(fs))  # the first stream is open
+        lines = held.iter_lines()  # kept referenced: a collected iterator would close the stream
+        read_sse(lines, lambda fs: bool(fs))  # the first stream is open
         r = httpx.get(p.url + "/stream", headers=AUTH, timeout=10.0)
         assert r.status_code == 503 and "max_streams=1" in r.json()["detail"]
