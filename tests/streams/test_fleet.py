@@ -79,3 +79,23 @@ def test_every_event_exactly_once_across_disconnects(lab: Lab, protocol: str) ->
     assert c["events"] == N * 40
     assert c["reconnects"] >= 2 * N and c["forced_disconnects"] >= N
     assert c["lag"]["p50"] is not None
+
+
+def test_a_killed_fleet_resumes_from_its_recorded_cursors(lab: Lab) -> None:
+    p = lab.provider()
+    fleet, stats = _fleet(lab, p.url, "sse")
+    db = lab.work / "fleet.db"
+    assert _wait(lambda: _counters(stats).get("connected") == N)
+    lab.publish(p.url, 10)
+    assert _wait(lambda: _all_have(db, 10))
+    lab.group.kill(fleet)  # SIGKILL: no shutdown code runs
+    lab.publish(p.url, 10)  # published while no consumer is connected
+    fleet, stats = _fleet(lab, p.url, "sse", name="fleet-2")
+    lab.publish(p.url, 5)
+    assert _wait(lambda: _all_have(db, 25)), records.received_counts(str(db))
+    got: dict[str, list[int]] = {}
+    for consumer, event_id, _ in records.load_events(str(db)):
+        got.setdefault(consumer, []).append(event_id)
+    assert all(ids == list(range(1, 26)) for ids in got.values()) and len(got) == N
+    # the restarted fleet started after the recorded cursors: at most a batch's worth came twice
+    assert _wait(lambda: _counters(stats).get("events") == N * 15)
