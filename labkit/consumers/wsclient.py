@@ -96,5 +96,8 @@ async def open_ws(url: str, api_key: str, first: dict[str, Any], connection_clas
         raise
     except Exception as exc:  # websockets raises InvalidStatus, InvalidHandshake, ...: all a failed connect
         raise OSError(f"cannot open {url}: {exc}") from exc
-    await ws.send(orjson.dumps(first).decode())
+    try:
+        await ws.send(orjson.dumps(first).decode())
+    except ConnectionClosed as exc:  # the server went away right after the handshake
+        raise OSError(f"{url} closed before the cursor was sent: {exc}") from exc
     return WsStream(ws)
