@@ -68,6 +68,7 @@ def test_every_event_exactly_once_across_disconnects(lab: Lab, protocol: str) ->
     p = lab.restart(p, "provider-2", heartbeat_s=0.5)  # SIGKILL and restart on the same port and log
     lab.publish(p.url, 10)
     assert _wait(lambda: _all_have(db, 40)), records.received_counts(str(db))
+    assert fleet.alive(), fleet.log_tail()
     lab.group.stop(fleet)
     got = records.load_events(str(db))
     by_consumer: dict[str, list[int]] = {}
