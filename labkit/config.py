@@ -93,6 +93,7 @@ class ProviderSettings(Settings):
     )
     limits: ServerLimits = ServerLimits()
     seed: int | None = None
+    streams: StreamLimits = Field(default_factory=lambda: StreamLimits.model_validate({}), description="SSE and WebSocket streams")
 
     @field_validator("retry_schedule_s")
     @classmethod
@@ -268,3 +269,46 @@ def validated(model: type[S], data: dict[str, Any], prefix: str = "") -> S:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_error(exc, prefix)) from None
+
+
+# -- streams (Server-Sent Events and WebSocket) -------------------------------------------
+
+
+class StreamLimits(Settings):
+    """The provider's streams: per-connection bounds that keep a slow consumer from costing the others.
+
+    A connection whose queue (events handed to it but not yet written to its
+    socket) passes ``queue_max_events`` or ``queue_max_bytes`` is disconnected
+    with the reason and resumes from its cursor when it reconnects.
+    """
+
+    queue_max_events: int = Field(1000, ge=1, le=1_000_000)
+    queue_max_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    heartbeat_s: float = Field(15.0, gt=0, le=3600, description="SSE comment / idle keep-alive")
+    retry_ms: int = Field(1000, ge=0, le=3_600_000, description="the SSE retry: field")
+    max_streams: int = Field(100_000, ge=1, le=1_000_000, description="open streams beyond this get 503")
+    catchup_page: int = Field(500, ge=1, le=10_000, description="events read per query while a stream catches up")
+    first_message_timeout_s: float = Field(10.0, gt=0, le=600, description="WebSocket: wait this long for the cursor")
+    drop_grace_s: float = Field(1.0, ge=0, le=60, description="time to write the reason before a dropped stream is cut")
+
+
+class StreamConsumerSettings(Settings):
+    """A fleet of stream consumers (SSE or WebSocket) held by one process."""
+
+    base_url: str
+    protocol: Literal["sse", "websocket"] = "sse"
+    api_key: str = DEFAULT_API_KEY
+    connections: int = Field(1, ge=1, le=100_000)
+    types: tuple[str, ...] = ()
+    record: bool = Field(True, description="False: count frames only (the fan-out benchmark)")
+    db_path: str = ":memory:"
+    stats_path: str | None = None
+    connect_spread_s: float = Field(1.0, ge=0, le=600, description="first connects spread uniformly over this")
+    backoff_initial_s: float = Field(0.1, gt=0, le=60)
+    backoff_max_s: float = Field(10.0, gt=0, le=3600)
+    idle_timeout_s: float = Field(60.0, gt=0, le=3600, description="no byte (not even a heartbeat) for this long: reconnect")
+    connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    seed: int = 0
+
+
+ProviderSettings.model_rebuild()

@@ -4,9 +4,9 @@ Written to ``<out>/bench/<run-id>.json`` (schema_version 1)::
 
     {"schema_version": 1, "run_id", "mode": "full" | "quick" | "tiny", "load_tool",
      "plan": {...}, "ratios": {"poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99",
-                               "fleet_rate", "receiver_verify"},
+                               "fleet_rate", "receiver_verify", "sse_fanout"},
      "targets": {name: {"metric", "op", "target", "value", "pass"}},
-     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest"},
+     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout"},
      "noise": {"loadavg_start", "loadavg_end", "other_cpu_share", "steal_share", "max_cv"},
      "environment": labkit.results.environment(), "elapsed_s"}
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from labkit.bench import cases
+from labkit.bench import cases, streams
 from labkit.bench.load import LoadTool
 from labkit.bench.proxy import proxy_cost
 from labkit.errors import ConfigError
@@ -38,8 +38,18 @@ from labkit.results import environment, write_json
 from labkit.servers.procs import ProcessGroup
 
 SCHEMA_VERSION = 1
-BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "proxy_cost")
-RATIO_KEYS = ("poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99", "fleet_rate", "receiver_verify", "proxy_p50")
+BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "proxy_cost", "sse_fanout")
+RATIO_KEYS = (
+    "poll_304",
+    "poll_200",
+    "dispatcher",
+    "webhook_p50",
+    "webhook_p99",
+    "fleet_rate",
+    "receiver_verify",
+    "proxy_p50",
+    "sse_fanout",
+)
 # The test suite's smoke run: every benchmark, for a second or two each (the numbers mean nothing).
 TINY_ENV = "LABKIT_BENCH_TINY"
 
@@ -69,6 +79,7 @@ TARGETS = (
     Target("fleet_rate", "ratios.fleet_rate", ">=", 0.98, "achieved / intended poll rate"),
     Target("receiver_verify", "ratios.receiver_verify", ">=", 0.7, "receiver req/s, verifying / not verifying"),
     Target("proxy_p50", "ratios.proxy_p50", "<=", 1.10, "webhook end-to-end p50, through the zero-delay netproxy / direct"),
+    Target("sse_fanout", "ratios.sse_fanout", ">=", 0.5, "SSE frames/s to K streams, provider hub / bare Starlette endpoint"),
 )
 
 
@@ -129,6 +140,12 @@ class _MachineWatch:
         }
 
 
+def _case(name: str) -> Callable[..., dict[str, Any]]:
+    """The function that runs benchmark ``name``: in ``cases``, or in its own module."""
+    own: dict[str, Callable[..., dict[str, Any]]] = {"proxy_cost": proxy_cost, "sse_fanout": streams.sse_fanout}
+    return own.get(name) or getattr(cases, name)
+
+
 def run_bench(
     *,
     quick: bool = False,
@@ -154,7 +171,7 @@ def run_bench(
             lab = cases.Lab(group, work, tool, progress)
             for name in BENCHMARKS:
                 if name in wanted:
-                    results[name] = proxy_cost(lab, plan) if name == "proxy_cost" else getattr(cases, name)(lab, plan)
+                    results[name] = _case(name)(lab, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = build_summary(run_id, plan, tool.name, results, watch.report(), time.monotonic() - started)
@@ -179,6 +196,7 @@ def build_summary(
         "fleet_rate": _num(_get(results, "poller_fleet.rate_ratio")),
         "receiver_verify": _num(_get(results, "receiver_ingest.ratio")),
         "proxy_p50": _num(_get(results, "proxy_cost.ratio_p50")),
+        "sse_fanout": _num(_get(results, "sse_fanout.ratio")),
     }
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

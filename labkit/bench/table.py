@@ -91,6 +91,12 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 verdict("receiver_verify"),
             )
         )
+    if "sse_fanout" in b:
+        f = b["sse_fanout"]
+        label = f"SSE frames/s to {f['streams']} streams"
+        out.append(
+            (label, _f(f["provider"]["frames_per_s"]), _f(f["bare"]["frames_per_s"]), _f(r.get("sse_fanout"), ".2f"), verdict("sse_fanout"))
+        )
     return out
 
 

@@ -14,7 +14,9 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="fewer, shorter repetitions (under three minutes)"),
     as_json: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
     out: Path = typer.Option(Path("results"), "--out", help="results root; the file goes to OUT/bench/<run-id>.json"),
-    only: str = typer.Option("", "--only", help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest"),
+    only: str = typer.Option(
+        "", "--only", help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest,sse_fanout"
+    ),
 ) -> None:
     """Benchmark labkit's servers and clients against bare ones on the same machine (ratios)."""
     from labkit.bench import run_bench

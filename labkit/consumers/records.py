@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Self
 
@@ -130,6 +130,26 @@ class RecordStore:
             con.execute("ROLLBACK")
             raise
         return Outcome(recorded, len(event_ids) - recorded)
+
+    def record_stream_batch(self, events: Sequence[tuple[str, int, int]], cursors: Mapping[str, str]) -> Outcome:
+        """Process what a stream fleet received since its last batch: (consumer, event_id, received_ns)
+        rows and each consumer's cursor after them, in one transaction (one commit for many streams)."""
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            before = con.total_changes
+            con.executemany("INSERT OR IGNORE INTO events(consumer, event_id, received_ns) VALUES (?, ?, ?)", events)
+            recorded = con.total_changes - before
+            con.executemany(
+                "INSERT INTO cursors(consumer, cursor, etag) VALUES (?, ?, NULL)"
+                " ON CONFLICT(consumer) DO UPDATE SET cursor = excluded.cursor",
+                list(cursors.items()),
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return Outcome(recorded, len(events) - recorded)
 
     def cursors(self) -> dict[str, tuple[str, str | None]]:
         """Every stored cursor (consumer -> (cursor, etag)), read once when a fleet starts."""

@@ -32,6 +32,7 @@ async def stats(request: Request) -> Response:
             "wire": p.wire.snapshot(),
             "server_wire": SERVER_WIRE.snapshot(),
             "cpu_s": process_cpu_s(),
+            **p.hub.stats(),
         },
     )
 

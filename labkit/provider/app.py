@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from labkit.config import ProviderSettings
-from labkit.provider import admin, feed, publishing, subscriptions
+from labkit.provider import admin, feed, publishing, stream_routes, subscriptions
 from labkit.provider.delivery import DeliveryClient
 from labkit.provider.dispatcher import Dispatcher
 from labkit.provider.gate import Gate
@@ -35,11 +35,12 @@ from labkit.provider.protocol import json_response
 from labkit.provider.routing import RouteSet
 from labkit.provider.state import ProviderState
 from labkit.provider.store import Store
+from labkit.provider.streams import StreamHub
 
 log = logging.getLogger("labkit.provider")
 
 # Matched in this order; the feed first because its routes are the hottest.
-ROUTE_SETS: tuple[RouteSet, ...] = (feed.ROUTES, publishing.ROUTES, subscriptions.ROUTES, admin.ROUTES)
+ROUTE_SETS: tuple[RouteSet, ...] = (feed.ROUTES, publishing.ROUTES, subscriptions.ROUTES, admin.ROUTES, stream_routes.ROUTES)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -75,12 +76,14 @@ def _lifespan(state: ProviderState) -> Any:
         state.store = Store(state.settings.db_path)
         client = _delivery_client(state)
         state.dispatcher = Dispatcher(state.store, state.settings, client)
+        state.hub = app.state.hub = StreamHub(state.store, state.settings.streams)
         app.state.store = state.store
         app.state.dispatcher = state.dispatcher
         state.dispatcher.start()
         try:
             yield
         finally:
+            state.hub.close()
             await state.dispatcher.stop()
             await client.aclose()
             state.store.close()

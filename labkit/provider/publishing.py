@@ -59,6 +59,7 @@ async def publish(request: Request) -> Response:
     event_id, created = p.store.publish(type_, payload, p.first_delay_ns)
     p.counters["published"] += 1
     p.notify()
+    p.hub.notify()
     p.dispatcher.wake()
     return Response(
         b'{"id":%d,"type":%s,"created_ns":%d}' % (event_id, orjson.dumps(type_), created),

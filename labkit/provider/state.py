@@ -14,6 +14,7 @@ from labkit.provider.dispatcher import Dispatcher
 from labkit.provider.protocol import seconds
 from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.store import Store
+from labkit.provider.streams import StreamHub
 from labkit.wire.metering import WireCounter
 
 
@@ -22,6 +23,7 @@ class ProviderState:
 
     store: Store
     dispatcher: Dispatcher
+    hub: StreamHub
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

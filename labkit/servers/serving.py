@@ -24,7 +24,7 @@ from labkit.servers.serverlimits import limited_protocol_class
 from labkit.wire.metering import counting_protocol_class
 
 # "bare": the benchmark's bare Starlette servers (labkit.bench.apps), served the same way.
-ROLES = ("provider", "receiver", "poller", "bare")
+ROLES = ("provider", "receiver", "poller", "bare", "streams")
 
 
 def _loop() -> str:
@@ -109,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.consumers.poller import main as poller_main
 
         poller_main(validated(PollerSettings, settings))
+        return 0
+    if args.role == "streams":  # the stream consumer fleet (SSE or WebSocket), a worker like the pollers
+        from labkit.config import StreamConsumerSettings, validated
+        from labkit.consumers.streams import main as streams_main
+
+        streams_main(validated(StreamConsumerSettings, settings))
         return 0
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
     limits = ServerLimits.model_validate(settings.get("limits") or {})

@@ -18,7 +18,7 @@ import pytest
 
 from labkit.bench import RATIO_KEYS, SCHEMA_VERSION, TARGETS, read_bench
 from labkit.bench.cases import paired_ratio, plan
-from labkit.bench.suite import TINY_ENV, Target, build_summary
+from labkit.bench.suite import BENCHMARKS, TINY_ENV, Target, build_summary
 from labkit.errors import ResultsError
 
 
@@ -49,7 +49,16 @@ def test_bench_quick_json_writes_a_well_formed_file(tmp_path: Path) -> None:
     assert set(data["targets"]) == {t.name for t in TARGETS}
     for t in data["targets"].values():
         assert isinstance(t["pass"], bool) and t["op"] in (">=", "<=")
-    assert set(data["benchmarks"]) == {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "proxy_cost"}
+    assert set(data["benchmarks"]) == set(BENCHMARKS)
+    assert set(BENCHMARKS) >= {
+        "poll_endpoint",
+        "dispatcher",
+        "latency_floor",
+        "poller_fleet",
+        "receiver_ingest",
+        "proxy_cost",
+        "sse_fanout",
+    }
     assert data["benchmarks"]["latency_floor"]["delivered"] == data["benchmarks"]["latency_floor"]["events"] > 0
     assert data["environment"]["cpu_count"] >= 1 and data["environment"]["packages"]["uvicorn"]
     assert {"loadavg_start", "other_cpu_share", "max_cv"} <= set(data["noise"])

@@ -1,0 +1,392 @@
+"""The stream consumer fleet: N held streams (SSE or WebSocket) in one process.
+
+Each consumer ``c<i>`` holds one connection to the provider's ``GET /stream``
+(SSE, through the lean ``sseclient`` reader) or ``WS /ws`` (the
+``websockets`` client). Events are recorded through ``records`` with the
+consumer's cursor in the same transaction, so duplicates (a resume that
+overlaps, a restart of this process) are recognised and counted, never
+recorded twice. Writes are batched: every ``FLUSH_EVERY_S`` one transaction
+takes what every connection received, which keeps 10,000 streams at 1
+event/s to a hundred commits a second instead of ten thousand.
+
+A connection that ends (the provider dropped it for backpressure, restarted,
+or the network failed) reconnects after an exponential backoff with jitter
+and resumes after its last id (``Last-Event-ID`` for SSE, the first message
+for WebSocket). One sweeper checks every connection for idleness once a
+second (no byte, not even a heartbeat, for ``idle_timeout_s``) instead of a
+timer per connection.
+
+Counters (the stats file, as the poller's): events, duplicates, delivery
+lag (received minus the event's ``created_ns``), connects, reconnects,
+backpressure drops seen, errors, and bytes on the wire. SIGUSR1 writes an
+exact snapshot (``<stats>.snap``); SIGUSR2 cuts every connection at once
+(the failure experiments' "stream dropped mid-flight"), which then resume.
+
+``python -m labkit.consumers.streams SETTINGS_JSON_FILE`` runs a fleet until
+SIGTERM or SIGINT, then writes its final stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import random
+import resource
+import signal
+import sqlite3
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from labkit.config import StreamConsumerSettings, validated
+from labkit.consumers.records import RecordStore
+from labkit.consumers.sseclient import Origin, SseProtocol, open_sse, sse_request
+from labkit.consumers.stats import Latency, StatsWriter
+from labkit.consumers.wsclient import counting_connection, open_ws
+from labkit.errors import LabkitError
+from labkit.wire.metering import WireCounter
+
+FLUSH_EVERY_S = 0.05
+SWEEP_EVERY_S = 1.0
+BACKPRESSURE = "backpressure"
+
+
+class Consumer:
+    """One held stream: its name, its cursor and its reconnect state."""
+
+    __slots__ = ("attempt", "connected", "cursor", "index", "name", "proto", "ws")
+
+    def __init__(self, index: int, cursor: int) -> None:
+        self.index = index
+        self.name = f"c{index}"
+        self.cursor = cursor  # the id of the last event received
+        self.attempt = 0  # failed connects in a row, for the backoff
+        self.connected = False
+        self.proto: SseProtocol | None = None
+        self.ws: Any = None
+
+
+@dataclass
+class StreamFleetResult:
+    """What a fleet did, once it has stopped."""
+
+    connections: int
+    elapsed_s: float
+    counters: dict[str, Any]
+    wire: dict[str, int]
+
+
+class StreamFleet:
+    """The consumers, the record store, the batch of unrecorded events and the counters."""
+
+    def __init__(self, settings: StreamConsumerSettings) -> None:
+        self.settings = settings
+        self.wire = WireCounter()
+        self.lag = Latency()
+        self.rng = random.Random(settings.seed)
+        self.origin = Origin.parse(settings.base_url)
+        self.ws_class = counting_connection(self.wire)
+        self.store: RecordStore | None = None
+        self.consumers: list[Consumer] = []
+        self.pending: list[tuple[str, int, int]] = []  # (consumer, event id, received_ns) not yet recorded
+        self.dirty: dict[str, str] = {}  # consumer -> cursor to store with the next batch
+        self.n = {
+            "frames": 0,
+            "events": 0,
+            "duplicate_events": 0,
+            "connects": 0,
+            "reconnects": 0,
+            "connect_errors": 0,
+            "http_errors": 0,
+            "backpressure_drops_seen": 0,
+            "server_closes": 0,
+            "idle_timeouts": 0,
+            "forced_disconnects": 0,
+            "bad_frames": 0,
+            "record_errors": 0,
+        }
+        self.last_received_ns = 0
+        self.stats = StatsWriter("streams", settings.stats_path, self.counters, self.wire.snapshot)
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "protocol": self.settings.protocol,
+            "connections": self.settings.connections,
+            # established: the handshake is done (WebSocket) or the 200 has arrived (SSE)
+            "connected": sum(1 for c in self.consumers if c.connected and (c.proto is None or c.proto.status == 200)),
+            **self.n,
+            "last_received_ns": self.last_received_ns,
+            "lag": self.lag.summary_ms(),
+        }
+
+    def open(self) -> None:
+        s = self.settings
+        cursors: dict[str, tuple[str, str | None]] = {}
+        if s.record:
+            self.store = RecordStore(s.db_path)
+            cursors = self.store.cursors()
+        for i in range(s.connections):
+            raw = cursors.get(f"c{i}", ("0", None))[0]
+            self.consumers.append(Consumer(i, int(raw) if raw.isdigit() else 0))
+
+    def close(self) -> None:
+        self.flush()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # -- receiving ------------------------------------------------------------------
+
+    def received(self, c: Consumer, event_id: int, created_ns: int, received_ns: int) -> None:
+        """One event arrived on ``c``: count it, measure its lag, queue it for recording."""
+        self.n["frames"] += 1
+        self.last_received_ns = received_ns
+        if created_ns:
+            self.lag.record((received_ns - created_ns) / 1000)
+        if event_id > c.cursor:
+            c.cursor = event_id
+        if self.store is None:
+            self.n["events"] += 1
+            return
+        self.pending.append((c.name, event_id, received_ns))
+        self.dirty[c.name] = str(c.cursor)
+
+    def on_sse(self, c: Consumer) -> Any:
+        def on_event(event_id: str | None, event: str, data: str, received_ns: int) -> None:
+            if event == "error":
+                if BACKPRESSURE in data:
+                    self.n["backpressure_drops_seen"] += 1
+                return
+            try:
+                created = int(orjson.loads(data)["created_ns"])
+                eid = int(event_id) if event_id else 0
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                self.n["bad_frames"] += 1
+                return
+            self.received(c, eid, created, received_ns)
+
+        return on_event
+
+    def on_ws(self, c: Consumer) -> Any:
+        def on_message(text: str | bytes, received_ns: int) -> None:
+            try:
+                event = orjson.loads(text)
+                eid, created = int(event["id"]), int(event["created_ns"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                self.n["bad_frames"] += 1
+                return
+            self.received(c, eid, created, received_ns)
+
+        return on_message
+
+    def flush(self) -> None:
+        """Record the pending events and cursors in one transaction."""
+        if self.store is None or not self.pending:
+            return
+        batch, cursors = self.pending, self.dirty
+        self.pending, self.dirty = [], {}
+        try:
+            out = self.store.record_stream_batch(batch, cursors)
+        except sqlite3.Error:
+            self.n["record_errors"] += 1
+            self.pending, self.dirty = batch + self.pending, {**cursors, **self.dirty}
+            return
+        self.n["events"] += out.recorded
+        self.n["duplicate_events"] += out.duplicate_events
+
+    # -- connections ----------------------------------------------------------------
+
+    def backoff_s(self, c: Consumer) -> float:
+        """Exponential backoff with jitter: half to all of ``initial * 2**attempt``, capped."""
+        s = self.settings
+        ceiling = min(s.backoff_max_s, s.backoff_initial_s * 2 ** min(c.attempt, 30))
+        return ceiling * self.rng.uniform(0.5, 1.0)
+
+    async def hold(self, c: Consumer, first_delay_s: float) -> None:
+        """Keep ``c`` connected until cancelled, reconnecting after each end."""
+        await asyncio.sleep(first_delay_s)
+        while True:
+            ended_ok = await (self.hold_sse(c) if self.settings.protocol == "sse" else self.hold_ws(c))
+            c.connected = False
+            c.proto = c.ws = None
+            c.attempt = 0 if ended_ok else c.attempt + 1
+            self.n["reconnects"] += 1
+            await asyncio.sleep(self.backoff_s(c))
+
+    def _path(self, c: Consumer) -> str:
+        query = f"/stream?after={c.cursor}"
+        if self.settings.types:
+            query += "&types=" + quote(",".join(self.settings.types), safe=",")
+        return query
+
+    async def hold_sse(self, c: Consumer) -> bool:
+        """One SSE connection from connect to end; True when it was established (a 200 with data)."""
+        s = self.settings
+        headers = {"authorization": f"Bearer {s.api_key}", "user-agent": "labkit-streams"}
+        if c.cursor:
+            headers["last-event-id"] = str(c.cursor)
+        request = sse_request(self.origin, self._path(c), headers)
+        try:
+            proto = await asyncio.wait_for(open_sse(self.origin, request, self.wire, self.on_sse(c)), s.connect_timeout_s)
+        except (OSError, TimeoutError):
+            self.n["connect_errors"] += 1
+            return False
+        c.proto = proto
+        c.connected = True
+        self.n["connects"] += 1
+        try:
+            ended = await proto.done
+        finally:
+            proto.close("stopped")
+        if ended.status not in (0, 200):
+            self.n["http_errors"] += 1
+            return False
+        self.n["server_closes"] += 1
+        return ended.status == 200
+
+    async def hold_ws(self, c: Consumer) -> bool:
+        """One WebSocket connection from connect to end; True when it was established."""
+        s = self.settings
+        url = self.origin_ws_url()
+        first = {"after": c.cursor, "types": list(s.types)}
+        try:
+            ws = await open_ws(url, s.api_key, first, self.ws_class, s.connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
+            status = getattr(getattr(exc.__cause__, "response", None), "status_code", 0)
+            self.n["http_errors" if status else "connect_errors"] += 1
+            return False
+        c.ws = ws
+        c.connected = True
+        self.n["connects"] += 1
+        code = await ws.run(self.on_ws(c))
+        if code == 1013:
+            self.n["backpressure_drops_seen"] += 1
+        elif code == 1008:
+            self.n["http_errors"] += 1
+            return False
+        self.n["server_closes"] += 1
+        return True
+
+    def origin_ws_url(self) -> str:
+        o = self.origin
+        return f"{'wss' if o.tls else 'ws'}://{o.netloc}{o.prefix}/ws"
+
+    def cut_all(self) -> None:
+        """Close every connection now (SIGUSR2); each reconnects and resumes."""
+        for c in self.consumers:
+            if c.proto is not None:
+                c.proto.close("cut by the consumer")
+                self.n["forced_disconnects"] += 1
+            elif c.ws is not None:
+                c.ws.abort()
+                self.n["forced_disconnects"] += 1
+
+    def sweep(self, now: float) -> None:
+        """Reconnect SSE connections that went quiet for longer than ``idle_timeout_s``."""
+        limit = self.settings.idle_timeout_s
+        for c in self.consumers:
+            p = c.proto
+            if p is not None and now - p.last_byte > limit:
+                self.n["idle_timeouts"] += 1
+                p.close("idle")
+
+
+async def _every(seconds: float, fn: Any) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(seconds)
+        fn(loop.time())
+
+
+async def run_fleet(settings: StreamConsumerSettings, stop: asyncio.Event) -> StreamFleetResult:
+    """Hold ``settings.connections`` streams until ``stop`` is set."""
+    fleet = StreamFleet(settings)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    fleet.open()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        fleet.stats.start()
+        for sig, handler in ((signal.SIGUSR1, fleet.stats.write_snapshot), (signal.SIGUSR2, fleet.cut_all)):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(sig, handler)
+        spread = settings.connect_spread_s
+        tasks = [loop.create_task(fleet.hold(c, fleet.rng.uniform(0, spread)), name=c.name) for c in fleet.consumers]
+        tasks.append(loop.create_task(_every(FLUSH_EVERY_S, lambda _now: fleet.flush())))
+        tasks.append(loop.create_task(_every(SWEEP_EVERY_S, fleet.sweep)))
+        freezer = loop.call_later(spread + 2.0, gc.freeze)  # long-lived connection objects: keep gc pauses short
+        stopper = loop.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        freezer.cancel()
+        for task in done:
+            if task is not stopper and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        fleet.cut_all()
+        gc.unfreeze()
+        fleet.close()
+        await fleet.stats.stop()
+    return StreamFleetResult(settings.connections, loop.time() - started, fleet.counters(), fleet.wire.snapshot())
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Each stream holds a socket: lift the soft open-files limit toward the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted + 1024)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def main(settings: StreamConsumerSettings) -> StreamFleetResult:
+    """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats."""
+    raise_fd_limit(settings.connections)
+
+    async def _main() -> StreamFleetResult:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        return await run_fleet(settings, stop)
+
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_main())
+
+
+def _cli(argv: list[str]) -> int:
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m labkit.consumers.streams SETTINGS_JSON_FILE\n")
+        return 2
+    try:
+        try:
+            data = json.loads(Path(argv[0]).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            sys.stderr.write(f"labkit streams: error: cannot read settings {argv[0]}: {exc}\n")
+            return 2
+        main(validated(StreamConsumerSettings, data))
+    except LabkitError as exc:
+        sys.stderr.write(f"labkit streams: error: {exc}\n")
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli(sys.argv[1:]))

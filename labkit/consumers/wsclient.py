@@ -1,0 +1,103 @@
+"""A WebSocket stream connection for the consumer fleet, on the ``websockets`` asyncio client.
+
+The provider's ``WS /ws`` takes the cursor (and filter) as the first message
+and then sends one text message per event. Bytes are counted where they cross
+the socket: the client's connection class is subclassed to count what its
+transport writes and what it receives, handshake and frame headers included.
+Compression is off: the lab compares frame overhead plus payload across
+styles, and the model (``labkit.model_streams``) assumes uncompressed frames.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from labkit.wire.metering import WireCounter
+
+OnMessage = Callable[[str | bytes, int], None]
+
+
+class _CountingTransport:
+    """Wraps the connection's transport and counts what it writes."""
+
+    def __init__(self, inner: Any, counter: WireCounter) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._counter.bytes_out += len(data)
+        self._inner.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        for c in chunks:
+            self.write(c)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def counting_connection(counter: WireCounter) -> type[ClientConnection]:
+    """A ``ClientConnection`` class that counts bytes and connections in ``counter``."""
+
+    class CountingConnection(ClientConnection):
+        def connection_made(self, transport: Any) -> None:
+            counter.connections += 1
+            super().connection_made(_CountingTransport(transport, counter))  # type: ignore[arg-type]
+
+        def data_received(self, data: bytes) -> None:
+            counter.bytes_in += len(data)
+            super().data_received(data)
+
+    return CountingConnection
+
+
+class WsStream:
+    """One open stream: ``run`` reads events until the server closes; ``abort`` cuts it."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def run(self, on_message: OnMessage) -> int:
+        """Hand every message to ``on_message`` until the connection ends; returns the close code (0 if none)."""
+        try:
+            async for message in self.ws:
+                on_message(message, time.time_ns())
+        except ConnectionClosed:
+            pass
+        rcvd = self.ws.protocol.close_rcvd
+        return rcvd.code if rcvd is not None else 0
+
+    def abort(self) -> None:
+        transport = getattr(self.ws, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+
+async def open_ws(url: str, api_key: str, first: dict[str, Any], connection_class: type[ClientConnection], timeout: float) -> WsStream:
+    """Connect, send the cursor message and return the stream (raises OSError or TimeoutError on failure)."""
+    try:
+        ws = await connect(
+            url,
+            additional_headers={"authorization": f"Bearer {api_key}"},
+            user_agent_header="labkit-streams",
+            compression=None,
+            proxy=None,
+            open_timeout=timeout,
+            max_size=2**22,
+            create_connection=connection_class,
+        )
+    except TimeoutError:
+        raise
+    except Exception as exc:  # websockets raises InvalidStatus, InvalidHandshake, ...: all a failed connect
+        raise OSError(f"cannot open {url}: {exc}") from exc
+    try:
+        await ws.send(orjson.dumps(first).decode())
+    except ConnectionClosed as exc:  # the server went away right after the handshake
+        raise OSError(f"{url} closed before the cursor was sent: {exc}") from exc
+    return WsStream(ws)

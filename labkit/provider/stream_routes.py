@@ -1,0 +1,266 @@
+"""``GET /stream`` (Server-Sent Events) and ``WS /ws`` (WebSocket): the feed, pushed.
+
+Both follow the same event log and cursor as ``GET /events``: a stream
+starts after a cursor, catches up from the log, then receives each new event
+as it is published (``labkit.provider.streams``). The endpoints are
+module-level functions that find the hub and the provider on
+``request.app.state``.
+
+SSE: the API key comes as ``Authorization: Bearer`` (checked by the
+provider's gate like every HTTP route); the cursor from ``Last-Event-ID``
+(a reconnecting client's resume point, which wins) or ``?after=``; ``?types=``
+filters as on the feed. Frames are built by FastAPI's own ``fastapi.sse``
+encoder: ``event`` = type, ``data`` = the event as the feed shows it, ``id`` =
+the cursor; the stream opens with a ``retry:`` field and sends a comment when
+idle for ``heartbeat_s``. A stream dropped for backpressure ends with an
+``event: error`` whose data names the reason and the id to resume after.
+
+WebSocket: the gate does not see WebSocket scopes, so the key is checked
+here: a wrong ``Authorization`` header is refused before the handshake (401);
+without one, the first message must carry it. The first message is JSON
+``{"after": N, "types": [...], "api_key": "..."}`` (all optional but the key
+when there is no header); each event is one text message, the feed's JSON
+(``id``, ``type``, ``created_ns``, ``payload``). Bad input closes with 1008
+and the reason; a stream dropped for backpressure closes with 1013 (try
+again later) and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import HTTPException, Request, WebSocket
+from fastapi.sse import EventSourceResponse, format_sse_event
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
+
+from labkit.provider.routing import RouteSet
+from labkit.provider.streams import SSE, WS, Stream, StreamHub
+
+MAX_CURSOR = 2**63 - 1
+MAX_FILTER_TYPES = 50
+POLICY_VIOLATION, TRY_AGAIN_LATER = 1008, 1013
+STREAM_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
+
+
+class StreamInputError(ValueError):
+    """A cursor or filter a stream cannot start from; the message names the field."""
+
+
+def parse_cursor(value: str | int | None, name: str) -> int:
+    """A cursor as the feed accepts it: a decimal event id from 0 to 2**63-1 ("" or None is 0)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or len(value) > 20 or not (value.isascii() and value.isdigit()) or int(value) > MAX_CURSOR:
+        raise StreamInputError(f"{name}: cursor must be a decimal event id from 0 to {MAX_CURSOR}")
+    return int(value)
+
+
+def parse_types(values: list[str]) -> tuple[str, ...]:
+    """The ``types`` filter as the feed reads it: distinct, trimmed, at most 50 of 1 to 100 characters."""
+    types = tuple(dict.fromkeys(t.strip() for t in values if isinstance(t, str) and t.strip()))
+    if len(types) > MAX_FILTER_TYPES or any(len(t) > 100 for t in types) or any(not isinstance(t, str) for t in values):
+        raise StreamInputError(f"types: at most {MAX_FILTER_TYPES} types of 1 to 100 characters")
+    return types
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+# -- Server-Sent Events ------------------------------------------------------------------
+
+
+class HubEventStream(EventSourceResponse):
+    """An SSE response fed by the hub; a dropped stream blocked on a stalled socket is cut off."""
+
+    def __init__(self, hub: StreamHub, stream: Stream) -> None:
+        self.hub = hub
+        self.stream = stream
+        super().__init__(self._frames(), headers=STREAM_HEADERS)
+
+    async def _frames(self) -> AsyncIterator[bytes]:
+        hub, s, limits = self.hub, self.stream, self.hub.limits
+        yield format_sse_event(comment="labkit stream", retry=limits.retry_ms)
+        while page := hub.catch_up(s):
+            yield b"".join(e.sse for e in page)
+        heartbeat = format_sse_event(comment="heartbeat")
+        while True:
+            chunk = b"".join(e.sse for e in s.take())
+            if chunk:
+                yield chunk
+                continue
+            if s.dropped:
+                yield format_sse_event(event="error", data_str=orjson.dumps({"reason": s.dropped, "resume_after": s.cursor}).decode())
+                return
+            if not await s.wait():
+                yield heartbeat
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        """Returns when the client leaves, or ``drop_grace_s`` after the hub dropped the stream.
+
+        Returning cancels the writer: a writer that wrote the reason has already
+        finished; one still blocked on a full socket is cut off here.
+        """
+        loop = asyncio.get_running_loop()
+        cut: asyncio.Future[None] = loop.create_future()
+        grace = self.hub.limits.drop_grace_s
+        self.stream.on_drop = lambda: loop.call_later(grace, _resolve, cut)
+        if self.stream.dropped:
+            _resolve(cut)
+
+        async def client_left() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        left = loop.create_task(client_left())
+        try:
+            await asyncio.wait({left, cut}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.hub.detach(self.stream)
+
+
+async def sse_stream(request: Request) -> Response:
+    """``GET /stream``: the feed as Server-Sent Events (see the module doc)."""
+    hub: StreamHub = request.app.state.hub
+    try:
+        after = parse_cursor(request.query_params.get("after"), "after")
+        last = request.headers.get("last-event-id")
+        if last:
+            after = parse_cursor(last.strip(), "Last-Event-ID")
+        raw = request.query_params.get("types")
+        types = parse_types(raw.split(",")) if raw else ()
+    except StreamInputError as exc:
+        raise HTTPException(400, str(exc)) from None
+    if hub.full():
+        raise HTTPException(503, f"too many open streams (max_streams={hub.limits.max_streams})")
+    return HubEventStream(hub, hub.attach(SSE, after, types))
+
+
+# -- WebSocket ---------------------------------------------------------------------------
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    value = websocket.headers.get("authorization")
+    if value is None:
+        return None
+    scheme, _, key = value.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _first_message(websocket: WebSocket, timeout: float) -> dict[str, Any]:
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), timeout)
+    except TimeoutError:
+        raise StreamInputError(f"no cursor message within {timeout:g} s") from None
+    except (KeyError, TypeError):  # a binary frame: receive_text reads message["text"]
+        raise StreamInputError("the first message must be JSON text") from None
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise StreamInputError("the first message must be JSON text") from None
+    if not isinstance(data, dict):
+        raise StreamInputError("the first message must be a JSON object")
+    unknown = sorted(set(data) - {"after", "types", "api_key"})
+    if unknown:
+        raise StreamInputError(f"{unknown[0]}: unknown field")
+    return data
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Reads (and ignores) client messages until the client closes."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _ws_writer(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
+    while page := hub.catch_up(s):
+        for e in page:
+            await websocket.send_text(e.json)
+    while True:
+        for e in s.take():
+            await websocket.send_text(e.json)
+        if s.dropped:
+            return
+        await s.wait()  # a heartbeat is a no-op here: the server's own WebSocket pings keep an idle link alive
+
+
+async def ws_stream(websocket: WebSocket) -> None:
+    """``WS /ws``: the feed as WebSocket messages (see the module doc)."""
+    hub: StreamHub = websocket.app.state.hub
+    provider = websocket.app.state.provider
+    header_key = _bearer(websocket)
+    if header_key is not None and not provider.key_ok(header_key.encode()):
+        provider.counters["unauthorized"] += 1
+        await _deny(websocket, 401, "missing or invalid API key")
+        return
+    if hub.full():
+        await _deny(websocket, 503, f"too many open streams (max_streams={hub.limits.max_streams})")
+        return
+    await websocket.accept()
+    try:
+        first = await _first_message(websocket, hub.limits.first_message_timeout_s)
+        if header_key is None:
+            key = first.get("api_key")
+            if not isinstance(key, str) or not provider.key_ok(key.encode()):
+                provider.counters["unauthorized"] += 1
+                raise StreamInputError("missing or invalid API key")
+        after = parse_cursor(first.get("after"), "after")
+        types = first.get("types") or []
+        if not isinstance(types, list):
+            raise StreamInputError("types: must be a list of strings")
+        types = parse_types(types)
+    except StreamInputError as exc:
+        await websocket.close(POLICY_VIOLATION, str(exc)[:120])
+        return
+    except WebSocketDisconnect:
+        return
+    await _serve(websocket, hub, hub.attach(WS, after, types))
+
+
+async def _serve(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
+    loop = asyncio.get_running_loop()
+    cut: asyncio.Future[None] = loop.create_future()
+    grace = hub.limits.drop_grace_s
+    s.on_drop = lambda: loop.call_later(grace, _resolve, cut)
+    closed = loop.create_task(_until_closed(websocket))
+    writer = loop.create_task(_ws_writer(websocket, hub, s))
+    try:
+        await asyncio.wait({closed, writer, cut}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.detach(s)
+        writer.cancel()
+        with contextlib.suppress(BaseException):
+            await writer
+    if s.dropped and not closed.done():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(TRY_AGAIN_LATER, s.dropped[:120]), grace or 0.1)
+    closed.cancel()
+    with contextlib.suppress(BaseException):
+        await closed
+
+
+async def _deny(websocket: WebSocket, status: int, detail: str) -> None:
+    """Refuse the handshake with an HTTP status and reason (or a bare close where unsupported)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+    else:  # pragma: no cover - uvicorn's websockets protocol supports the extension
+        await websocket.close(POLICY_VIOLATION, detail)
+
+
+ROUTES = RouteSet(routes=(Route("/stream", sse_stream, methods=["GET"]), WebSocketRoute("/ws", ws_stream)))

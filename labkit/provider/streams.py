@@ -1,0 +1,270 @@
+"""The provider's stream hub: one read of each new event, fanned out to every open stream.
+
+A stream (SSE or WebSocket) first catches up from the event log in pages,
+then goes live: from then on the hub hands it each new event. On a publish
+the hub reads the new rows once (one indexed query, not one per stream),
+encodes each once (the SSE frame and the JSON text are shared by every
+stream) and appends it to the queue of every live stream whose type filter
+matches, waking the stream's writer.
+
+Backpressure: a queue holds what a stream has been handed but not yet
+written to its socket. uvicorn stops a writer while the socket's buffers are
+full, so a reader that falls behind shows up as a growing queue; past
+``queue_max_events`` or ``queue_max_bytes`` the hub drops the stream with a
+stated reason, counts it, and frees its queue. The consumer resumes from its
+cursor when it reconnects. Memory per stream is therefore bounded by the
+queue limits, the catch-up page and the socket buffers.
+
+Catch-up is race-free because the event loop is the only writer: the switch
+to live happens in the same synchronous step as the check that the log holds
+nothing newer than the stream's cursor (``Store.head`` is in memory), so no
+publish can fall between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from fastapi.sse import format_sse_event
+
+from labkit.config import StreamLimits
+from labkit.provider.dispatcher import event_json
+from labkit.provider.store import Store
+
+log = logging.getLogger("labkit.provider.streams")
+
+Row = tuple[int, str, int, bytes]
+SSE, WS = "sse", "websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One event as every stream sends it: its id, its type, the SSE frame and the JSON text."""
+
+    id: int
+    type: str
+    sse: bytes
+    json: str
+
+    @property
+    def size(self) -> int:
+        return len(self.sse)
+
+
+def encode(row: Row) -> Encoded:
+    """The event's JSON (as ``GET /events`` shows it) and its SSE frame: ``event``, ``data``, ``id`` = cursor."""
+    text = event_json(row).decode()
+    frame = format_sse_event(data_str=text, event=row[1], id=str(row[0]))
+    return Encoded(row[0], row[1], frame, text)
+
+
+class Stream:
+    """One open connection: its cursor, filter, bounded queue and the waiter of its writer."""
+
+    __slots__ = ("attached", "beat", "busy", "cursor", "dropped", "kind", "live", "on_drop", "queue", "queued_bytes", "types", "_waiter")
+
+    def __init__(self, kind: str, cursor: int, types: Sequence[str]) -> None:
+        self.kind = kind
+        self.cursor = cursor  # the id of the last event handed to the transport
+        self.types = tuple(types)
+        self.live = False
+        self.queue: deque[Encoded] = deque()
+        self.queued_bytes = 0
+        self.dropped: str | None = None  # the reason, once the hub has dropped this stream
+        self.attached = True  # counted open by the hub
+        self.busy = False  # handed an event since the hub's last heartbeat tick
+        self.beat = False  # the hub asks the writer for a heartbeat
+        self.on_drop: Callable[[], object] | None = None  # the writer's way to be cut off while blocked
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def wait(self) -> bool:
+        """Until the hub has something: True for events or a drop, False for a heartbeat.
+
+        No timer per wait (``wait_for`` costs more than the write it waits for):
+        the hub's one ticker asks idle streams for their heartbeats.
+        """
+        if not (self.queue or self.dropped or self.beat):
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.beat and not self.queue and not self.dropped:
+            self.beat = False
+            return False
+        self.beat = False
+        return True
+
+    def take(self) -> Iterator[Encoded]:
+        """The queued events newer than the cursor, oldest first, moving the cursor past each."""
+        q = self.queue
+        while q:
+            item = q.popleft()
+            self.queued_bytes -= item.size
+            if item.id > self.cursor:
+                self.cursor = item.id
+                yield item
+
+
+class StreamHub:
+    """Every open stream of one provider, the fan-out on publish, and the counters for ``/stats``."""
+
+    def __init__(self, store: Store, limits: StreamLimits) -> None:
+        self.store = store
+        self.limits = limits
+        self.seen = store.head()  # the newest event already fanned out
+        self.unfiltered: set[Stream] = set()
+        self.by_type: dict[str, set[Stream]] = {}
+        self.open_by_kind = {SSE: 0, WS: 0}
+        self.total = 0
+        self.dropped_backpressure = 0
+        self.fanned_out = 0  # events handed to streams' queues
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- connections ----------------------------------------------------------------
+
+    @property
+    def open(self) -> int:
+        return self.open_by_kind[SSE] + self.open_by_kind[WS]
+
+    def full(self) -> bool:
+        return self.open >= self.limits.max_streams
+
+    def attach(self, kind: str, cursor: int, types: Sequence[str]) -> Stream:
+        """A new stream, counted open; it receives nothing until ``catch_up`` makes it live."""
+        s = Stream(kind, cursor, types)
+        if self._ticker is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: a unit test drives tick() itself
+                self._ticker = asyncio.get_running_loop().create_task(self._beat(), name="stream-heartbeats")
+        self.open_by_kind[kind] += 1
+        self.total += 1
+        return s
+
+    def detach(self, s: Stream) -> None:
+        """The connection ended (either side): forget it and free its queue. Idempotent."""
+        if not s.attached:
+            return
+        s.attached = False
+        self.open_by_kind[s.kind] -= 1
+        if s.types:
+            for t in s.types:
+                subs = self.by_type.get(t)
+                if subs is not None:
+                    subs.discard(s)
+                    if not subs:
+                        del self.by_type[t]
+        else:
+            self.unfiltered.discard(s)
+        s.queue.clear()
+        s.queued_bytes = 0
+        s.live = False
+
+    def catch_up(self, s: Stream) -> list[Encoded]:
+        """The next page of stored events after the stream's cursor; [] once it is live.
+
+        Each call moves the cursor past the page it returns. When the log holds
+        nothing newer, the stream goes live in the same step (see the module doc).
+        """
+        if s.live or s.dropped:
+            return []
+        if self.store.head(s.types) > s.cursor:
+            rows = self.store.page(s.cursor, self.limits.catchup_page, s.types)
+            if rows:
+                s.cursor = rows[-1][0]
+                return [encode(r) for r in rows]
+        s.live = True
+        if s.types:
+            for t in s.types:
+                self.by_type.setdefault(t, set()).add(s)
+        else:
+            self.unfiltered.add(s)
+        return []
+
+    # -- publishing -----------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Fan out every event committed since the last call (called once per publish)."""
+        if not self.unfiltered and not self.by_type:
+            self.seen = self.store.head()
+            return
+        while self.store.head() > self.seen:
+            rows = self.store.page(self.seen, self.limits.catchup_page)
+            if not rows:
+                break
+            self.seen = rows[-1][0]
+            for row in rows:
+                self._fan_out(encode(row))
+
+    def _fan_out(self, item: Encoded) -> None:
+        max_events, max_bytes = self.limits.queue_max_events, self.limits.queue_max_bytes
+        targets: list[Stream] = list(self.unfiltered)
+        typed = self.by_type.get(item.type)
+        if typed:
+            targets.extend(typed)
+        size = item.size
+        for s in targets:
+            if len(s.queue) >= max_events or s.queued_bytes + size > max_bytes:
+                self.drop(s, f"backpressure: {len(s.queue)} events ({s.queued_bytes} bytes) not yet written; resume from id {s.cursor}")
+                continue
+            s.queue.append(item)
+            s.queued_bytes += size
+            s.busy = True
+            s.wake()
+        self.fanned_out += len(targets)
+
+    def drop(self, s: Stream, reason: str) -> None:
+        """Stop feeding ``s`` and tell its writer why; the writer closes the connection."""
+        if s.dropped is not None:
+            return
+        s.dropped = reason
+        self.dropped_backpressure += 1
+        self.detach(s)
+        s.wake()
+        if s.on_drop is not None:
+            s.on_drop()
+        log.info("stream dropped (%s): %s", s.kind, reason)
+
+    # -- heartbeats -----------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Ask every live stream that was handed nothing since the last tick for a heartbeat."""
+        for subs in (self.unfiltered, *self.by_type.values()):
+            for s in subs:
+                if s.busy:
+                    s.busy = False
+                else:
+                    s.beat = True
+                    s.wake()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.heartbeat_s)
+            self.tick()
+
+    def close(self) -> None:
+        """Stop the heartbeat ticker (the provider's shutdown)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    # -- stats ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "streams_open": self.open,
+            "streams_open_sse": self.open_by_kind[SSE],
+            "streams_open_websocket": self.open_by_kind[WS],
+            "streams_total": self.total,
+            "streams_dropped_backpressure": self.dropped_backpressure,
+            "stream_events_fanned_out": self.fanned_out,
+        }

@@ -1,0 +1,134 @@
+"""The hub and the SSE reader without a server: catch-up, fan-out, bounds, and parsing split frames."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+from labkit.config import StreamLimits
+from labkit.consumers.sseclient import SseProtocol
+from labkit.provider.store import Store
+from labkit.provider.streams import SSE, WS, StreamHub
+from labkit.wire.metering import WireCounter
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(str(tmp_path / "p.db"))
+    yield s
+    s.close()
+
+
+def _publish(store: Store, hub: StreamHub, n: int, type_: str = "t") -> None:
+    for i in range(n):
+        store.publish(type_, orjson.dumps({"i": i}))
+        hub.notify()
+
+
+def test_catch_up_then_live_without_gap_or_repeat(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(catchup_page=3))
+    _publish(store, hub, 7)
+    s = hub.attach(SSE, 2, ())
+    pages = []
+    while page := hub.catch_up(s):
+        pages.append([e.id for e in page])
+        if len(pages) <= 2:
+            _publish(store, hub, 1)  # published while the stream catches up: read from the log, not queued
+    assert s.live
+    _publish(store, hub, 2)
+    live = [e.id for e in s.take()]
+    seen = [i for p in pages for i in p] + live
+    assert seen == list(range(3, store.head() + 1))
+
+
+def test_filter_and_frame_encoding(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits())
+    s = hub.attach(WS, 0, ("b",))
+    assert hub.catch_up(s) == []
+    _publish(store, hub, 1, "a")
+    _publish(store, hub, 1, "b")
+    (item,) = list(s.take())
+    assert item.id == 2 and item.type == "b"
+    assert item.sse.startswith(b"event: b\ndata: {") and item.sse.endswith(b"\nid: 2\n\n")
+    assert orjson.loads(item.json)["id"] == 2
+
+
+def test_overflow_drops_counts_and_frees(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(queue_max_events=3))
+    slow, fast = hub.attach(SSE, 0, ()), hub.attach(SSE, 0, ())
+    hub.catch_up(slow), hub.catch_up(fast)
+    cut = []
+    slow.on_drop = lambda: cut.append(1)
+    for _ in range(5):
+        _publish(store, hub, 1)
+        list(fast.take())  # the fast one keeps up
+    assert slow.dropped and slow.dropped.startswith("backpressure") and cut == [1]
+    assert not slow.queue and slow.queued_bytes == 0
+    assert hub.stats()["streams_dropped_backpressure"] == 1
+    assert hub.stats()["streams_open"] == 1 and fast.cursor == 5
+    hub.detach(slow), hub.detach(fast), hub.detach(fast)  # idempotent
+    assert hub.stats()["streams_open"] == 0 and hub.stats()["streams_total"] == 2
+
+
+def test_byte_bound_drops_too(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(queue_max_bytes=1024))
+    s = hub.attach(SSE, 0, ())
+    hub.catch_up(s)
+    store.publish("t", orjson.dumps({"pad": "x" * 2000}))
+    hub.notify()
+    assert s.dropped is not None and hub.dropped_backpressure == 1
+
+
+async def test_sse_reader_parses_frames_split_anywhere() -> None:
+    got: list[tuple] = []
+    retries: list[int] = []
+    p = SseProtocol(b"", WireCounter(), lambda i, e, d, t: got.append((i, e, d)), retries.append)
+    body = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" + b"".join(
+        b"%x\r\n%s\r\n" % (len(c), c)
+        for c in [b": hi\nretry: 1500\n\n", b'event: a\r\ndata: {"x"', b":1}\r", b"\nid: 7\r\n\r\n", b"data: 1\ndata: 2\n\n"]
+    )
+    for i in range(0, len(body), 7):  # feed in awkward 7-byte pieces
+        p.data_received(body[i : i + 7])
+    assert retries == [1500]
+    assert got == [("7", "a", '{"x":1}'), ("7", "message", "1\n2")]
+    await asyncio.sleep(0)
+
+
+async def test_sse_reader_reports_a_refusal() -> None:
+    p = SseProtocol(b"", WireCounter(), lambda *a: None)
+    p.data_received(b'HTTP/1.1 401 Unauthorized\r\ncontent-length: 13\r\n\r\n{"detail":"x"}')
+    ended = await asyncio.wait_for(p.done, 1)
+    assert ended.status == 401 and "detail" in ended.reason
+
+
+async def test_heartbeat_only_for_streams_handed_nothing_since_the_last_tick(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(heartbeat_s=3600))
+    idle, busy = hub.attach(SSE, 0, ()), hub.attach(SSE, 0, ())
+    hub.catch_up(idle), hub.catch_up(busy)
+    _publish(store, hub, 1)
+    list(idle.take())
+    hub.tick()  # both were handed the event: no heartbeat yet
+    assert not idle.beat and not busy.beat
+    hub.tick()
+    assert await idle.wait() is False  # a heartbeat, not an event
+    hub.close()
+
+
+def test_fleet_backoff_grows_with_jitter_and_is_capped() -> None:
+    from labkit.config import StreamConsumerSettings
+    from labkit.consumers.streams import Consumer, StreamFleet
+
+    fleet = StreamFleet(StreamConsumerSettings(base_url="http://127.0.0.1:1", backoff_initial_s=0.1, backoff_max_s=2.0))
+    c = Consumer(0, 0)
+    seen = []
+    for attempt in range(8):
+        c.attempt = attempt
+        delays = [fleet.backoff_s(c) for _ in range(50)]
+        ceiling = min(2.0, 0.1 * 2**attempt)
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered: reconnecting consumers do not arrive together
+        seen.append(max(delays))
+    assert seen[-1] <= 2.0 and seen[3] > seen[0]
