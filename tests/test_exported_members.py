@@ -16,3 +16,10 @@ def test_unknown_name_raises_attribute_error():
         assert "no_such_thing" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected AttributeError")
+
+
+def test_latency_logs_loader_is_public():
+    from labkit import hlog
+
+    assert "load_latency_logs" in labkit.__all__
+    assert labkit.load_latency_logs is hlog.load_latency_logs
