@@ -24,6 +24,8 @@ QUICK_ENV = "LABKIT_QUICK"
 RESULTS_ENV = "LABKIT_RESULTS"
 CELL_TIMEOUT_S = 1800
 KERNEL = "python3"
+# ipykernel warns on every start that its loopback TCP channels are unencrypted; a line per notebook that says nothing
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -117,6 +119,7 @@ def execute_notebook(source: Path, out_dir: Path, *, parameters: Mapping[str, An
             progress_bar=False,
             cwd=str(source.parent),
             execution_timeout=CELL_TIMEOUT_S,
+            extra_arguments=KERNEL_ARGS,
         )
     except PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}".splitlines()[0]
