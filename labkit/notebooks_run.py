@@ -16,14 +16,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import AsyncKernelManager
 
 QUICK_ENV = "LABKIT_QUICK"
 RESULTS_ENV = "LABKIT_RESULTS"
 CELL_TIMEOUT_S = 1800
 KERNEL = "python3"
+# How often a wait for a kernel message looks at the socket again (see ``kernel_manager_class``).
+REPOLL_S = 1.0
 # ipykernel warns on every start that its loopback TCP channels are unencrypted; a line per notebook that says nothing
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
@@ -84,6 +89,43 @@ def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def kernel_manager_class() -> type[AsyncKernelManager]:
+    """A kernel manager whose clients look at their shell and iopub sockets again every ``REPOLL_S``.
+
+    nbclient waits for a cell's reply with one poll as long as the cell's
+    timeout; a wake-up that asyncio misses (seen here after a cell that shows
+    ipywidgets: the kernel idle, the reply queued, nbclient waiting for ever)
+    is then never noticed. A poll that times out re-reads the socket's state,
+    so short polls in a loop turn a lost wake-up into a delay of ``REPOLL_S``.
+    """
+    from queue import Empty
+
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Type
+
+    class WakefulChannel(AsyncZMQSocketChannel):
+        async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                step = REPOLL_S if deadline is None else max(0.0, min(REPOLL_S, deadline - time.monotonic()))
+                try:
+                    return await super().get_msg(timeout=step)
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+    class WakefulKernelClient(AsyncKernelClient):
+        shell_channel_class = Type(WakefulChannel)
+        iopub_channel_class = Type(WakefulChannel)
+
+    class WakefulKernelManager(AsyncKernelManager):
+        client_factory = Type(WakefulKernelClient)
+
+    return WakefulKernelManager
+
+
 def export_html(ipynb: Path) -> Path:
     """A static, self-contained HTML export (figures embedded) beside the executed notebook."""
     import nbconvert
@@ -120,6 +162,7 @@ def execute_notebook(source: Path, out_dir: Path, *, parameters: Mapping[str, An
             cwd=str(source.parent),
             execution_timeout=CELL_TIMEOUT_S,
             extra_arguments=KERNEL_ARGS,
+            kernel_manager_class=kernel_manager_class(),
         )
     except PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}".splitlines()[0]

@@ -38,6 +38,7 @@ def compare_run(tmp_path_factory):
     return runner.run(settings)
 
 
+@pytest.mark.slow
 def test_a_compare_run_writes_one_hlog_per_style_matching_the_summary(compare_run):
     summary = json.loads((compare_run.results_dir / "summary.json").read_text())
     logs = sorted(p.name for p in compare_run.results_dir.glob("*.hlog"))
@@ -50,6 +51,7 @@ def test_a_compare_run_writes_one_hlog_per_style_matching_the_summary(compare_ru
         assert p99_ms == pytest.approx(block["latency_ms"]["p99"], rel=10**-HIST_DIGITS)
 
 
+@pytest.mark.slow
 def test_the_public_loader_reads_every_style(compare_run):
     loaded = labkit.load_latency_logs(compare_run.results_dir / "summary.json")
     assert set(loaded) == set(compare_run.summary["styles"])

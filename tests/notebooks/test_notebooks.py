@@ -80,6 +80,7 @@ def _figures(nb: Any) -> int:
     return count
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("source", SOURCES, ids=_id)
 def test_notebook_executes_in_quick_mode(source: Path, shared_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
