@@ -106,7 +106,7 @@ def kernel_manager_class() -> type[AsyncKernelManager]:
     from traitlets import Type
 
     class WakefulChannel(AsyncZMQSocketChannel):
-        async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:
+        async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:  # type: ignore[override]
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 step = REPOLL_S if deadline is None else max(0.0, min(REPOLL_S, deadline - time.monotonic()))
