@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from labkit.cli import INTERRUPTED
 from labkit.errors import LabkitError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -102,8 +103,6 @@ def serve_receiver(
 
 # The command modules, registered explicitly: each adds its commands to ``app`` on import.
 COMMAND_MODULES = ("compare", "bench", "capacity", "experiments", "failures", "report", "notebooks")
-
-INTERRUPTED = "labkit: interrupted; every process it started was stopped\n"
 
 
 def register_commands() -> typer.Typer:
