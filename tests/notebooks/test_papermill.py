@@ -15,6 +15,8 @@ import nbformat
 import papermill
 import pytest
 
+from labkit.notebooks_run import kernel_manager_class
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.py"))
@@ -52,7 +54,13 @@ def test_papermill_override_reaches_the_run(tmp_path: Path, monkeypatch: pytest.
     nbformat.write(jupytext.read(source), ipynb)
     out = tmp_path / "01-executed.ipynb"
     papermill.execute_notebook(
-        str(ipynb), str(out), parameters={"DURATION_S": 2.5}, kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS)
+        str(ipynb),
+        str(out),
+        parameters={"DURATION_S": 2.5},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(NOTEBOOKS),
+        kernel_manager_class=kernel_manager_class(),  # re-polls: a lost wake-up after a widget cell hung nbclient
     )
     executed = nbformat.read(out, as_version=4)
     assert executed.metadata["papermill"]["parameters"] == {"DURATION_S": 2.5}
