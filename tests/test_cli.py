@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,9 +87,17 @@ def test_unwritable_out_is_refused_before_running(command, where, tmp_path):
     assert proc.stdout == ""
 
 
-def test_out_folder_is_created_when_missing(tmp_path):
-    """The check creates a missing --out (with its parents) rather than refusing it."""
+def test_out_folder_is_created_when_missing_and_checked(tmp_path):
+    """The check creates a missing folder (with its parents) and refuses a file or an unwritable place."""
+    from labkit.cli.common import writable_dir
+    from labkit.errors import ConfigError
+
     target = tmp_path / "new" / "deeper"
-    proc = labkit("report", FIXTURE_RESULTS, "-o", str(target), "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert (target / "report.html").is_file()
+    assert writable_dir(target) == target and target.is_dir()
+    assert list(target.iterdir()) == [], "the probe file is removed"
+    existing = tmp_path / "a-file"
+    existing.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is a file"):
+        writable_dir(existing, "-o/--out")
+    with pytest.raises(ConfigError, match="cannot create or write"):
+        writable_dir(Path("/proc/labkit-forbidden"))
