@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from labkit.cli import INTERRUPTED
+from labkit.cli import INTERRUPTED, exit_interrupted
 from labkit.errors import LabkitError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("labkit: interrupted\n")
         sys.exit(130)
     except KeyboardInterrupt:
-        sys.stderr.write(INTERRUPTED)
-        sys.exit(130)
+        exit_interrupted()
     except LabkitError as exc:
         sys.stderr.write(f"labkit: error: {exc}\n")
         sys.exit(exc.exit_code)
