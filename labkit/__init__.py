@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "write_report": "labkit.report",
     "build_workload": "labkit.workload",
     "load_events": "labkit.results",
+    "load_latency_logs": "labkit.hlog",
     "load_results": "labkit.results",
     "model": "labkit",
     "run": "labkit.runner",

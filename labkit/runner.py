@@ -28,6 +28,7 @@ from labkit import model
 from labkit.config import DEFAULT_API_KEY, RunSettings
 from labkit.consumers import records
 from labkit.errors import RunError, ServerError
+from labkit.hlog import latency_histogram, write_latency_logs
 from labkit.provider.store import Store
 from labkit.results import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
 from labkit.servers.procs import Child, ProcessGroup
@@ -497,4 +498,5 @@ def run(
         summary.update(extra)
     write_events(out / EVENTS, [row for r in style_runs for row in r.events])
     write_json(out / SUMMARY, summary)
+    write_latency_logs(out, {r.style: latency_histogram(r.events) for r in style_runs})
     return RunResult(run_id=run_id, results_dir=out, summary=summary)

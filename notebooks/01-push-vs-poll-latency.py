@@ -46,12 +46,14 @@ nb.setup()
 # long enough for stable percentiles; quick mode (`LABKIT_QUICK=1`, used by the
 # tests) only checks that everything runs. Change anything here and rerun.
 
-# %%
+# %% tags=["parameters"]
+# Papermill parameters (papermill -p NAME VALUE). Quick mode is the environment variable LABKIT_QUICK=1.
 RATE_PER_S = 20.0  # events per second, Poisson arrivals
 DURATION_S = nb.params(full=60.0, quick=3.0)
 POLL_INTERVAL_S = nb.params(full=1.0, quick=0.5)
 SEED = 1  # the same seed gives the same arrival times and payloads, for both styles
 
+# %%
 settings = labkit.RunSettings(
     workload=labkit.WorkloadSettings(arrival="poisson", rate_per_s=RATE_PER_S, duration_s=DURATION_S, payload_bytes=256, seed=SEED),
     poll_interval_s=POLL_INTERVAL_S,

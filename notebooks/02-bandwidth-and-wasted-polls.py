@@ -52,8 +52,11 @@ nb.setup()
 # there (push costs one request per event at any rate), and it polls every
 # 20 ms so that a short run still holds a thousand polls or more.
 
+# %% tags=["parameters"]
+# Papermill parameters (papermill -p NAME VALUE). Quick mode is the environment variable LABKIT_QUICK=1.
+T = 0.1  # the poll interval (s) of the lambda T sweep
+
 # %%
-T = 0.1
 wasted_polls = nb.experiment(
     {
         "experiment": {

@@ -44,12 +44,20 @@ nb.setup()
 # subscribers for push (one receiver process stands in for all of them),
 # pollers for polling (one process runs the whole fleet).
 
+# %% tags=["parameters"]
+# Papermill parameters (papermill -p NAME VALUE). Quick mode is the environment variable LABKIT_QUICK=1.
+CONSUMERS = nb.params(full=[1, 10, 50], quick=[1, 8])  # the sweep's numbers of consumers
+POLL_INTERVAL_S = nb.params(full=1.0, quick=0.5)
+DURATION_S = nb.params(full=20.0, quick=3.0)  # seconds of publishing per point
+MAX_USERS = nb.params(full=600, quick=20)  # the capacity test's largest step
+CAPACITY_DURATION_S = nb.params(full=150.0, quick=12.0)
+
 # %%
 consumers = nb.experiment(
     "cost-vs-consumers",
     name="nb03-consumers",
-    run={"consumers": nb.params(full=[1, 10, 50], quick=[1, 8]), "poll_interval_s": nb.params(full=1.0, quick=0.5)},
-    workload={"rate_per_s": 5.0, "duration_s": nb.params(full=20.0, quick=3.0)},
+    run={"consumers": CONSUMERS, "poll_interval_s": POLL_INTERVAL_S},
+    workload={"rate_per_s": 5.0, "duration_s": DURATION_S},
 )
 table = nb.sweep(consumers)
 table["requests_per_s"] = table["requests"] / table["workload.duration_s"]
@@ -82,8 +90,8 @@ figures.cpu_vs_consumers(table)
 capacity = nb.capacity(
     scenario="polling",
     slo_p99_ms=100.0,
-    max_users=nb.params(full=600, quick=20),
-    duration_s=nb.params(full=150.0, quick=12.0),
+    max_users=MAX_USERS,
+    duration_s=CAPACITY_DURATION_S,
     interval_s=nb.params(full=0.1, quick=0.1),
     step_seconds=nb.params(full=10.0, quick=3.0),
 )

@@ -52,15 +52,20 @@ nb.setup()
 # | `provider-killed` | the provider is SIGKILLed mid-dispatch and restarted | the provider is SIGKILLed and restarted |
 # | others (full mode) | slow receiver, 5xx, 429, 410 Gone, a bad network | 429 throttling, a bad network |
 
+# %% tags=["parameters"]
+# Papermill parameters (papermill -p NAME VALUE). Quick mode is the environment variable LABKIT_QUICK=1.
+FAULTS = nb.params(
+    full=["baseline", "consumer-down", "consumer-killed", "provider-killed", "receiver-slow", "receiver-5xx", "throttled", "receiver-gone", "bad-network"],
+    quick=["consumer-down", "consumer-killed", "provider-killed"],
+)
+DURATION_S = nb.params(full=5.0, quick=4.0)  # seconds of publishing per fault
+
 # %%
 failures = nb.experiment(
     "failures",
     name="nb04-failures",
-    only=nb.params(
-        full=["baseline", "consumer-down", "consumer-killed", "provider-killed", "receiver-slow", "receiver-5xx", "throttled", "receiver-gone", "bad-network"],
-        quick=["consumer-down", "consumer-killed", "provider-killed"],
-    ),
-    workload={"duration_s": nb.params(full=5.0, quick=4.0)},
+    only=FAULTS,
+    workload={"duration_s": DURATION_S},
 )
 table = nb.sweep(failures)
 outcomes = nb.fault_table(table)

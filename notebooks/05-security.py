@@ -54,6 +54,10 @@ from labkit.servers.procs import ProcessGroup
 
 nb.setup()
 
+# %% tags=["parameters"]
+# Papermill parameters (papermill -p NAME VALUE). Quick mode is the environment variable LABKIT_QUICK=1.
+TLS_REQUESTS = nb.params(full=200, quick=30)  # deliveries timed per mode in the price of HTTPS
+
 # %% [markdown]
 # ## Signing a webhook (Standard Webhooks)
 #
@@ -249,7 +253,7 @@ shutil.rmtree(work)  # the settings files held the secret and the keys
 # locally generated certificates (median wall time and CPU per delivery, in ms):
 
 # %%
-nb.tls_cost(requests=nb.params(full=200, quick=30))
+nb.tls_cost(requests=TLS_REQUESTS)
 
 # %% [markdown]
 # ## What this means for your choice

@@ -45,9 +45,13 @@ nb.setup()
 # well-founded report; if none of them has run yet, a short compare run is made
 # here instead, and the report will say which runs would settle what it cannot.
 
+# %% tags=["parameters"]
+# Papermill parameters (papermill -p NAME VALUE). Quick mode is the environment variable LABKIT_QUICK=1.
+FALLBACK_DURATION_S = nb.params(full=30.0, quick=3.0)  # the short compare run made when 01-03 have not run
+
 # %%
 fallback = labkit.RunSettings(
-    workload=labkit.WorkloadSettings(arrival="poisson", rate_per_s=10.0, duration_s=nb.params(full=30.0, quick=3.0), seed=1),
+    workload=labkit.WorkloadSettings(arrival="poisson", rate_per_s=10.0, duration_s=FALLBACK_DURATION_S, seed=1),
     poll_interval_s=1.0,
 )
 sources = nb.report_inputs(fallback)

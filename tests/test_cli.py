@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,64 @@ def test_help_lists_the_commands():
     proc = labkit("--help")
     assert proc.returncode == 0
     assert "compare" in proc.stdout and "serve" in proc.stdout
+
+
+def test_version_prints_the_package_version():
+    from labkit._version import __version__
+
+    proc = labkit("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"labkit {__version__}"
+
+
+QUICK_TOML = "scenarios/experiments/quick.toml"
+FIXTURE_RESULTS = "tests/fixtures/results"
+
+
+def _one_point_experiment(tmp_path) -> str:
+    path = tmp_path / "one.toml"
+    path.write_text(
+        '[experiment]\nname = "one"\n[run]\nstyles = ["webhook"]\n[workload]\nrate_per_s = 5.0\nduration_s = 0.5\n',
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep", "run", "report"])
+@pytest.mark.parametrize("where", ["proc", "file"])
+def test_unwritable_out_is_refused_before_running(command, where, tmp_path):
+    """An --out that cannot be a folder (under /proc, or an existing file) is one line, exit 2, nothing run."""
+    target = "/proc/labkit-forbidden/out"
+    if where == "file":
+        existing = tmp_path / "a-file"
+        existing.write_text("not a folder", encoding="utf-8")
+        target = str(existing)
+    args = {
+        "compare": ["compare", "--duration", "0.5", "--no-report", "--out", target],
+        "sweep": ["sweep", QUICK_TOML, "--out", target],
+        "run": ["run", _one_point_experiment(tmp_path), "--out", target],
+        "report": ["report", FIXTURE_RESULTS, "-o", target],
+    }[command]
+    proc = labkit(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert target in lines[0] and "--out" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_out_folder_is_created_when_missing_and_checked(tmp_path):
+    """The check creates a missing folder (with its parents) and refuses a file or an unwritable place."""
+    from labkit.cli.common import writable_dir
+    from labkit.errors import ConfigError
+
+    target = tmp_path / "new" / "deeper"
+    assert writable_dir(target) == target and target.is_dir()
+    assert list(target.iterdir()) == [], "the probe file is removed"
+    existing = tmp_path / "a-file"
+    existing.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is a file"):
+        writable_dir(existing, "-o/--out")
+    with pytest.raises(ConfigError, match="cannot create or write"):
+        writable_dir(Path("/proc/labkit-forbidden"))

@@ -17,6 +17,8 @@ from labkit.config import RunSettings, WorkloadSettings
 from labkit.results import load_events, load_results
 from labkit.servers.procs import ProcessGroup
 
+pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
+
 
 @pytest.fixture(scope="module")
 def compare_run(tmp_path_factory):

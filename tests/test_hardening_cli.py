@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from labkit.cli.main import build_run_settings
+from labkit.cli.compare import build_run_settings
 from labkit.config import PollerSettings, RunSettings, WorkloadSettings
 from labkit.errors import ConfigError, ResultsError
 from labkit.experiments import load_experiment, parse_experiment

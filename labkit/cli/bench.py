@@ -6,27 +6,28 @@ from pathlib import Path
 
 import typer
 
-from labkit.cli.main import _emit_json, app
+from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
+from labkit.cli.main import app
 
 
 @app.command()
 def bench(
     quick: bool = typer.Option(False, "--quick", help="fewer, shorter repetitions (under three minutes)"),
-    as_json: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
-    out: Path = typer.Option(Path("results"), "--out", help="results root; the file goes to OUT/bench/<run-id>.json"),
+    as_json: bool = json_option("print only the results JSON on stdout"),
+    out: Path = out_option("results root; the file goes to OUT/bench/<run-id>.json"),
     only: str = typer.Option(
-        "", "--only", help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest,sse_fanout"
+        "", "--only", help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest,proxy_cost,sse_fanout"
     ),
 ) -> None:
     """Benchmark labkit's servers and clients against bare ones on the same machine (ratios)."""
     from labkit.bench import run_bench
     from labkit.bench.table import render
-    from labkit.progress import ProgressBar
 
     names = tuple(n.strip() for n in only.split(",") if n.strip())
-    with ProgressBar() as bar:
+    writable_dir(out)
+    with progress_bar() as bar:
         result = run_bench(quick=quick, out_dir=out, only=names, progress=bar.update)
     if as_json:
-        _emit_json(result.summary)
+        emit_json(result.summary)
     else:
         render(result.summary)

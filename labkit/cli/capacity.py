@@ -9,7 +9,8 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from labkit.cli.main import _emit_json, app
+from labkit.cli.common import emit_json, json_option, out_option, writable_dir
+from labkit.cli.main import app
 from labkit.config import describe_error
 from labkit.errors import ConfigError
 
@@ -104,8 +105,8 @@ def capacity(
     step_users: int = typer.Option(0, "--step-users", help="users added per step (0: auto)"),
     step_seconds: float = typer.Option(0.0, "--step-seconds", help="seconds per step (0: auto, about 12 s)"),
     subscriptions: int = typer.Option(3, "--subscriptions", help="publish_fanout: subscriptions per event"),
-    out: Path = typer.Option(Path("results"), "--out", help="results root; the run goes to OUT/capacity/<run-id>/"),
-    as_json: bool = typer.Option(False, "--json", help="print only the capacity JSON on stdout"),
+    out: Path = out_option("results root; the run goes to OUT/capacity/<run-id>/"),
+    as_json: bool = json_option("print only the capacity JSON on stdout"),
 ) -> None:
     """Find how much load one server holds within an SLO: a Locust step test on loopback (workers may join from elsewhere)."""
     settings = build_capacity_settings(
@@ -127,6 +128,7 @@ def capacity(
             "out_dir": str(out),
         }
     )
+    writable_dir(out)
     from labkit.capacity.run import run_capacity
 
     def progress(line: str) -> None:
@@ -135,7 +137,7 @@ def capacity(
 
     result = run_capacity(settings, progress=progress)
     if as_json:
-        _emit_json(result.summary)
+        emit_json(result.summary)
     else:
         render_capacity(result.summary)
 

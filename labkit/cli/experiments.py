@@ -15,7 +15,8 @@ from typing import Any
 
 import typer
 
-from labkit.cli.main import _emit_json, _stderr_progress, app
+from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
+from labkit.cli.main import app
 from labkit.errors import ConfigError
 from labkit.experiments import load_experiment
 
@@ -25,23 +26,24 @@ SUMMARY_KEYS = ("schema_version", "run_id", "results_dir", "experiment", "point"
 @app.command("run")
 def run_command(
     file: Path = typer.Argument(..., metavar="FILE", help="an experiment file, e.g. scenarios/experiments/quick.toml", show_default=False),
-    out: Path = typer.Option(Path("results"), "--out", help="results root; the run goes to OUT/<experiment>/<run-id>/"),
-    as_json: bool = typer.Option(False, "--json", help="print only the run's summary JSON on stdout"),
+    out: Path = out_option("results root; the run goes to OUT/<experiment>/<run-id>/"),
+    as_json: bool = json_option("print only the run's summary JSON on stdout"),
 ) -> None:
     """Run the one point an experiment file declares (a file with lists is a sweep)."""
     experiment = load_experiment(file, out_dir=out)
     if len(experiment) != 1:
         swept = ", ".join(experiment.swept)
         raise ConfigError(f"{file}: declares {len(experiment)} points (over {swept}); run them with: labkit sweep {file}")
+    writable_dir(out)
     from labkit.results import read_summary
     from labkit.summary_table import render_summary
     from labkit.sweep import run_sweep
 
-    with _stderr_progress() as bar:
+    with progress_bar() as bar:
         result = run_sweep(experiment, force=True, progress=bar.update)
     summary = read_summary(result.points[0].results_dir)
     if as_json:
-        _emit_json({k: summary[k] for k in SUMMARY_KEYS if k in summary})
+        emit_json({k: summary[k] for k in SUMMARY_KEYS if k in summary})
     else:
         render_summary(summary)
 
@@ -51,18 +53,19 @@ def sweep_command(
     file: Path = typer.Argument(
         ..., metavar="FILE", help="an experiment file, e.g. scenarios/experiments/wasted-polls.toml", show_default=False
     ),
-    out: Path = typer.Option(Path("results"), "--out", help="results root; points go to OUT/<experiment>/<run-id>/"),
+    out: Path = out_option("results root; points go to OUT/<experiment>/<run-id>/"),
     force: bool = typer.Option(False, "--force", help="rerun points that already have results"),
-    as_json: bool = typer.Option(False, "--json", help="print only the sweep's outcome JSON on stdout"),
+    as_json: bool = json_option("print only the sweep's outcome JSON on stdout"),
 ) -> None:
     """Run every point of an experiment's grid; points already done are skipped."""
     experiment = load_experiment(file, out_dir=out)
+    writable_dir(out)
     from labkit.sweep import run_sweep
 
-    with _stderr_progress() as bar:
+    with progress_bar() as bar:
         result = run_sweep(experiment, force=force, progress=bar.update, log=bar.log)
     if as_json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
     else:
         _render(result)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import typer
 
-from labkit.cli.main import _emit_json, _stderr_progress, app
+from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
+from labkit.cli.main import app
 from labkit.errors import ConfigError
 from labkit.results import SCHEMA_VERSION
 
@@ -24,9 +25,9 @@ DEFAULT_FILE = Path("scenarios/experiments/failures.toml")
 @app.command("failures")
 def failures_command(
     file: Path = typer.Argument(DEFAULT_FILE, help="a failure experiment file (variants that set fault = {...})"),
-    out: Path = typer.Option(Path("results"), "--out", help="results root; faults go to OUT/<experiment>/<run-id>/"),
+    out: Path = out_option("results root; faults go to OUT/<experiment>/<run-id>/"),
     resume: bool = typer.Option(False, "--resume", help="keep faults already run instead of running them again"),
-    as_json: bool = typer.Option(False, "--json", help="print only the faults' outcome JSON on stdout"),
+    as_json: bool = json_option("print only the faults' outcome JSON on stdout"),
 ) -> None:
     """Break things on purpose and measure what each style loses, repeats or delays."""
     from labkit.experiments import load_experiment
@@ -36,14 +37,15 @@ def failures_command(
     experiment = load_experiment(file, out_dir=out)
     if not any(p.settings.fault is not None for p in experiment.points):
         raise ConfigError(f"{file}: no point sets a fault; give each variant fault = {{ kind = ... }}")
-    with _stderr_progress() as bar:
+    writable_dir(out)
+    with progress_bar() as bar:
         result = run_sweep(experiment, force=not resume, progress=bar.update, log=bar.log)
     dirs = [o.results_dir for o in result.points]
     if as_json:
         faults: dict[str, Any] = {}
         for d in dirs:
             faults.update(fault_document(d))
-        _emit_json(
+        emit_json(
             {
                 "schema_version": SCHEMA_VERSION,
                 "experiment": experiment.name,
@@ -108,14 +110,14 @@ def _render(rows: list[dict[str, Any]], title: str) -> None:
 @app.command("tls-cost")
 def tls_cost_command(
     requests: int = typer.Option(200, "--requests", min=1, max=100_000, help="deliveries timed per mode"),
-    as_json: bool = typer.Option(False, "--json", help="print only the measurement JSON on stdout"),
+    as_json: bool = json_option("print only the measurement JSON on stdout"),
 ) -> None:
     """What a TLS handshake adds to a webhook delivery, against a reused connection."""
     from labkit.servers.tls import measure_handshake_cost
 
     result = measure_handshake_cost(requests=requests)
     if as_json:
-        _emit_json({"schema_version": SCHEMA_VERSION, **result})
+        emit_json({"schema_version": SCHEMA_VERSION, **result})
         return
     from rich.console import Console
     from rich.table import Table

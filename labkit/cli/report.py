@@ -2,7 +2,8 @@
 
 Parses options and calls ``labkit.report.write_report``; missing results, an
 unknown schema or a bad requirements file is one line on stderr and exit 2
-(``labkit.cli.main`` prints every ``LabkitError`` so).
+(``labkit.cli.main`` prints every ``LabkitError`` so); an ``-o`` folder that
+cannot be created or written is refused before any work.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import typer
 
-from labkit.cli.main import _emit_json, app
+from labkit.cli.common import emit_json, json_option, out_option, writable_dir
+from labkit.cli.main import app
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -31,16 +33,18 @@ def report_command(
     requirements: Path | None = typer.Option(
         None, "--requirements", help="requirements TOML, e.g. scenarios/requirements/payments-provider.toml"
     ),
-    out: Path | None = typer.Option(None, "-o", "--out", help="where report.html, report.md and figures/ go (default: RESULTS/report)"),
-    as_json: bool = typer.Option(False, "--json", help="print only {schema_version, html, markdown, recommendation} on stdout"),
+    out: Path | None = out_option("where report.html, report.md and figures/ go (default: RESULTS/report)", None, "-o"),
+    as_json: bool = json_option("print only {schema_version, html, markdown, recommendation} on stdout"),
 ) -> None:
     """Write a decision report (self-contained HTML and a Markdown twin) from measured results."""
+    if out is not None:
+        writable_dir(out, "-o/--out")
     from labkit.report import write_report
 
     paths = write_report(results, out_dir=out or default_out_dir(results), requirements=requirements)
     rec = paths.recommendation
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "schema_version": REPORT_SCHEMA_VERSION,
                 "html": str(paths.html),

@@ -21,6 +21,8 @@ from labkit.bench.cases import paired_ratio, plan
 from labkit.bench.suite import BENCHMARKS, TINY_ENV, Target, build_summary
 from labkit.errors import ResultsError
 
+pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
+
 
 def labkit(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -17,7 +17,7 @@ import pytest
 import typer
 import yaml
 
-from labkit.cli.main import _register_commands, app
+from labkit.cli.main import app, register_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "labkit:latest"
@@ -58,7 +58,7 @@ def repo_path(container_path: str) -> Path:
 
 def check_labkit_args(args: list[str]) -> None:
     """Parse the arguments with labkit's own CLI (no command runs)."""
-    _register_commands()
+    register_commands()
     group = typer.main.get_command(app)
     ctx = group.context_class(group, info_name="labkit")
     command = group.get_command(ctx, args[0])

@@ -37,6 +37,9 @@ def load(path: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+pytestmark = pytest.mark.slow  # Locust (gevent) imported in a subprocess per file
+
+
 @pytest.mark.parametrize(
     "name, user",
     [("polling.py", "Poller"), ("webhook_ingest.py", "WebhookSender"), ("publish_fanout.py", "Publisher")],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 
 from labkit.capacity import load_capacity
 from labkit.capacity.analysis import read_history
@@ -21,6 +22,9 @@ from labkit.capacity.lag import LagHistograms
 from labkit.capacity.run import CapacitySettings, run_capacity
 from labkit.servers.procs import ProcessGroup
 from labkit.wire.signing import new_secret
+
+pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
+
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON_KEYS = {"schema_version", "scenario", "capacity", "slo", "limited_by", "results_dir"}

@@ -164,6 +164,7 @@ def quick_sweep(tmp_path_factory):
     return out, json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_real_sweep_writes_points_and_a_table(quick_sweep):
     out, data = quick_sweep
     assert data["schema_version"] == 1 and data["experiment"] == "quick"
@@ -177,6 +178,7 @@ def test_real_sweep_writes_points_and_a_table(quick_sweep):
     assert Path(data["table"]).exists()
 
 
+@pytest.mark.slow
 def test_real_sweep_loads_one_row_per_point_and_style(quick_sweep):
     out, data = quick_sweep
     df = load_results(out / "quick")
@@ -188,6 +190,7 @@ def test_real_sweep_loads_one_row_per_point_and_style(quick_sweep):
     assert (df["lost"] == 0).all()
 
 
+@pytest.mark.slow
 def test_real_sweep_rerun_skips_and_force_reruns(quick_sweep):
     out, data = quick_sweep
     summary = out / "quick" / data["points"][0]["run_id"] / "summary.json"
@@ -205,6 +208,7 @@ def test_real_sweep_rerun_skips_and_force_reruns(quick_sweep):
     assert len(load_results(out / "quick")) == 4  # a rerun replaces a point, it does not add one
 
 
+@pytest.mark.slow
 def test_real_sweep_with_a_corrupted_summary_exits_2_with_one_line(quick_sweep, tmp_path):
     out, data = quick_sweep
     import shutil
@@ -219,6 +223,7 @@ def test_real_sweep_with_a_corrupted_summary_exits_2_with_one_line(quick_sweep, 
     assert len(lines) == 1 and str(bad) in lines[0] and "corrupted" in lines[0], proc.stderr
 
 
+@pytest.mark.slow
 def test_real_run_of_a_one_point_file(write_toml, tmp_path):
     path = write_toml(
         "[experiment]\nname = 'one'\nseed = 2\n[run]\nstyles = ['polling']\npoll_interval_s = 0.25\n"
@@ -235,6 +240,7 @@ def test_real_run_of_a_one_point_file(write_toml, tmp_path):
     assert (tmp_path / "out" / "one" / "table.csv").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(tmp_path):
     import signal
     import time

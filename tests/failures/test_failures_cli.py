@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = """
@@ -36,6 +38,7 @@ def labkit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=240, cwd=REPO, check=False)
 
 
+@pytest.mark.slow
 def test_failures_command_runs_each_fault_and_reports_json(tmp_path: Path) -> None:
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)

@@ -26,6 +26,9 @@ from labkit.provider.openapi import provider_openapi
 from labkit.servers.procs import Child, ProcessGroup
 from labkit.wire.signing import new_secret
 
+pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
+
+
 KEY = "lk_fuzz_key"
 EXAMPLES = 40
 # IP-literal callback URLs: a generated host name would cost a DNS lookup per example.

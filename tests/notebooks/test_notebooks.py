@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import jupytext  # runtime dependencies of labkit: a missing one is a failure, not a skip
 import nbclient
 import nbformat
+import pytest
+
+from labkit.notebooks_run import kernel_manager_class
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -80,6 +81,7 @@ def _figures(nb: Any) -> int:
     return count
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("source", SOURCES, ids=_id)
 def test_notebook_executes_in_quick_mode(source: Path, shared_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,6 +94,7 @@ def test_notebook_executes_in_quick_mode(source: Path, shared_results: Path, tmp
         kernel_name="python3",
         timeout=CELL_TIMEOUT_S,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
+        kernel_manager_class=kernel_manager_class(),  # re-polls: a lost wake-up after a widget cell hung nbclient
     )
     started = time.monotonic()
     try:

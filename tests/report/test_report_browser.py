@@ -16,6 +16,9 @@ from report_helpers import COMPARE_RUN, REQUIREMENTS, SWEEP, stand_in_figures
 
 from labkit.report import write_report
 
+pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
+
+
 CHROMIUM = Path(os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",

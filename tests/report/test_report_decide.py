@@ -121,9 +121,10 @@ def assert_runnable_compare(command: str) -> None:
     """The command parses as `labkit compare` options and builds valid RunSettings."""
     import typer
 
-    from labkit.cli.main import app, build_run_settings
+    from labkit.cli.compare import build_run_settings
+    from labkit.cli.main import register_commands
 
-    compare = typer.main.get_command(app).commands["compare"]
+    compare = typer.main.get_command(register_commands()).commands["compare"]
     ctx = compare.make_context("compare", _compare_args(command))
     p = ctx.params
     build_run_settings(

@@ -223,6 +223,7 @@ def test_overlapping_paths_count_each_run_once(tmp_path, fake_figures):
     assert "from 4 runs" in paths.html.read_text()
 
 
+@pytest.mark.slow  # renders every real figure in a fresh process
 def test_cli_report_prints_paths_and_json(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(

@@ -16,6 +16,9 @@ from labkit.wire.signing import new_secret
 KEY = "lk_tls_key"
 
 
+pytestmark = pytest.mark.slow  # servers over TLS for many seconds
+
+
 def test_webhooks_and_polls_go_over_https_with_the_lab_ca(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs")
     secret = new_secret()

@@ -13,9 +13,13 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from labkit import runner
 from labkit.config import RunSettings
 from labkit.wire.signing import PREFIX
+
+pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
 
 
 def _secrets_of_the_run(work: Path) -> set[str]:

@@ -1,0 +1,67 @@
+"""What every command shares: the ``--out`` and ``--json`` options, JSON on stdout, the progress bar.
+
+Kept in one place so that each command spells its options the same way and
+checks an output folder the same way: before any work starts, so that a bad
+``--out`` costs the user one line, not a finished run lost at the last step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from labkit.progress import ProgressBar
+
+DEFAULT_OUT = Path("results")
+
+
+def out_option(help: str, default: Path | None = DEFAULT_OUT, *names: str) -> Any:
+    """The ``--out`` option (``names`` adds short forms such as ``-o``)."""
+    return typer.Option(default, *names, "--out", help=help)
+
+
+def json_option(help: str) -> Any:
+    """The ``--json`` option: the command prints only its JSON document on stdout."""
+    return typer.Option(False, "--json", help=help)
+
+
+def emit_json(data: dict[str, Any]) -> None:
+    """One JSON document on stdout; progress and messages stay on stderr."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress_bar() -> ProgressBar:
+    """A progress bar on stderr (drawn only on a terminal), fed by the library's ``progress`` callbacks."""
+    from labkit.progress import ProgressBar
+
+    return ProgressBar()
+
+
+def writable_dir(path: Path, option: str = "--out") -> Path:
+    """``path`` as a folder that exists and takes files; else a ConfigError naming ``option``.
+
+    Creates the folder (and its parents) and writes and removes a probe file:
+    permission bits alone do not tell (root may write anywhere, except where
+    the file system refuses, as in /proc).
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".labkit-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise ConfigError(f"{option} {path}: cannot create or write the folder ({reason})") from None
+    return path

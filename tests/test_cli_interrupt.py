@@ -1,0 +1,63 @@
+"""Ctrl-C at any moment of a command, even while it is still importing, is one line and exit 130.
+
+The signal is sent at several moments after labkit's own code starts. Before
+that, the interpreter's start-up (the ``site`` module) is Python's, not
+labkit's; so the test first waits until the child has loaded
+``_posixsubprocess``, which Python loads only when ``labkit.cli`` imports the
+command line (typer imports subprocess), inside the entry point's ``try``.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FIRST_COMMAND_IMPORT = "_posixsubprocess"
+
+
+def _wait_for_library(pid: int, name: str, timeout_s: float = 60.0) -> None:
+    maps = Path(f"/proc/{pid}/maps")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if name in maps.read_text():
+                return
+        except OSError:  # the process has exited
+            return
+        time.sleep(0.002)
+    raise AssertionError(f"{name} was not loaded within {timeout_s} s")
+
+
+@pytest.mark.parametrize("offset_s", [0.0, 0.05, 0.1, 0.2, 0.35, 0.5])
+def test_ctrl_c_during_imports_is_one_line_and_exit_130(offset_s: float, tmp_path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "compare", "--duration", "1", "--no-report", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_library(proc.pid, FIRST_COMMAND_IMPORT)
+        time.sleep(offset_s + random.uniform(0.0, 0.05))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, f"offset {offset_s} s: exit {proc.returncode}\n{err}"
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines() == ["labkit: interrupted; every process it started was stopped"], err
+    assert out == ""
+
+
+def test_the_marker_library_is_not_loaded_before_the_command_line() -> None:
+    """The wait above is meaningful only if start-up and ``import labkit.cli`` do not load the marker."""
+    code = f"import sys, labkit.cli; sys.exit(0 if {FIRST_COMMAND_IMPORT!r} not in open('/proc/self/maps').read() else 1)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
