@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from labkit.errors import ConfigError
 from labkit.failures.plans import FaultPlan
+from labkit.styles import registry as style_registry
 
 # The Standard Webhooks example schedule: entry k is the delay before attempt k+1
 # (immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; about 75 h in all).
@@ -172,7 +173,8 @@ class WorkloadSettings(Settings):
         return self
 
 
-Style = Literal["webhook", "polling"]
+# A delivery style's name: any style registered in labkit.styles (validated against the registry).
+Style = str
 
 
 class RunSettings(Settings):
@@ -200,9 +202,20 @@ class RunSettings(Settings):
     @field_validator("styles")
     @classmethod
     def _styles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("must name each of 'webhook', 'polling' at most once")
+        known = style_registry.names()
+        unknown = [s for s in v if s not in known]
+        if not v or len(set(v)) != len(v) or unknown:
+            what = f"no style {unknown[0]!r}; " if unknown else ""
+            raise ValueError(what + "must name each of " + ", ".join(repr(k) for k in known) + " at most once")
         return v
+
+    @model_validator(mode="after")
+    def _style_support(self) -> RunSettings:
+        for name in self.styles:
+            reason = style_registry.unit(name).refuse(self)
+            if reason:
+                raise ValueError(f"{name}: {reason}")
+        return self
 
     @model_validator(mode="after")
     def _fault_styles(self) -> RunSettings:

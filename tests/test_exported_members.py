@@ -16,3 +16,11 @@ def test_unknown_name_raises_attribute_error():
         assert "no_such_thing" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected AttributeError")
+
+
+def test_arun_is_the_async_entry_point_beside_run():
+    import inspect
+
+    assert "arun" in labkit.__all__ and "run" in labkit.__all__
+    assert inspect.iscoroutinefunction(labkit.arun)
+    assert not inspect.iscoroutinefunction(labkit.run)

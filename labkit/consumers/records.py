@@ -197,3 +197,19 @@ def load_events(path: str) -> list[tuple[str, int, int]]:
     finally:
         con.close()
     return [(str(c), int(e), int(r)) for c, e, r in rows]
+
+
+def latest_seen(path: str) -> dict[str, int]:
+    """The newest event id each consumer has recorded; {} when there is no store yet."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        con = _read_only(path)
+    except sqlite3.Error:
+        return {}
+    try:
+        return {str(c): int(e) for c, e in con.execute("SELECT consumer, max(event_id) FROM events GROUP BY consumer").fetchall()}
+    except sqlite3.Error:
+        return {}
+    finally:
+        con.close()

@@ -8,6 +8,6 @@ style's own module branches on a style's name.
 
 from __future__ import annotations
 
-from labkit.styles.registry import StyleInfo, all_styles, get, names, register
+from labkit.styles.registry import StyleInfo, all_styles, get, names, register, unit, units
 
-__all__ = ["StyleInfo", "all_styles", "get", "names", "register"]
+__all__ = ["StyleInfo", "all_styles", "get", "names", "register", "unit", "units"]

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from labkit.styles.base import Style
 
 # The shipped style modules, in display order; a new style adds its module here.
-SHIPPED = ("labkit.styles.webhook_info", "labkit.styles.polling_info")
+SHIPPED = ("labkit.styles.webhook", "labkit.styles.polling")
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,15 @@ class StyleInfo:
 
 
 _REGISTRY: dict[str, StyleInfo] = {}
+_UNITS: dict[str, Style] = {}
 _loaded = False
 
 
-def register(info: StyleInfo) -> StyleInfo:
-    """Add (or replace) a style; returns it so a module can keep a reference."""
+def register(info: StyleInfo, unit: Style | None = None) -> StyleInfo:
+    """Add (or replace) a style, with the unit that runs it; returns the info so a module can keep it."""
     _REGISTRY[info.name] = info
+    if unit is not None:
+        _UNITS[info.name] = unit
     return info
 
 
@@ -67,3 +75,18 @@ def all_styles() -> list[StyleInfo]:
 def names() -> tuple[str, ...]:
     """The registered style names, in display order."""
     return tuple(s.name for s in all_styles())
+
+
+def unit(name: str) -> Style:
+    """The runnable unit of style ``name`` (``labkit.styles.base.Style``); ConfigError names an unknown one."""
+    _load()
+    found = _UNITS.get(name)
+    if found is None:
+        known = ", ".join(repr(n) for n in sorted(_UNITS))
+        raise ConfigError(f"styles: no delivery style {name!r} (known: {known})")
+    return found
+
+
+def units() -> list[Style]:
+    """Every runnable style, in display order."""
+    return [_UNITS[s.name] for s in all_styles() if s.name in _UNITS]
