@@ -218,6 +218,8 @@ class Session:
         if role.port is not None:
             role.child = await asyncio.to_thread(self.group.start_server, name, role.role, role.settings, port=role.port)
             return {"ready_after_s": time.monotonic() - issued}
+        # A worker signals readiness by writing its stats file (its counters were archived already).
+        self.stats_path.unlink(missing_ok=True)
         role.child = self.group.start_worker(name, role.role, role.settings)
         return {}
 

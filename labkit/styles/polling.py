@@ -54,8 +54,8 @@ def snapshot_stats(child: Any, stats_path: Path, timeout_s: float = SNAPSHOT_TIM
     """The poller fleet's counters at this moment: SIGUSR1 makes it write ``<stats>.snap``."""
     snap = Path(f"{stats_path}.snap")
     snap.unlink(missing_ok=True)
-    if not child.alive():
-        return {}
+    if not child.alive() or not stats_path.exists():
+        return {}  # not up yet: before its first stats file a fleet has no SIGUSR1 handler (the signal would kill it)
     child.popen.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + timeout_s
     while not snap.exists():
