@@ -52,6 +52,12 @@ def register(info: StyleInfo, unit: Style | None = None) -> StyleInfo:
     return info
 
 
+def unregister(name: str) -> None:
+    """Remove a style (a test's or a plug-in's); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+    _UNITS.pop(name, None)
+
+
 def _load() -> None:
     global _loaded
     if not _loaded:

@@ -1,0 +1,76 @@
+"""Delivery styles are units found through the registry; settings a style cannot honour are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit import styles
+from labkit.config import RunSettings, validated
+from labkit.errors import ConfigError
+from labkit.styles.base import Style
+from labkit.styles.registry import StyleInfo
+
+
+def test_shipped_styles_are_runnable_units_with_their_info():
+    assert styles.names() == ("webhook", "polling")
+    for info in styles.all_styles():
+        unit = styles.unit(info.name)
+        assert isinstance(unit, Style) and unit.info is info
+
+
+def test_unknown_style_is_refused_with_one_line_naming_it():
+    with pytest.raises(ConfigError) as exc:
+        validated(RunSettings, {"styles": ["carrier-pigeon"]})
+    assert "carrier-pigeon" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(ConfigError):
+        styles.unit("carrier-pigeon")
+
+
+def test_fault_run_with_the_snapshot_feed_is_refused_naming_snapshot():
+    with pytest.raises(ConfigError) as exc:
+        validated(RunSettings, {"styles": ["polling"], "snapshot": True, "fault": {"kind": "consumer_kill"}})
+    assert "snapshot" in str(exc.value) and "\n" not in str(exc.value)
+    assert validated(RunSettings, {"styles": ["polling"], "snapshot": True}).snapshot  # a plain run keeps it
+
+
+def test_variants_are_named_by_their_style():
+    webhook, polling = styles.unit("webhook"), styles.unit("polling")
+    settings = {"batch_max_events": 10, "long_poll_wait_s": 5.0}
+    assert webhook.variant(settings.get, "") == "batched webhooks"
+    assert polling.variant(settings.get, "") == "long polling"
+    assert polling.variant({}.get, "") == "polling"
+
+
+def test_a_registered_style_is_accepted_by_run_settings():
+    class Pigeon(Style):
+        info = StyleInfo("pigeon-test", "carrier pigeon", "#000000", "x", "push", False, "leg band", order=99)
+
+        def consumer_names(self, settings):
+            return ["coop"]
+
+        async def start_consumer(self, lab):
+            raise NotImplementedError
+
+        async def counters_now(self, lab):
+            return {}
+
+        def summary(self, run, settings, per, rate):
+            return {}
+
+        def fault_measures(self, counters, deliveries, retry):
+            return {}
+
+        def variant(self, setting, assumes):
+            return "pigeon"
+
+        def projected_requests_per_event(self, rate_per_s, poll_interval_s, batch, retries_per_event, long_poll_wait_s, page_limit):
+            return 1.0, "pigeon"
+
+    unit = Pigeon()
+    styles.register(unit.info, unit)
+    try:
+        assert RunSettings(styles=("webhook", "pigeon-test")).styles == ("webhook", "pigeon-test")
+        assert styles.unit("pigeon-test") is unit
+    finally:
+        styles.registry.unregister("pigeon-test")
+    assert "pigeon-test" not in styles.names()
