@@ -7,6 +7,7 @@ import pytest
 from labkit import styles
 from labkit.config import RunSettings, validated
 from labkit.errors import ConfigError
+from labkit.report import terms
 from labkit.styles.base import Style
 from labkit.styles.registry import StyleInfo
 
@@ -38,7 +39,10 @@ def test_variants_are_named_by_their_style():
     settings = {"batch_max_events": 10, "long_poll_wait_s": 5.0}
     assert webhook.variant(settings.get, "") == "batched webhooks"
     assert polling.variant(settings.get, "") == "long polling"
-    assert polling.variant({}.get, "") == "polling"
+    # the plain variants carry the report's option names
+    assert webhook.variant({}.get, "") == terms.WEBHOOK
+    assert polling.variant({}.get, "") == terms.POLLING
+    assert polling.variant({}.get, "long polling: ...") == terms.LONG_POLLING
 
 
 def test_a_registered_style_is_accepted_by_run_settings():

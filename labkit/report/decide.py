@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from labkit import styles
 from labkit.errors import ResultsError
 from labkit.report.observations import (
     Evidence,
@@ -200,19 +201,42 @@ class _Case:
         self.gaps.append(CoverageGap(what, command, affects))
 
 
-def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
-    """The recommendation for ``requirements`` given the measured ``results`` (one row per run and style)."""
-    obs = observations(results)
-    if not obs:
-        raise ResultsError("the results hold no measured style to decide from")
-    case = _Case(requirements, obs)
-    req = requirements
+@dataclass
+class _Point:
+    """The operating point the measurements put the requirements at, and the observations that anchor it."""
+
+    lam: float
+    target: float
+    rtt_ms: float
+    t_target: float
+    poll_possible: bool
+    t_rec: float | None
+    lt_user: float | None
+    crossover: float
+    crossover_measured: bool
+    pairs: list[tuple[Obs, Obs]]
+    push: Obs | None
+    poll_lat: Obs | None
+    poll_cost: Obs | None
+    push_cost: Obs | None
+    long_obs: list[Obs]
+
+    @property
+    def push_p99(self) -> float | None:
+        return self.push.get("latency_ms.p99") if self.push else None
+
+    @property
+    def push_meets(self) -> bool:
+        return self.push_p99 is not None and self.push_p99 <= self.target
+
+
+def _operating_point(case: _Case) -> _Point:
+    """Phase 1: the interval the latency target allows, lambda T there, the crossover, and the nearest runs."""
+    req = case.req
     lam = req.event_rate_per_s
     target = req.target_latency_p99_ms
-
     push_obs = case.of(WEBHOOK) or case.of("batched webhooks", "thin webhooks")
     poll_obs = case.of(POLLING)
-    long_obs = case.of(LONG_POLLING)
 
     rtts = [o.get("rtt_ms.mean") for o in poll_obs if o.has("rtt_ms.mean")]
     rtts += [o.get("delivery_rtt_ms") for o in push_obs if o.has("delivery_rtt_ms")] if not rtts else []
@@ -223,31 +247,47 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
     t_rec = round_sig(min(HEADROOM * t_target, 3600.0), 2) if poll_possible else None
     lt_user = lam * t_rec if t_rec else None
 
-    crossover, pairs = measured_crossover(obs)
+    crossover, pairs = measured_crossover(case.obs)
     crossover_measured = crossover is not None
     batch = 1
     if crossover is None:
         crossover = 1.0 / batch  # the model: polling at 1/(lambda T) meets unbatched push at 1
 
     push = nearest(push_obs, lambda o: logdist(o.rate, lam))
-    poll_lat = nearest(poll_obs, lambda o: logdist(o.interval_s, t_rec or POLL_FLOOR_S))
     poll_cost = nearest(poll_obs, lambda o: logdist(o.lambda_t, lt_user or 1e-9))
     push_cost = None
     if poll_cost is not None:
         same_run = [o for o in push_obs if o.run_id == poll_cost.run_id]
         push_cost = same_run[0] if same_run else push
+    return _Point(
+        lam=lam,
+        target=target,
+        rtt_ms=rtt_ms,
+        t_target=t_target,
+        poll_possible=poll_possible,
+        t_rec=t_rec,
+        lt_user=lt_user,
+        crossover=crossover,
+        crossover_measured=crossover_measured,
+        pairs=pairs,
+        push=push,
+        poll_lat=nearest(poll_obs, lambda o: logdist(o.interval_s, t_rec or POLL_FLOOR_S)),
+        poll_cost=poll_cost,
+        push_cost=push_cost,
+        long_obs=case.of(LONG_POLLING),
+    )
 
-    push_p99 = push.get("latency_ms.p99") if push else None
-    push_meets = push_p99 is not None and push_p99 <= target
 
-    # ---- latency
-    if push is not None and push_p99 is not None:
-        verdict = "meets" if push_meets else "misses"
+def _latency_reasons(case: _Case, p: _Point) -> None:
+    """Phase 2: what each measured style's latency says against the target."""
+    req, target, push, poll_lat = case.req, p.target, p.push, p.poll_lat
+    if push is not None and p.push_p99 is not None:
+        verdict = "meets" if p.push_meets else "misses"
         unusable = "" if req.consumers_can_expose_https else ", but only for consumers that can receive it"
         case.reason(
             LATENCY,
-            f"Webhook push delivered with a measured p99 of {fmt(push_p99)} ms, which {verdict} the "
-            f"{fmt(target)} ms target{_times(target, push_p99) if push_meets else ''}{unusable}.",
+            f"Webhook push delivered with a measured p99 of {fmt(p.push_p99)} ms, which {verdict} the "
+            f"{fmt(target)} ms target{_times(target, p.push_p99) if p.push_meets else ''}{unusable}.",
             [push.ev("latency_ms.p99"), push.ev("workload.rate_per_s")],
             WEBHOOK,
         )
@@ -258,25 +298,25 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
         if m99 is not None and model99:
             err = abs(m99 - model99) / model99
             agree = f" (model {fmt(model99)} ms, {'within' if err <= 0.15 else 'off by'} {err:.0%})"
-        if poll_possible:
+        if p.poll_possible:
             text = (
                 f"Polling's p99 is about 0.99 T + RTT: at T = {fmt(poll_lat.interval_s)} s the lab measured "
                 f"{fmt(m99)} ms{agree}; to stay under {fmt(target)} ms a poller must ask at least every "
-                f"{fmt(round_sig(t_target, 3))} s, so we would poll every {fmt(t_rec)} s."
+                f"{fmt(round_sig(p.t_target, 3))} s, so we would poll every {fmt(p.t_rec)} s."
             )
         else:
             text = (
-                f"A {fmt(target)} ms p99 leaves polling no room: the round trip alone is {fmt(rtt_ms)} ms and "
+                f"A {fmt(target)} ms p99 leaves polling no room: the round trip alone is {fmt(p.rtt_ms)} ms and "
                 f"at T = {fmt(poll_lat.interval_s)} s the lab measured p99 {fmt(m99)} ms{agree}."
             )
         case.reason(
             LATENCY,
             text,
             [poll_lat.ev("latency_ms.p99"), poll_lat.ev("model.latency_p99_ms"), poll_lat.ev("poll_interval_s")],
-            WEBHOOK if not poll_possible else POLLING,
+            WEBHOOK if not p.poll_possible else POLLING,
         )
-    if long_obs:
-        lp = nearest(long_obs, lambda o: logdist(o.rate, lam))
+    if p.long_obs:
+        lp = nearest(p.long_obs, lambda o: logdist(o.rate, p.lam))
         assert lp is not None
         case.reason(
             LATENCY,
@@ -285,126 +325,146 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
             LONG_POLLING,
         )
 
-    # ---- cost: where polling and push cross
-    if poll_cost is not None and push_cost is not None and lt_user is not None:
-        p_rpe, w_rpe = poll_cost.get("requests_per_event"), push_cost.get("requests_per_event")
-        empty = poll_cost.get("empty_poll_ratio")
-        side = "below" if lt_user < crossover else "above"
-        text = (
-            f"At the interval the target allows, each consumer's lambda T is {fmt(lt_user)}, {side} the "
-            f"{'measured' if crossover_measured else 'model'} crossover at lambda T = {fmt(crossover)}. "
-            f"At the nearest measured point (lambda T = {fmt(poll_cost.lambda_t)}) polling took "
-            f"{fmt(p_rpe)} requests per event"
-            + (f" with {fmt(empty * 100)} % of polls empty" if empty is not None else "")
-            + f", push {fmt(w_rpe)}."
-        )
-        favours = POLLING if lt_user >= crossover else WEBHOOK if req.consumers_can_expose_https else LONG_POLLING
-        case.reason(
-            VERSATILITY,
-            text,
-            [
-                poll_cost.ev("requests_per_event"),
-                poll_cost.ev("empty_poll_ratio"),
-                push_cost.ev("requests_per_event"),
-                poll_cost.ev("workload.lambda_t"),
-            ],
-            favours,
-        )
 
-    # ---- the choice
-    leaning, words = _use_case_leaning(req.use_case)
-    if not req.consumers_can_expose_https:
+def _cost_reason(case: _Case, p: _Point) -> None:
+    """Phase 3: where polling and push cross, against the lambda T the target implies."""
+    poll_cost, push_cost, lt_user, crossover = p.poll_cost, p.push_cost, p.lt_user, p.crossover
+    if poll_cost is None or push_cost is None or lt_user is None:
+        return
+    p_rpe, w_rpe = poll_cost.get("requests_per_event"), push_cost.get("requests_per_event")
+    empty = poll_cost.get("empty_poll_ratio")
+    side = "below" if lt_user < crossover else "above"
+    text = (
+        f"At the interval the target allows, each consumer's lambda T is {fmt(lt_user)}, {side} the "
+        f"{'measured' if p.crossover_measured else 'model'} crossover at lambda T = {fmt(crossover)}. "
+        f"At the nearest measured point (lambda T = {fmt(poll_cost.lambda_t)}) polling took "
+        f"{fmt(p_rpe)} requests per event"
+        + (f" with {fmt(empty * 100)} % of polls empty" if empty is not None else "")
+        + f", push {fmt(w_rpe)}."
+    )
+    favours = POLLING if lt_user >= crossover else WEBHOOK if case.req.consumers_can_expose_https else LONG_POLLING
+    case.reason(
+        VERSATILITY,
+        text,
+        [
+            poll_cost.ev("requests_per_event"),
+            poll_cost.ev("empty_poll_ratio"),
+            push_cost.ev("requests_per_event"),
+            poll_cost.ev("workload.lambda_t"),
+        ],
+        favours,
+    )
+
+
+def _choose_without_push(case: _Case, p: _Point) -> str:
+    """Phase 4a: consumers that cannot receive a webhook: polling or long polling."""
+    poll_lat, lt_user = p.poll_lat, p.lt_user
+    for opt in PUSH_FAMILY:
+        case.rejected[opt] = "consumers cannot expose a public HTTPS endpoint, so a webhook has nowhere to land"
+    evidence = [poll_lat.ev("lost") if poll_lat else None, poll_lat.ev("delivered") if poll_lat else None]
+    case.reason(
+        SECURITY,
+        "The consumers cannot expose a public HTTPS endpoint (NAT, firewalls or mobile clients): a webhook "
+        "receiver is an open door they cannot open, while the cursor feed needs only outbound requests "
+        "authenticated with an API key; the lab's poller lost nothing over outbound requests alone.",
+        evidence,
+        POLLING,
+    )
+    if p.poll_possible and lt_user is not None and lt_user >= p.crossover:
+        case.rejected[LONG_POLLING] = (
+            f"at lambda T = {fmt(lt_user)} most polls already bring news, so holding connections open buys "
+            f"little latency for its cost in open connections"
+        )
+        return POLLING
+    case.rejected[POLLING] = (
+        "no poll interval meets the target"
+        if not p.poll_possible
+        else f"at T = {fmt(p.t_rec)} s lambda T is {fmt(lt_user)}: most polls would come back empty"
+    )
+    return LONG_POLLING
+
+
+def _choose_with_push(case: _Case, p: _Point) -> str:
+    """Phase 4b: consumers that can receive webhooks: polling where it is clearly cheaper, else a push variant."""
+    req, lt_user, crossover = case.req, p.lt_user, p.crossover
+    clearly_cheaper = p.poll_possible and lt_user is not None and lt_user >= CLEAR_MARGIN * crossover
+    grey = p.poll_possible and lt_user is not None and crossover <= lt_user < CLEAR_MARGIN * crossover
+    if clearly_cheaper or (grey and req.ordering == "total"):
+        why_not = (
+            f"at lambda T = {fmt(lt_user)} one poll returns many events, so a push per event costs more "
+            f"requests for a latency nobody asked for"
+        )
         for opt in PUSH_FAMILY:
-            case.rejected[opt] = "consumers cannot expose a public HTTPS endpoint, so a webhook has nowhere to land"
-        evidence = [poll_lat.ev("lost") if poll_lat else None, poll_lat.ev("delivered") if poll_lat else None]
-        case.reason(
-            SECURITY,
-            "The consumers cannot expose a public HTTPS endpoint (NAT, firewalls or mobile clients): a webhook "
-            "receiver is an open door they cannot open, while the cursor feed needs only outbound requests "
-            "authenticated with an API key; the lab's poller lost nothing over outbound requests alone.",
-            evidence,
-            POLLING,
-        )
-        if poll_possible and lt_user is not None and lt_user >= crossover:
-            option = POLLING
-            case.rejected[LONG_POLLING] = (
-                f"at lambda T = {fmt(lt_user)} most polls already bring news, so holding connections open buys "
-                f"little latency for its cost in open connections"
-            )
-        else:
-            option = LONG_POLLING
-            case.rejected[POLLING] = (
-                "no poll interval meets the target"
-                if not poll_possible
-                else f"at T = {fmt(t_rec)} s lambda T is {fmt(lt_user)}: most polls would come back empty"
-            )
+            case.rejected[opt] = why_not
+        case.rejected[LONG_POLLING] = "the latency target does not need an answer within one round trip; plain polls are cheaper"
+        return POLLING
+    if req.missed_events_tolerated is False:
+        option = FALLBACK
+    elif req.data_sensitivity == "sensitive" or req.ordering != "none":
+        option = THIN
     else:
-        clearly_cheaper = poll_possible and lt_user is not None and lt_user >= CLEAR_MARGIN * crossover
-        grey = poll_possible and lt_user is not None and crossover <= lt_user < CLEAR_MARGIN * crossover
-        if clearly_cheaper or (grey and req.ordering == "total"):
-            option = POLLING
-            why_not = (
-                f"at lambda T = {fmt(lt_user)} one poll returns many events, so a push per event costs more "
-                f"requests for a latency nobody asked for"
-            )
-            for opt in PUSH_FAMILY:
-                case.rejected[opt] = why_not
-            case.rejected[LONG_POLLING] = "the latency target does not need an answer within one round trip; plain polls are cheaper"
-        else:
-            if req.missed_events_tolerated is False:
-                option = FALLBACK
-            elif req.data_sensitivity == "sensitive" or req.ordering != "none":
-                option = THIN
-            else:
-                option = WEBHOOK
-            if not poll_possible:
-                case.rejected[POLLING] = f"no poll interval meets a {fmt(target)} ms p99"
-            elif lt_user is not None and lt_user < crossover:
-                case.rejected[POLLING] = (
-                    f"polling every {fmt(t_rec)} s to meet the target means lambda T = {fmt(lt_user)}: "
-                    f"about {fmt(math.exp(-lt_user) * 100)} % of polls would be empty"
-                )
-            else:
-                case.rejected[POLLING] = "it meets the target with little headroom where push has a lot"
-            case.rejected[LONG_POLLING] = (
-                "consumers can receive webhooks, so holding a connection per consumer open is cost without benefit"
-            )
-            for opt in PUSH_FAMILY:
-                if opt != option:
-                    case.rejected[opt] = _why_not_push_variant(opt, req)
+        option = WEBHOOK
+    if not p.poll_possible:
+        case.rejected[POLLING] = f"no poll interval meets a {fmt(p.target)} ms p99"
+    elif lt_user is not None and lt_user < crossover:
+        case.rejected[POLLING] = (
+            f"polling every {fmt(p.t_rec)} s to meet the target means lambda T = {fmt(lt_user)}: "
+            f"about {fmt(math.exp(-lt_user) * 100)} % of polls would be empty"
+        )
+    else:
+        case.rejected[POLLING] = "it meets the target with little headroom where push has a lot"
+    case.rejected[LONG_POLLING] = "consumers can receive webhooks, so holding a connection per consumer open is cost without benefit"
+    for opt in PUSH_FAMILY:
+        if opt != option:
+            case.rejected[opt] = _why_not_push_variant(opt, req)
+    return option
 
-    if option == LONG_POLLING and not long_obs and poll_lat is not None and poll_lat.has("rtt_ms.mean"):
+
+def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
+    """The recommendation for ``requirements`` given the measured ``results`` (one row per run and style)."""
+    obs = observations(results)
+    if not obs:
+        raise ResultsError("the results hold no measured style to decide from")
+    case = _Case(requirements, obs)
+    req = requirements
+    p = _operating_point(case)
+    _latency_reasons(case, p)
+    _cost_reason(case, p)
+    leaning, words = _use_case_leaning(req.use_case)
+    option = _choose_with_push(case, p) if req.consumers_can_expose_https else _choose_without_push(case, p)
+    poll_lat = p.poll_lat
+    if option == LONG_POLLING and not p.long_obs and poll_lat is not None and poll_lat.has("rtt_ms.mean"):
         case.reason(
             LATENCY,
             f"Long polling answers within about one round trip of the event (model; not measured here): the lab's "
-            f"measured round trip was {fmt(poll_lat.get('rtt_ms.mean'))} ms, far under the {fmt(target)} ms target.",
+            f"measured round trip was {fmt(poll_lat.get('rtt_ms.mean'))} ms, far under the {fmt(p.target)} ms target.",
             [poll_lat.ev("rtt_ms.mean")],
             LONG_POLLING,
         )
-    _coverage(case, option, lam, t_rec, lt_user, pairs, crossover, crossover_measured)
-    _functional_reasons(case, option, push, poll_lat, poll_cost, leaning, words)
-    _budget_reasons(case, option, push_cost or push, poll_cost, lt_user)
+    _coverage(case, option, p.lam, p.t_rec, p.lt_user, p.pairs, p.crossover, p.crossover_measured)
+    _functional_reasons(case, option, p.push, poll_lat, p.poll_cost, leaning, words)
+    _budget_reasons(case, option, p.push_cost or p.push, p.poll_cost, p.lt_user)
 
-    confidence, confidence_why = _confidence(case, option, push, poll_lat, push_meets, poll_possible)
+    confidence, confidence_why = _confidence(case, option, p.push, poll_lat, p.push_meets, p.poll_possible)
     point = {
-        "rtt_ms": rtt_ms,
-        "t_target_s": t_target if poll_possible else None,
-        "poll_interval_s": t_rec,
-        "lambda_t": lt_user,
-        "crossover_lambda_t": crossover,
-        "crossover_measured": crossover_measured,
+        "rtt_ms": p.rtt_ms,
+        "t_target_s": p.t_target if p.poll_possible else None,
+        "poll_interval_s": p.t_rec,
+        "lambda_t": p.lt_user,
+        "crossover_lambda_t": p.crossover,
+        "crossover_measured": p.crossover_measured,
     }
     return Recommendation(
         option=option,
-        sentence=_sentence(option, req, push_p99, t_rec, lt_user),
+        sentence=_sentence(option, req, p.push_p99, p.t_rec, p.lt_user),
         confidence=confidence,
         confidence_why=confidence_why,
-        poll_interval_s=t_rec if option == POLLING else RECONCILE_S if option == FALLBACK else None,
+        poll_interval_s=p.t_rec if option == POLLING else RECONCILE_S if option == FALLBACK else None,
         reasons=tuple(sorted(case.reasons, key=lambda r: FACTORS.index(r.factor))),
         rejected=tuple((o, case.rejected[o]) for o in OPTIONS if o in case.rejected and o != option),
         gaps=tuple(case.gaps),
         risks=risks_of(option, req),
-        factors=_factor_views(case, push, poll_lat, pairs, crossover, crossover_measured),
+        factors=_factor_views(case, p.push, poll_lat, p.pairs, p.crossover, p.crossover_measured),
         operating_point=point,
     )
 
@@ -482,9 +542,10 @@ def _coverage(
             _compare_cmd(lam, t_rec, arrival="bursty"),
             "numbers",
         )
-    for style in ("webhook", "polling"):
-        if not any(o.style == style for o in case.obs):
-            case.gap(f"no {style} run at all", _compare_cmd(lam, t_rec), "decision")
+    measured = {o.style for o in case.obs}
+    for info in styles.all_styles():
+        if info.name not in measured:
+            case.gap(f"no {info.name} run at all", _compare_cmd(lam, t_rec), "decision")
     if option == LONG_POLLING and not case.of(LONG_POLLING):
         case.gap(
             "long polling was never run; its latency (one round trip) and cost come from the model",
@@ -542,7 +603,8 @@ def _functional_reasons(
     if not req.duplicates_tolerated:
         anchor = push if option in PUSH_FAMILY else poll
         if anchor is not None:
-            how = "webhook-id (a retry carries the first attempt's id)" if anchor.style == "webhook" else "event id, and keeps its cursor"
+            info = styles.get(anchor.style)
+            how = info.dedup_key if info is not None else "event id"
             case.reason(
                 FIT,
                 f"Duplicates are not tolerated: every style is at-least-once, so the consumer de-duplicates by {how}; "

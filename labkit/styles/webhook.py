@@ -31,7 +31,7 @@ INFO = StyleInfo(
 )
 
 # The report's names of the variants (labkit.report.terms spells the plain one the same way).
-PLAIN, THIN, BATCHED = "webhook", "thin webhooks", "batched webhooks"
+PLAIN, THIN, BATCHED = "webhook push", "thin webhooks", "batched webhooks"
 
 
 class Webhook(Style):
