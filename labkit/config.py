@@ -202,11 +202,13 @@ class RunSettings(Settings):
     @field_validator("styles")
     @classmethod
     def _styles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        known = style_registry.names()
-        unknown = [s for s in v if s not in known]
-        if not v or len(set(v)) != len(v) or unknown:
-            what = f"no style {unknown[0]!r}; " if unknown else ""
-            raise ValueError(what + "must name each of " + ", ".join(repr(k) for k in known) + " at most once")
+        known = [repr(k) for k in style_registry.names()]
+        allowed = " or ".join([", ".join(known[:-1]), known[-1]] if len(known) > 1 else known)
+        unknown = [s for s in v if s not in style_registry.names()]
+        if unknown:
+            raise ValueError(f"no style {unknown[0]!r}: input should be {allowed}")
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"must name each of {allowed} at most once")
         return v
 
     @model_validator(mode="after")

@@ -20,16 +20,28 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
-from labkit import model
+from labkit import model, styles
 
-STYLE_COLORS = {"webhook": "#1f77b4", "polling": "#d62728"}
-STYLE_MARKERS = {"webhook": "o", "polling": "s"}
+# Each registered style's colour and marker (labkit.styles); kept as mappings for callers that read them.
+STYLE_COLORS = {s.name: s.colour for s in styles.all_styles()}
+STYLE_MARKERS = {s.name: s.marker for s in styles.all_styles()}
 MODEL_STYLE = {"linestyle": "--", "linewidth": 1.6, "alpha": 0.9}
 _OTHER_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def _color(style: str, i: int = 0) -> str:
-    return STYLE_COLORS.get(style, _OTHER_COLORS[i % len(_OTHER_COLORS)])
+    info = styles.get(style)
+    return info.colour if info is not None else _OTHER_COLORS[i % len(_OTHER_COLORS)]
+
+
+def _marker(style: str) -> str:
+    info = styles.get(style)
+    return info.marker if info is not None else "D"
+
+
+def _shows_interval(style: str) -> bool:
+    """True for a style whose latency the poll interval bounds (its model line is T/2 + RTT)."""
+    return styles.get(style) is not None and styles.unit(style).shows_interval()
 
 
 def _new(ncols: int = 1, width: float = 7.0, height: float = 4.5) -> tuple[Figure, list[Axes]]:
@@ -54,7 +66,7 @@ def _style_rows(df: pd.DataFrame, style: str) -> pd.DataFrame:
 
 
 def _styles(df: pd.DataFrame) -> list[str]:
-    order = ["webhook", "polling"]
+    order = list(styles.names())
     present = list(dict.fromkeys(df["style"])) if "style" in df.columns else []
     return [s for s in order if s in present] + [s for s in present if s not in order]
 
@@ -155,7 +167,7 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
         return fig
     run = results_df["run_id"].iloc[0] if "run_id" in results_df.columns else None
     df = results_df[results_df["run_id"] == run] if run is not None else results_df
-    styles = _styles(df)
+    names = _styles(df)
     panels = [
         ("latency p50 (ms)", "latency_ms.p50", ("model.latency_p50_ms", "model.latency_mean_ms"), True),
         ("latency p99 (ms)", "latency_ms.p99", ("model.latency_p99_ms",), True),
@@ -165,7 +177,7 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
     model_labelled = False
     for ax, (title, column, model_cols, log) in zip(axes, panels):
         shown: list[float] = []
-        for i, style in enumerate(styles):
+        for i, style in enumerate(names):
             row = _style_rows(df, style)
             value = float(_col(row, column).iloc[0])
             if math.isnan(value):
@@ -184,7 +196,7 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
                     label="_nolegend_" if model_labelled else "model",
                 )
                 model_labelled = True
-        ax.set_xticks(range(len(styles)), styles)
+        ax.set_xticks(range(len(names)), names)
         ax.set_title(title, fontsize="medium")
         if log:
             ax.set_yscale("log")
@@ -285,7 +297,7 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
         ax.plot(
             part["_lt"],
             part["_y"],
-            marker=STYLE_MARKERS.get(style, "D"),
+            marker=_marker(style),
             linestyle="none",
             color=_color(style, i),
             markersize=7,
@@ -332,13 +344,13 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
 
 
 def _cost_models(df: pd.DataFrame, metric: str, grid: np.ndarray, batch: int) -> tuple[float | None, dict[str, tuple[np.ndarray, str]]]:
-    styles = set(df["style"])
+    present = _styles(df)
     curves: dict[str, tuple[np.ndarray, str]] = {}
     if metric == "requests_per_event":
-        if "polling" in styles:
-            curves["polling"] = (np.array([model.polling_requests_per_event(x, 1.0, 100) for x in grid]), "model: polling 1/(lambda T)")
-        if "webhook" in styles:
-            curves["webhook"] = (np.full_like(grid, model.push_requests_per_event(batch)), f"model: push 1/B (B = {batch})")
+        for name in present:
+            curve = styles.unit(name).model_requests_per_event(grid, batch) if styles.get(name) is not None else None
+            if curve is not None:
+                curves[name] = (np.asarray(curve[0], dtype=float), curve[1])
         return model.crossover_lambda_t(batch), curves
     from labkit.calibration import fit_costs
     from labkit.errors import ResultsError
@@ -450,7 +462,7 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
             ax.plot(
                 n.to_numpy()[order],
                 y.to_numpy()[order],
-                marker=STYLE_MARKERS.get(style, "D"),
+                marker=_marker(style),
                 color=_color(style, i),
                 markersize=7,
                 label=f"{style}: measured",
@@ -548,15 +560,15 @@ def latency_timeline(
     lasted) is shaded. Only the first run in ``events_df`` is drawn;
     ``window_s`` keeps its first seconds, so single poll periods show.
     """
-    styles = _styles(events_df) if not events_df.empty else []
-    fig, axes = _new(ncols=max(len(styles), 1), width=6.0 * max(len(styles), 1), height=4.2)
-    if not styles:
+    shown = _styles(events_df) if not events_df.empty else []
+    fig, axes = _new(ncols=max(len(shown), 1), width=6.0 * max(len(shown), 1), height=4.2)
+    if not shown:
         _no_data(axes[0], "no events")
         return fig
     run = events_df["run_id"].iloc[0] if "run_id" in events_df.columns else None
     df = events_df[events_df["run_id"] == run] if run is not None else events_df
     top = 0.0
-    for ax, style in zip(axes, styles):
+    for ax, style in zip(axes, shown):
         part = df[df["style"] == style]
         t = (part["created_ns"] - part["created_ns"].min()) / 1e9
         lat = part["latency_us"] / 1000.0
@@ -567,7 +579,7 @@ def latency_timeline(
         ax.plot(
             t,
             lat,
-            marker=STYLE_MARKERS.get(style, "D"),
+            marker=_marker(style),
             linestyle="none",
             markersize=4,
             alpha=0.7,
@@ -577,7 +589,7 @@ def latency_timeline(
         if len(lat):
             ax.axhline(float(lat.mean()), color=color, linewidth=1.2, label=f"{style}: measured mean {lat.mean():.3g} ms")
             top = max(top, float(lat.max()))
-        if style == "polling" and poll_interval_s:
+        if _shows_interval(style) and poll_interval_s:
             mean = model.polling_delay_mean_s(poll_interval_s, rtt_ms / 1000) * 1000
             ax.axhline(mean, color="black", **MODEL_STYLE, label=f"model: mean T/2 + RTT = {mean:.3g} ms (T = {poll_interval_s:g} s)")
             ax.axhline(poll_interval_s * 1000 + rtt_ms, color="0.5", linestyle=":", linewidth=1.2, label="model: longest wait T + RTT")
