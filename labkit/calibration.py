@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from labkit.errors import ResultsError
-from labkit.styles import registry as style_registry
+from labkit.styles.base import unit as style_unit
 
 # quantity -> (column of the run's total, column of the start-up share to leave out, unit)
 QUANTITIES: dict[str, tuple[str, str | None, str]] = {
@@ -287,7 +287,7 @@ def project(
     deliveries_per_s = consumers * rate_per_s
     styles: dict[str, Any] = {}
     for style in calibration.styles:
-        rpe, variant = style_registry.unit(style).projected_requests_per_event(
+        rpe, variant = style_unit(style).projected_requests_per_event(
             rate_per_s, poll_interval_s, batch, retries_per_event, long_poll_wait_s, page_limit
         )
         requests_per_s = deliveries_per_s * rpe

@@ -214,7 +214,7 @@ class RunSettings(Settings):
     @model_validator(mode="after")
     def _style_support(self) -> RunSettings:
         for name in self.styles:
-            reason = style_registry.unit(name).refuse(self)
+            reason = style_registry.refusal(name, self)
             if reason:
                 raise ValueError(f"{name}: {reason}")
         return self

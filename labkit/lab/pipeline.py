@@ -19,7 +19,7 @@ from labkit.config import RunSettings
 from labkit.errors import RunError
 from labkit.lab.session import Progress, Session, StyleRun, no_progress
 from labkit.results import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
-from labkit.styles import registry
+from labkit.styles.base import unit
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 from labkit.workload import Workload, build_workload
 
@@ -75,7 +75,7 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
     # The model is evaluated at the rate the seeded draw really produced (events / duration),
     # so a Poisson sample with a few more events than lambda * D is not read as a model error.
     rate = published / wl.duration_s if published else wl.rate_per_s
-    out.update(registry.unit(run.style).summary(run, settings, per, rate))
+    out.update(unit(run.style).summary(run, settings, per, rate))
     if run.fault is not None:
         out["fault"] = run.fault
     return out
@@ -118,14 +118,14 @@ async def arun(
     workload = build_workload(settings.workload)
     if len(workload) == 0:
         raise RunError("the workload holds no events: raise the rate or the duration")
-    units = [registry.unit(name) for name in settings.styles]
+    runnable = [unit(name) for name in settings.styles]
     run_id = run_id or new_run_id(settings.workload.seed)
     out = Path(results_dir) if results_dir else Path(settings.out_dir) / run_id
     # Databases and settings files hold secrets: never under results/. A caller's work_dir is kept.
     keep = work_dir is not None
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="labkit-"))
     try:
-        style_runs = [await Session(unit, settings, workload, work, progress).arun() for unit in units]
+        style_runs = [await Session(one, settings, workload, work, progress).arun() for one in runnable]
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

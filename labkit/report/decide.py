@@ -542,9 +542,9 @@ def _coverage(
             _compare_cmd(lam, t_rec, arrival="bursty"),
             "numbers",
         )
-    measured = {o.style for o in case.obs}
+    styles_run = {o.style for o in case.obs}
     for info in styles.all_styles():
-        if info.name not in measured:
+        if info.name not in styles_run:
             case.gap(f"no {info.name} run at all", _compare_cmd(lam, t_rec), "decision")
     if option == LONG_POLLING and not case.of(LONG_POLLING):
         case.gap(

@@ -14,8 +14,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from labkit.styles import registry
 from labkit.styles.registry import StyleInfo
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ class Lab(Protocol):
     """What the pipeline offers a style and a fault injector during one style's run."""
 
     settings: RunSettings
-    style: Style
     dir: Path
     provider_db: Path
     consumer_db: Path
@@ -75,7 +75,12 @@ class Lab(Protocol):
     consumer: Role
     consumers: list[str]
     consumer_of: dict[str, str]
-    fault: Tuner
+
+    @property
+    def fault(self) -> Tuner: ...
+
+    @property
+    def style(self) -> Style: ...
 
     async def start(self, name: str, role: str, settings: dict[str, Any], *, server: bool) -> Role: ...
 
@@ -176,3 +181,13 @@ class Style(ABC):
     def shows_interval(self) -> bool:
         """True when a poll interval is part of what this style measured (report tables show it)."""
         return False
+
+
+def unit(name: str) -> Style:
+    """The runnable unit of style ``name``; ConfigError names an unknown one."""
+    return cast(Style, registry.unit_of(name))
+
+
+def units() -> list[Style]:
+    """Every runnable style, in display order."""
+    return [unit(info.name) for info in registry.all_styles()]

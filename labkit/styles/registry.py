@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from labkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from labkit.styles.base import Style
 
 # The shipped style modules, in display order; a new style adds its module here.
 SHIPPED = ("labkit.styles.webhook", "labkit.styles.polling")
@@ -40,11 +37,12 @@ class StyleInfo:
 
 
 _REGISTRY: dict[str, StyleInfo] = {}
-_UNITS: dict[str, Style] = {}
+# name -> the style's unit (a labkit.styles.base.Style; typed there: this module imports nothing of the lab).
+_UNITS: dict[str, Any] = {}
 _loaded = False
 
 
-def register(info: StyleInfo, unit: Style | None = None) -> StyleInfo:
+def register(info: StyleInfo, unit: Any = None) -> StyleInfo:
     """Add (or replace) a style, with the unit that runs it; returns the info so a module can keep it."""
     _REGISTRY[info.name] = info
     if unit is not None:
@@ -83,8 +81,8 @@ def names() -> tuple[str, ...]:
     return tuple(s.name for s in all_styles())
 
 
-def unit(name: str) -> Style:
-    """The runnable unit of style ``name`` (``labkit.styles.base.Style``); ConfigError names an unknown one."""
+def unit_of(name: str) -> Any:
+    """The unit registered for style ``name`` (``labkit.styles.unit`` gives it typed); ConfigError names an unknown one."""
     _load()
     found = _UNITS.get(name)
     if found is None:
@@ -93,6 +91,7 @@ def unit(name: str) -> Style:
     return found
 
 
-def units() -> list[Style]:
-    """Every runnable style, in display order."""
-    return [_UNITS[s.name] for s in all_styles() if s.name in _UNITS]
+def refusal(name: str, settings: Any) -> str | None:
+    """Why style ``name`` cannot run ``settings`` (one line naming the setting), or None."""
+    reason = unit_of(name).refuse(settings)
+    return str(reason) if reason else None
