@@ -7,7 +7,7 @@ style, column and value, and names one of the article's four factors. Where
 the runs do not cover the requirements, a ``CoverageGap`` says so and names
 the ``labkit`` command whose run would settle it.
 
-The decision, in short (DESIGN.md, "The model"):
+The decision, in short (the model is in ``labkit.model``):
 
 1. Latency sets the poll interval polling would need: a timetabled poller's
    p99 delay is 0.99 T + RTT, so T_target = (p99 target - RTT) / 0.99; we
