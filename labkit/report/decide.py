@@ -560,9 +560,8 @@ def _coverage(
         )
 
 
-def _functional_reasons(
-    case: _Case, option: str, push: Obs | None, poll: Obs | None, cost: Obs | None, leaning: str, words: list[str]
-) -> None:
+def _fit_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None, cost: Obs | None, leaning: str, words: list[str]) -> None:
+    """Fit to the use case: the article's pairing, missed events, duplicates."""
     req = case.req
     # fit to the use case: the article's pairing of use cases with styles
     if leaning != "neutral":
@@ -612,6 +611,11 @@ def _functional_reasons(
                 [anchor.ev("duplicates")],
                 option,
             )
+
+
+def _versatility_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None) -> None:
+    """Versatility: ordering and bursts."""
+    req = case.req
     # versatility: ordering and bursts
     if req.ordering != "none":
         if push is not None and option in PUSH_FAMILY:
@@ -649,6 +653,11 @@ def _functional_reasons(
                 [poll.ev("requests_per_event")],
                 option,
             )
+
+
+def _security_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None) -> None:
+    """Security: the sensitivity of the data, and the endpoint a consumer exposes."""
+    req = case.req
     # security: sensitivity of the data, and the exposed endpoint
     if req.consumers_can_expose_https and push is not None:
         rejected = sorted(c for c in push.row if c.startswith("rejected.") and num(push.row.get(c)) is not None)
@@ -672,6 +681,15 @@ def _functional_reasons(
                 [poll.ev("requests")],
                 option,
             )
+
+
+def _functional_reasons(
+    case: _Case, option: str, push: Obs | None, poll: Obs | None, cost: Obs | None, leaning: str, words: list[str]
+) -> None:
+    """The functional factors: fit, versatility, security."""
+    _fit_reasons(case, option, push, poll, cost, leaning, words)
+    _versatility_reasons(case, option, push, poll)
+    _security_reasons(case, option, push, poll)
 
 
 def _budget_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None, lt_user: float | None) -> None:
