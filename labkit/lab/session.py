@@ -37,7 +37,7 @@ import orjson
 
 from labkit.config import RunSettings
 from labkit.consumers import records
-from labkit.errors import RunError, ServerError
+from labkit.errors import ConfigError, RunError, ServerError
 from labkit.lab import measures
 from labkit.lab.faults import injector_for
 from labkit.lab.measures import Episode
@@ -117,8 +117,6 @@ class Session:
     def __init__(self, style: Style, settings: RunSettings, workload: Workload, work_dir: Path, progress: Progress = no_progress) -> None:
         reason = style.refuse(settings)
         if reason:
-            from labkit.errors import ConfigError
-
             raise ConfigError(f"{style.name}: {reason}")
         self.style = style
         self.settings = settings
