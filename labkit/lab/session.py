@@ -89,20 +89,17 @@ class StyleRun:
     window_counters: dict[str, int] = field(default_factory=dict)
 
 
-def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str]) -> dict[str, Any]:
-    """The provider's settings for a run of ``settings``."""
+def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
+    """The provider's settings for ``style``'s run of ``settings``: the common ones, then the style's own."""
     return {
         "db_path": str(db_path),
         "api_keys": api_keys,
         "rate_limit_per_s": settings.rate_limit_per_s,
         "poll_interval_hint_s": settings.poll_interval_s,
         "time_scale": settings.time_scale,
-        "batch_max_events": settings.batch_max_events,
-        "batch_window_ms": settings.batch_window_ms,
-        "thin_events": settings.thin_events,
         "allowed_callback_hosts": ["127.0.0.1"],
         "seed": settings.workload.seed,
-        "dispatch_concurrency": max(64, settings.subscribers * 8),
+        **style.provider_settings(settings),
     }
 
 
@@ -246,7 +243,7 @@ class Session:
         return self._result()
 
     async def _main(self) -> None:
-        ps = provider_settings(self.settings, self.provider_db, [self.consumer_key, self.publisher_key])
+        ps = provider_settings(self.settings, self.provider_db, [self.consumer_key, self.publisher_key], self.style)
         self.fault.tune("provider", ps, self)
         self.provider = await self.start("provider", "provider", ps, server=True)
         async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S * 5) as control:

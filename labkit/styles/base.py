@@ -108,6 +108,10 @@ class Style(ABC):
         """A one-line reason when ``settings`` ask for something this style cannot do, naming the setting."""
         return None
 
+    def provider_settings(self, settings: RunSettings) -> dict[str, Any]:
+        """The provider settings this style's run needs beyond the common ones (batching, poll hint, ...)."""
+        return {}
+
     @abstractmethod
     def consumer_names(self, settings: RunSettings) -> list[str]:
         """The logical consumers a run of these settings follows (subscribers, pollers, ...)."""

@@ -88,6 +88,9 @@ class Polling(Style):
             )
         return None
 
+    def provider_settings(self, settings: RunSettings) -> dict[str, Any]:
+        return {"poll_interval_hint_s": settings.poll_interval_s}
+
     def consumer_names(self, settings: RunSettings) -> list[str]:
         return [f"p{i}" for i in range(settings.pollers)]
 

@@ -42,6 +42,14 @@ class Webhook(Style):
     def refuse(self, settings: RunSettings) -> str | None:
         return None
 
+    def provider_settings(self, settings: RunSettings) -> dict[str, Any]:
+        return {
+            "batch_max_events": settings.batch_max_events,
+            "batch_window_ms": settings.batch_window_ms,
+            "thin_events": settings.thin_events,
+            "dispatch_concurrency": max(64, settings.subscribers * 8),
+        }
+
     def consumer_names(self, settings: RunSettings) -> list[str]:
         return [f"s{i}" for i in range(settings.subscribers)]
 
