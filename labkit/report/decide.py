@@ -27,13 +27,11 @@ The decision, in short (the model is in ``labkit.model``):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from labkit import styles
 from labkit.errors import ResultsError
 from labkit.report.observations import (
     Evidence,
@@ -42,9 +40,17 @@ from labkit.report.observations import (
     logdist,
     measured_crossover,
     nearest,
-    num,
     observations,
     round_sig,
+)
+from labkit.report.reasons import (
+    CLEAR_MARGIN,
+    Case,
+    CoverageGap,
+    Reason,
+    budget_reasons,
+    coverage,
+    functional_reasons,
 )
 from labkit.report.requirements import Requirements
 from labkit.report.risks import Risk, risks_of
@@ -64,46 +70,15 @@ from labkit.report.terms import (
     WEBHOOK,
 )
 
-SECONDS_PER_MONTH = 30 * 24 * 3600
 POLL_FLOOR_S = 0.01  # polling faster than this is a busy loop, not an integration
 HEADROOM = 0.8  # recommend 80 % of the interval the latency target allows
-CLEAR_MARGIN = 3.0  # lambda T this many times the crossover: polling clearly cheaper
 LONG_POLL_WAIT_S = 30.0
 RECONCILE_S = 300.0  # the fallback poller only has to catch what push gave up on
 # variants `labkit compare` has no flag for: the shipped experiment file runs them
-VARIANTS_EXPERIMENT = "scenarios/experiments/long-polling-and-batching.toml"
-LONG_POLL_COMMAND = f"labkit sweep {VARIANTS_EXPERIMENT}  # set [workload] rate_per_s = {{rate}} to match"
-THIN_COMMAND = LONG_POLL_COMMAND
-CROSSOVER_COMMAND = "labkit sweep scenarios/experiments/wasted-polls.toml"
 
 # the article pairs these use cases with push and with pull (its claim 3)
 _PUSH_WORDS = ("payment", "chat", "message", "collaborat", "social", "notif", "alert", "real-time", "realtime", "status change")
 _PULL_WORDS = ("sync", "batch", "history", "historic", "report", "backfill", "export", "retriev", "analytic", "warehouse", "etl", "archive")
-
-
-@dataclass(frozen=True)
-class Reason:
-    """A statement for or against an option, traced to measurements and to one factor."""
-
-    factor: str
-    text: str
-    evidence: tuple[Evidence, ...]
-    favours: str
-
-    def __post_init__(self) -> None:
-        if self.factor not in FACTORS:
-            raise ValueError(f"unknown factor {self.factor!r}")
-        if not self.evidence:
-            raise ValueError("a reason cites at least one measured number")
-
-
-@dataclass(frozen=True)
-class CoverageGap:
-    """Something the runs do not cover, and the run that would settle it."""
-
-    what: str
-    command: str
-    affects: str  # "decision": could change the choice; "numbers": refines the figures only
 
 
 @dataclass(frozen=True)
@@ -147,60 +122,6 @@ def _use_case_leaning(text: str) -> tuple[str, list[str]]:
     return "neutral", push + pull
 
 
-def _cmd(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
-
-
-def _arg(value: float) -> str:
-    """A number as a command-line argument: three significant digits, no separators, no exponent."""
-    v = round_sig(value, 3)
-    return str(int(v)) if float(v).is_integer() else f"{v:.6f}".rstrip("0").rstrip(".")
-
-
-def _compare_cmd(
-    rate: float, interval_s: float | None = None, *, arrival: str | None = None, pollers: int | None = None, subscribers: int | None = None
-) -> str:
-    """A ``labkit compare`` line within RunSettings' limits, long enough to see several polls and ~200 events."""
-    rate = min(max(rate, 0.001), 100_000)
-    interval = min(max(interval_s or 1.0, 0.001), 3600)
-    duration = min(max(10.0, 5 * interval, 200 / rate), 24 * 3600)
-    return _cmd(
-        "labkit compare",
-        f"--rate {_arg(rate)}",
-        f"--poll-interval {_arg(interval)}",
-        f"--duration {_arg(round_sig(duration, 2))}",
-        f"--arrival {arrival}" if arrival else "",
-        f"--pollers {pollers}" if pollers else "",
-        f"--subscribers {subscribers}" if subscribers else "",
-    )
-
-
-@dataclass
-class _Case:
-    req: Requirements
-    obs: list[Obs]
-    reasons: list[Reason] = field(default_factory=list)
-    gaps: list[CoverageGap] = field(default_factory=list)
-    rejected: dict[str, str] = field(default_factory=dict)
-
-    def of(self, *variants: str) -> list[Obs]:
-        return [o for o in self.obs if o.variant in variants]
-
-    def reason(self, factor: str, text: str, evidence: Iterable[Evidence | None], favours: str) -> None:
-        ev = tuple(e for e in evidence if e is not None)
-        if ev:
-            self.reasons.append(Reason(factor, text, ev, favours))
-
-    def gap(self, what: str, command: str, affects: str) -> None:
-        """Record a gap; gaps one run would settle are merged into one."""
-        for i, g in enumerate(self.gaps):
-            if g.command == command:
-                merged = "decision" if "decision" in (g.affects, affects) else "numbers"
-                self.gaps[i] = CoverageGap(f"{g.what}; {what}", command, merged)
-                return
-        self.gaps.append(CoverageGap(what, command, affects))
-
-
 @dataclass
 class _Point:
     """The operating point the measurements put the requirements at, and the observations that anchor it."""
@@ -230,7 +151,7 @@ class _Point:
         return self.push_p99 is not None and self.push_p99 <= self.target
 
 
-def _operating_point(case: _Case) -> _Point:
+def _operating_point(case: Case) -> _Point:
     """Phase 1: the interval the latency target allows, lambda T there, the crossover, and the nearest runs."""
     req = case.req
     lam = req.event_rate_per_s
@@ -278,7 +199,7 @@ def _operating_point(case: _Case) -> _Point:
     )
 
 
-def _latency_reasons(case: _Case, p: _Point) -> None:
+def _latency_reasons(case: Case, p: _Point) -> None:
     """Phase 2: what each measured style's latency says against the target."""
     req, target, push, poll_lat = case.req, p.target, p.push, p.poll_lat
     if push is not None and p.push_p99 is not None:
@@ -326,7 +247,7 @@ def _latency_reasons(case: _Case, p: _Point) -> None:
         )
 
 
-def _cost_reason(case: _Case, p: _Point) -> None:
+def _cost_reason(case: Case, p: _Point) -> None:
     """Phase 3: where polling and push cross, against the lambda T the target implies."""
     poll_cost, push_cost, lt_user, crossover = p.poll_cost, p.push_cost, p.lt_user, p.crossover
     if poll_cost is None or push_cost is None or lt_user is None:
@@ -356,7 +277,7 @@ def _cost_reason(case: _Case, p: _Point) -> None:
     )
 
 
-def _choose_without_push(case: _Case, p: _Point) -> str:
+def _choose_without_push(case: Case, p: _Point) -> str:
     """Phase 4a: consumers that cannot receive a webhook: polling or long polling."""
     poll_lat, lt_user = p.poll_lat, p.lt_user
     for opt in PUSH_FAMILY:
@@ -384,7 +305,7 @@ def _choose_without_push(case: _Case, p: _Point) -> str:
     return LONG_POLLING
 
 
-def _choose_with_push(case: _Case, p: _Point) -> str:
+def _choose_with_push(case: Case, p: _Point) -> str:
     """Phase 4b: consumers that can receive webhooks: polling where it is clearly cheaper, else a push variant."""
     req, lt_user, crossover = case.req, p.lt_user, p.crossover
     clearly_cheaper = p.poll_possible and lt_user is not None and lt_user >= CLEAR_MARGIN * crossover
@@ -425,7 +346,7 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
     obs = observations(results)
     if not obs:
         raise ResultsError("the results hold no measured style to decide from")
-    case = _Case(requirements, obs)
+    case = Case(requirements, obs)
     req = requirements
     p = _operating_point(case)
     _latency_reasons(case, p)
@@ -441,9 +362,9 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
             [poll_lat.ev("rtt_ms.mean")],
             LONG_POLLING,
         )
-    _coverage(case, option, p.lam, p.t_rec, p.lt_user, p.pairs, p.crossover, p.crossover_measured)
-    _functional_reasons(case, option, p.push, poll_lat, p.poll_cost, leaning, words)
-    _budget_reasons(case, option, p.push_cost or p.push, p.poll_cost, p.lt_user)
+    coverage(case, option, p.lam, p.t_rec, p.lt_user, p.pairs, p.crossover, p.crossover_measured)
+    functional_reasons(case, option, p.push, poll_lat, p.poll_cost, leaning, words)
+    budget_reasons(case, option, p.push_cost or p.push, p.poll_cost, p.lt_user)
 
     confidence, confidence_why = _confidence(case, option, p.push, poll_lat, p.push_meets, p.poll_possible)
     point = {
@@ -486,255 +407,7 @@ def _why_not_push_variant(opt: str, req: Requirements) -> str:
     return "missed events are tolerated, so a reconciliation poller is cost without benefit"
 
 
-def _coverage(
-    case: _Case,
-    option: str,
-    lam: float,
-    t_rec: float | None,
-    lt_user: float | None,
-    pairs: list[tuple[Obs, Obs]],
-    crossover: float,
-    measured: bool,
-) -> None:
-    req = case.req
-    rates = sorted({o.rate for o in case.obs if o.rate})
-    if rates and not (rates[0] / 2 <= lam <= rates[-1] * 2):
-        near = lt_user is not None and crossover / CLEAR_MARGIN <= lt_user <= crossover * CLEAR_MARGIN
-        case.gap(
-            f"event rate {fmt(lam)}/s was never run (measured {fmt(rates[0])}-{fmt(rates[-1])}/s)",
-            _compare_cmd(lam, min(t_rec or 1.0, 10.0)),
-            "decision" if near else "numbers",
-        )
-    lts = sorted(p.lambda_t for p, _ in pairs if p.lambda_t)
-    if lt_user is not None and lts and not (lts[0] / 2 <= lt_user <= lts[-1] * 2):
-        # beyond the measured range on the far side of the crossover, extrapolation only strengthens the choice
-        far = (lt_user < lts[0] and lts[0] <= crossover) or (lt_user > lts[-1] and lts[-1] >= crossover)
-        case.gap(
-            f"lambda T = {fmt(lt_user)} lies outside the measured {fmt(lts[0])}-{fmt(lts[-1])}"
-            + ("; beyond it the choice only gets clearer" if far else ""),
-            _compare_cmd(lam, t_rec),
-            "numbers" if far else "decision",
-        )
-    if not measured:
-        case.gap(
-            "no pair of runs brackets the crossover of requests per event; the model's lambda T = 1 stands in",
-            CROSSOVER_COMMAND,
-            "decision" if lt_user is not None and crossover / CLEAR_MARGIN <= lt_user <= crossover * CLEAR_MARGIN else "numbers",
-        )
-    intervals = sorted({o.interval_s for o in case.of(POLLING) if o.interval_s})
-    if option == POLLING and t_rec and intervals and min(abs(math.log(t_rec / i)) for i in intervals) > math.log(1.5):
-        case.gap(
-            f"no polling run at T = {fmt(t_rec)} s (measured {', '.join(fmt(i) for i in intervals)} s); its latency comes from the model",
-            _compare_cmd(lam, t_rec),
-            "numbers",
-        )
-    max_consumers = max((o.consumers or 1) for o in case.obs)
-    if req.consumers > max_consumers:
-        case.gap(
-            f"{fmt(req.consumers)} consumers were never run (at most {fmt(max_consumers)}); "
-            "the capacity projection extrapolates from the calibration",
-            _compare_cmd(lam, t_rec, pollers=min(req.consumers, 10_000), subscribers=min(req.consumers, 1000)),
-            "numbers",
-        )
-    if req.burstiness == "bursty" and not any(o.arrival == "bursty" for o in case.obs):
-        case.gap(
-            "bursty arrivals were never run; every run used steady or Poisson arrivals",
-            _compare_cmd(lam, t_rec, arrival="bursty"),
-            "numbers",
-        )
-    styles_run = {o.style for o in case.obs}
-    for info in styles.all_styles():
-        if info.name not in styles_run:
-            case.gap(f"no {info.name} run at all", _compare_cmd(lam, t_rec), "decision")
-    if option == LONG_POLLING and not case.of(LONG_POLLING):
-        case.gap(
-            "long polling was never run; its latency (one round trip) and cost come from the model",
-            LONG_POLL_COMMAND.format(rate=_arg(lam)),
-            "decision",
-        )
-    if option == THIN and not case.of("thin webhooks"):
-        case.gap(
-            "thin webhooks + fetch were never run; the extra fetch per event comes from the model",
-            THIN_COMMAND.format(rate=_arg(lam)),
-            "numbers",
-        )
-
-
-def _fit_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None, cost: Obs | None, leaning: str, words: list[str]) -> None:
-    """Fit to the use case: the article's pairing, missed events, duplicates."""
-    req = case.req
-    # fit to the use case: the article's pairing of use cases with styles
-    if leaning != "neutral":
-        anchor = push if leaning == "push" else (cost or poll)
-        col = "latency_ms.p99" if leaning == "push" else "requests_per_event"
-        kind = (
-            "an event notification the article pairs with webhooks"
-            if leaning == "push"
-            else "retrieval or sync the article pairs with APIs"
-        )
-        if anchor is not None:
-            case.reason(
-                FIT,
-                f"The use case ({', '.join(words)}) is {kind}; the measurement agrees: {anchor.style} {col} = {fmt(anchor.get(col))}.",
-                [anchor.ev(col)],
-                WEBHOOK if leaning == "push" else POLLING,
-            )
-    if not req.missed_events_tolerated:
-        if option in PUSH_FAMILY and push is not None:
-            case.reason(
-                FIT,
-                "No event may be missed. Push retries on the Standard Webhooks schedule (about three days) and then "
-                f"dead-letters; in the lab {fmt(push.get('retries'))} retries, {fmt(push.get('dead'))} dead letters "
-                f"and {fmt(push.get('lost'))} lost, but a receiver that is down longer than the schedule loses events, "
-                "so a poller on the cursor feed reconciles.",
-                [push.ev("retries"), push.ev("dead"), push.ev("lost")],
-                FALLBACK,
-            )
-        elif poll is not None:
-            case.reason(
-                FIT,
-                "No event may be missed: the cursor feed is a durable log and the poller keeps its cursor, so a "
-                f"stalled consumer catches up; the lab's poller lost {fmt(poll.get('lost'))} of "
-                f"{fmt(poll.get('published'))} events.",
-                [poll.ev("lost"), poll.ev("published")],
-                POLLING,
-            )
-    if not req.duplicates_tolerated:
-        anchor = push if option in PUSH_FAMILY else poll
-        if anchor is not None:
-            info = styles.get(anchor.style)
-            how = info.dedup_key if info is not None else "event id"
-            case.reason(
-                FIT,
-                f"Duplicates are not tolerated: every style is at-least-once, so the consumer de-duplicates by {how}; "
-                f"the lab counted {fmt(anchor.get('duplicates'))} duplicates after de-duplication.",
-                [anchor.ev("duplicates")],
-                option,
-            )
-
-
-def _versatility_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None) -> None:
-    """Versatility: ordering and bursts."""
-    req = case.req
-    # versatility: ordering and bursts
-    if req.ordering != "none":
-        if push is not None and option in PUSH_FAMILY:
-            case.reason(
-                VERSATILITY,
-                f"Ordering ({req.ordering}) is not what push gives: deliveries run concurrently and a retry "
-                f"arrives after later events (the lab saw {fmt(push.get('retries'))} retries); carry a sequence "
-                "per key or fetch the current state" + (" - which the thin-event hybrid does." if option == THIN else "."),
-                [push.ev("retries"), push.ev("attempts")],
-                THIN if option == THIN else POLLING,
-            )
-        elif poll is not None:
-            case.reason(
-                VERSATILITY,
-                f"Ordering ({req.ordering}) comes free with the cursor feed: events arrive in log order, "
-                f"{fmt(poll.get('delivered'))} of them in the lab run.",
-                [poll.ev("delivered")],
-                option,
-            )
-    if req.burstiness == "bursty":
-        if option in PUSH_FAMILY and push is not None:
-            case.reason(
-                VERSATILITY,
-                "Bursty traffic arrives at the receiver as bursts of pushes; the receiver must absorb the peak or "
-                f"answer 429 with Retry-After (lab p99 {fmt(push.get('latency_ms.p99'))} ms at "
-                f"{fmt(push.rate)}/s with {push.arrival or 'unstated'} arrivals).",
-                [push.ev("latency_ms.p99"), push.ev("workload.rate_per_s")],
-                POLLING,
-            )
-        elif poll is not None:
-            case.reason(
-                VERSATILITY,
-                "Bursty traffic is absorbed by the poll: a burst comes back as pages of one response, at the "
-                f"consumer's pace (lab: {fmt(poll.get('requests_per_event'))} requests per event).",
-                [poll.ev("requests_per_event")],
-                option,
-            )
-
-
-def _security_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None) -> None:
-    """Security: the sensitivity of the data, and the endpoint a consumer exposes."""
-    req = case.req
-    # security: sensitivity of the data, and the exposed endpoint
-    if req.consumers_can_expose_https and push is not None:
-        rejected = sorted(c for c in push.row if c.startswith("rejected.") and num(push.row.get(c)) is not None)
-        ev = [push.ev(c) for c in rejected] or [push.ev("requests")]
-        if option in PUSH_FAMILY:
-            text = (
-                "Each receiver is a public HTTPS endpoint: it must verify the Standard Webhooks signature on the raw "
-                "body, refuse timestamps over 5 minutes off and compare in constant time; the lab's receiver "
-                f"verified every one of {fmt(push.get('requests'))} requests."
-            )
-            if req.data_sensitivity == "sensitive":
-                text += " The data is sensitive: a thin event (id and type only) keeps it behind the API's keys and access control" + (
-                    ", as this hybrid does." if option == THIN else "; consider it for the most sensitive fields."
-                )
-            case.reason(SECURITY, text, ev, option)
-        elif poll is not None:
-            case.reason(
-                SECURITY,
-                "With polling nothing is exposed on the consumer side; the API's keys and access control guard the "
-                f"data ({req.data_sensitivity}), and every poll is authenticated (lab: {fmt(poll.get('requests'))} requests).",
-                [poll.ev("requests")],
-                option,
-            )
-
-
-def _functional_reasons(
-    case: _Case, option: str, push: Obs | None, poll: Obs | None, cost: Obs | None, leaning: str, words: list[str]
-) -> None:
-    """The functional factors: fit, versatility, security."""
-    _fit_reasons(case, option, push, poll, cost, leaning, words)
-    _versatility_reasons(case, option, push, poll)
-    _security_reasons(case, option, push, poll)
-
-
-def _budget_reasons(case: _Case, option: str, push: Obs | None, poll: Obs | None, lt_user: float | None) -> None:
-    req = case.req
-    limit = req.budget.bandwidth_gb_per_month
-    if option == LONG_POLLING:
-        if poll is None or push is None or not poll.has("bytes_per_event"):
-            return
-        month = req.event_rate_per_s * SECONDS_PER_MONTH * req.consumers / 1e9
-        case.reason(
-            VERSATILITY,
-            f"Bandwidth at this scale: plain polling at lambda T = {fmt(poll.lambda_t)} cost {fmt(poll.get('bytes_per_event'))} "
-            f"bytes per event (about {fmt(round_sig((poll.get('bytes_per_event') or 0) * month, 3))} GB a month here); a long poll "
-            f"returns once per event, close to a push's {fmt(push.get('bytes_per_event'))} bytes "
-            f"(about {fmt(round_sig((push.get('bytes_per_event') or 0) * month, 3))} GB a month)"
-            + (f" against a budget of {fmt(limit)} GB." if limit is not None else "."),
-            [poll.ev("bytes_per_event"), push.ev("bytes_per_event")],
-            LONG_POLLING,
-        )
-        return
-    style_obs = push if option in PUSH_FAMILY else poll
-    if style_obs is None or not style_obs.has("bytes_per_event"):
-        return
-    bpe = style_obs.get("bytes_per_event") or 0.0
-    gb = bpe * req.event_rate_per_s * SECONDS_PER_MONTH * req.consumers / 1e9
-    text = (
-        f"Bandwidth at this scale: {fmt(bpe)} bytes per event per consumer (measured) x {fmt(req.event_rate_per_s)}/s "
-        f"x {fmt(req.consumers)} consumer{'s' if req.consumers != 1 else ''} is about {fmt(round_sig(gb, 3))} GB a month"
-    )
-    if limit is not None:
-        text += f", {'within' if gb <= limit else 'over'} the budget of {fmt(limit)} GB."
-        other = poll if option in PUSH_FAMILY else push
-        if other is not None and other.has("bytes_per_event"):
-            ogb = (other.get("bytes_per_event") or 0.0) * req.event_rate_per_s * SECONDS_PER_MONTH * req.consumers / 1e9
-            text += f" The other style would need about {fmt(round_sig(ogb, 3))} GB ({other.style} at lambda T = {fmt(other.lambda_t)})."
-            case.reason(
-                VERSATILITY, text, [style_obs.ev("bytes_per_event"), other.ev("bytes_per_event")], option if gb <= ogb else other.variant
-            )
-            return
-    else:
-        text += "."
-    case.reason(VERSATILITY, text, [style_obs.ev("bytes_per_event")], option)
-
-
-def _confidence(case: _Case, option: str, push: Obs | None, poll: Obs | None, push_meets: bool, poll_possible: bool) -> tuple[str, str]:
+def _confidence(case: Case, option: str, push: Obs | None, poll: Obs | None, push_meets: bool, poll_possible: bool) -> tuple[str, str]:
     decisive = [g for g in case.gaps if g.affects == "decision"]
     why: list[str] = []
     level = "high"
@@ -804,7 +477,7 @@ def _sentence(option: str, req: Requirements, push_p99: float | None, t_rec: flo
 
 
 def _factor_views(
-    case: _Case, push: Obs | None, poll: Obs | None, pairs: list[tuple[Obs, Obs]], crossover: float, measured: bool
+    case: Case, push: Obs | None, poll: Obs | None, pairs: list[tuple[Obs, Obs]], crossover: float, measured: bool
 ) -> tuple[FactorView, ...]:
     views = []
     # latency: does the article's claim hold here?
