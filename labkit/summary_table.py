@@ -9,6 +9,7 @@ from rich.table import Table
 
 
 def format_cell(value: Any, digits: int = 2) -> str:
+    """A value as the compare table shows it: thousands separated, booleans as yes/no, "-" for none."""
     if value is None:
         return "-"
     if isinstance(value, bool):
