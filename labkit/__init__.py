@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "ProviderSettings": "labkit.config",
     "ReceiverSettings": "labkit.config",
     "ResultsError": "labkit.errors",
-    "RunResult": "labkit.runner",
+    "RunResult": "labkit.lab.pipeline",
     "RunSettings": "labkit.config",
     "WorkloadSettings": "labkit.config",
     "Requirements": "labkit.report",
@@ -35,7 +35,8 @@ _EXPORTS: dict[str, str] = {
     "load_latency_logs": "labkit.hlog",
     "load_results": "labkit.results",
     "model": "labkit",
-    "run": "labkit.runner",
+    "run": "labkit.lab.pipeline",
+    "arun": "labkit.lab.pipeline",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit import model
 from labkit.errors import ResultsError
+from labkit.styles.base import unit as style_unit
 
 # quantity -> (column of the run's total, column of the start-up share to leave out, unit)
 QUANTITIES: dict[str, tuple[str, str | None, str]] = {
@@ -294,15 +294,9 @@ def project(
     deliveries_per_s = consumers * rate_per_s
     styles: dict[str, Any] = {}
     for style in calibration.styles:
-        if style == "webhook":
-            rpe = model.push_requests_per_event(batch, retries_per_event)
-            variant = f"push, {batch} event(s) per request" + (f", {retries_per_event} retries per event" if retries_per_event else "")
-        elif long_poll_wait_s > 0:
-            rpe = model.long_poll_requests_per_event(rate_per_s, long_poll_wait_s)
-            variant = f"long polling, waits up to {long_poll_wait_s:g} s"
-        else:
-            rpe = model.polling_requests_per_event(rate_per_s, poll_interval_s, page_limit)
-            variant = f"polling every {poll_interval_s:g} s"
+        rpe, variant = style_unit(style).projected_requests_per_event(
+            rate_per_s, poll_interval_s, batch, retries_per_event, long_poll_wait_s, page_limit
+        )
         requests_per_s = deliveries_per_s * rpe
         out: dict[str, Any] = {
             "kind": "projection",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from labkit.errors import ConfigError
 from labkit.failures.plans import FaultPlan
+from labkit.styles import registry as style_registry
 
 # The Standard Webhooks example schedule: entry k is the delay before attempt k+1
 # (immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; about 75 h in all).
@@ -205,7 +206,8 @@ class WorkloadSettings(Settings):
         return self
 
 
-Style = Literal["webhook", "polling"]
+# A delivery style's name: any style registered in labkit.styles (validated against the registry).
+Style = str
 
 
 class RunSettings(Settings):
@@ -233,9 +235,22 @@ class RunSettings(Settings):
     @field_validator("styles")
     @classmethod
     def _styles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        known = [repr(k) for k in style_registry.names()]
+        allowed = " or ".join([", ".join(known[:-1]), known[-1]] if len(known) > 1 else known)
+        unknown = [s for s in v if s not in style_registry.names()]
+        if unknown:
+            raise ValueError(f"no style {unknown[0]!r}: input should be {allowed}")
         if not v or len(set(v)) != len(v):
-            raise ValueError("must name each of 'webhook', 'polling' at most once")
+            raise ValueError(f"must name each of {allowed} at most once")
         return v
+
+    @model_validator(mode="after")
+    def _style_support(self) -> RunSettings:
+        for name in self.styles:
+            reason = style_registry.refusal(name, self)
+            if reason:
+                raise ValueError(f"{name}: {reason}")
+        return self
 
     @model_validator(mode="after")
     def _fault_styles(self) -> RunSettings:

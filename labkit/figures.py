@@ -16,92 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
 from labkit import model
-
-STYLE_COLORS = {"webhook": "#1f77b4", "polling": "#d62728"}
-STYLE_MARKERS = {"webhook": "o", "polling": "s"}
-MODEL_STYLE = {"linestyle": "--", "linewidth": 1.6, "alpha": 0.9}
-_OTHER_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-
-
-def _color(style: str, i: int = 0) -> str:
-    return STYLE_COLORS.get(style, _OTHER_COLORS[i % len(_OTHER_COLORS)])
-
-
-def _new(ncols: int = 1, width: float = 7.0, height: float = 4.5) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    for ax in axes:
-        ax.grid(True, which="major", alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
-    return fig, axes
-
-
-def _col(df: pd.DataFrame, *names: str) -> pd.Series:
-    """The first of ``names`` that the frame has, as floats (NaN where missing)."""
-    for name in names:
-        if name in df.columns:
-            return pd.to_numeric(df[name], errors="coerce")
-    return pd.Series(np.nan, index=df.index, dtype=float)
-
-
-def _style_rows(df: pd.DataFrame, style: str) -> pd.DataFrame:
-    return df[df["style"] == style] if "style" in df.columns else df.iloc[0:0]
-
-
-def _styles(df: pd.DataFrame) -> list[str]:
-    order = ["webhook", "polling"]
-    present = list(dict.fromkeys(df["style"])) if "style" in df.columns else []
-    return [s for s in order if s in present] + [s for s in present if s not in order]
-
-
-def _no_data(ax: Axes, message: str) -> None:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
-
-
-def _plain_number(x: float, _pos: Any = None) -> str:
-    return f"{x:g}"
-
-
-def _log_axis(axis: Axis) -> None:
-    """A log axis labelled 1, 2, 5, 10, 20, ... in plain numbers (no 6 x 10^2)."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(_plain_number))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _legend_below(ax: Axes, ncol: int = 2) -> None:
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, fontsize="small", frameon=False)
-
-
-def _logspace_around(values: pd.Series, extra: tuple[float, ...] = (), pad: float = 3.0) -> np.ndarray:
-    v = [float(x) for x in values.dropna() if x > 0] + [x for x in extra if x > 0]
-    lo, hi = (min(v) / pad, max(v) * pad) if v else (0.01, 100.0)
-    return np.logspace(math.log10(lo), math.log10(hi), 200)
-
-
-def _lambda_t(df: pd.DataFrame, realised: bool = False) -> pd.Series:
-    """lambda T as declared, or as realised: events published / duration x T (a Poisson count varies)."""
-    interval = _col(df, "settings.poll_interval_s", "poll_interval_s")
-    if realised:
-        lt = _col(df, "workload.events") / _col(df, "workload.duration_s") * interval
-        if lt.notna().all():
-            return lt
-    lt = _col(df, "workload.lambda_t")
-    if lt.isna().all():
-        lt = _col(df, "workload.rate_per_s") * interval
-    return lt
-
-
-def _batch(df: pd.DataFrame) -> int:
-    b = _col(df, "settings.batch_max_events").dropna()
-    return int(b.median()) if len(b) else 1
-
+from labkit import plotting as parts
+from labkit.plotting import MODEL_STYLE
 
 # -- latency ------------------------------------------------------------------
 
@@ -112,9 +33,9 @@ def latency_cdf(events_df: pd.DataFrame, *, poll_interval_s: float | None = None
     With ``poll_interval_s`` the model's polling delay, uniform on
     [RTT, T + RTT], is drawn dashed beside the measured curve.
     """
-    fig, (ax,) = _new()
+    fig, (ax,) = parts.new_figure()
     if events_df.empty:
-        _no_data(ax, "no events")
+        parts.no_data(ax, "no events")
         return fig
     df = events_df.assign(latency_ms=events_df["latency_us"] / 1000.0)
     by_run = "run_id" in df.columns and df["run_id"].nunique() > 1
@@ -125,7 +46,9 @@ def latency_cdf(events_df: pd.DataFrame, *, poll_interval_s: float | None = None
         y = np.arange(1, len(lat) + 1) / len(lat)
         p50, p99 = np.percentile(lat, [50, 99])
         name = f"{key[0]} {style}" if by_run else str(style)
-        ax.step(lat, y, where="post", color=_color(str(style), i), linewidth=2, label=f"{name} (p50 {p50:.3g} ms, p99 {p99:.3g} ms)")
+        ax.step(
+            lat, y, where="post", color=parts.style_color(str(style), i), linewidth=2, label=f"{name} (p50 {p50:.3g} ms, p99 {p99:.3g} ms)"
+        )
     if poll_interval_s:
         t_ms = poll_interval_s * 1000.0
         x = np.linspace(max(rtt_ms, t_ms * 1e-3), t_ms + rtt_ms, 300)
@@ -137,7 +60,7 @@ def latency_cdf(events_df: pd.DataFrame, *, poll_interval_s: float | None = None
             label=f"model: polling delay uniform on [0, T] + RTT (T = {poll_interval_s:g} s)",
         )
     ax.set_xscale("log")
-    _log_axis(ax.xaxis)
+    parts.log_axis(ax.xaxis)
     ax.set_ylim(0, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("latency: created at the provider -> processed by the consumer (ms, log scale)")
@@ -149,14 +72,14 @@ def latency_cdf(events_df: pd.DataFrame, *, poll_interval_s: float | None = None
 
 def summary_bars(results_df: pd.DataFrame) -> Figure:
     """One compare run: latency p50 and p99, requests and bytes per event, per style, model dashed."""
-    fig, axes = _new(ncols=4, width=13.0, height=4.2)
+    fig, axes = parts.new_figure(ncols=4, width=13.0, height=4.2)
     if results_df.empty:
         for ax in axes:
-            _no_data(ax, "no results")
+            parts.no_data(ax, "no results")
         return fig
     run = results_df["run_id"].iloc[0] if "run_id" in results_df.columns else None
     df = results_df[results_df["run_id"] == run] if run is not None else results_df
-    styles = _styles(df)
+    names = parts.styles_in(df)
     panels = [
         ("latency p50 (ms)", "latency_ms.p50", ("model.latency_p50_ms", "model.latency_mean_ms"), True),
         ("latency p99 (ms)", "latency_ms.p99", ("model.latency_p99_ms",), True),
@@ -166,12 +89,12 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
     model_labelled = False
     for ax, (title, column, model_cols, log) in zip(axes, panels):
         shown: list[float] = []
-        for i, style in enumerate(styles):
-            row = _style_rows(df, style)
-            value = float(_col(row, column).iloc[0])
+        for i, style in enumerate(names):
+            row = parts.style_rows(df, style)
+            value = float(parts.column(row, column).iloc[0])
             if math.isnan(value):
                 continue
-            ax.bar(i, value, color=_color(style, i), width=0.6, label=style)
+            ax.bar(i, value, color=parts.style_color(style, i), width=0.6, label=style)
             predicted = _first_value(row, model_cols)
             top = value if math.isnan(predicted) else max(value, predicted)
             shown += [value] if math.isnan(predicted) else [value, predicted]
@@ -185,21 +108,21 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
                     label="_nolegend_" if model_labelled else "model",
                 )
                 model_labelled = True
-        ax.set_xticks(range(len(styles)), styles)
+        ax.set_xticks(range(len(names)), names)
         ax.set_title(title, fontsize="medium")
         if log:
             ax.set_yscale("log")
-            _log_axis(ax.yaxis)
+            parts.log_axis(ax.yaxis)
             positive = [v for v in shown if v > 0]
             if positive:  # a log bar starts at the axis: leave room below the smallest
                 ax.set_ylim(min(positive) / 3, max(positive) * 2)
         else:
             ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
-    lt = float(_lambda_t(df).iloc[0])
+    lt = float(parts.lambda_t_of(df).iloc[0])
     title = "Push against poll, one run"
     if run is not None and not math.isnan(lt):
-        events = _col(df, "workload.events").iloc[0]
-        title = f"Run {run}: {events:.0f} events at {_col(df, 'workload.rate_per_s').iloc[0]:g}/s, lambda T = {lt:.3g}"
+        events = parts.column(df, "workload.events").iloc[0]
+        title = f"Run {run}: {events:.0f} events at {parts.column(df, 'workload.rate_per_s').iloc[0]:g}/s, lambda T = {lt:.3g}"
     fig.suptitle(title, fontsize="large")
     handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
     labels = [label for ax in axes for label in ax.get_legend_handles_labels()[1]]
@@ -220,41 +143,50 @@ def _first_value(row: pd.DataFrame, columns: tuple[str, ...]) -> float:
 
 def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
     """Polling latency (mean, p99) against the poll interval T, with T/2 + RTT and 0.99 T + RTT dashed."""
-    fig, (ax,) = _new()
-    poll = _style_rows(results_df, "polling")
+    fig, (ax,) = parts.new_figure()
+    poll = parts.style_rows(results_df, "polling")
     if poll.empty:
-        _no_data(ax, "no polling runs")
+        parts.no_data(ax, "no polling runs")
         return fig
-    t = _col(poll, "poll_interval_s", "settings.poll_interval_s")
-    rtt_ms = float(np.nanmedian(_col(poll, "rtt_ms.mean"))) if _col(poll, "rtt_ms.mean").notna().any() else 0.0
-    c = _color("polling")
-    ax.plot(t, _col(poll, "latency_ms.mean"), marker="s", linestyle="none", color=c, markersize=7, label="polling: measured mean")
-    ax.plot(t, _col(poll, "latency_ms.p99"), marker="^", linestyle="none", color=c, markersize=7, alpha=0.6, label="polling: measured p99")
-    grid = _logspace_around(t, pad=1.5)
+    t = parts.column(poll, "poll_interval_s", "settings.poll_interval_s")
+    rtt_ms = float(np.nanmedian(parts.column(poll, "rtt_ms.mean"))) if parts.column(poll, "rtt_ms.mean").notna().any() else 0.0
+    c = parts.style_color("polling")
+    ax.plot(t, parts.column(poll, "latency_ms.mean"), marker="s", linestyle="none", color=c, markersize=7, label="polling: measured mean")
+    ax.plot(
+        t,
+        parts.column(poll, "latency_ms.p99"),
+        marker="^",
+        linestyle="none",
+        color=c,
+        markersize=7,
+        alpha=0.6,
+        label="polling: measured p99",
+    )
+    grid = parts.logspace_around(t, pad=1.5)
     ax.plot(grid, (grid / 2) * 1000 + rtt_ms, color=c, **MODEL_STYLE, label=f"model: mean T/2 + RTT (RTT {rtt_ms:.2g} ms)")
     ax.plot(grid, 0.99 * grid * 1000 + rtt_ms, color=c, linestyle=":", linewidth=1.4, label="model: p99 0.99 T + RTT")
-    web = _style_rows(results_df, "webhook")
+    web = parts.style_rows(results_df, "webhook")
     if not web.empty:
-        wt = _col(web, "settings.poll_interval_s", "poll_interval_s")
+        wt = parts.column(web, "settings.poll_interval_s", "poll_interval_s")
         if wt.isna().all():
             wt = pd.Series(np.nanmedian(t), index=web.index)
         ax.plot(
             wt,
-            _col(web, "latency_ms.mean"),
+            parts.column(web, "latency_ms.mean"),
             marker="o",
             linestyle="none",
-            color=_color("webhook"),
+            color=parts.style_color("webhook"),
             markersize=7,
             label="webhook: measured mean (T does not apply)",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
-        _log_axis(axis)
+        parts.log_axis(axis)
     ax.set_xlabel("poll interval T (s, log scale)")
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Polling latency grows with the poll interval; push does not")
-    _legend_below(ax)
+    parts.legend_below(ax)
     return fig
 
 
@@ -270,31 +202,31 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
     """
     if metric not in ("requests_per_event", "bytes_per_event"):
         raise ValueError("metric is 'requests_per_event' or 'bytes_per_event'")
-    fig, (ax,) = _new(width=7.5)
+    fig, (ax,) = parts.new_figure(width=7.5)
     if results_df.empty:
-        _no_data(ax, "no results")
+        parts.no_data(ax, "no results")
         return fig
-    df = results_df.assign(_lt=_lambda_t(results_df, realised=True), _y=_col(results_df, metric))
-    batch = _batch(df)
-    grid = _logspace_around(df["_lt"], extra=(1.0 / batch,))
-    for i, style in enumerate(_styles(df)):
+    df = results_df.assign(_lt=parts.lambda_t_of(results_df, realised=True), _y=parts.column(results_df, metric))
+    batch = parts.batch_of(df)
+    grid = parts.logspace_around(df["_lt"], extra=(1.0 / batch,))
+    for i, style in enumerate(parts.styles_in(df)):
         part = df[df["style"] == style].dropna(subset=["_lt", "_y"]).sort_values("_lt")
         if part.empty:
             continue
         mean = part.groupby("_lt")["_y"].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=_color(style, i), linewidth=1.2, alpha=0.6)
+        ax.plot(mean.index, mean.to_numpy(), color=parts.style_color(style, i), linewidth=1.2, alpha=0.6)
         ax.plot(
             part["_lt"],
             part["_y"],
-            marker=STYLE_MARKERS.get(style, "D"),
+            marker=parts.style_marker(style),
             linestyle="none",
-            color=_color(style, i),
+            color=parts.style_color(style, i),
             markersize=7,
             label=f"{style}: measured",
         )
-    crossover, curves = _cost_models(df, metric, grid, batch)
+    crossover, curves = parts.cost_model_curves(df, metric, grid, batch)
     for style, (y, label) in curves.items():
-        ax.plot(grid, y, color=_color(style), **MODEL_STYLE, label=label)
+        ax.plot(grid, y, color=parts.style_color(style), **MODEL_STYLE, label=label)
     if crossover is not None and math.isfinite(crossover):
         name = "1/B" if metric == "requests_per_event" else "equal bytes"
         ax.axvline(crossover, color="0.3", linestyle=":", linewidth=1.2, label=f"model crossover: lambda T = {crossover:.3g} ({name})")
@@ -323,59 +255,26 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
-        _log_axis(axis)
+        parts.log_axis(axis)
     what = "requests" if metric == "requests_per_event" else "bytes"
     ax.set_xlabel("lambda T: events per poll interval, as published (log scale)")
     ax.set_ylabel(f"{what} per event per consumer (log scale)")
     ax.set_title(f"{what.capitalize()} per event: polling against push")
-    _legend_below(ax)
+    parts.legend_below(ax)
     return fig
-
-
-def _cost_models(df: pd.DataFrame, metric: str, grid: np.ndarray, batch: int) -> tuple[float | None, dict[str, tuple[np.ndarray, str]]]:
-    styles = set(df["style"])
-    curves: dict[str, tuple[np.ndarray, str]] = {}
-    if metric == "requests_per_event":
-        if "polling" in styles:
-            curves["polling"] = (np.array([model.polling_requests_per_event(x, 1.0, 100) for x in grid]), "model: polling 1/(lambda T)")
-        if "webhook" in styles:
-            curves["webhook"] = (np.full_like(grid, model.push_requests_per_event(batch)), f"model: push 1/B (B = {batch})")
-        return model.crossover_lambda_t(batch), curves
-    from labkit.calibration import fit_costs
-    from labkit.errors import ResultsError
-
-    try:
-        cal = fit_costs(df, per_run=False)
-    except ResultsError:
-        return None, curves
-    poll = cal.fits.get("polling", {}).get("bytes")
-    push = cal.fits.get("webhook", {}).get("bytes")
-    if poll is not None:
-        curves["polling"] = (
-            np.array([model.polling_bytes_per_event(x, 1.0, poll.per_request, poll.per_event) for x in grid]),
-            f"model (calibrated): polling {poll.per_request:.0f} B/(lambda T) + {poll.per_event:.0f} B",
-        )
-    if push is not None:
-        curves["webhook"] = (
-            np.full_like(grid, model.push_bytes_per_event(push.per_request, push.per_event, batch=batch)),
-            f"model (calibrated): push {model.push_bytes_per_event(push.per_request, push.per_event, batch=batch):.0f} B",
-        )
-    if poll is None or push is None:
-        return None, curves
-    return model.bytes_crossover_lambda_t(poll.per_request, poll.per_event, push.per_request, push.per_event, batch=batch), curves
 
 
 def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
     """Share of empty polls against lambda T, with e^(-lambda T) and Zapier's 98.5 % marked."""
-    fig, (ax,) = _new(width=7.5)
+    fig, (ax,) = parts.new_figure(width=7.5)
     zapier_lt = model.lambda_t_for_wasted_ratio(model.zapier_wasted_ratio())
-    poll = _style_rows(results_df, "polling")
-    lt = _lambda_t(poll, realised=True)
-    ratio = _col(poll, "empty_poll_ratio")
-    grid = _logspace_around(lt, extra=(zapier_lt,), pad=2.0)
+    poll = parts.style_rows(results_df, "polling")
+    lt = parts.lambda_t_of(poll, realised=True)
+    ratio = parts.column(poll, "empty_poll_ratio")
+    grid = parts.logspace_around(lt, extra=(zapier_lt,), pad=2.0)
     ax.plot(grid, np.exp(-grid), color="black", **MODEL_STYLE, label="model: e^(-lambda T) (Poisson arrivals)")
     if not poll.empty and ratio.notna().any():
-        polls = _col(poll, "polls")
+        polls = parts.column(poll, "polls")
         err = np.sqrt(ratio * (1 - ratio) / polls.where(polls > 0))
         ax.errorbar(
             lt,
@@ -383,7 +282,7 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
             yerr=err,
             marker="s",
             linestyle="none",
-            color=_color("polling"),
+            color=parts.style_color("polling"),
             markersize=7,
             capsize=3,
             label="measured (bars: one standard error)",
@@ -399,7 +298,7 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
                     color="0.25",
                 )
     else:
-        _no_data(ax, "no polling runs: model only")
+        parts.no_data(ax, "no polling runs: model only")
     zapier = model.zapier_wasted_ratio()
     ax.plot(
         [zapier_lt],
@@ -412,13 +311,13 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
     )
     ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1, label=f"lambda T = 1: {math.exp(-1):.1%} empty")
     ax.set_xscale("log")
-    _log_axis(ax.xaxis)
+    parts.log_axis(ax.xaxis)
     ax.set_ylim(-0.02, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("lambda T: events per poll interval, as published (log scale)")
     ax.set_ylabel("polls that found nothing new")
     ax.set_title("Wasted polls against the event rate")
-    _legend_below(ax)
+    parts.legend_below(ax)
     return fig
 
 
@@ -427,11 +326,11 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
 
 def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
     """Provider and consumer CPU per delivered event against the number of consumers (start-up excluded)."""
-    fig, axes = _new(ncols=2, width=12.0)
+    fig, axes = parts.new_figure(ncols=2, width=12.0)
     sides = (("provider", "provider_cpu_s", "provider_cpu_start_s"), ("consumer", "consumer_cpu_s", "consumer_cpu_start_s"))
     if results_df.empty:
         for ax in axes:
-            _no_data(ax, "no results")
+            parts.no_data(ax, "no results")
         return fig
     from labkit.calibration import fit_costs
     from labkit.errors import ResultsError
@@ -442,18 +341,18 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
         cal = None
     for ax, (side, col, start) in zip(axes, sides):
         uncalibrated: list[str] = []
-        for i, style in enumerate(_styles(results_df)):
-            part = _style_rows(results_df, style)
-            n = _col(part, "consumers")
-            delivered = _col(part, "delivered")
-            cpu = _col(part, col) - _col(part, start).fillna(0.0)
+        for i, style in enumerate(parts.styles_in(results_df)):
+            part = parts.style_rows(results_df, style)
+            n = parts.column(part, "consumers")
+            delivered = parts.column(part, "delivered")
+            cpu = parts.column(part, col) - parts.column(part, start).fillna(0.0)
             y = cpu / delivered.where(delivered > 0) * 1000.0
             order = np.argsort(n.to_numpy())
             ax.plot(
                 n.to_numpy()[order],
                 y.to_numpy()[order],
-                marker=STYLE_MARKERS.get(style, "D"),
-                color=_color(style, i),
+                marker=parts.style_marker(style),
+                color=parts.style_color(style, i),
                 markersize=7,
                 label=f"{style}: measured",
             )
@@ -466,14 +365,16 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
                     " (labkit sweep scenarios/experiments/cost-vs-consumers.toml)"
                 )
             elif fit is not None and n.notna().any():
-                grid = _logspace_around(n, pad=1.5)
+                grid = parts.logspace_around(n, pad=1.5)
                 published = float(np.nanmedian(delivered / n))  # events each consumer got
-                rpe = float(np.nanmedian(_col(part, "requests") / delivered))
+                rpe = float(np.nanmedian(parts.column(part, "requests") / delivered))
                 # per delivery: its requests, itself, its share of the published event and of the run
                 model_y = (fit.per_request * rpe + fit.per_event + fit.per_published / grid + fit.per_run / (grid * published)) * 1000.0
-                ax.plot(grid, model_y, color=_color(style, i), **MODEL_STYLE, label=f"model (calibrated, R^2 {fit.r2:.2f}): {style}")
+                ax.plot(
+                    grid, model_y, color=parts.style_color(style, i), **MODEL_STYLE, label=f"model (calibrated, R^2 {fit.r2:.2f}): {style}"
+                )
         ax.set_xscale("log")
-        _log_axis(ax.xaxis)
+        parts.log_axis(ax.xaxis)
         ax.set_ylim(bottom=0)
         ax.set_xlabel("consumers (pollers or subscribers, log scale)")
         ax.set_ylabel(f"{side} CPU per delivered event (ms)")
@@ -492,12 +393,12 @@ def snapshot_fraction(results_df: pd.DataFrame | None = None) -> Figure:
     Measured points come from a ``fraction_seen`` column when the runs polled a
     snapshot; without such runs the figure shows the model alone and says so.
     """
-    fig, (ax,) = _new(width=7.5)
+    fig, (ax,) = parts.new_figure(width=7.5)
     measured = pd.DataFrame()
     if results_df is not None and not results_df.empty and "fraction_seen" in results_df.columns:
         measured = results_df.dropna(subset=["fraction_seen"])
-    lt = _lambda_t(measured) if not measured.empty else pd.Series(dtype=float)
-    grid = _logspace_around(lt, extra=(0.05, 20.0), pad=1.5)
+    lt = parts.lambda_t_of(measured) if not measured.empty else pd.Series(dtype=float)
+    grid = parts.logspace_around(lt, extra=(0.05, 20.0), pad=1.5)
     ax.plot(
         grid,
         [model.snapshot_fraction_seen(x, 1.0) for x in grid],
@@ -516,19 +417,19 @@ def snapshot_fraction(results_df: pd.DataFrame | None = None) -> Figure:
     if not measured.empty:
         ax.plot(
             lt,
-            _col(measured, "fraction_seen"),
+            parts.column(measured, "fraction_seen"),
             marker="s",
             linestyle="none",
-            color=_color("polling"),
+            color=parts.style_color("polling"),
             markersize=7,
             label="snapshot polling: measured",
         )
         title = "Snapshot polling misses updates"
     else:
         title = "Snapshot polling misses updates (model only: no snapshot runs)"
-    ax.axhline(1.0, color=_color("webhook"), linewidth=1.2, alpha=0.7, label="log feed or push: every update (by construction)")
+    ax.axhline(1.0, color=parts.style_color("webhook"), linewidth=1.2, alpha=0.7, label="log feed or push: every update (by construction)")
     ax.set_xscale("log")
-    _log_axis(ax.xaxis)
+    parts.log_axis(ax.xaxis)
     ax.set_ylim(0, 1.08)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("lambda T: updates per poll interval (poll interval / publish interval, log scale)")
@@ -560,26 +461,26 @@ def latency_timeline(
     lasted) is shaded. Only the first run in ``events_df`` is drawn;
     ``window_s`` keeps its first seconds, so single poll periods show.
     """
-    styles = _styles(events_df) if not events_df.empty else []
-    fig, axes = _new(ncols=max(len(styles), 1), width=6.0 * max(len(styles), 1), height=4.2)
-    if not styles:
-        _no_data(axes[0], "no events")
+    shown = parts.styles_in(events_df) if not events_df.empty else []
+    fig, axes = parts.new_figure(ncols=max(len(shown), 1), width=6.0 * max(len(shown), 1), height=4.2)
+    if not shown:
+        parts.no_data(axes[0], "no events")
         return fig
     run = events_df["run_id"].iloc[0] if "run_id" in events_df.columns else None
     df = events_df[events_df["run_id"] == run] if run is not None else events_df
     top = 0.0
-    for ax, style in zip(axes, styles):
+    for ax, style in zip(axes, shown):
         part = df[df["style"] == style]
         t = (part["created_ns"] - part["created_ns"].min()) / 1e9
         lat = part["latency_us"] / 1000.0
         if window_s:
             keep = t <= window_s
             t, lat = t[keep], lat[keep]
-        color = _color(style)
+        color = parts.style_color(style)
         ax.plot(
             t,
             lat,
-            marker=STYLE_MARKERS.get(style, "D"),
+            marker=parts.style_marker(style),
             linestyle="none",
             markersize=4,
             alpha=0.7,
@@ -589,46 +490,48 @@ def latency_timeline(
         if len(lat):
             ax.axhline(float(lat.mean()), color=color, linewidth=1.2, label=f"{style}: measured mean {lat.mean():.3g} ms")
             top = max(top, float(lat.max()))
-        if style == "polling" and poll_interval_s:
+        if parts.paced_by_interval(style) and poll_interval_s:
             mean = model.polling_delay_mean_s(poll_interval_s, rtt_ms / 1000) * 1000
             ax.axhline(mean, color="black", **MODEL_STYLE, label=f"model: mean T/2 + RTT = {mean:.3g} ms (T = {poll_interval_s:g} s)")
             ax.axhline(poll_interval_s * 1000 + rtt_ms, color="0.5", linestyle=":", linewidth=1.2, label="model: longest wait T + RTT")
             top = max(top, poll_interval_s * 1000 + rtt_ms)
         if results_df is not None and not results_df.empty:
-            rows = results_df[
-                (results_df["style"] == style)
-                & ((results_df["run_id"] == run) if run is not None and "run_id" in results_df.columns else True)
-            ]
-            episodes = rows["fault.episodes"].iloc[0] if "fault.episodes" in rows.columns and len(rows) else None
-            for i, ep in enumerate(episodes if isinstance(episodes, (list, tuple)) else []):
-                start, outage = float(ep.get("at_s") or 0.0), float(ep.get("outage_s") or 0.0)
-                catch = float(ep.get("catch_up_s") or 0.0)
-                ax.axvspan(
-                    start,
-                    start + max(outage, 0.02),
-                    color="#ff7f0e",
-                    alpha=0.25,
-                    label=f"{ep.get('what', 'fault')}: outage" if i == 0 else "_nolegend_",
-                )
-                if catch > 0:
-                    ax.axvspan(
-                        start + outage, start + outage + catch, color="#ff7f0e", alpha=0.08, label="catching up" if i == 0 else "_nolegend_"
-                    )
-            if len(rows) and "fault.description" in rows.columns:
-                ax.set_title(f"{style}: {rows['fault.description'].iloc[0]}", fontsize="medium")
+            _shade_episodes(ax, style, run, results_df)
         if not ax.get_title():
             ax.set_title(style, fontsize="medium")
         ax.set_xlabel("time since the first event (s)")
         ax.set_ylabel("latency (ms" + (", log scale)" if log else ")"))
-        _legend_below(ax, ncol=1)
+        parts.legend_below(ax, ncol=1)
     for ax in axes:
         if log:
             ax.set_yscale("log")
-            _log_axis(ax.yaxis)
+            parts.log_axis(ax.yaxis)
         else:
             ax.set_ylim(0, top * 1.08 if top > 0 else 1)
     fig.suptitle(f"Latency of each event over the run{f' ({run})' if run is not None else ''}")
     return fig
+
+
+def _shade_episodes(ax: Axes, style: str, run: Any, results_df: pd.DataFrame) -> None:
+    """Shade each fault episode of ``style`` in ``run``: the outage, then the catch-up; title the panel with the fault."""
+    rows = results_df[
+        (results_df["style"] == style) & ((results_df["run_id"] == run) if run is not None and "run_id" in results_df.columns else True)
+    ]
+    episodes = rows["fault.episodes"].iloc[0] if "fault.episodes" in rows.columns and len(rows) else None
+    for i, ep in enumerate(episodes if isinstance(episodes, (list, tuple)) else []):
+        start, outage = float(ep.get("at_s") or 0.0), float(ep.get("outage_s") or 0.0)
+        catch = float(ep.get("catch_up_s") or 0.0)
+        ax.axvspan(
+            start,
+            start + max(outage, 0.02),
+            color="#ff7f0e",
+            alpha=0.25,
+            label=f"{ep.get('what', 'fault')}: outage" if i == 0 else "_nolegend_",
+        )
+        if catch > 0:
+            ax.axvspan(start + outage, start + outage + catch, color="#ff7f0e", alpha=0.08, label="catching up" if i == 0 else "_nolegend_")
+    if len(rows) and "fault.description" in rows.columns:
+        ax.set_title(f"{style}: {rows['fault.description'].iloc[0]}", fontsize="medium")
 
 
 def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on one workload") -> Figure:
@@ -642,10 +545,10 @@ def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on
         ("requests per event per consumer", "requests_per_event", "model.requests_per_event", False),
         ("bytes per event per consumer", "bytes_per_event", None, False),
     ]
-    fig, axes = _new(ncols=len(panels), width=13.0, height=4.4)
+    fig, axes = parts.new_figure(ncols=len(panels), width=13.0, height=4.4)
     if results_df.empty:
         for ax in axes:
-            _no_data(ax, "no results")
+            parts.no_data(ax, "no results")
         return fig
     df = results_df.reset_index(drop=True)
     if "param.variant" in df.columns:
@@ -656,8 +559,8 @@ def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on
     y = np.arange(len(df))
     labelled = False
     for ax, (panel_title, column, model_column, log) in zip(axes, panels):
-        values = _col(df, column)
-        colors = [_color(str(s)) for s in df["style"]]
+        values = parts.column(df, column)
+        colors = [parts.style_color(str(s)) for s in df["style"]]
         ax.barh(y, values.fillna(0), color=colors, height=0.6)
         for yi, v in zip(y, values):
             if not math.isnan(v):
@@ -670,7 +573,7 @@ def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on
                     fontsize="x-small",
                 )
         if model_column:
-            for yi, m in zip(y, _col(df, model_column)):
+            for yi, m in zip(y, parts.column(df, model_column)):
                 if not math.isnan(m) and m > 0:
                     ax.plot([m, m], [yi - 0.4, yi + 0.4], color="black", **MODEL_STYLE, label="_nolegend_" if labelled else "model")
                     labelled = True
@@ -679,10 +582,10 @@ def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on
         ax.set_title(panel_title, fontsize="medium")
         if log:
             ax.set_xscale("log")
-            _log_axis(ax.xaxis)
+            parts.log_axis(ax.xaxis)
         else:
             ax.set_xlim(0, max(float(values.max()) * 1.25, 1e-9) if values.notna().any() else 1)
-    handles = [Patch(color=_color(s), label=s) for s in _styles(df)]
+    handles = [Patch(color=parts.style_color(s), label=s) for s in parts.styles_in(df)]
     handles += [h for h in axes[0].get_legend_handles_labels()[0] + axes[1].get_legend_handles_labels()[0] if h.get_label() == "model"][:1]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", frameon=False)
     fig.suptitle(title)

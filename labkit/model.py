@@ -1,6 +1,6 @@
 """Closed forms for push and poll, the numbers every measurement is compared with.
 
-For a poll period T, arrivals at rate lambda and a round trip RTT (DESIGN.md):
+For a poll period T, arrivals at rate lambda and a round trip RTT (docs/architecture.md, "The model"):
 the detection delay of a timetabled poller is uniform on [0, T], so its mean
 is T/2 + RTT and its q-quantile q*T + RTT; a poll finds nothing with
 probability e^(-lambda T) for Poisson arrivals; polling costs 1/(lambda T)

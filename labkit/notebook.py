@@ -1,29 +1,26 @@
 """What the notebooks in ``notebooks/`` call besides the public API: modes, places, runs, widgets.
 
-A notebook imports the package, sets parameters, calls, plots and explains
-(STYLE.md: thin notebooks); any function it would otherwise define lives here.
+A notebook imports the package, sets parameters, calls, plots and explains;
+any function it would otherwise define lives here or in
+``labkit.notebook_views`` (tables and views, re-exported here).
 
-    quick_mode(), params(full=, quick=)    LABKIT_QUICK=1 shrinks every run so that all six
+    quick_mode(), params(full=, quick=)    LABKIT_QUICK=1 shrinks every run so that all the
                                            notebooks execute top to bottom in minutes (the tests)
     results_root(), checkout()             LABKIT_RESULTS, else <checkout>/results/notebooks
                                            (.../notebooks/quick in quick mode: the two never mix)
     setup()                                figures render inline as PNG; says the mode and the folder
-    run(), experiment(), sweep(),          runs, sweeps, capacity tests with a progress bar, each
-    capacity(), events(), fault_table()    writing to a fixed folder of the notebook; their records
-    summary_frame(), calibration_frame(),  tables a reader compares: measured beside the model,
-    projection_frame(), tls_cost()         projections labelled as such
-    webhook_message(), exchange(),         security: bodies as the dispatcher sends them, one
-    ssrf_verdicts()                        request and its answer as a table row, the SSRF check
-    report_inputs(), report_results(),     the decision report: what notebooks 01-03 wrote, the rows
-    recommendation_markdown(), show_report()  the decision reads, the choice, the HTML in a frame
+    arun(), run(), experiment(), sweep(),  runs, sweeps, capacity tests with a progress bar, each
+    capacity(), events(), fault_table()    writing to a fixed folder of the notebook
     interval_explorer(), lambda_t_explorer(), projection_explorer(),
     fault_explorer(), requirements_explorer()
                                            ipywidgets wired to labkit calls; each renders once on
                                            creation, so a headless run shows the default view
 
-labkit's runs drive asyncio with ``asyncio.run``, which refuses to start inside
-Jupyter's own running event loop; the wrappers here run them in a worker
-thread and wait (``_off_the_loop``).
+``await nb.arun(settings, name)`` runs on the notebook's own event loop
+through ``labkit.arun``. The synchronous helpers (``run``, ``sweep``,
+``capacity``, ``tls_cost``) call library functions that start their own
+event loop, which Jupyter's running loop forbids in its thread: they run in a
+worker thread and wait (``off_the_loop``).
 """
 
 from __future__ import annotations
@@ -33,13 +30,41 @@ import copy
 import math
 import os
 import threading
-import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+
+import labkit
+from labkit import styles
+from labkit.notebook_views import (
+    REPORT_INPUTS,
+    calibration_frame,
+    exchange,
+    projection_frame,
+    recommendation_markdown,
+    report_results,
+    show_report,
+    ssrf_verdicts,
+    summary_frame,
+    webhook_message,
+)
+
+# Re-exported for the notebooks (``nb.summary_frame`` etc.).
+VIEWS = (
+    REPORT_INPUTS,
+    calibration_frame,
+    exchange,
+    projection_frame,
+    recommendation_markdown,
+    report_results,
+    show_report,
+    ssrf_verdicts,
+    summary_frame,
+    webhook_message,
+)
 
 QUICK_ENV = "LABKIT_QUICK"
 RESULTS_ENV = "LABKIT_RESULTS"
@@ -114,7 +139,7 @@ def setup() -> None:
 # -- running labkit from a notebook -----------------------------------------------------------
 
 
-def _off_the_loop(fn: Callable[..., T], *args: Any, bar: NotebookProgress | None = None, **kwargs: Any) -> T:
+def off_the_loop(fn: Callable[..., T], *args: Any, bar: NotebookProgress | None = None, **kwargs: Any) -> T:
     """Call ``fn``; in a worker thread when this thread runs an event loop (Jupyter's does).
 
     The worker only records progress; this thread draws it, so every message
@@ -200,11 +225,30 @@ def _settings_with(settings: Any, **changes: Any) -> Any:
 
 def run(settings: Any, name: str) -> Any:
     """``labkit.run`` into ``results_root()/name`` (replaced on a rerun), with a progress bar; a RunResult."""
-    from labkit.runner import run as run_styles
+    out = results_root() / name
+    bar = NotebookProgress(f"run {name}")
+    result = off_the_loop(labkit.run, settings, bar=bar, progress=bar.update, run_id=out.name, results_dir=out)
+    bar.done(f"done: {result.results_dir}")
+    return result
+
+
+async def arun(settings: Any, name: str) -> Any:
+    """``await labkit.arun`` on the notebook's own loop into ``results_root()/name``, with a progress bar."""
+    import asyncio
 
     out = results_root() / name
     bar = NotebookProgress(f"run {name}")
-    result = _off_the_loop(run_styles, settings, bar=bar, progress=bar.update, run_id=out.name, results_dir=out)
+
+    async def redraw() -> None:
+        while True:
+            bar.flush()
+            await asyncio.sleep(0.2)
+
+    drawer = asyncio.create_task(redraw())
+    try:
+        result = await labkit.arun(settings, progress=bar.update, run_id=out.name, results_dir=out)
+    finally:
+        drawer.cancel()
     bar.done(f"done: {result.results_dir}")
     return result
 
@@ -264,10 +308,10 @@ def sweep(exp: Any, *, force: bool = False) -> pd.DataFrame:
     A finished point is skipped (rerunning the notebook costs nothing), unless ``force``.
     Only the points of ``exp`` are returned, not older points in the same folder.
     """
-    from labkit.sweep import build_table, run_sweep
+    from labkit.sweep import build_table
 
     bar = NotebookProgress(f"sweep {exp.name}: {len(exp)} points")
-    result = _off_the_loop(run_sweep, exp, bar=bar, force=force, progress=bar.update, log=bar.log)
+    result = off_the_loop(labkit.run_sweep, exp, bar=bar, force=force, progress=bar.update, log=bar.log)
     ran = sum(not o.skipped for o in result.points)
     bar.done(f"done: {ran} run, {len(result.points) - ran} already there, in {result.results_dir}")
     return build_table([o.results_dir for o in result.points])
@@ -275,10 +319,8 @@ def sweep(exp: Any, *, force: bool = False) -> pd.DataFrame:
 
 def events(results: pd.DataFrame) -> pd.DataFrame:
     """Per-event records (``load_events``) of exactly the runs in a results frame."""
-    from labkit.results import load_events
-
     dirs = list(dict.fromkeys(results["results_dir"])) if "results_dir" in results.columns else []
-    frames = [f for f in (load_events(d) for d in dirs) if not f.empty]
+    frames = [f for f in (labkit.load_events(d) for d in dirs) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=["run_id", "style", "consumer", "event_id", "created_ns", "received_ns", "latency_us"])
     return pd.concat(frames, ignore_index=True)
@@ -300,132 +342,16 @@ def capacity(**settings: Any) -> Any:
 
     cap = CapacitySettings.model_validate({"out_dir": str(results_root()), "scenarios_dir": str(scenarios_dir()), **settings})
     bar = NotebookProgress(f"capacity: {cap.scenario}, up to {cap.max_users} users, at most {cap.duration_s:g} s")
-    result = _off_the_loop(run_capacity, cap, bar=bar, progress=bar.log)
+    result = off_the_loop(run_capacity, cap, bar=bar, progress=bar.log)
     bar.done(f"done: {result.results_dir}")
     return result
-
-
-# -- tables ----------------------------------------------------------------------------------------
-
-
-def summary_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
-    """One run's summary as the table ``labkit compare`` prints: each style measured, the model beside."""
-    from labkit.summary_table import ROWS
-
-    columns: dict[str, list[Any]] = {}
-    for style, data in summary["styles"].items():
-        measured, predicted = [], []
-        for _, path, model_key in ROWS:
-            value: Any = data
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            measured.append(_readable(value))
-            predicted.append(_readable(data.get("model", {}).get(model_key) if model_key else None))
-        columns[f"{style} measured"] = measured
-        columns[f"{style} model"] = predicted
-    return pd.DataFrame(columns, index=[label for label, _, _ in ROWS], dtype=object)
-
-
-def projection_frame(projection: Mapping[str, Any]) -> pd.DataFrame:
-    """``calibration.project``'s answer as a table, one column per style; every number is a projection."""
-    rows = {
-        "requests per event": "requests_per_event",
-        "requests/s": "requests_per_s",
-        "deliveries/s": "events_per_s",
-        "bandwidth (Gbit/s)": "bandwidth_gbit_s",
-        "provider cores": "provider_cores",
-        "provider servers": "provider_servers",
-        "consumer cores (all consumers)": "consumer_cores",
-    }
-    styles = projection["styles"]
-    data = {f"{style}: {out['variant']} (PROJECTION)": [_readable(out.get(key)) for key in rows.values()] for style, out in styles.items()}
-    return pd.DataFrame(data, index=list(rows))
-
-
-def _readable(value: Any) -> Any:
-    """A number as a reader wants it: 1,234,567 rather than 1.235e+06, three significant digits below 100; None as blank."""
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value
-    if isinstance(value, int):
-        return f"{value:,}"
-    if math.isnan(value):
-        return ""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def calibration_frame(calibration: Any) -> pd.DataFrame:
-    """The fitted costs (``calibration.fit_costs``): one row per style and quantity, with the fit's notes."""
-    rows = [
-        {"style": style, "quantity": quantity, **{k: v for k, v in fit.to_dict().items() if k != "terms"}}
-        for style, fits in calibration.fits.items()
-        for quantity, fit in fits.items()
-    ]
-    return pd.DataFrame(rows).set_index(["style", "quantity"])
-
-
-def recommendation_markdown(rec: Any, *, reasons: int = 6) -> Any:
-    """A Recommendation (``labkit.report.decide``) as Markdown: the choice, why, how sure, what is open."""
-    from IPython.display import Markdown
-
-    lines = [f"### Recommendation: {rec.option}", "", rec.sentence, "", f"*Confidence: {rec.confidence}* ({rec.confidence_why})", ""]
-    if rec.reasons:
-        lines.append("**Why** (each reason cites a measured number):")
-        for reason in rec.reasons[:reasons]:
-            lines.append(f"- *{reason.factor}*: {reason.text}")
-    if rec.rejected:
-        lines += ["", "**Not chosen:**"]
-        lines += [f"- {option}: {why}" for option, why in rec.rejected]
-    if rec.gaps:
-        lines += ["", "**Not covered by these runs** (and the run that would settle it):"]
-        lines += [f"- {gap.what}: `{gap.command}`" for gap in rec.gaps]
-    return Markdown("\n".join(lines))
-
-
-# -- security: real HTTP against real servers ----------------------------------------------------
-
-
-def webhook_message(event_id: int, payload: Mapping[str, Any] | None = None, event_type: str = "order.updated") -> bytes:
-    """A webhook body exactly as the provider's dispatcher sends it (one event, full payload)."""
-    import orjson
-
-    from labkit.provider.dispatcher import webhook_body
-
-    body = orjson.dumps(dict(payload or {"order": event_id, "status": "paid"}))
-    return webhook_body([(event_id, event_type, time.time_ns(), body)], batch=False, thin=False)
-
-
-def exchange(what: str, response: Any) -> dict[str, Any]:
-    """One request and its answer, as a row of a table."""
-    from labkit.report.sources import redact_text
-
-    detail = redact_text(response.text)[:90] if response.content else ""  # a 201 shows a new subscription's secret
-    row = {"request": what, "status": response.status_code, "answer": detail}
-    if "retry-after" in response.headers:
-        row["answer"] = f"Retry-After: {response.headers['retry-after']} s; {detail}"
-    return row
-
-
-def ssrf_verdicts(urls: Iterable[str], allowed: tuple[str, ...] = ()) -> pd.DataFrame:
-    """``check_callback_url`` on each URL: allowed, or refused and why. Nothing is sent to them."""
-    from labkit.provider.ssrf import check_callback_url
-
-    rows = []
-    for url in urls:
-        try:
-            check_callback_url(url, allowed)
-            rows.append({"callback URL": url, "verdict": "allowed", "why": ""})
-        except ValueError as exc:
-            rows.append({"callback URL": url, "verdict": "REFUSED", "why": str(exc)})
-    return pd.DataFrame(rows)
 
 
 def tls_cost(requests: int = 200) -> pd.DataFrame:
     """``labkit tls-cost``: signed deliveries over HTTP and HTTPS, fresh and reused connections (ms per delivery)."""
     from labkit.servers.tls import measure_handshake_cost
 
-    result = _off_the_loop(measure_handshake_cost, requests=requests)
+    result = off_the_loop(measure_handshake_cost, requests=requests)
     frame = pd.DataFrame(result["modes"]).T[["wall_ms_median", "client_cpu_ms", "server_cpu_ms"]]
     frame.loc["a TLS handshake adds"] = [result["handshake"][k] for k in ("wall_ms", "client_cpu_ms", "server_cpu_ms")]
     frame.index.name = f"{result['tls'].get('version', 'TLS')}, {requests} deliveries per mode"
@@ -464,6 +390,8 @@ def interval_explorer(settings: Any, results: pd.DataFrame, events_df: pd.DataFr
 
     rtt = _rtt_ms(results)
     rate = settings.workload.rate_per_s
+    # the styles whose delivery a poll interval paces: they are measured again at the chosen T
+    interval_styles = tuple(s.name for s in styles.units() if s.shows_interval())
     state = {"events": events_df, "measured_t": settings.poll_interval_s}
     slider = widgets.FloatLogSlider(
         value=settings.poll_interval_s,
@@ -495,11 +423,9 @@ def interval_explorer(settings: Any, results: pd.DataFrame, events_df: pd.DataFr
         try:
             t = slider.value
             with out:
-                result = run(_settings_with(settings, styles=("polling",), poll_interval_s=t), f"{name}-T{t:.3g}")
-            from labkit.results import load_events
-
-            fresh = load_events(result.results_dir)
-            kept = state["events"][state["events"]["style"] != "polling"]
+                result = run(_settings_with(settings, styles=interval_styles, poll_interval_s=t), f"{name}-T{t:.3g}")
+            fresh = labkit.load_events(result.results_dir)
+            kept = state["events"][~state["events"]["style"].isin(interval_styles)]
             state["events"] = pd.concat([kept, fresh], ignore_index=True)
             state["events"]["run_id"] = "runs"  # one curve per style, not per run
             state["measured_t"] = t
@@ -545,8 +471,6 @@ def projection_explorer(calibration: Any, *, consumers: int = 100_000, rate_per_
     import ipywidgets as widgets
     from IPython.display import display
 
-    from labkit.calibration import project
-
     n = widgets.IntSlider(value=consumers, min=1_000, max=1_000_000, step=1_000, description="consumers", continuous_update=False)
     rate = widgets.FloatLogSlider(value=rate_per_s, base=10, min=-2, max=3, step=0.1, description="events/s", continuous_update=False)
     interval = widgets.FloatLogSlider(
@@ -555,7 +479,7 @@ def projection_explorer(calibration: Any, *, consumers: int = 100_000, rate_per_
     out = widgets.Output()
 
     def render(*_: Any) -> None:
-        table = projection_frame(project(calibration, n.value, rate.value, interval.value))
+        table = projection_frame(labkit.project(calibration, n.value, rate.value, interval.value))
         out.clear_output(wait=True)
         with out:
             display(table)
@@ -593,8 +517,6 @@ def requirements_explorer(results: pd.DataFrame, requirements: Any) -> Any:
     import ipywidgets as widgets
     from IPython.display import display
 
-    from labkit.report import decide
-
     latency = widgets.FloatLogSlider(
         value=requirements.target_latency_p99_ms,
         base=10,
@@ -630,7 +552,7 @@ def requirements_explorer(results: pd.DataFrame, requirements: Any) -> Any:
         )
         out.clear_output(wait=True)
         with out:
-            display(recommendation_markdown(decide(req, results), reasons=4))
+            display(recommendation_markdown(labkit.decide(req, results), reasons=4))
 
     for w in (latency, rate, consumers, https, missed):
         w.observe(render, names="value")
@@ -638,30 +560,7 @@ def requirements_explorer(results: pd.DataFrame, requirements: Any) -> Any:
     return widgets.VBox([widgets.HBox([latency, rate, consumers]), widgets.HBox([https, missed]), out])
 
 
-# -- the decision report's inputs --------------------------------------------------------------------
-
-# What the earlier notebooks leave under results_root(), in the order a report reads best.
-REPORT_INPUTS = ("nb01-latency", "nb02-wasted-polls", "nb02-variants", "nb03-consumers")
-
-
-def report_results(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """The rows a report decides on (``labkit.report.sources.load_sources(paths).results``)."""
-    from labkit.report.sources import load_sources
-
-    return load_sources(paths).results
-
-
-def show_report(html: str | os.PathLike[str], height: int = 700) -> Any:
-    """The report's self-contained HTML in a frame, wherever JupyterLab was started (no server path needed)."""
-    import html as html_lib
-
-    from IPython.display import HTML
-
-    page = Path(html).read_text(encoding="utf-8")
-    frame = (
-        f'<iframe srcdoc="{html_lib.escape(page, quote=True)}" style="width: 100%; height: {height}px; border: 1px solid #ccc"></iframe>'
-    )
-    return HTML(f"<div>{frame}</div>")  # a bare <iframe> makes IPython warn
+# -- the decision report's inputs ---------------------------------------------------------------
 
 
 def report_inputs(fallback: Any) -> list[Path]:

@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
+def format_cell(value: Any, digits: int = 2) -> str:
+    """A value as the compare table shows it: thousands separated, booleans as yes/no, "-" for none."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -65,8 +66,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for label, path, model_key in ROWS:
         cells = []
         for data in styles.values():
-            cells.append(_fmt(_get(data, path)))
-            cells.append(_fmt(data.get("model", {}).get(model_key)) if model_key else "")
+            cells.append(format_cell(_get(data, path)))
+            cells.append(format_cell(data.get("model", {}).get(model_key)) if model_key else "")
         table.add_row(label, *cells)
     return table
 
@@ -75,3 +76,7 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     console = console or Console()
     console.print(summary_table(summary))
     console.print(f"results: {summary['results_dir']}  (model columns are the closed forms, not measurements)")
+
+
+# The former private name, until every caller imports ``format_cell``.
+_fmt = format_cell

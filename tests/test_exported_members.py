@@ -15,6 +15,7 @@ PUBLIC = {
     "RunSettings",
     "WorkloadSettings",
     "__version__",
+    "arun",
     "build_workload",
     "decide",
     "figures",
@@ -56,3 +57,11 @@ def test_latency_logs_loader_is_public():
 
     assert "load_latency_logs" in labkit.__all__
     assert labkit.load_latency_logs is hlog.load_latency_logs
+
+
+def test_arun_is_the_async_entry_point_beside_run():
+    import inspect
+
+    assert "arun" in labkit.__all__ and "run" in labkit.__all__
+    assert inspect.iscoroutinefunction(labkit.arun)
+    assert not inspect.iscoroutinefunction(labkit.run)

@@ -258,3 +258,19 @@ class RecordReader:
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def latest_seen(path: str) -> dict[str, int]:
+    """The newest event id each consumer has recorded; {} when there is no store yet."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        con = _read_only(path)
+    except sqlite3.Error:
+        return {}
+    try:
+        return {str(c): int(e) for c, e in con.execute("SELECT consumer, max(event_id) FROM events GROUP BY consumer").fetchall()}
+    except sqlite3.Error:
+        return {}
+    finally:
+        con.close()

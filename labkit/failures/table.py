@@ -32,6 +32,9 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("latency_p50_ms", "latency_ms.p50"),
     ("latency_p99_ms", "latency_ms.p99"),
     ("latency_max_ms", "latency_ms.max"),
+    # over the workload window, as in every run (labkit compare, labkit sweep)
+    ("requests_per_event", "requests_per_event"),
+    ("empty_poll_ratio", "empty_poll_ratio"),
 )
 
 

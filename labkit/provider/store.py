@@ -605,3 +605,44 @@ class Store:
             (*args, limit),
         ).fetchone()
         return (row[0] or b"", row[1] or 0)
+
+    # -- reads the lab pipeline needs while a run is in progress (read-only, another process) ------
+
+    @classmethod
+    def pending_deliveries_at(cls, path: str) -> int:
+        """Outbox rows still to be sent (an in-flight row stays pending until its attempt is recorded); -1 if unreadable."""
+        try:
+            store = cls(path, readonly=True)
+        except sqlite3.Error:
+            return -1
+        try:
+            return int(store._db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0])
+        except sqlite3.Error:
+            return -1
+        finally:
+            store.close()
+
+    @classmethod
+    def delivery_attempts_at(cls, path: str) -> list[tuple[str, list[int], int]]:
+        """Every delivery as (subscription id, the event ids it carried, attempts it took)."""
+        store = cls(path, readonly=True)
+        try:
+            rows = store._db.execute("SELECT subscription_id, event_ids, attempts FROM deliveries").fetchall()
+        finally:
+            store.close()
+        return [(str(sub), [int(e) for e in orjson.loads(ids)], int(n)) for sub, ids, n in rows]
+
+    @classmethod
+    def mean_delivery_rtt_s_at(cls, path: str) -> float | None:
+        """Mean duration of successful delivery attempts (2xx), from the attempt log; None without any."""
+        try:
+            store = cls(path, readonly=True)
+        except sqlite3.Error:
+            return None
+        try:
+            row = store._db.execute("SELECT avg(finished_ns - started_ns) FROM attempts WHERE status_code BETWEEN 200 AND 299").fetchone()
+        except sqlite3.Error:
+            return None
+        finally:
+            store.close()
+        return row[0] / 1e9 if row and row[0] is not None else None

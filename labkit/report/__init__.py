@@ -1,7 +1,8 @@
 """Decision reports: from the user's requirements and the measurements to a recommendation.
 
     requirements.py   the requirements TOML: ``Requirements``, ``load_requirements``
-    decide.py         ``decide(requirements, results) -> Recommendation`` (pure)
+    decide.py         ``decide(requirements, results) -> Recommendation`` (pure): operating point, choice
+    reasons.py        the reasons and coverage gaps a recommendation cites (``Case``)
     render.py         ``write_report(results_paths, out_dir, requirements=None) -> ReportPaths``
     templates/        the HTML page (CSS inlined, figures as data URIs) and its Markdown twin
 

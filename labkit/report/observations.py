@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.report.terms import LONG_POLLING, POLLING, WEBHOOK
+from labkit import styles
+from labkit.report.terms import POLLING, WEBHOOK
 
 
 @dataclass(frozen=True)
@@ -111,23 +112,10 @@ def _setting(row: dict[str, Any], name: str) -> Any:
 
 def variant_of(row: dict[str, Any]) -> str:
     """The delivery variant a row measured, from its settings or its model's stated assumptions."""
-    style = row.get("style")
-    assumes = str(row.get("model.assumes") or "")
-    if style == "polling":
-        if (num(_setting(row, "long_poll_wait_s")) or 0) > 0 or assumes.startswith("long polling"):
-            return LONG_POLLING
-        if _setting(row, "snapshot") is True:
-            return "snapshot polling"
-        if _setting(row, "adaptive") is True:
-            return "adaptive polling"
-        return POLLING
-    if style == "webhook":
-        if _setting(row, "thin_events") is True:
-            return "thin webhooks"
-        if (num(_setting(row, "batch_max_events")) or 1) > 1:
-            return "batched webhooks"
-        return WEBHOOK
-    return str(style)
+    style = str(row.get("style"))
+    if styles.get(style) is None:
+        return style
+    return styles.unit(style).variant(lambda name: _setting(row, name), str(row.get("model.assumes") or ""))
 
 
 def observations(results: pd.DataFrame) -> list[Obs]:

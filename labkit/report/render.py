@@ -30,6 +30,7 @@ from typing import Any
 
 import jinja2
 
+from labkit import styles
 from labkit._version import __version__
 from labkit.errors import ResultsError
 from labkit.report.decide import LONG_POLL_WAIT_S, Recommendation, decide
@@ -269,10 +270,11 @@ def compute_projection(sources: Sources, req: Requirements, rec: Recommendation)
         rows = tuple((_PROJECTION_LABELS.get(k, k.replace("_", " ")), _show(v)) for k, v in data.items() if k not in ("kind", "notes"))
         styles.append((f"{style}: {_role(str(style), rec, req, interval)}", rows, _notes(data.get("notes") or [])))
         budget += _budget_lines(style, data, req)
-    if rec.option == FALLBACK and {"webhook", "polling"} <= set(result.get("styles") or {}):
+    pair = _push_and_pull(result.get("styles") or {})
+    if rec.option == FALLBACK and pair:
         both = {
-            "provider_servers": _both_servers(result, "provider_cores"),
-            "bandwidth_bytes_per_s": sum(num(result["styles"][s].get("bandwidth_bytes_per_s")) or 0.0 for s in ("webhook", "polling")),
+            "provider_servers": _both_servers(result, "provider_cores", pair),
+            "bandwidth_bytes_per_s": sum(num(result["styles"][s].get("bandwidth_bytes_per_s")) or 0.0 for s in pair),
         }
         budget += _budget_lines("push and reconciliation together", both, req)
     if not styles:  # an unfamiliar shape: show it flat rather than not at all
@@ -299,12 +301,24 @@ def _exact_r2(key: str, cal: dict[str, Any] | None) -> bool:
     return isinstance(fit, dict) and fit.get("exact") is True
 
 
-def _both_servers(result: dict[str, Any], cores_key: str) -> float | None:
-    cores = [num(result["styles"][s].get(cores_key)) for s in ("webhook", "polling")]
+def _push_and_pull(projected: dict[str, Any]) -> tuple[str, str] | None:
+    """The first projected push style a consumer receives at an endpoint, and the first pulled one (push + reconciliation)."""
+    infos = [i for i in styles.all_styles() if i.name in projected]
+    push = [i.name for i in infos if i.direction == "push" and i.needs_public_endpoint]
+    pull = [i.name for i in infos if i.direction == "pull"]
+    return (push[0], pull[0]) if push and pull else None
+
+
+def _both_servers(result: dict[str, Any], cores_key: str, pair: tuple[str, str]) -> float | None:
+    cores = [num(result["styles"][s].get(cores_key)) for s in pair]
     per_server = num((result.get("inputs") or {}).get("cores_per_server"))
     if any(c is None for c in cores) or not per_server:
         return None
     return float(max(1, math.ceil(sum(cores) / per_server)))  # type: ignore[arg-type]
+
+
+def _shows_interval(style: str) -> bool:
+    return styles.get(style) is not None and styles.unit(style).shows_interval()
 
 
 def _notes(notes: list[Any]) -> tuple[str, ...]:
@@ -320,9 +334,10 @@ def _notes(notes: list[Any]) -> tuple[str, ...]:
 
 def _role(style: str, rec: Recommendation, req: Requirements, interval: float) -> str:
     """What a projected style is to the recommendation: the choice, a part of it, or the alternative."""
-    if style == "webhook" and not req.consumers_can_expose_https:
+    info = styles.get(style)
+    if info is not None and info.needs_public_endpoint and not req.consumers_can_expose_https:
         return "for comparison only (these consumers cannot receive webhooks)"
-    if style == "webhook":
+    if info is not None and info.direction == "push":
         return "the recommendation" if rec.option in (WEBHOOK, THIN) else "the push path" if rec.option == FALLBACK else "the alternative"
     if rec.option == FALLBACK:
         return f"the reconciliation poller, every {fmt(interval)} s"
@@ -418,7 +433,7 @@ def measurement_rows(sources: Sources) -> list[dict[str, Any]]:
                 "style": o.style,
                 "variant": o.variant,
                 "rate": fmt(o.rate),
-                "interval": fmt(o.interval_s) if o.style == "polling" else "",
+                "interval": fmt(o.interval_s) if _shows_interval(o.style) else "",
                 "lambda_t": fmt(o.lambda_t),
                 "consumers": fmt(o.consumers),
                 "cells": cells,

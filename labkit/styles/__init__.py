@@ -8,6 +8,7 @@ style's own module branches on a style's name.
 
 from __future__ import annotations
 
+from labkit.styles.base import Style, unit, units
 from labkit.styles.registry import StyleInfo, all_styles, get, names, register
 
-__all__ = ["StyleInfo", "all_styles", "get", "names", "register"]
+__all__ = ["Style", "StyleInfo", "all_styles", "get", "names", "register", "unit", "units"]

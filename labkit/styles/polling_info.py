@@ -1,18 +1,7 @@
-"""API polling (and its variants): what every layer may know of it."""
+"""API polling's StyleInfo, kept importable here; the style itself is ``labkit.styles.polling``."""
 
 from __future__ import annotations
 
-from labkit.styles.registry import StyleInfo, register
+from labkit.styles.polling import POLLING
 
-POLLING = register(
-    StyleInfo(
-        name="polling",
-        label="API polling",
-        colour="#d62728",
-        marker="s",
-        direction="pull",
-        needs_public_endpoint=False,
-        dedup_key="event id, and keeps its cursor",
-        order=20,
-    )
-)
+__all__ = ["POLLING"]

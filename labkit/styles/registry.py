@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from labkit.errors import ConfigError
 
 # The shipped style modules, in display order; a new style adds its module here.
-SHIPPED = ("labkit.styles.webhook_info", "labkit.styles.polling_info")
+SHIPPED = ("labkit.styles.webhook", "labkit.styles.polling")
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,23 @@ class StyleInfo:
 
 
 _REGISTRY: dict[str, StyleInfo] = {}
+# name -> the style's unit (a labkit.styles.base.Style; typed there: this module imports nothing of the lab).
+_UNITS: dict[str, Any] = {}
 _loaded = False
 
 
-def register(info: StyleInfo) -> StyleInfo:
-    """Add (or replace) a style; returns it so a module can keep a reference."""
+def register(info: StyleInfo, unit: Any = None) -> StyleInfo:
+    """Add (or replace) a style, with the unit that runs it; returns the info so a module can keep it."""
     _REGISTRY[info.name] = info
+    if unit is not None:
+        _UNITS[info.name] = unit
     return info
+
+
+def unregister(name: str) -> None:
+    """Remove a style (a test's or a plug-in's); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+    _UNITS.pop(name, None)
 
 
 def _load() -> None:
@@ -67,3 +79,19 @@ def all_styles() -> list[StyleInfo]:
 def names() -> tuple[str, ...]:
     """The registered style names, in display order."""
     return tuple(s.name for s in all_styles())
+
+
+def unit_of(name: str) -> Any:
+    """The unit registered for style ``name`` (``labkit.styles.unit`` gives it typed); ConfigError names an unknown one."""
+    _load()
+    found = _UNITS.get(name)
+    if found is None:
+        known = ", ".join(repr(n) for n in sorted(_UNITS))
+        raise ConfigError(f"styles: no delivery style {name!r} (known: {known})")
+    return found
+
+
+def refusal(name: str, settings: Any) -> str | None:
+    """Why style ``name`` cannot run ``settings`` (one line naming the setting), or None."""
+    reason = unit_of(name).refuse(settings)
+    return str(reason) if reason else None

@@ -1,18 +1,7 @@
-"""Webhook push: what every layer may know of it (the run side lives with the pipeline)."""
+"""Webhook push's StyleInfo, kept importable here; the style itself is ``labkit.styles.webhook``."""
 
 from __future__ import annotations
 
-from labkit.styles.registry import StyleInfo, register
+from labkit.styles.webhook import WEBHOOK
 
-WEBHOOK = register(
-    StyleInfo(
-        name="webhook",
-        label="webhook push",
-        colour="#1f77b4",
-        marker="o",
-        direction="push",
-        needs_public_endpoint=True,
-        dedup_key="webhook-id (a retry carries the first attempt's id)",
-        order=10,
-    )
-)
+__all__ = ["WEBHOOK"]

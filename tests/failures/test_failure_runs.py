@@ -50,6 +50,10 @@ def test_consumers_sigkilled_twice_lose_nothing(tmp_path: Path) -> None:
         assert all(e["catch_up_s"] is not None for e in f["episodes"])
     # The poller resumed from its stored cursor: nothing fetched twice, let alone processed twice.
     assert summary["styles"]["polling"]["fault"]["duplicates_seen"] == 0
+    # A fault run brackets the same window as any run: the poller's window counters span its restarts.
+    polling = summary["styles"]["polling"]
+    assert polling["polls_in_window"] > 0 and polling["requests_in_window"] > 0
+    assert polling["requests_per_event"] == pytest.approx(polling["requests_in_window"] / polling["published"])
     # Results read back like any other run's, with the fault's numbers as columns.
     df = load_results(tmp_path / "run")
     assert set(df["style"]) == {"webhook", "polling"}

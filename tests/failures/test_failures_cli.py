@@ -48,6 +48,8 @@ def test_failures_command_runs_each_fault_and_reports_json(tmp_path: Path) -> No
     assert out["schema_version"] == 1 and out["experiment"] == "tiny-failures"
     throttled = out["faults"]["throttled"]["styles"]["webhook"]
     assert throttled["lost"] == 0 and throttled["retries"] > 0 and throttled["loss_ok"]
+    # the same window counters as labkit compare and labkit sweep (no polls for push: no empty-poll ratio)
+    assert throttled["requests_per_event"] > 0 and throttled["empty_poll_ratio"] is None
     gone = out["faults"]["gone"]["styles"]["webhook"]
     # A 410 disables the endpoint: the events after it are not delivered, by design, and say so.
     assert gone["lost"] > 0 and gone["loss_ok"] is True
@@ -61,6 +63,13 @@ def test_bad_fault_settings_are_one_line_exit_2(tmp_path: Path) -> None:
         (TINY.replace('kind = "receiver_gone"', 'kind = "meteor"'), "fault"),
         (TINY.replace('styles = ["webhook"]', 'styles = ["webhook", "polling"]'), "does not apply to 'polling'"),
         (TINY.replace("at_s = 1.0 }", "at_s = -1.0 }"), "variants.gone.fault"),
+        # a snapshot feed skips versions by design: a fault run refuses it rather than dropping it
+        (
+            TINY.replace('styles = ["webhook"]', 'styles = ["polling"]\nsnapshot = true')
+            .replace('kind = "throttle", at_s = 0.5, duration_s = 1.0, rate = 0.5, retry_after_s = 0.5', 'kind = "consumer_kill"')
+            .replace('[variants.gone]\nfault = { kind = "receiver_gone", at_s = 1.0 }\n', ""),
+            "snapshot",
+        ),
     ):
         path = tmp_path / "bad.toml"
         path.write_text(body)

@@ -112,7 +112,7 @@ def test_ssrf_verdicts_refuse_metadata_private_and_loopback_addresses() -> None:
 
 def test_off_the_loop_runs_asyncio_code_under_a_running_loop() -> None:
     async def inside_jupyter() -> int:  # Jupyter runs cells inside its event loop
-        return nb._off_the_loop(asyncio.run, asyncio.sleep(0, result=42))
+        return nb.off_the_loop(asyncio.run, asyncio.sleep(0, result=42))
 
     assert asyncio.run(inside_jupyter()) == 42
 

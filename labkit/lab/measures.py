@@ -1,0 +1,143 @@
+"""Numbers from what a failure run leaves behind: the provider's log and outbox, the consumer's records.
+
+Everything here is a pure function of rows, so tests feed it small tables:
+
+- lost: events in the provider's log that a consumer never recorded (the
+  provider's log is the promise: anything it committed must arrive);
+- catch-up: from the moment a fault ended to the moment every consumer held
+  every event created before that moment (the backlog the fault built up);
+- retries and the delay they added: each event's latency split by whether
+  its first delivery attempt succeeded;
+- counters merged over a consumer's lifetimes (a restarted process starts
+  counting from zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
+
+HIST_KEYS = frozenset({"mean", "p50", "p90", "p99", "max"})
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One fault as it happened: when it began, when it was over, and what it was."""
+
+    what: str
+    started_ns: int
+    ended_ns: int | None  # None: never lifted during the run (a 410)
+    detail: Mapping[str, Any]
+
+
+def latency_summary(values_us: Iterable[float]) -> dict[str, float | None]:
+    hist = new_histogram()
+    n = 0
+    for v in values_us:
+        record_us(hist, v)
+        n += 1
+    out = histogram_summary_ms(hist)
+    return {**out, "count": n}
+
+
+def first_received(rows: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
+    """(consumer, event_id) -> received_ns from (consumer, event_id, received_ns) rows."""
+    out: dict[tuple[str, int], int] = {}
+    for consumer, event_id, received in rows:
+        key = (consumer, event_id)
+        if key not in out or received < out[key]:
+            out[key] = received
+    return out
+
+
+def catch_up_s(created: Mapping[int, int], received: Mapping[tuple[str, int], int], consumers: Sequence[str], at_ns: int) -> float | None:
+    """Seconds from ``at_ns`` until every consumer held every event created by ``at_ns``.
+
+    0 when nothing was outstanding at ``at_ns``; None when some such event
+    never arrived (the consumer never caught up).
+    """
+    backlog = [e for e, c in created.items() if c <= at_ns]
+    latest = at_ns
+    for consumer in consumers:
+        for event_id in backlog:
+            got = received.get((consumer, event_id))
+            if got is None:
+                return None
+            latest = max(latest, got)
+    return (latest - at_ns) / 1e9
+
+
+def lost(created: Mapping[int, int], received: Mapping[tuple[str, int], int], consumers: Sequence[str]) -> int:
+    return sum(1 for c in consumers for e in created if (c, e) not in received)
+
+
+def split_latency(
+    created: Mapping[int, int],
+    received: Mapping[tuple[str, int], int],
+    windows: Sequence[tuple[int, int]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Latency of events created inside any window vs outside every window."""
+    inside: list[float] = []
+    outside: list[float] = []
+    for (_, event_id), got in received.items():
+        made = created.get(event_id)
+        if made is None:
+            continue
+        us = (got - made) / 1000
+        (inside if any(a <= made <= b for a, b in windows) else outside).append(us)
+    return latency_summary(inside), latency_summary(outside)
+
+
+def retry_effect(
+    created: Mapping[int, int],
+    received: Mapping[tuple[str, int], int],
+    attempts: Mapping[tuple[str, int], int],
+) -> dict[str, Any]:
+    """Latency of events delivered at the first attempt vs after retries, and the difference of means.
+
+    ``attempts`` maps (consumer, event_id) to the attempts its delivery took.
+    """
+    first: list[float] = []
+    retried: list[float] = []
+    for key, got in received.items():
+        made = created.get(key[1])
+        if made is None:
+            continue
+        us = (got - made) / 1000
+        (retried if attempts.get(key, 1) > 1 else first).append(us)
+    a, b = latency_summary(first), latency_summary(retried)
+    added = b["mean"] - a["mean"] if a["mean"] is not None and b["mean"] is not None else None
+    return {
+        "retried_events": len(retried),
+        "latency_first_try_ms": a,
+        "latency_retried_ms": b,
+        "retry_delay_added_ms": added,
+    }
+
+
+def merge_counters(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counters of several lifetimes of one consumer: numbers add up, nested dicts merge.
+
+    A latency summary (mean/p50/...) cannot be added: the last lifetime that
+    has one wins.
+    """
+    out: dict[str, Any] = {}
+    for snap in snapshots:
+        for key, value in snap.items():
+            if isinstance(value, bool) or value is None:
+                out.setdefault(key, value)
+            elif isinstance(value, (int, float)):
+                prev = out.get(key, 0)
+                out[key] = (prev if isinstance(prev, (int, float)) else 0) + value
+            elif isinstance(value, Mapping):
+                if value and set(value) <= HIST_KEYS:
+                    if value.get("mean") is not None or key not in out:
+                        out[key] = dict(value)
+                else:
+                    out[key] = merge_counters([out.get(key) or {}, value])
+            else:
+                out[key] = value
+    return out

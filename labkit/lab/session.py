@@ -1,0 +1,438 @@
+"""One style's run: the one pipeline every run goes through, with or without a fault.
+
+Within one style:
+
+1. a fresh provider and the style's consumer start on loopback as separate
+   processes (the consumer's records in a SQLite *file*, so a SIGKILL loses
+   nothing committed); the fault's injector tunes their settings and may sit
+   on the consumer-provider hop;
+2. the workload is published on its timetable, open loop (a slow publish never
+   delays the next), while the injector acts at its times; the consumer's
+   counters are read exactly at the start and the end of the workload's time
+   axis, so every run reports the same counters over the same window;
+3. the run drains until every consumer holds every event the provider
+   committed (or the last one, for a feed that skips versions), or until
+   nothing more can arrive, or the drain timeout passes;
+4. CPU is read, every process stops, and the provider's log and the
+   consumer's records become a ``StyleRun`` (with a fault block in a fault run).
+
+API keys and webhook secrets are random per run and live only in the private
+work directory (settings files 0600, databases); nothing under ``results/``
+holds them, and no process logs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from labkit.config import RunSettings
+from labkit.consumers import records
+from labkit.errors import ConfigError, RunError, ServerError
+from labkit.lab import measures
+from labkit.lab.faults import injector_for
+from labkit.lab.measures import Episode
+from labkit.provider.store import Store
+from labkit.servers.procs import Child, ProcessGroup
+from labkit.styles.base import WINDOW_COUNTERS, Role, Style
+from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
+from labkit.wire.signing import new_secret
+from labkit.workload import Workload
+
+START_DELAY_S = 0.3
+PUBLISH_RETRY_S = 0.1
+CONTROL_TIMEOUT_S = 2.0
+PUBLISH_CONNECTIONS = 256
+
+# progress(phase, done, total): the CLI draws a bar from it; the library draws nothing.
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(phase: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class StyleRun:
+    """What one style's run measured, before it is summarised."""
+
+    style: str
+    published_ids: list[int]
+    publish_errors: int
+    publish_lateness_ms: dict[str, float | None]
+    consumers: list[str]
+    drained: bool
+    drain_s: float
+    provider_cpu_s: float
+    consumer_cpu_s: float
+    consumer_stats: dict[str, Any]
+    deliveries: dict[str, Any]
+    delivery_rtt_s: float | None
+    events: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    # CPU already spent when publishing began (start-up: imports, app set-up), so
+    # a cost model can fit the work of the run alone.
+    provider_cpu_start_s: float = 0.0
+    consumer_cpu_start_s: float = 0.0
+    # A failure run's measurements of its fault: lost, duplicates, catch-up, ...
+    fault: dict[str, Any] | None = None
+    # Consumer counters over the workload window only: what a consumer did before the
+    # first event and during the drain is an artefact of the run's edges.
+    window_counters: dict[str, int] = field(default_factory=dict)
+
+
+def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
+    """The provider's settings for ``style``'s run of ``settings``: the common ones, then the style's own."""
+    return {
+        "db_path": str(db_path),
+        "api_keys": api_keys,
+        "rate_limit_per_s": settings.rate_limit_per_s,
+        "poll_interval_hint_s": settings.poll_interval_s,
+        "time_scale": settings.time_scale,
+        "allowed_callback_hosts": ["127.0.0.1"],
+        "seed": settings.workload.seed,
+        **style.provider_settings(settings),
+    }
+
+
+def _cpu(child: Child) -> float:
+    value = child.cpu_s()
+    return 0.0 if value != value else value  # NaN once the process is gone
+
+
+class Session:
+    """Runs one style of a run (implements ``labkit.styles.base.Lab`` for the style and the injector)."""
+
+    def __init__(self, style: Style, settings: RunSettings, workload: Workload, work_dir: Path, progress: Progress = no_progress) -> None:
+        reason = style.refuse(settings)
+        if reason:
+            raise ConfigError(f"{style.name}: {reason}")
+        self.style = style
+        self.settings = settings
+        self.workload = workload
+        self.fault = injector_for(settings.fault)
+        self.dir = work_dir / style.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self.label = style.name if settings.fault is None else f"{style.name} / {settings.fault.kind}"
+        self.provider_db = self.dir / "provider.db"
+        self.consumer_db = self.dir / "consumer.db"
+        self.stats_path = self.dir / "consumer.stats.json"
+        # Fresh per run, never written outside the work directory.
+        self.consumer_key = "lk_" + secrets.token_urlsafe(18)
+        self.publisher_key = "lk_" + secrets.token_urlsafe(18)
+        self.secret = new_secret()
+        self.consumers: list[str] = []
+        self.consumer_of: dict[str, str] = {}  # subscription id -> consumer name
+        self.episodes: list[Episode] = []
+        self.provider: Role
+        self.consumer: Role
+        self.group: ProcessGroup
+        self.control: httpx.AsyncClient
+        self.t0 = 0.0
+        self.t0_ns = 0
+        self.publish_end_ns = 0
+        self.publish_errors = 0
+        self.publish_retries = 0
+        self.published_by_publisher = 0
+        self.lateness = new_histogram()
+        self.drained = False
+        self.drain_s = 0.0
+        self.cpu_start = (0.0, 0.0)
+        self.window: dict[str, int] = {}
+
+    # -- what a style and an injector may use (labkit.styles.base.Lab, labkit.lab.faults.FaultLab) --
+
+    async def start(self, name: str, role: str, settings: dict[str, Any], *, server: bool) -> Role:
+        if server:
+            child = await asyncio.to_thread(self.group.start_server, name, role, settings)
+            return Role(name, role, settings, child, port=child.port)
+        return Role(name, role, settings, self.group.start_worker(name, role, settings))
+
+    async def link(self, host: str, port: int) -> str:
+        return await self.fault.link(self, host, port)
+
+    async def get_json(self, url: str, *, auth: bool = False) -> dict[str, Any] | None:
+        headers = {"authorization": f"Bearer {self.consumer_key}"} if auth else {}
+        try:
+            r = await self.control.get(url, headers=headers, timeout=CONTROL_TIMEOUT_S)
+            body = r.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def post_json(self, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+        r = await self.control.post(url, json=body, headers={"authorization": f"Bearer {self.consumer_key}"})
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
+
+    async def until(self, at_s: float) -> None:
+        delay = self.t0 + at_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def stop_consumer(self) -> None:
+        role = self.consumer
+        role.cpu_s += _cpu(role.child)
+        await asyncio.to_thread(self.group.stop, role.child)
+        self._read_stats_file(role)  # a stopped consumer wrote its final counters
+
+    async def kill(self, role: Role) -> None:
+        role.cpu_s += _cpu(role.child)
+        await asyncio.to_thread(self.group.kill, role.child)
+
+    async def archive_counters(self, role: Role) -> None:
+        """Keep the counters of a consumer about to be SIGKILLed: exact from a server's /stats, else its stats file."""
+        if role.port is not None:
+            snap = await self.get_json(f"{role.child.url}/stats")
+            if snap is not None:
+                role.counters.append(snap.get("counters", {}))
+                role.wires.append(snap.get("wire", {}))
+                return
+        self._read_stats_file(role)
+
+    async def restart(self, role: Role) -> dict[str, Any]:
+        """Start ``role`` again on the same database file (and, for a server, the same port).
+
+        The fault ends when the restart is issued; a server's start-up time is
+        reported beside it (``ready_after_s``) and is part of the catch-up.
+        """
+        name = role.next_name
+        role.lifetimes += 1
+        issued = time.monotonic()
+        if role.port is not None:
+            role.child = await asyncio.to_thread(self.group.start_server, name, role.role, role.settings, port=role.port)
+            return {"ready_after_s": time.monotonic() - issued}
+        # A worker signals readiness by writing its stats file (its counters were archived already).
+        self.stats_path.unlink(missing_ok=True)
+        role.child = self.group.start_worker(name, role.role, role.settings)
+        return {}
+
+    def _read_stats_file(self, role: Role) -> None:
+        try:
+            snap = json.loads(self.stats_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return
+        role.counters.append(snap.get("counters", {}))
+        role.wires.append(snap.get("wire", {}))
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def run(self) -> StyleRun:
+        """Run this style to the end (blocking; starts its own event loop)."""
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> StyleRun:
+        """Run this style to the end from a running event loop."""
+        with ProcessGroup(self.dir) as group:
+            self.group = group
+            try:
+                await self._main()
+            finally:
+                await self.fault.close()
+        return self._result()
+
+    async def _main(self) -> None:
+        ps = provider_settings(self.settings, self.provider_db, [self.consumer_key, self.publisher_key], self.style)
+        self.fault.tune("provider", ps, self)
+        self.provider = await self.start("provider", "provider", ps, server=True)
+        async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S * 5) as control:
+            self.control = control
+            self.consumer = await self.style.start_consumer(self)
+            self.cpu_start = (_cpu(self.provider.child), _cpu(self.consumer.child))
+            self.t0 = time.monotonic() + START_DELAY_S
+            self.t0_ns = time.time_ns() + int(START_DELAY_S * 1e9)
+            injector = asyncio.create_task(self.fault.during(self))
+            bracket = asyncio.create_task(self._bracket())
+            try:
+                await self._publish()
+                self.publish_end_ns = time.time_ns()
+                await injector
+                await bracket
+            finally:
+                for task in (injector, bracket):
+                    task.cancel()
+            if self.publish_errors and not self.published_by_publisher:
+                raise RunError(
+                    f"{self.style.name}: the provider accepted none of {len(self.workload)} events: {self.provider.child.log_tail()}"
+                )
+            self.fault.after_publish(self)
+            await self._drain()
+            self.provider.cpu_s += _cpu(self.provider.child)
+            await self.stop_consumer()
+            await asyncio.to_thread(self.group.stop, self.provider.child)
+
+    async def _bracket(self) -> None:
+        """The consumer's counters over the workload window, across restarts of the consumer."""
+        await self.until(0.0)
+        start = await self.style.counters_now(self)
+        archived = len(self.consumer.counters)
+        await self.until(self.workload.settings.duration_s)
+        end = measures.merge_counters([*self.consumer.counters[archived:], await self.style.counters_now(self)])
+        if start or end:
+            self.window = {k: int(end.get(k, 0) or 0) - int(start.get(k, 0) or 0) for k in WINDOW_COUNTERS}
+
+    async def _publish(self) -> None:
+        """Publish every event at its intended time; lateness is measured from that time."""
+        wl = self.workload
+        total = len(wl)
+        done = 0
+        event_type = wl.settings.event_type
+        give_up_s = self.fault.publish_give_up_s
+        headers = {"authorization": f"Bearer {self.publisher_key}", "content-type": "application/json"}
+        limits = httpx.Limits(max_connections=PUBLISH_CONNECTIONS, max_keepalive_connections=PUBLISH_CONNECTIONS)
+        async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=headers) as client:
+
+            async def one(i: int) -> None:
+                nonlocal done
+                body = orjson.dumps({"type": event_type, "payload": wl.payloads[i]})
+                give_up = time.monotonic() + give_up_s
+                while True:
+                    try:
+                        # The provider's URL is read each time: it keeps its port across restarts.
+                        resp = await client.post(f"{self.provider.child.url}/events", content=body)
+                        if resp.status_code == 201:
+                            self.published_by_publisher += 1
+                            break
+                        if resp.status_code < 500 and resp.status_code != 429:
+                            self.publish_errors += 1
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() >= give_up:
+                        self.publish_errors += 1
+                        break
+                    self.publish_retries += 1
+                    await asyncio.sleep(PUBLISH_RETRY_S)
+                done += 1
+
+            tasks = []
+            for i, off in enumerate(wl.offsets_s):
+                await self.until(off)
+                record_us(self.lateness, (time.monotonic() - (self.t0 + off)) * 1e6)
+                tasks.append(asyncio.create_task(one(i)))
+                if i % 16 == 0:
+                    self.progress(f"{self.label}: publishing", done, total)
+            await asyncio.gather(*tasks)
+        self.progress(f"{self.label}: publishing", total, total)
+
+    async def _drain(self) -> None:
+        """Wait until every consumer holds every committed event, nothing more can come, or the timeout passes."""
+        created = Store.events_created_at(str(self.provider_db))
+        expected = len(created)
+        total = expected * len(self.consumers)
+        last_id = max(created) if created and self.style.drains_to_last(self.settings) else None
+        start = time.monotonic()
+        while True:
+            if last_id is not None:
+                seen = records.latest_seen(str(self.consumer_db))
+                got = expected * sum(1 for c in self.consumers if seen.get(c, 0) >= last_id)
+            else:
+                counts = records.received_counts(str(self.consumer_db))
+                got = sum(min(counts.get(c, 0), expected) for c in self.consumers)
+            self.progress(f"{self.label}: draining", got, total)
+            if got >= total or self.style.settled(self):
+                self.drained = got >= total or not self.fault.promises_no_loss
+                break
+            if time.monotonic() - start > self.settings.drain_timeout_s:
+                break
+            for role in (self.provider, self.consumer):
+                if not role.child.alive():
+                    raise ServerError(f"{role.child.name} died during the run: {role.child.log_tail()}")
+            await asyncio.sleep(0.05)
+        self.drain_s = time.monotonic() - start
+
+    # -- results ------------------------------------------------------------------------------------
+
+    def _result(self) -> StyleRun:
+        created = Store.events_created_at(str(self.provider_db))
+        received = measures.first_received(records.load_events(str(self.consumer_db)))
+        counters = measures.merge_counters(self.consumer.counters)
+        wire = measures.merge_counters(self.consumer.wires)
+        name = self.style.name
+        events = [
+            (name, consumer, event_id, created[event_id], got)
+            for (consumer, event_id), got in sorted(received.items())
+            if event_id in created
+        ]
+        deliveries, rtt = self.style.provider_side(self.provider_db)
+        return StyleRun(
+            style=name,
+            published_ids=sorted(created),
+            publish_errors=self.publish_errors,
+            publish_lateness_ms=histogram_summary_ms(self.lateness),
+            consumers=self.consumers,
+            drained=self.drained,
+            drain_s=self.drain_s,
+            provider_cpu_s=self.provider.cpu_s,
+            consumer_cpu_s=self.consumer.cpu_s,
+            consumer_stats={"counters": counters, "wire": wire},
+            deliveries=deliveries,
+            delivery_rtt_s=rtt,
+            events=events,
+            provider_cpu_start_s=self.cpu_start[0],
+            consumer_cpu_start_s=self.cpu_start[1],
+            fault=self._fault_block(created, received, counters, deliveries) if self.settings.fault is not None else None,
+            window_counters=self.window,
+        )
+
+    def _fault_block(
+        self, created: dict[int, int], received: dict[tuple[str, int], int], counters: dict[str, Any], deliveries: dict[str, Any]
+    ) -> dict[str, Any]:
+        f = self.settings.fault
+        assert f is not None
+        unique = len([k for k in received if k[1] in created])
+        lost = measures.lost(created, received, self.consumers)
+        episodes = [self._episode(ep, created, received) for ep in self.episodes]
+        catch_ups = [e["catch_up_s"] for e in episodes if e["catch_up_s"] is not None]
+        windows = [(ep.started_ns, ep.ended_ns or self.publish_end_ns) for ep in self.episodes]
+        during, outside = measures.split_latency(created, received, windows)
+        attempts = self.style.retry_attempts(self.provider_db, self.consumer_of)
+        retry = measures.retry_effect(created, received, attempts) if attempts is not None else {}
+        style_part = self.style.fault_measures(counters, deliveries, retry)
+        processed_total = int(style_part.pop("processed_total", 0))
+        return {
+            "kind": f.kind,
+            "description": f.describe(),
+            "plan": f.model_dump(mode="json"),
+            "promises_no_loss": f.promises_no_loss,
+            "published": len(created),
+            "delivered": unique,
+            "lost": lost,
+            "loss_ok": lost == 0 or not f.promises_no_loss,
+            # Events the consumer counted as newly processed, over all its lifetimes, beyond the
+            # unique events it holds: 0 when de-duplication held. (A SIGKILLed poller's last 0.5 s
+            # of counters are lost, which can only lower this figure.)
+            "duplicates_processed": max(processed_total - unique, 0),
+            **style_part,
+            "episodes": episodes,
+            "catch_up_s": max(catch_ups) if catch_ups else None,
+            # None when the fault was never lifted (a 410 disables the endpoint for good).
+            "outage_s": None if any(e["outage_s"] is None for e in episodes) else sum((e["outage_s"] for e in episodes), 0.0),
+            "latency_during_fault_ms": during,
+            "latency_outside_fault_ms": outside,
+            "provider_restarts": self.provider.lifetimes - 1,
+            "consumer_restarts": self.consumer.lifetimes - 1,
+            "publish_retries": self.publish_retries,
+            **self.fault.block(),
+        }
+
+    def _episode(self, ep: Episode, created: dict[int, int], received: dict[tuple[str, int], int]) -> dict[str, Any]:
+        catch_up = measures.catch_up_s(created, received, self.consumers, ep.ended_ns) if ep.ended_ns else None
+        return {
+            "what": ep.what,
+            "at_s": (ep.started_ns - self.t0_ns) / 1e9,
+            "outage_s": (ep.ended_ns - ep.started_ns) / 1e9 if ep.ended_ns else None,
+            "catch_up_s": catch_up,
+            **{k: v for k, v in ep.detail.items() if not k.endswith("_ns")},
+        }

@@ -1,0 +1,197 @@
+"""The interface a delivery style implements, and what the pipeline offers it.
+
+A style is one module: a ``StyleInfo`` (name, label, colour, ...) plus a
+``Style`` subclass that knows which consumer processes it starts from the run
+settings, how to read their counters, what its summary block and model are,
+and how the report names its variants. The pipeline (``labkit.lab.session``)
+only calls these methods; it never asks which style it holds. ``Lab`` is the
+pipeline seen from a style or a fault injector: the few things they may use.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from labkit.styles import registry
+from labkit.styles.registry import StyleInfo
+
+if TYPE_CHECKING:
+    from labkit.config import RunSettings
+    from labkit.servers.procs import Child
+
+# The consumer counters every run brackets over the workload window (missing ones read as 0).
+WINDOW_COUNTERS = ("polls", "empty_polls", "not_modified", "requests")
+
+
+def as_number(value: Any) -> float | None:
+    """A setting read from a results row as a number (numpy scalars, strings), or None."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if out != out else out
+
+
+@dataclass
+class Role:
+    """A process role (provider, receiver, poller): its current process and its earlier lifetimes' counts."""
+
+    name: str
+    role: str
+    settings: dict[str, Any]
+    child: Child
+    port: int | None = None
+    lifetimes: int = 1
+    cpu_s: float = 0.0
+    counters: list[dict[str, Any]] = field(default_factory=list)
+    wires: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def next_name(self) -> str:
+        return f"{self.name}.{self.lifetimes}"
+
+
+class Tuner(Protocol):
+    """The part of a fault injector a style sees: it adjusts a process's settings before it starts."""
+
+    def tune(self, role: str, settings: dict[str, Any], lab: Lab) -> None: ...
+
+
+class Lab(Protocol):
+    """What the pipeline offers a style and a fault injector during one style's run."""
+
+    settings: RunSettings
+    dir: Path
+    provider_db: Path
+    consumer_db: Path
+    stats_path: Path
+    consumer_key: str
+    secret: str
+    provider: Role
+    consumer: Role
+    consumers: list[str]
+    consumer_of: dict[str, str]
+
+    @property
+    def fault(self) -> Tuner: ...
+
+    @property
+    def style(self) -> Style: ...
+
+    async def start(self, name: str, role: str, settings: dict[str, Any], *, server: bool) -> Role: ...
+
+    async def link(self, host: str, port: int) -> str:
+        """The URL a consumer-provider hop uses to reach ``host:port`` (a network fault puts a proxy there)."""
+        ...
+
+    async def get_json(self, url: str, *, auth: bool = False) -> dict[str, Any] | None: ...
+
+    async def post_json(self, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]: ...
+
+
+class Style(ABC):
+    """One delivery style: how a run starts, reads and summarises it, and how reports name it."""
+
+    info: StyleInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def refuse(self, settings: RunSettings) -> str | None:
+        """A one-line reason when ``settings`` ask for something this style cannot do, naming the setting."""
+        return None
+
+    def provider_settings(self, settings: RunSettings) -> dict[str, Any]:
+        """The provider settings this style's run needs beyond the common ones (batching, poll hint, ...)."""
+        return {}
+
+    @abstractmethod
+    def consumer_names(self, settings: RunSettings) -> list[str]:
+        """The logical consumers a run of these settings follows (subscribers, pollers, ...)."""
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def start_consumer(self, lab: Lab) -> Role:
+        """Start this style's consumer process(es) against ``lab.provider``; sets ``lab.consumers``."""
+
+    @abstractmethod
+    async def counters_now(self, lab: Lab) -> dict[str, Any]:
+        """The consumer's counters at this moment, exactly (the window is bracketed with them)."""
+
+    def drains_to_last(self, settings: RunSettings) -> bool:
+        """True when a consumer is done once it holds the last event (a feed that skips versions)."""
+        return False
+
+    def settled(self, lab: Lab) -> bool:
+        """True when nothing more can reach the consumers (so the drain may stop early)."""
+        return False
+
+    async def in_flight(self, lab: Lab) -> int | None:
+        """Deliveries the provider has on the wire now (a provider kill waits for some); None if not pushed."""
+        return None
+
+    def provider_side(self, provider_db: Path) -> tuple[dict[str, Any], float | None]:
+        """What the provider's database says of delivery (outbox summary, mean delivery RTT)."""
+        return {}, None
+
+    # -- results ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def summary(self, run: Any, settings: RunSettings, per: int, rate: float) -> dict[str, Any]:
+        """This style's keys of its summary.json block, its ``model`` block included.
+
+        ``run`` is a ``labkit.lab.session.StyleRun``; ``per`` the expected deliveries
+        (events x consumers); ``rate`` the realised publish rate.
+        """
+
+    @abstractmethod
+    def fault_measures(self, counters: Mapping[str, Any], deliveries: Mapping[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
+        """This style's part of a fault block: duplicates seen and processed, retries, dead letters."""
+
+    def retry_attempts(self, provider_db: Path, consumer_of: Mapping[str, str]) -> dict[tuple[str, int], int] | None:
+        """(consumer, event id) -> attempts its delivery took, when the provider retries deliveries."""
+        return None
+
+    # -- analysis and reports ----------------------------------------------------------------------
+
+    @abstractmethod
+    def variant(self, setting: Callable[[str], Any], assumes: str) -> str:
+        """The report's name for the variant a results row measured (``setting(name)`` reads the row)."""
+
+    @abstractmethod
+    def projected_requests_per_event(
+        self,
+        rate_per_s: float,
+        poll_interval_s: float,
+        batch: int,
+        retries_per_event: float,
+        long_poll_wait_s: float,
+        page_limit: int | None,
+    ) -> tuple[float, str]:
+        """Requests per event the model predicts at a projected scale, and a line naming the variant."""
+
+    def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
+        """Model curve of requests per event against lambda T (numpy array in, array out) for figures."""
+        return None
+
+    def shows_interval(self) -> bool:
+        """True when a poll interval is part of what this style measured (report tables show it)."""
+        return False
+
+
+def unit(name: str) -> Style:
+    """The runnable unit of style ``name``; ConfigError names an unknown one."""
+    return cast(Style, registry.unit_of(name))
+
+
+def units() -> list[Style]:
+    """Every runnable style, in display order."""
+    return [unit(info.name) for info in registry.all_styles()]

@@ -1,0 +1,160 @@
+"""Webhook push (and its variants: batching, thin events) as one delivery style.
+
+A run starts one receiver process and subscribes it once per subscriber; the
+provider's dispatcher pushes each event (or batch) as it is committed. The
+receiver de-duplicates on the webhook-id and counts what it saw; the
+provider's outbox says how many attempts and retries delivery took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from labkit import model
+from labkit.config import RunSettings
+from labkit.errors import RunError
+from labkit.provider.store import Store
+from labkit.styles.base import Lab, Role, Style, as_number
+from labkit.styles.registry import StyleInfo, register
+
+INFO = StyleInfo(
+    name="webhook",
+    label="webhook push",
+    colour="#1f77b4",
+    marker="o",
+    direction="push",
+    needs_public_endpoint=True,
+    dedup_key="webhook-id (a retry carries the first attempt's id)",
+    order=10,
+)
+
+# The report's names of the variants (labkit.report.terms spells the plain one the same way).
+PLAIN, THIN, BATCHED = "webhook push", "thin webhooks", "batched webhooks"
+
+
+class Webhook(Style):
+    """The provider pushes; a receiver (one process, one URL per subscriber) acknowledges."""
+
+    info = INFO
+
+    def refuse(self, settings: RunSettings) -> str | None:
+        return None
+
+    def provider_settings(self, settings: RunSettings) -> dict[str, Any]:
+        return {
+            "batch_max_events": settings.batch_max_events,
+            "batch_window_ms": settings.batch_window_ms,
+            "thin_events": settings.thin_events,
+            "dispatch_concurrency": max(64, settings.subscribers * 8),
+        }
+
+    def consumer_names(self, settings: RunSettings) -> list[str]:
+        return [f"s{i}" for i in range(settings.subscribers)]
+
+    async def start_consumer(self, lab: Lab) -> Role:
+        s: dict[str, Any] = {
+            "secrets": [lab.secret],
+            "db_path": str(lab.consumer_db),
+            "stats_path": str(lab.stats_path),
+            "provider_url": lab.provider.child.url,
+            "api_key": lab.consumer_key,
+            "seed": lab.settings.workload.seed,
+        }
+        lab.fault.tune("receiver", s, lab)
+        role = await lab.start("receiver", "receiver", s, server=True)
+        url = await lab.link("127.0.0.1", role.port or 0)
+        lab.consumers = self.consumer_names(lab.settings)
+        for name in lab.consumers:
+            status, body = await lab.post_json(
+                f"{lab.provider.child.url}/subscriptions", {"url": f"{url}/webhook/{name}", "secret": lab.secret}
+            )
+            if status != 201 or not isinstance(body, dict):
+                raise RunError(f"could not subscribe the receiver: {status} {str(body)[:200]}")
+            lab.consumer_of[str(body["id"])] = name
+        return role
+
+    async def counters_now(self, lab: Lab) -> dict[str, Any]:
+        snap = await lab.get_json(f"{lab.consumer.child.url}/stats")
+        return dict((snap or {}).get("counters") or {})
+
+    def settled(self, lab: Lab) -> bool:
+        return Store.pending_deliveries_at(str(lab.provider_db)) == 0
+
+    async def in_flight(self, lab: Lab) -> int | None:
+        snap = await lab.get_json(f"{lab.provider.child.url}/stats", auth=True)
+        try:
+            return int((snap or {})["dispatcher"]["in_flight"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def provider_side(self, provider_db: Path) -> tuple[dict[str, Any], float | None]:
+        deliveries = dict(Store.delivery_summary_at(str(provider_db)))
+        # Endpoints the provider gave up on (410 Gone or the disable policy after sustained failure).
+        deliveries["disabled_endpoints"] = len(Store.disabled_subscriptions_at(str(provider_db)))
+        return deliveries, Store.mean_delivery_rtt_s_at(str(provider_db))
+
+    def summary(self, run: Any, settings: RunSettings, per: int, rate: float) -> dict[str, Any]:
+        d = run.deliveries
+        counters = run.consumer_stats.get("counters", {})
+        attempts = int(d.get("attempts", 0))
+        retries = int(d.get("retries", max(attempts - int(d.get("deliveries", 0)), 0)))
+        published = max(len(run.published_ids), 1)
+        return {
+            "attempts": attempts,
+            "retries": retries,
+            "dead": int(d.get("dead", 0)),
+            "disabled_endpoints": int(d.get("disabled_endpoints", 0)),
+            "rejected": counters.get("rejected", {}),
+            "delivery_rtt_ms": run.delivery_rtt_s * 1000 if run.delivery_rtt_s is not None else None,
+            "model": model.webhook_model(run.delivery_rtt_s or 0.0, batch=settings.batch_max_events, retries_per_event=retries / published),
+        }
+
+    def retry_attempts(self, provider_db: Path, consumer_of: Mapping[str, str]) -> dict[tuple[str, int], int] | None:
+        out: dict[tuple[str, int], int] = {}
+        for sub_id, event_ids, n in Store.delivery_attempts_at(str(provider_db)):
+            consumer = consumer_of.get(sub_id)
+            if consumer is None:
+                continue
+            for e in event_ids:
+                out[(consumer, e)] = max(out.get((consumer, e), 0), n)
+        return out
+
+    def fault_measures(self, counters: Mapping[str, Any], deliveries: Mapping[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "duplicates_seen": int(counters.get("duplicates", 0)),
+            "processed_total": int(counters.get("events_recorded", 0)),
+            "retries": int(deliveries.get("retries", 0)),
+            "dead_lettered": int(deliveries.get("dead", 0)),
+            "disabled": int(deliveries.get("disabled", 0)),
+            "attempt_status_counts": deliveries.get("attempt_status_counts", {}),
+            "failed_polls": None,
+            "throttled_polls": None,
+            **retry,
+        }
+
+    def variant(self, setting: Callable[[str], Any], assumes: str) -> str:
+        if setting("thin_events") is True:
+            return THIN
+        if (as_number(setting("batch_max_events")) or 1) > 1:
+            return BATCHED
+        return PLAIN
+
+    def projected_requests_per_event(
+        self,
+        rate_per_s: float,
+        poll_interval_s: float,
+        batch: int,
+        retries_per_event: float,
+        long_poll_wait_s: float,
+        page_limit: int | None,
+    ) -> tuple[float, str]:
+        variant = f"push, {batch} event(s) per request" + (f", {retries_per_event} retries per event" if retries_per_event else "")
+        return model.push_requests_per_event(batch, retries_per_event), variant
+
+    def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
+        return lambda_t * 0 + model.push_requests_per_event(batch), f"model: push 1/B (B = {batch})"
+
+
+WEBHOOK = register(INFO, Webhook())
