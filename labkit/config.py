@@ -173,6 +173,74 @@ class PollerSettings(Settings):
     ca_file: str | None = Field(None, description="extra CA (PEM) to trust, for an HTTPS provider")
 
 
+# Network profiles (parsed and shipped in labkit.network): the limits of what a profile may say.
+MAX_RTT_MS = 10_000.0
+MAX_LOSS = 0.5
+MIN_RATE_BPS = 1_000.0
+MAX_RATE_BPS = 100e9
+
+
+class NetworkProfile(Settings):
+    """What the network between a consumer and the provider does to their traffic.
+
+    ``jitter_ms`` varies each one-way delay uniformly by +/- that much, so the
+    mean round trip stays ``rtt_ms``; ``loss`` is the share of chunks that wait
+    one retransmission timeout ``rto_ms`` extra (what a lost segment costs
+    above TCP); a rate of ``None`` means the link does not limit.
+    """
+
+    name: str = Field("custom", min_length=1, max_length=200)
+    rtt_ms: float = Field(0.0, ge=0, le=MAX_RTT_MS)
+    jitter_ms: float = Field(0.0, ge=0, le=MAX_RTT_MS / 2)
+    loss: float = Field(0.0, ge=0, le=MAX_LOSS, description="fraction, 0 to 0.5")
+    rate_up_bps: float | None = Field(None, ge=MIN_RATE_BPS, le=MAX_RATE_BPS)
+    rate_down_bps: float | None = Field(None, ge=MIN_RATE_BPS, le=MAX_RATE_BPS)
+    rto_ms: float = Field(200.0, ge=0, le=60_000, description="Linux's minimum retransmission timeout")
+    source: str = Field("given by the user", max_length=2000)
+
+    @model_validator(mode="after")
+    def _jitter(self) -> NetworkProfile:
+        if self.jitter_ms > self.rtt_ms / 2:
+            raise ValueError(f"jitter: {self.jitter_ms:g} ms must be at most the one-way delay (rtt/2 = {self.rtt_ms / 2:g} ms)")
+        return self
+
+    @property
+    def one_way_ms(self) -> float:
+        """The delay each direction adds: half the round trip."""
+        return self.rtt_ms / 2
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the profile adds nothing (no proxy needed)."""
+        return self.rtt_ms == 0 and self.jitter_ms == 0 and self.loss == 0 and self.rate_up_bps is None and self.rate_down_bps is None
+
+    def spec(self) -> str:
+        """The profile as a spec string ``parse_network`` reads back to the same numbers."""
+        parts = [f"rtt={self.rtt_ms:g}ms", f"jitter={self.jitter_ms:g}ms", f"loss={self.loss * 100:g}%"]
+        if self.rate_up_bps == self.rate_down_bps and self.rate_up_bps is not None:
+            parts.append(f"rate={format_rate(self.rate_up_bps)}")
+        else:
+            if self.rate_up_bps is not None:
+                parts.append(f"rate_up={format_rate(self.rate_up_bps)}")
+            if self.rate_down_bps is not None:
+                parts.append(f"rate_down={format_rate(self.rate_down_bps)}")
+        if self.rto_ms != 200.0:
+            parts.append(f"rto={self.rto_ms:g}ms")
+        return ",".join(parts)
+
+    def describe(self) -> dict[str, Any]:
+        """For results and reports: every number, the spec string and the source."""
+        return {**self.model_dump(), "spec": self.spec(), "one_way_ms": self.one_way_ms}
+
+
+def format_rate(bps: float) -> str:
+    """10000000 -> '10mbit' (the largest unit that keeps the number readable)."""
+    for unit, mult in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
+        if bps >= mult:
+            return f"{bps / mult:g}{unit}"
+    return f"{bps:g}bps"
+
+
 Arrival = Literal["constant", "poisson", "bursty", "trace"]
 
 
@@ -231,6 +299,13 @@ class RunSettings(Settings):
     out_dir: str = "results"
     experiment: str = Field("compare", pattern=SAFE_NAME_PATTERN, description=SAFE_NAME_RULE)
     fault: FaultPlan | None = Field(None, description="what to break during the run (labkit.failures.plans)")
+    network: NetworkProfile | None = Field(
+        None, description="applied to every consumer <-> provider hop (labkit.network parses names and specs); None: loopback"
+    )
+    tls: bool = Field(False, description="serve the provider, the receiver and streams over HTTPS (a local CA)")
+    webhook_connection: Literal["reuse", "new"] = Field(
+        "reuse", description="the webhook sender's connections: a keep-alive pool, or a new one per delivery"
+    )
 
     @field_validator("styles")
     @classmethod

@@ -22,81 +22,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from labkit.config import Settings, describe_error
+from labkit.config import (
+    MAX_LOSS,
+    MAX_RATE_BPS,
+    MIN_RATE_BPS,
+    NetworkProfile,
+    describe_error,
+)
 from labkit.errors import ConfigError
-
-MAX_RTT_MS = 10_000.0
-MAX_LOSS = 0.5
-MIN_RATE_BPS = 1_000.0
-MAX_RATE_BPS = 100e9
 
 TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 RATE_UNITS = {"bps": 1.0, "bit": 1.0, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
 SPEC_KEYS = ("rtt", "jitter", "loss", "rate", "rate_up", "rate_down", "rto")
 SPEC_HELP = "a spec such as rtt=80ms,jitter=5ms,loss=0.5%,rate=10mbit (keys: " + ", ".join(SPEC_KEYS) + ")"
-
-
-class NetworkProfile(Settings):
-    """What the network between a consumer and the provider does to their traffic.
-
-    ``jitter_ms`` varies each one-way delay uniformly by +/- that much, so the
-    mean round trip stays ``rtt_ms``; ``loss`` is the share of chunks that wait
-    one retransmission timeout ``rto_ms`` extra (what a lost segment costs
-    above TCP); a rate of ``None`` means the link does not limit.
-    """
-
-    name: str = Field("custom", min_length=1, max_length=200)
-    rtt_ms: float = Field(0.0, ge=0, le=MAX_RTT_MS)
-    jitter_ms: float = Field(0.0, ge=0, le=MAX_RTT_MS / 2)
-    loss: float = Field(0.0, ge=0, le=MAX_LOSS, description="fraction, 0 to 0.5")
-    rate_up_bps: float | None = Field(None, ge=MIN_RATE_BPS, le=MAX_RATE_BPS)
-    rate_down_bps: float | None = Field(None, ge=MIN_RATE_BPS, le=MAX_RATE_BPS)
-    rto_ms: float = Field(200.0, ge=0, le=60_000, description="Linux's minimum retransmission timeout")
-    source: str = Field("given by the user", max_length=2000)
-
-    @model_validator(mode="after")
-    def _jitter(self) -> NetworkProfile:
-        if self.jitter_ms > self.rtt_ms / 2:
-            raise ValueError(f"jitter: {self.jitter_ms:g} ms must be at most the one-way delay (rtt/2 = {self.rtt_ms / 2:g} ms)")
-        return self
-
-    @property
-    def one_way_ms(self) -> float:
-        """The delay each direction adds: half the round trip."""
-        return self.rtt_ms / 2
-
-    @property
-    def is_loopback(self) -> bool:
-        """True when the profile adds nothing (no proxy needed)."""
-        return self.rtt_ms == 0 and self.jitter_ms == 0 and self.loss == 0 and self.rate_up_bps is None and self.rate_down_bps is None
-
-    def spec(self) -> str:
-        """The profile as a spec string ``parse_network`` reads back to the same numbers."""
-        parts = [f"rtt={self.rtt_ms:g}ms", f"jitter={self.jitter_ms:g}ms", f"loss={self.loss * 100:g}%"]
-        if self.rate_up_bps == self.rate_down_bps and self.rate_up_bps is not None:
-            parts.append(f"rate={format_rate(self.rate_up_bps)}")
-        else:
-            if self.rate_up_bps is not None:
-                parts.append(f"rate_up={format_rate(self.rate_up_bps)}")
-            if self.rate_down_bps is not None:
-                parts.append(f"rate_down={format_rate(self.rate_down_bps)}")
-        if self.rto_ms != 200.0:
-            parts.append(f"rto={self.rto_ms:g}ms")
-        return ",".join(parts)
-
-    def describe(self) -> dict[str, Any]:
-        """For results and reports: every number, the spec string and the source."""
-        return {**self.model_dump(), "spec": self.spec(), "one_way_ms": self.one_way_ms}
-
-
-def format_rate(bps: float) -> str:
-    """10000000 -> '10mbit' (the largest unit that keeps the number readable)."""
-    for unit, mult in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
-        if bps >= mult:
-            return f"{bps / mult:g}{unit}"
-    return f"{bps:g}bps"
 
 
 _CLOUD_RTT = (
