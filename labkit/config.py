@@ -7,9 +7,9 @@ the library sees a CLI object. ``validated`` turns pydantic's errors into a
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labkit.errors import ConfigError
 from labkit.failures.plans import FaultPlan
@@ -33,6 +33,24 @@ SAFE_NAME_RULE = "1-100 letters, digits, '_', '.' or '-', not starting with '.'"
 # Svix disables an endpoint whose deliveries have all failed for 5 days; compressed by time_scale
 # like the retry schedule.
 DISABLE_AFTER_FAILING_S = 5 * 86_400.0
+
+
+MAX_PROCESSES = 256
+
+
+def _processes(value: Any) -> Any:
+    """A process count: a whole number from 1 to ``MAX_PROCESSES``, or "auto" (one per core)."""
+    if value == "auto":
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if type(value) is not int or not 1 <= value <= MAX_PROCESSES:
+        raise ValueError(f"must be a whole number from 1 to {MAX_PROCESSES}, or 'auto' (one per core); got {value!r}")
+    return value
+
+
+# How many processes share a consumer fleet or the receiver (labkit.consumers.processes splits and merges).
+Processes = Annotated[int | Literal["auto"], BeforeValidator(_processes)]
 
 
 class Settings(BaseModel):
@@ -132,6 +150,8 @@ class ReceiverSettings(Settings):
     )
     limits: ServerLimits = ServerLimits()
     seed: int = 0
+    processes: Processes = Field(1, description="uvicorn worker processes sharing the listening socket; 'auto': one per core")
+    peers: tuple[str, ...] = Field((), description="set by the receiver's supervisor: its workers' control URLs, merged by GET /stats")
 
     @field_validator("secrets")
     @classmethod
@@ -171,6 +191,8 @@ class PollerSettings(Settings):
         "raw", description="raw: lean keep-alive client, one connection per poller (scales to 1000s); httpx: counting_client"
     )
     ca_file: str | None = Field(None, description="extra CA (PEM) to trust, for an HTTPS provider")
+    processes: Processes = Field(1, description="processes the pollers are split across; 'auto': one per core")
+    first_index: int = Field(0, ge=0, description="the first poller's number (p<first_index>): set for one process of several")
 
 
 # Network profiles (parsed and shipped in labkit.network): the limits of what a profile may say.
@@ -306,6 +328,9 @@ class RunSettings(Settings):
     webhook_connection: Literal["reuse", "new"] = Field(
         "reuse", description="the webhook sender's connections: a keep-alive pool, or a new one per delivery"
     )
+    consumer_processes: Processes = Field(
+        1, description="processes for the poller fleet, the stream consumers and the receiver; 'auto': one per core"
+    )
 
     @field_validator("styles")
     @classmethod
@@ -399,6 +424,8 @@ class StreamConsumerSettings(Settings):
     idle_timeout_s: float = Field(60.0, gt=0, le=3600, description="no byte (not even a heartbeat) for this long: reconnect")
     connect_timeout_s: float = Field(10.0, gt=0, le=600)
     seed: int = 0
+    processes: Processes = Field(1, description="processes the connections are split across; 'auto': one per core")
+    first_index: int = Field(0, ge=0, description="the first consumer's number (c<first_index>): set for one process of several")
 
 
 ProviderSettings.model_rebuild()

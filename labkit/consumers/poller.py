@@ -27,6 +27,10 @@ saturated core at 1,000 requests/s. httpcore's pool scans its connections on
 every request (quadratically when many are idle), so its pool is split into
 shards of at most ``POOL_SHARD`` pollers sharing one ``WireCounter``.
 
+Past one core, ``processes = N`` (or "auto") splits the pollers over N worker
+processes under one supervisor (``labkit.consumers.processes``): one stats
+file, counters and histograms merged exactly.
+
 ``python -m labkit.consumers.poller SETTINGS_JSON_FILE`` runs a fleet until
 SIGTERM or SIGINT, then writes its final stats.
 """
@@ -53,6 +57,7 @@ import httpx
 import orjson
 
 from labkit.config import PollerSettings, validated
+from labkit.consumers import processes
 from labkit.consumers.rawhttp import Connection
 from labkit.consumers.records import RecordStore
 from labkit.consumers.stats import Latency, StatsWriter
@@ -75,7 +80,7 @@ class Poller:
 
     def __init__(self, index: int, settings: PollerSettings, phase_s: float, cursor: str = "0", etag: str | None = None) -> None:
         self.index = index
-        self.consumer = f"p{index}"
+        self.consumer = f"p{settings.first_index + index}"
         self.phase_s = phase_s
         self.interval_s = settings.interval_s
         self.etag = etag
@@ -138,7 +143,13 @@ class Fleet:
         self.last_version: dict[int, int] = {}
         wait = settings.long_poll_wait_s
         self.timeout = max(settings.timeout_s, wait + LONG_POLL_SLACK_S) if wait > 0 else settings.timeout_s
-        self.stats = StatsWriter("poller", settings.stats_path, self.counters, self.wire.snapshot)
+        self.stats = StatsWriter(
+            "poller",
+            settings.stats_path,
+            self.counters,
+            self.wire.snapshot,
+            histograms=lambda: {"lateness": self.lateness, "rtt": self.rtt},
+        )
 
     def counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -172,7 +183,7 @@ class Fleet:
         # pollers keep a request outstanding, so they only spread their first connects (<= 1 s).
         spread = min(s.interval_s, 1.0) if s.long_poll_wait_s > 0 and not s.snapshot else s.interval_s
         for i in range(s.pollers):
-            cursor, etag = stored.get(f"p{i}", ("0", None))
+            cursor, etag = stored.get(f"p{s.first_index + i}", ("0", None))
             self.pollers.append(Poller(i, s, rng.uniform(0, spread), cursor, etag))
             if s.snapshot and cursor.isdigit():
                 self.last_version[i] = int(cursor)
@@ -407,7 +418,16 @@ def _loop_factory() -> Any:
 
 
 def main(settings: PollerSettings) -> FleetResult:
-    """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats."""
+    """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats.
+
+    With ``processes`` > 1 this process supervises that many fleets, each a slice of the pollers
+    (``labkit.consumers.processes``), and its stats file is their exact merge.
+    """
+    if processes.resolve(settings.processes) > 1:
+        code, merged, elapsed = processes.supervise_fleet("poller", settings, "pollers", "labkit.consumers.poller")
+        if code:
+            raise SystemExit(code)
+        return FleetResult(settings.pollers, elapsed, merged.get("counters", {}), merged.get("wire", {}))
     _raise_fd_limit(settings.pollers)
 
     async def _main() -> FleetResult:

@@ -8,7 +8,8 @@ Written every 0.5 s and once more at shutdown::
 
     {"role": "receiver" | "poller", "pid": int, "cpu_s": float,
      "wire": {"bytes_in": int, "bytes_out": int, "connections": int},
-     "counters": {...}}
+     "counters": {...},
+     "histograms": {name: {"count", "sum_us", "hdr"}}}   (the latency histograms, encoded)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -47,6 +48,17 @@ class Latency:
         record_us(self.hist, value_us)
         self.count += 1
         self.sum_us += max(value_us, 0.0)
+
+    def export(self) -> dict[str, Any]:
+        """JSON-safe data another process merges exactly (``labkit.consumers.processes``)."""
+        return {"count": self.count, "sum_us": self.sum_us, "hdr": self.hist.encode().decode("ascii")}
+
+    def add_exported(self, part: Mapping[str, Any]) -> None:
+        """Add an ``export()`` of another histogram to this one (``HdrHistogram.add``: exact)."""
+        if part.get("count"):
+            self.hist.add(HdrHistogram.decode(part["hdr"]))
+            self.count += int(part["count"])
+            self.sum_us += float(part["sum_us"])
 
     def summary_ms(self) -> dict[str, float | None]:
         """mean, p50, p90, p99, max in milliseconds (None when empty), as ``histogram_summary_ms``."""
@@ -84,8 +96,10 @@ class StatsWriter:
         counters: Callable[[], dict[str, Any]],
         wire: Callable[[], dict[str, int]],
         every_s: float = WRITE_EVERY_S,
+        histograms: Callable[[], dict[str, Latency]] | None = None,
     ) -> None:
         self.role = role
+        self._histograms = histograms
         self.path = path
         self._counters = counters
         self._wire = wire
@@ -93,13 +107,16 @@ class StatsWriter:
         self._task: asyncio.Task[None] | None = None
 
     def snapshot(self) -> dict[str, Any]:
-        return {
+        out = {
             "role": self.role,
             "pid": os.getpid(),
             "cpu_s": process_cpu_s(),
             "wire": self._wire(),
             "counters": self._counters(),
         }
+        if self._histograms is not None:  # what a supervisor of several processes merges exactly
+            out["histograms"] = {name: lat.export() for name, lat in self._histograms().items()}
+        return out
 
     def _encode(self) -> bytes:
         return orjson.dumps(self.snapshot(), option=orjson.OPT_NON_STR_KEYS)

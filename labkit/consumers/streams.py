@@ -22,6 +22,9 @@ backpressure drops seen, errors, and bytes on the wire. SIGUSR1 writes an
 exact snapshot (``<stats>.snap``); SIGUSR2 cuts every connection at once
 (the failure experiments' "stream dropped mid-flight"), which then resume.
 
+``processes = N`` (or "auto") splits the connections over N worker processes
+under one supervisor (``labkit.consumers.processes``), merged exactly.
+
 ``python -m labkit.consumers.streams SETTINGS_JSON_FILE`` runs a fleet until
 SIGTERM or SIGINT, then writes its final stats.
 """
@@ -45,6 +48,7 @@ from urllib.parse import quote
 import orjson
 
 from labkit.config import StreamConsumerSettings, validated
+from labkit.consumers import processes
 from labkit.consumers.records import RecordStore
 from labkit.consumers.sseclient import Origin, SseProtocol, open_sse, sse_request
 from labkit.consumers.stats import Latency, StatsWriter
@@ -112,7 +116,7 @@ class StreamFleet:
             "record_errors": 0,
         }
         self.last_received_ns = 0
-        self.stats = StatsWriter("streams", settings.stats_path, self.counters, self.wire.snapshot)
+        self.stats = StatsWriter("streams", settings.stats_path, self.counters, self.wire.snapshot, histograms=lambda: {"lag": self.lag})
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -132,8 +136,9 @@ class StreamFleet:
             self.store = RecordStore(s.db_path)
             cursors = self.store.cursors()
         for i in range(s.connections):
-            raw = cursors.get(f"c{i}", ("0", None))[0]
-            self.consumers.append(Consumer(i, int(raw) if raw.isdigit() else 0))
+            n = s.first_index + i  # c<n>: this process may hold one slice of a fleet of several
+            raw = cursors.get(f"c{n}", ("0", None))[0]
+            self.consumers.append(Consumer(n, int(raw) if raw.isdigit() else 0))
 
     def close(self) -> None:
         self.flush()
@@ -350,7 +355,16 @@ def raise_fd_limit(wanted: int) -> None:
 
 
 def main(settings: StreamConsumerSettings) -> StreamFleetResult:
-    """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats."""
+    """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats.
+
+    With ``processes`` > 1 this process supervises that many fleets, each a slice of the
+    connections (``labkit.consumers.processes``), and its stats file is their exact merge.
+    """
+    if processes.resolve(settings.processes) > 1:
+        code, merged, elapsed = processes.supervise_fleet("streams", settings, "connections", "labkit.consumers.streams")
+        if code:
+            raise SystemExit(code)
+        return StreamFleetResult(settings.connections, elapsed, merged.get("counters", {}), merged.get("wire", {}))
     raise_fd_limit(settings.connections)
 
     async def _main() -> StreamFleetResult:
