@@ -147,7 +147,7 @@ def write_private(path: Path, data: Mapping[str, Any]) -> None:
 class Supervisor:
     """N worker processes of one role, seen from outside as one process with one stats file.
 
-    ``command(settings_path)`` is the worker's command line; ``snapshot_signal``
+    ``command(k, settings_path)`` is worker ``k``'s command line; ``snapshot_signal``
     is the signal that asks for an exact ``<stats>.snap`` (None: the role has
     none and every signal but SIGTERM/SIGINT is passed on).
     """
@@ -157,7 +157,7 @@ class Supervisor:
         role: str,
         stats_path: str | None,
         workers: Sequence[dict[str, Any]],
-        command: Callable[[str], list[str]],
+        command: Callable[[int, str], list[str]],
         *,
         pass_fds: Sequence[int] = (),
         snapshot_signal: int | None = signal.SIGUSR1,
@@ -193,7 +193,7 @@ class Supervisor:
             write_private(settings_path, settings)
             self.procs.append(
                 subprocess.Popen(
-                    self.command(str(settings_path)),
+                    self.command(k, str(settings_path)),
                     stdin=subprocess.DEVNULL,
                     pass_fds=self.pass_fds,
                     preexec_fn=_kill_with_parent if sys.platform.startswith("linux") else None,
@@ -288,9 +288,9 @@ class Supervisor:
                 self._tmp.cleanup()
 
 
-def module_command(module: str) -> Callable[[str], list[str]]:
-    """``python -m module SETTINGS`` as a worker command."""
-    return lambda settings_path: [sys.executable, "-m", module, settings_path]
+def module_command(module: str) -> Callable[[int, str], list[str]]:
+    """``python -m module SETTINGS`` as every worker's command."""
+    return lambda k, settings_path: [sys.executable, "-m", module, settings_path]
 
 
 def fleet_workers(settings: Any, count_field: str) -> list[dict[str, Any]]:

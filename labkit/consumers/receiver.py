@@ -18,7 +18,11 @@ Routes::
     POST /webhook                 subscriber "default"
     POST /webhook/{subscriber}    one receiver process can stand in for many subscribers
     GET  /healthz
-    GET  /stats                   the same JSON the stats file holds
+    GET  /stats                   the same JSON the stats file holds (with workers: all of them, merged)
+    GET  /stats/local             this worker's own (what a sibling worker merges)
+
+With ``processes`` > 1 the receiver runs as workers on one socket
+(``labkit.consumers.receiver_workers``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import re
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,6 +47,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from labkit.config import ReceiverSettings
+from labkit.consumers.processes import merge_stats
 from labkit.consumers.records import RecordStore
 from labkit.consumers.stats import StatsWriter
 from labkit.wire.metering import SERVER_WIRE, WireCounter, counting_client, now_ns
@@ -331,6 +336,21 @@ class Receiver:
             raise Rejected(503, "could not fetch event")
 
 
+async def merged_stats(own: dict[str, Any], peers: Sequence[str]) -> dict[str, Any]:
+    """This worker's stats merged with every sibling's, read at the same moment (exact, not the files' last write)."""
+    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, verify=False) as client:  # loopback siblings, own certificate
+
+        async def one(url: str) -> dict[str, Any]:
+            resp = await client.get(f"{url}/stats/local")
+            return dict(resp.json())
+
+        try:
+            others = await asyncio.gather(*(one(u) for u in peers))
+        except (httpx.HTTPError, ValueError):
+            raise Rejected(503, "a receiver worker did not answer") from None
+    return merge_stats([own, *others])
+
+
 def create_app(settings: ReceiverSettings) -> FastAPI:
     """The receiver as an ASGI app; the lifespan opens the record store and the stats writer."""
     receiver = Receiver(settings)
@@ -362,7 +382,16 @@ def create_app(settings: ReceiverSettings) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/stats")
-    async def stats() -> dict[str, Any]:
+    async def stats() -> Any:
+        if not settings.peers:
+            return receiver.stats.snapshot()
+        try:
+            return await merged_stats(receiver.stats.snapshot(), settings.peers)
+        except Rejected as exc:
+            return JSONResponse({"detail": exc.reason}, status_code=exc.status)
+
+    @app.get("/stats/local")
+    async def stats_local() -> dict[str, Any]:
         return receiver.stats.snapshot()
 
     return app

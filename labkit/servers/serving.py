@@ -46,8 +46,12 @@ def serve_app(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     limits: ServerLimits | None = None,
+    control_sock: socket.socket | None = None,
 ) -> None:
-    """Serve ``app`` with uvicorn, counting wire bytes and enforcing ``limits``; returns when it stops."""
+    """Serve ``app`` with uvicorn, counting wire bytes and enforcing ``limits``; returns when it stops.
+
+    ``control_sock``: a second, private listening socket (one worker of several answers there alone).
+    """
     limits = limits or ServerLimits()
     config = uvicorn.Config(
         app,
@@ -73,7 +77,8 @@ def serve_app(
     # busy machine) that every request in flight waits for (``labkit bench``).
     gc.collect()
     gc.freeze()
-    server.run(sockets=[sock] if sock is not None else None)
+    socks = [s for s in (sock, control_sock) if s is not None]
+    server.run(sockets=socks or None)
 
 
 def build_app(role: str, settings: dict[str, Any]) -> Any:
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, default=None)
     parser.add_argument("--certfile", default=None)
     parser.add_argument("--keyfile", default=None)
+    parser.add_argument("--control-fd", type=int, default=None)
     args = parser.parse_args(argv)
     settings = json.loads(args.settings.read_text())
     if args.role == "poller":
@@ -116,9 +122,15 @@ def main(argv: list[str] | None = None) -> int:
 
         streams_main(validated(StreamConsumerSettings, settings))
         return 0
+    if args.role == "receiver" and settings.get("processes", 1) not in (1, None) and args.fd is not None:
+        from labkit.consumers.receiver_workers import serve_workers  # N uvicorn workers on this socket
+
+        return serve_workers(settings, args.fd, args.certfile, args.keyfile)
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
+    control = socket.socket(fileno=args.control_fd) if args.control_fd is not None else None
     limits = ServerLimits.model_validate(settings.get("limits") or {})
-    serve_app(build_app(args.role, settings), sock=sock, ssl_certfile=args.certfile, ssl_keyfile=args.keyfile, limits=limits)
+    app = build_app(args.role, settings)
+    serve_app(app, sock=sock, ssl_certfile=args.certfile, ssl_keyfile=args.keyfile, limits=limits, control_sock=control)
     return 0
 
 
