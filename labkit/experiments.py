@@ -2,7 +2,8 @@
 
     [experiment]                 name (results go to results/<name>/), description, question,
                                  seed (an int, or a list of ints to sweep replicas)
-    [run]                        any RunSettings field; ``consumers = N`` sets pollers and subscribers
+    [run]                        any RunSettings field; ``consumers = N`` sets pollers and subscribers;
+                                 ``processes = N | "auto"`` sets consumer_processes
     [workload]                   any WorkloadSettings field
     [variants.<name>]            optional: named sets of overrides (any run or workload field)
 
@@ -41,7 +42,7 @@ TABLES = ("experiment", "run", "workload", "variants")
 HEADER_KEYS = ("name", "description", "question", "seed")
 # Set by the experiment's name and by --out, never in the file.
 RUN_RESERVED = ("workload", "experiment", "out_dir")
-RUN_KEYS = tuple(k for k in RunSettings.model_fields if k not in RUN_RESERVED) + ("consumers",)
+RUN_KEYS = tuple(k for k in RunSettings.model_fields if k not in RUN_RESERVED) + ("consumers", "processes")
 WORKLOAD_KEYS = tuple(WorkloadSettings.model_fields)
 # Settings whose value is itself a list: a list of lists sweeps them.
 _LIST_VALUED = {
@@ -279,6 +280,8 @@ def _with_variant(data: dict[str, dict[str, Any]], overrides: dict[str, Any]) ->
             out["run"].pop("subscribers", None)
         elif key in ("pollers", "subscribers"):
             out["run"].pop("consumers", None)
+        elif key in ("processes", "consumer_processes"):  # a variant's value replaces the base's, whichever name it used
+            out["run"].pop("consumer_processes" if key == "processes" else "processes", None)
         out[table][key] = value
     return out
 
@@ -308,6 +311,11 @@ def _settings(
             raise ConfigError(f"{where}: {prefix or 'run.'}consumers: sets pollers and subscribers; do not also set {clash[0]}")
         run["pollers"] = run["subscribers"] = n
         names = {**names, ("run", "pollers"): f"{prefix or 'run.'}consumers", ("run", "subscribers"): f"{prefix or 'run.'}consumers"}
+    if "processes" in run:
+        if "consumer_processes" in run:
+            raise ConfigError(f"{where}: {prefix or 'run.'}processes: sets consumer_processes; do not also set consumer_processes")
+        run["consumer_processes"] = run.pop("processes")
+        names = {**names, ("run", "consumer_processes"): f"{prefix or 'run.'}processes"}
     for key in list(run):
         if key in _LIST_VALUED and isinstance(run[key], list):
             run[key] = tuple(run[key])

@@ -26,6 +26,7 @@ OPTION_NAMES = {
     "subscribers": "--subscribers",
     "drain_timeout_s": "--drain-timeout",
     "out_dir": "--out",
+    "consumer_processes": "--processes",
 }
 
 SUMMARY_KEYS = ("schema_version", "run_id", "results_dir", "workload", "styles")
@@ -64,6 +65,9 @@ def compare(
     arrival: str = typer.Option("poisson", "--arrival", help="constant | poisson | bursty"),
     pollers: int = typer.Option(1, "--pollers", help="pollers in the fleet"),
     subscribers: int = typer.Option(1, "--subscribers", help="webhook subscriptions"),
+    processes: str = typer.Option(
+        "1", "--processes", help="processes for the poller fleet and the receiver: N, or auto (one per core)", metavar="N|auto"
+    ),
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", help="seconds to wait for stragglers"),
     out: Path = out_option("results root; the run goes to OUT/<run-id>/"),
     as_json: bool = json_option("print only the summary JSON on stdout"),
@@ -76,6 +80,7 @@ def compare(
             "poll_interval_s": poll_interval,
             "pollers": pollers,
             "subscribers": subscribers,
+            "consumer_processes": processes,
             "drain_timeout_s": drain_timeout,
             "out_dir": str(out),
         }

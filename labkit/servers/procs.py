@@ -8,6 +8,7 @@ SIGTERM should the parent die, so not even a SIGKILLed runner leaves orphans.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -77,12 +78,17 @@ class Child:
         return self.popen.poll() is None
 
     def cpu_s(self) -> float:
-        """CPU seconds (user + system) used so far; read before the process stops."""
+        """CPU seconds (user + system) used so far, its worker processes' included; read before it stops."""
         try:
             if self._ps is None:
                 self._ps = psutil.Process(self.popen.pid)
             t = self._ps.cpu_times()
-            return float(t.user + t.system)
+            total = float(t.user + t.system + t.children_user + t.children_system)  # workers it has reaped
+            for worker in self._ps.children(recursive=True):  # a supervisor's live workers (consumer_processes > 1)
+                with contextlib.suppress(psutil.Error):
+                    w = worker.cpu_times()
+                    total += float(w.user + w.system)
+            return total
         except psutil.Error:
             return float("nan")
 

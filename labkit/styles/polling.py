@@ -1,6 +1,7 @@
 """API polling (and its variants: conditional, long polling, adaptive, snapshot feed) as one delivery style.
 
-A run starts one poller-fleet worker process holding ``pollers`` pollers,
+A run starts one poller-fleet worker process holding ``pollers`` pollers
+(with ``consumer_processes`` > 1, a supervisor of that many, the pollers split across them),
 each following the provider's cursor feed (or, with ``snapshot``, only the
 latest version). The fleet writes its counters to a stats file, and an exact
 snapshot on SIGUSR1, which brackets the workload window.
@@ -109,6 +110,7 @@ class Polling(Style):
             "db_path": str(lab.consumer_db),
             "stats_path": str(lab.stats_path),
             "seed": st.workload.seed,
+            "processes": st.consumer_processes,  # >1: the pollers split over that many worker processes
         }
         lab.fault.tune("poller", s, lab)
         lab.consumers = self.consumer_names(st)

@@ -1,6 +1,7 @@
 """Webhook push (and its variants: batching, thin events) as one delivery style.
 
-A run starts one receiver process and subscribes it once per subscriber; the
+A run starts one receiver process (with ``consumer_processes`` > 1, that many
+uvicorn workers on one socket) and subscribes it once per subscriber; the
 provider's dispatcher pushes each event (or batch) as it is committed. The
 receiver de-duplicates on the webhook-id and counts what it saw; the
 provider's outbox says how many attempts and retries delivery took.
@@ -61,6 +62,7 @@ class Webhook(Style):
             "provider_url": lab.provider.child.url,
             "api_key": lab.consumer_key,
             "seed": lab.settings.workload.seed,
+            "processes": lab.settings.consumer_processes,  # >1: uvicorn workers sharing the receiver's socket
         }
         lab.fault.tune("receiver", s, lab)
         role = await lab.start("receiver", "receiver", s, server=True)
