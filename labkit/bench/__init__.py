@@ -9,7 +9,8 @@ ratios are what to compare):
 2. ``dispatcher``: webhook deliveries per second / the receiver's ceiling under the same load tool;
 3. ``latency_floor``: webhook end-to-end p50, p99 / one bare HTTP round trip;
 4. ``poller_fleet``: pollers per process at 5 s with lateness p99 < 50 ms, achieved / intended rate;
-5. ``receiver_ingest``: verified webhooks per second / the same receiver not verifying.
+5. ``receiver_ingest``: verified webhooks per second / the same receiver not verifying;
+6. ``process_scaling``: poller fleet polls/s and receiver deliveries/s at N processes / (N x 1 process).
 
 ``run_bench`` writes ``results/bench/<run-id>.json`` (schema_version 1).
 """

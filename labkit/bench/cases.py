@@ -588,7 +588,7 @@ def poller_fleet(lab: Lab, plan: Plan) -> dict[str, Any]:
 # -- 5. receiver ingest ------------------------------------------------------------------
 
 
-def _presigned(secret: str, count: int, rep: int, payload_bytes: int) -> list[HttpRequest]:
+def presigned(secret: str, count: int, rep: int, payload_bytes: int) -> list[HttpRequest]:
     """``count`` webhooks with distinct ids and events, signed now (valid for the 5-minute window)."""
     rng = random.Random(rep)
     payload = orjson.dumps(make_payload(0, payload_bytes, rng))
@@ -616,7 +616,7 @@ def receiver_ingest(lab: Lab, plan: Plan) -> dict[str, Any]:
     steps, done = plan.reps * 2, 0
     for rep in range(plan.reps):
         # The same pre-signed requests for both receivers (each has its own database): identical work.
-        reqs = _presigned(secret, count, rep, plan.payload_bytes)
+        reqs = presigned(secret, count, rep, plan.payload_bytes)
         order = ["verified", "unverified"] if rep % 2 == 0 else ["unverified", "verified"]
         for name in order:
             child = servers[name]

@@ -4,9 +4,11 @@ Written to ``<out>/bench/<run-id>.json`` (schema_version 1)::
 
     {"schema_version": 1, "run_id", "mode": "full" | "quick" | "tiny", "load_tool",
      "plan": {...}, "ratios": {"poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99",
-                               "fleet_rate", "receiver_verify", "sse_fanout"},
+                               "fleet_rate", "receiver_verify", "sse_fanout",
+                               "scaling_pollers", "scaling_receiver"},
      "targets": {name: {"metric", "op", "target", "value", "pass"}},
-     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout"},
+     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout",
+                    "process_scaling"},
      "noise": {"loadavg_start", "loadavg_end", "other_cpu_share", "steal_share", "max_cv"},
      "environment": labkit.results.environment(), "elapsed_s"}
 
@@ -30,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from labkit.bench import cases, streams
+from labkit.bench import cases, scaling, streams
 from labkit.bench.load import LoadTool
 from labkit.bench.proxy import proxy_cost
 from labkit.errors import ConfigError
@@ -38,7 +40,16 @@ from labkit.results import environment, write_json
 from labkit.servers.procs import ProcessGroup
 
 SCHEMA_VERSION = 1
-BENCHMARKS = ("poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "proxy_cost", "sse_fanout")
+BENCHMARKS = (
+    "poll_endpoint",
+    "dispatcher",
+    "latency_floor",
+    "poller_fleet",
+    "receiver_ingest",
+    "proxy_cost",
+    "sse_fanout",
+    "process_scaling",
+)
 RATIO_KEYS = (
     "poll_304",
     "poll_200",
@@ -49,6 +60,8 @@ RATIO_KEYS = (
     "receiver_verify",
     "proxy_p50",
     "sse_fanout",
+    "scaling_pollers",
+    "scaling_receiver",
 )
 # The test suite's smoke run: every benchmark, for a second or two each (the numbers mean nothing).
 TINY_ENV = "LABKIT_BENCH_TINY"
@@ -80,6 +93,8 @@ TARGETS = (
     Target("receiver_verify", "ratios.receiver_verify", ">=", 0.7, "receiver req/s, verifying / not verifying"),
     Target("proxy_p50", "ratios.proxy_p50", "<=", 1.10, "webhook end-to-end p50, through the zero-delay netproxy / direct"),
     Target("sse_fanout", "ratios.sse_fanout", ">=", 0.5, "SSE frames/s to K streams, provider hub / bare Starlette endpoint"),
+    Target("scaling_pollers", "ratios.scaling_pollers", ">=", 0.8, "poller fleet achieved polls/s, N processes / (N x 1 process)"),
+    Target("scaling_receiver", "ratios.scaling_receiver", ">=", 0.8, "receiver verified deliveries/s, N workers / (N x 1 process)"),
 )
 
 
@@ -142,7 +157,11 @@ class _MachineWatch:
 
 def _case(name: str) -> Callable[..., dict[str, Any]]:
     """The function that runs benchmark ``name``: in ``cases``, or in its own module."""
-    own: dict[str, Callable[..., dict[str, Any]]] = {"proxy_cost": proxy_cost, "sse_fanout": streams.sse_fanout}
+    own: dict[str, Callable[..., dict[str, Any]]] = {
+        "proxy_cost": proxy_cost,
+        "sse_fanout": streams.sse_fanout,
+        "process_scaling": scaling.process_scaling,
+    }
     return own.get(name) or getattr(cases, name)
 
 
@@ -197,6 +216,8 @@ def build_summary(
         "receiver_verify": _num(_get(results, "receiver_ingest.ratio")),
         "proxy_p50": _num(_get(results, "proxy_cost.ratio_p50")),
         "sse_fanout": _num(_get(results, "sse_fanout.ratio")),
+        "scaling_pollers": _num(_get(results, "process_scaling.pollers.ratio")),
+        "scaling_receiver": _num(_get(results, "process_scaling.receiver.ratio")),
     }
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

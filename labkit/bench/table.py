@@ -97,6 +97,28 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         out.append(
             (label, _f(f["provider"]["frames_per_s"]), _f(f["bare"]["frames_per_s"]), _f(r.get("sse_fanout"), ".2f"), verdict("sse_fanout"))
         )
+    if "process_scaling" in b:
+        ps = b["process_scaling"]
+        n = ps["processes"]
+        po, rx = ps["pollers"], ps["receiver"]
+        out.append(
+            (
+                f"polls/s, {n} processes vs 1 ({ps['cores']} cores)",
+                _f(po["n"]["achieved_polls_per_s"]),
+                _f(po["one"]["achieved_polls_per_s"]),
+                _f(r.get("scaling_pollers"), ".2f"),
+                verdict("scaling_pollers"),
+            )
+        )
+        out.append(
+            (
+                f"receiver req/s, {n} workers vs 1",
+                _f(rx["n"]["rps"]),
+                _f(rx["one"]["rps"]),
+                _f(r.get("scaling_receiver"), ".2f"),
+                verdict("scaling_receiver"),
+            )
+        )
     return out
 
 

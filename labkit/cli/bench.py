@@ -16,7 +16,9 @@ def bench(
     as_json: bool = json_option("print only the results JSON on stdout"),
     out: Path = out_option("results root; the file goes to OUT/bench/<run-id>.json"),
     only: str = typer.Option(
-        "", "--only", help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest,proxy_cost,sse_fanout"
+        "",
+        "--only",
+        help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest,proxy_cost,sse_fanout,process_scaling",
     ),
 ) -> None:
     """Benchmark labkit's servers and clients against bare ones on the same machine (ratios)."""

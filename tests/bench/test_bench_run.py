@@ -60,6 +60,7 @@ def test_bench_quick_json_writes_a_well_formed_file(tmp_path: Path) -> None:
         "receiver_ingest",
         "proxy_cost",
         "sse_fanout",
+        "process_scaling",
     }
     assert data["benchmarks"]["latency_floor"]["delivered"] == data["benchmarks"]["latency_floor"]["events"] > 0
     assert data["environment"]["cpu_count"] >= 1 and data["environment"]["packages"]["uvicorn"]
@@ -74,6 +75,23 @@ def test_bench_table_and_only(tmp_path: Path) -> None:
     assert set(data["benchmarks"]) == {"receiver_ingest"}
     assert data["ratios"]["poll_304"] is None  # not measured: null, and its target is not passed
     assert data["targets"]["poll_304"]["pass"] is False
+
+
+def test_process_scaling_compares_one_and_n_processes(tmp_path: Path) -> None:
+    proc = labkit("bench", "--quick", "--only", "process_scaling", "--out", str(tmp_path), env={TINY_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "processes vs 1" in proc.stdout
+    data = read_bench(next((tmp_path / "bench").glob("*.json")))
+    ps = data["benchmarks"]["process_scaling"]
+    n = ps["processes"]
+    assert n >= 2 and ps["pollers"]["one"]["processes"] == 1 and ps["pollers"]["n"]["processes"] == n
+    assert ps["pollers"]["one"]["achieved_polls_per_s"] > 0 and ps["pollers"]["n"]["errors"] == 0
+    assert ps["receiver"]["one"]["rps"] > 0 and ps["receiver"]["n"]["rps"] > 0 and ps["receiver"]["n"]["errors"] == 0
+    po = ps["pollers"]
+    assert data["ratios"]["scaling_pollers"] == pytest.approx(
+        po["n"]["achieved_polls_per_s"] / (n * po["one"]["achieved_polls_per_s"]), rel=1e-6
+    )
+    assert data["targets"]["scaling_receiver"]["target"] == 0.8
 
 
 def test_an_unknown_benchmark_is_one_line_and_exit_2() -> None:
