@@ -216,7 +216,9 @@ async def test_stats_file(feed: tuple[Feed, ServerThread], tmp_path: Path, kind:
     s = settings_for(server, tmp_path, kind, stats_path=str(stats_path))
     await run_until(s, lambda: counts(s) == {"p0": 2})
     stats = json.loads(stats_path.read_text())
-    assert set(stats) == {"role", "pid", "cpu_s", "wire", "counters"}
+    assert set(stats) == {"role", "pid", "cpu_s", "wire", "counters", "histograms"}
+    assert set(stats["histograms"]) == {"lateness", "rtt"}  # encoded, for an exact merge across processes
+    assert stats["histograms"]["lateness"]["count"] == stats["counters"]["polls"]
     assert stats["role"] == "poller" and stats["pid"] == os.getpid()
     assert set(stats["wire"]) == {"bytes_in", "bytes_out", "connections"}
     for key in ("polls", "empty_polls", "not_modified", "pages", "requests", "throttled", "errors", "skipped_ticks"):
