@@ -76,12 +76,18 @@ def merge_latency(parts: Sequence[Mapping[str, Any]]) -> Latency:
     return out
 
 
+# Counters that are moments, not counts: the merge keeps the latest.
+LATEST_KEYS = frozenset({"last_received_ns"})
+
+
 def sum_counters(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Counters of several processes: numbers add, nested mappings merge key by key, anything else: the first."""
     out: dict[str, Any] = {}
     for part in parts:
         for key, value in part.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
+            if key in LATEST_KEYS and isinstance(value, (int, float)):
+                out[key] = max(out.get(key, value), value)
+            elif isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
                 out.setdefault(key, value)
             elif isinstance(value, Mapping):
                 prev = out.get(key)
@@ -95,7 +101,7 @@ def sum_counters(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def merge_stats(snaps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Stats files of the workers of one role as the stats file of one process.
 
-    Counters and wire bytes are summed; each histogram named in ``histograms``
+    Counters and wire bytes are summed (a moment such as ``last_received_ns``: the latest); each histogram named in ``histograms``
     is merged exactly and its summary (mean, p50, p90, p99, max) recomputed
     from the merged histogram; ``cpu_s`` is the workers' plus this process's.
     """
