@@ -200,10 +200,22 @@ class ProcessGroup:
         return child.popen.returncode
 
     def kill(self, child: Child) -> None:
-        """SIGKILL, as a crash would: no shutdown code runs."""
+        """SIGKILL, as a crash would: no shutdown code runs.
+
+        A supervisor's workers (consumer_processes > 1) die with it; they are waited for too, so a
+        restart on the same port finds it free.
+        """
         if child.alive():
+            try:
+                workers = psutil.Process(child.pid).children(recursive=True)
+            except psutil.Error:
+                workers = []
             child.popen.kill()
             child.popen.wait(timeout=STOP_GRACE_S)
+            for w in workers:
+                with contextlib.suppress(psutil.Error):
+                    w.kill()
+            psutil.wait_procs(workers, timeout=STOP_GRACE_S)
 
     def stop_all(self) -> None:
         # Consumers first, then providers: a receiver still up while the provider drains is harmless.
