@@ -209,9 +209,7 @@ def point_id(settings: RunSettings) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def plan_decision(
-    req: Requirements, out: Path | str = "results", *, limits: MachineLimits | None = None, seed: int = 1
-) -> DecisionPlan:
+def plan_decision(req: Requirements, out: Path | str = "results", *, limits: MachineLimits | None = None, seed: int = 1) -> DecisionPlan:
     """The runs the decision on ``req`` needs (pure: nothing runs, nothing is written)."""
     limits = limits or MachineLimits()
     name = slug(req.name)
