@@ -194,7 +194,7 @@ def _duration(req: Requirements, consumers: int, budget_s: float, limits: Machin
     if d > budget_s:
         d = budget_s
         notes.append(f"a time budget of {budget_s:.0f} s per run so the command ends within {limits.minutes:g} minutes")
-    d = max(d, min(want, limits.min_events / rate))
+    d = max(d, min(want, limits.min_events / rate, budget_s))  # a few events at least, within the time budget
     d = round(max(d, 1.0), 1)
     if notes:
         events = rate * d
