@@ -57,12 +57,13 @@ class MachineLimits:
     """
 
     max_consumers: int = 10_000
-    max_polls_per_s: float = 2_000.0
-    max_deliveries_per_s: float = 2_000.0
-    max_deliveries: int = 200_000
+    max_polls_per_s: float = 1_000.0
+    max_deliveries_per_s: float = 1_000.0
+    max_deliveries: int = 40_000
+    drain_deliveries_per_s: float = 300.0  # a loaded provider here pushes about this many: the drain waits for them
     target_events: int = 200
     min_events: int = 20
-    run_overhead_s: float = 45.0  # start the servers, subscribe, drain, write
+    run_overhead_s: float = 60.0  # start the servers, subscribe, drain, write
     minutes: float = 13.0
     polls_per_run: int = 10  # a pulled style's run holds at least this many intervals
 
@@ -202,6 +203,12 @@ def _duration(req: Requirements, consumers: int, budget_s: float, limits: Machin
     return d, []
 
 
+def _drain_timeout(pull: bool, interval_s: float, deliveries: float, limits: MachineLimits) -> float:
+    """Long enough for the last poll to come round, or for a push backlog to drain on a loaded machine."""
+    wait = 3 * interval_s if pull else deliveries / limits.drain_deliveries_per_s
+    return float(min(max(30.0, wait), 3600.0))
+
+
 def point_id(settings: RunSettings) -> str:
     """A stable id for a point's settings: the same requirements plan the same ids, so a rerun skips them."""
     data = settings.model_dump(mode="json")
@@ -225,22 +232,22 @@ def plan_decision(req: Requirements, out: Path | str = "results", *, limits: Mac
         info = styles.get(style)
         pull = info is not None and info.direction == "pull"
         t, notes = interval, []
-        if pull and t * limits.polls_per_run > budget_s:
-            t = round(max(budget_s / limits.polls_per_run, MIN_POLL_INTERVAL_S), 1)
-            notes.append(
-                f"polled every {t:g} s, not the {interval:g} s the target allows: a run of {budget_s:.0f} s holds "
-                f"{limits.polls_per_run} polls of it at least; latency at {interval:g} s is projected (T/2 + RTT)"
-            )
         consumers, cnotes = _consumer_cap(style, req, t, limits)
         duration, dnotes = _duration(req, consumers, budget_s, limits)
-        if pull:
-            duration = max(duration, min(t * limits.polls_per_run, budget_s))
+        if pull and t * limits.polls_per_run > duration:
+            t = max(round(duration / limits.polls_per_run, 3), MIN_POLL_INTERVAL_S)
+            notes.append(
+                f"polled every {t:g} s, not the {interval:g} s the target allows: a run of {duration:g} s holds "
+                f"{limits.polls_per_run} polls of it at least; latency at {interval:g} s is projected (T/2 + RTT)"
+            )
+            consumers, cnotes = _consumer_cap(style, req, t, limits)
+            duration, dnotes = _duration(req, consumers, budget_s, limits)
         notes += cnotes
         data: dict[str, Any] = {
             "workload": {"rate_per_s": req.event_rate_per_s, "duration_s": duration, "arrival": "poisson", "seed": seed},
             "styles": (style,),
             "poll_interval_s": t,
-            "drain_timeout_s": min(max(30.0, 3 * t), 3600.0),
+            "drain_timeout_s": _drain_timeout(pull, t, req.event_rate_per_s * duration * consumers, limits),
             "pollers": consumers if pull else 1,
             "subscribers": 1 if pull else consumers,
             "network": network,
