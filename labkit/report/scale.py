@@ -67,11 +67,22 @@ class Headline:
         return asdict(self)
 
 
-def _network_name(row: dict[str, Any]) -> str:
-    net = row.get("settings.network")
-    if isinstance(net, dict):
-        return str(net.get("name") or "custom")
-    return "loopback"
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def applied(row: dict[str, Any]) -> tuple[str, bool]:
+    """(network profile name, TLS) the run really had.
+
+    A pipeline that applies the profile and TLS records them in the summary's
+    ``workload`` block; a run without that record went over plain loopback,
+    whatever its settings asked for.
+    """
+    if not _present(row.get("workload.tls")):
+        return "loopback", False
+    net = row.get("workload.network")
+    name = str(net.get("name") or "custom") if isinstance(net, dict) else "loopback"
+    return name, _is_true(row.get("workload.tls"))
 
 
 def _is_true(value: Any) -> bool:
@@ -85,11 +96,10 @@ def differences(o: Obs, req: Requirements) -> list[str]:
         out.append(f"{o.consumers:,} of {req.consumers:,} consumers")
     if o.rate is not None and abs(o.rate - req.event_rate_per_s) > RATE_TOLERANCE * req.event_rate_per_s:
         out.append(f"{fmt(o.rate)} events/s, not {fmt(req.event_rate_per_s)}")
+    got_net, tls = applied(o.row)
     want_net = req.network_profile.name
-    got_net = _network_name(o.row)
     if got_net != want_net:
         out.append(f"network {got_net}, not {want_net}")
-    tls = _is_true(o.row.get("settings.tls"))
     if tls != req.tls:
         out.append("over HTTPS" if tls else "without TLS")
     return out

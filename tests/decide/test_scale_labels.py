@@ -24,8 +24,8 @@ def row(style: str, consumers: int, *, rate: float = 0.5, network: dict | None =
         "consumers": consumers,
         "workload.rate_per_s": rate,
         "poll_interval_s": 0.15,
-        "settings.network": network,
-        "settings.tls": tls,
+        "workload.network": network,
+        "workload.tls": tls,
         "latency_ms.p50": 70.0,
         "latency_ms.p99": 120.0,
         "requests_per_event": 1.0,
@@ -52,6 +52,14 @@ def test_network_tls_and_rate_differences_are_not_the_operating_point() -> None:
         heads = headlines(pd.DataFrame([row("webhook", 2000, **kwargs)]), REQ)
         h = by(heads, "webhook")["latency p50"]
         assert h.basis == SCALED and words in h.basis_text
+
+
+def test_a_run_whose_pipeline_did_not_record_the_network_counts_as_loopback_without_tls() -> None:
+    r = row("webhook", 2000)
+    del r["workload.network"], r["workload.tls"]
+    r["settings.network"], r["settings.tls"] = CROSS, True  # asked for, but not applied
+    h = by(headlines(pd.DataFrame([r]), REQ), "webhook")["latency p99"]
+    assert h.basis == SCALED and "network loopback" in h.basis_text and "without TLS" in h.basis_text
 
 
 def test_the_run_nearest_the_operating_point_is_the_one_quoted() -> None:
