@@ -22,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,6 @@ class DecisionPlan:
     results_dir: Path
     points: tuple[DecisionPoint, ...]
     skipped_styles: tuple[tuple[str, str], ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def estimated_s(self) -> float:
