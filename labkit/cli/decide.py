@@ -29,11 +29,18 @@ def decide_command(
     max_minutes: float = typer.Option(13.0, "--max-minutes", help="time budget for all the runs together (minutes)"),
     force: bool = typer.Option(False, "--force", help="run every point again, even those already done"),
     seed: int = typer.Option(1, "--seed", help="seeds the arrivals and payloads"),
+    max_polls_per_s: float = typer.Option(1000.0, "--max-polls-per-s", help="pollers are capped so that pollers / T stays under this"),
+    max_deliveries_per_s: float = typer.Option(
+        1000.0, "--max-deliveries-per-s", help="subscribers are capped so that subscribers x rate stays under this"
+    ),
     as_json: bool = json_option("print only {schema_version, runs, html, markdown, recommendation, headlines} on stdout"),
 ) -> None:
     """Measure every candidate style at the requirement's operating point (scaled down where stated), then write the report."""
     if not 1.0 <= max_minutes <= 24 * 60:
         raise ConfigError(f"--max-minutes: must be between 1 and {24 * 60}, not {max_minutes:g}")
+    for option, value in (("--max-polls-per-s", max_polls_per_s), ("--max-deliveries-per-s", max_deliveries_per_s)):
+        if not 1.0 <= value <= 1_000_000:
+            raise ConfigError(f"{option}: must be between 1 and 1,000,000, not {value:g}")
     writable_dir(out, "--out")
     from dataclasses import replace
 
@@ -41,7 +48,8 @@ def decide_command(
     from labkit.report import load_requirements, write_report
 
     req = load_requirements(requirements)
-    plan = plan_decision(req, out, limits=replace(MachineLimits(), minutes=max_minutes), seed=seed)
+    limits = replace(MachineLimits(), minutes=max_minutes, max_polls_per_s=max_polls_per_s, max_deliveries_per_s=max_deliveries_per_s)
+    plan = plan_decision(req, out, limits=limits, seed=seed)
     started = time.monotonic()
     with progress_bar() as bar:
         for style, why in plan.skipped_styles:

@@ -118,7 +118,8 @@ def basis_of(o: Obs, req: Requirements) -> tuple[str, str]:
     diff = differences(o, req)
     if not diff:
         return MEASURED, LABELS[MEASURED]
-    return SCALED, f"{LABELS[SCALED]}: " + "; ".join(diff)
+    smaller = o.consumers != req.consumers or "events/s" in diff[0]
+    return SCALED, f"{LABELS[SCALED] if smaller else 'measured, not at the operating point'}: " + "; ".join(diff)
 
 
 def _closest(obs: Sequence[Obs], req: Requirements) -> Obs | None:
