@@ -91,3 +91,13 @@ def test_decide_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-m", "labkit", *args, "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_sentence_says_misses_when_push_misses_the_target() -> None:
+    from labkit.report import decide
+
+    slow = row("webhook", 2000)
+    slow["latency_ms.p99"] = 55_000.0
+    req = parse_requirements({"consumers": 2000, "event_rate_per_s": 0.5, "target_latency_p99_ms": 250, "missed_events_tolerated": False})
+    rec = decide(req, pd.DataFrame([slow, row("polling", 150)]))
+    assert "55,000 ms misses the 250 ms target" in rec.sentence
