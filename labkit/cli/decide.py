@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from labkit.cli.common import DEFAULT_OUT, emit_json, json_option, out_option, progress_bar, writable_dir
 from labkit.cli.main import app
 from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from labkit.decision_runs import DecisionOutcome, DecisionPlan
+    from labkit.report import ReportPaths
 
 DECIDE_SCHEMA_VERSION = 1
 
@@ -62,39 +67,7 @@ def decide_command(
     elapsed = time.monotonic() - started
     rec = paths.recommendation
     if as_json:
-        emit_json(
-            {
-                "schema_version": DECIDE_SCHEMA_VERSION,
-                "requirements": str(requirements),
-                "results_dir": str(plan.results_dir),
-                "elapsed_s": round(elapsed, 1),
-                "runs": [
-                    {
-                        "style": o.point.style,
-                        "run_id": o.point.run_id,
-                        "results_dir": str(o.results_dir),
-                        "skipped": o.skipped,
-                        "consumers": o.point.settings_consumers,
-                        "consumers_wanted": o.point.consumers_wanted,
-                        "at_operating_point": o.point.at_operating_point,
-                        "scale_notes": list(o.point.scale_notes),
-                    }
-                    for o in outcomes
-                ],
-                "not_candidates": [{"style": s, "why": w} for s, w in plan.skipped_styles],
-                "html": str(paths.html),
-                "markdown": str(paths.markdown),
-                "recommendation": {
-                    "option": rec.option,
-                    "confidence": rec.confidence,
-                    "sentence": rec.sentence,
-                    "poll_interval_s": rec.poll_interval_s,
-                }
-                if rec
-                else None,
-                "headlines": [h.to_dict() for h in paths.headlines],
-            }
-        )
+        emit_json(decision_json(requirements, plan, outcomes, paths, elapsed))
         return
     typer.echo(f"runs:           {plan.results_dir}")
     typer.echo(f"html:           {paths.html}")
@@ -102,3 +75,41 @@ def decide_command(
     if rec:
         typer.echo(f"recommendation: {rec.option} ({rec.confidence} confidence)")
     typer.echo(f"took:           {elapsed / 60:.1f} min")
+
+
+def decision_json(
+    requirements: Path, plan: DecisionPlan, outcomes: list[DecisionOutcome], paths: ReportPaths, elapsed: float
+) -> dict[str, Any]:
+    """What ``labkit decide --json`` prints: the runs (with their scale-down), the report and its labelled headlines."""
+    rec = paths.recommendation
+    return {
+        "schema_version": DECIDE_SCHEMA_VERSION,
+        "requirements": str(requirements),
+        "results_dir": str(plan.results_dir),
+        "elapsed_s": round(elapsed, 1),
+        "runs": [
+            {
+                "style": o.point.style,
+                "run_id": o.point.run_id,
+                "results_dir": str(o.results_dir),
+                "skipped": o.skipped,
+                "consumers": o.point.settings_consumers,
+                "consumers_wanted": o.point.consumers_wanted,
+                "at_operating_point": o.point.at_operating_point,
+                "scale_notes": list(o.point.scale_notes),
+            }
+            for o in outcomes
+        ],
+        "not_candidates": [{"style": s, "why": w} for s, w in plan.skipped_styles],
+        "html": str(paths.html),
+        "markdown": str(paths.markdown),
+        "recommendation": {
+            "option": rec.option,
+            "confidence": rec.confidence,
+            "sentence": rec.sentence,
+            "poll_interval_s": rec.poll_interval_s,
+        }
+        if rec
+        else None,
+        "headlines": [h.to_dict() for h in paths.headlines],
+    }

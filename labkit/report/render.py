@@ -36,7 +36,7 @@ from labkit.errors import ResultsError
 from labkit.report.decide import LONG_POLL_WAIT_S, Recommendation, decide
 from labkit.report.observations import fmt, num, observations, round_sig
 from labkit.report.requirements import Requirements, default_requirements, load_requirements
-from labkit.report.scale import Headline, headlines, scale_notes
+from labkit.report.scale import Headline, headlines, projected_rows, scale_notes
 from labkit.report.sources import Sources, load_sources, redact, redact_text
 from labkit.report.terms import CLAIMS, FACTORS, FALLBACK, LONG_POLLING, POLLING, THIN, WEBHOOK
 
@@ -386,19 +386,6 @@ def _show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_show(v) for v in value)
     return fmt(value)
-
-
-# the projection's rows a reader takes away as headline numbers (all labelled "projected")
-PROJECTED_HEADLINES = ("requests per second", "provider servers", "bandwidth (bytes/s)", "consumer servers (all consumers)")
-
-
-def projected_rows(projection: Projection) -> list[tuple[str, str, str]]:
-    """(style, name, shown value) of the projection's headline rows."""
-    out = []
-    for label, rows, _ in projection.styles if projection.available else ():
-        style = label.split(":", 1)[0]
-        out += [(style, name, value) for name, value in rows if name in PROJECTED_HEADLINES]
-    return out
 
 
 # --------------------------------------------------------------------------- the measurements table

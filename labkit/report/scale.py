@@ -159,6 +159,19 @@ def headlines(results: pd.DataFrame, req: Requirements, projected: Iterable[tupl
     return out
 
 
+# the projection's rows a reader takes away as headline numbers (all labelled "projected")
+PROJECTED_HEADLINES = ("requests per second", "provider servers", "bandwidth (bytes/s)", "consumer servers (all consumers)")
+
+
+def projected_rows(projection: Any) -> list[tuple[str, str, str]]:
+    """(style, name, shown value) of a report's capacity projection (``render.Projection``) headline rows."""
+    out = []
+    for label, rows, _ in projection.styles if projection.available else ():
+        style = str(label).split(":", 1)[0]
+        out += [(style, name, value) for name, value in rows if name in PROJECTED_HEADLINES]
+    return out
+
+
 def _number(shown: str) -> float | None:
     try:
         v = float(str(shown).replace(",", ""))
