@@ -307,7 +307,9 @@ class RunSettings(Settings):
     styles: tuple[Style, ...] = ("webhook", "polling")
     poll_interval_s: float = Field(1.0, ge=MIN_POLL_INTERVAL_S, le=3600)
     pollers: int = Field(1, ge=1, le=10_000)
-    subscribers: int = Field(1, ge=1, le=1000)
+    subscribers: int = Field(
+        1, ge=1, le=10_000, description="webhook subscriptions, all served by one receiver through per-subscriber paths"
+    )
     conditional: bool = True
     long_poll_wait_s: float = Field(0.0, ge=0, le=60)
     adaptive: bool = False

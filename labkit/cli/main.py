@@ -45,7 +45,7 @@ def _root(
 
 
 # The command modules, registered explicitly: each adds its commands to ``app`` on import.
-COMMAND_MODULES = ("compare", "bench", "capacity", "experiments", "failures", "report", "notebooks", "serve")
+COMMAND_MODULES = ("compare", "bench", "capacity", "experiments", "failures", "report", "decide", "notebooks", "serve")
 
 
 def register_commands() -> typer.Typer:

@@ -462,7 +462,7 @@ def _sentence(option: str, req: Requirements, push_p99: float | None, t_rec: flo
             f"webhooks, and plain polls fast enough for a {target} p99 would mostly come back empty."
         )
     lat = (
-        f"push's measured p99 of {fmt(push_p99)} ms meets the {target} target"
+        f"push's measured p99 of {fmt(push_p99)} ms {'meets' if push_p99 <= req.target_latency_p99_ms else 'misses'} the {target} target"
         if push_p99 is not None
         else f"push meets the {target} target"
     )

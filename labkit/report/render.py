@@ -36,6 +36,7 @@ from labkit.errors import ResultsError
 from labkit.report.decide import LONG_POLL_WAIT_S, Recommendation, decide
 from labkit.report.observations import fmt, num, observations, round_sig
 from labkit.report.requirements import Requirements, default_requirements, load_requirements
+from labkit.report.scale import Headline, headlines, projected_rows, scale_notes
 from labkit.report.sources import Sources, load_sources, redact, redact_text
 from labkit.report.terms import CLAIMS, FACTORS, FALLBACK, LONG_POLLING, POLLING, THIN, WEBHOOK
 
@@ -50,6 +51,7 @@ class ReportPaths:
     html: Path
     markdown: Path
     recommendation: Recommendation | None = None
+    headlines: tuple[Headline, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -476,6 +478,7 @@ def build_context(
     is_default: bool,
     figures: list[RenderedFigure],
     projection: Projection,
+    heads: list[Headline] | None = None,
 ) -> dict[str, Any]:
     by_factor = {f: [r for r in rec.reasons if r.factor == f] for f in FACTORS}
     envs: dict[str, dict[str, Any]] = {}
@@ -507,6 +510,8 @@ def build_context(
         "rows": measurement_rows(sources),
         "figures": figures,
         "projection": projection,
+        "headlines": heads if heads is not None else headlines(sources.results, req, projected_rows(projection)),
+        "scale_notes": scale_notes(sources.results),
         "runs": sources.runs,
         "sweeps": sweeps,
         "environments": list(envs.values()),
@@ -564,6 +569,7 @@ def write_report(
     rec = decide(req, sources.results)
     figures = render_figures(sources)
     projection = compute_projection(sources, req, rec)
+    heads = headlines(sources.results, req, projected_rows(projection))
     context = build_context(
         sources,
         req,
@@ -573,6 +579,7 @@ def write_report(
         is_default=is_default,
         figures=figures,
         projection=projection,
+        heads=heads,
     )
     html, md = render(context)
     out = Path(out_dir)
@@ -586,7 +593,7 @@ def write_report(
     html_path, md_path = out / "report.html", out / "report.md"
     _atomic_write(html_path, html)
     _atomic_write(md_path, md)
-    return ReportPaths(html=html_path, markdown=md_path, recommendation=rec)
+    return ReportPaths(html=html_path, markdown=md_path, recommendation=rec, headlines=tuple(heads))
 
 
 def _atomic_write(path: Path, text: str) -> None:

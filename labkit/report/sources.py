@@ -153,6 +153,8 @@ def _run_source(summary: dict[str, Any], run_dir: Path) -> RunSource:
     experiment = str(summary.get("experiment") or settings.get("experiment") or "compare")
     single, unflagged = compare_command(settings)
     command = f"labkit sweep scenarios/experiments/{experiment}.toml --force" if experiment != "compare" else single
+    if experiment == "decide":  # made by `labkit decide` from a requirements file, not by a sweep
+        command = "labkit decide REQUIREMENTS.toml --force"
     return RunSource(
         run_id=str(summary.get("run_id")),
         experiment=experiment,

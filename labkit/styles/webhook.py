@@ -48,7 +48,7 @@ class Webhook(Style):
             "batch_max_events": settings.batch_max_events,
             "batch_window_ms": settings.batch_window_ms,
             "thin_events": settings.thin_events,
-            "dispatch_concurrency": max(64, settings.subscribers * 8),
+            "dispatch_concurrency": min(512, max(64, settings.subscribers * 8)),
         }
 
     def consumer_names(self, settings: RunSettings) -> list[str]:

@@ -1,0 +1,115 @@
+"""``labkit decide REQUIREMENTS [--out DIR] [--json] [--max-minutes M] [--force]``: from requirements to a measured decision.
+
+Plans the runs the decision needs (``labkit.decision_runs``), runs those not
+already under ``OUT/decide/<name>/`` with a progress bar, and writes the
+report from those runs alone, so every reason cites a run made for these
+requirements. A bad requirements file or option is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from labkit.cli.common import DEFAULT_OUT, emit_json, json_option, out_option, progress_bar, writable_dir
+from labkit.cli.main import app
+from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from labkit.decision_runs import DecisionOutcome, DecisionPlan
+    from labkit.report import ReportPaths
+
+DECIDE_SCHEMA_VERSION = 1
+
+
+@app.command("decide")
+def decide_command(
+    requirements: Path = typer.Argument(
+        ..., help="requirements TOML, e.g. scenarios/requirements/payments-provider.toml", show_default=False
+    ),
+    out: Path = out_option("results root; the runs and the report go to OUT/decide/<name>/", DEFAULT_OUT),
+    max_minutes: float = typer.Option(13.0, "--max-minutes", help="time budget for all the runs together (minutes)"),
+    force: bool = typer.Option(False, "--force", help="run every point again, even those already done"),
+    seed: int = typer.Option(1, "--seed", help="seeds the arrivals and payloads"),
+    max_polls_per_s: float = typer.Option(1000.0, "--max-polls-per-s", help="pollers are capped so that pollers / T stays under this"),
+    max_deliveries_per_s: float = typer.Option(
+        1000.0, "--max-deliveries-per-s", help="subscribers are capped so that subscribers x rate stays under this"
+    ),
+    as_json: bool = json_option("print only {schema_version, runs, html, markdown, recommendation, headlines} on stdout"),
+) -> None:
+    """Measure every candidate style at the requirement's operating point (scaled down where stated), then write the report."""
+    if not 1.0 <= max_minutes <= 24 * 60:
+        raise ConfigError(f"--max-minutes: must be between 1 and {24 * 60}, not {max_minutes:g}")
+    for option, value in (("--max-polls-per-s", max_polls_per_s), ("--max-deliveries-per-s", max_deliveries_per_s)):
+        if not 1.0 <= value <= 1_000_000:
+            raise ConfigError(f"{option}: must be between 1 and 1,000,000, not {value:g}")
+    writable_dir(out, "--out")
+    from dataclasses import replace
+
+    from labkit.decision_runs import MachineLimits, plan_decision, run_decision
+    from labkit.report import load_requirements, write_report
+
+    req = load_requirements(requirements)
+    limits = replace(MachineLimits(), minutes=max_minutes, max_polls_per_s=max_polls_per_s, max_deliveries_per_s=max_deliveries_per_s)
+    plan = plan_decision(req, out, limits=limits, seed=seed)
+    started = time.monotonic()
+    with progress_bar() as bar:
+        for style, why in plan.skipped_styles:
+            bar.log(f"{style}: not a candidate ({why})")
+        for p in plan.points:
+            for note in p.scale_notes:
+                bar.log(f"{p.style}: scaled down: {note}")
+        outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log)
+    paths = write_report([o.results_dir for o in outcomes], out_dir=plan.results_dir / "report", requirements=req)
+    elapsed = time.monotonic() - started
+    rec = paths.recommendation
+    if as_json:
+        emit_json(decision_json(requirements, plan, outcomes, paths, elapsed))
+        return
+    typer.echo(f"runs:           {plan.results_dir}")
+    typer.echo(f"html:           {paths.html}")
+    typer.echo(f"markdown:       {paths.markdown}")
+    if rec:
+        typer.echo(f"recommendation: {rec.option} ({rec.confidence} confidence)")
+    typer.echo(f"took:           {elapsed / 60:.1f} min")
+
+
+def decision_json(
+    requirements: Path, plan: DecisionPlan, outcomes: list[DecisionOutcome], paths: ReportPaths, elapsed: float
+) -> dict[str, Any]:
+    """What ``labkit decide --json`` prints: the runs (with their scale-down), the report and its labelled headlines."""
+    rec = paths.recommendation
+    return {
+        "schema_version": DECIDE_SCHEMA_VERSION,
+        "requirements": str(requirements),
+        "results_dir": str(plan.results_dir),
+        "elapsed_s": round(elapsed, 1),
+        "runs": [
+            {
+                "style": o.point.style,
+                "run_id": o.point.run_id,
+                "results_dir": str(o.results_dir),
+                "skipped": o.skipped,
+                "consumers": o.point.settings_consumers,
+                "consumers_wanted": o.point.consumers_wanted,
+                "at_operating_point": o.point.at_operating_point,
+                "scale_notes": list(o.point.scale_notes),
+            }
+            for o in outcomes
+        ],
+        "not_candidates": [{"style": s, "why": w} for s, w in plan.skipped_styles],
+        "html": str(paths.html),
+        "markdown": str(paths.markdown),
+        "recommendation": {
+            "option": rec.option,
+            "confidence": rec.confidence,
+            "sentence": rec.sentence,
+            "poll_interval_s": rec.poll_interval_s,
+        }
+        if rec
+        else None,
+        "headlines": [h.to_dict() for h in paths.headlines],
+    }

@@ -1,0 +1,47 @@
+"""One small real ``labkit decide`` on loopback: runs each style, writes the report, and a second call skips the runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REQ = """
+name = "Small shop"
+use_case = "order status notifications"
+target_latency_p99_ms = 1000
+event_rate_per_s = 5
+consumers = 3
+missed_events_tolerated = true
+"""
+
+
+def decide(req: Path, out: Path) -> dict:
+    args = [sys.executable, "-m", "labkit", "decide", str(req), "--out", str(out), "--max-minutes", "1", "--json"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_decide_measures_each_style_for_these_requirements_and_resumes(tmp_path: Path) -> None:
+    req = tmp_path / "small.toml"
+    req.write_text(REQ)
+    first = decide(req, tmp_path / "out")
+    assert [r["style"] for r in first["runs"]] == ["webhook", "polling"]
+    assert all(not r["skipped"] and r["consumers"] == 3 for r in first["runs"])
+    for r in first["runs"]:
+        summary = json.loads((Path(r["results_dir"]) / "summary.json").read_text())
+        assert summary["styles"][r["style"]]["consumers"] == 3
+        assert summary["styles"][r["style"]]["lost"] == 0
+    md = Path(first["markdown"]).read_text()
+    run_ids = {r["run_id"] for r in first["runs"]}
+    cited = {h["run_id"] for h in first["headlines"] if h["run_id"]}
+    assert cited and cited <= run_ids
+    assert "## Headline numbers" in md
+    second = decide(req, tmp_path / "out")
+    assert all(r["skipped"] for r in second["runs"])
+    assert [r["run_id"] for r in second["runs"]] == [r["run_id"] for r in first["runs"]]

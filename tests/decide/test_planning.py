@@ -1,0 +1,123 @@
+"""The runs ``labkit decide`` plans: candidates, scale-downs stated, budget kept, resumable."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from labkit.config import RunSettings
+from labkit.decision_runs import MachineLimits, plan_decision, poll_interval_for, run_decision
+from labkit.errors import ConfigError
+from labkit.report.requirements import load_requirements, parse_requirements
+from labkit.results import SCHEMA_VERSION, SUMMARY, write_json
+
+REQS = Path(__file__).resolve().parents[2] / "scenarios" / "requirements"
+
+
+def payments():
+    return load_requirements(REQS / "payments-provider.toml")
+
+
+def test_every_allowed_style_runs_under_the_requirements_network_tls_and_rate() -> None:
+    req = payments()
+    plan = plan_decision(req, "out")
+    assert [p.style for p in plan.points] == ["webhook", "polling"]
+    for p in plan.points:
+        assert p.settings.network is not None and p.settings.network.name == "cross-region"
+        assert p.settings.tls is True
+        assert p.settings.workload.rate_per_s == req.event_rate_per_s
+        assert p.settings.styles == (p.style,)
+    assert plan.results_dir == Path("out/decide/payments-provider-notifying-merchants")
+
+
+def test_webhook_measured_at_the_users_consumers_when_the_machine_holds_them() -> None:
+    plan = plan_decision(payments(), "out")
+    webhook = next(p for p in plan.points if p.style == "webhook")
+    assert webhook.settings.subscribers == 2000
+    assert webhook.settings_consumers == 2000
+
+
+def test_pollers_capped_by_the_poll_rate_and_the_cap_is_stated() -> None:
+    limits = MachineLimits(max_polls_per_s=1000)
+    req = payments()
+    plan = plan_decision(req, "out", limits=limits)
+    polling = next(p for p in plan.points if p.style == "polling")
+    interval = poll_interval_for(req)
+    assert polling.settings.poll_interval_s == interval
+    assert polling.settings.pollers == int(1000 * interval) < 2000
+    assert not polling.at_operating_point
+    assert any("polls/s" in n and "of 2,000 pollers" in n for n in polling.scale_notes)
+
+
+def test_consumers_beyond_one_process_are_capped_at_10000_and_said_so() -> None:
+    req = parse_requirements({"consumers": 50_000, "event_rate_per_s": 0.01, "target_latency_p99_ms": 60_000})
+    plan = plan_decision(req, "out", limits=MachineLimits(max_polls_per_s=1e9, max_deliveries_per_s=1e9))
+    for p in plan.points:
+        assert p.settings_consumers == 10_000
+        assert any("at most 10,000" in n for n in p.scale_notes)
+
+
+def test_no_public_endpoint_means_no_webhook_run() -> None:
+    req = load_requirements(REQS / "mobile-app-behind-nat.toml")
+    plan = plan_decision(req, "out")
+    assert "webhook" not in [p.style for p in plan.points]
+    assert [s for s, _ in plan.skipped_styles] == ["webhook"]
+
+
+@pytest.mark.parametrize("name", ["payments-provider", "mobile-app-behind-nat", "internal-batch-sync"])
+@pytest.mark.parametrize("minutes", [5.0, 13.0])
+def test_the_plan_fits_the_time_budget(name: str, minutes: float) -> None:
+    limits = MachineLimits(minutes=minutes)
+    plan = plan_decision(load_requirements(REQS / f"{name}.toml"), "out", limits=limits)
+    assert plan.estimated_s + limits.run_overhead_s * len(plan.points) <= minutes * 60 + 1
+    for p in plan.points:
+        assert p.settings.workload.rate_per_s * p.settings.workload.duration_s * p.settings_consumers <= limits.max_deliveries * 1.01
+
+
+def test_a_long_poll_interval_is_shortened_to_fit_the_run_and_said_so() -> None:
+    req = load_requirements(REQS / "internal-batch-sync.toml")
+    polling = next(p for p in plan_decision(req, "out").points if p.style == "polling")
+    assert polling.settings.poll_interval_s < poll_interval_for(req)
+    assert polling.settings.workload.duration_s >= 10 * polling.settings.poll_interval_s - 1e-9
+    assert any("projected" in n for n in polling.scale_notes)
+
+
+def test_point_ids_are_stable_and_follow_the_requirements() -> None:
+    a = [p.point_id for p in plan_decision(payments(), "out").points]
+    assert a == [p.point_id for p in plan_decision(payments(), "elsewhere").points]
+    other = parse_requirements({**payments().model_dump(exclude={"network", "budget"}), "tls": False, "network": "cross-region"})
+    assert a != [p.point_id for p in plan_decision(other, "out").points]
+
+
+def test_subscribers_go_to_10000_not_beyond() -> None:
+    assert RunSettings(subscribers=10_000).subscribers == 10_000
+    with pytest.raises(ValueError):
+        RunSettings(subscribers=10_001)
+
+
+def test_no_candidate_style_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import decision_runs
+
+    monkeypatch.setattr(decision_runs, "candidate_styles", lambda req: ([], [("webhook", "x")]))
+    with pytest.raises(ConfigError):
+        plan_decision(payments(), "out")
+
+
+def test_points_already_done_are_skipped_unless_forced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import runner
+
+    plan = plan_decision(payments(), tmp_path, limits=replace(MachineLimits(), minutes=2))
+    first = plan.points[0]
+    done_dir = plan.results_dir / first.run_id
+    summary = {"schema_version": SCHEMA_VERSION, "run_id": first.run_id, "point": first.point_id, "styles": {}, "workload": {}}
+    write_json(done_dir / SUMMARY, summary)
+    ran: list[str] = []
+    monkeypatch.setattr(runner, "run", lambda settings, **kw: ran.append(kw["run_id"]))
+    outcomes = run_decision(plan)
+    assert [o.skipped for o in outcomes] == [True, False]
+    assert ran == [plan.points[1].run_id]
+    ran.clear()
+    run_decision(plan, force=True)
+    assert ran == [p.run_id for p in plan.points]
