@@ -65,3 +65,10 @@ def test_provider_sigkilled_and_restarted_streams_lose_nothing(tmp_path: Path) -
         f = _no_loss(style)
         assert f["provider_restarts"] == 1 and style["reconnects"] >= 3
         assert f["episodes"][0]["catch_up_s"] is not None
+
+
+def test_streams_through_a_bad_network_with_resets_lose_nothing(tmp_path: Path) -> None:
+    summary = _run(tmp_path, {"kind": "network", "delay_ms": 20.0, "jitter_ms": 10.0, "loss": 0.02, "reset": 0.02})
+    for name in STREAMS:
+        f = _no_loss(summary["styles"][name])
+        assert f["network"]["emulation"] and f["kind"] == "network"
