@@ -13,7 +13,7 @@ from labkit.styles.registry import StyleInfo
 
 
 def test_shipped_styles_are_runnable_units_with_their_info():
-    assert styles.names() == ("webhook", "polling")
+    assert styles.names() == ("webhook", "polling", "sse", "websocket")
     for info in styles.all_styles():
         unit = styles.unit(info.name)
         assert isinstance(unit, Style) and unit.info is info

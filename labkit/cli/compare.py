@@ -1,4 +1,4 @@
-"""``labkit compare``: one seeded workload delivered by webhook push and by API polling, both measured."""
+"""``labkit compare``: one seeded workload delivered by each style (webhook push and API polling by default), all measured."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ OPTION_NAMES = {
     "drain_timeout_s": "--drain-timeout",
     "out_dir": "--out",
     "consumer_processes": "--processes",
+    "styles": "--styles",
 }
+
+DEFAULT_STYLES = "webhook,polling"
 
 SUMMARY_KEYS = ("schema_version", "run_id", "results_dir", "workload", "styles")
 
@@ -55,6 +58,14 @@ def options_named(message: str) -> str:
     return message
 
 
+def parse_styles(text: str) -> tuple[str, ...]:
+    """``webhook,polling,sse`` as a tuple; RunSettings names an unknown or repeated style."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ConfigError("--styles: name at least one delivery style (webhook, polling, sse, websocket)")
+    return names
+
+
 @app.command()
 def compare(
     rate: float = typer.Option(20.0, "--rate", help="events per second"),
@@ -72,8 +83,14 @@ def compare(
     out: Path = out_option("results root; the run goes to OUT/<run-id>/"),
     as_json: bool = json_option("print only the summary JSON on stdout"),
     report: bool = typer.Option(True, "--report/--no-report", help="write a decision report beside the results"),
+    styles: str = typer.Option(
+        DEFAULT_STYLES,
+        "--styles",
+        help="comma-separated delivery styles: webhook, polling, sse, websocket. The default is push vs poll, the question"
+        " labkit asks; sse and websocket need the consumer to hold a connection open (one stream per --pollers)",
+    ),
 ) -> None:
-    """Deliver one seeded workload by webhook push and by API polling; measure both."""
+    """Deliver one seeded workload by each style (default webhook push and API polling); measure each."""
     settings = build_run_settings(
         {
             "workload": {"arrival": arrival, "rate_per_s": rate, "duration_s": duration, "payload_bytes": payload_bytes, "seed": seed},
@@ -83,6 +100,7 @@ def compare(
             "consumer_processes": processes,
             "drain_timeout_s": drain_timeout,
             "out_dir": str(out),
+            "styles": parse_styles(styles),
         }
     )
     writable_dir(out)

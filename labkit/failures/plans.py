@@ -24,7 +24,13 @@ answers 410 only for webhooks. Faults and their counterparts per style:
     receiver_dead     receiver answers 5xx for the rest of the    -
                       run; the provider's disable policy
                       disables the endpoint
-    network           delay, jitter, loss and resets through a user-space TCP proxy (both styles)
+    network           delay, jitter, loss and resets through a user-space TCP proxy (every style)
+
+The stream styles (sse, websocket: a fleet of held streams, the provider pushes) take none,
+consumer_down, consumer_kill (the fleet), provider_kill, network (the proxy sits on the
+fleet's hop to the provider) and their own kind:
+
+    stream_drop       every stream cut at each at_s (SIGUSR2 to the fleet); each resumes after its last id
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 BOTH: tuple[str, ...] = ("webhook", "polling")
 WEBHOOK: tuple[str, ...] = ("webhook",)
+# Held streams (labkit.styles.sse, labkit.styles.websocket): the consumer fleet opens them, the provider pushes.
+STREAMS: tuple[str, ...] = ("sse", "websocket")
+ALL: tuple[str, ...] = BOTH + STREAMS
 
 
 class _Plan(BaseModel):
@@ -42,7 +51,7 @@ class _Plan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    styles: ClassVar[tuple[str, ...]] = BOTH
+    styles: ClassVar[tuple[str, ...]] = ALL
     # False where the design accepts losing events (a 410 disables the endpoint by design).
     promises_no_loss: ClassVar[bool] = True
 
@@ -165,6 +174,7 @@ class Throttle(_Plan):
     """
 
     kind: Literal["throttle"] = "throttle"
+    styles: ClassVar[tuple[str, ...]] = BOTH
     at_s: float = Field(1.5, ge=0)
     duration_s: float = Field(2.0, gt=0, le=600)
     rate: float = Field(0.5, gt=0, le=1)
@@ -212,6 +222,22 @@ class ReceiverDead(_Plan):
         return f"receiver dead ({self.status}), endpoint disabled"
 
 
+class StreamDrop(_Plan):
+    """Every held stream is cut at each ``at_s`` (SIGUSR2 to the consumer fleet); each reconnects and resumes after its last id."""
+
+    kind: Literal["stream_drop"] = "stream_drop"
+    styles: ClassVar[tuple[str, ...]] = STREAMS
+    at_s: tuple[float, ...] = (1.5,)
+
+    @field_validator("at_s")
+    @classmethod
+    def _at(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _times(v)
+
+    def describe(self) -> str:
+        return f"streams dropped x{len(self.at_s)}"
+
+
 class NetworkFault(_Plan):
     """Delay, jitter, loss and resets between consumer and provider, through ``labkit.servers.netproxy``.
 
@@ -250,6 +276,7 @@ FaultPlan = Annotated[
     | Throttle
     | ReceiverGone
     | ReceiverDead
+    | StreamDrop
     | NetworkFault,
     Field(discriminator="kind"),
 ]
@@ -264,5 +291,6 @@ KINDS: tuple[str, ...] = (
     "throttle",
     "receiver_gone",
     "receiver_dead",
+    "stream_drop",
     "network",
 )

@@ -6,7 +6,7 @@ the consumer-provider hop (``link``), acts at its times while the workload is
 published (``during``), notes whole-run episodes after publishing
 (``after_publish``) and cleans up (``close``). A plain run uses the
 ``Plain`` injector, which does nothing. Injectors decide by process role
-(provider, receiver, poller) and by a style's direction (push or pull),
+(provider, receiver, poller, streams) and by a style's direction (push or pull),
 never by a style's name.
 """
 
@@ -27,6 +27,7 @@ from labkit.failures.plans import (
     ReceiverErrors,
     ReceiverGone,
     ReceiverSlow,
+    StreamDrop,
     Throttle,
 )
 from labkit.lab.measures import Episode
@@ -69,7 +70,7 @@ class Injector:
         return True if self.plan is None else bool(self.plan.promises_no_loss)
 
     def tune(self, role: str, settings: dict[str, Any], lab: Lab) -> None:
-        """Adjust the settings of a process about to start in ``role`` (provider, receiver, poller)."""
+        """Adjust the settings of a process about to start in ``role`` (provider, receiver, poller, streams)."""
 
     async def link(self, lab: Lab, host: str, port: int) -> str:
         """The URL of the consumer-provider hop to ``host:port``."""
@@ -146,8 +147,8 @@ async def _wait_mid_dispatch(lab: FaultLab) -> int | None:
     in_flight = None
     while time.monotonic() < deadline:
         in_flight = await lab.style.in_flight(lab)
-        if in_flight is None and lab.style.info.direction == "pull":
-            return None
+        if in_flight is None and lab.consumer.role != "receiver":
+            return None  # only a provider that sends to a receiver has deliveries in flight to wait for
         if in_flight:
             return in_flight
         await asyncio.sleep(0.01)
@@ -261,6 +262,22 @@ class ReceiverDeadInjector(Injector):
         lab.episodes.append(Episode(f.describe(), time.time_ns(), None, {}))
 
 
+class StreamDropInjector(Injector):
+    """Cut every held stream at the plan's times: SIGUSR2 to the consumer fleet, which reconnects and resumes."""
+
+    async def during(self, lab: FaultLab) -> None:
+        f = self.plan
+        assert isinstance(f, StreamDrop)
+        for at in f.at_s:
+            await lab.until(at)
+            if lab.consumer.role != "streams" or not lab.consumer.child.alive():
+                continue
+            now = time.time_ns()
+            lab.consumer.child.popen.send_signal(signal.SIGUSR2)
+            # the cut is instantaneous; the catch-up (reconnect, resume after the last id) is measured from it
+            lab.episodes.append(Episode("every stream cut", now, now, {}))
+
+
 # A fault's kind chooses its injector (labkit.failures.plans.KINDS).
 INJECTORS: dict[str, type[Injector]] = {
     "none": Injector,
@@ -272,6 +289,7 @@ INJECTORS: dict[str, type[Injector]] = {
     "throttle": ReceiverWindow,
     "receiver_gone": ReceiverWindow,
     "receiver_dead": ReceiverDeadInjector,
+    "stream_drop": StreamDropInjector,
     "network": NetworkInjector,
 }
 

@@ -64,6 +64,8 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         "bytes_per_event": (bytes_in + bytes_out) / per,
         "latency_ms": histogram_summary_ms(hist),
         "provider_cpu_s": run.provider_cpu_s,
+        # resident memory of the provider after the drain, its consumers still connected
+        "provider_rss_mb": run.provider_rss_bytes / 2**20 if run.provider_rss_bytes else None,
         "consumer_cpu_s": run.consumer_cpu_s,
         "cpu_s_per_event": (run.provider_cpu_s + run.consumer_cpu_s) / per,
         "provider_cpu_start_s": run.provider_cpu_start_s,

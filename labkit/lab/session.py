@@ -87,6 +87,11 @@ class StyleRun:
     # Consumer counters over the workload window only: what a consumer did before the
     # first event and during the drain is an artefact of the run's edges.
     window_counters: dict[str, int] = field(default_factory=dict)
+    # The provider's /stats after the drain (consumers still connected; counters of its last lifetime),
+    # and its resident memory then and before the consumer started (the memory the consumers cost).
+    provider_stats: dict[str, Any] = field(default_factory=dict)
+    provider_rss_bytes: int | None = None
+    provider_rss_base_bytes: int | None = None
 
 
 def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
@@ -148,6 +153,8 @@ class Session:
         self.drain_s = 0.0
         self.cpu_start = (0.0, 0.0)
         self.window: dict[str, int] = {}
+        self.provider_stats: dict[str, Any] = {}
+        self.provider_rss: tuple[int | None, int | None] = (None, None)
 
     # -- what a style and an injector may use (labkit.styles.base.Lab, labkit.lab.faults.FaultLab) --
 
@@ -246,6 +253,7 @@ class Session:
         ps = provider_settings(self.settings, self.provider_db, [self.consumer_key, self.publisher_key], self.style)
         self.fault.tune("provider", ps, self)
         self.provider = await self.start("provider", "provider", ps, server=True)
+        rss_base = self.provider.child.rss_bytes() or None
         async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S * 5) as control:
             self.control = control
             self.consumer = await self.style.start_consumer(self)
@@ -268,6 +276,8 @@ class Session:
                 )
             self.fault.after_publish(self)
             await self._drain()
+            self.provider_stats = await self.get_json(f"{self.provider.child.url}/stats", auth=True) or {}
+            self.provider_rss = (self.provider.child.rss_bytes() or None, rss_base)
             self.provider.cpu_s += _cpu(self.provider.child)
             await self.stop_consumer()
             await asyncio.to_thread(self.group.stop, self.provider.child)
@@ -384,6 +394,9 @@ class Session:
             consumer_cpu_start_s=self.cpu_start[1],
             fault=self._fault_block(created, received, counters, deliveries) if self.settings.fault is not None else None,
             window_counters=self.window,
+            provider_stats=self.provider_stats,
+            provider_rss_bytes=self.provider_rss[0],
+            provider_rss_base_bytes=self.provider_rss[1],
         )
 
     def _fault_block(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from labkit.errors import ConfigError
 
 # The shipped style modules, in display order; a new style adds its module here.
-SHIPPED = ("labkit.styles.webhook", "labkit.styles.polling")
+SHIPPED = ("labkit.styles.webhook", "labkit.styles.polling", "labkit.styles.sse", "labkit.styles.websocket")
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from labkit.config import RunSettings
 from labkit.experiments import load_experiment
-from labkit.failures.plans import KINDS, ConsumerKill, NetworkFault, ReceiverDead
+from labkit.failures.plans import KINDS, ConsumerKill, FaultPlan, NetworkFault, ReceiverDead
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_kind_has_defaults_that_validate() -> None:
     for kind in KINDS:
-        plan = RunSettings(fault={"kind": kind}, styles=("webhook",)).fault
+        first = TypeAdapter(FaultPlan).validate_python({"kind": kind}).styles[0]
+        plan = RunSettings(fault={"kind": kind}, styles=(first,)).fault
         assert plan is not None and plan.kind == kind and plan.describe()
 
 

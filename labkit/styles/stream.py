@@ -1,0 +1,197 @@
+"""Held streams (Server-Sent Events, WebSocket) as delivery styles: what the two share.
+
+A run starts one stream consumer fleet process (``labkit.consumers.streams``)
+holding one stream per consumer (``RunSettings.pollers`` of them: the
+consumers that open a connection to the provider, as pollers do). The fleet
+records through the same records as the other consumers, so de-duplication,
+``received_counts`` and ``load_events`` are unchanged; it writes a stats file
+and an exact snapshot on SIGUSR1, which brackets the workload window, as the
+poller fleet does. The provider pushes each committed event down every open
+stream, so the style is push without a public endpoint on the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from labkit import model_streams
+from labkit.config import RunSettings
+from labkit.errors import ServerError
+from labkit.styles.base import Lab, Role, Style
+from labkit.styles.polling import snapshot_stats, wait_for_file
+
+# Every stream connected before the first publish, or the run says why not.
+CONNECT_TIMEOUT_BASE_S = 20.0
+CONNECT_TIMEOUT_PER_STREAM_S = 0.01
+# First connects spread over up to this, so N streams do not arrive as one burst.
+MAX_CONNECT_SPREAD_S = 2.0
+STREAMS_PER_SPREAD_S = 2000
+# The consumer's backoff after a dropped stream: short, so a provider restart or a cut is caught up quickly.
+BACKOFF_INITIAL_S = 0.05
+BACKOFF_MAX_S = 1.0
+# JSON around a payload as the feed shows an event: {"id":N,"type":"...","created_ns":19 digits,"payload":...}
+CREATED_NS_DIGITS = 19
+
+
+def event_json_bytes(event_type: str, payload_bytes: int, event_id: int = 1000) -> int:
+    """Bytes of one event's JSON as the feed and the streams carry it (labkit.provider.dispatcher.event_json)."""
+    head = f'{{"id":{event_id},"type":{json.dumps(event_type)},"created_ns":{"9" * CREATED_NS_DIGITS},"payload":'
+    return len(head) + payload_bytes + 1
+
+
+def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: float) -> dict[str, Any]:
+    """Wait until every stream of the fleet is established; ServerError names how many are not."""
+    deadline = time.monotonic() + timeout_s
+    counters: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise ServerError(f"{child.name} exited during start-up (code {child.popen.returncode}): {child.log_tail()}")
+        counters = dict(snapshot_stats(child, stats_path).get("counters") or {})
+        if int(counters.get("connected", 0)) >= connections:
+            return counters
+        time.sleep(0.1)
+    raise ServerError(
+        f"{child.name}: {counters.get('connected', 0)} of {connections} streams connected within {timeout_s:.0f} s: {child.log_tail()}"
+    )
+
+
+class StreamStyle(Style):
+    """Push over a connection the consumer opened: one fleet process, one stream per consumer."""
+
+    protocol: str = "sse"
+
+    def refuse(self, settings: RunSettings) -> str | None:
+        if settings.batch_max_events > 1:
+            return "batch_max_events: a stream sends each event in its own frame; set batch_max_events = 1"
+        if settings.batch_window_ms > 0:
+            return "batch_window_ms: a stream sends each event as it is committed; set batch_window_ms = 0"
+        if settings.thin_events:
+            return "thin_events: a stream carries the whole event; set thin_events = false"
+        if settings.snapshot:
+            return "snapshot: a stream follows the event log, not the latest version; set snapshot = false"
+        return None
+
+    def consumer_names(self, settings: RunSettings) -> list[str]:
+        return [f"c{i}" for i in range(settings.pollers)]
+
+    def fleet_settings(self, lab: Lab, base_url: str) -> dict[str, Any]:
+        """The stream consumer fleet's settings (``labkit.config.StreamConsumerSettings``) for this run."""
+        n = lab.settings.pollers
+        return {
+            "base_url": base_url,
+            "protocol": self.protocol,
+            "api_key": lab.consumer_key,
+            "connections": n,
+            "db_path": str(lab.consumer_db),
+            "stats_path": str(lab.stats_path),
+            "connect_spread_s": min(MAX_CONNECT_SPREAD_S, n / STREAMS_PER_SPREAD_S),
+            "backoff_initial_s": BACKOFF_INITIAL_S,
+            "backoff_max_s": BACKOFF_MAX_S,
+            "seed": lab.settings.workload.seed,
+        }
+
+    async def start_consumer(self, lab: Lab) -> Role:
+        base = await lab.link("127.0.0.1", lab.provider.port or 0)
+        s = self.fleet_settings(lab, base)
+        lab.fault.tune("streams", s, lab)
+        lab.consumers = self.consumer_names(lab.settings)
+        role = await lab.start("streams", "streams", s, server=False)
+        await asyncio.to_thread(wait_for_file, role.child, lab.stats_path)
+        n = s["connections"]
+        await asyncio.to_thread(fleet_connected, role.child, lab.stats_path, n, CONNECT_TIMEOUT_BASE_S + CONNECT_TIMEOUT_PER_STREAM_S * n)
+        return role
+
+    async def counters_now(self, lab: Lab) -> dict[str, Any]:
+        snap = await asyncio.to_thread(snapshot_stats, lab.consumer.child, lab.stats_path)
+        counters = dict(snap.get("counters") or {})
+        if counters:
+            # a stream costs one request when it is opened (the GET /stream or the WebSocket upgrade)
+            counters["requests"] = int(counters.get("connects", 0)) + int(counters.get("http_errors", 0))
+        return counters
+
+    def summary(self, run: Any, settings: RunSettings, per: int, rate: float) -> dict[str, Any]:
+        counters = run.consumer_stats.get("counters", {})
+        window = run.window_counters
+        pstats = run.provider_stats or {}
+        connects = int(counters.get("connects", 0))
+        requests = connects + int(counters.get("http_errors", 0))
+        streams = max(len(run.consumers), 1)
+        fanned = int(pstats.get("stream_events_fanned_out", 0) or 0)
+        work_cpu = max(run.provider_cpu_s - run.provider_cpu_start_s, 0.0)
+        write_cost = work_cpu / fanned if fanned else 0.0
+        one_way = min((r - c for _, _, _, c, r in run.events), default=0) / 1e9
+        per_conn = None
+        if run.provider_rss_bytes and run.provider_rss_base_bytes:
+            per_conn = max(run.provider_rss_bytes - run.provider_rss_base_bytes, 0) / streams
+        wl = settings.workload
+        out: dict[str, Any] = {
+            "protocol": self.protocol,
+            "connections": len(run.consumers),
+            "connects": connects,
+            "reconnects": int(counters.get("reconnects", 0)),
+            "connect_errors": int(counters.get("connect_errors", 0)),
+            "dropped_backpressure": int(pstats.get("streams_dropped_backpressure", 0) or 0),
+            "backpressure_drops_seen": int(counters.get("backpressure_drops_seen", 0)),
+            "forced_disconnects": int(counters.get("forced_disconnects", 0)),
+            "idle_timeouts": int(counters.get("idle_timeouts", 0)),
+            "requests": requests,
+            "requests_per_event": (window.get("requests") or 0) / per if window else requests / per,
+            "requests_per_event_whole_run": requests / per,
+            "provider_memory_per_connection_kb": per_conn / 1024 if per_conn is not None else None,
+            "lag_ms": counters.get("lag"),
+        }
+        m = model_streams.stream_model(
+            self.protocol,
+            one_way_s=one_way,
+            streams=streams,
+            write_cost_s=write_cost,
+            event_type=wl.event_type,
+            event_json_bytes=event_json_bytes(wl.event_type, wl.payload_bytes),
+            rate_per_s=rate,
+            heartbeat_s=None,
+            per_connection_bytes=per_conn,
+        )
+        m["parameters"] = {
+            "one_way_s": {"kind": "measured", "value": one_way, "from": "the fastest delivery of the run"},
+            "write_cost_s": {"kind": "measured", "value": write_cost, "from": "provider CPU of the run / frames it fanned out"},
+        }
+        m["rate_per_s"] = rate
+        out["model"] = m
+        return out
+
+    def fault_measures(self, counters: Mapping[str, Any], deliveries: Mapping[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "duplicates_seen": int(counters.get("duplicate_events", 0)),
+            "processed_total": int(counters.get("events", 0)),
+            # a dropped stream is opened again and resumes after its last id
+            "retries": int(counters.get("reconnects", 0)),
+            "dead_lettered": 0,
+            "disabled": 0,
+            "attempt_status_counts": {},
+            "failed_polls": None,
+            "throttled_polls": None,
+            "reconnects": int(counters.get("reconnects", 0)),
+            "connect_errors": int(counters.get("connect_errors", 0)),
+            "forced_disconnects": int(counters.get("forced_disconnects", 0)),
+        }
+
+    def variant(self, setting: Callable[[str], Any], assumes: str) -> str:
+        return self.info.label
+
+    def projected_requests_per_event(
+        self,
+        rate_per_s: float,
+        poll_interval_s: float,
+        batch: int,
+        retries_per_event: float,
+        long_poll_wait_s: float,
+        page_limit: int | None,
+    ) -> tuple[float, str]:
+        return 0.0, f"{self.info.label}: no request per event over an open stream"
+
+    def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
+        return lambda_t * 0.0, f"model: {self.info.label}, 0 requests per event"
