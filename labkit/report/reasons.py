@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from labkit import styles
 from labkit.config import WorkloadSettings
-from labkit.report.observations import Evidence, Obs, fmt, num, round_sig
+from labkit.report.observations import Evidence, Obs, fmt, is_stream, num, round_sig
 from labkit.report.requirements import Requirements
 from labkit.report.terms import (
     FACTORS,
@@ -101,7 +101,13 @@ def _arg(value: float) -> str:
 
 
 def compare_cmd(
-    rate: float, interval_s: float | None = None, *, arrival: str | None = None, pollers: int | None = None, subscribers: int | None = None
+    rate: float,
+    interval_s: float | None = None,
+    *,
+    arrival: str | None = None,
+    pollers: int | None = None,
+    subscribers: int | None = None,
+    with_styles: tuple[str, ...] = (),
 ) -> str:
     """A ``labkit compare`` line within RunSettings' limits, long enough to see several polls and ~200 events."""
     rate = min(max(rate, 0.001), 100_000)
@@ -111,6 +117,7 @@ def compare_cmd(
     duration = min(max(10.0, 5 * interval, 200 / rate), 24 * 3600, cap_s)
     return _cmd(
         "labkit compare",
+        f"--styles {','.join(with_styles)}" if with_styles else "",
         f"--rate {_arg(rate)}",
         f"--poll-interval {_arg(interval)}",
         f"--duration {_arg(round_sig(duration, 2))}",
@@ -178,8 +185,16 @@ def coverage(
         )
     styles_run = {o.style for o in case.obs}
     for info in styles.all_styles():
-        if info.name not in styles_run:
+        if info.name not in styles_run and not is_stream(info.name):
             case.gap(f"no {info.name} run at all", compare_cmd(lam, t_rec), "decision")
+    streams = [i.name for i in styles.all_styles() if is_stream(i.name)]
+    if streams and not any(s in styles_run for s in streams):
+        # streams reach consumers a webhook cannot: for those they could change the choice
+        case.gap(
+            f"no held-stream run ({', '.join(streams)}): their latency, bytes per event and memory per connection are unmeasured",
+            compare_cmd(lam, t_rec, with_styles=styles.names()),
+            "numbers" if req.consumers_can_expose_https else "decision",
+        )
     if option == LONG_POLLING and not case.of(LONG_POLLING):
         case.gap(
             "long polling was never run; its latency (one round trip) and cost come from the model",
