@@ -373,7 +373,8 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
             LONG_POLLING,
         )
     coverage(case, option, p.lam, p.t_rec, p.lt_user, p.pairs, p.crossover, p.crossover_measured)
-    functional_reasons(case, option, p.push, poll_lat, p.poll_cost, leaning, words)
+    # the pulled side's functional reasons cite the stream when one is chosen: same log, same cursor
+    functional_reasons(case, option, p.push, stream.obs if stream else poll_lat, p.poll_cost, leaning, words)
     if stream is None:  # a stream's bandwidth is among its own reasons
         budget_reasons(case, option, p.push_cost or p.push, p.poll_cost, p.lt_user)
 

@@ -188,12 +188,12 @@ def coverage(
         if info.name not in styles_run and not is_stream(info.name):
             case.gap(f"no {info.name} run at all", compare_cmd(lam, t_rec), "decision")
     streams = [i.name for i in styles.all_styles() if is_stream(i.name)]
-    if streams and not any(s in styles_run for s in streams):
-        # streams reach consumers a webhook cannot: for those they could change the choice
+    if streams and not req.consumers_can_expose_https and not any(s in styles_run for s in streams):
+        # streams reach the consumers a webhook cannot: for them a stream could change the choice
         case.gap(
             f"no held-stream run ({', '.join(streams)}): their latency, bytes per event and memory per connection are unmeasured",
             compare_cmd(lam, t_rec, with_styles=styles.names()),
-            "numbers" if req.consumers_can_expose_https else "decision",
+            "decision",
         )
     if option == LONG_POLLING and not case.of(LONG_POLLING):
         case.gap(
@@ -242,8 +242,8 @@ def _fit_reasons(case: Case, option: str, push: Obs | None, poll: Obs | None, co
         elif poll is not None:
             case.reason(
                 FIT,
-                "No event may be missed: the cursor feed is a durable log and the poller keeps its cursor, so a "
-                f"stalled consumer catches up; the lab's poller lost {fmt(poll.get('lost'))} of "
+                "No event may be missed: the cursor feed is a durable log and the consumer keeps its cursor, so a "
+                f"stalled consumer catches up; the lab's {poll.style} consumer lost {fmt(poll.get('lost'))} of "
                 f"{fmt(poll.get('published'))} events.",
                 [poll.ev("lost"), poll.ev("published")],
                 POLLING,
@@ -293,6 +293,15 @@ def _versatility_reasons(case: Case, option: str, push: Obs | None, poll: Obs | 
                 f"{fmt(push.rate)}/s with {push.arrival or 'unstated'} arrivals).",
                 [push.ev("latency_ms.p99"), push.ev("workload.rate_per_s")],
                 POLLING,
+            )
+        elif poll is not None and is_stream(poll.style):
+            case.reason(
+                VERSATILITY,
+                "Bursty traffic queues per stream, within a bound: a consumer that falls behind is dropped and resumes from "
+                f"its cursor (lab: {fmt(poll.get('dropped_backpressure'))} streams dropped for backpressure, "
+                f"p99 {fmt(poll.get('latency_ms.p99'))} ms).",
+                [poll.ev("dropped_backpressure"), poll.ev("latency_ms.p99")],
+                option,
             )
         elif poll is not None:
             case.reason(

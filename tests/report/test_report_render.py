@@ -220,7 +220,7 @@ def test_a_single_path_is_not_an_iterable_of_characters(tmp_path, fake_figures):
 def test_overlapping_paths_count_each_run_once(tmp_path, fake_figures):
     fake_figures()
     paths = write_report([FIXTURES, SWEEP, COMPARE_RUN], out_dir=tmp_path)
-    assert "from 4 runs" in paths.html.read_text()
+    assert "from 5 runs" in paths.html.read_text()  # compare, three sweep points, the stream fixture
 
 
 @pytest.mark.slow  # renders every real figure in a fresh process
