@@ -125,6 +125,12 @@ def _latency_vs_interval(s: Sources) -> Any:
     return latency_vs_interval(s.results)
 
 
+def _streams(s: Sources) -> Any:
+    from labkit.report.stream_figure import streams_figure
+
+    return streams_figure(s.results)
+
+
 def _cpu_vs_consumers(s: Sources) -> Any:
     from labkit.figures import cpu_vs_consumers
 
@@ -162,6 +168,13 @@ FIGURES: tuple[FigureSpec, ...] = (
         "CPU per event against consumers",
         "Provider and consumer CPU-seconds per event as consumers grow.",
         _cpu_vs_consumers,
+    ),
+    FigureSpec(
+        "streams",
+        "Held streams against webhooks and long polling",
+        "One run's latency p99, bytes per event, provider CPU per delivered event, provider memory per held connection "
+        "(RSS above the run's provider that held none) and reconnects plus backpressure drops, per style, measured.",
+        _streams,
     ),
 )
 
@@ -398,6 +411,8 @@ MEASURES: tuple[tuple[str, str, str | None, float, str], ...] = (
     ("CPU per event", "cpu_s_per_event", "model.cpu_s_per_event", 1000.0, "ms"),
     ("lost", "lost", None, 1.0, ""),
     ("duplicates", "duplicates", None, 1.0, ""),
+    ("reconnects", "reconnects", None, 1.0, ""),
+    ("backpressure drops", "dropped_backpressure", None, 1.0, ""),
 )
 
 

@@ -131,3 +131,35 @@ def test_fixture_is_labelled_and_complete():
         assert {"reconnects", "dropped_backpressure", "connections"} <= set(block)
         assert set(summary["styles"]["webhook"]) - {"attempts", "retries", "dead", "rejected", "delivery_rtt_ms"} <= set(block)
     assert COMPARE_RUN.exists() and SWEEP.exists()
+
+
+def test_stream_table_derives_per_connection_numbers():
+    from labkit.report.stream_figure import stream_table
+
+    table = stream_table(load_results(STREAMS_RUN)).set_index("style")
+    assert list(table.index) == [s for s in styles.names() if s in table.index]
+    sse = table.loc["sse"]
+    assert sse["provider_rss_kb_per_connection"] == pytest.approx((61.78 - 58.4) * 1024 / 100)
+    assert sse["provider_cpu_ms_per_event"] == pytest.approx(0.8488 / 6700 * 1000)
+    assert table.loc["webhook"].isna()["provider_rss_kb_per_connection"]  # the run's baseline provider holds no stream
+
+
+def test_stream_table_without_a_stream_run_says_so(results_df):
+    from labkit.errors import ResultsError
+    from labkit.report.stream_figure import stream_table
+
+    with pytest.raises(ResultsError, match="no run measured a held stream"):
+        stream_table(results_df)
+
+
+def test_report_for_nat_consumers_renders_the_streams(tmp_path, fake_figures):
+    from labkit.report import write_report
+
+    fake_figures()
+    paths = write_report([COMPARE_RUN.parent, SWEEP, STREAMS_RUN], out_dir=tmp_path / "out", requirements=REQUIREMENTS / f"{NAT}.toml")
+    assert (tmp_path / "out" / "figures" / "streams.png").read_bytes().startswith(b"\x89PNG")
+    for text in (paths.html.read_text(), paths.markdown.read_text()):
+        assert "Server-Sent Events" in text and "WebSocket" in text and "long polling" in text
+        assert "backpressure drops" in text
+        assert "Held streams against webhooks and long polling" in text
+    assert paths.recommendation is not None and paths.recommendation.stream_style in stream_names()
