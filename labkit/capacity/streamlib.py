@@ -8,7 +8,9 @@ request of type ``LAG``, name ``stream`` per event: the event's ``created_ns``
 A stream that fails to open, ends, or stays silent past ``--stall-after``
 seconds fires a failure and reconnects after a jittered backoff, resuming
 after the last id it saw (``Last-Event-ID``), so nothing is lost and a drop
-shows as a failure in the step that saw it.
+shows as a failure in the step that saw it. Events created before the user
+started are backlog it catches up on, not a delivery it was waiting for: they
+are read but not timed.
 
 Importing this module imports nothing of Locust; the locustfile passes in the
 function that fires Locust's request event.
@@ -144,6 +146,8 @@ class HeldStream:
         self.body = SseBody(self._event, last_id=start_cursor)
         self.events = 0
         self.reconnects = 0
+        # events created before this consumer existed are backlog, not delivery lag: read, not timed
+        self.joined_ns = time.time_ns()
         self._sock: socket.socket | None = None
 
     def _request(self) -> bytes:
@@ -160,6 +164,8 @@ class HeldStream:
         except (ValueError, KeyError, TypeError):
             return  # not an event of the log (an error frame is followed by the end of the stream)
         self.events += 1
+        if created_ns < self.joined_ns:
+            return
         self.fire(LAG_TYPE, STREAM_NAME, (received_ns - created_ns) / 1e6, len(data), None)
 
     def hold_once(self) -> None:
