@@ -47,10 +47,13 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def stream_table(results_df: pd.DataFrame) -> pd.DataFrame:
-    """One row per style of the newest run that measured a held stream; ResultsError when no run did."""
+def stream_table(results_df: pd.DataFrame, *, streams_only: bool = True) -> pd.DataFrame:
+    """One row per style of the newest run that measured a held stream; ResultsError when no run did.
+
+    ``streams_only=False`` falls back to the newest run of any style (a notebook before any stream run).
+    """
     obs = observations(results_df)
-    runs = sorted({o.run_id for o in obs if is_stream(o.style)})
+    runs = sorted({o.run_id for o in obs if is_stream(o.style)}) or ([] if streams_only else sorted({o.run_id for o in obs}))
     if not runs:
         raise ResultsError("no run measured a held stream (labkit compare --styles ...,sse,websocket)")
     run = [o for o in obs if o.run_id == runs[-1]]
@@ -78,9 +81,9 @@ def stream_table(results_df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(sorted(rows, key=lambda r: order[r["style"]]), columns=list(COLUMNS))
 
 
-def streams_figure(results_df: pd.DataFrame) -> Figure:
+def streams_figure(results_df: pd.DataFrame, *, streams_only: bool = True) -> Figure:
     """Bars per style of one stream run: latency, bytes, provider CPU and memory per connection, churn."""
-    table = stream_table(results_df)
+    table = stream_table(results_df, streams_only=streams_only)
     table = table.assign(churn=table["reconnects"].fillna(0) + table["dropped_backpressure"].fillna(0))
     table.loc[table["reconnects"].isna() & table["dropped_backpressure"].isna(), "churn"] = math.nan
     fig, axes = parts.new_figure(ncols=len(PANELS), width=16.0, height=4.2)
