@@ -78,7 +78,7 @@ def stream_table(results_df: pd.DataFrame, *, streams_only: bool = True) -> pd.D
             }
         )
     order = {s: i for i, s in enumerate(parts.styles_in(pd.DataFrame(rows)))}
-    return pd.DataFrame(sorted(rows, key=lambda r: order[r["style"]]), columns=list(COLUMNS))
+    return pd.DataFrame(sorted(rows, key=lambda r: order[str(r["style"])]), columns=list(COLUMNS))
 
 
 def streams_figure(results_df: pd.DataFrame, *, streams_only: bool = True) -> Figure:

@@ -76,11 +76,11 @@ def stream_views(case: Case, rate: float) -> list[StreamView]:
             by_variant.setdefault(o.variant, []).append(o)
     views = []
     for variant in sorted(by_variant):
-        o = nearest(by_variant[variant], lambda x: logdist(x.rate, rate))
-        assert o is not None
-        peers = [p for p in case.obs if p.run_id == o.run_id and not is_stream(p.style) and p.has("provider_rss_mb")]
+        near = nearest(by_variant[variant], lambda x: logdist(x.rate, rate))
+        assert near is not None
+        peers = [p for p in case.obs if p.run_id == near.run_id and not is_stream(p.style) and p.has("provider_rss_mb")]
         base = min(peers, key=lambda p: (p.get("provider_rss_mb") or 0.0, p.style)) if peers else None
-        views.append(StreamView(o, base))
+        views.append(StreamView(near, base))
     return views
 
 
