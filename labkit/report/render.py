@@ -348,6 +348,9 @@ def _notes(notes: list[Any]) -> tuple[str, ...]:
 def _role(style: str, rec: Recommendation, req: Requirements, interval: float) -> str:
     """What a projected style is to the recommendation: the choice, a part of it, or the alternative."""
     info = styles.get(style)
+    chosen = rec.stream_style
+    if chosen is not None:  # a held stream was chosen
+        return "the recommendation" if chosen == style else "the alternative"
     if info is not None and info.needs_public_endpoint and not req.consumers_can_expose_https:
         return "for comparison only (these consumers cannot receive webhooks)"
     if info is not None and info.direction == "push":
