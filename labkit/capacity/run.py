@@ -137,7 +137,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         host = servers[spec.target].url
 
         publisher: BackgroundPublisher | None = None
-        if settings.scenario == "polling":
+        if spec.background_events:
             head = prefill(host, settings.prefill_events)
             extra += ["--start-cursor", str(head)]
             publisher = BackgroundPublisher(host, settings.publish_rate)

@@ -19,7 +19,7 @@ from labkit.capacity import analysis
 from labkit.capacity.stepping import default_settle, default_steps
 from labkit.config import Settings
 
-Scenario = Literal["polling", "webhook_ingest", "publish_fanout"]
+Scenario = Literal["polling", "webhook_ingest", "publish_fanout", "streams"]
 
 EXPECT_WORKERS_WAIT_S = 30.0
 DEFAULT_MASTER_PORT = 5557  # Locust's own default, so a plain `locust --worker` finds it
@@ -34,13 +34,19 @@ class ScenarioSpec:
     interval_option: str
     slo_metric: tuple[str, str] = analysis.AGGREGATED
     rate_metric: tuple[str, str] = analysis.AGGREGATED
+    # the provider is pre-filled and publishes at ``publish_rate`` in the background; users start at its head
+    background_events: bool = False
 
 
 SCENARIOS: dict[str, ScenarioSpec] = {
-    "polling": ScenarioSpec("polling.py", ("provider",), "provider", "--poll-interval"),
+    "polling": ScenarioSpec("polling.py", ("provider",), "provider", "--poll-interval", background_events=True),
     "webhook_ingest": ScenarioSpec("webhook_ingest.py", ("receiver",), "receiver", "--send-interval"),
     "publish_fanout": ScenarioSpec(
         "publish_fanout.py", ("receiver", "provider"), "provider", "--send-interval", ("LAG", "delivery"), ("POST", "/events")
+    ),
+    # held SSE streams: the SLO is on the delivery lag of each event read from a stream
+    "streams": ScenarioSpec(
+        "streams.py", ("provider",), "provider", "--event-interval", ("LAG", "stream"), ("LAG", "stream"), background_events=True
     ),
 }
 
@@ -87,8 +93,8 @@ class CapacitySettings(Settings):
     step_users: int | None = Field(None, ge=1, le=100_000)
     step_seconds: float | None = Field(None, ge=2, le=3600)
     subscriptions: int = Field(3, ge=1, le=100, description="publish_fanout: subscriptions per event")
-    publish_rate: float = Field(1.0, ge=0, le=1000, description="polling: background events per second")
-    prefill_events: int = Field(200, ge=0, le=100_000, description="polling: events in the log before the run")
+    publish_rate: float = Field(1.0, ge=0, le=1000, description="polling, streams: background events per second")
+    prefill_events: int = Field(200, ge=0, le=100_000, description="polling, streams: events in the log before the run")
     out_dir: str = "results"
     scenarios_dir: str | None = None
     server_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="overrides per server role")

@@ -14,7 +14,7 @@ from labkit.cli.main import app
 from labkit.config import describe_error
 from labkit.errors import ConfigError
 
-SCENARIO_NAMES = ("polling", "webhook_ingest", "publish_fanout")
+SCENARIO_NAMES = ("polling", "webhook_ingest", "publish_fanout", "streams")
 
 # Settings fields as the options that set them, so a message names what the user typed.
 OPTION_NAMES = {
@@ -89,7 +89,7 @@ def build_worker_settings(data: dict[str, Any]) -> Any:
 
 @app.command()
 def capacity(
-    scenario: str = typer.Argument(..., help="polling | webhook_ingest | publish_fanout"),
+    scenario: str = typer.Argument(..., help="polling | webhook_ingest | publish_fanout | streams"),
     slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", help="p99 latency the SLO allows (ms); delivery lag for publish_fanout"),
     max_failure_ratio: float = typer.Option(0.01, "--max-failure-ratio", help="failure ratio the SLO allows"),
     max_users: int = typer.Option(200, "--max-users", help="the most users the step test tries"),
@@ -145,7 +145,7 @@ def capacity(
 @app.command("capacity-worker")
 def capacity_worker(
     master: str = typer.Option(..., "--master", help="HOST:PORT of the master (labkit capacity --master-bind)"),
-    scenario: str = typer.Option("polling", "--scenario", help="polling | webhook_ingest | publish_fanout (the master's)"),
+    scenario: str = typer.Option("polling", "--scenario", help="polling | webhook_ingest | publish_fanout | streams (the master's)"),
     source: str | None = typer.Option(None, "--source", help="local address to connect to the master from (several interfaces)"),
     timeout: float = typer.Option(7200.0, "--timeout", help="stop the worker after this many seconds"),
 ) -> None:

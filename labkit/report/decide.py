@@ -22,6 +22,9 @@ The decision, in short (the model is in ``labkit.model``):
 4. A push choice becomes the polling-fallback hybrid when no event may be
    missed (retries end in a dead letter), and thin webhooks + fetch when the
    data is sensitive or must be read in order.
+5. Consumers that would long-poll get a held stream (SSE or WebSocket)
+   instead when a measured stream met the target, lost nothing and cost no
+   more bytes per event than long polling (``labkit.report.streams``).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ from labkit.report.reasons import (
     functional_reasons,
 )
 from labkit.report.requirements import Requirements
-from labkit.report.risks import Risk, risks_of
+from labkit.report.risks import Risk, risks_of, stream_risks
+from labkit.report.streams import StreamView, reference, reject_other_streams, stream_sentence, weigh_streams
 from labkit.report.terms import (
     CLAIMS,
     FACTORS,
@@ -106,6 +110,8 @@ class Recommendation:
     risks: tuple[Risk, ...]
     factors: tuple[FactorView, ...]
     operating_point: dict[str, Any] = field(default_factory=dict)
+    # the registry style that realises a held-stream option (None for the other options)
+    stream_style: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -353,6 +359,10 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
     _cost_reason(case, p)
     leaning, words = _use_case_leaning(req.use_case)
     option = _choose_with_push(case, p) if req.consumers_can_expose_https else _choose_without_push(case, p)
+    stream = None if req.consumers_can_expose_https else weigh_streams(case, p.lam, p.target, option)
+    if stream is not None:
+        option = stream.option
+    reject_other_streams(case, option)
     poll_lat = p.poll_lat
     if option == LONG_POLLING and not p.long_obs and poll_lat is not None and poll_lat.has("rtt_ms.mean"):
         case.reason(
@@ -363,8 +373,10 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
             LONG_POLLING,
         )
     coverage(case, option, p.lam, p.t_rec, p.lt_user, p.pairs, p.crossover, p.crossover_measured)
-    functional_reasons(case, option, p.push, poll_lat, p.poll_cost, leaning, words)
-    budget_reasons(case, option, p.push_cost or p.push, p.poll_cost, p.lt_user)
+    # the pulled side's functional reasons cite the stream when one is chosen: same log, same cursor
+    functional_reasons(case, option, p.push, stream.obs if stream else poll_lat, p.poll_cost, leaning, words)
+    if stream is None:  # a stream's bandwidth is among its own reasons
+        budget_reasons(case, option, p.push_cost or p.push, p.poll_cost, p.lt_user)
 
     confidence, confidence_why = _confidence(case, option, p.push, poll_lat, p.push_meets, p.poll_possible)
     point = {
@@ -377,17 +389,30 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
     }
     return Recommendation(
         option=option,
-        sentence=_sentence(option, req, p.push_p99, p.t_rec, p.lt_user),
+        sentence=_sentence(option, req, p.push_p99, p.t_rec, p.lt_user)
+        if stream is None
+        else stream_sentence(stream, reference(case, p.lam), _target_text(req)),
         confidence=confidence,
         confidence_why=confidence_why,
         poll_interval_s=p.t_rec if option == POLLING else RECONCILE_S if option == FALLBACK else None,
         reasons=tuple(sorted(case.reasons, key=lambda r: FACTORS.index(r.factor))),
-        rejected=tuple((o, case.rejected[o]) for o in OPTIONS if o in case.rejected and o != option),
+        rejected=_rejected(case, option),
         gaps=tuple(case.gaps),
-        risks=risks_of(option, req),
+        risks=risks_of(option, req) if stream is None else stream_risks(),
         factors=_factor_views(case, p.push, poll_lat, p.pairs, p.crossover, p.crossover_measured),
         operating_point=point,
+        stream_style=_stream_style(stream),
     )
+
+
+def _stream_style(stream: StreamView | None) -> str | None:
+    return stream.obs.style if stream is not None else None
+
+
+def _rejected(case: Case, option: str) -> tuple[tuple[str, str], ...]:
+    """The options not chosen, in the report's order; measured variants the terms do not list come last."""
+    order = list(OPTIONS) + sorted(o for o in case.rejected if o not in OPTIONS)
+    return tuple((o, case.rejected[o]) for o in order if o in case.rejected and o != option)
 
 
 def _times(target: float, measured: float) -> str:
@@ -449,8 +474,12 @@ def _duration(seconds: float) -> str:
     return f"{fmt(seconds)} s"
 
 
+def _target_text(req: Requirements) -> str:
+    return f"{fmt(req.target_latency_p99_ms)} ms" if req.target_latency_p99_ms < 120_000 else _duration(req.target_latency_p99_ms / 1000)
+
+
 def _sentence(option: str, req: Requirements, push_p99: float | None, t_rec: float | None, lt_user: float | None) -> str:
-    target = f"{fmt(req.target_latency_p99_ms)} ms" if req.target_latency_p99_ms < 120_000 else _duration(req.target_latency_p99_ms / 1000)
+    target = _target_text(req)
     if option == POLLING:
         return (
             f"Poll the cursor feed every {_duration(t_rec or 0)}: at lambda T = {fmt(lt_user)} each poll brings many events, "

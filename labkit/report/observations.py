@@ -110,6 +110,12 @@ def _setting(row: dict[str, Any], name: str) -> Any:
     return None
 
 
+def is_stream(style: str) -> bool:
+    """A held stream: the provider pushes over a connection the consumer opened (the registry says so, not the name)."""
+    info = styles.get(style)
+    return info is not None and info.direction == "push" and not info.needs_public_endpoint
+
+
 def variant_of(row: dict[str, Any]) -> str:
     """The delivery variant a row measured, from its settings or its model's stated assumptions."""
     style = str(row.get("style"))

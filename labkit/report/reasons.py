@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from labkit import styles
-from labkit.config import RunSettings, WorkloadSettings
-from labkit.report.observations import Evidence, Obs, fmt, num, round_sig
+from labkit.config import WorkloadSettings
+from labkit.report.observations import Evidence, Obs, fmt, is_stream, num, round_sig
 from labkit.report.requirements import Requirements
 from labkit.report.terms import (
     FACTORS,
@@ -101,7 +101,13 @@ def _arg(value: float) -> str:
 
 
 def compare_cmd(
-    rate: float, interval_s: float | None = None, *, arrival: str | None = None, pollers: int | None = None, subscribers: int | None = None
+    rate: float,
+    interval_s: float | None = None,
+    *,
+    arrival: str | None = None,
+    pollers: int | None = None,
+    subscribers: int | None = None,
+    with_styles: tuple[str, ...] = (),
 ) -> str:
     """A ``labkit compare`` line within RunSettings' limits, long enough to see several polls and ~200 events."""
     rate = min(max(rate, 0.001), 100_000)
@@ -111,6 +117,7 @@ def compare_cmd(
     duration = min(max(10.0, 5 * interval, 200 / rate), 24 * 3600, cap_s)
     return _cmd(
         "labkit compare",
+        f"--styles {','.join(with_styles)}" if with_styles else "",
         f"--rate {_arg(rate)}",
         f"--poll-interval {_arg(interval)}",
         f"--duration {_arg(round_sig(duration, 2))}",
@@ -177,11 +184,17 @@ def coverage(
             "numbers",
         )
     styles_run = {o.style for o in case.obs}
-    # the styles the suggested `labkit compare` runs (its default): a stream style is not a gap it could fill
-    compared = RunSettings.model_fields["styles"].default
     for info in styles.all_styles():
-        if info.name not in styles_run and info.name in compared:
+        if info.name not in styles_run and not is_stream(info.name):
             case.gap(f"no {info.name} run at all", compare_cmd(lam, t_rec), "decision")
+    streams = [i.name for i in styles.all_styles() if is_stream(i.name)]
+    if streams and not req.consumers_can_expose_https and not any(s in styles_run for s in streams):
+        # streams reach the consumers a webhook cannot: for them a stream could change the choice
+        case.gap(
+            f"no held-stream run ({', '.join(streams)}): their latency, bytes per event and memory per connection are unmeasured",
+            compare_cmd(lam, t_rec, with_styles=styles.names()),
+            "decision",
+        )
     if option == LONG_POLLING and not case.of(LONG_POLLING):
         case.gap(
             "long polling was never run; its latency (one round trip) and cost come from the model",
@@ -229,8 +242,8 @@ def _fit_reasons(case: Case, option: str, push: Obs | None, poll: Obs | None, co
         elif poll is not None:
             case.reason(
                 FIT,
-                "No event may be missed: the cursor feed is a durable log and the poller keeps its cursor, so a "
-                f"stalled consumer catches up; the lab's poller lost {fmt(poll.get('lost'))} of "
+                "No event may be missed: the cursor feed is a durable log and the consumer keeps its cursor, so a "
+                f"stalled consumer catches up; the lab's {poll.style} consumer lost {fmt(poll.get('lost'))} of "
                 f"{fmt(poll.get('published'))} events.",
                 [poll.ev("lost"), poll.ev("published")],
                 POLLING,
@@ -280,6 +293,15 @@ def _versatility_reasons(case: Case, option: str, push: Obs | None, poll: Obs | 
                 f"{fmt(push.rate)}/s with {push.arrival or 'unstated'} arrivals).",
                 [push.ev("latency_ms.p99"), push.ev("workload.rate_per_s")],
                 POLLING,
+            )
+        elif poll is not None and is_stream(poll.style):
+            case.reason(
+                VERSATILITY,
+                "Bursty traffic queues per stream, within a bound: a consumer that falls behind is dropped and resumes from "
+                f"its cursor (lab: {fmt(poll.get('dropped_backpressure'))} streams dropped for backpressure, "
+                f"p99 {fmt(poll.get('latency_ms.p99'))} ms).",
+                [poll.ev("dropped_backpressure"), poll.ev("latency_ms.p99")],
+                option,
             )
         elif poll is not None:
             case.reason(

@@ -127,6 +127,12 @@ def _latency_vs_interval(s: Sources) -> Any:
     return latency_vs_interval(s.results)
 
 
+def _streams(s: Sources) -> Any:
+    from labkit.report.stream_figure import streams_figure
+
+    return streams_figure(s.results)
+
+
 def _cpu_vs_consumers(s: Sources) -> Any:
     from labkit.figures import cpu_vs_consumers
 
@@ -164,6 +170,13 @@ FIGURES: tuple[FigureSpec, ...] = (
         "CPU per event against consumers",
         "Provider and consumer CPU-seconds per event as consumers grow.",
         _cpu_vs_consumers,
+    ),
+    FigureSpec(
+        "streams",
+        "Held streams against webhooks and long polling",
+        "One run's latency p99, bytes per event, provider CPU per delivered event, provider memory per held connection "
+        "(RSS above the run's provider that held none) and reconnects plus backpressure drops, per style, measured.",
+        _streams,
     ),
 )
 
@@ -337,6 +350,9 @@ def _notes(notes: list[Any]) -> tuple[str, ...]:
 def _role(style: str, rec: Recommendation, req: Requirements, interval: float) -> str:
     """What a projected style is to the recommendation: the choice, a part of it, or the alternative."""
     info = styles.get(style)
+    chosen = rec.stream_style
+    if chosen is not None:  # a held stream was chosen
+        return "the recommendation" if chosen == style else "the alternative"
     if info is not None and info.needs_public_endpoint and not req.consumers_can_expose_https:
         return "for comparison only (these consumers cannot receive webhooks)"
     if info is not None and info.direction == "push":
@@ -400,6 +416,8 @@ MEASURES: tuple[tuple[str, str, str | None, float, str], ...] = (
     ("CPU per event", "cpu_s_per_event", "model.cpu_s_per_event", 1000.0, "ms"),
     ("lost", "lost", None, 1.0, ""),
     ("duplicates", "duplicates", None, 1.0, ""),
+    ("reconnects", "reconnects", None, 1.0, ""),
+    ("backpressure drops", "dropped_backpressure", None, 1.0, ""),
 )
 
 

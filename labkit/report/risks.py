@@ -98,3 +98,24 @@ def risks_of(option: str, req: Requirements) -> tuple[Risk, ...]:
             push[1],
         )
     return tuple(push)
+
+
+def stream_risks() -> tuple[Risk, ...]:
+    """What fails with a held stream (SSE or WebSocket), how it is detected, how to recover."""
+    return (
+        Risk(
+            "Held connections exhaust the provider's memory or file descriptors as consumers grow.",
+            "Open streams and RSS per provider process (streams_open in /stats); memory per connection against the measured figure.",
+            "Cap streams per process, scale provider processes out behind a balancer, keep the per-stream queue bounded.",
+        ),
+        Risk(
+            "A slow or stalled consumer falls behind and its queue fills.",
+            "Streams dropped for backpressure (streams_dropped_backpressure) and delivery lag per stream.",
+            "The provider drops the stream with the reason and a resume cursor; the consumer reconnects and catches up from the log.",
+        ),
+        Risk(
+            "Mobile networks and NATs cut idle connections; a provider restart drops every stream at once.",
+            "Reconnect rate, and reconnects per minute after a deploy.",
+            "Heartbeats under the NAT idle timeout, reconnect with backoff and jitter, resume from the last event id (Last-Event-ID).",
+        ),
+    )

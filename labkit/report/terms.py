@@ -1,7 +1,9 @@
 """The words of the decision: the article's four factors, its claims, and the options.
 
-The article ("Webhook vs. API: Unraveling the Intricacies of Data Delivery",
-DESIGN.md) names four factors for choosing; every reason in a report names one.
+The article "Webhook vs. API: Unraveling the Intricacies of Data Delivery"
+names four factors for choosing; every reason in a report names one. Held
+streams (Server-Sent Events, WebSocket) are options beside them: push over a
+connection the consumer opened, for consumers a webhook cannot reach.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ POLLING = "polling"
 LONG_POLLING = "long polling"
 THIN = "hybrid: thin webhooks + fetch"
 FALLBACK = "hybrid: webhooks + polling fallback for reconciliation"
-OPTIONS: tuple[str, ...] = (WEBHOOK, POLLING, LONG_POLLING, THIN, FALLBACK)
+# The stream styles' report names (their units' ``variant`` spells them the same way).
+SSE = "Server-Sent Events"
+WEBSOCKET = "WebSocket"
+OPTIONS: tuple[str, ...] = (WEBHOOK, POLLING, LONG_POLLING, SSE, WEBSOCKET, THIN, FALLBACK)
+# push to an endpoint the consumer exposes
 PUSH_FAMILY: tuple[str, ...] = (WEBHOOK, THIN, FALLBACK)
+# push over a connection the consumer holds open to the provider
+STREAM_FAMILY: tuple[str, ...] = (SSE, WEBSOCKET)
 
 CLAIMS = {
     LATENCY: "Webhooks push as soon as an event occurs and cut latency; a polling consumer sees events late.",

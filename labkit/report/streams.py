@@ -1,0 +1,239 @@
+"""Held streams (Server-Sent Events, WebSocket) in the decision, weighed against long polling.
+
+A held stream is push over a connection the consumer opened, so it reaches the
+consumers a webhook cannot (NAT, firewalls, phones). Where those consumers would
+otherwise long-poll, ``weigh_streams`` puts each measured stream style beside
+long polling on the numbers that decide it at scale: latency p99, bytes per
+event, provider CPU per delivered event, provider memory per held connection,
+reconnects and backpressure drops. A stream is recommended only when the
+measurements support it: it met the target, lost nothing, and cost no more
+bytes per event than long polling. Which styles are streams comes from the
+registry (push, no public endpoint), never from their names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labkit.report.observations import Evidence, Obs, fmt, is_stream, logdist, nearest, round_sig
+from labkit.report.reasons import SECONDS_PER_MONTH, Case
+from labkit.report.terms import FIT, LATENCY, LONG_POLLING, POLLING, SECURITY, STREAM_FAMILY, VERSATILITY
+
+
+@dataclass(frozen=True)
+class StreamView:
+    """One measured stream style at the requirement's rate, with the per-connection numbers derived from its row."""
+
+    obs: Obs
+    baseline: Obs | None  # the same run's provider that held no connections (for memory per connection)
+
+    @property
+    def option(self) -> str:
+        return self.obs.variant
+
+    @property
+    def connections(self) -> float | None:
+        return self.obs.get("connections") or self.obs.get("consumers")
+
+    @property
+    def cpu_ms_per_event(self) -> float | None:
+        """Provider CPU per delivered event (one event to one consumer), in ms."""
+        cpu, delivered = self.obs.get("provider_cpu_s"), self.obs.get("delivered")
+        return cpu / delivered * 1000 if cpu is not None and delivered else None
+
+    @property
+    def rss_kb_per_connection(self) -> float | None:
+        """Provider RSS per held connection: above the same run's provider that held none, else the whole process."""
+        rss, n = self.obs.get("provider_rss_mb"), self.connections
+        if rss is None or not n:
+            return None
+        base = self.baseline.get("provider_rss_mb") if self.baseline is not None else None
+        extra = rss - base if base is not None and base < rss else rss
+        return extra * 1024 / n
+
+    def rss_evidence(self) -> list[Evidence | None]:
+        base = self.baseline.ev("provider_rss_mb") if self.baseline is not None else None
+        return [
+            self.obs.ev("provider_rss_mb"),
+            base,
+            self.obs.ev("connections") if self.obs.has("connections") else self.obs.ev("consumers"),
+        ]
+
+    def meets(self, target_ms: float) -> bool:
+        p99 = self.obs.get("latency_ms.p99")
+        return p99 is not None and p99 <= target_ms
+
+    @property
+    def lost(self) -> float:
+        return self.obs.get("lost") or 0.0
+
+
+def stream_views(case: Case, rate: float) -> list[StreamView]:
+    """Each measured stream variant's observation nearest ``rate``, with its run's baseline provider."""
+    by_variant: dict[str, list[Obs]] = {}
+    for o in case.obs:
+        if is_stream(o.style):
+            by_variant.setdefault(o.variant, []).append(o)
+    views = []
+    for variant in sorted(by_variant):
+        near = nearest(by_variant[variant], lambda x: logdist(x.rate, rate))
+        assert near is not None
+        peers = [p for p in case.obs if p.run_id == near.run_id and not is_stream(p.style) and p.has("provider_rss_mb")]
+        base = min(peers, key=lambda p: (p.get("provider_rss_mb") or 0.0, p.style)) if peers else None
+        views.append(StreamView(near, base))
+    return views
+
+
+def reference(case: Case, rate: float) -> Obs | None:
+    """What a stream replaces for these consumers: measured long polling, else plain polling, nearest the rate."""
+    return nearest(case.of(LONG_POLLING), lambda o: logdist(o.rate, rate)) or nearest(case.of(POLLING), lambda o: logdist(o.rate, rate))
+
+
+def _per_month_gb(bytes_per_event: float, case: Case) -> float:
+    return bytes_per_event * case.req.event_rate_per_s * SECONDS_PER_MONTH * case.req.consumers / 1e9
+
+
+def _stream_reasons(case: Case, v: StreamView, ref: Obs | None, target: float) -> None:
+    o, req = v.obs, case.req
+    p99 = o.get("latency_ms.p99")
+    vs = f"; {ref.variant} measured {fmt(ref.get('latency_ms.p99'))} ms in the same comparison" if ref is not None else ""
+    case.reason(
+        LATENCY,
+        f"A {v.option} stream pushes each event down the connection the consumer opened: measured p99 {fmt(p99)} ms over "
+        f"{fmt(v.connections)} held connections, which {'meets' if v.meets(target) else 'misses'} the {fmt(target)} ms target{vs}.",
+        [o.ev("latency_ms.p99"), o.ev("workload.rate_per_s"), ref.ev("latency_ms.p99") if ref is not None else None],
+        v.option if v.meets(target) else LONG_POLLING,
+    )
+    bpe = o.get("bytes_per_event")
+    if bpe is not None:
+        text = f"{v.option} cost {fmt(bpe)} bytes per event per consumer (one frame, heartbeats and the handshake's share)"
+        ev: list[Evidence | None] = [o.ev("bytes_per_event")]
+        if ref is not None and ref.has("bytes_per_event"):
+            rb = ref.get("bytes_per_event") or 0.0
+            text += f" against {fmt(rb)} for {ref.variant}, which pays a request and a response per event"
+            ev.append(ref.ev("bytes_per_event"))
+        text += f"; at {fmt(req.consumers)} consumers about {fmt(round_sig(_per_month_gb(bpe, case), 3))} GB a month."
+        case.reason(VERSATILITY, text, ev, v.option if ref is None or bpe <= (ref.get("bytes_per_event") or 0.0) else ref.variant)
+    cpu, rss = v.cpu_ms_per_event, v.rss_kb_per_connection
+    if cpu is not None or rss is not None:
+        parts = []
+        if cpu is not None:
+            cores = cpu / 1000 * req.event_rate_per_s * req.consumers
+            parts.append(
+                f"{fmt(round_sig(cpu, 3))} ms of provider CPU per delivered event (about {fmt(round_sig(cores, 2))} cores at this scale)"
+            )
+        if rss is not None:
+            gb = rss * 1024 * req.consumers / 1e9
+            parts.append(
+                f"{fmt(round_sig(rss, 3))} KB of provider memory per held connection (about {fmt(round_sig(gb, 2))} GB for all consumers)"
+            )
+        case.reason(
+            VERSATILITY,
+            f"Holding {fmt(v.connections)} {v.option} streams took "
+            + " and ".join(parts)
+            + "; memory grows with connections, not with events.",
+            [o.ev("provider_cpu_s"), o.ev("delivered"), *v.rss_evidence()],
+            v.option,
+        )
+    case.reason(
+        FIT,
+        f"A dropped {v.option} stream resumes from its last event id, so a phone that sleeps or changes network catches up: "
+        f"the lab counted {_count(o.get('reconnects'), 'reconnect')}, {_count(o.get('dropped_backpressure'), 'stream')} dropped for "
+        f"backpressure, {fmt(o.get('lost'))} lost and {fmt(o.get('duplicates'))} duplicates.",
+        [o.ev("reconnects"), o.ev("dropped_backpressure"), o.ev("lost"), o.ev("duplicates")],
+        v.option if v.lost == 0 else LONG_POLLING,
+    )
+
+
+def _count(value: float | None, noun: str) -> str:
+    return f"{fmt(value)} {noun}{'' if value == 1 else 's'}"
+
+
+def _why_not(v: StreamView, chosen: StreamView | None, ref: Obs | None, target: float) -> str | None:
+    """Why a measured stream is not the recommendation, from its numbers; None when nothing speaks against it."""
+    if not v.meets(target):
+        return f"its measured p99 of {fmt(v.obs.get('latency_ms.p99'))} ms misses the {fmt(target)} ms target"
+    if v.lost:
+        return f"it lost {fmt(v.lost)} events in the lab"
+    rb = ref.get("bytes_per_event") if ref is not None else None
+    if rb is not None and (v.obs.get("bytes_per_event") or 0.0) > rb:
+        return f"it cost {fmt(v.obs.get('bytes_per_event'))} bytes per event, more than {ref.variant}'s {fmt(rb)}"  # type: ignore[union-attr]
+    if chosen is not None and chosen is not v:
+        return (
+            f"it measured {fmt(round_sig(v.cpu_ms_per_event or 0.0, 3))} ms of provider CPU per delivered event against "
+            f"{chosen.option}'s {fmt(round_sig(chosen.cpu_ms_per_event or 0.0, 3))} ms, so one provider serves fewer consumers"
+        )
+    return None
+
+
+def _rank(v: StreamView) -> tuple[float, float, str]:
+    """Fewest provider CPU per event first (it sets how many consumers a provider serves), then bytes."""
+    inf = float("inf")
+    return (v.cpu_ms_per_event if v.cpu_ms_per_event is not None else inf, v.obs.get("bytes_per_event") or inf, v.option)
+
+
+def weigh_streams(case: Case, rate: float, target: float, fallback: str) -> StreamView | None:
+    """Reasons for every measured stream against long polling; the stream to recommend instead of ``fallback``, or None.
+
+    ``fallback`` is what the consumers would get without streams (polling or long polling). Streams compete with
+    long polling only: where plain polls already bring several events each, a held connection buys nothing.
+    """
+    views = stream_views(case, rate)
+    if not views:
+        return None
+    ref = reference(case, rate)
+    for v in views:
+        _stream_reasons(case, v, ref, target)
+    supported = [v for v in views if _why_not(v, None, ref, target) is None]
+    chosen = min(supported, key=_rank) if supported and fallback == LONG_POLLING else None
+    for v in views:
+        if v is chosen:
+            continue
+        why = _why_not(v, chosen, ref, target)
+        if why is None:  # fallback is plain polling
+            why = "most polls already bring news at the interval the target allows, so a held connection per consumer buys little"
+        case.rejected[v.option] = why
+    if chosen is not None:
+        security_reason(case, chosen)
+        rb = ref.get("bytes_per_event") if ref is not None else None
+        case.rejected[LONG_POLLING] = (
+            f"it holds a connection per consumer too, but pays a request and a response per event "
+            f"({fmt(rb)} bytes against {chosen.option}'s {fmt(chosen.obs.get('bytes_per_event'))})"
+            if rb is not None
+            else f"it holds a connection per consumer too, and pays a request per event where {chosen.option} sends one frame"
+        )
+    return chosen
+
+
+def security_reason(case: Case, v: StreamView) -> None:
+    case.reason(
+        SECURITY,
+        f"A {v.option} stream needs only an outbound connection from the consumer, authenticated with the same API key as the "
+        f"feed, so nothing on the phone is exposed; the lab's consumers held {fmt(v.connections)} of them.",
+        [v.obs.ev("connections") if v.obs.has("connections") else v.obs.ev("consumers")],
+        v.option,
+    )
+
+
+def stream_sentence(v: StreamView, ref: Obs | None, target_text: str) -> str:
+    """The recommendation in one sentence, with the measured numbers it rests on."""
+    rb = ref.get("bytes_per_event") if ref is not None else None
+    cost = f"{fmt(v.obs.get('bytes_per_event'))} bytes per event" + (f" against long polling's {fmt(rb)}" if rb is not None else "")
+    rss = v.rss_kb_per_connection
+    mem = f", about {fmt(round_sig(rss, 2))} KB of provider memory per connection" if rss is not None else ""
+    return (
+        f"Hold a {v.option} stream per consumer, resuming from the last event id: the consumers cannot receive webhooks, "
+        f"its measured p99 of {fmt(v.obs.get('latency_ms.p99'))} ms meets the {target_text} target at {cost}{mem}."
+    )
+
+
+def reject_other_streams(case: Case, option: str) -> None:
+    """A reason for every stream option the decision did not weigh on its own numbers."""
+    for name in STREAM_FAMILY:
+        if name == option or name in case.rejected:
+            continue
+        case.rejected[name] = (
+            "consumers can receive webhooks, so holding a connection per consumer open is cost without benefit"
+            if case.req.consumers_can_expose_https
+            else "no held-stream run measured it here; the coverage gaps name the run that would"
+        )
