@@ -130,9 +130,9 @@ def slug(name: str) -> str:
 
 
 def consumers_of(style: str, settings: RunSettings) -> int:
-    """How many consumers a run of ``style`` holds: pollers for a pulled style, subscribers for a pushed one."""
+    """How many consumers a run of ``style`` holds: subscribers for a style that pushes to an endpoint, else the fleet's size."""
     info = styles.get(style)
-    return settings.pollers if info is not None and info.direction == "pull" else settings.subscribers
+    return settings.subscribers if info is not None and info.needs_public_endpoint else settings.pollers
 
 
 def poll_interval_for(req: Requirements) -> float:
@@ -165,6 +165,13 @@ def _consumer_cap(style: str, req: Requirements, interval_s: float, limits: Mach
         n = limits.max_consumers
         who = "poller fleet" if pull else "receiver"
         notes.append(f"{n:,} of {want:,} consumers: one {who} process holds at most {limits.max_consumers:,}")
+    by_events = max(1, limits.max_deliveries // limits.min_events)
+    if n > by_events:
+        # a run must still carry its minimum of events to every consumer within the delivery cap
+        notes.append(
+            f"{by_events:,} of {want:,} consumers: {limits.min_events} events each within {limits.max_deliveries:,} deliveries per run"
+        )
+        n = by_events
     if pull:
         by_rate = max(1, int(limits.max_polls_per_s * interval_s))
         if n > by_rate:
@@ -233,6 +240,7 @@ def plan_decision(req: Requirements, out: Path | str = "results", *, limits: Mac
     for style in allowed:
         info = styles.get(style)
         pull = info is not None and info.direction == "pull"
+        receives = info is not None and info.needs_public_endpoint
         t, notes = interval, []
         consumers, cnotes = _consumer_cap(style, req, t, limits)
         duration, dnotes = _duration(req, consumers, budget_s, limits)
@@ -250,8 +258,9 @@ def plan_decision(req: Requirements, out: Path | str = "results", *, limits: Mac
             "styles": (style,),
             "poll_interval_s": t,
             "drain_timeout_s": _drain_timeout(pull, t, req.event_rate_per_s * duration * consumers, limits),
-            "pollers": consumers if pull else 1,
-            "subscribers": 1 if pull else consumers,
+            # a webhook's consumers are subscriptions; a poller's or a stream's are the fleet's pollers/streams
+            "pollers": 1 if receives else consumers,
+            "subscribers": consumers if receives else 1,
             "network": network,
             "tls": req.tls,
             "out_dir": str(Path(out)),

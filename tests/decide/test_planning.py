@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit import styles
 from labkit.config import RunSettings
 from labkit.decision_runs import MachineLimits, plan_decision, poll_interval_for, run_decision
 from labkit.errors import ConfigError
@@ -23,7 +24,9 @@ def payments():
 def test_every_allowed_style_runs_under_the_requirements_network_tls_and_rate() -> None:
     req = payments()
     plan = plan_decision(req, "out")
-    assert [p.style for p in plan.points] == ["webhook", "polling"]
+    # every registered style these consumers can use (they expose HTTPS, so webhooks too), in display order
+    assert [p.style for p in plan.points] == list(styles.names())
+    assert {"webhook", "polling"} <= {p.style for p in plan.points}
     for p in plan.points:
         assert p.settings.network is not None and p.settings.network.name == "cross-region"
         assert p.settings.tls is True
@@ -53,7 +56,7 @@ def test_pollers_capped_by_the_poll_rate_and_the_cap_is_stated() -> None:
 
 def test_consumers_beyond_one_process_are_capped_at_10000_and_said_so() -> None:
     req = parse_requirements({"consumers": 50_000, "event_rate_per_s": 0.01, "target_latency_p99_ms": 60_000})
-    plan = plan_decision(req, "out", limits=MachineLimits(max_polls_per_s=1e9, max_deliveries_per_s=1e9))
+    plan = plan_decision(req, "out", limits=MachineLimits(max_polls_per_s=1e9, max_deliveries_per_s=1e9, max_deliveries=10**9))
     for p in plan.points:
         assert p.settings_consumers == 10_000
         assert any("at most 10,000" in n for n in p.scale_notes)
@@ -116,8 +119,8 @@ def test_points_already_done_are_skipped_unless_forced(tmp_path: Path, monkeypat
     ran: list[str] = []
     monkeypatch.setattr(runner, "run", lambda settings, **kw: ran.append(kw["run_id"]))
     outcomes = run_decision(plan)
-    assert [o.skipped for o in outcomes] == [True, False]
-    assert ran == [plan.points[1].run_id]
+    assert [o.skipped for o in outcomes] == [True] + [False] * (len(plan.points) - 1)
+    assert ran == [p.run_id for p in plan.points[1:]]
     ran.clear()
     run_decision(plan, force=True)
     assert ran == [p.run_id for p in plan.points]
