@@ -26,6 +26,8 @@ OPTION_NAMES = {
     "subscribers": "--subscribers",
     "drain_timeout_s": "--drain-timeout",
     "out_dir": "--out",
+    "network": "--network",
+    "webhook_connection": "--webhook-connection",
 }
 
 SUMMARY_KEYS = ("schema_version", "run_id", "results_dir", "workload", "styles")
@@ -68,8 +70,16 @@ def compare(
     out: Path = out_option("results root; the run goes to OUT/<run-id>/"),
     as_json: bool = json_option("print only the summary JSON on stdout"),
     report: bool = typer.Option(True, "--report/--no-report", help="write a decision report beside the results"),
+    network: str | None = typer.Option(
+        None, "--network", help="a shipped profile (loopback, same-region, cross-region, ...) or a spec such as rtt=80ms,loss=0.5%"
+    ),
+    tls: bool = typer.Option(False, "--tls/--no-tls", help="serve the provider and the receiver over HTTPS (a local CA)"),
+    webhook_connection: str = typer.Option("reuse", "--webhook-connection", help="reuse | new: the webhook sender's connections"),
 ) -> None:
     """Deliver one seeded workload by webhook push and by API polling; measure both."""
+    from labkit.network import parse_network
+
+    profile = parse_network(network, source="--network") if network is not None else None
     settings = build_run_settings(
         {
             "workload": {"arrival": arrival, "rate_per_s": rate, "duration_s": duration, "payload_bytes": payload_bytes, "seed": seed},
@@ -78,6 +88,9 @@ def compare(
             "subscribers": subscribers,
             "drain_timeout_s": drain_timeout,
             "out_dir": str(out),
+            "network": profile,
+            "tls": tls,
+            "webhook_connection": webhook_connection,
         }
     )
     writable_dir(out)

@@ -77,6 +77,8 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
     # so a Poisson sample with a few more events than lambda * D is not read as a model error.
     rate = published / wl.duration_s if published else wl.rate_per_s
     out.update(unit(run.style).summary(run, settings, per, rate))
+    if run.network is not None:
+        out["network_proxy"] = run.network
     if run.fault is not None:
         out["fault"] = run.fault
     return out
@@ -99,6 +101,10 @@ def _summary(settings: RunSettings, workload: Workload, run_id: str, out: Path, 
             "lambda_t": wl.rate_per_s * settings.poll_interval_s,
             "realized_rate_per_s": len(workload) / wl.duration_s,
             "realized_lambda_t": len(workload) / wl.duration_s * settings.poll_interval_s,
+            # where the run happened: the network on every consumer-provider hop, HTTPS, the sender's connections
+            "network": settings.network.describe() if settings.network is not None else None,
+            "tls": settings.tls,
+            "webhook_connection": settings.webhook_connection,
         },
         "styles": {r.style: summarise_style(r, settings) for r in style_runs},
         "settings": settings.model_dump(mode="json"),
