@@ -43,7 +43,7 @@ from labkit.lab import measures
 from labkit.lab.faults import injector_for
 from labkit.lab.measures import Episode
 from labkit.provider.store import Store
-from labkit.servers.netproxy import EMULATION, Impairment, NetProxy
+from labkit.servers.netproxy import EMULATION, Impairment, ProxyThread
 from labkit.servers.procs import Child, ProcessGroup
 from labkit.servers.tls import LabCertificates, make_certificates
 from labkit.styles.base import WINDOW_COUNTERS, Role, Style
@@ -174,7 +174,7 @@ class Session:
         # HTTPS: a throw-away CA per style's run (private work directory); every client verifies against it.
         self.certs: LabCertificates | None = make_certificates(self.dir / "tls") if settings.tls else None
         self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(self.certs.ca_file)) if self.certs else True
-        self.proxies: list[NetProxy] = []
+        self.proxies: list[ProxyThread] = []
 
     # -- what a style and an injector may use (labkit.styles.base.Lab, labkit.lab.faults.FaultLab) --
 
@@ -192,9 +192,10 @@ class Session:
         profile = self.settings.network
         if profile is not None and not profile.is_loopback:
             seed = self.settings.workload.seed + len(self.proxies)
-            proxy = NetProxy(host, port, Impairment.from_profile(profile), seed=seed)
-            await proxy.start()
+            # Its own thread and event loop: the session's publishing and reads never hold a chunk past its due time.
+            proxy = ProxyThread(host, port, Impairment.from_profile(profile), seed=seed)
             self.proxies.append(proxy)
+            await asyncio.to_thread(proxy.start)
             url = proxy.url
         else:
             url = await self.fault.link(self, host, port)
@@ -281,7 +282,7 @@ class Session:
             finally:
                 await self.fault.close()
                 for proxy in self.proxies:
-                    await proxy.stop()
+                    await asyncio.to_thread(proxy.stop)
         return self._result()
 
     async def _main(self) -> None:
@@ -437,7 +438,7 @@ class Session:
             return None
         total: dict[str, Any] = {}
         for proxy in self.proxies:
-            for k, v in proxy.stats.snapshot().items():
+            for k, v in proxy.proxy.stats.snapshot().items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("mean_"):
                     total[k] = total.get(k, 0) + v
         return {"emulation": EMULATION, "hops": len(self.proxies), **total}
