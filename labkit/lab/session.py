@@ -41,9 +41,10 @@ from labkit.consumers import records
 from labkit.errors import ConfigError, RunError, ServerError
 from labkit.lab import measures
 from labkit.lab.faults import injector_for
+from labkit.lab.hop import ProxyProcess
 from labkit.lab.measures import Episode
 from labkit.provider.store import Store
-from labkit.servers.netproxy import EMULATION, Impairment, ProxyThread
+from labkit.servers.netproxy import EMULATION, Impairment
 from labkit.servers.procs import Child, ProcessGroup
 from labkit.servers.tls import LabCertificates, make_certificates
 from labkit.styles.base import WINDOW_COUNTERS, Role, Style
@@ -174,7 +175,7 @@ class Session:
         # HTTPS: a throw-away CA per style's run (private work directory); every client verifies against it.
         self.certs: LabCertificates | None = make_certificates(self.dir / "tls") if settings.tls else None
         self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(self.certs.ca_file)) if self.certs else True
-        self.proxies: list[ProxyThread] = []
+        self.proxies: list[ProxyProcess] = []
 
     # -- what a style and an injector may use (labkit.styles.base.Lab, labkit.lab.faults.FaultLab) --
 
@@ -192,8 +193,8 @@ class Session:
         profile = self.settings.network
         if profile is not None and not profile.is_loopback:
             seed = self.settings.workload.seed + len(self.proxies)
-            # Its own thread and event loop: the session's publishing and reads never hold a chunk past its due time.
-            proxy = ProxyThread(host, port, Impairment.from_profile(profile), seed=seed)
+            # Its own process: the session's publishing and reads never hold a chunk past its due time.
+            proxy = ProxyProcess(host, port, Impairment.from_profile(profile), seed=seed)
             self.proxies.append(proxy)
             await asyncio.to_thread(proxy.start)
             url = proxy.url
@@ -438,7 +439,7 @@ class Session:
             return None
         total: dict[str, Any] = {}
         for proxy in self.proxies:
-            for k, v in proxy.proxy.stats.snapshot().items():
+            for k, v in proxy.stats.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("mean_"):
                     total[k] = total.get(k, 0) + v
         return {"emulation": EMULATION, "hops": len(self.proxies), **total}
