@@ -23,6 +23,7 @@ STOP_TIMEOUT_S = 10.0
 
 def _serve(host: str, port: int, impairment: Impairment, seed: int, conn: Connection) -> None:
     """The child: forward until the parent says stop (or goes away), then send the proxy's counters."""
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop  # as the lab's servers use: timers and reads with less overhead
 

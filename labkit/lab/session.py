@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import orjson
+from pydantic import BaseModel
 
 from labkit.config import PollerSettings, RunSettings, StreamConsumerSettings
 from labkit.consumers import records
@@ -57,7 +58,7 @@ PUBLISH_RETRY_S = 0.1
 CONTROL_TIMEOUT_S = 2.0
 PUBLISH_CONNECTIONS = 256
 # Client roles whose settings take the lab CA when the run serves HTTPS (a role without the field is left alone).
-CA_ROLES = {"poller": PollerSettings, "streams": StreamConsumerSettings}
+CA_ROLES: dict[str, type[BaseModel]] = {"poller": PollerSettings, "streams": StreamConsumerSettings}
 
 # progress(phase, done, total): the CLI draws a bar from it; the library draws nothing.
 Progress = Callable[[str, int, int], None]
