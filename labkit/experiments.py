@@ -6,6 +6,10 @@
                                  ``processes = N | "auto"`` sets consumer_processes
     [workload]                   any WorkloadSettings field
     [variants.<name>]            optional: named sets of overrides (any run or workload field)
+    [network]                    optional: the network profile of every point (labkit.network: a
+                                 shipped ``profile`` plus any of rtt_ms, jitter_ms, loss, rate_bps, ...);
+                                 or ``network = "cross-region"`` / a spec string / a list of them in [run]
+    ``tls = true`` (or ``[false, true]``) in [run] serves every hop over HTTPS.
 
 A list value means "sweep over these values" (for ``styles``, whose value is
 itself a list, a list of lists sweeps). The grid is the cartesian product of
@@ -30,15 +34,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from labkit.config import SAFE_NAME_PATTERN, SAFE_NAME_RULE, RunSettings, WorkloadSettings, describe_error
+from labkit.config import SAFE_NAME_PATTERN, SAFE_NAME_RULE, NetworkProfile, RunSettings, WorkloadSettings, describe_error
 from labkit.errors import ConfigError
+from labkit.network import network_from
 
 NAME_PATTERN = re.compile(SAFE_NAME_PATTERN)
 MAX_POINTS = 500
 # An experiment file is a few KB of TOML; anything this big is a mistake (or /dev/zero).
 MAX_FILE_BYTES = 1024 * 1024
 
-TABLES = ("experiment", "run", "workload", "variants")
+TABLES = ("experiment", "run", "workload", "variants", "network")
 HEADER_KEYS = ("name", "description", "question", "seed")
 # Set by the experiment's name and by --out, never in the file.
 RUN_RESERVED = ("workload", "experiment", "out_dir")
@@ -169,6 +174,13 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     run = dict(doc.get("run", {}))
     workload = dict(doc.get("workload", {}))
     _only(run, RUN_KEYS, where, "run.")
+    if "network" in doc:
+        if "network" in run:
+            raise ConfigError(f"{where}: network: set the network once, as a [network] table or as run.network")
+        run["network"] = doc["network"]
+        from_table = True
+    else:
+        from_table = False
     _only(workload, WORKLOAD_KEYS, where, "workload.")
     if "seed" in header:
         if "seed" in workload:
@@ -178,6 +190,8 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     names: dict[tuple[str, str], str] = {}
     if "seed" in header:
         names[("workload", "seed")] = "experiment.seed"
+    if from_table:
+        names[("run", "network")] = "network"
 
     # Every swept key as (table, key, values); fixed keys stay as they are.
     axes: list[tuple[str, str, list[Any]]] = []
@@ -319,6 +333,9 @@ def _settings(
     for key in list(run):
         if key in _LIST_VALUED and isinstance(run[key], list):
             run[key] = tuple(run[key])
+    if "network" in run and not isinstance(run["network"], NetworkProfile):
+        # a shipped name, a spec string or a table; its own one-line error names the key
+        run["network"] = network_from(run["network"], source=f"{where}: {names.get(('run', 'network'), (prefix or 'run.') + 'network')}")
     if path is not None and isinstance(workload.get("trace_path"), str):
         trace = Path(workload["trace_path"])
         if not trace.is_absolute():

@@ -42,6 +42,16 @@ Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
 
 _FIRST = ("experiment", "point", "run_id", "style")
+# Each point's agreement with the model, next to its parameters: the model, the bound, the standard error, agrees.
+_AGREEMENT = (
+    "latency_ms.mean",
+    "agreement.model",
+    "agreement.bound",
+    "agreement.se",
+    "agreement.width_se",
+    "agreement.sized",
+    "agreement.agrees",
+)
 
 
 def _quiet(*_: Any) -> None:
@@ -153,7 +163,7 @@ def describe_params(params: dict[str, Any]) -> str:
 
 
 def build_table(run_dirs: list[Path]) -> pd.DataFrame:
-    """One row per (point, style): identity and param.* first, then measured, model.*, settings.*, env.*."""
+    """One row per (point, style): identity, param.*, the agreement with the model, then measured, model.*, settings.*, env.*."""
     rows: list[dict[str, Any]] = []
     for run_dir in run_dirs:
         path = run_dir / SUMMARY
@@ -165,10 +175,12 @@ def build_table(run_dirs: list[Path]) -> pd.DataFrame:
     def rank(col: str) -> tuple[int, str]:
         if col in _FIRST:
             return (0, str(_FIRST.index(col)))
-        for n, prefix in enumerate(("param.", "workload.", "", "model.", "settings.", "env."), start=1):
+        if col in _AGREEMENT:
+            return (2, f"{_AGREEMENT.index(col):02d}")
+        for n, prefix in ((1, "param."), (3, "workload."), (5, "model."), (6, "settings."), (7, "env.")):
             if prefix and col.startswith(prefix):
                 return (n, "")
-        return (3, "")
+        return (4, "")
 
     ordered = sorted(df.columns, key=lambda c: rank(c))  # stable: keeps first-seen order within a group
     return df[ordered]

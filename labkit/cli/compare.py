@@ -28,6 +28,8 @@ OPTION_NAMES = {
     "out_dir": "--out",
     "consumer_processes": "--processes",
     "styles": "--styles",
+    "network": "--network",
+    "webhook_connection": "--webhook-connection",
 }
 
 DEFAULT_STYLES = "webhook,polling"
@@ -89,8 +91,16 @@ def compare(
         help="comma-separated delivery styles: webhook, polling, sse, websocket. The default is push vs poll, the question"
         " labkit asks; sse and websocket need the consumer to hold a connection open (one stream per --pollers)",
     ),
+    network: str | None = typer.Option(
+        None, "--network", help="a shipped profile (loopback, same-region, cross-region, ...) or a spec such as rtt=80ms,loss=0.5%"
+    ),
+    tls: bool = typer.Option(False, "--tls/--no-tls", help="serve the provider and the receiver over HTTPS (a local CA)"),
+    webhook_connection: str = typer.Option("reuse", "--webhook-connection", help="reuse | new: the webhook sender's connections"),
 ) -> None:
     """Deliver one seeded workload by each style (default webhook push and API polling); measure each."""
+    from labkit.network import parse_network
+
+    profile = parse_network(network, source="--network") if network is not None else None
     settings = build_run_settings(
         {
             "workload": {"arrival": arrival, "rate_per_s": rate, "duration_s": duration, "payload_bytes": payload_bytes, "seed": seed},
@@ -101,6 +111,9 @@ def compare(
             "drain_timeout_s": drain_timeout,
             "out_dir": str(out),
             "styles": parse_styles(styles),
+            "network": profile,
+            "tls": tls,
+            "webhook_connection": webhook_connection,
         }
     )
     writable_dir(out)

@@ -9,12 +9,14 @@ carry a ``fault`` is the same pipeline with the fault's injector hooked in.
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.agreement import latency_agreement
 from labkit.config import RunSettings
 from labkit.errors import RunError
 from labkit.hlog import latency_histogram, write_latency_logs
@@ -79,9 +81,30 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
     # so a Poisson sample with a few more events than lambda * D is not read as a model error.
     rate = published / wl.duration_s if published else wl.rate_per_s
     out.update(unit(run.style).summary(run, settings, per, rate))
+    out["latency_ms"]["sd"] = hist.get_stddev() / 1000 if hist.get_total_count() else None
+    agreement = latency_agreement_block(out, hist.get_total_count())
+    if agreement is not None:
+        out["agreement"] = agreement
+    if run.network is not None:
+        out["network_proxy"] = run.network
     if run.fault is not None:
         out["fault"] = run.fault
     return out
+
+
+def latency_agreement_block(style_block: dict[str, Any], n: int) -> dict[str, Any] | None:
+    """Measured mean latency against the model: its bound, standard error, width in errors, and whether it agrees.
+
+    The standard error is the measured per-event standard deviation over the
+    square root of the events (``labkit.agreement``); a point is sized when its
+    bound is at least four of them wide.
+    """
+    model_ms = (style_block.get("model") or {}).get("latency_mean_ms")
+    lat = style_block.get("latency_ms") or {}
+    if model_ms is None or lat.get("mean") is None or n < 2:
+        return None
+    a = latency_agreement(float(model_ms), float(lat["sd"] or 0.0), n, measured_ms=float(lat["mean"]))
+    return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in a.as_dict().items()}
 
 
 def _summary(settings: RunSettings, workload: Workload, run_id: str, out: Path, style_runs: list[StyleRun]) -> dict[str, Any]:
@@ -101,6 +124,10 @@ def _summary(settings: RunSettings, workload: Workload, run_id: str, out: Path, 
             "lambda_t": wl.rate_per_s * settings.poll_interval_s,
             "realized_rate_per_s": len(workload) / wl.duration_s,
             "realized_lambda_t": len(workload) / wl.duration_s * settings.poll_interval_s,
+            # where the run happened: the network on every consumer-provider hop, HTTPS, the sender's connections
+            "network": settings.network.describe() if settings.network is not None else None,
+            "tls": settings.tls,
+            "webhook_connection": settings.webhook_connection,
         },
         "styles": {r.style: summarise_style(r, settings) for r in style_runs},
         "settings": settings.model_dump(mode="json"),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,15 +35,19 @@ from typing import Any
 
 import httpx
 import orjson
+from pydantic import BaseModel
 
-from labkit.config import RunSettings
+from labkit.config import PollerSettings, RunSettings, StreamConsumerSettings
 from labkit.consumers import records
 from labkit.errors import ConfigError, RunError, ServerError
 from labkit.lab import measures
 from labkit.lab.faults import injector_for
+from labkit.lab.hop import ProxyProcess
 from labkit.lab.measures import Episode
 from labkit.provider.store import Store
+from labkit.servers.netproxy import EMULATION, Impairment
 from labkit.servers.procs import Child, ProcessGroup
+from labkit.servers.tls import LabCertificates, make_certificates
 from labkit.styles.base import WINDOW_COUNTERS, Role, Style
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 from labkit.wire.signing import new_secret
@@ -52,6 +57,8 @@ START_DELAY_S = 0.3
 PUBLISH_RETRY_S = 0.1
 CONTROL_TIMEOUT_S = 2.0
 PUBLISH_CONNECTIONS = 256
+# Client roles whose settings take the lab CA when the run serves HTTPS (a role without the field is left alone).
+CA_ROLES: dict[str, type[BaseModel]] = {"poller": PollerSettings, "streams": StreamConsumerSettings}
 
 # progress(phase, done, total): the CLI draws a bar from it; the library draws nothing.
 Progress = Callable[[str, int, int], None]
@@ -92,6 +99,8 @@ class StyleRun:
     provider_stats: dict[str, Any] = field(default_factory=dict)
     provider_rss_bytes: int | None = None
     provider_rss_base_bytes: int | None = None
+    # The network profile's proxies on the consumer-provider hops: what they carried (None without a profile).
+    network: dict[str, Any] | None = None
 
 
 def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
@@ -104,8 +113,24 @@ def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str],
         "time_scale": settings.time_scale,
         "allowed_callback_hosts": ["127.0.0.1"],
         "seed": settings.workload.seed,
+        "connection_policy": settings.webhook_connection,
         **style.provider_settings(settings),
     }
+
+
+def network_conflict(settings: RunSettings) -> str | None:
+    """One line when a run asks for a network profile and a network fault at once (both would own the same hop)."""
+    if (
+        settings.network is not None
+        and not settings.network.is_loopback
+        and settings.fault is not None
+        and settings.fault.kind == "network"
+    ):
+        return (
+            "network: a network profile and a network fault cannot be combined (both impair the same hop);"
+            " drop the profile, or express the fault's delay in the profile"
+        )
+    return None
 
 
 def _cpu(child: Child) -> float:
@@ -117,7 +142,7 @@ class Session:
     """Runs one style of a run (implements ``labkit.styles.base.Lab`` for the style and the injector)."""
 
     def __init__(self, style: Style, settings: RunSettings, workload: Workload, work_dir: Path, progress: Progress = no_progress) -> None:
-        reason = style.refuse(settings)
+        reason = style.refuse(settings) or network_conflict(settings)
         if reason:
             raise ConfigError(f"{style.name}: {reason}")
         self.style = style
@@ -155,17 +180,35 @@ class Session:
         self.window: dict[str, int] = {}
         self.provider_stats: dict[str, Any] = {}
         self.provider_rss: tuple[int | None, int | None] = (None, None)
+        # HTTPS: a throw-away CA per style's run (private work directory); every client verifies against it.
+        self.certs: LabCertificates | None = make_certificates(self.dir / "tls") if settings.tls else None
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(self.certs.ca_file)) if self.certs else True
+        self.proxies: list[ProxyProcess] = []
 
     # -- what a style and an injector may use (labkit.styles.base.Lab, labkit.lab.faults.FaultLab) --
 
     async def start(self, name: str, role: str, settings: dict[str, Any], *, server: bool) -> Role:
+        if self.certs is not None and role in CA_ROLES and "ca_file" in CA_ROLES[role].model_fields:
+            settings.setdefault("ca_file", str(self.certs.ca_file))
         if server:
-            child = await asyncio.to_thread(self.group.start_server, name, role, settings)
+            tls = self.certs.server if self.certs is not None else None
+            child = await asyncio.to_thread(self.group.start_server, name, role, settings, tls=tls)
             return Role(name, role, settings, child, port=child.port)
         return Role(name, role, settings, self.group.start_worker(name, role, settings))
 
     async def link(self, host: str, port: int) -> str:
-        return await self.fault.link(self, host, port)
+        """The URL of a consumer-provider hop: through the run's network profile (a proxy) or a fault's, https with TLS."""
+        profile = self.settings.network
+        if profile is not None and not profile.is_loopback:
+            seed = self.settings.workload.seed + len(self.proxies)
+            # Its own process: the session's publishing and reads never hold a chunk past its due time.
+            proxy = ProxyProcess(host, port, Impairment.from_profile(profile), seed=seed)
+            self.proxies.append(proxy)
+            await asyncio.to_thread(proxy.start)
+            url = proxy.url
+        else:
+            url = await self.fault.link(self, host, port)
+        return "https://" + url.removeprefix("http://") if self.certs is not None else url
 
     async def get_json(self, url: str, *, auth: bool = False) -> dict[str, Any] | None:
         headers = {"authorization": f"Bearer {self.consumer_key}"} if auth else {}
@@ -247,14 +290,18 @@ class Session:
                 await self._main()
             finally:
                 await self.fault.close()
+                for proxy in self.proxies:
+                    await asyncio.to_thread(proxy.stop)
         return self._result()
 
     async def _main(self) -> None:
         ps = provider_settings(self.settings, self.provider_db, [self.consumer_key, self.publisher_key], self.style)
+        if self.certs is not None:
+            ps["ca_file"] = str(self.certs.ca_file)  # the dispatcher verifies HTTPS receivers against the lab CA
         self.fault.tune("provider", ps, self)
         self.provider = await self.start("provider", "provider", ps, server=True)
         rss_base = self.provider.child.rss_bytes() or None
-        async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S * 5) as control:
+        async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S * 5, verify=self.verify) as control:
             self.control = control
             self.consumer = await self.style.start_consumer(self)
             self.cpu_start = (_cpu(self.provider.child), _cpu(self.consumer.child))
@@ -301,7 +348,7 @@ class Session:
         give_up_s = self.fault.publish_give_up_s
         headers = {"authorization": f"Bearer {self.publisher_key}", "content-type": "application/json"}
         limits = httpx.Limits(max_connections=PUBLISH_CONNECTIONS, max_keepalive_connections=PUBLISH_CONNECTIONS)
-        async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=headers, verify=self.verify) as client:
 
             async def one(i: int) -> None:
                 nonlocal done
@@ -397,7 +444,19 @@ class Session:
             provider_stats=self.provider_stats,
             provider_rss_bytes=self.provider_rss[0],
             provider_rss_base_bytes=self.provider_rss[1],
+            network=self._network_block(),
         )
+
+    def _network_block(self) -> dict[str, Any] | None:
+        """The profile's proxies' counters (connections, bytes, stalls), summed over the hops."""
+        if not self.proxies:
+            return None
+        total: dict[str, Any] = {}
+        for proxy in self.proxies:
+            for k, v in proxy.stats.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("mean_"):
+                    total[k] = total.get(k, 0) + v
+        return {"emulation": EMULATION, "hops": len(self.proxies), **total}
 
     def _fault_block(
         self, created: dict[int, int], received: dict[tuple[str, int], int], counters: dict[str, Any], deliveries: dict[str, Any]

@@ -20,7 +20,8 @@ from labkit.styles import registry
 from labkit.styles.registry import StyleInfo
 
 if TYPE_CHECKING:
-    from labkit.config import RunSettings
+    from labkit.config import NetworkProfile, RunSettings
+    from labkit.model_network import LatencyTerms
     from labkit.servers.procs import Child
 
 # The consumer counters every run brackets over the workload window (missing ones read as 0).
@@ -34,6 +35,36 @@ def as_number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if out != out else out
+
+
+def network_profile(settings: RunSettings) -> NetworkProfile:
+    """The run's network profile; loopback (nothing added) when the run names none."""
+    from labkit.network import shipped
+
+    return settings.network if settings.network is not None else shipped("loopback")
+
+
+def with_network(block: dict[str, Any], terms: LatencyTerms, settings: RunSettings) -> dict[str, Any]:
+    """A style's model block with its mean latency built from the network's terms (``labkit.model_network``).
+
+    Every style calls this with its own terms (webhook, polling, streams, ...), so a
+    model block always says which profile, TLS and connection policy it assumed
+    and how many milliseconds each term contributes.
+    """
+    profile = network_profile(settings)
+    block["latency_mean_ms"] = terms.total_s * 1000
+    block["network_terms_ms"] = {k: v * 1000 for k, v in terms.as_dict().items() if isinstance(v, float)}
+    block["network"] = {
+        "profile": profile.name,
+        "spec": profile.spec(),
+        "tls": settings.tls,
+        "webhook_connection": settings.webhook_connection,
+    }
+    if not profile.is_loopback or settings.tls:
+        block["assumes"] = f"{block.get('assumes', '')}; network {profile.name} ({profile.spec()}){', TLS' if settings.tls else ''}".lstrip(
+            "; "
+        )
+    return block
 
 
 @dataclass

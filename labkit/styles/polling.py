@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit import model
+from labkit import model, model_network
 from labkit.config import RunSettings
 from labkit.errors import ServerError
-from labkit.styles.base import Lab, Role, Style, as_number
+from labkit.styles.base import Lab, Role, Style, as_number, network_profile, with_network
 from labkit.styles.registry import StyleInfo, register
 
 INFO = StyleInfo(
@@ -146,9 +146,7 @@ class Polling(Style):
             "poll_lateness_ms": counters.get("lateness"),
             "rtt_ms": counters.get("rtt"),
         }
-        out["model"] = model.polling_model(
-            rate, settings.poll_interval_s, rtt_ms / 1000, arrival=wl.arrival, page_limit=100, long_poll_wait_s=settings.long_poll_wait_s
-        )
+        out["model"] = self.network_model(rate, rtt_ms / 1000, settings)
         if settings.snapshot:
             # a snapshot poller misses intermediate versions by design (Bozdag et al. 2007): they count as lost
             out["feed"] = "snapshot"
@@ -156,6 +154,29 @@ class Polling(Style):
             out["model"]["fraction_seen"] = model.snapshot_fraction_seen(rate, settings.poll_interval_s, wl.arrival)
         out["model"]["rate_per_s"] = rate
         return out
+
+    def network_model(self, rate: float, poll_rtt_s: float, settings: RunSettings) -> dict[str, Any]:
+        """The polling model with the network's terms: the poll's measured round trip less the profile's is the lab's work.
+
+        On a fixed timetable an event waits T/2 for the next poll to reach the
+        provider and one way back (``labkit.model_network.polling_latency``); a
+        long poll answers one way after the event, plus the re-arm gaps.
+        """
+        wl = settings.workload
+        block = model.polling_model(
+            rate, settings.poll_interval_s, poll_rtt_s, arrival=wl.arrival, page_limit=100, long_poll_wait_s=settings.long_poll_wait_s
+        )
+        profile = network_profile(settings)
+        base = max(poll_rtt_s - profile.rtt_ms / 1000, 0.0)
+        if settings.long_poll_wait_s > 0:
+            if profile.is_loopback:
+                return block  # no closed form on loopback: the fleet's round trip includes each hold
+            terms = model_network.long_poll_latency(profile, rate, response_bytes=wl.payload_bytes, tls=settings.tls)
+        else:
+            terms = model_network.polling_latency(
+                profile, settings.poll_interval_s, base_s=base, response_bytes=wl.payload_bytes, tls=settings.tls
+            )
+        return with_network(block, terms, settings)
 
     def fault_measures(self, counters: Mapping[str, Any], deliveries: Mapping[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
         return {
