@@ -62,7 +62,7 @@ def cpu_model() -> str:
 
 def environment() -> dict[str, Any]:
     """What a reader needs to reproduce or discount a number."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)

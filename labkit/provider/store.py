@@ -358,6 +358,7 @@ class Store:
 
     def replay(self, sub: Subscription, *, since_ns: int | None = None, after: int | None = None) -> int:
         """Queue fresh deliveries of past events, reusing ``msg_<event_id>`` so receivers de-duplicate."""
+        args: list[int | str]
         where, args = ("e.created_ns >= ?", [since_ns]) if since_ns is not None else ("e.id > ?", [after or 0])
         if sub.event_types:
             where += f" AND e.type IN ({','.join('?' * len(sub.event_types))})"

@@ -365,8 +365,7 @@ def _budget_lines(style: str, data: dict[str, Any], req: Requirements) -> list[s
 
 
 def _measured_interval(sources: Sources) -> float | None:
-    values = [num(v) for v in sources.results.get("poll_interval_s", [])]
-    values = [v for v in values if v]
+    values = [v for v in (num(x) for x in sources.results.get("poll_interval_s", [])) if v]
     return statistics.median(values) if values else None
 
 
@@ -404,7 +403,7 @@ MEASURES: tuple[tuple[str, str, str | None, float, str], ...] = (
 def model_columns(sources: Sources) -> dict[str, bool]:
     """Which measures get a model column: those the model predicts for at least one row."""
     obs = observations(sources.results)
-    return {h: bool(mc) and any(o.get(mc) is not None for o in obs) for h, _, mc, _, _ in MEASURES}
+    return {h: mc is not None and any(o.get(mc) is not None for o in obs) for h, _, mc, _, _ in MEASURES}
 
 
 def measurement_rows(sources: Sources) -> list[dict[str, Any]]:
