@@ -1,0 +1,106 @@
+"""The architecture, checked: size limits and no private name reached across modules.
+
+Layers and import cycles are checked by ``lint-imports`` (contracts in pyproject.toml);
+these checks are what import-linter cannot express.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "labkit"
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 600
+
+
+def _sources() -> list[tuple[Path, ast.Module, int]]:
+    out = []
+    for path in sorted(ROOT.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        out.append((path, ast.parse(text, filename=str(path)), len(text.splitlines())))
+    return out
+
+
+def _dotted(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_module(dotted: str) -> bool:
+    rel = Path(*dotted.split("."))
+    return (ROOT.parent / rel).with_suffix(".py").is_file() or (ROOT.parent / rel / "__init__.py").is_file()
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _resolve(module: str | None, level: int, here: str, is_package: bool) -> str:
+    if not level:
+        return module or ""
+    base = here.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def private_reaches(path: Path, tree: ast.Module) -> list[str]:
+    """``from labkit.x import _y`` and ``x._y`` where ``x`` is another labkit module imported here."""
+    here = _dotted(path)
+    found: list[str] = []
+    modules: dict[str, str] = {}  # local name -> labkit module it is bound to
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = _resolve(node.module, node.level, here, path.name == "__init__.py")
+            if not source.startswith("labkit"):
+                continue
+            for alias in node.names:
+                if _private(alias.name) and source != here:
+                    found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: from {source} import {alias.name}")
+                if _is_module(f"{source}.{alias.name}"):
+                    modules[alias.asname or alias.name] = f"{source}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("labkit") and alias.asname:
+                    modules[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and _private(node.attr):
+            target = modules.get(node.value.id)
+            if target and target != here:
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    offenders = [hit for path, tree, _ in _sources() for hit in private_reaches(path, tree)]
+    assert offenders == [], "make these names public (drop the underscore):\n" + "\n".join(offenders)
+
+
+def test_no_function_is_longer_than_the_limit() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for path, tree, _ in _sources()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert offenders == [], f"split these (limit {MAX_FUNCTION_LINES} lines):\n" + "\n".join(offenders)
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    offenders = [f"{path.relative_to(ROOT.parent)}: {lines} lines" for path, _, lines in _sources() if lines > MAX_MODULE_LINES]
+    assert offenders == [], f"split these (limit {MAX_MODULE_LINES} lines):\n" + "\n".join(offenders)
+
+
+def test_the_checks_catch_what_they_claim(tmp_path: Path) -> None:
+    """A check that cannot fail is no check: feed it an offender."""
+    fake = ROOT / "cli" / "x.py"
+    tree = ast.parse(
+        "from labkit.summary_table import _fmt\nfrom labkit import results as r\nr._hidden()\nfrom labkit.config import RunSettings\n"
+    )
+    hits = private_reaches(fake, tree)
+    assert len(hits) == 2
+    assert "import _fmt" in hits[0] and "r._hidden" in hits[1]
