@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from labkit.bench import cases, streams
+from labkit.bench import cases, consumer_cases, streams
 from labkit.bench.load import LoadTool
 from labkit.bench.proxy import proxy_cost
 from labkit.errors import ConfigError
@@ -142,7 +142,12 @@ class _MachineWatch:
 
 def _case(name: str) -> Callable[..., dict[str, Any]]:
     """The function that runs benchmark ``name``: in ``cases``, or in its own module."""
-    own: dict[str, Callable[..., dict[str, Any]]] = {"proxy_cost": proxy_cost, "sse_fanout": streams.sse_fanout}
+    own: dict[str, Callable[..., dict[str, Any]]] = {
+        "proxy_cost": proxy_cost,
+        "sse_fanout": streams.sse_fanout,
+        "poller_fleet": consumer_cases.poller_fleet,
+        "receiver_ingest": consumer_cases.receiver_ingest,
+    }
     return own.get(name) or getattr(cases, name)
 
 
