@@ -1,13 +1,15 @@
 """The architecture, checked: size limits and no private name reached across modules.
 
-Layers and import cycles are checked by ``lint-imports`` (contracts in pyproject.toml);
-these checks are what import-linter cannot express.
+The layers are checked by ``lint-imports`` (contracts in pyproject.toml); these are
+what its contracts do not express: cycles inside a layer, sizes, private names.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import grimp
 
 ROOT = Path(__file__).resolve().parents[1] / "labkit"
 MAX_FUNCTION_LINES = 80
@@ -104,3 +106,57 @@ def test_the_checks_catch_what_they_claim(tmp_path: Path) -> None:
     hits = private_reaches(fake, tree)
     assert len(hits) == 2
     assert "import _fmt" in hits[0] and "r._hidden" in hits[1]
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    cycles.append(sorted(group))
+    return cycles
+
+
+def test_no_import_cycles_in_labkit() -> None:
+    """Every import counts, also those inside functions: a cycle there is a cycle too."""
+    g = grimp.build_graph("labkit", cache_dir=None)
+    graph = {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from labkit.bench.apps import create_app
+from labkit.servers.bare import create_app
 from labkit.bench.load import (
     MARKER,
     HttpRequest,
