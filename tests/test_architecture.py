@@ -14,6 +14,9 @@ import grimp
 ROOT = Path(__file__).resolve().parents[1] / "labkit"
 MAX_FUNCTION_LINES = 80
 MAX_MODULE_LINES = 600
+# Known offenders in files another change is rewriting right now; each entry must still be an
+# offender (see the test below), so the list only shrinks.
+LONG_FUNCTIONS_PENDING = {"labkit/report/risks.py:risks_of"}
 
 
 def _sources() -> list[tuple[Path, ast.Module, int]]:
