@@ -84,15 +84,26 @@ def test_no_private_name_is_imported_from_another_module() -> None:
     assert offenders == [], "make these names public (drop the underscore):\n" + "\n".join(offenders)
 
 
+def long_functions() -> dict[str, int]:
+    """``path:name`` -> lines, for every function over the limit."""
+    out = {}
+    for path, tree, _ in _sources():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    out[f"{path.relative_to(ROOT.parent).as_posix()}:{node.name}"] = lines
+    return out
+
+
 def test_no_function_is_longer_than_the_limit() -> None:
-    offenders = [
-        f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
-        for path, tree, _ in _sources()
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
-    ]
+    offenders = [f"{name}: {lines} lines" for name, lines in long_functions().items() if name not in LONG_FUNCTIONS_PENDING]
     assert offenders == [], f"split these (limit {MAX_FUNCTION_LINES} lines):\n" + "\n".join(offenders)
+
+
+def test_pending_long_functions_are_still_long() -> None:
+    """Once one is split, its entry goes: the pending list never hides a function that fits."""
+    assert LONG_FUNCTIONS_PENDING <= set(long_functions())
 
 
 def test_no_module_is_longer_than_the_limit() -> None:
