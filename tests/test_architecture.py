@@ -174,3 +174,13 @@ def test_no_import_cycles_in_labkit() -> None:
 def test_the_cycle_check_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
     assert import_cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_readme_test_command_is_what_ci_runs() -> None:
+    """The README promises `.ci/run` runs exactly its test command; keep the two in step."""
+    repo = ROOT.parent
+    ci = [line for line in (repo / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    assert len(ci) == 1
+    assert f"```bash\n{ci[0]}\n```" in (repo / "README.md").read_text()
+    for check in ("ruff check", "ruff format --check", "mypy", "lint-imports", "python -m pytest"):
+        assert check in ci[0]
