@@ -153,23 +153,14 @@ def parse_experiment(doc: dict[str, Any], path: str | Path = "<dict>", out_dir: 
 
 
 def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
+    """Validate the file in phases (tables, header, axes, variants, values, points), each naming its key."""
     where = str(path)
     _only(doc, TABLES, where, "", "table")
     for table in TABLES:
         if table in doc and not isinstance(doc[table], dict):
             raise ConfigError(f"{where}: {table}: must be a table ([{table}])")
-
     header = doc.get("experiment", {})
-    _only(header, HEADER_KEYS, where, "experiment.")
-    name = header.get("name", path.stem)
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise ConfigError(f"{where}: experiment.name: a name is one folder: {SAFE_NAME_RULE} (got {name!r})")
-    texts = {}
-    for key in ("description", "question"):
-        value = header.get(key, "")
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: experiment.{key}: must be a string")
-        texts[key] = value
+    name, texts = _header(header, path, where)
 
     run = dict(doc.get("run", {}))
     workload = dict(doc.get("workload", {}))
@@ -182,36 +173,75 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     else:
         from_table = False
     _only(workload, WORKLOAD_KEYS, where, "workload.")
+    names: dict[tuple[str, str], str] = {}
     if "seed" in header:
         if "seed" in workload:
             raise ConfigError(f"{where}: experiment.seed: set the seed once, here or as workload.seed")
         workload["seed"] = header["seed"]
-
-    names: dict[tuple[str, str], str] = {}
-    if "seed" in header:
         names[("workload", "seed")] = "experiment.seed"
     if from_table:
         names[("run", "network")] = "network"
 
-    # Every swept key as (table, key, values); fixed keys stay as they are.
-    axes: list[tuple[str, str, list[Any]]] = []
+    axes, fixed = _axes(run, workload, names, where)
+    variants = _variants(doc, where)
+    _check_values(axes, fixed, variants, names, where)
+    points = _points(axes, fixed, variants, names, where, name=name, out_dir=out_dir, path=path)
+    swept = (("variant",) if variants else ()) + tuple(key for _, key, _ in axes)
+    return Experiment(
+        name=name,
+        path=path,
+        description=texts["description"],
+        question=texts["question"],
+        points=tuple(points),
+        swept=swept,
+        out_dir=Path(out_dir),
+    )
+
+
+def _header(header: dict[str, Any], path: Path, where: str) -> tuple[str, dict[str, str]]:
+    """The experiment's name (the file's stem by default) and its description and question."""
+    _only(header, HEADER_KEYS, where, "experiment.")
+    name = header.get("name", path.stem)
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{where}: experiment.name: a name is one folder: {SAFE_NAME_RULE} (got {name!r})")
+    texts: dict[str, str] = {}
+    for key in ("description", "question"):
+        value = header.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: experiment.{key}: must be a string")
+        texts[key] = value
+    return name, texts
+
+
+Axis = tuple[str, str, list[Any]]
+
+
+def _axes(
+    run: dict[str, Any], workload: dict[str, Any], names: dict[tuple[str, str], str], where: str
+) -> tuple[list[Axis], dict[str, dict[str, Any]]]:
+    """Every swept key as (table, key, values), and the fixed keys per table as they are."""
+    axes: list[Axis] = []
     fixed: dict[str, dict[str, Any]] = {"run": {}, "workload": {}}
     for table, values in (("run", run), ("workload", workload)):
         for key, value in values.items():
             label = names.get((table, key), f"{table}.{key}")
-            if _is_sweep(key, value):
-                if not value:
-                    raise ConfigError(f"{where}: {label}: an empty list sweeps nothing; give at least one value")
-                seen: list[Any] = []
-                for v in value:
-                    if v in seen:
-                        raise ConfigError(f"{where}: {label}: {v!r} is listed twice")
-                    seen.append(v)
-                axes.append((table, key, value))
-            else:
+            if not _is_sweep(key, value):
                 fixed[table][key] = value
+                continue
+            if not value:
+                raise ConfigError(f"{where}: {label}: an empty list sweeps nothing; give at least one value")
+            seen: list[Any] = []
+            for v in value:
+                if v in seen:
+                    raise ConfigError(f"{where}: {label}: {v!r} is listed twice")
+                seen.append(v)
+            axes.append((table, key, value))
+    return axes, fixed
 
-    variants = doc.get("variants", {})
+
+def _variants(doc: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """The named override tables, each checked for its name, its keys and that it sweeps nothing."""
+    variants: dict[str, Any] = doc.get("variants", {})
     if "variants" in doc and not variants:
         raise ConfigError(f"{where}: variants: declares no variant; add [variants.<name>] tables or remove it")
     for vname, overrides in variants.items():
@@ -223,8 +253,17 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
         for key, value in overrides.items():
             if _is_sweep(key, value):
                 raise ConfigError(f"{where}: variants.{vname}.{key}: a variant sets one value; sweep in [run] or [workload]")
+    return variants
 
-    # Check each value on its own first, so the message names the key that is wrong.
+
+def _check_values(
+    axes: list[Axis],
+    fixed: dict[str, dict[str, Any]],
+    variants: dict[str, dict[str, Any]],
+    names: dict[tuple[str, str], str],
+    where: str,
+) -> None:
+    """Check each value on its own first, so the message names the key that is wrong."""
     base = {t: {**fixed[t], **{k: vals[0] for tt, k, vals in axes if tt == t}} for t in fixed}
     _settings(base, where, None, names)
     for table, key, values in axes:
@@ -235,14 +274,27 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     for vname, overrides in variants.items():
         _settings(_with_variant(base, overrides), where, f"variants.{vname}.", {})
 
+
+def _points(
+    axes: list[Axis],
+    fixed: dict[str, dict[str, Any]],
+    variants: dict[str, dict[str, Any]],
+    names: dict[tuple[str, str], str],
+    where: str,
+    *,
+    name: str,
+    out_dir: str | Path,
+    path: Path,
+) -> list[Point]:
+    """The grid: every combination of the swept values, times the variants; no two points alike."""
     combos = list(itertools.product(*(vals for _, _, vals in axes)))
     n_points = len(combos) * max(1, len(variants))
     if n_points > MAX_POINTS:
         raise ConfigError(f"{where}: declares {n_points} points; at most {MAX_POINTS} per experiment (shorten the lists)")
-
     points: list[Point] = []
     ids: dict[str, dict[str, Any]] = {}
-    for vname, overrides in variants.items() if variants else [(None, {})]:
+    plan: list[tuple[str | None, dict[str, Any]]] = list(variants.items()) if variants else [(None, {})]
+    for vname, overrides in plan:
         for combo in combos:
             data = {t: dict(d) for t, d in fixed.items()}
             params: dict[str, Any] = {}
@@ -259,16 +311,7 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
                 raise ConfigError(f"{where}: points {ids[pid]} and {params} have identical settings; make each point differ")
             ids[pid] = params
             points.append(Point(experiment=name, params=params, settings=settings, point_id=pid))
-    swept = (("variant",) if variants else ()) + tuple(key for _, key, _ in axes)
-    return Experiment(
-        name=name,
-        path=path,
-        description=texts["description"],
-        question=texts["question"],
-        points=tuple(points),
-        swept=swept,
-        out_dir=Path(out_dir),
-    )
+    return points
 
 
 def _is_sweep(key: str, value: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -585,7 +586,7 @@ def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on
             parts.log_axis(ax.xaxis)
         else:
             ax.set_xlim(0, max(float(values.max()) * 1.25, 1e-9) if values.notna().any() else 1)
-    handles = [Patch(color=parts.style_color(s), label=s) for s in parts.styles_in(df)]
+    handles: list[Artist] = [Patch(color=parts.style_color(s), label=s) for s in parts.styles_in(df)]
     handles += [h for h in axes[0].get_legend_handles_labels()[0] + axes[1].get_legend_handles_labels()[0] if h.get_label() == "model"][:1]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", frameon=False)
     fig.suptitle(title)

@@ -21,7 +21,7 @@ from labkit import model, styles
 # Each registered style's colour and marker (labkit.styles); kept as mappings for callers that read them.
 STYLE_COLORS = {s.name: s.colour for s in styles.all_styles()}
 STYLE_MARKERS = {s.name: s.marker for s in styles.all_styles()}
-MODEL_STYLE = {"linestyle": "--", "linewidth": 1.6, "alpha": 0.9}
+MODEL_STYLE: dict[str, Any] = {"linestyle": "--", "linewidth": 1.6, "alpha": 0.9}
 OTHER_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 

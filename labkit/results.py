@@ -19,12 +19,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from labkit._version import __version__
 from labkit.errors import ResultsError
+
+if TYPE_CHECKING:  # pandas costs about a second to import; the command line's checks need none of it
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 SUMMARY = "summary.json"
@@ -62,7 +63,7 @@ def cpu_model() -> str:
 
 def environment() -> dict[str, Any]:
     """What a reader needs to reproduce or discount a number."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -210,6 +211,8 @@ def summary_rows(summary: dict[str, Any], source: Path | None = None) -> list[di
 
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A tidy DataFrame, one row per (run, style), measured and model columns side by side."""
+    import pandas as pd
+
     rows: list[dict[str, Any]] = []
     for p in summary_paths(Path(path)):
         rows.extend(summary_rows(read_summary(p), p))
@@ -218,6 +221,8 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def load_events(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Per-event records of every run at or below ``path`` (style, consumer, event_id, latency_us, ...)."""
+    import pandas as pd
+
     frames = []
     for p in summary_paths(Path(path)):
         summary = read_summary(p)
@@ -236,6 +241,8 @@ def load_events(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def write_events(path: Path, rows: Iterable[tuple[str, str, int, int, int]]) -> None:
+    import pandas as pd
+
     df = pd.DataFrame(list(rows), columns=["style", "consumer", "event_id", "created_ns", "received_ns"])
     df["latency_us"] = (df["received_ns"] - df["created_ns"]) / 1000.0
     path.parent.mkdir(parents=True, exist_ok=True)

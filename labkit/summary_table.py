@@ -76,7 +76,3 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     console = console or Console()
     console.print(summary_table(summary))
     console.print(f"results: {summary['results_dir']}  (model columns are the closed forms, not measurements)")
-
-
-# The former private name, until every caller imports ``format_cell``.
-_fmt = format_cell

@@ -1,4 +1,8 @@
-"""The five measurements of ``labkit bench``, each a labkit part against the same machine's limit.
+"""The provider measurements of ``labkit bench`` and the plumbing every benchmark shares.
+
+The poll endpoint, the dispatcher and the latency floor live here; the consumer
+benchmarks are in ``labkit.bench.consumer_cases``, the proxy and stream ones in
+their own modules. Each is a labkit part against the same machine's limit.
 
 Every function here starts what it needs in the run's ``ProcessGroup`` (real
 uvicorn processes on 127.0.0.1, as in ``labkit compare``), measures both sides
@@ -11,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import math
-import os
 import random
 import statistics
 import time
@@ -160,7 +162,7 @@ class Lab:
         return self.tool.run(base_url, requests, connections=connections or plan.connections, duration_s=plan.seconds)
 
 
-def _cpu_share(child: Child, cpu0: float, wall_s: float) -> float | None:
+def cpu_share(child: Child, cpu0: float, wall_s: float) -> float | None:
     used = child.cpu_s() - cpu0
     return used / wall_s if wall_s > 0 and math.isfinite(used) else None
 
@@ -207,7 +209,7 @@ def poll_endpoint(lab: Lab, plan: Plan) -> dict[str, Any]:
             for name, child, req in order:
                 cpu0, t0 = child.cpu_s(), time.monotonic()
                 got[name].append(lab.load(child.url, [req], plan))
-                share = _cpu_share(child, cpu0, time.monotonic() - t0)
+                share = cpu_share(child, cpu0, time.monotonic() - t0)
                 if share is not None:
                     cpu[name].append(share)
                 done += 1
@@ -230,7 +232,7 @@ def poll_endpoint(lab: Lab, plan: Plan) -> dict[str, Any]:
 # -- 2. the dispatcher -------------------------------------------------------------------
 
 
-def _signed_request(
+def signed_request(
     path: str, secret: str | Signer, msg_id: str, row: tuple[int, str, int, bytes], timestamp: int | None = None
 ) -> HttpRequest:
     """A webhook exactly as the dispatcher sends it (its client's fixed headers included)."""
@@ -298,7 +300,7 @@ def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
         if r.status_code != 201:
             raise RunError(f"dispatcher benchmark: cannot subscribe: {r.status_code} {r.text[:200]}")
         sub_id = r.json()["id"]
-    signed = _signed_request("/webhook", secret, f"msg_{rows[0][0]}", rows[0])
+    signed = signed_request("/webhook", secret, f"msg_{rows[0][0]}", rows[0])
     drains: list[dict[str, Any]] = []
     ceilings: list[LoadResult] = []
     recv_cpu: list[float] = []
@@ -310,7 +312,7 @@ def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
             else:
                 cpu0, t0 = receiver.cpu_s(), time.monotonic()
                 drains.append(_drain(lab, provider, db, sub_id, plan.dispatch_events))
-                share = _cpu_share(receiver, cpu0, time.monotonic() - t0)
+                share = cpu_share(receiver, cpu0, time.monotonic() - t0)
                 if share is not None:
                     recv_cpu.append(share)
             done += 1
@@ -422,7 +424,7 @@ def latency_floor(lab: Lab, plan: Plan) -> dict[str, Any]:
         if r.status_code != 201:
             raise RunError(f"latency benchmark: cannot subscribe: {r.status_code} {r.text[:200]}")
     row = (1, EVENT_TYPE, time.time_ns(), orjson.dumps(make_payload(0, plan.payload_bytes, random.Random(1))))
-    signed = _signed_request("/webhook", secret, "msg_bench", row)
+    signed = signed_request("/webhook", secret, "msg_bench", row)
     lab.progress("bench: latency floor", 0, 2)
     warmup_s = 1.0
     got = asyncio.run(_timetable(provider.url, bare.url, signed, plan.latency_rate, plan.latency_seconds, warmup_s, plan.payload_bytes))
@@ -467,178 +469,3 @@ def latency_floor(lab: Lab, plan: Plan) -> dict[str, Any]:
         "ratio_p50": ratio("p50"),
         "ratio_p99": ratio("p99"),
     }
-
-
-# -- 4. the poller fleet -----------------------------------------------------------------
-
-
-def _stats(path: Path) -> tuple[dict[str, Any], float]:
-    """The fleet's stats file and when it was written (its mtime, seconds)."""
-    for _ in range(20):
-        try:
-            st = os.stat(path)
-            return json.loads(path.read_text()), st.st_mtime_ns / 1e9
-        except (OSError, json.JSONDecodeError):
-            time.sleep(0.02)
-    raise RunError(f"cannot read the fleet's stats file {path}")
-
-
-def _wait_file(child: Child, path: Path, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        if not child.alive():
-            raise RunError(f"{child.name} exited during start-up: {child.log_tail()}")
-        if time.monotonic() > deadline:
-            raise RunError(f"{child.name} did not start within {timeout_s:.0f} s")
-        time.sleep(0.05)
-
-
-def fleet_step(lab: Lab, provider: Child, pollers: int, plan: Plan, tick: Callable[[], None]) -> dict[str, Any]:
-    """One fleet of ``pollers`` at ``plan.fleet_interval_s``: lateness and achieved poll rate."""
-    interval = plan.fleet_interval_s
-    stats_path = lab.work_dir / f"fleet-{pollers}.stats.json"
-    fleet = lab.group.start_worker(
-        f"fleet-{pollers}",
-        "poller",
-        {
-            "base_url": provider.url,
-            "api_key": DEFAULT_API_KEY,
-            "pollers": pollers,
-            "interval_s": interval,
-            "db_path": str(lab.work_dir / f"fleet-{pollers}.db"),
-            "stats_path": str(stats_path),
-            "seed": 1,
-        },
-    )
-    _wait_file(fleet, stats_path)
-    # Warm-up: every poller has connected and polled once, and the fleet has frozen its objects (gc).
-    warm = min(interval + 1.5, plan.fleet_seconds / 3)
-    end = time.monotonic() + plan.fleet_seconds
-    time.sleep(warm)
-    tick()
-    s1, t1 = _stats(stats_path)
-    p_cpu0, f_cpu0 = provider.cpu_s(), fleet.cpu_s()
-    while time.monotonic() < end:
-        time.sleep(min(1.0, max(end - time.monotonic(), 0)))
-        tick()
-    s2, t2 = _stats(stats_path)
-    p_cpu, f_cpu = provider.cpu_s() - p_cpu0, fleet.cpu_s() - f_cpu0
-    alive = fleet.alive()
-    lab.group.stop(fleet)
-    final, _ = _stats(stats_path)
-    c1, c2, cf = s1.get("counters", {}), s2.get("counters", {}), final.get("counters", {})
-    window = t2 - t1
-    achieved = (c2.get("polls", 0) - c1.get("polls", 0)) / window if window > 0 else math.nan
-    intended = pollers / interval
-    lateness = cf.get("lateness") or c2.get("lateness") or {}
-    rate_ratio = achieved / intended if intended else math.nan
-    p99 = lateness.get("p99")
-    errors = int(cf.get("errors", 0))
-    return {
-        "pollers": pollers,
-        "interval_s": interval,
-        "window_s": window,
-        "intended_polls_per_s": intended,
-        "achieved_polls_per_s": achieved,
-        "rate_ratio": rate_ratio,
-        "lateness_ms": lateness,
-        "lateness_ms_after_warmup_s": {"at_s": round(warm, 1), **(c1.get("lateness") or {})},
-        "rtt_ms": cf.get("rtt"),
-        "polls": int(cf.get("polls", 0)),
-        "errors": errors,
-        "skipped_ticks": int(cf.get("skipped_ticks", 0)),
-        "fleet_cpu_share": f_cpu / window if window > 0 else None,
-        "provider_cpu_share": p_cpu / window if window > 0 else None,
-        "ok": bool(alive and p99 is not None and p99 < 50.0 and rate_ratio >= 0.98 and errors == 0),
-    }
-
-
-def poller_fleet(lab: Lab, plan: Plan) -> dict[str, Any]:
-    """The largest fleet (of ``plan.fleet_steps``) one process runs on its timetable."""
-    db = lab.work_dir / "fleet-provider.db"
-    seed_events(db, 1, plan.payload_bytes)
-    provider = lab.group.start_server("fleet-provider", "provider", provider_settings(db, poll_interval_hint_s=plan.fleet_interval_s))
-    steps: list[dict[str, Any]] = []
-    total_s = len(plan.fleet_steps) * plan.fleet_seconds
-    started = time.monotonic()
-
-    def tick() -> None:
-        lab.progress("bench: poller fleet", min(int(time.monotonic() - started), int(total_s)), int(total_s))
-
-    for n in plan.fleet_steps:
-        step = fleet_step(lab, provider, n, plan, tick)
-        steps.append(step)
-        if not step["ok"]:
-            break
-    lab.group.stop(provider)
-    passed = [s for s in steps if s["ok"]]
-    best = passed[-1] if passed else steps[0]
-    return {
-        "interval_s": plan.fleet_interval_s,
-        "lateness_limit_ms": 50.0,
-        "pollers_per_process": best["pollers"] if passed else 0,
-        "tried": [s["pollers"] for s in steps],
-        "best": best,
-        "steps": steps,
-        "rate_ratio": best["rate_ratio"],
-        "lower_bound": bool(passed) and len(passed) == len(plan.fleet_steps),
-    }
-
-
-# -- 5. receiver ingest ------------------------------------------------------------------
-
-
-def presigned(secret: str, count: int, rep: int, payload_bytes: int) -> list[HttpRequest]:
-    """``count`` webhooks with distinct ids and events, signed now (valid for the 5-minute window)."""
-    rng = random.Random(rep)
-    payload = orjson.dumps(make_payload(0, payload_bytes, rng))
-    now = int(time.time())
-    base = (rep + 1) * 10_000_000
-    signer = Signer([secret])
-    out = []
-    for i in range(count):
-        row = (base + i, EVENT_TYPE, time.time_ns(), payload)
-        out.append(_signed_request("/webhook/bench", signer, f"msg_{base + i}", row, now))
-    return out
-
-
-def receiver_ingest(lab: Lab, plan: Plan) -> dict[str, Any]:
-    """Signed webhooks verified and recorded per second, against the same receiver not verifying."""
-    secret = new_secret()
-    servers = {}
-    for name, verify in (("verified", True), ("unverified", False)):
-        servers[name] = lab.group.start_server(
-            f"ingest-{name}", "receiver", {"secrets": [secret], "db_path": str(lab.work_dir / f"ingest-{name}.db"), "verify": verify}
-        )
-    got: dict[str, list[LoadResult]] = {"verified": [], "unverified": []}
-    cpu: dict[str, list[float]] = {"verified": [], "unverified": []}
-    count = int(plan.ingest_max_rps * plan.seconds) + 1000
-    steps, done = plan.reps * 2, 0
-    for rep in range(plan.reps):
-        # The same pre-signed requests for both receivers (each has its own database): identical work.
-        reqs = presigned(secret, count, rep, plan.payload_bytes)
-        order = ["verified", "unverified"] if rep % 2 == 0 else ["unverified", "verified"]
-        for name in order:
-            child = servers[name]
-            cpu0, t0 = child.cpu_s(), time.monotonic()
-            got[name].append(lab.load(child.url, reqs, plan))
-            share = _cpu_share(child, cpu0, time.monotonic() - t0)
-            if share is not None:
-                cpu[name].append(share)
-            done += 1
-            lab.progress("bench: receiver ingest", done, steps)
-    counters = {}
-    for name, child in servers.items():
-        with lab.client(child.url) as c:
-            counters[name] = c.get("/stats").json().get("counters", {})
-        lab.group.stop(child)
-    out: dict[str, Any] = {"distinct_requests_per_rep": count}
-    for name in got:
-        s = series(got[name])
-        s["server_cpu_share"] = median(cpu[name])
-        s["accepted"] = int(counters[name].get("accepted", 0))
-        s["duplicates"] = int(counters[name].get("duplicates", 0))
-        s["rejected"] = counters[name].get("rejected", {})
-        out[name] = s
-    out["ratio"] = paired_ratio([r.ok_rps for r in got["verified"]], [r.ok_rps for r in got["unverified"]])
-    return out

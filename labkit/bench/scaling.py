@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labkit.bench.cases import Lab, Plan, cv, median, paired_ratio, presigned, series
+from labkit.bench.cases import Lab, Plan, cv, median, paired_ratio, series
+from labkit.bench.consumer_cases import presigned
 from labkit.config import DEFAULT_API_KEY
 from labkit.consumers.processes import resolve
 from labkit.errors import RunError

@@ -5,7 +5,7 @@ K streams are held open on each server by a stream consumer fleet
 repetition publishes a burst of E events and times from the first publish to
 the last of the E x K frames received (the fleet's ``last_received_ns``);
 the rate is E x K / that span. The provider publishes through its log and
-hub (``POST /events``); the bare app (``labkit.bench.apps``, ``broadcast``)
+hub (``POST /events``); the bare app (``labkit.servers.bare``, ``broadcast``)
 keeps no log and puts each frame on an unbounded queue per stream. Both
 sides use the same consumer, publisher and uvicorn settings and alternate,
 so the ratio is the hub's own cost. A consumer process that uses most of a

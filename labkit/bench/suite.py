@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from labkit.bench import cases, scaling, streams
+from labkit.bench import cases, consumer_cases, scaling, streams
 from labkit.bench.load import LoadTool
 from labkit.bench.proxy import proxy_cost
 from labkit.errors import ConfigError
@@ -161,6 +161,8 @@ def _case(name: str) -> Callable[..., dict[str, Any]]:
         "proxy_cost": proxy_cost,
         "sse_fanout": streams.sse_fanout,
         "process_scaling": scaling.process_scaling,
+        "poller_fleet": consumer_cases.poller_fleet,
+        "receiver_ingest": consumer_cases.receiver_ingest,
     }
     return own.get(name) or getattr(cases, name)
 

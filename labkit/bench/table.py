@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +13,10 @@ def _f(value: Any, fmt: str = ",.0f") -> str:
     return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
 
-def rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+Row = tuple[str, str, str, str, str]
+
+
+def rows(summary: dict[str, Any]) -> list[Row]:
     """(pair, labkit, limit, ratio, target verdict) for each measured pair."""
     b, r, t = summary.get("benchmarks", {}), summary.get("ratios", {}), summary.get("targets", {})
 
@@ -22,7 +26,12 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             return ""
         return f"{tg['op']} {tg['target']:g}: {'pass' if tg['pass'] else 'MISS'}"
 
-    out = []
+    return _provider_rows(b, r, verdict) + _consumer_rows(b, r, verdict)
+
+
+def _provider_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str], str]) -> list[Row]:
+    """The provider's pairs: the poll endpoint, the dispatcher and the webhook latency floor."""
+    out: list[Row] = []
     if "poll_endpoint" in b:
         for k in ("304", "200"):
             p = b["poll_endpoint"][f"status_{k}"]
@@ -59,6 +68,12 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             )
         )
         out.append(("webhook e2e p99 (ms)", _f(e2e.get("p99"), ".2f"), _f(bare.get("p99"), ".2f"), _f(r.get("webhook_p99"), ".2f"), ""))
+    return out
+
+
+def _consumer_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str], str]) -> list[Row]:
+    """The consumers' pairs: the poller fleet, the receiver's ingest and the SSE fan-out."""
+    out: list[Row] = []
     if "poller_fleet" in b:
         f = b["poller_fleet"]
         best = f["best"]

@@ -129,7 +129,8 @@ def find_steps(history: pd.DataFrame, settle_s: float = 2.0, min_rows: int = MIN
     """Runs of rows at one non-zero user count, in order; short runs (spawning) are dropped."""
     agg = metric_rows(history, AGGREGATED)
     steps: list[Step] = []
-    run_users, run_ts = None, []
+    run_users: int | None = None
+    run_ts: list[float] = []
     for users, ts in zip(agg["User Count"].tolist(), agg["Timestamp"].tolist(), strict=True):
         if users != run_users:
             if run_users and len(run_ts) >= min_rows:

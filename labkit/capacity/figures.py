@@ -63,7 +63,7 @@ def capacity_curve(df: pd.DataFrame) -> Figure:
         0, max(110.0, float(np.nanmax([*_num(last, "server_cpu_percent"), *_num(last, "load_generator_cpu_percent"), 0])) * 1.1)
     )
     handles = ax_rps.get_legend_handles_labels()[0][-1:] + ax_cpu.get_legend_handles_labels()[0]
-    ax_rps.legend(handles, [h.get_label() for h in handles], fontsize="small", frameon=False, loc="upper left")
+    ax_rps.legend(handles, [str(h.get_label()) for h in handles], fontsize="small", frameon=False, loc="upper left")
     title = "capacity (measured steps)"
     if "limited_by" in last.columns and pd.notna(last["limited_by"].iloc[0]):
         title += f": limited by {last['limited_by'].iloc[0]}"

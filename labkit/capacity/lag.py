@@ -93,7 +93,7 @@ class LagTracker:
 
     def expire(self, now_ns: int) -> list[Overdue]:
         """Give up on deliveries older than the timeout; each one is a failed delivery."""
-        out = []
+        out: list[Overdue] = []
         for event_id, (created_ns, waiting) in list(self._pending.items()):
             if now_ns - created_ns > self.timeout_ns:
                 out.extend(Overdue(c, event_id, (now_ns - created_ns) / 1000) for c in sorted(waiting))

@@ -85,7 +85,7 @@ def _render(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from labkit.summary_table import _fmt
+    from labkit.summary_table import format_cell
     from labkit.sweep import load_table
 
     df = load_table(result.results_dir)
@@ -100,11 +100,11 @@ def _render(result: Any) -> None:
         if model_col:
             table.add_column("model", justify="right", style="dim")
     for _, row in df.iterrows():
-        cells = [_fmt(_value(row, c)) for c in params] + [str(row["style"])]
+        cells = [format_cell(_value(row, c)) for c in params] + [str(row["style"])]
         for _, col, model_col in HEADLINES:
-            cells.append(_fmt(_value(row, col)))
+            cells.append(format_cell(_value(row, col)))
             if model_col:
-                cells.append(_fmt(_value(row, model_col)))
+                cells.append(format_cell(_value(row, model_col)))
         table.add_row(*cells)
     console = Console()
     console.print(table)

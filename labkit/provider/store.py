@@ -20,173 +20,22 @@ import secrets as _secrets
 import sqlite3
 import time
 from collections.abc import Container, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from labkit.errors import ResultsError
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    type TEXT NOT NULL,
-    created_ns INTEGER NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_type_id ON events(type, id);
-CREATE INDEX IF NOT EXISTS events_created ON events(created_ns);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    id TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    event_types TEXT NOT NULL,
-    secret TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_ns INTEGER NOT NULL,
-    disabled_reason TEXT,
-    previous_secret TEXT,
-    previous_secret_until_ns INTEGER
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    subscription_id TEXT NOT NULL,
-    msg_id TEXT NOT NULL,
-    first_event_id INTEGER NOT NULL,
-    last_event_id INTEGER NOT NULL,
-    event_ids TEXT NOT NULL,
-    batch INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ns INTEGER NOT NULL,
-    last_status INTEGER,
-    created_ns INTEGER NOT NULL,
-    delivered_ns INTEGER
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_attempt_ns);
-CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries(subscription_id, status);
-CREATE TABLE IF NOT EXISTS attempts (
-    delivery_id INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    started_ns INTEGER NOT NULL,
-    finished_ns INTEGER NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    bytes_sent INTEGER NOT NULL DEFAULT 0,
-    bytes_received INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (delivery_id, attempt)
-);
-"""
-
-_EVENT_COLS = "id, type, created_ns, payload"
-_DELIVERY_COLS = "id, subscription_id, msg_id, first_event_id, last_event_id, event_ids, batch, attempts, created_ns"
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """A webhook endpoint; ``secret`` leaves the provider only in the create response."""
-
-    id: str
-    url: str
-    event_types: tuple[str, ...]
-    secret: str
-    status: str
-    created_ns: int
-    disabled_reason: str | None = None
-    # During a rotation the old secret keeps signing (a second signature) until this time.
-    previous_secret: str | None = None
-    previous_secret_until_ns: int | None = None
-    disabled_ns: int | None = None  # when it was disabled (410 Gone, or the dispatcher's disable policy)
-
-    def signing_secrets(self, now_ns: int) -> tuple[str, ...]:
-        """The secrets to sign with at ``now_ns``: the current one, and the old one during an overlap."""
-        if self.previous_secret and self.previous_secret_until_ns and now_ns < self.previous_secret_until_ns:
-            return (self.secret, self.previous_secret)
-        return (self.secret,)
-
-    def public(self) -> dict[str, Any]:
-        """The view every read returns: everything but the secrets."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "url": self.url,
-            "event_types": list(self.event_types),
-            "status": self.status,
-            "created_ns": self.created_ns,
-            "disabled_reason": self.disabled_reason,
-            "disabled_ns": self.disabled_ns,
-        }
-        if self.previous_secret:
-            out["previous_secret_valid_until_ns"] = self.previous_secret_until_ns
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A pending outbox row as the dispatcher needs it."""
-
-    id: int
-    subscription_id: str
-    msg_id: str
-    first_event_id: int
-    last_event_id: int
-    event_ids: tuple[int, ...]
-    batch: bool
-    attempts: int
-    created_ns: int
-
-
-@dataclass(slots=True)
-class AttemptResult:
-    """One finished attempt and what it decides for its delivery."""
-
-    delivery_id: int
-    attempt: int
-    started_ns: int
-    finished_ns: int
-    status_code: int | None
-    error: str | None
-    bytes_sent: int
-    bytes_received: int
-    new_status: str  # 'delivered' | 'pending' | 'dead' | 'disabled'
-    next_attempt_ns: int = 0
-    disable_subscription: str | None = None  # subscription id, on 410 Gone or by the disable policy
-    disabled_reason: str | None = None
-
-
-@dataclass(slots=True)
-class _Heads:
-    """Newest event id overall and per type, kept in memory: this process is the only writer."""
-
-    head: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    return Delivery(
-        id=row[0],
-        subscription_id=row[1],
-        msg_id=row[2],
-        first_event_id=row[3],
-        last_event_id=row[4],
-        event_ids=tuple(orjson.loads(row[5])),
-        batch=bool(row[6]),
-        attempts=row[7],
-        created_ns=row[8],
-    )
-
-
-def _subscription(row: tuple[Any, ...]) -> Subscription:
-    return Subscription(
-        id=row[0],
-        url=row[1],
-        event_types=tuple(orjson.loads(row[2])),
-        secret=row[3],
-        status=row[4],
-        created_ns=row[5],
-        disabled_reason=row[6],
-        previous_secret=row[7],
-        previous_secret_until_ns=row[8],
-        disabled_ns=row[9],
-    )
+from labkit.provider.schema import (
+    DELIVERY_COLS,
+    EVENT_COLS,
+    SCHEMA,
+    AttemptResult,
+    Delivery,
+    Heads,
+    Subscription,
+    delivery_from_row,
+    subscription_from_row,
+)
 
 
 class Store:
@@ -205,10 +54,10 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=OFF")  # see the module docstring
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self._migrate()
         self.readonly = readonly
-        self._heads = _Heads()
+        self._heads = Heads()
         for type_, head in self._db.execute("SELECT type, max(id) FROM events GROUP BY type"):
             self._heads.by_type[type_] = head
             self._heads.head = max(self._heads.head, head)
@@ -265,15 +114,15 @@ class Store:
     def page(self, after: int, limit: int, types: Sequence[str] = ()) -> list[tuple[int, str, int, bytes]]:
         """Up to ``limit`` events with id > after, oldest first: (id, type, created_ns, payload json)."""
         if not types:
-            return self._db.execute(f"SELECT {_EVENT_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
+            return self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
         marks = ",".join("?" * len(types))
         return self._db.execute(
-            f"SELECT {_EVENT_COLS} FROM events WHERE id > ? AND type IN ({marks}) ORDER BY id LIMIT ?",
+            f"SELECT {EVENT_COLS} FROM events WHERE id > ? AND type IN ({marks}) ORDER BY id LIMIT ?",
             (after, *types, limit),
         ).fetchall()
 
     def event(self, event_id: int) -> tuple[int, str, int, bytes] | None:
-        return self._db.execute(f"SELECT {_EVENT_COLS} FROM events WHERE id = ?", (event_id,)).fetchone()
+        return self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE id = ?", (event_id,)).fetchone()
 
     def events_by_id(self, ids: Iterable[int]) -> dict[int, tuple[int, str, int, bytes]]:
         """Several events at once (the dispatcher builds all bodies of a round from one query)."""
@@ -282,7 +131,7 @@ class Store:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(f"SELECT {_EVENT_COLS} FROM events WHERE id IN ({marks})", chunk):
+            for row in self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE id IN ({marks})", chunk):
                 out[row[0]] = row
         return out
 
@@ -320,7 +169,7 @@ class Store:
             " previous_secret_until_ns, disabled_ns FROM subscriptions WHERE id = ?",
             (sub_id,),
         ).fetchone()
-        return _subscription(row) if row else None
+        return subscription_from_row(row) if row else None
 
     def subscriptions(self) -> list[Subscription]:
         rows = self._db.execute(
@@ -328,7 +177,7 @@ class Store:
             " previous_secret_until_ns, disabled_ns FROM subscriptions"
             " ORDER BY created_ns, id"
         ).fetchall()
-        return [_subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     def rotate_secret(self, sub_id: str, secret: str, overlap_ns: int) -> Subscription | None:
         """Make ``secret`` current; the old one keeps signing for ``overlap_ns`` (0 ends it now)."""
@@ -358,6 +207,7 @@ class Store:
 
     def replay(self, sub: Subscription, *, since_ns: int | None = None, after: int | None = None) -> int:
         """Queue fresh deliveries of past events, reusing ``msg_<event_id>`` so receivers de-duplicate."""
+        args: list[int | str]
         where, args = ("e.created_ns >= ?", [since_ns]) if since_ns is not None else ("e.id > ?", [after or 0])
         if sub.event_types:
             where += f" AND e.type IN ({','.join('?' * len(sub.event_types))})"
@@ -380,11 +230,11 @@ class Store:
         Rows whose id is in ``skip`` (attempts in flight) are left out before they are decoded.
         """
         rows = self._db.execute(
-            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE status = 'pending' AND next_attempt_ns <= ?"
+            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE status = 'pending' AND next_attempt_ns <= ?"
             " ORDER BY next_attempt_ns, id LIMIT ?",
             (now_ns, limit),
         ).fetchall()
-        return [_delivery(r) for r in rows if r[0] not in skip]
+        return [delivery_from_row(r) for r in rows if r[0] not in skip]
 
     def next_due_ns(self, after_ns: int) -> int | None:
         """When the next pending row that is not yet due becomes due."""

@@ -33,6 +33,7 @@ names the file and the key.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -123,7 +124,7 @@ def parse_requirements(data: dict[str, Any], source: str = "requirements") -> Re
         raise ConfigError(describe_error(exc, prefix=f"{source}: ")) from None
 
 
-def load_requirements(path: str | Path) -> Requirements:
+def load_requirements(path: str | os.PathLike[str]) -> Requirements:
     """Read and validate a requirements TOML file."""
     path = Path(path)
     try:

@@ -9,6 +9,7 @@ reaches the page.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -95,15 +96,15 @@ class Sources:
         return out
 
 
-def load_sources(paths: Iterable[str | Path]) -> Sources:
+def load_sources(paths: Iterable[str | os.PathLike[str]]) -> Sources:
     """Read every summary at or below ``paths`` (each run once), its table rows and its events."""
-    paths = tuple(Path(p) for p in paths)
-    if not paths:
+    roots = tuple(Path(p) for p in paths)
+    if not roots:
         raise ResultsError("no results given: name a results directory or a summary.json")
     seen: set[Path] = set()
     rows: list[dict[str, Any]] = []
     runs: list[RunSource] = []
-    for root in paths:
+    for root in roots:
         for sp in summary_paths(root):
             key = sp.resolve()
             if key in seen:
@@ -115,10 +116,10 @@ def load_sources(paths: Iterable[str | Path]) -> Sources:
             runs.append(_run_source(summary, sp.parent))
     results = pd.DataFrame(rows)
     if results.empty or "style" not in results.columns:
-        raise ResultsError(f"{', '.join(map(str, paths))}: the summaries hold no measured style")
-    events, error = _events(paths)
+        raise ResultsError(f"{', '.join(map(str, roots))}: the summaries hold no measured style")
+    events, error = _events(roots)
     runs.sort(key=lambda r: (r.experiment, str(r.point or ""), r.run_id))
-    return Sources(paths=paths, runs=tuple(runs), results=results, events=events, events_error=error)
+    return Sources(paths=roots, runs=tuple(runs), results=results, events=events, events_error=error)
 
 
 def _with_settings(row: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,43 @@ TOO_LARGE = _response(431, b"Request Header Fields Too Large", b"request head to
 TIMED_OUT = _response(408, b"Request Timeout", b"request not received in time")
 
 
+class HeadTimers:
+    """The one timer per request: armed when a head begins, answered with 408 when it expires.
+
+    Mixed into the protocol class ahead of uvicorn's, whose ``loop`` and ``transport`` it uses.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    transport: Any
+    _timer: asyncio.TimerHandle | None
+    _body_deadline: float | None
+
+    def _arm(self, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._body_deadline is not None:
+            remaining = self._body_deadline - self.loop.time()
+            if remaining > 0:
+                self._timer = self.loop.call_later(remaining, self._expired)
+                return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        cycle = getattr(self, "cycle", None)
+        if cycle is None or not cycle.response_started:
+            transport.write(TIMED_OUT)
+        transport.close()
+
+
 def limited_protocol_class(base: type, limits: ServerLimits) -> type:
     """``base`` (uvicorn's httptools protocol, or a subclass) with the limits above.
 
@@ -56,7 +93,7 @@ def limited_protocol_class(base: type, limits: ServerLimits) -> type:
     max_bytes, max_headers = limits.max_head_bytes, limits.max_headers
     head_s, body_s = limits.head_timeout_s, limits.body_timeout_s
 
-    class LimitedProtocol(base):  # type: ignore[misc, valid-type]
+    class LimitedProtocol(HeadTimers, base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._head_bytes = 0
@@ -64,33 +101,6 @@ def limited_protocol_class(base: type, limits: ServerLimits) -> type:
             self._too_large = False
             self._timer: asyncio.TimerHandle | None = None
             self._body_deadline: float | None = None  # set once the head is complete
-
-        # -- timers -----------------------------------------------------------------
-
-        def _arm(self, seconds: float) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_later(seconds, self._expired)
-
-        def _disarm(self) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-
-        def _expired(self) -> None:
-            self._timer = None
-            if self._body_deadline is not None:
-                remaining = self._body_deadline - self.loop.time()
-                if remaining > 0:
-                    self._timer = self.loop.call_later(remaining, self._expired)
-                    return
-            transport = self.transport
-            if transport is None or transport.is_closing():
-                return
-            cycle = getattr(self, "cycle", None)
-            if cycle is None or not cycle.response_started:
-                transport.write(TIMED_OUT)
-            transport.close()
 
         # -- connection and parser callbacks ------------------------------------------
 

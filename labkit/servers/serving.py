@@ -23,7 +23,7 @@ from labkit.config import ServerLimits
 from labkit.servers.serverlimits import limited_protocol_class
 from labkit.wire.metering import counting_protocol_class
 
-# "bare": the benchmark's bare Starlette servers (labkit.bench.apps), served the same way.
+# "bare": the benchmark's bare Starlette servers (labkit.servers.bare), served the same way.
 ROLES = ("provider", "receiver", "poller", "bare", "streams")
 
 
@@ -94,7 +94,7 @@ def build_app(role: str, settings: dict[str, Any]) -> Any:
 
         return create_receiver(validated(ReceiverSettings, settings))
     if role == "bare":
-        from labkit.bench.apps import create_app as create_bare
+        from labkit.servers.bare import create_app as create_bare
 
         return create_bare(settings)
     raise ValueError(f"unknown server role {role!r}")

@@ -9,12 +9,13 @@ Both include request lines, headers, bodies and chunk framing, both directions.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -81,7 +82,7 @@ def counting_protocol_class() -> type:
     class CountingProtocol(Base):  # type: ignore[misc, valid-type]
         def connection_made(self, transport: Any) -> None:  # noqa: D401
             SERVER_WIRE.connections += 1
-            super().connection_made(_CountingTransport(transport, SERVER_WIRE))
+            super().connection_made(cast(asyncio.Transport, _CountingTransport(transport, SERVER_WIRE)))
 
         def data_received(self, data: bytes) -> None:
             SERVER_WIRE.bytes_in += len(data)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from labkit.bench.apps import create_app
 from labkit.bench.load import (
     MARKER,
     HttpRequest,
@@ -23,6 +22,7 @@ from labkit.bench.load import (
     write_wrk_script,
 )
 from labkit.errors import RunError
+from labkit.servers.bare import create_app
 
 WRK_TEXT = """Running 1s test @ http://127.0.0.1:45947/r
   1 threads and 4 connections

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from labkit.cli.main import main
+
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = """
@@ -58,7 +60,8 @@ def test_failures_command_runs_each_fault_and_reports_json(tmp_path: Path) -> No
     assert "fault.lost" in table and "fault.catch_up_s" in table
 
 
-def test_bad_fault_settings_are_one_line_exit_2(tmp_path: Path) -> None:
+def test_bad_fault_settings_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the command line's entry point in this process: the checks come before any server starts."""
     for body, needle in (
         (TINY.replace('kind = "receiver_gone"', 'kind = "meteor"'), "fault"),
         (TINY.replace('styles = ["webhook"]', 'styles = ["webhook", "polling"]'), "does not apply to 'polling'"),
@@ -73,7 +76,10 @@ def test_bad_fault_settings_are_one_line_exit_2(tmp_path: Path) -> None:
     ):
         path = tmp_path / "bad.toml"
         path.write_text(body)
-        proc = labkit("failures", str(path), "--out", str(tmp_path / "r"))
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+        with pytest.raises(SystemExit) as exc:
+            main(["failures", str(path), "--out", str(tmp_path / "r")])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
+        assert not (tmp_path / "r").exists()

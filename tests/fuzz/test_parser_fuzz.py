@@ -28,9 +28,16 @@ from labkit.provider import bodies, protocol, ssrf
 from labkit.report.requirements import load_requirements
 from labkit.wire.retryafter import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.wire.signing import SignatureError, Signer, Verifier, new_secret
+from tests.fuzz.examples import fuzz_examples
 
+# The whole suite tries 300 inputs per property; the fast subset (-m "not slow") the first 60 of the
+# same derandomized stream (tests/fuzz/conftest.py), so the edit-test loop still fuzzes every parser.
 FUZZ = settings(
-    max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=fuzz_examples(),
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 SECRET = new_secret()
 

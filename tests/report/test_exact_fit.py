@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import pytest
 from matplotlib.figure import Figure
 
 from labkit import figures
@@ -53,6 +54,7 @@ def test_exact_is_in_the_calibration_dict() -> None:
     assert all(fit["exact"] is True for fits in cal["fits"].values() for fit in fits.values())
 
 
+@pytest.mark.slow  # renders a whole report with every figure in a subprocess
 def test_the_report_does_not_quote_r2_of_an_exact_fit(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "labkit", "report", str(ONE_RUN), "-o", str(tmp_path / "rep")],
