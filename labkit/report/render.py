@@ -228,6 +228,7 @@ MEASURES: tuple[tuple[str, str, str | None, float, str], ...] = (
     ("duplicates", "duplicates", None, 1.0, ""),
     ("reconnects", "reconnects", None, 1.0, ""),
     ("backpressure drops", "dropped_backpressure", None, 1.0, ""),
+    ("endpoints disabled", "disabled_endpoints", None, 1.0, ""),
 )
 
 

@@ -138,11 +138,12 @@ def headlines(results: pd.DataFrame, req: Requirements, projected: Iterable[tupl
     ``projected`` is (style, name, shown value) from the capacity projection;
     each becomes a ``projected`` headline.
     """
-    obs = observations(results)
+    by_style: dict[str, list[Obs]] = {}
+    for o in observations(results):
+        by_style.setdefault(o.style, []).append(o)
     out: list[Headline] = []
-    for style in [s.name for s in styles.all_styles()] + sorted({o.style for o in obs} - set(styles.names())):
-        mine = [o for o in obs if o.style == style]
-        best = _closest(mine, req)
+    for style in [s.name for s in styles.all_styles()] + sorted(set(by_style) - set(styles.names())):
+        best = _closest(by_style.get(style, []), req)
         if best is None:
             continue
         basis, text = basis_of(best, req)
