@@ -51,7 +51,8 @@ def test_two_workers_record_every_event_once_and_merge_exactly(tmp_path: Path) -
     assert live["processes"] == 2
     final = json.loads(stats.read_text())
     parts = [json.loads(Path(f"{stats}.w{k}").read_text()) for k in range(2)]
-    assert all(p["counters"]["requests"] > 0 for p in parts)  # both workers took connections
+    # Which worker accepts a connection is the kernel's choice (a busy worker may take none of them);
+    # what must hold is that the merged counters are exactly the workers' sums.
     for key in ("requests", "accepted", "duplicates", "events_recorded", "duplicate_events"):
         assert final["counters"][key] == sum(p["counters"][key] for p in parts), key
     assert final["counters"]["requests"] == 2 * MESSAGES
