@@ -19,6 +19,9 @@ import pytest
 
 from labkit.wire.signing import Signer, new_secret
 
+# Real servers started for tens of seconds in all: the full suite runs these, the fast subset does not.
+pytestmark = pytest.mark.slow
+
 BODY = b'{"type":"order.updated","timestamp":"2025-01-01T00:00:00Z","data":{"id":1,"type":"order.updated","created_ns":1,"payload":{}}}'
 
 

@@ -12,6 +12,9 @@ import pytest
 from labkit.consumers import records
 from tests.streams.conftest import Lab
 
+# Real servers started for tens of seconds in all: the full suite runs these, the fast subset does not.
+pytestmark = pytest.mark.slow
+
 N = 50
 
 
