@@ -30,6 +30,7 @@ from labkit import styles
 from labkit.config import MIN_POLL_INTERVAL_S, RunSettings
 from labkit.errors import ConfigError
 from labkit.network import network_from
+from labkit.report.decide import LONG_POLL_WAIT_S
 from labkit.report.requirements import Requirements
 
 DECIDE_DIR = "decide"
@@ -80,10 +81,15 @@ class DecisionPoint:
     point_id: str
     consumers_wanted: int
     scale_notes: tuple[str, ...] = ()
+    variant: str = ""  # a named variant of the style (``long-polling``), else the style's name
+
+    @property
+    def label(self) -> str:
+        return self.variant or self.style
 
     @property
     def run_id(self) -> str:
-        return f"{self.style}-{self.settings_consumers}c-{self.point_id}"
+        return f"{self.label}-{self.settings_consumers}c-{self.point_id}"
 
     @property
     def settings_consumers(self) -> int:
@@ -98,11 +104,13 @@ class DecisionPoint:
         s = self.settings
         return {
             "style": self.style,
+            "variant": self.label,
             "consumers": self.settings_consumers,
             "consumers_wanted": self.consumers_wanted,
             "rate_per_s": s.workload.rate_per_s,
             "duration_s": s.workload.duration_s,
             "poll_interval_s": s.poll_interval_s,
+            "long_poll_wait_s": s.long_poll_wait_s,
             "network": s.network.name if s.network is not None else "loopback",
             "tls": s.tls,
             "scale_notes": list(self.scale_notes),
@@ -155,15 +163,13 @@ def candidate_styles(req: Requirements) -> tuple[list[str], list[tuple[str, str]
     return allowed, refused
 
 
-def _consumer_cap(style: str, req: Requirements, interval_s: float, limits: MachineLimits) -> tuple[int, list[str]]:
-    """The consumers one run of ``style`` holds here, and the sentence for each cap that bit."""
-    info = styles.get(style)
-    pull = info is not None and info.direction == "pull"
+def _consumer_cap(pull: bool, req: Requirements, interval_s: float, limits: MachineLimits) -> tuple[int, list[str]]:
+    """The consumers one run holds here (polled on a timetable when ``pull``), and the sentence for each cap that bit."""
     want = req.consumers
     n, notes = want, []
     if n > limits.max_consumers:
         n = limits.max_consumers
-        who = "poller fleet" if pull else "receiver"
+        who = "poller fleet" if pull else "consumer (receiver or stream fleet)"
         notes.append(f"{n:,} of {want:,} consumers: one {who} process holds at most {limits.max_consumers:,}")
     by_events = max(1, limits.max_deliveries // limits.min_events)
     if n > by_events:
@@ -225,50 +231,72 @@ def point_id(settings: RunSettings) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def _point(
+    style: str, req: Requirements, out: Path | str, budget_s: float, limits: MachineLimits, seed: int, long_poll_wait_s: float = 0.0
+) -> DecisionPoint:
+    """One run of ``style`` at the operating point, scaled down to ``limits``; a long poll when ``long_poll_wait_s`` > 0."""
+    info = styles.get(style)
+    pull = info is not None and info.direction == "pull"
+    receives = info is not None and info.needs_public_endpoint
+    interval = poll_interval_for(req)
+    t, notes = interval, []
+    # a held poll is answered by each event, like a push: cap it by deliveries, not by the poll rate
+    timetabled = pull and long_poll_wait_s <= 0
+    consumers, cnotes = _consumer_cap(timetabled, req, t, limits)
+    duration, dnotes = _duration(req, consumers, budget_s, limits)
+    if timetabled and t * limits.polls_per_run > duration:
+        t = max(round(duration / limits.polls_per_run, 3), MIN_POLL_INTERVAL_S)
+        notes.append(
+            f"polled every {t:g} s, not the {interval:g} s the target allows: a run of {duration:g} s holds "
+            f"{limits.polls_per_run} polls of it at least; latency at {interval:g} s is projected (T/2 + RTT)"
+        )
+        consumers, cnotes = _consumer_cap(timetabled, req, t, limits)
+        duration, dnotes = _duration(req, consumers, budget_s, limits)
+    notes += cnotes
+    data: dict[str, Any] = {
+        "workload": {"rate_per_s": req.event_rate_per_s, "duration_s": duration, "arrival": "poisson", "seed": seed},
+        "styles": (style,),
+        "poll_interval_s": t,
+        "long_poll_wait_s": long_poll_wait_s,
+        "drain_timeout_s": _drain_timeout(timetabled, t, req.event_rate_per_s * duration * consumers, limits),
+        # a webhook's consumers are subscriptions; a poller's or a stream's are the fleet's pollers/streams
+        "pollers": 1 if receives else consumers,
+        "subscribers": consumers if receives else 1,
+        "network": network_from(req.network) if req.network is not None else None,
+        "tls": req.tls,
+        "out_dir": str(Path(out)),
+        "experiment": EXPERIMENT,
+    }
+    settings = RunSettings.model_validate(data)
+    variant = "long-polling" if long_poll_wait_s > 0 else ""
+    return DecisionPoint(style, settings, point_id(settings), req.consumers, tuple(notes + dnotes), variant)
+
+
+def long_polling_wanted(req: Requirements, allowed: list[str]) -> str | None:
+    """The pulled style to long-poll with, when the consumers cannot take a push: long polling is then their fallback."""
+    if req.consumers_can_expose_https:
+        return None
+    return next((s for s in allowed if (info := styles.get(s)) is not None and info.direction == "pull"), None)
+
+
 def plan_decision(req: Requirements, out: Path | str = "results", *, limits: MachineLimits | None = None, seed: int = 1) -> DecisionPlan:
-    """The runs the decision on ``req`` needs (pure: nothing runs, nothing is written)."""
+    """The runs the decision on ``req`` needs (pure: nothing runs, nothing is written).
+
+    One run per candidate style, plus long polling where the consumers cannot
+    take a push (the report weighs held streams against it).
+    """
     limits = limits or MachineLimits()
-    name = slug(req.name)
-    results_dir = Path(out) / DECIDE_DIR / name
     allowed, refused = candidate_styles(req)
     if not allowed:
         raise ConfigError("requirements: no registered delivery style suits them")
-    network = network_from(req.network) if req.network is not None else None
-    interval = poll_interval_for(req)
-    budget_s = max(limits.minutes * 60 / len(allowed) - limits.run_overhead_s, 10.0)
-    points = []
-    for style in allowed:
-        info = styles.get(style)
-        pull = info is not None and info.direction == "pull"
-        receives = info is not None and info.needs_public_endpoint
-        t, notes = interval, []
-        consumers, cnotes = _consumer_cap(style, req, t, limits)
-        duration, dnotes = _duration(req, consumers, budget_s, limits)
-        if pull and t * limits.polls_per_run > duration:
-            t = max(round(duration / limits.polls_per_run, 3), MIN_POLL_INTERVAL_S)
-            notes.append(
-                f"polled every {t:g} s, not the {interval:g} s the target allows: a run of {duration:g} s holds "
-                f"{limits.polls_per_run} polls of it at least; latency at {interval:g} s is projected (T/2 + RTT)"
-            )
-            consumers, cnotes = _consumer_cap(style, req, t, limits)
-            duration, dnotes = _duration(req, consumers, budget_s, limits)
-        notes += cnotes
-        data: dict[str, Any] = {
-            "workload": {"rate_per_s": req.event_rate_per_s, "duration_s": duration, "arrival": "poisson", "seed": seed},
-            "styles": (style,),
-            "poll_interval_s": t,
-            "drain_timeout_s": _drain_timeout(pull, t, req.event_rate_per_s * duration * consumers, limits),
-            # a webhook's consumers are subscriptions; a poller's or a stream's are the fleet's pollers/streams
-            "pollers": 1 if receives else consumers,
-            "subscribers": consumers if receives else 1,
-            "network": network,
-            "tls": req.tls,
-            "out_dir": str(Path(out)),
-            "experiment": EXPERIMENT,
-        }
-        settings = RunSettings.model_validate(data)
-        points.append(DecisionPoint(style, settings, point_id(settings), req.consumers, tuple(notes + dnotes)))
-    return DecisionPlan(name=name, results_dir=results_dir, points=tuple(points), skipped_styles=tuple(refused))
+    long_poller = long_polling_wanted(req, allowed)
+    runs = len(allowed) + (1 if long_poller else 0)
+    budget_s = max(limits.minutes * 60 / runs - limits.run_overhead_s, 10.0)
+    points = [_point(style, req, out, budget_s, limits, seed) for style in allowed]
+    if long_poller is not None:
+        points.append(_point(long_poller, req, out, budget_s, limits, seed, long_poll_wait_s=LONG_POLL_WAIT_S))
+    name = slug(req.name)
+    return DecisionPlan(name=name, results_dir=Path(out) / DECIDE_DIR / name, points=tuple(points), skipped_styles=tuple(refused))
 
 
 @dataclass(frozen=True)
@@ -290,7 +318,7 @@ def run_decision(plan: DecisionPlan, *, force: bool = False, progress: Progress 
     outcomes = []
     progress("decide: runs", 0, total)
     for i, point in enumerate(plan.points, start=1):
-        label = f"{point.style} x {point.settings_consumers:,} consumers, {point.settings.workload.duration_s:g} s"
+        label = f"{point.label} x {point.settings_consumers:,} consumers, {point.settings.workload.duration_s:g} s"
         if point.point_id in done and not force:
             log(f"[{i}/{total}] {label}: already done, skipped")
             outcomes.append(DecisionOutcome(point, done[point.point_id], skipped=True))

@@ -61,7 +61,7 @@ def decide_command(
             bar.log(f"{style}: not a candidate ({why})")
         for p in plan.points:
             for note in p.scale_notes:
-                bar.log(f"{p.style}: scaled down: {note}")
+                bar.log(f"{p.label}: scaled down: {note}")
         outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log)
     paths = write_report([o.results_dir for o in outcomes], out_dir=plan.results_dir / "report", requirements=req)
     elapsed = time.monotonic() - started
@@ -90,6 +90,7 @@ def decision_json(
         "runs": [
             {
                 "style": o.point.style,
+                "variant": o.point.label,
                 "run_id": o.point.run_id,
                 "results_dir": str(o.results_dir),
                 "skipped": o.skipped,

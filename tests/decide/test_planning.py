@@ -69,6 +69,24 @@ def test_no_public_endpoint_means_no_webhook_run() -> None:
     assert [s for s, _ in plan.skipped_styles] == ["webhook"]
 
 
+def test_consumers_without_an_endpoint_also_get_a_long_polling_run() -> None:
+    plan = plan_decision(load_requirements(REQS / "mobile-app-behind-nat.toml"), "out")
+    long = [p for p in plan.points if p.label == "long-polling"]
+    assert len(long) == 1
+    assert long[0].style == "polling" and long[0].settings.long_poll_wait_s > 0
+    assert long[0].run_id.startswith("long-polling-")
+    assert long[0].params["variant"] == "long-polling"
+    # the held poll is capped like a push, by deliveries, not by a poll rate it does not have
+    assert not any("polls/s" in n for n in long[0].scale_notes)
+    plain = [p for p in plan.points if p.label == "polling"]
+    assert len(plain) == 1 and plain[0].settings.long_poll_wait_s == 0
+
+
+def test_consumers_with_an_endpoint_get_no_long_polling_run() -> None:
+    plan = plan_decision(load_requirements(REQS / "payments-provider.toml"), "out")
+    assert all(p.settings.long_poll_wait_s == 0 for p in plan.points)
+
+
 @pytest.mark.parametrize("name", ["payments-provider", "mobile-app-behind-nat", "internal-batch-sync"])
 @pytest.mark.parametrize("minutes", [5.0, 13.0])
 def test_the_plan_fits_the_time_budget(name: str, minutes: float) -> None:
