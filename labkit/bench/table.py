@@ -24,7 +24,8 @@ def rows(summary: dict[str, Any]) -> list[Row]:
         tg = t.get(name)
         if not tg:
             return ""
-        return f"{tg['op']} {tg['target']:g}: {'pass' if tg['pass'] else 'MISS'}"
+        basis = f" per CPU-s ({_f(tg.get('value'), '.2f')})" if tg.get("judged") == "cpu_efficiency" else ""
+        return f"{tg['op']} {tg['target']:g}{basis}: {'pass' if tg['pass'] else 'MISS'}"
 
     return _provider_rows(b, r, verdict) + _consumer_rows(b, r, verdict)
 
