@@ -21,8 +21,9 @@ from typing import Any
 from labkit import model_streams
 from labkit.config import RunSettings
 from labkit.errors import ServerError
-from labkit.styles.base import Lab, Role, Style
+from labkit.styles.base import Lab, ProjectedScale, Role, Style
 from labkit.styles.polling import snapshot_stats, wait_for_file
+from labkit.styles.registry import StyleInfo, register
 
 # Every stream connected before the first publish, or the run says why not.
 CONNECT_TIMEOUT_BASE_S = 20.0
@@ -60,9 +61,15 @@ def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: fl
 
 
 class StreamStyle(Style):
-    """Push over a connection the consumer opened: one fleet process, one stream per consumer."""
+    """Push over a connection the consumer opened: one fleet process, one stream per consumer.
 
-    protocol: str = "sse"
+    SSE and WebSocket differ only in the protocol the fleet speaks, so one class
+    serves both, told its protocol when it is made.
+    """
+
+    def __init__(self, info: StyleInfo, protocol: str) -> None:
+        self.info = info
+        self.protocol = protocol
 
     def refuse(self, settings: RunSettings) -> str | None:
         if settings.batch_max_events > 1:
@@ -182,16 +189,23 @@ class StreamStyle(Style):
     def variant(self, setting: Callable[[str], Any], assumes: str) -> str:
         return self.info.label
 
-    def projected_requests_per_event(
-        self,
-        rate_per_s: float,
-        poll_interval_s: float,
-        batch: int,
-        retries_per_event: float,
-        long_poll_wait_s: float,
-        page_limit: int | None,
-    ) -> tuple[float, str]:
+    def project(self, scale: ProjectedScale) -> tuple[float, str]:
         return 0.0, f"{self.info.label}: no request per event over an open stream"
 
-    def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
-        return lambda_t * 0.0, f"model: {self.info.label}, 0 requests per event"
+    def model_curve_label(self, batch: int) -> str | None:
+        return f"model: {self.info.label}, 0 requests per event"
+
+
+def register_stream(name: str, label: str, *, colour: str, marker: str, order: int) -> StyleInfo:
+    """Register a held-stream style whose fleet protocol is ``name``; returns its StyleInfo."""
+    info = StyleInfo(
+        name=name,
+        label=label,
+        colour=colour,
+        marker=marker,
+        direction="push",
+        needs_public_endpoint=False,
+        dedup_key="event id; resumes from its last id",
+        order=order,
+    )
+    return register(info, StreamStyle(info, protocol=name))
