@@ -59,3 +59,18 @@ def test_other_targets_keep_their_record_shape() -> None:
     doc = build_summary("r", plan(tiny=True), "wrk", {"dispatcher": {"ratio": 0.7}}, {}, 1.0)
     assert set(doc["targets"]["dispatcher"]) == {"metric", "op", "target", "value", "pass", "what"}
     assert doc["targets"]["dispatcher"]["pass"] is True
+
+
+def test_the_table_puts_the_verdict_on_the_ratio_judged() -> None:
+    from labkit.bench.table import rows
+
+    results = _scaling(cores=2, n=2, raw=0.55, eff=1.0)
+    ps = results["process_scaling"]
+    ps["judged"] = "cpu_efficiency"
+    ps["pollers"] |= {"one": {"achieved_polls_per_s": 5000.0, "polls_per_cpu_s": 10000.0}, "n": {"achieved_polls_per_s": 5500.0}}
+    ps["receiver"] |= {"one": {"rps": 2000.0}, "n": {"rps": 1500.0}}
+    doc = build_summary("r", plan(tiny=True), "wrk", results, {}, 1.0)
+    table = {row[0].strip(): row for row in rows(doc)}
+    assert table["polls/s, 2 processes vs 1 (2 cores)"][3:] == ("0.55", "judged below")
+    assert table["polls per fleet CPU-s"][2:] == ("10,000", "1.00", ">= 0.8: pass")
+    assert table["req per receiver CPU-s"][4] == ">= 0.8: pass"
