@@ -215,6 +215,7 @@ def test_a_sweep_alone_and_a_compare_run_alone(tmp_path, fake_figures):
     assert "wasted-polls" in a.html.read_text()
 
 
+@pytest.mark.slow  # a full report
 def test_a_single_path_is_not_an_iterable_of_characters(tmp_path, fake_figures):
     fake_figures()
     assert write_report(str(COMPARE_RUN), out_dir=tmp_path).html.exists()
