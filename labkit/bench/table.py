@@ -119,39 +119,32 @@ def _consumer_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str]
 
 def _scaling_rows(ps: dict[str, Any], r: dict[str, Any], verdict: Callable[[str], str]) -> list[Row]:
     """Each scaling measure twice: the raw N / (N x 1) ratio, then the work per consumer CPU-second; the target sits on the one judged."""
-    n, cores = ps["processes"], ps["cores"]
-    by_cpu = ps.get("judged") == "cpu_efficiency"
-    po, rx = ps["pollers"], ps["receiver"]
-    return [
+    n, by_cpu = ps["processes"], ps.get("judged") == "cpu_efficiency"
+    measures = (
         (
-            f"polls/s, {n} processes vs 1 ({cores} cores)",
-            _f(po["n"]["achieved_polls_per_s"]),
-            _f(po["one"]["achieved_polls_per_s"]),
-            _f(r.get("scaling_pollers"), ".2f"),
-            "judged below" if by_cpu else verdict("scaling_pollers"),
+            "pollers",
+            f"polls/s, {n} processes vs 1 ({ps['cores']} cores)",
+            "achieved_polls_per_s",
+            "polls per fleet CPU-s",
+            "polls_per_cpu_s",
         ),
-        (
-            "  polls per fleet CPU-s",
-            _f(po["n"].get("polls_per_cpu_s")),
-            _f(po["one"].get("polls_per_cpu_s")),
-            _f(r.get("scaling_pollers_cpu"), ".2f"),
-            verdict("scaling_pollers") if by_cpu else "",
-        ),
-        (
-            f"receiver req/s, {n} workers vs 1",
-            _f(rx["n"]["rps"]),
-            _f(rx["one"]["rps"]),
-            _f(r.get("scaling_receiver"), ".2f"),
-            "judged below" if by_cpu else verdict("scaling_receiver"),
-        ),
-        (
-            "  req per receiver CPU-s",
-            _f(rx["n"].get("deliveries_per_cpu_s")),
-            _f(rx["one"].get("deliveries_per_cpu_s")),
-            _f(r.get("scaling_receiver_cpu"), ".2f"),
-            verdict("scaling_receiver") if by_cpu else "",
-        ),
-    ]
+        ("receiver", f"receiver req/s, {n} workers vs 1", "rps", "req per receiver CPU-s", "deliveries_per_cpu_s"),
+    )
+    out: list[Row] = []
+    for key, label, rate, cpu_label, per_cpu in measures:
+        m, target = ps[key], f"scaling_{key}"
+        judged = verdict(target)
+        out.append((label, _f(m["n"].get(rate)), _f(m["one"].get(rate)), _f(r.get(target), ".2f"), "judged below" if by_cpu else judged))
+        out.append(
+            (
+                f"  {cpu_label}",
+                _f(m["n"].get(per_cpu)),
+                _f(m["one"].get(per_cpu)),
+                _f(r.get(f"{target}_cpu"), ".2f"),
+                judged if by_cpu else "",
+            )
+        )
+    return out
 
 
 def render(summary: dict[str, Any], console: Console | None = None) -> None:
