@@ -18,6 +18,10 @@ no request and no handshake:
   against open streams) and every output that uses it says so.
 
 Every function here is a model; results and figures label its outputs so.
+The network between consumer and provider is not in these forms: the stream
+styles (``labkit.styles.stream``) add its terms from ``labkit.model_network``
+as webhook and polling do, one one-way trip per event and the handshakes once
+per connection.
 """
 
 from __future__ import annotations

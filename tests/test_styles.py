@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from labkit import styles
@@ -67,17 +68,50 @@ def test_a_registered_style_is_accepted_by_run_settings():
         def variant(self, setting, assumes):
             return "pigeon"
 
-        def projected_requests_per_event(self, rate_per_s, poll_interval_s, batch, retries_per_event, long_poll_wait_s, page_limit):
-            return 1.0, "pigeon"
+        def project(self, scale):
+            return 1.0 / scale.batch, "pigeon"
 
     unit = Pigeon()
     styles.register(unit.info, unit)
     try:
         assert RunSettings(styles=("webhook", "pigeon-test")).styles == ("webhook", "pigeon-test")
         assert styles.unit("pigeon-test") is unit
+        # the projection and the figure's curve come from its one ``project``; no curve without a label
+        assert unit.projected_requests_per_event(10.0, 5.0, 4, 0.0, 0.0, None) == (0.25, "pigeon")
+        assert unit.model_requests_per_event(np.array([1.0, 2.0]), 2) is None
     finally:
         styles.registry.unregister("pigeon-test")
     assert "pigeon-test" not in styles.names()
+
+
+def test_projection_and_model_curve_come_from_one_model_per_style() -> None:
+    from labkit import model
+
+    grid = np.array([0.1, 1.0, 250.0])
+    push, label = styles.unit("webhook").model_requests_per_event(grid, 4)
+    assert list(push) == [0.25] * 3 and label == "model: push 1/B (B = 4)"
+    assert styles.unit("webhook").projected_requests_per_event(10.0, 5.0, 2, 0.5, 0.0, 100) == (
+        0.75,
+        "push, 2 event(s) per request, 0.5 retries per event",
+    )
+    poll, _ = styles.unit("polling").model_requests_per_event(grid, 1)
+    assert list(poll) == [model.polling_requests_per_event(x, 1.0, 100) for x in grid]
+    assert styles.unit("polling").projected_requests_per_event(10.0, 5.0, 1, 0.0, 0.0, 100) == (0.02, "polling every 5 s")
+    rpe, variant = styles.unit("polling").projected_requests_per_event(10.0, 5.0, 1, 0.0, 30.0, 100)
+    assert rpe == model.long_poll_requests_per_event(10.0, 30.0) and variant == "long polling, waits up to 30 s"
+    for name in ("sse", "websocket"):
+        curve, label = styles.unit(name).model_requests_per_event(grid, 1)
+        assert list(curve) == [0.0] * 3 and styles.unit(name).info.label in label
+        assert styles.unit(name).projected_requests_per_event(10.0, 5.0, 1, 0.0, 0.0, 100)[0] == 0.0
+
+
+def test_the_stream_styles_share_one_unit_told_their_protocol() -> None:
+    from labkit.styles.stream import StreamStyle
+
+    for name in ("sse", "websocket"):
+        unit = styles.unit(name)
+        assert isinstance(unit, StreamStyle) and unit.protocol == name and unit.info.direction == "push"
+        assert not unit.info.needs_public_endpoint
 
 
 def _style_run(style: str, counters: dict, window: dict) -> object:

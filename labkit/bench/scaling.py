@@ -17,6 +17,12 @@ Both measure the consumer side, but the server it talks to (or the load tool
 driving it) runs on the same machine: on a machine with fewer cores than N
 plus one, the ratio is bounded by the cores, not by labkit. Cores, load and
 the CPU each side used are reported so a reader can tell.
+
+So each measure also carries a per-CPU efficiency, (rate_N / consumer
+CPU-seconds_N) / (rate_1 / CPU-seconds_1): what splitting the work into
+processes costs, which the cores do not bound. ``judge_basis`` says which of
+the two a target should judge on this machine (the raw ratio when it has at
+least N + 1 cores, else the efficiency) and why.
 """
 
 from __future__ import annotations
@@ -44,6 +50,34 @@ WARM_S = {"tiny": 1.0, "quick": 3.0, "full": 4.0}
 def processes_to_compare() -> int:
     """N: one process per core, and at least two (a scaling ratio needs two)."""
     return max(2, resolve("auto"))
+
+
+def judge_basis(cores: int | None, n: int | None) -> tuple[str, str]:
+    """Which scaling ratio is honest to judge here: ``("raw" | "cpu_efficiency", reason)``.
+
+    N consumer processes and the server (or load tool) they work against need
+    N + 1 cores to scale; with fewer, the raw ratio measures the machine, and
+    the per-CPU efficiency is what still says whether labkit scales.
+    """
+    if not cores or not n:
+        return "raw", "process_scaling was not measured: no core count, so the raw ratio is judged"
+    if cores >= n + 1:
+        return "raw", f"{cores} cores >= N + 1 = {n + 1}: the {n} processes and their counterpart each get a core"
+    return (
+        "cpu_efficiency",
+        f"{cores} cores < N + 1 = {n + 1}: {n} processes and their counterpart cannot each get a core, so the raw ratio "
+        "is bounded by the cores; judged the work per consumer CPU-second, N processes vs 1",
+    )
+
+
+def per_cpu_efficiency(n_pairs: list[tuple[float, float | None]], one_pairs: list[tuple[float, float | None]]) -> float | None:
+    """Median over paired repetitions of (rate_N / cpu_N) / (rate_1 / cpu_1); each pair is (rate, consumer CPU share)."""
+    ratios = []
+    for (rate_n, cpu_n), (rate_1, cpu_1) in zip(n_pairs, one_pairs, strict=True):
+        if not cpu_n or not cpu_1 or not rate_1 or not math.isfinite(cpu_n) or not math.isfinite(cpu_1):
+            continue
+        ratios.append((rate_n / cpu_n) / (rate_1 / cpu_1))
+    return median(ratios)
 
 
 def _fleet_rate(lab: Lab, server: Child, processes: int, plan: Plan, rep: int) -> dict[str, Any]:
@@ -108,6 +142,12 @@ def pollers_per_machine(lab: Lab, plan: Plan, n: int) -> dict[str, Any]:
         out[label]["cv"] = cv(rates)
     pairs = zip(runs[n], runs[1], strict=True)
     out["ratio"] = median([a["achieved_polls_per_s"] / (n * b["achieved_polls_per_s"]) for a, b in pairs if b["achieved_polls_per_s"]])
+    out["cpu_efficiency"] = per_cpu_efficiency(
+        [(r["achieved_polls_per_s"], r["fleet_cpu_share"]) for r in runs[n]],
+        [(r["achieved_polls_per_s"], r["fleet_cpu_share"]) for r in runs[1]],
+    )
+    for k, label in ((1, "one"), (n, "n")):
+        out[label]["polls_per_cpu_s"] = median([r["achieved_polls_per_s"] / r["fleet_cpu_share"] for r in runs[k] if r["fleet_cpu_share"]])
     return out
 
 
@@ -143,6 +183,11 @@ def receiver_deliveries(lab: Lab, plan: Plan, n: int) -> dict[str, Any]:
         s["server_cpu_share"] = median(cpu[k])
         out[label] = s
     out["ratio"] = paired_ratio([r.ok_rps for r in got[n]], [n * r.ok_rps for r in got[1]])
+    out["cpu_efficiency"] = per_cpu_efficiency(
+        [(r.ok_rps, c) for r, c in zip(got[n], cpu[n], strict=True)], [(r.ok_rps, c) for r, c in zip(got[1], cpu[1], strict=True)]
+    )
+    for k, label in ((1, "one"), (n, "n")):
+        out[label]["deliveries_per_cpu_s"] = median([r.ok_rps / c for r, c in zip(got[k], cpu[k], strict=True) if c and math.isfinite(c)])
     return out
 
 
@@ -152,9 +197,13 @@ def process_scaling(lab: Lab, plan: Plan) -> dict[str, Any]:
     load0 = os.getloadavg()[0]
     pollers = pollers_per_machine(lab, plan, n)
     receiver = receiver_deliveries(lab, plan, n)
+    cores = len(os.sched_getaffinity(0))
+    judged, reason = judge_basis(cores, n)
     return {
         "processes": n,
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": cores,
+        "judged": judged,
+        "judged_reason": reason,
         "loadavg_start": round(load0, 2),
         "loadavg_end": round(os.getloadavg()[0], 2),
         "pollers": pollers,

@@ -113,25 +113,35 @@ def _consumer_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str]
             (label, _f(f["provider"]["frames_per_s"]), _f(f["bare"]["frames_per_s"]), _f(r.get("sse_fanout"), ".2f"), verdict("sse_fanout"))
         )
     if "process_scaling" in b:
-        ps = b["process_scaling"]
-        n = ps["processes"]
-        po, rx = ps["pollers"], ps["receiver"]
+        out.extend(_scaling_rows(b["process_scaling"], r, verdict))
+    return out
+
+
+def _scaling_rows(ps: dict[str, Any], r: dict[str, Any], verdict: Callable[[str], str]) -> list[Row]:
+    """Each scaling measure twice: the raw N / (N x 1) ratio, then the work per consumer CPU-second; the target sits on the one judged."""
+    n, by_cpu = ps["processes"], ps.get("judged") == "cpu_efficiency"
+    measures = (
+        (
+            "pollers",
+            f"polls/s, {n} processes vs 1 ({ps['cores']} cores)",
+            "achieved_polls_per_s",
+            "polls per fleet CPU-s",
+            "polls_per_cpu_s",
+        ),
+        ("receiver", f"receiver req/s, {n} workers vs 1", "rps", "req per receiver CPU-s", "deliveries_per_cpu_s"),
+    )
+    out: list[Row] = []
+    for key, label, rate, cpu_label, per_cpu in measures:
+        m, target = ps[key], f"scaling_{key}"
+        judged = verdict(target)
+        out.append((label, _f(m["n"].get(rate)), _f(m["one"].get(rate)), _f(r.get(target), ".2f"), "judged below" if by_cpu else judged))
         out.append(
             (
-                f"polls/s, {n} processes vs 1 ({ps['cores']} cores)",
-                _f(po["n"]["achieved_polls_per_s"]),
-                _f(po["one"]["achieved_polls_per_s"]),
-                _f(r.get("scaling_pollers"), ".2f"),
-                verdict("scaling_pollers"),
-            )
-        )
-        out.append(
-            (
-                f"receiver req/s, {n} workers vs 1",
-                _f(rx["n"]["rps"]),
-                _f(rx["one"]["rps"]),
-                _f(r.get("scaling_receiver"), ".2f"),
-                verdict("scaling_receiver"),
+                f"  {cpu_label}",
+                _f(m["n"].get(per_cpu)),
+                _f(m["one"].get(per_cpu)),
+                _f(r.get(f"{target}_cpu"), ".2f"),
+                judged if by_cpu else "",
             )
         )
     return out

@@ -20,6 +20,7 @@ from labkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from labkit.progress import ProgressBar
+    from labkit.report import ReportPaths
 
 DEFAULT_OUT = Path("results")
 
@@ -38,6 +39,25 @@ def emit_json(data: dict[str, Any]) -> None:
     """One JSON document on stdout; progress and messages stay on stderr."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def report_json(paths: ReportPaths) -> dict[str, Any]:
+    """The report's part of a command's ``--json``: html, markdown and the recommendation (None without one)."""
+    rec = paths.recommendation
+    recommendation = (
+        {"option": rec.option, "confidence": rec.confidence, "sentence": rec.sentence, "poll_interval_s": rec.poll_interval_s}
+        if rec
+        else None
+    )
+    return {"html": str(paths.html), "markdown": str(paths.markdown), "recommendation": recommendation}
+
+
+def echo_report(paths: ReportPaths) -> None:
+    """Where a command wrote its report, and what it recommends, as aligned lines on stdout."""
+    typer.echo(f"html:           {paths.html}")
+    typer.echo(f"markdown:       {paths.markdown}")
+    if paths.recommendation:
+        typer.echo(f"recommendation: {paths.recommendation.option} ({paths.recommendation.confidence} confidence)")
 
 
 def progress_bar() -> ProgressBar:

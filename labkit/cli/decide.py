@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from labkit.cli.common import DEFAULT_OUT, emit_json, json_option, out_option, progress_bar, writable_dir
+from labkit.cli.common import DEFAULT_OUT, echo_report, emit_json, json_option, out_option, progress_bar, report_json, writable_dir
 from labkit.cli.main import app
 from labkit.errors import ConfigError
 
@@ -65,15 +65,11 @@ def decide_command(
         outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log)
     paths = write_report([o.results_dir for o in outcomes], out_dir=plan.results_dir / "report", requirements=req)
     elapsed = time.monotonic() - started
-    rec = paths.recommendation
     if as_json:
         emit_json(decision_json(requirements, plan, outcomes, paths, elapsed))
         return
     typer.echo(f"runs:           {plan.results_dir}")
-    typer.echo(f"html:           {paths.html}")
-    typer.echo(f"markdown:       {paths.markdown}")
-    if rec:
-        typer.echo(f"recommendation: {rec.option} ({rec.confidence} confidence)")
+    echo_report(paths)
     typer.echo(f"took:           {elapsed / 60:.1f} min")
 
 
@@ -81,7 +77,6 @@ def decision_json(
     requirements: Path, plan: DecisionPlan, outcomes: list[DecisionOutcome], paths: ReportPaths, elapsed: float
 ) -> dict[str, Any]:
     """What ``labkit decide --json`` prints: the runs (with their scale-down), the report and its labelled headlines."""
-    rec = paths.recommendation
     return {
         "schema_version": DECIDE_SCHEMA_VERSION,
         "requirements": str(requirements),
@@ -102,15 +97,6 @@ def decision_json(
             for o in outcomes
         ],
         "not_candidates": [{"style": s, "why": w} for s, w in plan.skipped_styles],
-        "html": str(paths.html),
-        "markdown": str(paths.markdown),
-        "recommendation": {
-            "option": rec.option,
-            "confidence": rec.confidence,
-            "sentence": rec.sentence,
-            "poll_interval_s": rec.poll_interval_s,
-        }
-        if rec
-        else None,
+        **report_json(paths),
         "headlines": [h.to_dict() for h in paths.headlines],
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from labkit.cli.common import emit_json, json_option, out_option, writable_dir
+from labkit.cli.common import echo_report, emit_json, json_option, out_option, report_json, writable_dir
 from labkit.cli.main import app
 
 REPORT_SCHEMA_VERSION = 1
@@ -42,25 +42,7 @@ def report_command(
     from labkit.report import write_report
 
     paths = write_report(results, out_dir=out or default_out_dir(results), requirements=requirements)
-    rec = paths.recommendation
     if as_json:
-        emit_json(
-            {
-                "schema_version": REPORT_SCHEMA_VERSION,
-                "html": str(paths.html),
-                "markdown": str(paths.markdown),
-                "recommendation": {
-                    "option": rec.option,
-                    "confidence": rec.confidence,
-                    "sentence": rec.sentence,
-                    "poll_interval_s": rec.poll_interval_s,
-                }
-                if rec
-                else None,
-            }
-        )
+        emit_json({"schema_version": REPORT_SCHEMA_VERSION, **report_json(paths)})
         return
-    typer.echo(f"html:           {paths.html}")
-    typer.echo(f"markdown:       {paths.markdown}")
-    if rec:
-        typer.echo(f"recommendation: {rec.option} ({rec.confidence} confidence)")
+    echo_report(paths)

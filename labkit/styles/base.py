@@ -67,6 +67,18 @@ def with_network(block: dict[str, Any], terms: LatencyTerms, settings: RunSettin
     return block
 
 
+@dataclass(frozen=True)
+class ProjectedScale:
+    """The scale a capacity projection asks a style about: what its modelled requests per event depend on."""
+
+    rate_per_s: float
+    poll_interval_s: float = 1.0
+    batch: int = 1
+    retries_per_event: float = 0.0
+    long_poll_wait_s: float = 0.0
+    page_limit: int | None = 100
+
+
 @dataclass
 class Role:
     """A process role (provider, receiver, poller): its current process and its earlier lifetimes' counts."""
@@ -197,7 +209,6 @@ class Style(ABC):
     def variant(self, setting: Callable[[str], Any], assumes: str) -> str:
         """The report's name for the variant a results row measured (``setting(name)`` reads the row)."""
 
-    @abstractmethod
     def projected_requests_per_event(
         self,
         rate_per_s: float,
@@ -208,10 +219,25 @@ class Style(ABC):
         page_limit: int | None,
     ) -> tuple[float, str]:
         """Requests per event the model predicts at a projected scale, and a line naming the variant."""
+        return self.project(ProjectedScale(rate_per_s, poll_interval_s, batch, retries_per_event, long_poll_wait_s, page_limit))
+
+    @abstractmethod
+    def project(self, scale: ProjectedScale) -> tuple[float, str]:
+        """This style's model of requests per event at ``scale``, and a line naming the variant."""
+
+    def model_curve_label(self, batch: int) -> str | None:
+        """The figures' label of this style's model curve (requests per event against lambda T); None draws none."""
+        return None
 
     def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
-        """Model curve of requests per event against lambda T (numpy array in, array out) for figures."""
-        return None
+        """Model curve of requests per event against lambda T (numpy array in, array out) for figures.
+
+        lambda T is read as the rate at a 1 s interval, so every style's curve comes from its ``project``.
+        """
+        label = self.model_curve_label(batch)
+        if label is None:
+            return None
+        return lambda_t * 0 + [self.project(ProjectedScale(float(x), 1.0, batch))[0] for x in lambda_t], label
 
     def shows_interval(self) -> bool:
         """True when a poll interval is part of what this style measured (report tables show it)."""

@@ -20,7 +20,7 @@ from typing import Any
 from labkit import model, model_network
 from labkit.config import RunSettings
 from labkit.errors import ServerError
-from labkit.styles.base import Lab, Role, Style, as_number, network_profile, with_network
+from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
 from labkit.styles.registry import StyleInfo, register
 
 INFO = StyleInfo(
@@ -200,21 +200,15 @@ class Polling(Style):
             return ADAPTIVE
         return PLAIN
 
-    def projected_requests_per_event(
-        self,
-        rate_per_s: float,
-        poll_interval_s: float,
-        batch: int,
-        retries_per_event: float,
-        long_poll_wait_s: float,
-        page_limit: int | None,
-    ) -> tuple[float, str]:
-        if long_poll_wait_s > 0:
-            return model.long_poll_requests_per_event(rate_per_s, long_poll_wait_s), f"long polling, waits up to {long_poll_wait_s:g} s"
-        return model.polling_requests_per_event(rate_per_s, poll_interval_s, page_limit), f"polling every {poll_interval_s:g} s"
+    def project(self, scale: ProjectedScale) -> tuple[float, str]:
+        if scale.long_poll_wait_s > 0:
+            wait = scale.long_poll_wait_s
+            return model.long_poll_requests_per_event(scale.rate_per_s, wait), f"long polling, waits up to {wait:g} s"
+        interval = scale.poll_interval_s
+        return model.polling_requests_per_event(scale.rate_per_s, interval, scale.page_limit), f"polling every {interval:g} s"
 
-    def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
-        return lambda_t * 0 + [model.polling_requests_per_event(x, 1.0, 100) for x in lambda_t], "model: polling 1/(lambda T)"
+    def model_curve_label(self, batch: int) -> str | None:
+        return "model: polling 1/(lambda T)"
 
     def shows_interval(self) -> bool:
         return True

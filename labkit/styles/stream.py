@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from labkit import model_streams
+from labkit import model_network, model_streams
 from labkit.config import RunSettings
 from labkit.errors import ServerError
-from labkit.styles.base import Lab, Role, Style
+from labkit.styles.base import Lab, ProjectedScale, Role, Style, network_profile, with_network
 from labkit.styles.polling import snapshot_stats, wait_for_file
+from labkit.styles.registry import StyleInfo, register
 
 # Every stream connected before the first publish, or the run says why not.
 CONNECT_TIMEOUT_BASE_S = 20.0
@@ -60,9 +62,15 @@ def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: fl
 
 
 class StreamStyle(Style):
-    """Push over a connection the consumer opened: one fleet process, one stream per consumer."""
+    """Push over a connection the consumer opened: one fleet process, one stream per consumer.
 
-    protocol: str = "sse"
+    SSE and WebSocket differ only in the protocol the fleet speaks, so one class
+    serves both, told its protocol when it is made.
+    """
+
+    def __init__(self, info: StyleInfo, protocol: str) -> None:
+        self.info = info
+        self.protocol = protocol
 
     def refuse(self, settings: RunSettings) -> str | None:
         if settings.batch_max_events > 1:
@@ -160,8 +168,41 @@ class StreamStyle(Style):
             "write_cost_s": {"kind": "measured", "value": write_cost, "from": "provider CPU of the run / frames it fanned out"},
         }
         m["rate_per_s"] = rate
-        out["model"] = m
+        published = max(len(run.published_ids), 1)
+        per_connection = published * streams / connects if connects else math.inf
+        out["model"] = self.network_model(
+            m, settings, one_way_s=one_way, streams=streams, write_cost_s=write_cost, events_per_connection=per_connection
+        )
         return out
+
+    def network_model(
+        self,
+        block: dict[str, Any],
+        settings: RunSettings,
+        *,
+        one_way_s: float,
+        streams: int,
+        write_cost_s: float,
+        events_per_connection: float,
+    ) -> dict[str, Any]:
+        """The stream model with the network's terms, as webhook and polling have them (``labkit.model_network``).
+
+        A held stream pays one one-way trip per event; its handshakes (TCP, and
+        TLS) are paid once per connection and shared by the events it carries.
+        The fastest delivery less the profile's one way is the lab's own work;
+        the fan-out's queueing stays the provider's and is added to it.
+        """
+        profile = network_profile(settings)
+        mean_q = model_streams.fanout_queueing_s(streams, write_cost_s)
+        q99 = model_streams.fanout_queueing_s(streams, write_cost_s, 0.99)
+        base = max(one_way_s - model_network.one_way_s(profile), 0.0) + mean_q
+        terms = model_network.stream_latency(
+            profile, base_s=base, event_bytes=block["bytes_per_event"], tls=settings.tls, events_per_connection=events_per_connection
+        )
+        block = with_network(block, terms, settings)
+        block["latency_p99_ms"] = (terms.total_s - mean_q + q99) * 1000
+        block["events_per_connection"] = events_per_connection if math.isfinite(events_per_connection) else None
+        return block
 
     def fault_measures(self, counters: Mapping[str, Any], deliveries: Mapping[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -182,16 +223,23 @@ class StreamStyle(Style):
     def variant(self, setting: Callable[[str], Any], assumes: str) -> str:
         return self.info.label
 
-    def projected_requests_per_event(
-        self,
-        rate_per_s: float,
-        poll_interval_s: float,
-        batch: int,
-        retries_per_event: float,
-        long_poll_wait_s: float,
-        page_limit: int | None,
-    ) -> tuple[float, str]:
+    def project(self, scale: ProjectedScale) -> tuple[float, str]:
         return 0.0, f"{self.info.label}: no request per event over an open stream"
 
-    def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
-        return lambda_t * 0.0, f"model: {self.info.label}, 0 requests per event"
+    def model_curve_label(self, batch: int) -> str | None:
+        return f"model: {self.info.label}, 0 requests per event"
+
+
+def register_stream(name: str, label: str, *, colour: str, marker: str, order: int) -> StyleInfo:
+    """Register a held-stream style whose fleet protocol is ``name``; returns its StyleInfo."""
+    info = StyleInfo(
+        name=name,
+        label=label,
+        colour=colour,
+        marker=marker,
+        direction="push",
+        needs_public_endpoint=False,
+        dedup_key="event id; resumes from its last id",
+        order=order,
+    )
+    return register(info, StreamStyle(info, protocol=name))

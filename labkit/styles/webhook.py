@@ -17,7 +17,7 @@ from labkit import model, model_network
 from labkit.config import RunSettings
 from labkit.errors import RunError
 from labkit.provider.store import Store
-from labkit.styles.base import Lab, Role, Style, as_number, network_profile, with_network
+from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
 from labkit.styles.registry import StyleInfo, register
 
 INFO = StyleInfo(
@@ -167,20 +167,13 @@ class Webhook(Style):
             return BATCHED
         return PLAIN
 
-    def projected_requests_per_event(
-        self,
-        rate_per_s: float,
-        poll_interval_s: float,
-        batch: int,
-        retries_per_event: float,
-        long_poll_wait_s: float,
-        page_limit: int | None,
-    ) -> tuple[float, str]:
-        variant = f"push, {batch} event(s) per request" + (f", {retries_per_event} retries per event" if retries_per_event else "")
-        return model.push_requests_per_event(batch, retries_per_event), variant
+    def project(self, scale: ProjectedScale) -> tuple[float, str]:
+        batch, retries = scale.batch, scale.retries_per_event
+        variant = f"push, {batch} event(s) per request" + (f", {retries} retries per event" if retries else "")
+        return model.push_requests_per_event(batch, retries), variant
 
-    def model_requests_per_event(self, lambda_t: Any, batch: int) -> tuple[Any, str] | None:
-        return lambda_t * 0 + model.push_requests_per_event(batch), f"model: push 1/B (B = {batch})"
+    def model_curve_label(self, batch: int) -> str | None:
+        return f"model: push 1/B (B = {batch})"
 
 
 WEBHOOK = register(INFO, Webhook())

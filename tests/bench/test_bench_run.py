@@ -92,6 +92,9 @@ def test_process_scaling_compares_one_and_n_processes(tmp_path: Path) -> None:
         po["n"]["achieved_polls_per_s"] / (n * po["one"]["achieved_polls_per_s"]), rel=1e-6
     )
     assert data["targets"]["scaling_receiver"]["target"] == 0.8
+    judged = "raw" if ps["cores"] >= n + 1 else "cpu_efficiency"
+    assert data["targets"]["scaling_pollers"]["judged"] == ps["judged"] == judged and data["targets"]["scaling_pollers"]["reason"]
+    assert data["ratios"]["scaling_receiver_cpu"] == ps["receiver"]["cpu_efficiency"]
 
 
 def test_an_unknown_benchmark_is_one_line_and_exit_2() -> None:

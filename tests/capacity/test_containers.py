@@ -108,12 +108,14 @@ def test_compose_labkit_commands_parse(name):
     check_labkit_args([expand(a) for a in compose()["services"][name]["command"]])
 
 
+@pytest.mark.slow  # a Locust process parses the arguments; test_a_bad_command_would_be_caught stays fast
 def test_compose_locust_master_command_parses():
     svc = compose()["services"]["master"]
     assert svc["entrypoint"] == ["locust"]
     check_locust_args([expand(a) for a in svc["command"]])
 
 
+@pytest.mark.slow  # a Locust process per manifest
 def test_kubernetes_manifests_use_the_image_and_existing_commands():
     docs = k8s_documents()
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}

@@ -180,6 +180,7 @@ async def test_long_poll_asks_again_at_once_and_stops_promptly(feed: tuple[Feed,
     assert result.counters["empty_polls"] == 0
 
 
+@pytest.mark.slow  # waits for the back-off to grow, with both clients
 async def test_adaptive_backs_off_when_empty(feed: tuple[Feed, ServerThread], tmp_path: Path, kind: str) -> None:
     f, server = feed
     f.publish(1)
@@ -228,6 +229,7 @@ async def test_stats_file(feed: tuple[Feed, ServerThread], tmp_path: Path, kind:
     assert API_KEY not in stats_path.read_text()
 
 
+@pytest.mark.parametrize("kind", ["raw", pytest.param("httpx", marks=pytest.mark.slow)])  # a process per client: one stays fast
 async def test_module_entry_stops_cleanly_on_sigterm(feed: tuple[Feed, ServerThread], tmp_path: Path, kind: str) -> None:
     f, server = feed
     f.publish(3)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from labkit.report import write_report
 from labkit.report.requirements import parse_requirements
@@ -73,6 +74,7 @@ def test_projected_numbers_are_labelled_projected() -> None:
     assert h.basis == PROJECTED and h.value == 3.0 and h.run_id is None
 
 
+@pytest.mark.slow  # renders a full report with real figures
 def test_the_report_puts_the_label_next_to_each_number(tmp_path: Path) -> None:
     paths = write_report([ROOT / "tests/fixtures/report/compare"], tmp_path, requirements=REQ)
     md = (tmp_path / "report.md").read_text()

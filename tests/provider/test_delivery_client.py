@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,63 +13,17 @@ from provider_helpers import provider_settings, running, until
 from labkit.provider.delivery import DeliveryClient
 from labkit.wire import errors
 from labkit.wire.metering import WireCounter
+from tests.helpers.loopback import Handler, raw_server, read_request
 
 LOOPBACK = ("127.0.0.1",)
 OK = b"HTTP/1.1 204 No Content\r\nServer: t\r\n\r\n"
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + await reader.readexactly(length)
 
 
 @asynccontextmanager
 async def server(handler: Handler) -> AsyncIterator[tuple[str, list[bytes], list[int]]]:
     """A raw HTTP/1.1 server: yields (base URL, requests seen, connections accepted)."""
-    seen: list[bytes] = []
-    conns: list[int] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conns.append(1)
-        try:
-            await handler(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def recording(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve(_Recorder(reader, seen), writer)  # type: ignore[arg-type]
-
-    srv = await asyncio.start_server(recording, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen, conns
-    finally:
-        srv.close()
-        await srv.wait_closed()
-
-
-class _Recorder:
-    def __init__(self, reader: asyncio.StreamReader, seen: list[bytes]) -> None:
-        self.reader = reader
-        self.seen = seen
-
-    async def readuntil(self, sep: bytes) -> bytes:
-        data = await self.reader.readuntil(sep)
-        self.seen.append(data)
-        return data
-
-    async def readexactly(self, n: int) -> bytes:
-        data = await self.reader.readexactly(n)
-        self.seen[-1] += data
-        return data
+    async with raw_server(handler, record=True) as srv:
+        yield srv.url, srv.seen, srv.accepted
 
 
 async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: bytes = OK) -> None:

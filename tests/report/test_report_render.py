@@ -52,6 +52,7 @@ def report(tmp_path, fake_figures) -> ReportPaths:
     return write_report([COMPARE_RUN.parent, SWEEP], out_dir=tmp_path / "out", requirements=REQUIREMENTS / "payments-provider.toml")
 
 
+@pytest.mark.slow  # a full report per test; every-section and self-contained stay fast
 def test_writes_html_markdown_and_figures(report, tmp_path):
     assert report.html == tmp_path / "out" / "report.html" and report.html.is_file()
     assert report.markdown == tmp_path / "out" / "report.md" and report.markdown.is_file()
@@ -84,6 +85,7 @@ def test_html_is_self_contained(report):
     assert "http://" not in html and "https://" not in html
 
 
+@pytest.mark.slow  # a full report per test
 def test_markdown_twin_has_the_same_content_and_local_figures(report):
     md = report.markdown.read_text()
     html = report.html.read_text()
@@ -204,6 +206,7 @@ def test_keys_and_secrets_never_appear(tmp_path, fake_figures):
             assert leaked not in text
 
 
+@pytest.mark.slow  # two full reports
 def test_a_sweep_alone_and_a_compare_run_alone(tmp_path, fake_figures):
     fake_figures()
     a = write_report([SWEEP], out_dir=tmp_path / "sweep")
@@ -212,11 +215,13 @@ def test_a_sweep_alone_and_a_compare_run_alone(tmp_path, fake_figures):
     assert "wasted-polls" in a.html.read_text()
 
 
+@pytest.mark.slow  # a full report
 def test_a_single_path_is_not_an_iterable_of_characters(tmp_path, fake_figures):
     fake_figures()
     assert write_report(str(COMPARE_RUN), out_dir=tmp_path).html.exists()
 
 
+@pytest.mark.slow  # a full report of five runs
 def test_overlapping_paths_count_each_run_once(tmp_path, fake_figures):
     fake_figures()
     paths = write_report([FIXTURES, SWEEP, COMPARE_RUN], out_dir=tmp_path)

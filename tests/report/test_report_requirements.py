@@ -130,6 +130,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, args, names):
     assert proc.stdout == ""
 
 
+@pytest.mark.slow  # one more CLI process; bad requirements stay fast
 def test_cli_unknown_schema_exit_2(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from labkit.consumers import records
 from labkit.consumers.processes import merge_stats, split
@@ -39,6 +40,7 @@ def test_split_covers_every_item_once() -> None:
     assert sum(n for _, n in split(10_001, 7)) == 10_001
 
 
+@pytest.mark.slow  # a provider and a two-process fleet; receiver workers stay fast
 def test_two_process_fleet_records_every_event_once_and_merges_exactly(tmp_path: Path) -> None:
     db = tmp_path / "consumer.db"
     stats = tmp_path / "poller.stats.json"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from labkit.consumers import records
 from labkit.servers.procs import ProcessGroup
@@ -23,6 +24,7 @@ def wait_until(check: object, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # a provider and a two-process fleet; receiver workers stay fast
 def test_two_process_stream_fleet(tmp_path: Path) -> None:
     db, stats = tmp_path / "consumer.db", tmp_path / "streams.stats.json"
     with ProcessGroup(tmp_path) as group:

@@ -53,6 +53,7 @@ def _take(frames: list, got: list[int]) -> bool:
     return False
 
 
+@pytest.mark.slow  # waits out the stall deadline; the websocket case stays fast
 def test_stalled_sse_reader_dropped_while_healthy_reader_receives_all(lab: Lab) -> None:
     p = lab.provider(**LIMITS)
     got: list[int] = []
@@ -86,6 +87,7 @@ def test_stalled_sse_reader_dropped_while_healthy_reader_receives_all(lab: Lab) 
     assert [int(f.id) for f in rest] == [sent - 1, sent]
 
 
+@pytest.mark.slow  # waits out the backpressure deadline
 def test_slow_sse_reader_is_told_the_reason(lab: Lab) -> None:
     """A reader that reads, but too slowly, gets the final error event naming backpressure."""
     p = lab.provider(queue_max_events=5, drop_grace_s=5.0)

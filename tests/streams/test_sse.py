@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.streams.conftest import AUTH, Lab, events, read_sse
 
@@ -34,6 +35,7 @@ def test_every_event_in_order_with_its_cursor_as_id(lab: Lab) -> None:
     assert all(isinstance(b["created_ns"], int) for b in body)
 
 
+@pytest.mark.slow  # a live publish after the backlog; ordering is covered fast
 def test_live_events_follow_the_backlog(lab: Lab) -> None:
     p = lab.provider(heartbeat_s=0.2)
     lab.publish(p.url, 3)
@@ -45,6 +47,7 @@ def test_live_events_follow_the_backlog(lab: Lab) -> None:
     assert [int(f.id) for f in events(first) + events(more)] == list(range(1, 8))
 
 
+@pytest.mark.slow  # waits for heartbeats
 def test_idle_stream_gets_heartbeat_comments(lab: Lab) -> None:
     p = lab.provider(heartbeat_s=0.2)
     with httpx.Client(base_url=p.url, timeout=10.0) as c, c.stream("GET", "/stream", headers=AUTH) as r:
@@ -52,6 +55,7 @@ def test_idle_stream_gets_heartbeat_comments(lab: Lab) -> None:
     assert sum(f.comment == "heartbeat" for f in frames) >= 2
 
 
+@pytest.mark.slow  # two more streams; cursors are covered fast
 def test_resume_from_last_event_id_or_after(lab: Lab) -> None:
     p = lab.provider()
     lab.publish(p.url, 10)
@@ -63,6 +67,7 @@ def test_resume_from_last_event_id_or_after(lab: Lab) -> None:
     assert [int(f.id) for f in events(header_wins)] == [9, 10]
 
 
+@pytest.mark.slow  # one more stream per filter
 def test_types_filter_as_on_the_feed(lab: Lab) -> None:
     p = lab.provider()
     lab.publish(p.url, 3, "a.one")

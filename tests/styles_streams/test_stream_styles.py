@@ -104,6 +104,34 @@ def test_summary_has_the_stream_keys_and_a_model_with_measured_parameters(name: 
     assert unit(name).fault_measures({"reconnects": 3, "events": 9, "duplicate_events": 1}, {}, {})["retries"] == 3
 
 
+@pytest.mark.parametrize("name", STREAMS)
+def test_the_stream_model_adds_one_way_per_event_and_shares_the_handshakes_per_connection(name: str) -> None:
+    from labkit.model_streams import fanout_queueing_s
+    from labkit.network import SHIPPED
+
+    run = _fake_run(10, 4)  # fastest delivery 2 ms; 5 connects for 4 streams: 10 x 4 / 5 = 8 events per connection
+    q_mean, q99 = fanout_queueing_s(4, 1.0 / 40), fanout_queueing_s(4, 1.0 / 40, 0.99)
+    loop = unit(name).summary(run, RunSettings(styles=(name,), pollers=4), 40, 20.0)["model"]
+    assert loop["latency_mean_ms"] == pytest.approx((0.002 + q_mean) * 1000)  # loopback: nothing added
+    assert loop["latency_p99_ms"] == pytest.approx((0.002 + q99) * 1000)
+    assert loop["network"]["profile"] == "loopback" and loop["events_per_connection"] == 8
+
+    cross = SHIPPED["cross-region"]  # rtt 65 ms, no loss, no rate limit
+    # through the profile the fastest delivery took its one way (32.5 ms) on top of the lab's 2 ms
+    run.events = [(s, c, e, cr, cr + 32_500_000 + 2_000_000) for s, c, e, cr, _ in run.events]
+    tls = RunSettings(styles=(name,), pollers=4, network=cross, tls=True)
+    m = unit(name).summary(run, tls, 40, 20.0)["model"]
+    assert m["kind"] == "model"
+    terms = m["network_terms_ms"]
+    assert terms["one_way_s"] == pytest.approx(32.5)  # one one-way trip per event
+    assert terms["handshake_s"] == pytest.approx(2 * 65 / 8)  # TCP + TLS round trips, once per connection of 8 events
+    assert terms["base_s"] == pytest.approx((0.002 + q_mean) * 1000)  # the lab's own work and the fan-out
+    assert m["latency_mean_ms"] == pytest.approx(2 + q_mean * 1000 + 32.5 + 2 * 65 / 8)
+    assert m["latency_p99_ms"] == pytest.approx(m["latency_mean_ms"] + (q99 - q_mean) * 1000)
+    assert m["network"] == {"profile": "cross-region", "spec": cross.spec(), "tls": True, "webhook_connection": tls.webhook_connection}
+    assert "cross-region" in m["assumes"]
+
+
 @pytest.mark.slow  # two providers and two stream fleets on loopback
 def test_sse_and_websocket_deliver_every_event_once_through_labkit_run(tmp_path: Path) -> None:
     settings = RunSettings(styles=STREAMS, pollers=5, workload={"rate_per_s": 20.0, "duration_s": 2.0, "seed": 3})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,42 +16,17 @@ from labkit.wire.errors import AddressRefused, ConnectError, InvalidURL, PoolTim
 from labkit.wire.httpclient import Origin, connect, parse_url, render_request
 from labkit.wire.metering import WireCounter
 from labkit.wire.pool import HttpClient
+from tests.helpers.loopback import Handler, raw_server, read_request
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 LAST = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @asynccontextmanager
 async def server(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[int, list[int]]]:
     """A raw server on 127.0.0.1: yields (port, one entry per accepted connection)."""
-    accepted: list[int] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(1)
-        try:
-            await handler(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    srv = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
-    try:
-        yield srv.sockets[0].getsockname()[1], accepted
-    finally:
-        srv.close()
-        await srv.wait_closed()
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + await reader.readexactly(length)
+    async with raw_server(handler, tls) as srv:
+        yield srv.port, srv.accepted
 
 
 def answering(answer: bytes = OK) -> Handler:
