@@ -428,6 +428,7 @@ class StreamConsumerSettings(Settings):
     seed: int = 0
     processes: Processes = Field(1, description="processes the connections are split across; 'auto': one per core")
     first_index: int = Field(0, ge=0, description="the first consumer's number (c<first_index>): set for one process of several")
+    ca_file: str | None = Field(None, description="extra CA (PEM) to trust, for an HTTPS provider")
 
 
 ProviderSettings.model_rebuild()

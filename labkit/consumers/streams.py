@@ -39,6 +39,7 @@ import random
 import resource
 import signal
 import sqlite3
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,13 @@ from labkit.wire.metering import WireCounter
 FLUSH_EVERY_S = 0.05
 SWEEP_EVERY_S = 1.0
 BACKPRESSURE = "backpressure"
+
+
+def client_tls(settings: StreamConsumerSettings) -> ssl.SSLContext | None:
+    """The TLS context for an https provider: the system's trust, plus the lab's CA when one is given."""
+    if not settings.base_url.startswith("https:"):
+        return None
+    return ssl.create_default_context(cafile=settings.ca_file) if settings.ca_file else ssl.create_default_context()
 
 
 class Consumer:
@@ -94,7 +102,7 @@ class StreamFleet:
         self.wire = WireCounter()
         self.lag = Latency()
         self.rng = random.Random(settings.seed)
-        self.origin = Origin.parse(settings.base_url)
+        self.origin = Origin.parse(settings.base_url, client_tls(settings))
         self.ws_class = counting_connection(self.wire)
         self.store: RecordStore | None = None
         self.consumers: list[Consumer] = []
@@ -261,7 +269,7 @@ class StreamFleet:
         url = self.origin_ws_url()
         first = {"after": c.cursor, "types": list(s.types)}
         try:
-            ws = await open_ws(url, s.api_key, first, self.ws_class, s.connect_timeout_s)
+            ws = await open_ws(url, s.api_key, first, self.ws_class, s.connect_timeout_s, self.origin.tls)
         except (OSError, TimeoutError) as exc:
             status = getattr(getattr(exc.__cause__, "response", None), "status_code", 0)
             self.n["http_errors" if status else "connect_errors"] += 1

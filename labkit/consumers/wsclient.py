@@ -10,6 +10,7 @@ styles, and the model (``labkit.model_streams``) assumes uncompressed frames.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -79,7 +80,14 @@ class WsStream:
             transport.abort()
 
 
-async def open_ws(url: str, api_key: str, first: dict[str, Any], connection_class: type[ClientConnection], timeout: float) -> WsStream:
+async def open_ws(
+    url: str,
+    api_key: str,
+    first: dict[str, Any],
+    connection_class: type[ClientConnection],
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
+) -> WsStream:
     """Connect, send the cursor message and return the stream (raises OSError or TimeoutError on failure)."""
     try:
         ws = await connect(
@@ -91,6 +99,7 @@ async def open_ws(url: str, api_key: str, first: dict[str, Any], connection_clas
             open_timeout=timeout,
             max_size=2**22,
             create_connection=connection_class,
+            ssl=tls if url.startswith("wss:") else None,  # None on wss: the system's trust
         )
     except TimeoutError:
         raise

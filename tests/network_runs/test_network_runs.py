@@ -115,3 +115,24 @@ def test_tls_run_delivers_every_event_over_https(tmp_path) -> None:
     poller = json.loads((work / "polling" / "poller.settings.json").read_text())
     assert poller["base_url"].startswith("https://") and poller["ca_file"].endswith("lab-ca.pem")
     assert (work / "webhook" / "tls" / "lab-ca.pem").exists()
+
+
+@pytest.mark.slow
+def test_stream_styles_over_https_through_a_profile_deliver_every_event(tmp_path) -> None:
+    """A stream consumer verifies the provider against the lab CA (it was refused before: 0 streams connected)."""
+    settings = RunSettings(
+        workload=WorkloadSettings(arrival="poisson", rate_per_s=20, duration_s=2, seed=5),
+        styles=("sse", "websocket"),
+        pollers=3,
+        tls=True,
+        network=parse_network("rtt=20ms"),
+        out_dir=str(tmp_path),
+    )
+    work = tmp_path / "work"
+    summary = runner.run(settings, work_dir=work).summary
+    for name in ("sse", "websocket"):
+        block = summary["styles"][name]
+        assert block["published"] > 0 and block["delivered"] == 3 * block["published"] and block["lost"] == 0
+        assert block["latency_ms"]["mean"] >= 10  # one way through the profile
+        fleet = json.loads((work / name / "streams.settings.json").read_text())
+        assert fleet["base_url"].startswith("https://") and fleet["ca_file"].endswith("lab-ca.pem")
