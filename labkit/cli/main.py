@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from labkit.cli import INTERRUPTED, exit_interrupted
+from labkit.cli import exit_interrupted
 from labkit.errors import LabkitError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -83,6 +83,6 @@ def main(argv: list[str] | None = None) -> None:
     except LabkitError as exc:
         sys.stderr.write(f"labkit: error: {exc}\n")
         sys.exit(exc.exit_code)
-    if rv == 130:  # typer's click turns Ctrl-C into a return code
-        sys.stderr.write(INTERRUPTED)
+    if rv == 130:  # typer's click turns Ctrl-C into a return code; exit as the handler above does
+        exit_interrupted()
     sys.exit(rv if isinstance(rv, int) else 0)
