@@ -57,6 +57,7 @@ from labkit.report.reasons import (
 )
 from labkit.report.requirements import Requirements
 from labkit.report.risks import Risk, risks_of, stream_risks
+from labkit.report.saturation import saturation_reasons, saturation_words
 from labkit.report.streams import StreamView, reference, reject_other_streams, stream_sentence, weigh_streams
 from labkit.report.terms import (
     CLAIMS,
@@ -216,7 +217,7 @@ def _latency_reasons(case: Case, p: _Point) -> None:
             f"Webhook push delivered with a measured p99 of {fmt(p.push_p99)} ms, which {verdict} the "
             f"{fmt(target)} ms target{_times(target, p.push_p99) if p.push_meets else ''}{unusable}.",
             [push.ev("latency_ms.p99"), push.ev("workload.rate_per_s")],
-            WEBHOOK,
+            WEBHOOK if p.push_meets else POLLING,  # a push that misses the target argues for asking instead
         )
     if poll_lat is not None:
         m99 = poll_lat.get("latency_ms.p99")
@@ -356,6 +357,7 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
     req = requirements
     p = _operating_point(case)
     _latency_reasons(case, p)
+    saturation_reasons(case)
     _cost_reason(case, p)
     leaning, words = _use_case_leaning(req.use_case)
     option = _choose_with_push(case, p) if req.consumers_can_expose_https else _choose_without_push(case, p)
@@ -441,7 +443,8 @@ def _confidence(case: Case, option: str, push: Obs | None, poll: Obs | None, pus
         why.append("the results lack one of the two styles")
     if option in PUSH_FAMILY and not push_meets:
         level = "low"
-        why.append("even push misses the latency target")
+        saturated = saturation_words(push)
+        why.append("even push misses the latency target" + (f"; {saturated}" if saturated else ""))
     if option == POLLING and not poll_possible:
         level = "low"
         why.append("no poll interval meets the latency target")
