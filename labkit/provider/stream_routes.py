@@ -37,10 +37,11 @@ from fastapi import HTTPException, Request, WebSocket
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from labkit.provider.routing import RouteSet
+from labkit.provider.routing import FastRoute, RouteSet
+from labkit.provider.state import ProviderState
 from labkit.provider.streams import SSE, WS, Stream, StreamHub
 
 MAX_CURSOR = 2**63 - 1
@@ -72,6 +73,16 @@ def parse_types(values: list[str]) -> tuple[str, ...]:
     return types
 
 
+def _body(chunk: bytes) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    """The body iterator ``StreamingResponse`` wants; ``HubEventStream.stream_response`` writes instead."""
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -80,30 +91,66 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 # -- Server-Sent Events ------------------------------------------------------------------
 
 
+def send_now(send: Send, message: Message) -> bool:
+    """Run ``send(message)`` to its end right here, unless it would have to wait; True when sent.
+
+    The fan-out calls this for thousands of streams in one synchronous pass
+    (``StreamHub``'s push), so the message goes out without waking the
+    stream's writer task. uvicorn's HTTP ``send`` (and the middleware around
+    it) waits, if at all, for a paused transport to drain *before* it writes
+    anything; a send that would wait is therefore abandoned unsent (closing
+    the coroutine cancels that wait) and the caller queues the event for the
+    writer, which awaits the send properly.
+    """
+    step = send(message)
+    try:
+        step.send(None)  # type: ignore[attr-defined]
+    except StopIteration:
+        return True
+    except Exception:  # noqa: BLE001 - the writer's own send will meet the same error and end the response
+        return False
+    step.close()  # type: ignore[attr-defined]
+    return False
+
+
 class HubEventStream(EventSourceResponse):
-    """An SSE response fed by the hub; a dropped stream blocked on a stalled socket is cut off."""
+    """An SSE response fed by the hub; a dropped stream blocked on a stalled socket is cut off.
+
+    Each write is one ``http.response.body`` message of frames built by
+    ``fastapi.sse.format_sse_event`` (all frames queued since the last write
+    go in one message). Once live and idle, the writer lets the hub push
+    events straight into ``send`` (``send_now``) and only wakes for
+    heartbeats, drops and events a push could not hand over.
+    """
 
     def __init__(self, hub: StreamHub, stream: Stream) -> None:
         self.hub = hub
         self.stream = stream
-        super().__init__(self._frames(), headers=STREAM_HEADERS)
+        super().__init__(_no_body(), headers=STREAM_HEADERS)
 
-    async def _frames(self) -> AsyncIterator[bytes]:
+    async def stream_response(self, send: Send) -> None:
         hub, s, limits = self.hub, self.stream, self.hub.limits
-        yield format_sse_event(comment="labkit stream", retry=limits.retry_ms)
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send(_body(format_sse_event(comment="labkit stream", retry=limits.retry_ms)))
         while page := hub.catch_up(s):
-            yield b"".join(e.sse for e in page)
-        heartbeat = format_sse_event(comment="heartbeat")
-        while True:
-            chunk = b"".join(e.sse for e in s.take())
-            if chunk:
-                yield chunk
-                continue
-            if s.dropped:
-                yield format_sse_event(event="error", data_str=orjson.dumps({"reason": s.dropped, "resume_after": s.cursor}).decode())
-                return
-            if not await s.wait():
-                yield heartbeat
+            await send(_body(b"".join(e.sse for e in page)))
+        s.push = lambda e: send_now(send, {"type": "http.response.body", "body": e.sse, "more_body": True})
+        heartbeat = _body(format_sse_event(comment="heartbeat"))
+        try:
+            while True:
+                chunk = b"".join(e.sse for e in s.take())
+                if chunk:
+                    await send(_body(chunk))
+                    continue
+                if s.dropped:
+                    reason = orjson.dumps({"reason": s.dropped, "resume_after": s.cursor}).decode()
+                    await send(_body(format_sse_event(event="error", data_str=reason)))
+                    break
+                if not await s.wait():
+                    await send(heartbeat)
+        finally:
+            s.push = None
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def listen_for_disconnect(self, receive: Receive) -> None:
         """Returns when the client leaves, or ``drop_grace_s`` after the hub dropped the stream.
@@ -135,9 +182,8 @@ class HubEventStream(EventSourceResponse):
             self.hub.detach(self.stream)
 
 
-async def sse_stream(request: Request) -> Response:
-    """``GET /stream``: the feed as Server-Sent Events (see the module doc)."""
-    hub: StreamHub = request.app.state.hub
+def sse_response(hub: StreamHub, request: Request) -> Response:
+    """The stream a ``GET /stream`` asks for, or an HTTPException naming what is wrong (see the module doc)."""
     try:
         after = parse_cursor(request.query_params.get("after"), "after")
         last = request.headers.get("last-event-id")
@@ -150,6 +196,23 @@ async def sse_stream(request: Request) -> Response:
     if hub.full():
         raise HTTPException(503, f"too many open streams (max_streams={hub.limits.max_streams})")
     return HubEventStream(hub, hub.attach(SSE, after, types))
+
+
+async def sse_stream(request: Request) -> Response:
+    """``GET /stream`` through the router (the middleware normally answers it first)."""
+    return sse_response(request.app.state.hub, request)
+
+
+async def sse_stream_asgi(p: ProviderState, scope: Scope, receive: Receive, send: Send) -> None:
+    """``GET /stream`` straight from the middleware: each frame's ``send`` skips two exception wrappers.
+
+    Errors are answered as the app's HTTPException handler does.
+    """
+    try:
+        response = sse_response(p.hub, Request(scope, receive))
+    except HTTPException as exc:
+        response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    await response(scope, receive, send)
 
 
 # -- WebSocket ---------------------------------------------------------------------------
@@ -263,4 +326,7 @@ async def _deny(websocket: WebSocket, status: int, detail: str) -> None:
         await websocket.close(POLICY_VIOLATION, detail)
 
 
-ROUTES = RouteSet(routes=(Route("/stream", sse_stream, methods=["GET"]), WebSocketRoute("/ws", ws_stream)))
+ROUTES = RouteSet(
+    routes=(Route("/stream", sse_stream, methods=["GET"]), WebSocketRoute("/ws", ws_stream)),
+    fast=(FastRoute("GET", "/stream", sse_stream, sse_stream_asgi),),
+)
