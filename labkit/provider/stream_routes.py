@@ -16,10 +16,12 @@ idle for ``heartbeat_s``. A stream dropped for backpressure ends with an
 ``event: error`` whose data names the reason and the id to resume after.
 
 WebSocket: the gate does not see WebSocket scopes, so the key is checked
-here: a wrong ``Authorization`` header is refused before the handshake (401);
-without one, the first message must carry it. The first message is JSON
-``{"after": N, "types": [...], "api_key": "..."}`` (all optional but the key
-when there is no header); each event is one text message, the feed's JSON
+here, on the handshake: without a valid ``Authorization: Bearer`` header the
+upgrade is refused with HTTP 401 and the reason (the ASGI
+``websocket.http.response`` extension), so no WebSocket is ever opened for an
+unauthenticated client. The first message is JSON
+``{"after": N, "types": [...], "api_key": "..."}`` (all optional; a key given
+there must be valid too); each event is one text message, the feed's JSON
 (``id``, ``type``, ``created_ns``, ``payload``). Bad input closes with 1008
 and the reason; a stream dropped for backpressure closes with 1013 (try
 again later) and the reason.
@@ -268,7 +270,7 @@ async def ws_stream(websocket: WebSocket) -> None:
     hub: StreamHub = websocket.app.state.hub
     provider = websocket.app.state.provider
     header_key = _bearer(websocket)
-    if header_key is not None and not provider.key_ok(header_key.encode()):
+    if not header_key or not provider.key_ok(header_key.encode()):
         provider.counters["unauthorized"] += 1
         await _deny(websocket, 401, "missing or invalid API key")
         return
@@ -278,11 +280,10 @@ async def ws_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         first = await _first_message(websocket, hub.limits.first_message_timeout_s)
-        if header_key is None:
-            key = first.get("api_key")
-            if not isinstance(key, str) or not provider.key_ok(key.encode()):
-                provider.counters["unauthorized"] += 1
-                raise StreamInputError("missing or invalid API key")
+        key = first.get("api_key")  # optional now that the handshake carries the key; when given, it must be one too
+        if key is not None and (not isinstance(key, str) or not provider.key_ok(key.encode())):
+            provider.counters["unauthorized"] += 1
+            raise StreamInputError("missing or invalid API key")
         after = parse_cursor(first.get("after"), "after")
         types = first.get("types") or []
         if not isinstance(types, list):
