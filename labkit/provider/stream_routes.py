@@ -96,9 +96,9 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 def send_now(send: Send, message: Message) -> bool:
     """Run ``send(message)`` to its end right here, unless it would have to wait; True when sent.
 
-    The fan-out calls this for thousands of streams in one synchronous pass
-    (``StreamHub``'s push), so the message goes out without waking the
-    stream's writer task. uvicorn's HTTP ``send`` (and the middleware around
+    The hub calls this for thousands of streams in one synchronous pass
+    (``Stream.offer``), so the message goes out without waking the stream's
+    writer task. uvicorn's HTTP ``send`` (and the middleware around
     it) waits, if at all, for a paused transport to drain *before* it writes
     anything; a send that would wait is therefore abandoned unsent (closing
     the coroutine cancels that wait) and the caller queues the event for the
@@ -120,9 +120,9 @@ class HubEventStream(EventSourceResponse):
 
     Each write is one ``http.response.body`` message of frames built by
     ``fastapi.sse.format_sse_event`` (all frames queued since the last write
-    go in one message). Once live and idle, the writer lets the hub push
-    events straight into ``send`` (``send_now``) and only wakes for
-    heartbeats, drops and events a push could not hand over.
+    go in one message). Once live, a parked writer lets the hub push events
+    straight into ``send`` (``send_now``) and only wakes for heartbeats,
+    drops and events a push could not hand over.
     """
 
     def __init__(self, hub: StreamHub, stream: Stream) -> None:
@@ -136,7 +136,7 @@ class HubEventStream(EventSourceResponse):
         await send(_body(format_sse_event(comment="labkit stream", retry=limits.retry_ms)))
         while page := hub.catch_up(s):
             await send(_body(b"".join(e.sse for e in page)))
-        s.push = lambda e: send_now(send, {"type": "http.response.body", "body": e.sse, "more_body": True})
+        s.push = lambda events: send_now(send, _body(events[0].sse if len(events) == 1 else b"".join([e.sse for e in events])))
         heartbeat = _body(format_sse_event(comment="heartbeat"))
         try:
             while True:

@@ -140,30 +140,32 @@ def test_fleet_backoff_grows_with_jitter_and_is_capped() -> None:
     assert seen[-1] <= 2.0 and seen[3] > seen[0]
 
 
-async def test_an_idle_stream_is_pushed_to_and_a_declined_push_takes_the_queue_in_order(store: Store) -> None:
+async def test_a_parked_stream_is_pushed_to_once_per_callback_and_a_declined_push_wakes_its_writer(store: Store) -> None:
     hub = StreamHub(store, StreamLimits(heartbeat_s=3600))
     s = hub.attach(SSE, 0, ())
     hub.catch_up(s)
-    pushed: list[int] = []
+    pushes: list[list[int]] = []
     accept = [True]
 
-    def push(e: Encoded) -> bool:
+    def push(events: list[Encoded]) -> bool:
         if accept[0]:
-            pushed.append(e.id)
+            pushes.append([e.id for e in events])
         return accept[0]
 
     s.push = push
-    _publish(store, hub, 1)  # the writer is not parked yet: the event is queued, not pushed
-    assert pushed == [] and [e.id for e in s.take()] == [1]
+    _publish(store, hub, 1)  # the writer is not parked: the event is queued for it, not pushed
+    await asyncio.sleep(0)
+    assert pushes == [] and [e.id for e in s.take()] == [1]
     waiter = asyncio.ensure_future(s.wait())
     await asyncio.sleep(0)  # the writer parks
+    _publish(store, hub, 2)  # published together: one push after the fan-out, with both
+    assert pushes == [] and len(s.queue) == 2
+    await asyncio.sleep(0)
+    assert pushes == [[2, 3]] and not s.queue and s.queued_bytes == 0 and s.cursor == 3 and not waiter.done()
+    accept[0] = False  # the socket is full: the push declines and the writer is woken with the queue intact
     _publish(store, hub, 2)
-    assert pushed == [2, 3] and not s.queue and s.cursor == 3 and not waiter.done()
-    accept[0] = False  # the socket is full: the push declines
-    _publish(store, hub, 1)
-    accept[0] = True
-    _publish(store, hub, 1)  # something is queued: no push may overtake it
-    assert pushed == [2, 3] and [e.id for e in s.queue] == [4, 5]
+    await asyncio.sleep(0)
+    assert pushes == [[2, 3]] and [e.id for e in s.queue] == [4, 5] and s.cursor == 3
     assert await waiter is True and [e.id for e in s.take()] == [4, 5]
     assert hub.fanned_out == 5
     hub.close()
