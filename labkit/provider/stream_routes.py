@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -44,7 +44,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from labkit.provider.routing import FastRoute, RouteSet
 from labkit.provider.state import ProviderState
-from labkit.provider.streams import SSE, WS, Stream, StreamHub
+from labkit.provider.streams import SSE, WS, Encoded, Stream, StreamHub
 
 MAX_CURSOR = 2**63 - 1
 MAX_FILTER_TYPES = 50
@@ -253,16 +253,34 @@ async def _until_closed(websocket: WebSocket) -> None:
         pass
 
 
+def _ws_push(websocket: WebSocket) -> Callable[[list[Encoded]], bool]:
+    """The hub's push for a WebSocket stream: one event as one message, sent now or not at all.
+
+    uvicorn's WebSocket ``send`` also waits for a writable transport before it
+    writes; several events would be several messages, and a push must send
+    all or nothing, so those go to the writer.
+    """
+
+    def push(events: list[Encoded]) -> bool:
+        return len(events) == 1 and send_now(websocket.send, {"type": "websocket.send", "text": events[0].json})
+
+    return push
+
+
 async def _ws_writer(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
     while page := hub.catch_up(s):
         for e in page:
             await websocket.send_text(e.json)
-    while True:
-        for e in s.take():
-            await websocket.send_text(e.json)
-        if s.dropped:
-            return
-        await s.wait()  # a heartbeat is a no-op here: the server's own WebSocket pings keep an idle link alive
+    s.push = _ws_push(websocket)
+    try:
+        while True:
+            for e in s.take():
+                await websocket.send_text(e.json)
+            if s.dropped:
+                return
+            await s.wait()  # a heartbeat is a no-op here: the server's own WebSocket pings keep an idle link alive
+    finally:
+        s.push = None
 
 
 async def ws_stream(websocket: WebSocket) -> None:
