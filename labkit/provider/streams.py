@@ -114,19 +114,20 @@ class Stream:
         w = self._waiter
         return w is not None and not w.done()
 
-    def offer(self) -> None:
-        """Push the queue to a parked writer's transport in one write, or wake the writer to send it."""
+    def offer(self) -> bool:
+        """Push the queue to a parked writer's transport in one write (True), or wake the writer to send it."""
         q, w = self.queue, self._waiter
         if not q or self.push is None or w is None or w.done():
-            return  # sent already, or the writer is awake and takes the queue itself
+            return False  # sent already, or the writer is awake and takes the queue itself
         fresh = list(q) if q[0].id > self.cursor else [e for e in q if e.id > self.cursor]
         if fresh and not self.push(fresh):
             self.wake()
-            return
+            return False
         q.clear()
         self.queued_bytes = 0
         if fresh:
             self.cursor = fresh[-1].id
+        return bool(fresh)
 
     def wake(self) -> None:
         w = self._waiter
@@ -175,6 +176,7 @@ class StreamHub:
         self.total = 0
         self.dropped_backpressure = 0
         self.fanned_out = 0  # events handed to streams' queues
+        self.pushed = 0  # writes the hub made itself, past a parked writer
         self._ticker: asyncio.Task[None] | None = None
         self._to_push: list[Stream] = []  # parked streams handed events since the last push
         self._pusher: asyncio.Handle | None = None
@@ -283,7 +285,8 @@ class StreamHub:
         self._pusher = None
         streams, self._to_push = self._to_push, []
         for s in streams:
-            s.offer()
+            if s.offer():
+                self.pushed += 1
 
     def drop(self, s: Stream, reason: str) -> None:
         """Stop feeding ``s`` and tell its writer why; the writer closes the connection."""
@@ -333,4 +336,5 @@ class StreamHub:
             "streams_total": self.total,
             "streams_dropped_backpressure": self.dropped_backpressure,
             "stream_events_fanned_out": self.fanned_out,
+            "stream_writes_pushed": self.pushed,
         }
