@@ -32,6 +32,20 @@ def test_every_event_in_order_with_id_type_time_payload(lab: Lab) -> None:
     assert [e["payload"]["i"] for e in got] == list(range(12)) + list(range(3))
 
 
+def test_live_events_are_sent_by_the_hub_past_the_parked_writer(lab: Lab) -> None:
+    p = lab.provider(heartbeat_s=60)
+    lab.publish(p.url, 1)
+    with _ws(p.url) as ws:
+        ws.send(json.dumps({"after": 0}))
+        got = _read(ws, 1)  # the backlog: the writer is live and parked once it is sent
+        for _ in range(4):  # one at a time, each read before the next is published
+            lab.publish(p.url, 1)
+            got += _read(ws, 1)
+    assert [e["id"] for e in got] == [1, 2, 3, 4, 5]
+    stats = lab.stats(p.url)
+    assert stats["stream_events_fanned_out"] == 4 and stats["stream_writes_pushed"] == 4
+
+
 def test_resume_after_and_types_filter(lab: Lab) -> None:
     p = lab.provider()
     lab.publish(p.url, 4, "a.one")
