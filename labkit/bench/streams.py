@@ -9,7 +9,8 @@ hub (``POST /events``); the bare app (``labkit.servers.bare``, ``broadcast``)
 keeps no log and puts each frame on an unbounded queue per stream. Both
 sides use the same consumer, publisher and uvicorn settings and alternate,
 so the ratio is the hub's own cost. A consumer process that uses most of a
-core is reported: then it, not the server, set the pace.
+core is reported: then it, not the server, set the pace. Each side also
+reports its server's and its consumer's CPU time per frame.
 """
 
 from __future__ import annotations
@@ -87,11 +88,15 @@ def _burst(server: Child, path: str, fleet: Child, stats: Path, events: int, str
     want = before + events * streams
     c = _wait(fleet, stats, lambda c: c.get("frames", 0) >= want, f"{events * streams} frames not received")
     span = (c["last_received_ns"] - t0) / 1e9
+    server_cpu, fleet_cpu, frames = server.cpu_s() - cpu_s0, fleet.cpu_s() - fleet_cpu0, events * streams
     return {
         "span_s": span,
-        "frames_per_s": events * streams / span if span > 0 else math.nan,
-        "server_cpu_share": (server.cpu_s() - cpu_s0) / span if span > 0 else None,
-        "consumer_cpu_share": (fleet.cpu_s() - fleet_cpu0) / span if span > 0 else None,
+        "frames_per_s": frames / span if span > 0 else math.nan,
+        "server_cpu_share": server_cpu / span if span > 0 else None,
+        "consumer_cpu_share": fleet_cpu / span if span > 0 else None,
+        # CPU time per frame: what a loaded machine does not distort the way it distorts a rate
+        "server_cpu_us_per_frame": server_cpu / frames * 1e6,
+        "consumer_cpu_us_per_frame": fleet_cpu / frames * 1e6,
         "extra_frames": c.get("frames", 0) - want,
     }
 
@@ -130,6 +135,8 @@ def sse_fanout(lab: Lab, plan: Plan) -> dict[str, Any]:
             "span_s": median([r["span_s"] for r in rs]),
             "server_cpu_share": median([r["server_cpu_share"] for r in rs]),
             "consumer_cpu_share": median([r["consumer_cpu_share"] for r in rs]),
+            "server_cpu_us_per_frame": median([r["server_cpu_us_per_frame"] for r in rs]),
+            "consumer_cpu_us_per_frame": median([r["consumer_cpu_us_per_frame"] for r in rs]),
         }
     out["ratio"] = paired_ratio([r["frames_per_s"] for r in runs["provider"]], [r["frames_per_s"] for r in runs["bare"]])
     out["consumer_bound"] = any((out[n]["consumer_cpu_share"] or 0) > 0.9 for n in runs)

@@ -151,6 +151,10 @@ class RecordStore:
             raise
         return Outcome(recorded, len(events) - recorded)
 
+    def newest_events(self) -> dict[str, int]:
+        """Each consumer's newest recorded event id: a stream consumer's cursor (it receives events in id order)."""
+        return dict(self._con.execute("SELECT consumer, max(event_id) FROM events GROUP BY consumer").fetchall())
+
     def cursors(self) -> dict[str, tuple[str, str | None]]:
         """Every stored cursor (consumer -> (cursor, etag)), read once when a fleet starts."""
         return {c: (cur, etag) for c, cur, etag in self._con.execute("SELECT consumer, cursor, etag FROM cursors")}

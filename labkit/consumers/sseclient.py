@@ -142,32 +142,33 @@ class SseProtocol(asyncio.Protocol):
             self._buf = buf
             return
         self._buf = buf[end + 1 :]
-        received = now_ns()
-        for line in buf[:end].decode("utf-8", "replace").split("\n"):
-            if not line:
-                self._dispatch(received)
-            elif line[0] != ":":
-                self._field(line)
+        self._lines(buf[:end].decode("utf-8", "replace").split("\n"), now_ns())
 
-    def _field(self, line: str) -> None:
-        name, _, value = line.partition(":")
-        if value[:1] == " ":
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
-        elif name == "event":
-            self._event = value
-        elif name == "retry" and value.isdigit() and self.on_retry is not None:
-            self.on_retry(int(value))
-
-    def _dispatch(self, received_ns: int) -> None:
-        if self._data:
-            self.on_event(self._id, self._event or "message", "\n".join(self._data), received_ns)
-        self._data = []
-        self._event = ""
+    def _lines(self, lines: list[str], received_ns: int) -> None:
+        """The SSE field rules over complete lines, in one loop (thousands of streams parse here)."""
+        data, event_id, event, on_event = self._data, self._id, self._event, self.on_event
+        for line in lines:
+            if not line:  # a blank line ends an event
+                if data:
+                    on_event(event_id, event or "message", "\n".join(data), received_ns)
+                    data = []
+                event = ""
+                continue
+            if line[0] == ":":  # a comment (the heartbeat)
+                continue
+            name, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "id":
+                if "\0" not in value:
+                    event_id = value
+            elif name == "event":
+                event = value
+            elif name == "retry" and value.isdigit() and self.on_retry is not None:
+                self.on_retry(int(value))
+        self._data, self._id, self._event = data, event_id, event
 
     # -- ending ---------------------------------------------------------------------
 

@@ -16,10 +16,12 @@ idle for ``heartbeat_s``. A stream dropped for backpressure ends with an
 ``event: error`` whose data names the reason and the id to resume after.
 
 WebSocket: the gate does not see WebSocket scopes, so the key is checked
-here: a wrong ``Authorization`` header is refused before the handshake (401);
-without one, the first message must carry it. The first message is JSON
-``{"after": N, "types": [...], "api_key": "..."}`` (all optional but the key
-when there is no header); each event is one text message, the feed's JSON
+here, on the handshake: without a valid ``Authorization: Bearer`` header the
+upgrade is refused with HTTP 401 and the reason (the ASGI
+``websocket.http.response`` extension), so no WebSocket is ever opened for an
+unauthenticated client. The first message is JSON
+``{"after": N, "types": [...], "api_key": "..."}`` (all optional; a key given
+there must be valid too); each event is one text message, the feed's JSON
 (``id``, ``type``, ``created_ns``, ``payload``). Bad input closes with 1008
 and the reason; a stream dropped for backpressure closes with 1013 (try
 again later) and the reason.
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -37,11 +39,12 @@ from fastapi import HTTPException, Request, WebSocket
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from labkit.provider.routing import RouteSet
-from labkit.provider.streams import SSE, WS, Stream, StreamHub
+from labkit.provider.routing import FastRoute, RouteSet
+from labkit.provider.state import ProviderState
+from labkit.provider.streams import SSE, WS, Encoded, Stream, StreamHub
 
 MAX_CURSOR = 2**63 - 1
 MAX_FILTER_TYPES = 50
@@ -72,6 +75,16 @@ def parse_types(values: list[str]) -> tuple[str, ...]:
     return types
 
 
+def _body(chunk: bytes) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    """The body iterator ``StreamingResponse`` wants; ``HubEventStream.stream_response`` writes instead."""
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -80,30 +93,66 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 # -- Server-Sent Events ------------------------------------------------------------------
 
 
+def send_now(send: Send, message: Message) -> bool:
+    """Run ``send(message)`` to its end right here, unless it would have to wait; True when sent.
+
+    The hub calls this for thousands of streams in one synchronous pass
+    (``Stream.offer``), so the message goes out without waking the stream's
+    writer task. uvicorn's HTTP ``send`` (and the middleware around
+    it) waits, if at all, for a paused transport to drain *before* it writes
+    anything; a send that would wait is therefore abandoned unsent (closing
+    the coroutine cancels that wait) and the caller queues the event for the
+    writer, which awaits the send properly.
+    """
+    step = send(message)
+    try:
+        step.send(None)  # type: ignore[attr-defined]
+    except StopIteration:
+        return True
+    except Exception:  # noqa: BLE001 - the writer's own send will meet the same error and end the response
+        return False
+    step.close()  # type: ignore[attr-defined]
+    return False
+
+
 class HubEventStream(EventSourceResponse):
-    """An SSE response fed by the hub; a dropped stream blocked on a stalled socket is cut off."""
+    """An SSE response fed by the hub; a dropped stream blocked on a stalled socket is cut off.
+
+    Each write is one ``http.response.body`` message of frames built by
+    ``fastapi.sse.format_sse_event`` (all frames queued since the last write
+    go in one message). Once live, a parked writer lets the hub push events
+    straight into ``send`` (``send_now``) and only wakes for heartbeats,
+    drops and events a push could not hand over.
+    """
 
     def __init__(self, hub: StreamHub, stream: Stream) -> None:
         self.hub = hub
         self.stream = stream
-        super().__init__(self._frames(), headers=STREAM_HEADERS)
+        super().__init__(_no_body(), headers=STREAM_HEADERS)
 
-    async def _frames(self) -> AsyncIterator[bytes]:
+    async def stream_response(self, send: Send) -> None:
         hub, s, limits = self.hub, self.stream, self.hub.limits
-        yield format_sse_event(comment="labkit stream", retry=limits.retry_ms)
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send(_body(format_sse_event(comment="labkit stream", retry=limits.retry_ms)))
         while page := hub.catch_up(s):
-            yield b"".join(e.sse for e in page)
-        heartbeat = format_sse_event(comment="heartbeat")
-        while True:
-            chunk = b"".join(e.sse for e in s.take())
-            if chunk:
-                yield chunk
-                continue
-            if s.dropped:
-                yield format_sse_event(event="error", data_str=orjson.dumps({"reason": s.dropped, "resume_after": s.cursor}).decode())
-                return
-            if not await s.wait():
-                yield heartbeat
+            await send(_body(b"".join(e.sse for e in page)))
+        s.push = lambda events: send_now(send, _body(events[0].sse if len(events) == 1 else b"".join([e.sse for e in events])))
+        heartbeat = _body(format_sse_event(comment="heartbeat"))
+        try:
+            while True:
+                chunk = b"".join(e.sse for e in s.take())
+                if chunk:
+                    await send(_body(chunk))
+                    continue
+                if s.dropped:
+                    reason = orjson.dumps({"reason": s.dropped, "resume_after": s.cursor}).decode()
+                    await send(_body(format_sse_event(event="error", data_str=reason)))
+                    break
+                if not await s.wait():
+                    await send(heartbeat)
+        finally:
+            s.push = None
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def listen_for_disconnect(self, receive: Receive) -> None:
         """Returns when the client leaves, or ``drop_grace_s`` after the hub dropped the stream.
@@ -135,9 +184,8 @@ class HubEventStream(EventSourceResponse):
             self.hub.detach(self.stream)
 
 
-async def sse_stream(request: Request) -> Response:
-    """``GET /stream``: the feed as Server-Sent Events (see the module doc)."""
-    hub: StreamHub = request.app.state.hub
+def sse_response(hub: StreamHub, request: Request) -> Response:
+    """The stream a ``GET /stream`` asks for, or an HTTPException naming what is wrong (see the module doc)."""
     try:
         after = parse_cursor(request.query_params.get("after"), "after")
         last = request.headers.get("last-event-id")
@@ -150,6 +198,23 @@ async def sse_stream(request: Request) -> Response:
     if hub.full():
         raise HTTPException(503, f"too many open streams (max_streams={hub.limits.max_streams})")
     return HubEventStream(hub, hub.attach(SSE, after, types))
+
+
+async def sse_stream(request: Request) -> Response:
+    """``GET /stream`` through the router (the middleware normally answers it first)."""
+    return sse_response(request.app.state.hub, request)
+
+
+async def sse_stream_asgi(p: ProviderState, scope: Scope, receive: Receive, send: Send) -> None:
+    """``GET /stream`` straight from the middleware: each frame's ``send`` skips two exception wrappers.
+
+    Errors are answered as the app's HTTPException handler does.
+    """
+    try:
+        response = sse_response(p.hub, Request(scope, receive))
+    except HTTPException as exc:
+        response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    await response(scope, receive, send)
 
 
 # -- WebSocket ---------------------------------------------------------------------------
@@ -188,16 +253,34 @@ async def _until_closed(websocket: WebSocket) -> None:
         pass
 
 
+def _ws_push(websocket: WebSocket) -> Callable[[list[Encoded]], bool]:
+    """The hub's push for a WebSocket stream: one event as one message, sent now or not at all.
+
+    uvicorn's WebSocket ``send`` also waits for a writable transport before it
+    writes; several events would be several messages, and a push must send
+    all or nothing, so those go to the writer.
+    """
+
+    def push(events: list[Encoded]) -> bool:
+        return len(events) == 1 and send_now(websocket.send, {"type": "websocket.send", "text": events[0].json})
+
+    return push
+
+
 async def _ws_writer(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
     while page := hub.catch_up(s):
         for e in page:
             await websocket.send_text(e.json)
-    while True:
-        for e in s.take():
-            await websocket.send_text(e.json)
-        if s.dropped:
-            return
-        await s.wait()  # a heartbeat is a no-op here: the server's own WebSocket pings keep an idle link alive
+    s.push = _ws_push(websocket)
+    try:
+        while True:
+            for e in s.take():
+                await websocket.send_text(e.json)
+            if s.dropped:
+                return
+            await s.wait()  # a heartbeat is a no-op here: the server's own WebSocket pings keep an idle link alive
+    finally:
+        s.push = None
 
 
 async def ws_stream(websocket: WebSocket) -> None:
@@ -205,7 +288,7 @@ async def ws_stream(websocket: WebSocket) -> None:
     hub: StreamHub = websocket.app.state.hub
     provider = websocket.app.state.provider
     header_key = _bearer(websocket)
-    if header_key is not None and not provider.key_ok(header_key.encode()):
+    if not header_key or not provider.key_ok(header_key.encode()):
         provider.counters["unauthorized"] += 1
         await _deny(websocket, 401, "missing or invalid API key")
         return
@@ -215,11 +298,10 @@ async def ws_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         first = await _first_message(websocket, hub.limits.first_message_timeout_s)
-        if header_key is None:
-            key = first.get("api_key")
-            if not isinstance(key, str) or not provider.key_ok(key.encode()):
-                provider.counters["unauthorized"] += 1
-                raise StreamInputError("missing or invalid API key")
+        key = first.get("api_key")  # optional now that the handshake carries the key; when given, it must be one too
+        if key is not None and (not isinstance(key, str) or not provider.key_ok(key.encode())):
+            provider.counters["unauthorized"] += 1
+            raise StreamInputError("missing or invalid API key")
         after = parse_cursor(first.get("after"), "after")
         types = first.get("types") or []
         if not isinstance(types, list):
@@ -263,4 +345,7 @@ async def _deny(websocket: WebSocket, status: int, detail: str) -> None:
         await websocket.close(POLICY_VIOLATION, detail)
 
 
-ROUTES = RouteSet(routes=(Route("/stream", sse_stream, methods=["GET"]), WebSocketRoute("/ws", ws_stream)))
+ROUTES = RouteSet(
+    routes=(Route("/stream", sse_stream, methods=["GET"]), WebSocketRoute("/ws", ws_stream)),
+    fast=(FastRoute("GET", "/stream", sse_stream, sse_stream_asgi),),
+)

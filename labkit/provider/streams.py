@@ -7,6 +7,17 @@ encodes each once (the SSE frame and the JSON text are shared by every
 stream) and appends it to the queue of every live stream whose type filter
 matches, waking the stream's writer.
 
+A writer that sits parked may offer the hub a ``push``: a synchronous
+attempt to hand events to its transport at once (the SSE writer's is
+``stream_routes.send_now`` on the ASGI send). Instead of waking such a writer,
+the fan-out notes the stream, and one callback right after it (the publishing
+request has its answer by then) pushes each noted stream's queue as one write.
+10,000 streams then cost 10,000 sends, not 10,000 task wake-ups, futures and
+resumed coroutine chains as well; events published together still leave in
+one write per stream. A push that would have to wait (the socket's buffers are
+full) declines and the writer is woken to send the queue itself, so order,
+backpressure and the cursor work as for any queued event.
+
 Backpressure: a queue holds what a stream has been handed but not yet
 written to its socket. uvicorn stops a writer while the socket's buffers are
 full, so a reader that falls behind shows up as a growing queue; past
@@ -66,7 +77,21 @@ def encode(row: Row) -> Encoded:
 class Stream:
     """One open connection: its cursor, filter, bounded queue and the waiter of its writer."""
 
-    __slots__ = ("attached", "beat", "busy", "cursor", "dropped", "kind", "live", "on_drop", "queue", "queued_bytes", "types", "_waiter")
+    __slots__ = (
+        "attached",
+        "beat",
+        "busy",
+        "cursor",
+        "dropped",
+        "kind",
+        "live",
+        "on_drop",
+        "push",
+        "queue",
+        "queued_bytes",
+        "types",
+        "_waiter",
+    )
 
     def __init__(self, kind: str, cursor: int, types: Sequence[str]) -> None:
         self.kind = kind
@@ -80,7 +105,29 @@ class Stream:
         self.busy = False  # handed an event since the hub's last heartbeat tick
         self.beat = False  # the hub asks the writer for a heartbeat
         self.on_drop: Callable[[], object] | None = None  # the writer's way to be cut off while blocked
+        self.push: Callable[[list[Encoded]], bool] | None = None  # hands events to the transport now; False: it would wait
         self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def parked(self) -> bool:
+        """The writer waits in ``wait`` and nothing has woken it yet: the hub may push past it."""
+        w = self._waiter
+        return w is not None and not w.done()
+
+    def offer(self) -> bool:
+        """Push the queue to a parked writer's transport in one write (True), or wake the writer to send it."""
+        q, w = self.queue, self._waiter
+        if not q or self.push is None or w is None or w.done():
+            return False  # sent already, or the writer is awake and takes the queue itself
+        fresh = list(q) if q[0].id > self.cursor else [e for e in q if e.id > self.cursor]
+        if fresh and not self.push(fresh):
+            self.wake()
+            return False
+        q.clear()
+        self.queued_bytes = 0
+        if fresh:
+            self.cursor = fresh[-1].id
+        return bool(fresh)
 
     def wake(self) -> None:
         w = self._waiter
@@ -129,7 +176,10 @@ class StreamHub:
         self.total = 0
         self.dropped_backpressure = 0
         self.fanned_out = 0  # events handed to streams' queues
+        self.pushed = 0  # writes the hub made itself, past a parked writer
         self._ticker: asyncio.Task[None] | None = None
+        self._to_push: list[Stream] = []  # parked streams handed events since the last push
+        self._pusher: asyncio.Handle | None = None
 
     # -- connections ----------------------------------------------------------------
 
@@ -212,6 +262,7 @@ class StreamHub:
         if typed:
             targets.extend(typed)
         size = item.size
+        to_push = self._to_push
         for s in targets:
             if len(s.queue) >= max_events or s.queued_bytes + size > max_bytes:
                 self.drop(s, f"backpressure: {len(s.queue)} events ({s.queued_bytes} bytes) not yet written; resume from id {s.cursor}")
@@ -219,8 +270,23 @@ class StreamHub:
             s.queue.append(item)
             s.queued_bytes += size
             s.busy = True
-            s.wake()
+            if s.push is None or not s.parked:
+                s.wake()
+            elif len(s.queue) == 1:  # noted once, whatever else is queued before the push
+                to_push.append(s)
         self.fanned_out += len(targets)
+        if to_push and self._pusher is None:
+            try:
+                self._pusher = asyncio.get_running_loop().call_soon(self._push)
+            except RuntimeError:  # no running loop: a unit test drives the hub itself
+                self._push()
+
+    def _push(self) -> None:
+        self._pusher = None
+        streams, self._to_push = self._to_push, []
+        for s in streams:
+            if s.offer():
+                self.pushed += 1
 
     def drop(self, s: Stream, reason: str) -> None:
         """Stop feeding ``s`` and tell its writer why; the writer closes the connection."""
@@ -256,6 +322,9 @@ class StreamHub:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self._pusher is not None:
+            self._pusher.cancel()
+            self._pusher = None
 
     # -- stats ----------------------------------------------------------------------
 
@@ -267,4 +336,5 @@ class StreamHub:
             "streams_total": self.total,
             "streams_dropped_backpressure": self.dropped_backpressure,
             "stream_events_fanned_out": self.fanned_out,
+            "stream_writes_pushed": self.pushed,
         }

@@ -47,6 +47,21 @@ def test_live_events_follow_the_backlog(lab: Lab) -> None:
     assert [int(f.id) for f in events(first) + events(more)] == list(range(1, 8))
 
 
+def test_live_events_are_written_by_the_hub_past_the_parked_writer(lab: Lab) -> None:
+    p = lab.provider(heartbeat_s=60)
+    with httpx.Client(base_url=p.url, timeout=10.0) as c, c.stream("GET", "/stream", headers=AUTH) as r:
+        lines = r.iter_lines()
+        read_sse(lines, lambda fs: bool(fs))  # the opening retry frame: the writer is live and parked
+        got = []
+        for _ in range(5):  # one at a time, each read before the next is published
+            lab.publish(p.url, 1)
+            got += events(read_sse(lines, lambda fs: len(events(fs)) >= 1))
+    assert [int(f.id) for f in got] == [1, 2, 3, 4, 5]
+    stats = lab.stats(p.url)
+    assert stats["stream_events_fanned_out"] == 5
+    assert stats["stream_writes_pushed"] == 5  # uvicorn's send ran to its end in the hub's pass every time
+
+
 @pytest.mark.slow  # waits for heartbeats
 def test_idle_stream_gets_heartbeat_comments(lab: Lab) -> None:
     p = lab.provider(heartbeat_s=0.2)

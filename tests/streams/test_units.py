@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import orjson
 import pytest
+from starlette.types import Message
 
 from labkit.config import StreamLimits
 from labkit.consumers.sseclient import SseProtocol
+from labkit.consumers.stats import Latency
+from labkit.consumers.streams import LagTally
+from labkit.provider.dispatcher import event_json
 from labkit.provider.store import Store
-from labkit.provider.streams import SSE, WS, StreamHub
-from labkit.wire.metering import WireCounter
+from labkit.provider.stream_routes import send_now
+from labkit.provider.streams import SSE, WS, Encoded, StreamHub
+from labkit.wire.metering import HIST_MAX_US, WireCounter
 
 
 @pytest.fixture
@@ -132,3 +138,82 @@ def test_fleet_backoff_grows_with_jitter_and_is_capped() -> None:
         assert len(set(delays)) > 1  # jittered: reconnecting consumers do not arrive together
         seen.append(max(delays))
     assert seen[-1] <= 2.0 and seen[3] > seen[0]
+
+
+async def test_a_parked_stream_is_pushed_to_once_per_callback_and_a_declined_push_wakes_its_writer(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(heartbeat_s=3600))
+    s = hub.attach(SSE, 0, ())
+    hub.catch_up(s)
+    pushes: list[list[int]] = []
+    accept = [True]
+
+    def push(events: list[Encoded]) -> bool:
+        if accept[0]:
+            pushes.append([e.id for e in events])
+        return accept[0]
+
+    s.push = push
+    _publish(store, hub, 1)  # the writer is not parked: the event is queued for it, not pushed
+    await asyncio.sleep(0)
+    assert pushes == [] and [e.id for e in s.take()] == [1]
+    waiter = asyncio.ensure_future(s.wait())
+    await asyncio.sleep(0)  # the writer parks
+    _publish(store, hub, 2)  # published together: one push after the fan-out, with both
+    assert pushes == [] and len(s.queue) == 2
+    await asyncio.sleep(0)
+    assert pushes == [[2, 3]] and not s.queue and s.queued_bytes == 0 and s.cursor == 3 and not waiter.done()
+    accept[0] = False  # the socket is full: the push declines and the writer is woken with the queue intact
+    _publish(store, hub, 2)
+    await asyncio.sleep(0)
+    assert pushes == [[2, 3]] and [e.id for e in s.queue] == [4, 5] and s.cursor == 3
+    assert await waiter is True and [e.id for e in s.take()] == [4, 5]
+    assert hub.fanned_out == 5
+    hub.close()
+
+
+async def test_send_now_sends_at_once_or_declines_unsent() -> None:
+    sent: list[Message] = []
+    writable = asyncio.Event()
+
+    async def send(message: Message) -> None:  # waits, like uvicorn's send, before it writes anything
+        if not writable.is_set():
+            await writable.wait()
+        sent.append(message)
+
+    assert send_now(send, {"n": 1}) is False and sent == []
+    writable.set()
+    assert send_now(send, {"n": 2}) is True and sent == [{"n": 2}]
+    await asyncio.sleep(0)
+    assert sent == [{"n": 2}]  # the declined send never completes later
+
+
+def test_lag_tally_gives_the_histogram_exactly_what_recording_each_lag_gives() -> None:
+    rng = random.Random(3)
+    lags_ns = [rng.choice([-5_000, 0, 999, 1_000]) for _ in range(50)]
+    lags_ns += [int(rng.lognormvariate(18, 2)) for _ in range(20_000)] + [HIST_MAX_US * 1000 + 7, 2_047_999, 2_048_000, 4_095_999]
+    one_by_one, tallied, tally = Latency(), Latency(), LagTally()
+    for ns in lags_ns:
+        one_by_one.record(ns / 1000)
+        tally.add(ns)
+    tally.into(tallied)
+    assert list(tallied.hist.counts) == list(one_by_one.hist.counts)
+    assert tallied.count == one_by_one.count == len(lags_ns)
+    assert tallied.summary_ms() == pytest.approx(one_by_one.summary_ms())
+    assert tally.counts == {} and tally.sum_us == 0.0
+
+
+def test_the_fleet_times_the_event_by_its_own_created_ns_not_one_in_its_payload() -> None:
+    from labkit.config import StreamConsumerSettings
+    from labkit.consumers.streams import Consumer, StreamFleet
+
+    fleet = StreamFleet(StreamConsumerSettings(base_url="http://127.0.0.1:1", record=False))
+    c = Consumer(0, 0)
+    on_event = fleet.on_sse(c)
+    data = event_json((7, "t", 1_000_000_000, b'{"created_ns":5,"x":{"created_ns":6}}')).decode()
+    on_event("7", "t", data, 1_250_000_000)
+    on_event(None, "t", data, 1_250_000_000)  # no id: not an event the fleet can resume after
+    on_event("8", "t", '"created_ns":1', 1_250_000_000)  # not an event object
+    on_event("9", "error", '{"reason":"backpressure: 1001 events"}', 1_250_000_000)
+    counters = fleet.counters()
+    assert counters["frames"] == 1 and counters["bad_frames"] == 2 and counters["backpressure_drops_seen"] == 1
+    assert c.cursor == 7 and counters["lag"]["p50"] == pytest.approx(250, rel=1e-3)

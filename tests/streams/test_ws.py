@@ -32,6 +32,20 @@ def test_every_event_in_order_with_id_type_time_payload(lab: Lab) -> None:
     assert [e["payload"]["i"] for e in got] == list(range(12)) + list(range(3))
 
 
+def test_live_events_are_sent_by_the_hub_past_the_parked_writer(lab: Lab) -> None:
+    p = lab.provider(heartbeat_s=60)
+    lab.publish(p.url, 1)
+    with _ws(p.url) as ws:
+        ws.send(json.dumps({"after": 0}))
+        got = _read(ws, 1)  # the backlog: the writer is live and parked once it is sent
+        for _ in range(4):  # one at a time, each read before the next is published
+            lab.publish(p.url, 1)
+            got += _read(ws, 1)
+    assert [e["id"] for e in got] == [1, 2, 3, 4, 5]
+    stats = lab.stats(p.url)
+    assert stats["stream_events_fanned_out"] == 4 and stats["stream_writes_pushed"] == 4
+
+
 def test_resume_after_and_types_filter(lab: Lab) -> None:
     p = lab.provider()
     lab.publish(p.url, 4, "a.one")
@@ -47,35 +61,35 @@ def test_resume_after_and_types_filter(lab: Lab) -> None:
     assert [(e["id"], e["type"]) for e in got] == [(3, "a.one"), (4, "a.one")]
 
 
-def test_key_in_the_first_message(lab: Lab) -> None:
+def test_a_valid_key_in_the_first_message_as_well_is_accepted(lab: Lab) -> None:
     p = lab.provider()
     lab.publish(p.url, 2)
-    with _ws(p.url, headers=None) as ws:
+    with _ws(p.url) as ws:
         ws.send(json.dumps({"after": 1, "api_key": KEY}))
         assert [e["id"] for e in _read(ws, 1)] == [2]
 
 
-def test_wrong_key_header_401_before_the_handshake(lab: Lab) -> None:
+@pytest.mark.parametrize(
+    "headers", [None, {"authorization": "Bearer wrong-key"}, {"authorization": "Basic bGFiOmtleQ=="}, {"authorization": "Bearer"}]
+)
+def test_without_a_valid_key_header_401_with_reason_before_the_handshake(lab: Lab, headers: dict | None) -> None:
     p = lab.provider()
     with pytest.raises(InvalidStatus) as exc:
-        _ws(p.url, {"authorization": "Bearer wrong-key"})
-    assert exc.value.response.status_code == 401
+        _ws(p.url, headers)  # refused before any WebSocket exists: no first message to send
+    response = exc.value.response
+    assert response.status_code == 401
+    assert json.loads(response.body) == {"detail": "missing or invalid API key"}
+    stats = lab.stats(p.url)
+    assert stats["streams_total"] == 0 and stats["unauthorized"] == 1
 
 
-@pytest.mark.parametrize(
-    ("first", "reason"),
-    [
-        ({"after": 0}, "missing or invalid API key"),
-        ({"after": 0, "api_key": "nope-nope"}, "missing or invalid API key"),
-    ],
-)
-def test_no_key_closes_1008_with_reason(lab: Lab, first: dict, reason: str) -> None:
+def test_a_wrong_key_in_the_first_message_closes_1008_with_reason(lab: Lab) -> None:
     p = lab.provider()
-    with _ws(p.url, headers=None) as ws:
-        ws.send(json.dumps(first))
+    with _ws(p.url) as ws:
+        ws.send(json.dumps({"after": 0, "api_key": "nope-nope"}))
         with pytest.raises(ConnectionClosed) as exc:
             ws.recv(timeout=10)
-    assert exc.value.rcvd.code == 1008 and exc.value.rcvd.reason == reason
+    assert exc.value.rcvd.code == 1008 and exc.value.rcvd.reason == "missing or invalid API key"
 
 
 def test_hostile_first_messages_close_1008_naming_the_problem(lab: Lab) -> None:
