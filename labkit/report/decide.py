@@ -246,11 +246,14 @@ def _latency_reasons(case: Case, p: _Point) -> None:
     if p.long_obs:
         lp = nearest(p.long_obs, lambda o: logdist(o.rate, p.lam))
         assert lp is not None
+        lp99 = lp.get("latency_ms.p99")
+        meets = lp99 is not None and lp99 <= p.target
         case.reason(
             LATENCY,
-            f"Long polling answers when the event arrives: measured p99 {fmt(lp.get('latency_ms.p99'))} ms.",
+            f"Long polling answers when the event arrives: measured p99 {fmt(lp99)} ms, which "
+            f"{'meets' if meets else 'misses'} the {fmt(p.target)} ms target.",
             [lp.ev("latency_ms.p99")],
-            LONG_POLLING,
+            LONG_POLLING if meets else POLLING if p.poll_possible else WEBHOOK,
         )
 
 
@@ -438,7 +441,7 @@ def _confidence(case: Case, option: str, push: Obs | None, poll: Obs | None, pus
     decisive = [g for g in case.gaps if g.affects == "decision"]
     why: list[str] = []
     level = "high"
-    if push is None or poll is None:
+    if poll is None or (push is None and case.req.consumers_can_expose_https):  # no push to measure when it cannot land
         level = "low"
         why.append("the results lack one of the two styles")
     if option in PUSH_FAMILY and not push_meets:

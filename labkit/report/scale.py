@@ -138,18 +138,22 @@ def headlines(results: pd.DataFrame, req: Requirements, projected: Iterable[tupl
     ``projected`` is (style, name, shown value) from the capacity projection;
     each becomes a ``projected`` headline.
     """
-    by_style: dict[str, list[Obs]] = {}
+    by_style: dict[str, dict[str, list[Obs]]] = {}
     for o in observations(results):
-        by_style.setdefault(o.style, []).append(o)
+        by_style.setdefault(o.style, {}).setdefault(o.variant, []).append(o)
     out: list[Headline] = []
     for style in [s.name for s in styles.all_styles()] + sorted(set(by_style) - set(styles.names())):
-        best = _closest(by_style.get(style, []), req)
-        if best is None:
-            continue
-        basis, text = basis_of(best, req)
-        for name, col, unit, scale in HEADLINE_MEASURES:
-            value = best.get(col)
-            out.append(Headline(style, name, None if value is None else value * scale, unit, basis, text, best.run_id))
+        variants = by_style.get(style, {})
+        for variant, obs in sorted(variants.items()):
+            best = _closest(obs, req)
+            if best is None:
+                continue
+            # a style measured in several variants (polling and long polling) shows each under its variant's name
+            shown = style if len(variants) == 1 else variant
+            basis, text = basis_of(best, req)
+            for name, col, unit, scale in HEADLINE_MEASURES:
+                value = best.get(col)
+                out.append(Headline(shown, name, None if value is None else value * scale, unit, basis, text, best.run_id))
     for style, name, shown in projected:
         value = _number(shown)
         out.append(

@@ -103,3 +103,11 @@ def test_the_sentence_says_misses_when_push_misses_the_target() -> None:
     req = parse_requirements({"consumers": 2000, "event_rate_per_s": 0.5, "target_latency_p99_ms": 250, "missed_events_tolerated": False})
     rec = decide(req, pd.DataFrame([slow, row("polling", 150)]))
     assert "55,000 ms misses the 250 ms target" in rec.sentence
+
+
+def test_polling_and_long_polling_each_get_their_headlines() -> None:
+    lp = row("polling", 150, run="lp")
+    lp["settings.long_poll_wait_s"] = 30.0
+    heads = headlines(pd.DataFrame([row("polling", 150, run="plain"), lp]), REQ)
+    runs = {h.style: h.run_id for h in heads}
+    assert runs == {"polling": "plain", "long polling": "lp"}
