@@ -14,6 +14,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+import psutil
+
 from labkit.errors import ServerError
 from labkit.servers.netproxy import Impairment, NetProxy
 
@@ -61,6 +63,16 @@ class ProxyProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def cpu_s(self) -> float | None:
+        """The child's CPU seconds so far (user + system), for a cost per unit of work that load does not distort."""
+        if self._proc.pid is None or not self._proc.is_alive():
+            return None
+        try:
+            t = psutil.Process(self._proc.pid).cpu_times()
+        except psutil.Error:
+            return None
+        return float(t.user + t.system)
 
     def start(self) -> ProxyProcess:
         self._proc.start()

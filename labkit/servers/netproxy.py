@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from labkit.network import NetworkProfile
@@ -186,11 +186,10 @@ class _Side(asyncio.Protocol):
         self.eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        _nodelay(transport)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        _nodelay(self.transport)
         if self.opened is not None:
-            transport.pause_reading()
+            self.transport.pause_reading()
             self.opened(self)
 
     def data_received(self, data: bytes) -> None:
