@@ -30,6 +30,13 @@ This is not ``tc netem``: it needs no privileges and shapes whole reads
 (up to 64 KiB) rather than packets, so results say "user-space proxy".
 The proxy runs on the caller's event loop; ``active`` switches the
 impairments on and off (a fault window) without touching connections.
+
+An impairment that does nothing (``Impairment().is_noop``) gets a
+straight-through path: a pair of protocols that write each read to the other
+socket in the same callback, with no task, queue or timer, and the
+transports' own flow control. Its cost is then that of any user-space hop
+(two more process wake-ups per exchange), which ``labkit bench``'s
+``proxy_cost`` measures.
 """
 
 from __future__ import annotations
