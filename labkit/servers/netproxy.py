@@ -204,6 +204,8 @@ class _Side(asyncio.Protocol):
         if peer is None or peer.transport is None:
             self.early.append(data)
             return
+        if peer.transport.is_closing():  # the other side is gone: there is no one to hand this to
+            return
         st = self.stats
         st.chunks += 1
         if self.up:
