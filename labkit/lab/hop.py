@@ -9,10 +9,13 @@ crossing. In its own process it is scheduled like the servers it sits between.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import multiprocessing as mp
-import threading
 from multiprocessing.connection import Connection
 from typing import Any
+
+import psutil
 
 from labkit.errors import ServerError
 from labkit.servers.netproxy import Impairment, NetProxy
@@ -22,7 +25,12 @@ STOP_TIMEOUT_S = 10.0
 
 
 def _serve(host: str, port: int, impairment: Impairment, seed: int, conn: Connection) -> None:
-    """The child: forward until the parent says stop (or goes away), then send the proxy's counters."""
+    """The child: forward until the parent says stop (or goes away), then send the proxy's counters.
+
+    One thread only: the stop message is watched by the event loop itself, so
+    no second thread ever competes for the interpreter while chunks are due.
+    """
+    gc.freeze()  # what the fork inherited is never collected here: no full collection walks the parent's heap
     loop: asyncio.AbstractEventLoop
     try:
         import uvloop  # as the lab's servers use: timers and reads with less overhead
@@ -33,18 +41,12 @@ def _serve(host: str, port: int, impairment: Impairment, seed: int, conn: Connec
     asyncio.set_event_loop(loop)
     proxy = NetProxy(host, port, impairment, seed=seed)
     conn.send(loop.run_until_complete(proxy.start()))
-
-    def wait_for_stop() -> None:
-        try:
-            conn.recv()
-        except (EOFError, OSError):
-            pass
-        loop.call_soon_threadsafe(loop.stop)
-
-    threading.Thread(target=wait_for_stop, daemon=True).start()
+    loop.add_reader(conn.fileno(), loop.stop)  # "stop", or the parent gone (end of file): either is readable
     loop.run_forever()
+    loop.remove_reader(conn.fileno())
     loop.run_until_complete(proxy.stop())
-    conn.send(proxy.stats.snapshot())
+    with contextlib.suppress(OSError):
+        conn.send(proxy.stats.snapshot())
 
 
 class ProxyProcess:
@@ -61,6 +63,16 @@ class ProxyProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def cpu_s(self) -> float | None:
+        """The child's CPU seconds so far (user + system), for a cost per unit of work that load does not distort."""
+        if self._proc.pid is None or not self._proc.is_alive():
+            return None
+        try:
+            t = psutil.Process(self._proc.pid).cpu_times()
+        except psutil.Error:
+            return None
+        return float(t.user + t.system)
 
     def start(self) -> ProxyProcess:
         self._proc.start()

@@ -30,6 +30,13 @@ This is not ``tc netem``: it needs no privileges and shapes whole reads
 (up to 64 KiB) rather than packets, so results say "user-space proxy".
 The proxy runs on the caller's event loop; ``active`` switches the
 impairments on and off (a fault window) without touching connections.
+
+An impairment that does nothing (``Impairment().is_noop``) gets a
+straight-through path: a pair of protocols that write each read to the other
+socket in the same callback, with no task, queue or timer, and the
+transports' own flow control. Its cost is then that of any user-space hop
+(two more process wake-ups per exchange), which ``labkit bench``'s
+``proxy_cost`` measures.
 """
 
 from __future__ import annotations
@@ -40,10 +47,12 @@ import random
 import socket
 import struct
 import threading
+import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from labkit.network import NetworkProfile
@@ -93,6 +102,19 @@ class Impairment:
         """The bandwidth limit of one direction (None: unlimited)."""
         return self.rate_up_bps if up else self.rate_down_bps
 
+    @property
+    def is_noop(self) -> bool:
+        """Nothing to do to any chunk, active or not: the proxy may pass bytes straight through."""
+        return (
+            self.delay_ms == 0
+            and self.jitter_ms == 0
+            and self.loss == 0
+            and self.reset == 0
+            and self.rate_up_bps is None
+            and self.rate_down_bps is None
+            and not self.handshake
+        )
+
 
 @dataclass
 class ProxyStats:
@@ -120,13 +142,22 @@ class ProxyStats:
         }
 
 
-def _abort(writer: asyncio.StreamWriter) -> None:
+def _abort(writer: asyncio.StreamWriter | asyncio.WriteTransport) -> None:
     """Close with an RST rather than a FIN (SO_LINGER 0)."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
+    transport = writer.transport if isinstance(writer, asyncio.StreamWriter) else writer
+    transport.abort()
+
+
+def _nodelay(transport: asyncio.Transport) -> None:
+    """Small writes leave at once (no Nagle wait for the peer's ACK): the proxy must not batch a request."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(eq=False)  # identity: links live in a set
@@ -145,6 +176,76 @@ class _Link:
             _abort(self.upstream)
 
 
+class _Side(asyncio.Protocol):
+    """One socket of a straight-through link: each read goes to the other socket as it arrives, no timer, no queue.
+
+    Flow control is the transports' own: when the other socket's write buffer
+    is full, this one stops reading (and TCP pushes back on its sender).
+    """
+
+    def __init__(self, stats: ProxyStats, up: bool, opened: Callable[[_Side], None] | None = None) -> None:
+        self.stats = stats
+        self.up = up  # reads what the connecting side sends
+        self.opened = opened
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.early: list[bytes] = []  # read before the far side was connected (reading is paused then, so rarely any)
+        self.eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        _nodelay(self.transport)
+        if self.opened is not None:
+            self.transport.pause_reading()
+            self.opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            self.early.append(data)
+            return
+        if peer.transport.is_closing():  # the other side is gone: there is no one to hand this to
+            return
+        st = self.stats
+        st.chunks += 1
+        if self.up:
+            st.bytes_up += len(data)
+        else:
+            st.bytes_down += len(data)
+        peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        """Pass the FIN on; keep the other direction open until it ends too."""
+        self.eof = True
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            if peer.eof:
+                peer.transport.close()
+                return False
+            with contextlib.suppress(OSError, RuntimeError):
+                if peer.transport.can_write_eof():
+                    peer.transport.write_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """A reset passes on as a reset; a close as a close, once what is buffered for the peer has left."""
+        peer = self.peer
+        if peer is None or peer.transport is None or peer.transport.is_closing():
+            return
+        if exc is not None:
+            _abort(peer.transport)
+        else:
+            peer.transport.close()
+
+
 class NetProxy:
     """Listens on 127.0.0.1 and forwards every connection to ``target``, impaired while ``active``."""
 
@@ -156,10 +257,17 @@ class NetProxy:
         self._rng = random.Random(seed)
         self._server: asyncio.base_events.Server | None = None
         self._links: set[_Link] = set()
+        self._sides: weakref.WeakSet[_Side] = weakref.WeakSet()  # open straight-through links, by their client side
+        self._connecting: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def start(self, port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port, reuse_address=True)
+        """Listen; with nothing to impair, each connection is a straight-through pair of protocols (the cheapest path)."""
+        if self.impairment.is_noop:
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(self._passthrough, "127.0.0.1", port, reuse_address=True)
+        else:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -177,10 +285,48 @@ class NetProxy:
         for link in list(self._links):
             await asyncio.gather(*link.tasks, return_exceptions=True)
         self._links.clear()
+        for task in list(self._connecting):
+            task.cancel()
+        await asyncio.gather(*self._connecting, return_exceptions=True)
+        for side in list(self._sides):
+            for tr in (side.transport, side.peer.transport if side.peer else None):
+                if tr is not None and not tr.is_closing():
+                    _abort(tr)
+        self._sides.clear()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
+
+    def _passthrough(self) -> _Side:
+        """The client side of a new straight-through link; it reads nothing until the far side is connected."""
+        return _Side(self.stats, up=True, opened=self._opened)
+
+    def _opened(self, client: _Side) -> None:
+        self.stats.connections += 1
+        task = asyncio.get_running_loop().create_task(self._connect_through(client))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect_through(self, client: _Side) -> None:
+        assert client.transport is not None
+        far = _Side(self.stats, up=False)
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: far, *self.target)
+        except OSError:
+            self.stats.upstream_refused += 1
+            _abort(client.transport)  # the far side is down: the client sees a reset, as it would directly
+            return
+        assert far.transport is not None
+        if client.transport.is_closing():
+            far.transport.close()
+            return
+        client.peer, far.peer = far, client
+        self._sides.add(client)
+        for data in client.early:
+            client.data_received(data)
+        client.early.clear()
+        client.transport.resume_reading()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1

@@ -125,3 +125,15 @@ def test_read_bench_refuses_an_unknown_schema(tmp_path: Path) -> None:
     path.write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(ResultsError, match="schema_version"):
         read_bench(path)
+
+
+def test_proxy_cost_measures_the_proxy_process_runs_use(tmp_path: Path) -> None:
+    proc = labkit("bench", "--quick", "--only", "proxy_cost", "--json", "--out", str(tmp_path), env={TINY_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    case = json.loads(proc.stdout)["benchmarks"]["proxy_cost"]
+    assert case["proxy_runs_in"] == "process" and case["proxy_path"] == "straight-through"
+    assert case["delivered"]["proxied"] == case["events"]["proxied"] > 0
+    counters = case["proxy"]  # sent back by the proxy's own process when it stopped
+    assert counters["connections"] >= 1 and counters["bytes_up"] > 0 and counters["bytes_down"] > 0
+    assert counters["mean_added_delay_ms"] == 0 and counters["stalled_chunks"] == 0
+    assert case["proxy_cpu_us_per_event"] is not None and case["proxy_cpu_us_per_event"] >= 0

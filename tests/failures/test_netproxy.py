@@ -248,3 +248,80 @@ async def test_rate_and_delay_add_up_and_an_inactive_proxy_does_not_limit() -> N
     model = size * 8 / rate + 0.1
     assert 0.9 * model <= timings[True] <= 3 * model, timings
     assert timings[False] < timings[True] / 2, timings  # switched off: neither the delay nor the rate
+
+
+def test_only_an_impairment_that_does_nothing_is_a_no_op() -> None:
+    assert Impairment().is_noop
+    for imp in (
+        Impairment(delay_ms=1),
+        Impairment(jitter_ms=1),
+        Impairment(loss=0.1),
+        Impairment(reset=0.1),
+        Impairment(rate_up_bps=1e6),
+        Impairment(rate_down_bps=1e6),
+        Impairment(handshake=True),
+    ):
+        assert not imp.is_noop, imp
+
+
+async def test_a_straight_through_proxy_carries_both_directions_and_half_closes() -> None:
+    server = await _echo_server()
+    proxy = NetProxy("127.0.0.1", server.sockets[0].getsockname()[1], Impairment())
+    await proxy.start()
+    chunks = [bytes([i % 256]) * (97 * i + 1) for i in range(200)]  # about 1.9 MB, more than the transports buffer
+    try:
+        # the client half-closes after writing; the echo still comes back in full, then the far side's FIN
+        results = await asyncio.gather(_roundtrip(proxy.port, chunks), _roundtrip(proxy.port, chunks[:5]))
+    finally:
+        await proxy.stop()
+        server.close()
+    assert results == [b"".join(chunks), b"".join(chunks[:5])]
+    st = proxy.stats.snapshot()
+    total = sum(map(len, chunks)) + sum(map(len, chunks[:5]))
+    assert st["connections"] == 2 and st["bytes_up"] == st["bytes_down"] == total
+    assert st["chunks"] >= 2 * 2 and st["mean_added_delay_ms"] == 0 and st["stalled_chunks"] == 0
+
+
+async def test_a_straight_through_proxy_passes_a_reset_on() -> None:
+    async def reset_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        _abort_writer(writer)
+
+    server = await asyncio.start_server(reset_at_once, "127.0.0.1", 0)
+    proxy = NetProxy("127.0.0.1", server.sockets[0].getsockname()[1], Impairment())
+    await proxy.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"x")
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(1), 10)
+        writer.close()
+    finally:
+        await proxy.stop()
+        server.close()
+    assert proxy.stats.bytes_up == 1
+
+
+async def test_stopping_a_straight_through_proxy_cuts_its_open_connections() -> None:
+    server = await _echo_server()
+    proxy = NetProxy("127.0.0.1", server.sockets[0].getsockname()[1], Impairment())
+    await proxy.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 10) == b"ping"
+    finally:
+        await proxy.stop()
+        server.close()
+    with pytest.raises(ConnectionError):
+        if not await asyncio.wait_for(reader.read(1), 10):
+            raise ConnectionResetError("closed")
+    writer.close()
+
+
+def _abort_writer(writer: asyncio.StreamWriter) -> None:
+    import socket
+    import struct
+
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
