@@ -163,13 +163,12 @@ def candidate_styles(req: Requirements) -> tuple[list[str], list[tuple[str, str]
     return allowed, refused
 
 
-def _consumer_cap(pull: bool, req: Requirements, interval_s: float, limits: MachineLimits) -> tuple[int, list[str]]:
-    """The consumers one run holds here (polled on a timetable when ``pull``), and the sentence for each cap that bit."""
+def _consumer_cap(pull: bool, who: str, req: Requirements, interval_s: float, limits: MachineLimits) -> tuple[int, list[str]]:
+    """The consumers one run holds here (polled on a timetable when ``pull``; ``who`` holds them), and the sentence for each cap."""
     want = req.consumers
     n, notes = want, []
     if n > limits.max_consumers:
         n = limits.max_consumers
-        who = "poller fleet" if pull else "consumer (receiver or stream fleet)"
         notes.append(f"{n:,} of {want:,} consumers: one {who} process holds at most {limits.max_consumers:,}")
     by_events = max(1, limits.max_deliveries // limits.min_events)
     if n > by_events:
@@ -242,7 +241,8 @@ def _point(
     t, notes = interval, []
     # a held poll is answered by each event, like a push: cap it by deliveries, not by the poll rate
     timetabled = pull and long_poll_wait_s <= 0
-    consumers, cnotes = _consumer_cap(timetabled, req, t, limits)
+    who = "receiver" if receives else "poller fleet" if pull else "stream fleet"
+    consumers, cnotes = _consumer_cap(timetabled, who, req, t, limits)
     duration, dnotes = _duration(req, consumers, budget_s, limits)
     if timetabled and t * limits.polls_per_run > duration:
         t = max(round(duration / limits.polls_per_run, 3), MIN_POLL_INTERVAL_S)
@@ -250,7 +250,7 @@ def _point(
             f"polled every {t:g} s, not the {interval:g} s the target allows: a run of {duration:g} s holds "
             f"{limits.polls_per_run} polls of it at least; latency at {interval:g} s is projected (T/2 + RTT)"
         )
-        consumers, cnotes = _consumer_cap(timetabled, req, t, limits)
+        consumers, cnotes = _consumer_cap(timetabled, who, req, t, limits)
         duration, dnotes = _duration(req, consumers, budget_s, limits)
     notes += cnotes
     data: dict[str, Any] = {
