@@ -40,28 +40,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import math
 import random
-import resource
 import signal
 import sqlite3
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from labkit.config import PollerSettings, validated
-from labkit.consumers import processes
+from labkit.config import PollerSettings
+from labkit.consumers import fleetmain, processes
 from labkit.consumers.rawhttp import Connection
 from labkit.consumers.records import RecordStore
 from labkit.consumers.stats import Latency, StatsWriter
-from labkit.errors import LabkitError, WireError
+from labkit.errors import WireError
 from labkit.wire.metering import WireCounter, counting_client, now_ns
 from labkit.wire.retryafter import parse_retry_after
 
@@ -399,24 +396,6 @@ async def run_fleet(settings: PollerSettings, stop: asyncio.Event) -> FleetResul
     return FleetResult(settings.pollers, loop.time() - started, fleet.counters(), fleet.wire.snapshot())
 
 
-def _raise_fd_limit(wanted: int) -> None:
-    """Each poller holds a connection: lift the soft open-files limit toward the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted + 1024)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def _loop_factory() -> Any:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop
-    except ImportError:  # pragma: no cover
-        return None
-
-
 def main(settings: PollerSettings) -> FleetResult:
     """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats.
 
@@ -428,35 +407,12 @@ def main(settings: PollerSettings) -> FleetResult:
         if code:
             raise SystemExit(code)
         return FleetResult(settings.pollers, elapsed, merged.get("counters", {}), merged.get("wire", {}))
-    _raise_fd_limit(settings.pollers)
-
-    async def _main() -> FleetResult:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        return await run_fleet(settings, stop)
-
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_main())
+    fleetmain.raise_fd_limit(settings.pollers)
+    return fleetmain.run_until_signalled(lambda stop: run_fleet(settings, stop))
 
 
 def _cli(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m labkit.consumers.poller SETTINGS_JSON_FILE\n")
-        return 2
-    try:
-        try:
-            data = json.loads(Path(argv[0]).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            sys.stderr.write(f"labkit poller: error: cannot read settings {argv[0]}: {exc}\n")
-            return 2
-        main(validated(PollerSettings, data))
-    except LabkitError as exc:
-        sys.stderr.write(f"labkit poller: error: {exc}\n")
-        return exc.exit_code
-    return 0
+    return fleetmain.cli(argv, "labkit.consumers.poller", "poller", PollerSettings, main)
 
 
 if __name__ == "__main__":

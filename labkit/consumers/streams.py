@@ -39,28 +39,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import random
 import re
-import resource
 import signal
 import sqlite3
 import ssl
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
-from labkit.config import StreamConsumerSettings, validated
-from labkit.consumers import processes
+from labkit.config import StreamConsumerSettings
+from labkit.consumers import fleetmain, processes
 from labkit.consumers.records import RecordStore
 from labkit.consumers.sseclient import Origin, SseProtocol, open_sse, sse_request
 from labkit.consumers.stats import Latency, StatsWriter
 from labkit.consumers.wsclient import counting_connection, open_ws
-from labkit.errors import LabkitError
 from labkit.wire.metering import HIST_MAX_US, HIST_MIN_US, WireCounter
 
 FLUSH_EVERY_S = 0.05
@@ -404,15 +400,6 @@ async def run_fleet(settings: StreamConsumerSettings, stop: asyncio.Event) -> St
     return StreamFleetResult(settings.connections, loop.time() - started, fleet.counters(), fleet.wire.snapshot())
 
 
-def raise_fd_limit(wanted: int) -> None:
-    """Each stream holds a socket: lift the soft open-files limit toward the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted + 1024)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
 def main(settings: StreamConsumerSettings) -> StreamFleetResult:
     """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats.
 
@@ -424,41 +411,12 @@ def main(settings: StreamConsumerSettings) -> StreamFleetResult:
         if code:
             raise SystemExit(code)
         return StreamFleetResult(settings.connections, elapsed, merged.get("counters", {}), merged.get("wire", {}))
-    raise_fd_limit(settings.connections)
-
-    async def _main() -> StreamFleetResult:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        return await run_fleet(settings, stop)
-
-    try:
-        import uvloop
-
-        factory: Any = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(_main())
+    fleetmain.raise_fd_limit(settings.connections)
+    return fleetmain.run_until_signalled(lambda stop: run_fleet(settings, stop))
 
 
 def _cli(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m labkit.consumers.streams SETTINGS_JSON_FILE\n")
-        return 2
-    try:
-        try:
-            data = json.loads(Path(argv[0]).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            sys.stderr.write(f"labkit streams: error: cannot read settings {argv[0]}: {exc}\n")
-            return 2
-        main(validated(StreamConsumerSettings, data))
-    except LabkitError as exc:
-        sys.stderr.write(f"labkit streams: error: {exc}\n")
-        return exc.exit_code
-    return 0
+    return fleetmain.cli(argv, "labkit.consumers.streams", "streams", StreamConsumerSettings, main)
 
 
 if __name__ == "__main__":
