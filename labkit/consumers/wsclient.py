@@ -19,43 +19,14 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from labkit.wire.metering import WireCounter
+from labkit.wire.metering import WireCounter, counting
 
 OnMessage = Callable[[str | bytes, int], None]
 
 
-class _CountingTransport:
-    """Wraps the connection's transport and counts what it writes."""
-
-    def __init__(self, inner: Any, counter: WireCounter) -> None:
-        self._inner = inner
-        self._counter = counter
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._counter.bytes_out += len(data)
-        self._inner.write(data)
-
-    def writelines(self, chunks: Any) -> None:
-        for c in chunks:
-            self.write(c)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 def counting_connection(counter: WireCounter) -> type[ClientConnection]:
     """A ``ClientConnection`` class that counts bytes and connections in ``counter``."""
-
-    class CountingConnection(ClientConnection):
-        def connection_made(self, transport: Any) -> None:
-            counter.connections += 1
-            super().connection_made(_CountingTransport(transport, counter))  # type: ignore[arg-type]
-
-        def data_received(self, data: bytes) -> None:
-            counter.bytes_in += len(data)
-            super().data_received(data)
-
-    return CountingConnection
+    return counting(ClientConnection, counter)
 
 
 class WsStream:

@@ -15,7 +15,7 @@ import resource
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpcore
 import httpx
@@ -54,7 +54,7 @@ SERVER_WIRE = WireCounter()
 
 
 class _CountingTransport:
-    """Wraps an asyncio transport and counts what the server writes."""
+    """Wraps an asyncio transport and counts what is written through it."""
 
     def __init__(self, inner: Any, counter: WireCounter) -> None:
         self._inner = inner
@@ -72,23 +72,31 @@ class _CountingTransport:
         return getattr(self._inner, name)
 
 
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+
+def counting(base: type[P], counter: WireCounter) -> type[P]:
+    """A subclass of the asyncio protocol ``base`` that counts its connections and the bytes both ways in ``counter``."""
+
+    class Counting(base):  # type: ignore[valid-type, misc]
+        def connection_made(self, transport: Any) -> None:
+            counter.connections += 1
+            super().connection_made(cast(asyncio.Transport, _CountingTransport(transport, counter)))
+
+        def data_received(self, data: bytes) -> None:
+            counter.bytes_in += len(data)
+            super().data_received(data)
+
+    return cast(type[P], Counting)
+
+
 def counting_protocol_class() -> type:
-    """A uvicorn HTTP protocol (httptools when installed) that counts wire bytes."""
+    """A uvicorn HTTP protocol (httptools when installed) that counts wire bytes in ``SERVER_WIRE``."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
     except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
-
-    class CountingProtocol(Base):  # type: ignore[misc, valid-type]
-        def connection_made(self, transport: Any) -> None:  # noqa: D401
-            SERVER_WIRE.connections += 1
-            super().connection_made(cast(asyncio.Transport, _CountingTransport(transport, SERVER_WIRE)))
-
-        def data_received(self, data: bytes) -> None:
-            SERVER_WIRE.bytes_in += len(data)
-            super().data_received(data)
-
-    return CountingProtocol
+    return counting(Base, SERVER_WIRE)
 
 
 class _CountingStream(httpcore.AsyncNetworkStream):
