@@ -18,7 +18,9 @@ from labkit.report.observations import Obs, fmt
 from labkit.report.reasons import Case
 from labkit.report.terms import LATENCY
 
-SATURATED = 0.8  # of one core over the whole run: the provider's queue, not the style, sets the latency
+# cores busy over the whole run: the provider's event loop runs on one core (its threads, such as the
+# log's writes, can add a little more), so past this the provider's queue, not the style, sets the latency
+SATURATED = 0.8
 PLANNING_LOAD = 0.7  # plan provider processes at this share of their core
 
 
@@ -65,7 +67,7 @@ def saturation_reasons(case: Case) -> None:
         label = o.variant
         case.reason(
             LATENCY,
-            f"The {label} run's provider used {cores:.2f} of its one core for the whole run: it was at capacity here, so "
+            f"The {label} run's provider kept {cores:.2f} cores busy for the whole run (its event loop runs on one): it was at capacity here, so "
             f"the measured p99 of {fmt(o.get('latency_ms.p99'))} ms includes its queue, not only the style and the network. "
             f"It served {fmt(round(per_cpu))} {what} per CPU-second; your {fmt(round(need))} {what} a second take about "
             f"{processes} provider process{'es' if processes > 1 else ''} at {PLANNING_LOAD:.0%} load (the provider is one "
@@ -75,7 +77,7 @@ def saturation_reasons(case: Case) -> None:
         )
         option = "--max-polls-per-s" if what == "polls" else "--max-deliveries-per-s"
         case.gap(
-            f"the {label} run's provider was saturated ({cores:.2f} of a core), so its latency is a queue; a run with "
+            f"the {label} run's provider was saturated ({cores:.2f} cores busy), so its latency is a queue; a run with "
             f"fewer consumers per provider measures it below saturation",
             f"labkit decide <requirements.toml> {option} {fmt(round(PLANNING_LOAD * per_cpu))}",
             "decision",
@@ -83,10 +85,10 @@ def saturation_reasons(case: Case) -> None:
 
 
 def saturation_words(o: Obs | None) -> str | None:
-    """``measured on a saturated provider (0.97 of a core)`` when ``o`` was, for the confidence line."""
+    """``measured on a saturated provider (0.97 cores busy)`` when ``o`` was, for the confidence line."""
     if o is None:
         return None
     cores = provider_cores(o)
     if cores is None or cores < SATURATED:
         return None
-    return f"its latency was measured on a saturated provider ({cores:.2f} of a core)"
+    return f"its latency was measured on a saturated provider ({cores:.2f} cores busy)"

@@ -22,7 +22,7 @@ def test_a_provider_busy_the_whole_run_gets_a_reason_and_a_gap() -> None:
     saturation_reasons(case)
     assert provider_cores(case.obs[0]) == 1.0
     (reason,) = case.reasons
-    assert "1.00 of its one core" in reason.text and "1,000 deliveries per CPU-second" in reason.text
+    assert "kept 1.00 cores busy" in reason.text and "1,000 deliveries per CPU-second" in reason.text
     # 2,000 merchants x 0.5 events/s = 1,000 deliveries/s over 700 per process at 70 % load: 2 processes
     assert "about 2 provider processes" in reason.text
     assert {e.column for e in reason.evidence} >= {"provider_cpu_s", "latency_ms.p99", "delivered"}
