@@ -1,7 +1,7 @@
 """Runs whose provider ran out of its one core: their latency is a queue, and the report says so.
 
 The provider runs as one process on purpose (docs/architecture.md, Scaling),
-so it has one core. When a run keeps it busy for (nearly) the whole run, the
+so its event loop has one core. When a run keeps it busy for (nearly) the whole run, the
 events queue inside it and the measured latency is this machine's single
 provider at capacity, not the style or the network. Left unsaid, a reader
 would take that queue for the style's latency at their scale. For each such
