@@ -148,6 +148,7 @@ def test_raw_load_fallback_counts_and_times() -> None:
     assert r.latency_us["p50"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_real_wrk_output_is_parsed(tmp_path: Path) -> None:
     with _Server() as port:

@@ -139,6 +139,7 @@ def test_kubernetes_manifests_use_the_image_and_existing_commands():
     assert master_host in services
 
 
+@pytest.mark.slow
 def test_a_bad_command_would_be_caught():
     with pytest.raises(Exception, match="no-such-option|No such option"):
         check_labkit_args(["capacity-worker", "--master", "m:5557", "--no-such-option"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from provider_helpers import Receiver, provider_settings, running, until
 
 from labkit.provider.store import Store
@@ -58,6 +59,7 @@ async def test_a_dead_endpoint_is_disabled_with_its_reason_and_time(tmp_path: Pa
     assert Store.disabled_subscriptions_at(settings.db_path)[0]["reason"] == got["disabled_reason"]
 
 
+@pytest.mark.slow
 async def test_a_success_restarts_the_clock(tmp_path: Path, receiver: Receiver) -> None:
     # Two streaks of three failures, each far shorter than the 1 s window, more than 1 s apart.
     receiver.plan = [(503, {})] * 3 + [(200, {})] + [(503, {})] * 3 + [(200, {})]

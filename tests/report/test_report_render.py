@@ -136,6 +136,7 @@ def test_report_has_every_section(report):
     assert "How it is detected" in html and "dead letter" in html.lower()
 
 
+@pytest.mark.slow
 def test_figure_that_raises_or_is_missing_is_reported_not_fatal(tmp_path, fake_figures):
     fake_figures(missing=("cpu_vs_consumers",), failing=("latency_cdf",))
     paths = write_report([COMPARE_RUN], out_dir=tmp_path)
@@ -159,6 +160,7 @@ def test_no_figures_module_at_all(tmp_path, monkeypatch):
     assert "<img" not in html
 
 
+@pytest.mark.slow
 def test_projection_failure_says_why(tmp_path, fake_figures, monkeypatch):
     fake_figures()
     import labkit.calibration as calibration
@@ -171,6 +173,7 @@ def test_projection_failure_says_why(tmp_path, fake_figures, monkeypatch):
     assert "The projection could not be computed: RuntimeError: nothing to fit" in html
 
 
+@pytest.mark.slow
 def test_default_profile_is_said(tmp_path, fake_figures):
     fake_figures()
     paths = write_report([COMPARE_RUN], out_dir=tmp_path)
@@ -179,6 +182,7 @@ def test_default_profile_is_said(tmp_path, fake_figures):
     assert "Default profile." in paths.markdown.read_text()
 
 
+@pytest.mark.slow
 def test_the_call_labkit_compare_makes(tmp_path, fake_figures):
     """cli.compare calls write_report([results_dir], out_dir=results_dir / "report")."""
     fake_figures()

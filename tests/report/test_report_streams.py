@@ -152,6 +152,7 @@ def test_stream_table_without_a_stream_run_says_so(results_df):
         stream_table(results_df)
 
 
+@pytest.mark.slow
 def test_report_for_nat_consumers_renders_the_streams(tmp_path, fake_figures):
     from labkit.report import write_report
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from security_helpers import FREE_KEY, CaptureServer, Lab, auth, wait_for
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -34,6 +35,7 @@ def verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_two_signatures_during_the_overlap_then_only_the_new_one(lab: Lab, client: httpx.Client) -> None:
     old = new_secret()
     with CaptureServer() as capture:

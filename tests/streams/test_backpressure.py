@@ -105,6 +105,7 @@ def test_slow_sse_reader_is_told_the_reason(lab: Lab) -> None:
     assert b"event: error" in data and b"backpressure" in data
 
 
+@pytest.mark.slow
 def test_stalled_websocket_reader_closed_1013_and_counted(lab: Lab) -> None:
     p = lab.provider(**LIMITS)
     url = f"ws://127.0.0.1:{p.port}/ws"

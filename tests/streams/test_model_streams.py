@@ -51,6 +51,7 @@ def test_memory_parameter_is_fitted_and_labelled_measured() -> None:
     assert m.stream_model("websocket", one_way_s=0.0002)["frame_overhead_bytes"] == 4  # 256-byte JSON: 2 + 2
 
 
+@pytest.mark.slow
 def test_bytes_on_the_wire_match_the_model(lab: Lab) -> None:
     """Read a live SSE response raw: after the head and the opening frame, each event costs the model's bytes."""
     p = lab.provider()

@@ -115,6 +115,7 @@ def test_hostile_cursor_and_filter_400_with_reason(lab: Lab) -> None:
     assert lab.stats(p.url)["streams_open"] == 0
 
 
+@pytest.mark.slow
 def test_beyond_max_streams_503_with_reason(lab: Lab) -> None:
     p = lab.provider(max_streams=1)
     with httpx.Client(base_url=p.url, timeout=10.0) as c, c.stream("GET", "/stream", headers=AUTH) as held:

@@ -32,6 +32,7 @@ def test_every_event_in_order_with_id_type_time_payload(lab: Lab) -> None:
     assert [e["payload"]["i"] for e in got] == list(range(12)) + list(range(3))
 
 
+@pytest.mark.slow
 def test_live_events_are_sent_by_the_hub_past_the_parked_writer(lab: Lab) -> None:
     p = lab.provider(heartbeat_s=60)
     lab.publish(p.url, 1)
@@ -46,6 +47,7 @@ def test_live_events_are_sent_by_the_hub_past_the_parked_writer(lab: Lab) -> Non
     assert stats["stream_events_fanned_out"] == 4 and stats["stream_writes_pushed"] == 4
 
 
+@pytest.mark.slow
 def test_resume_after_and_types_filter(lab: Lab) -> None:
     p = lab.provider()
     lab.publish(p.url, 4, "a.one")
@@ -61,6 +63,7 @@ def test_resume_after_and_types_filter(lab: Lab) -> None:
     assert [(e["id"], e["type"]) for e in got] == [(3, "a.one"), (4, "a.one")]
 
 
+@pytest.mark.slow
 def test_a_valid_key_in_the_first_message_as_well_is_accepted(lab: Lab) -> None:
     p = lab.provider()
     lab.publish(p.url, 2)
