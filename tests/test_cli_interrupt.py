@@ -61,3 +61,29 @@ def test_the_marker_library_is_not_loaded_before_the_command_line() -> None:
     """The wait above is meaningful only if start-up and ``import labkit.cli`` do not load the marker."""
     code = f"import sys, labkit.cli; sys.exit(0 if {FIRST_COMMAND_IMPORT!r} not in open('/proc/self/maps').read() else 1)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_cancellation_swallowed_on_the_way_still_stops_the_run() -> None:
+    """A Ctrl-C that an await swallowed (the task still counts it) ends the run at the next check, not with exit 0."""
+    import asyncio
+
+    from labkit.lab.session import raise_if_cancelled
+
+    async def run() -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            pass  # swallowed, as a buggy await on the way might
+        raise_if_cancelled()
+        return "finished"
+
+    async def fresh() -> str:
+        raise_if_cancelled()  # nothing pending: goes on
+        return "finished"
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run())
+    assert asyncio.run(fresh()) == "finished"

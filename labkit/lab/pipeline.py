@@ -20,7 +20,7 @@ from labkit.agreement import latency_agreement
 from labkit.config import RunSettings
 from labkit.errors import RunError
 from labkit.hlog import latency_histogram, write_latency_logs
-from labkit.lab.session import Progress, Session, StyleRun, no_progress
+from labkit.lab.session import Progress, Session, StyleRun, no_progress, raise_if_cancelled
 from labkit.results import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
 from labkit.styles.base import unit
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
@@ -156,6 +156,7 @@ async def arun(
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="labkit-"))
     try:
         style_runs = [await Session(one, settings, workload, work, progress).arun() for one in runnable]
+        raise_if_cancelled()
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

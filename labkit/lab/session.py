@@ -64,6 +64,19 @@ CA_ROLES: dict[str, type[BaseModel]] = {"poller": PollerSettings, "streams": Str
 Progress = Callable[[str, int, int], None]
 
 
+def raise_if_cancelled() -> None:
+    """Honour a cancellation (Ctrl-C under ``asyncio.run``) that an await on the way swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` can drop a cancellation that lands as
+    its inner await completes; the task still counts the request, so checking
+    it at each style's end stops the run there instead of finishing it and
+    exiting 0.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def no_progress(phase: str, done: int, total: int) -> None:
     return None
 
@@ -292,6 +305,7 @@ class Session:
                 await self.fault.close()
                 for proxy in self.proxies:
                     await asyncio.to_thread(proxy.stop)
+        raise_if_cancelled()
         return self._result()
 
     async def _main(self) -> None:
