@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import multiprocessing as mp
-import os
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -23,7 +22,6 @@ from labkit.servers.netproxy import Impairment, NetProxy
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
-PROXY_NICE = -10  # the proxy's scheduling priority (lower runs first; 0 is the default)
 
 
 def _serve(host: str, port: int, impairment: Impairment, seed: int, conn: Connection) -> None:
@@ -33,10 +31,6 @@ def _serve(host: str, port: int, impairment: Impairment, seed: int, conn: Connec
     no second thread ever competes for the interpreter while chunks are due.
     """
     gc.freeze()  # what the fork inherited is never collected here: no full collection walks the parent's heap
-    # The network does not wait for the endpoints' CPU: a woken proxy runs before them where the system lets it.
-    # Raising priority needs CAP_SYS_NICE; without it the proxy runs at the default, as before.
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, PROXY_NICE)
     loop: asyncio.AbstractEventLoop
     try:
         import uvloop  # as the lab's servers use: timers and reads with less overhead

@@ -54,22 +54,3 @@ def test_a_proxy_process_forwards_and_reports_its_counters(impairment: Impairmen
     assert proxy.cpu_s() is None  # stopped
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
-
-
-def test_the_proxy_runs_ahead_of_the_endpoints_where_allowed() -> None:
-    """With CAP_SYS_NICE (root here) the proxy runs at a raised priority; without it, at the default."""
-    import os
-
-    import psutil
-
-    from labkit.lab.hop import PROXY_NICE
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    proxy = ProxyProcess("127.0.0.1", listener.getsockname()[1], Impairment()).start()
-    try:
-        assert proxy.pid is not None
-        nice = psutil.Process(proxy.pid).nice()
-    finally:
-        proxy.stop()
-        listener.close()
-    assert nice == (PROXY_NICE if os.geteuid() == 0 else psutil.Process().nice())
