@@ -6,6 +6,7 @@ scenarios/experiments/quick.toml runs the servers end to end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -249,7 +250,15 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(tmp_path):
 
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "labkit", "sweep", str(EXPERIMENTS / "quick.toml"), "--out", str(out), "--json"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def fresh_sigint() -> None:
+        # Ctrl-C as a terminal delivers it: the child must not inherit a blocked or ignored SIGINT from the
+        # test runner (the full suite's pytest process is not the shell a user types in)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=fresh_sigint)
+    masks = ""
     try:
         # wait until the first point is written and the second is under way
         deadline = time.monotonic() + 120
@@ -260,12 +269,14 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(tmp_path):
         while time.monotonic() < deadline and not children:
             children = psutil.Process(proc.pid).children(recursive=True)
             time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            masks = " ".join(line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("Sig"))
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, f"{stderr}\n{masks}"
     assert "Traceback" not in stderr
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"orphans: {alive}"
