@@ -18,8 +18,8 @@ from labkit.report.observations import Obs, fmt
 from labkit.report.reasons import Case
 from labkit.report.terms import LATENCY
 
-# cores busy over the whole run: the provider's event loop runs on one core (its threads, such as the
-# log's writes, can add a little more), so past this the provider's queue, not the style, sets the latency
+# cores busy over the whole run: the provider's event loop runs on one core (its other threads can add
+# more), so past this the provider's queue, not the style, sets the latency
 SATURATED = 0.8
 PLANNING_LOAD = 0.7  # plan provider processes at this share of their core
 
