@@ -26,17 +26,20 @@ proxy -> receiver, or the poller -> proxy -> provider) to add:
 profile (one-way delay = rtt / 2 each way), and ``ProxyThread`` runs a proxy
 on its own event loop for callers that are not async.
 
-This is not ``tc netem``: it needs no privileges and shapes whole reads
-(up to 64 KiB) rather than packets, so results say "user-space proxy".
+This is not ``tc netem`` (which this lab's kernel may not even have): it needs
+no privileges and shapes whole reads (up to 256 KiB) rather than packets, so
+results say "user-space proxy".
 The proxy runs on the caller's event loop; ``active`` switches the
 impairments on and off (a fault window) without touching connections.
 
-An impairment that does nothing (``Impairment().is_noop``) gets a
-straight-through path: a pair of protocols that write each read to the other
-socket in the same callback, with no task, queue or timer, and the
-transports' own flow control. Its cost is then that of any user-space hop
-(two more process wake-ups per exchange), which ``labkit bench``'s
-``proxy_cost`` measures.
+Each connection is a pair of protocols, one per socket (``_Side``), and one
+code path serves every impairment: a read that is due now with nothing
+queued ahead of it is written to the other socket in the same callback (no
+task, queue or timer); a delayed one joins its direction's queue, served by
+one timer armed for the queue's head. With nothing to impair, or the proxy
+inactive, every read takes the first branch; its cost is then that of any
+user-space hop (a process wake-up and a read and a write per crossing),
+which ``labkit bench``'s ``proxy_cost`` measures.
 """
 
 from __future__ import annotations
@@ -47,20 +50,19 @@ import random
 import socket
 import struct
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from labkit.network import NetworkProfile
 
-CHUNK = 64 * 1024
 SLICE_S = 0.002  # a rate-limited chunk leaves in slices of this much link time (and at least MIN_SLICE bytes)
 MIN_SLICE = 1460
 MAX_QUEUED = 1024 * 1024  # bytes held per direction before the proxy stops reading (flow control)
+DUE_SLACK_S = 0.0005  # a chunk this close to due is written now: the loop's timers keep whole milliseconds
 EMULATION = "user-space TCP proxy (labkit.servers.netproxy): per-chunk delay/jitter, loss as an RTO stall, resets as RST; not tc netem"
 
 
@@ -142,14 +144,13 @@ class ProxyStats:
         }
 
 
-def _abort(writer: asyncio.StreamWriter | asyncio.WriteTransport) -> None:
+def _abort(transport: asyncio.BaseTransport) -> None:
     """Close with an RST rather than a FIN (SO_LINGER 0)."""
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport = writer.transport if isinstance(writer, asyncio.StreamWriter) else writer
-    transport.abort()
+    cast(asyncio.Transport, transport).abort()
 
 
 def _nodelay(transport: asyncio.Transport) -> None:
@@ -160,41 +161,42 @@ def _nodelay(transport: asyncio.Transport) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-@dataclass(eq=False)  # identity: links live in a set
-class _Link:
-    """One proxied connection: the two sockets and their pumps."""
-
-    client: asyncio.StreamWriter
-    upstream: asyncio.StreamWriter
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    aborted: bool = False
-
-    def abort(self) -> None:
-        if not self.aborted:
-            self.aborted = True
-            _abort(self.client)
-            _abort(self.upstream)
-
-
 class _Side(asyncio.Protocol):
-    """One socket of a straight-through link: each read goes to the other socket as it arrives, no timer, no queue.
+    """One socket of a proxied connection: what it reads is given its due time and written to the other socket then.
 
-    Flow control is the transports' own: when the other socket's write buffer
-    is full, this one stops reading (and TCP pushes back on its sender).
+    A chunk due now with nothing queued ahead of it (no impairment, or the
+    proxy inactive) is written in the same callback: no task, queue or timer.
+    Otherwise it joins this side's queue (in order: a chunk never overtakes
+    the one before it, as TCP delivers in order) and one timer, armed for the
+    head of the queue, writes whatever is due. Flow control: this side stops
+    reading while more than ``MAX_QUEUED`` bytes wait in its queue, or while
+    the other socket's write buffer is full (TCP then pushes back on the
+    sender).
     """
 
-    def __init__(self, stats: ProxyStats, up: bool, opened: Callable[[_Side], None] | None = None) -> None:
-        self.stats = stats
+    def __init__(self, proxy: NetProxy, up: bool, opened: Callable[[_Side], None] | None = None) -> None:
+        self.proxy = proxy
         self.up = up  # reads what the connecting side sends
         self.opened = opened
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
         self.early: list[bytes] = []  # read before the far side was connected (reading is paused then, so rarely any)
-        self.eof = False
+        self.queue: deque[tuple[float, bytes | None]] = deque()  # (due, chunk), None for the FIN
+        self.queued = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.last_due = 0.0
+        self.link_free = 0.0  # when the rate-limited link has sent what is queued
+        self.first = up  # a new connection's first chunk up also carries TCP's handshake round trip
+        self.held = {"queue": False, "peer": False}  # why reading is paused
+        self.closed = False  # this socket is gone
+        self.fin_passed = False  # its FIN has reached the other socket
+
+    # -- asyncio.Protocol --
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         _nodelay(self.transport)
+        self.proxy.sides.add(self)
         if self.opened is not None:
             self.transport.pause_reading()
             self.opened(self)
@@ -204,46 +206,166 @@ class _Side(asyncio.Protocol):
         if peer is None or peer.transport is None:
             self.early.append(data)
             return
-        if peer.transport.is_closing():  # the other side is gone: there is no one to hand this to
+        if peer.closed or peer.transport.is_closing():  # the other side is gone: no one to hand this to
             return
-        st = self.stats
+        proxy = self.proxy
+        st = proxy.stats
         st.chunks += 1
         if self.up:
             st.bytes_up += len(data)
         else:
             st.bytes_down += len(data)
-        peer.transport.write(data)
+        if (proxy.noop or not proxy.active) and not self.queue:
+            self.first = False
+            peer.transport.write(data)  # due now, nothing ahead of it: the straight-through path
+            return
+        self._impair(data, peer)
 
     def eof_received(self) -> bool:
-        """Pass the FIN on; keep the other direction open until it ends too."""
-        self.eof = True
-        peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
-            if peer.eof:
-                peer.transport.close()
-                return False
-            with contextlib.suppress(OSError, RuntimeError):
-                if peer.transport.can_write_eof():
-                    peer.transport.write_eof()
+        """Pass the FIN on after what was read before it; keep the other direction open until it ends too."""
+        if self.queue:
+            self.queue.append((self.last_due, None))
+            self._arm()
+        else:
+            self._pass_fin()
         return True
 
     def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.pause_reading()
+        if self.peer is not None:
+            self.peer.hold("peer", True)
 
     def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
-            self.peer.transport.resume_reading()
+        if self.peer is not None:
+            self.peer.hold("peer", False)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """A reset passes on as a reset; a close as a close, once what is buffered for the peer has left."""
+        """A reset passes on as a reset; a close as a close, once what this side read has been delivered."""
+        self.closed = True
+        self.proxy.sides.discard(self)
         peer = self.peer
-        if peer is None or peer.transport is None or peer.transport.is_closing():
+        if peer is None:
             return
-        if exc is not None:
+        peer.drop_queue()  # nothing more can reach this socket
+        if peer.transport is None or peer.closed:
+            self.drop_queue()
+        elif exc is not None:
+            self.drop_queue()
             _abort(peer.transport)
-        else:
+        elif not self.queue and self.timer is None:
             peer.transport.close()
+
+    # -- the impaired path --
+
+    def _impair(self, data: bytes, peer: _Side) -> None:
+        proxy = self.proxy
+        imp = proxy.impairment
+        delay, lost, reset = proxy.chunk_fate()
+        if self.first and proxy.active and imp.handshake:
+            delay += 2 * imp.delay_ms / 1000  # TCP's SYN, SYN-ACK
+        self.first = False
+        st = proxy.stats
+        st.added_delay_s += delay
+        if lost:
+            st.stalled_chunks += 1
+        if reset:
+            st.resets += 1
+            self.abort_both()
+            return
+        rate = imp.rate_bps(self.up) if proxy.active else None
+        if delay == 0 and rate is None and not self.queue:
+            assert peer.transport is not None
+            peer.transport.write(data)
+            return
+        now = asyncio.get_running_loop().time()
+        parts, self.link_free = slices(data, now, delay, self.link_free, rate)
+        for due, piece in parts:
+            self.last_due = max(self.last_due, due)  # never overtake the chunk before (TCP is in order)
+            self.queue.append((self.last_due, piece))
+        self.queued += len(data)
+        if self.queued > MAX_QUEUED:
+            self.hold("queue", True)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.timer is None and self.queue:
+            self.timer = asyncio.get_running_loop().call_at(self.queue[0][0], self._flush)
+
+    def _flush(self) -> None:
+        """Write every chunk that is due (within the loop's clock resolution), then arm for the next."""
+        self.timer = None
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            return
+        now = asyncio.get_running_loop().time() + DUE_SLACK_S
+        while self.queue and self.queue[0][0] <= now:
+            _, data = self.queue.popleft()
+            if data is None:
+                self._pass_fin()
+                continue
+            self.queued -= len(data)
+            if not peer.closed and not peer.transport.is_closing():
+                peer.transport.write(data)
+        if self.queued <= MAX_QUEUED:
+            self.hold("queue", False)
+        if self.queue:
+            self._arm()
+        elif self.closed and not peer.closed:
+            peer.transport.close()  # this socket closed after its last chunk: the close follows it
+
+    def _pass_fin(self) -> None:
+        self.fin_passed = True
+        peer = self.peer
+        if peer is None or peer.transport is None or peer.closed:
+            return
+        if peer.fin_passed:  # both directions have ended
+            peer.transport.close()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        with contextlib.suppress(OSError, RuntimeError):
+            if peer.transport.can_write_eof():
+                peer.transport.write_eof()
+
+    # -- used by the other side and the proxy --
+
+    def hold(self, why: str, on: bool) -> None:
+        """Pause reading for ``why`` (or stop pausing for it); read again once no reason is left."""
+        if self.held[why] == on or self.transport is None or self.transport.is_closing():
+            self.held[why] = on
+            return
+        self.held[why] = on
+        if on:
+            self.transport.pause_reading()
+        elif not any(self.held.values()):
+            self.transport.resume_reading()
+
+    def drop_queue(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.queue.clear()
+        self.queued = 0
+
+    def abort_both(self) -> None:
+        """Both connections cut with an RST, as a middlebox or a crashed peer would."""
+        for side in (self, self.peer):
+            if side is not None:
+                side.drop_queue()
+                if side.transport is not None and not side.closed:
+                    _abort(side.transport)
+
+
+def slices(data: bytes, now: float, delay: float, link_free: float, rate: float | None) -> tuple[list[tuple[float, bytes]], float]:
+    """When each part of a chunk is due: after the link has sent it (at ``rate``) and the delay has passed."""
+    if not rate:
+        return [(now + delay, data)], link_free
+    size = max(MIN_SLICE, int(rate / 8 * SLICE_S))
+    out = []
+    for i in range(0, len(data), size):
+        piece = data[i : i + size]
+        link_free = max(link_free, now) + len(piece) * 8 / rate
+        out.append((link_free + delay, piece))
+    return out, link_free
 
 
 class NetProxy:
@@ -252,22 +374,19 @@ class NetProxy:
     def __init__(self, target_host: str, target_port: int, impairment: Impairment, *, seed: int = 0, active: bool = True) -> None:
         self.target = (target_host, target_port)
         self.impairment = impairment
+        self.noop = impairment.is_noop
         self.active = active
         self.stats = ProxyStats()
+        self.sides: set[_Side] = set()  # every open socket of every link
         self._rng = random.Random(seed)
         self._server: asyncio.base_events.Server | None = None
-        self._links: set[_Link] = set()
-        self._sides: weakref.WeakSet[_Side] = weakref.WeakSet()  # open straight-through links, by their client side
         self._connecting: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def start(self, port: int = 0) -> int:
-        """Listen; with nothing to impair, each connection is a straight-through pair of protocols (the cheapest path)."""
-        if self.impairment.is_noop:
-            loop = asyncio.get_running_loop()
-            self._server = await loop.create_server(self._passthrough, "127.0.0.1", port, reuse_address=True)
-        else:
-            self._server = await asyncio.start_server(self._accept, "127.0.0.1", port, reuse_address=True)
+        """Listen; each connection becomes a pair of protocols (``_Side``) once the far side is connected."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accepted, "127.0.0.1", port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -276,88 +395,24 @@ class NetProxy:
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
+        """Stop listening and cut every open connection (an RST, as a dead middlebox would)."""
         if self._server is not None:
             self._server.close()
-        for link in list(self._links):
-            for t in link.tasks:
-                t.cancel()
-            link.abort()
-        for link in list(self._links):
-            await asyncio.gather(*link.tasks, return_exceptions=True)
-        self._links.clear()
         for task in list(self._connecting):
             task.cancel()
         await asyncio.gather(*self._connecting, return_exceptions=True)
-        for side in list(self._sides):
-            for tr in (side.transport, side.peer.transport if side.peer else None):
-                if tr is not None and not tr.is_closing():
-                    _abort(tr)
-        self._sides.clear()
+        for side in list(self.sides):
+            side.drop_queue()
+            if side.transport is not None and not side.closed:
+                _abort(side.transport)
+        self.sides.clear()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
 
-    def _passthrough(self) -> _Side:
-        """The client side of a new straight-through link; it reads nothing until the far side is connected."""
-        return _Side(self.stats, up=True, opened=self._opened)
-
-    def _opened(self, client: _Side) -> None:
-        self.stats.connections += 1
-        task = asyncio.get_running_loop().create_task(self._connect_through(client))
-        self._connecting.add(task)
-        task.add_done_callback(self._connecting.discard)
-
-    async def _connect_through(self, client: _Side) -> None:
-        assert client.transport is not None
-        far = _Side(self.stats, up=False)
-        try:
-            await asyncio.get_running_loop().create_connection(lambda: far, *self.target)
-        except OSError:
-            self.stats.upstream_refused += 1
-            _abort(client.transport)  # the far side is down: the client sees a reset, as it would directly
-            return
-        assert far.transport is not None
-        if client.transport.is_closing():
-            far.transport.close()
-            return
-        client.peer, far.peer = far, client
-        self._sides.add(client)
-        for data in client.early:
-            client.data_received(data)
-        client.early.clear()
-        client.transport.resume_reading()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.stats.connections += 1
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            self.stats.upstream_refused += 1
-            _abort(writer)  # the far side is down: the client sees a reset, as it would directly
-            return
-        for w in (writer, up_writer):
-            sock = w.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = _Link(writer, up_writer)
-        self._links.add(link)
-        link.tasks = [
-            asyncio.create_task(self._pump(link, reader, up_writer, up=True)),
-            asyncio.create_task(self._pump(link, up_reader, writer, up=False)),
-        ]
-        try:
-            await asyncio.gather(*link.tasks, return_exceptions=True)
-        finally:
-            self._links.discard(link)
-            for w in (writer, up_writer):
-                if not link.aborted:
-                    with contextlib.suppress(Exception):
-                        w.close()
-
-    def _delay_s(self) -> tuple[float, bool, bool]:
-        """(delay for this chunk, stalled as lost, reset here)."""
+    def chunk_fate(self) -> tuple[float, bool, bool]:
+        """(delay for this chunk in seconds, stalled as lost, reset here)."""
         imp = self.impairment
         if not self.active:
             return 0.0, False, False
@@ -369,100 +424,36 @@ class NetProxy:
         reset = imp.reset > 0 and rng.random() < imp.reset
         return max(delay, 0.0) / 1000, lost, reset
 
-    def _slices(
-        self, data: bytes, now: float, delay: float, link_free: float, rate: float | None
-    ) -> tuple[list[tuple[float, bytes]], float]:
-        """When each part of a chunk is due: after the link has sent it (at ``rate``) and the delay has passed."""
-        if not rate:
-            return [(now + delay, data)], link_free
-        size = max(MIN_SLICE, int(rate / 8 * SLICE_S))
-        out = []
-        for i in range(0, len(data), size):
-            piece = data[i : i + size]
-            link_free = max(link_free, now) + len(piece) * 8 / rate
-            out.append((link_free + delay, piece))
-        return out, link_free
+    def _accepted(self) -> _Side:
+        """The client side of a new link; it reads nothing until the far side is connected."""
+        return _Side(self, up=True, opened=self._opened)
 
-    async def _pump(self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, up: bool) -> None:
-        """Read chunks, give each its due time (delay, and the link's rate), write them in order when due."""
-        loop = asyncio.get_running_loop()
-        queue: deque[tuple[float, bytes | None]] = deque()
-        ready = asyncio.Event()
-        space = asyncio.Event()
-        queued = 0
-        last_due = 0.0
-        link_free = 0.0
-        first = up
+    def _opened(self, client: _Side) -> None:
+        self.stats.connections += 1
+        task = asyncio.get_running_loop().create_task(self._connect_through(client))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
 
-        async def deliver() -> None:
-            nonlocal queued
-            while True:
-                while not queue:
-                    ready.clear()
-                    await ready.wait()
-                due, data = queue.popleft()
-                wait = due - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if data is None:
-                    with contextlib.suppress(OSError, RuntimeError):
-                        if writer.can_write_eof():
-                            writer.write_eof()
-                    return
-                writer.write(data)
-                await writer.drain()
-                queued -= len(data)
-                if queued <= MAX_QUEUED:
-                    space.set()
-
-        sender = asyncio.create_task(deliver())
+    async def _connect_through(self, client: _Side) -> None:
+        assert client.transport is not None
+        far = _Side(self, up=False)
         try:
-            while True:
-                data = await reader.read(CHUNK)
-                now = loop.time()
-                if not data:
-                    queue.append((max(last_due, now), None))
-                    ready.set()
-                    break
-                delay, lost, reset = self._delay_s()
-                if first and self.active and self.impairment.handshake:
-                    delay += 2 * self.impairment.delay_ms / 1000  # TCP's SYN, SYN-ACK
-                first = False
-                st = self.stats
-                st.chunks += 1
-                st.added_delay_s += delay
-                if up:
-                    st.bytes_up += len(data)
-                else:
-                    st.bytes_down += len(data)
-                if lost:
-                    st.stalled_chunks += 1
-                if reset:
-                    st.resets += 1
-                    link.abort()
-                    return
-                rate = self.impairment.rate_bps(up) if self.active else None
-                if delay == 0 and rate is None and queued == 0:
-                    writer.write(data)  # due now and nothing ahead of it: no hop through the delivering task
-                    await writer.drain()
-                    continue
-                parts, link_free = self._slices(data, now, delay, link_free, rate)
-                for due, piece in parts:
-                    last_due = max(last_due, due)  # never overtake the chunk before (TCP is in order)
-                    queue.append((last_due, piece))
-                queued += len(data)
-                ready.set()
-                while queued > MAX_QUEUED and not sender.done():
-                    space.clear()
-                    await space.wait()
-            await sender
-        except (ConnectionError, OSError):
-            link.abort()
-        finally:
-            if not sender.done():
-                sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await sender
+            await asyncio.get_running_loop().create_connection(lambda: far, *self.target)
+        except OSError:
+            self.stats.upstream_refused += 1
+            _abort(client.transport)  # the far side is down: the client sees a reset, as it would directly
+            return
+        assert far.transport is not None
+        if client.closed:
+            far.transport.close()
+            return
+        client.peer, far.peer = far, client
+        for side in (client, far):  # what either read before the pair was joined goes first
+            early, side.early = side.early, []
+            for data in early:
+                side.data_received(data)
+        if not any(client.held.values()):
+            client.transport.resume_reading()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
