@@ -30,6 +30,10 @@ Catch-up is race-free because the event loop is the only writer: the switch
 to live happens in the same synchronous step as the check that the log holds
 nothing newer than the stream's cursor (``Store.head`` is in memory), so no
 publish can fall between the two.
+
+Shutdown: when the server starts to stop, ``end_all`` ends every stream with
+a stated reason (an SSE ``error`` event, a WebSocket close 1013), so the
+server does not wait out its graceful timeout for responses that never end.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from labkit.provider.dispatcher import event_json
 from labkit.provider.store import Store
 
 log = logging.getLogger("labkit.provider.streams")
+SHUTTING_DOWN = "the provider is shutting down; resume from your cursor"
 
 Row = tuple[int, str, int, bytes]
 SSE, WS = "sse", "websocket"
@@ -299,6 +304,23 @@ class StreamHub:
         if s.on_drop is not None:
             s.on_drop()
         log.info("stream dropped (%s): %s", s.kind, reason)
+
+    def end_all(self, reason: str = SHUTTING_DOWN) -> int:
+        """End every stream (the provider is stopping); how many. Each writer sends ``reason`` and closes.
+
+        Without this, uvicorn waits for every open response to finish before it
+        stops, and a stream never finishes: each stop would wait out the
+        server's whole graceful timeout. Not counted as a backpressure drop.
+        """
+        streams = {s for subs in (self.unfiltered, *self.by_type.values()) for s in subs}
+        for s in streams:
+            if s.dropped is None:
+                s.dropped = reason
+                self.detach(s)
+                s.wake()
+                if s.on_drop is not None:
+                    s.on_drop()
+        return len(streams)
 
     # -- heartbeats -----------------------------------------------------------------
 
