@@ -12,9 +12,10 @@ time are compared. Two subscriptions served at once would not do: the second
 delivery of every event waits for the first, which dwarfs the proxy's cost.
 The proxy runs as the pipeline runs it (``labkit.lab.hop.ProxyProcess``: a
 process of its own, uvloop), so the figure is the cost a network run pays, not
-that of sharing the bench's interpreter. At zero impairment the proxy takes
-its straight-through path (no timers, no queues). Every loop is bounded in
-count and time.
+that of sharing the bench's interpreter. The proxy has one code path for
+every impairment; at zero delay each read is due at once and is written in
+the callback that read it (no timer, no queue), the branch every undelayed
+chunk of a profile run takes too. Every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def proxy_cost(lab: Lab, plan: Plan) -> dict[str, Any]:
         "proxy": proxy_stats,
         "where": "user-space proxy (labkit.servers.netproxy) in its own process (labkit.lab.hop.ProxyProcess), zero delay",
         "proxy_runs_in": "process",
-        "proxy_path": "straight-through",  # a no-op impairment: each read is written on at once, no timer or queue
+        "proxy_path": "straight-through",  # zero delay: each read is written on in the callback that read it, no timer or queue
         "proxy_cpu_us_per_event": proxy_cpu_s * 1e6 / len(all_us["proxied"]) if proxy_cpu_s is not None and all_us["proxied"] else None,
     }
 
