@@ -44,7 +44,7 @@ from labkit.capacity.latency import LatencyLog, latency_paths, read_latency
 from labkit.capacity.processes import STOP_GRACE_S, BackgroundPublisher, LocustFleet, ResourceSampler, prefill
 from labkit.capacity.settings import SCENARIOS, CapacitySettings, ScenarioSpec
 from labkit.config import DEFAULT_API_KEY, validated
-from labkit.errors import RunError
+from labkit.errors import ConfigError, RunError
 from labkit.results import environment, write_json
 from labkit.servers.procs import ProcessGroup
 from labkit.wire.signing import new_secret
@@ -176,6 +176,23 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
     return _analyse(settings, results_dir, shown_dir, run_id, rc, background, counted)
 
 
+def analyse_directory(settings: CapacitySettings, results_dir: Path) -> CapacityResult:
+    """``capacity.json`` and ``capacity.png`` for a step test whose Locust master ran elsewhere, from its files alone.
+
+    A master in a container or a cluster (``docker-compose.yml``,
+    ``deploy/k8s``) is plain Locust: it writes the CSV files, the log and the
+    exact histograms (``.hlog``), but starts no servers and samples no CPU.
+    This reads those files with the same analysis as ``run_capacity``; the
+    servers' CPU columns stay empty (``resources.csv`` is absent) and the
+    summary says the files were analysed after the fact (``analysed_from``).
+    """
+    if not results_dir.is_dir():
+        raise ConfigError(f"{results_dir}: no such directory (the master's results, e.g. docker compose cp master:/results ...)")
+    if not (results_dir / "locust_stats_history.csv").is_file():
+        raise ConfigError(f"{results_dir}: no locust_stats_history.csv (run the master with --csv {results_dir}/locust --csv-full-history)")
+    return _analyse(settings, results_dir, results_dir, results_dir.name, None, {}, {}, analysed_from="files")
+
+
 def _start_workers(
     settings: CapacitySettings,
     fleet: LocustFleet,
@@ -266,6 +283,7 @@ def _analyse(
     rc: int | None,
     background: dict[str, int],
     counted: dict[str, dict[str, Any]],
+    analysed_from: str = "run",
 ) -> CapacityResult:
     spec = SCENARIOS[settings.scenario]
     history_path = results_dir / "locust_stats_history.csv"
@@ -314,15 +332,19 @@ def _analyse(
         "plan": {"step_users": step_users, "step_seconds": step_seconds, "settle_seconds": settle},
         "steps": _records(table),
         "settings": settings.model_dump(exclude={"server_settings"} if not settings.server_settings else set()),
-        "files": {
-            "stats_history": history_path.name,
-            "stats": "locust_stats.csv",
-            "html_report": "locust_report.html",
-            "locust_log": "locust.log",
-            "resources": "resources.csv",
-            **({"lag_histograms": lag_path.name} if lag is not None else {}),
-            **({f"latency_{k}": p.name for k, p in latency_paths(results_dir / "locust").items()} if latency is not None else {}),
-        },
+        "files": _present(
+            results_dir,
+            {
+                "stats_history": history_path.name,
+                "stats": "locust_stats.csv",
+                "html_report": "locust_report.html",
+                "locust_log": "locust.log",
+                "resources": "resources.csv",
+                **({"lag_histograms": lag_path.name} if lag is not None else {}),
+                **({f"latency_{k}": p.name for k, p in latency_paths(results_dir / "locust").items()} if latency is not None else {}),
+            },
+        ),
+        "analysed_from": analysed_from,
         "environment": environment(),
     }
     if latency is not None:
@@ -335,6 +357,11 @@ def _analyse(
     write_json(results_dir / analysis.CAPACITY_JSON, summary)
     _write_figure(results_dir, settings.scenario)
     return CapacityResult(summary, table, shown_dir)
+
+
+def _present(results_dir: Path, files: dict[str, str]) -> dict[str, str]:
+    """Only the files that are there (a master elsewhere writes no resources.csv)."""
+    return {k: name for k, name in files.items() if (results_dir / name).exists()}
 
 
 def distributed_summary(settings: CapacitySettings) -> dict[str, Any]:

@@ -142,6 +142,43 @@ def capacity(
         render_capacity(result.summary)
 
 
+@app.command("capacity-report")
+def capacity_report(
+    results_dir: Path = typer.Argument(..., help="the Locust master's results (its --csv prefix 'locust' in this directory)"),
+    scenario: str = typer.Option("polling", "--scenario", help="polling | webhook_ingest | publish_fanout | streams (the master's)"),
+    slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", help="p99 latency the SLO allows (ms), as the master was given"),
+    max_failure_ratio: float = typer.Option(0.01, "--max-failure-ratio", help="failure ratio the SLO allows"),
+    max_users: int = typer.Option(200, "--max-users", help="the most users the step test tried (Locust's -u)"),
+    duration: float = typer.Option(60.0, "--duration", help="the run's time limit (Locust's -t, in s)"),
+    interval: float = typer.Option(1.0, "--interval", help="seconds between one user's requests (poll interval T)"),
+    step_users: int = typer.Option(0, "--step-users", help="users added per step (0: auto, as the master computed it)"),
+    step_seconds: float = typer.Option(0.0, "--step-seconds", help="seconds per step (0: auto)"),
+    as_json: bool = json_option("print only the capacity JSON on stdout"),
+) -> None:
+    """capacity.json from a step test whose Locust master ran elsewhere (docker compose, Kubernetes): its files only."""
+    _check_scenario(scenario, "--scenario")
+    settings = build_capacity_settings(
+        {
+            "scenario": scenario,
+            "slo_p99_ms": slo_p99_ms,
+            "max_failure_ratio": max_failure_ratio,
+            "max_users": max_users,
+            "duration_s": duration,
+            "interval_s": interval,
+            "step_users": step_users if step_users != 0 else None,
+            "step_seconds": step_seconds if step_seconds != 0 else None,
+            "out_dir": str(results_dir),
+        }
+    )
+    from labkit.capacity.run import analyse_directory
+
+    result = analyse_directory(settings, results_dir)
+    if as_json:
+        emit_json(result.summary)
+    else:
+        render_capacity(result.summary)
+
+
 @app.command("capacity-worker")
 def capacity_worker(
     master: str = typer.Option(..., "--master", help="HOST:PORT of the master (labkit capacity --master-bind)"),

@@ -85,3 +85,25 @@ def test_help_says_what_binding_exposes():
     text = " ".join(proc.stdout.split())
     assert "--master-bind" in text and "unauthenticated, unencrypted" in text and "webhook secret" in text
     assert "--server-bind" in text and "exposes the lab servers' HTTP API" in text
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["capacity-report"], "RESULTS_DIR"),
+        (["capacity-report", "{missing}"], "no such directory"),
+        (["capacity-report", "{empty}"], "locust_stats_history.csv"),
+        (["capacity-report", "{empty}", "--scenario", "nope"], "--scenario"),
+        (["capacity-report", "{empty}", "--max-users", "0"], "--max-users"),
+        (["capacity-report", "{empty}", "--step-seconds", "-1"], "--step-seconds"),
+    ],
+)
+def test_report_bad_input_is_one_line_and_exit_2(args, names, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(missing=tmp_path / "missing", empty=tmp_path / "empty") for a in args]
+    code, out, err = run_cli(args, capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and names.lower() in lines[0].lower(), err
+    assert "Traceback" not in err and out == ""
+    assert list((tmp_path / "empty").iterdir()) == []

@@ -42,7 +42,7 @@ def compose() -> dict:
 
 def k8s_documents() -> list[dict]:
     docs = []
-    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+    for path in sorted((ROOT / "deploy" / "k8s").rglob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
 
@@ -95,7 +95,7 @@ def test_dockerfile_installs_labkit_and_ships_the_scenarios():
 
 def test_compose_has_the_distributed_layout():
     services = compose()["services"]
-    assert set(services) == {"provider", "receiver", "master", "worker"}
+    assert set(services) == {"provider", "receiver", "master", "worker", "report"}
     for name, svc in services.items():
         assert svc["image"] == IMAGE and svc["build"] == ".", name
         assert "ports" not in svc, f"{name}: nothing is published outside the compose network"
@@ -103,7 +103,7 @@ def test_compose_has_the_distributed_layout():
     assert "http://provider:8000" in services["master"]["command"]
 
 
-@pytest.mark.parametrize("name", ["provider", "receiver", "worker"])
+@pytest.mark.parametrize("name", ["provider", "receiver", "worker", "report"])
 def test_compose_labkit_commands_parse(name):
     check_labkit_args([expand(a) for a in compose()["services"][name]["command"]])
 
@@ -133,10 +133,31 @@ def test_kubernetes_manifests_use_the_image_and_existing_commands():
             else:
                 check_labkit_args(c["args"])
             checked += 1
-    assert checked == 4
+    assert checked == 5
     worker = next(d for d in docs if d["metadata"]["name"] == "labkit-locust-worker")
     master_host = containers(worker)[0]["args"][2].split(":")[0]
     assert master_host in services
+
+
+def _option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+# the report must judge the run with the plan the master ran: the same steps, ceiling, limit and SLO
+SAME_PLAN = [("-u", "--max-users"), ("-t", "--duration"), ("--step-users", "--step-users"), ("--step-seconds", "--step-seconds"),
+             ("--slo-p99-ms", "--slo-p99-ms"), ("--slo-failure-ratio", "--max-failure-ratio"), ("--poll-interval", "--interval")]  # fmt: skip
+
+
+def test_the_report_is_given_the_plan_the_master_ran():
+    services = compose()["services"]
+    master = [expand(a) for a in services["master"]["command"]]
+    report = [expand(a) for a in services["report"]["command"]]
+    assert services["report"]["profiles"] == ["report"] and report[:2] == ["capacity-report", "/results"]
+    docs = {d["metadata"]["name"]: containers(d)[0]["args"] for d in k8s_documents() if d["kind"] == "Job"}
+    k8s_master, k8s_report = docs["labkit-locust-master"], docs["labkit-capacity-report"]
+    for m, r in SAME_PLAN:
+        assert _option(master, m).removesuffix("s") == _option(report, r), (m, r)
+        assert _option(k8s_master, m).removesuffix("s") == _option(k8s_report, r), (m, r)
 
 
 @pytest.mark.slow

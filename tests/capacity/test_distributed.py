@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -91,3 +92,23 @@ def test_master_and_two_workers_on_separate_addresses(tmp_path):
         assert {"p99_exact_ms", "p99_locust_ms", "late_requests", "dropped_requests", "requests_recorded"} <= set(step)
         assert step["p99_source"] == "hdrhistogram" and step["p99_ms"] == step["p99_exact_ms"]
     assert summary["schema_version"] == 1
+
+    # The same verdict from the master's files alone, as a master in a container leaves them (no resources.csv)
+    copy = tmp_path / "from-a-container"
+    copy.mkdir()
+    for f in results.iterdir():
+        if f.name.startswith("locust"):
+            shutil.copy(f, copy / f.name)
+    report_cmd = [
+        sys.executable, "-m", "labkit", "capacity-report", str(copy), "--scenario", "polling",
+        "--max-users", "6", "--step-users", "2", "--step-seconds", "4", "--duration", "15", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(report_cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    again = json.loads(done.stdout)
+    assert again["analysed_from"] == "files" and summary["analysed_from"] == "run"
+    assert again["capacity"] == summary["capacity"] and again["slo"] == summary["slo"]
+    assert again["latency"]["requests"] == lat["requests"] and again["latency"]["p99_ms"] == lat["p99_ms"]
+    assert [s["users"] for s in again["steps"]] == [s["users"] for s in summary["steps"]]
+    assert "resources" not in again["files"] and again["server_cpu_max"] is None
+    assert json.loads((copy / "capacity.json").read_text())["capacity"] == summary["capacity"]
