@@ -87,6 +87,29 @@ def build_worker_settings(data: dict[str, Any]) -> Any:
     return _validated(WorkerSettings, data, WORKER_OPTION_NAMES)
 
 
+def step_plan(
+    scenario: str,
+    slo_p99_ms: float,
+    max_failure_ratio: float,
+    max_users: int,
+    duration: float,
+    interval: float,
+    step_users: int,
+    step_seconds: float,
+) -> dict[str, Any]:
+    """The settings a step test is run and judged by, from their options (0 steps: auto)."""
+    return {
+        "scenario": scenario,
+        "slo_p99_ms": slo_p99_ms,
+        "max_failure_ratio": max_failure_ratio,
+        "max_users": max_users,
+        "duration_s": duration,
+        "interval_s": interval,
+        "step_users": step_users if step_users != 0 else None,
+        "step_seconds": step_seconds if step_seconds != 0 else None,
+    }
+
+
 @app.command()
 def capacity(
     scenario: str = typer.Argument(..., help="polling | webhook_ingest | publish_fanout | streams"),
@@ -111,19 +134,12 @@ def capacity(
     """Find how much load one server holds within an SLO: a Locust step test on loopback (workers may join from elsewhere)."""
     settings = build_capacity_settings(
         {
-            "scenario": scenario,
-            "slo_p99_ms": slo_p99_ms,
-            "max_failure_ratio": max_failure_ratio,
-            "max_users": max_users,
-            "duration_s": duration,
+            **step_plan(scenario, slo_p99_ms, max_failure_ratio, max_users, duration, interval, step_users, step_seconds),
             "workers": workers,
             "expect_workers": expect_workers,
             "master_bind": master_bind,
             "server_bind": server_bind,
             "workers_wait_s": workers_wait,
-            "interval_s": interval,
-            "step_users": step_users if step_users != 0 else None,
-            "step_seconds": step_seconds if step_seconds != 0 else None,
             "subscriptions": subscriptions,
             "out_dir": str(out),
         }
@@ -159,14 +175,7 @@ def capacity_report(
     _check_scenario(scenario, "--scenario")
     settings = build_capacity_settings(
         {
-            "scenario": scenario,
-            "slo_p99_ms": slo_p99_ms,
-            "max_failure_ratio": max_failure_ratio,
-            "max_users": max_users,
-            "duration_s": duration,
-            "interval_s": interval,
-            "step_users": step_users if step_users != 0 else None,
-            "step_seconds": step_seconds if step_seconds != 0 else None,
+            **step_plan(scenario, slo_p99_ms, max_failure_ratio, max_users, duration, interval, step_users, step_seconds),
             "out_dir": str(results_dir),
         }
     )
