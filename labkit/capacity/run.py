@@ -332,18 +332,7 @@ def _analyse(
         "plan": {"step_users": step_users, "step_seconds": step_seconds, "settle_seconds": settle},
         "steps": _records(table),
         "settings": settings.model_dump(exclude={"server_settings"} if not settings.server_settings else set()),
-        "files": _present(
-            results_dir,
-            {
-                "stats_history": history_path.name,
-                "stats": "locust_stats.csv",
-                "html_report": "locust_report.html",
-                "locust_log": "locust.log",
-                "resources": "resources.csv",
-                **({"lag_histograms": lag_path.name} if lag is not None else {}),
-                **({f"latency_{k}": p.name for k, p in latency_paths(results_dir / "locust").items()} if latency is not None else {}),
-            },
-        ),
+        "files": _files(results_dir, lag_path if lag is not None else None, latency is not None),
         "analysed_from": analysed_from,
         "environment": environment(),
     }
@@ -359,8 +348,17 @@ def _analyse(
     return CapacityResult(summary, table, shown_dir)
 
 
-def _present(results_dir: Path, files: dict[str, str]) -> dict[str, str]:
-    """Only the files that are there (a master elsewhere writes no resources.csv)."""
+def _files(results_dir: Path, lag_path: Path | None, exact: bool) -> dict[str, str]:
+    """The run's files by role, only those that are there (a master elsewhere writes no resources.csv)."""
+    files = {
+        "stats_history": "locust_stats_history.csv",
+        "stats": "locust_stats.csv",
+        "html_report": "locust_report.html",
+        "locust_log": "locust.log",
+        "resources": "resources.csv",
+        **({"lag_histograms": lag_path.name} if lag_path is not None else {}),
+        **({f"latency_{k}": p.name for k, p in latency_paths(results_dir / "locust").items()} if exact else {}),
+    }
     return {k: name for k, name in files.items() if (results_dir / name).exists()}
 
 
