@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import ResultsError
+from labkit.report.bursts import burst_reasons
 from labkit.report.observations import (
     Evidence,
     Obs,
@@ -361,6 +362,7 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
     p = _operating_point(case)
     _latency_reasons(case, p)
     saturation_reasons(case)
+    burst_reasons(case)
     _cost_reason(case, p)
     leaning, words = _use_case_leaning(req.use_case)
     option = _choose_with_push(case, p) if req.consumers_can_expose_https else _choose_without_push(case, p)
