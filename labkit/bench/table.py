@@ -112,6 +112,17 @@ def _consumer_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str]
         out.append(
             (label, _f(f["provider"]["frames_per_s"]), _f(f["bare"]["frames_per_s"]), _f(r.get("sse_fanout"), ".2f"), verdict("sse_fanout"))
         )
+    if "proxy_cost" in b:
+        pc = b["proxy_cost"]
+        out.append(
+            (
+                "webhook e2e p50 (ms) through the zero-delay proxy",
+                _f((pc.get("proxied_e2e_ms") or {}).get("p50"), ".2f"),
+                _f((pc.get("direct_e2e_ms") or {}).get("p50"), ".2f"),
+                _f(r.get("proxy_p50"), ".2f"),
+                verdict("proxy_p50"),
+            )
+        )
     if "process_scaling" in b:
         out.extend(_scaling_rows(b["process_scaling"], r, verdict))
     return out

@@ -19,6 +19,7 @@ import pytest
 from labkit.bench import RATIO_KEYS, SCHEMA_VERSION, TARGETS, read_bench
 from labkit.bench.cases import paired_ratio, plan
 from labkit.bench.suite import BENCHMARKS, TINY_ENV, Target, build_summary
+from labkit.bench.table import rows as table_rows
 from labkit.errors import ResultsError
 
 pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
@@ -51,6 +52,9 @@ def test_bench_quick_json_writes_a_well_formed_file(tmp_path: Path) -> None:
     assert set(data["targets"]) == {t.name for t in TARGETS}
     for t in data["targets"].values():
         assert isinstance(t["pass"], bool) and t["op"] in (">=", "<=")
+    # the terminal table shows a verdict for every declared target (it once left the proxy's out)
+    verdicts = [row[4] for row in table_rows(data) if row[4].startswith((">=", "<="))]
+    assert len(verdicts) == len(TARGETS), verdicts
     assert set(data["benchmarks"]) == set(BENCHMARKS)
     assert set(BENCHMARKS) >= {
         "poll_endpoint",
