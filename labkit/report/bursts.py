@@ -13,10 +13,10 @@ consumers would see.
 The report says so once, naming each such run with its measured p50 and
 p99 (the queue behind one event's other deliveries is in both), when that p99
 is at least a quarter of the target: below that the queue cannot change the
-decision. It does not
-put a number on the spread-out case: labkit does not measure it yet.
-Polling on a timetable is left out: each poller asks on its own schedule, so
-the deliveries of one event are already spread over the poll interval.
+decision. It puts no number on the spread-out case, which labkit does not
+measure yet. Polling on a timetable is left out: each poller asks on its own
+schedule, so the deliveries of one event are already spread over the poll
+interval.
 """
 
 from __future__ import annotations
