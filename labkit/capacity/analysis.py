@@ -58,6 +58,7 @@ from labkit.results import read_versioned_json
 
 SCHEMA_VERSION = 1
 CAPACITY_JSON = "capacity.json"
+HISTORY_CSV = "locust_stats_history.csv"  # Locust's --csv-full-history output, what every step is read from
 MIN_STEP_ROWS = 3
 LOAD_GENERATOR_CPU_SATURATED = 90.0  # Locust warns at 90 %
 SERVER_CPU_SATURATED = 85.0  # "near 100 % of one core", with room for sampling noise on a shared host

@@ -188,8 +188,8 @@ def analyse_directory(settings: CapacitySettings, results_dir: Path) -> Capacity
     """
     if not results_dir.is_dir():
         raise ConfigError(f"{results_dir}: no such directory (the master's results, e.g. docker compose cp master:/results ...)")
-    if not (results_dir / "locust_stats_history.csv").is_file():
-        raise ConfigError(f"{results_dir}: no locust_stats_history.csv (run the master with --csv {results_dir}/locust --csv-full-history)")
+    if not (results_dir / analysis.HISTORY_CSV).is_file():
+        raise ConfigError(f"{results_dir}: no {analysis.HISTORY_CSV} (run the master with --csv {results_dir}/locust --csv-full-history)")
     return _analyse(settings, results_dir, results_dir, results_dir.name, None, {}, {}, analysed_from="files")
 
 
@@ -233,7 +233,7 @@ def _wait(popen: subprocess.Popen[bytes], deadline: float, results_dir: Path, pr
             raise RunError(f"Locust did not stop by itself in time and was killed; see {results_dir / 'locust.log'}")
         if now >= next_report:
             next_report = now + 10
-            line = _last_history_line(results_dir / "locust_stats_history.csv")
+            line = _last_history_line(results_dir / analysis.HISTORY_CSV)
             if line:
                 progress(line)
 
@@ -286,7 +286,7 @@ def _analyse(
     analysed_from: str = "run",
 ) -> CapacityResult:
     spec = SCENARIOS[settings.scenario]
-    history_path = results_dir / "locust_stats_history.csv"
+    history_path = results_dir / analysis.HISTORY_CSV
     if not history_path.exists():
         tail = " | ".join(_log_lines(results_dir)[-3:])
         raise RunError(f"Locust wrote no stats (exit code {rc}): {tail}")
@@ -351,7 +351,7 @@ def _analyse(
 def _files(results_dir: Path, lag_path: Path | None, exact: bool) -> dict[str, str]:
     """The run's files by role, only those that are there (a master elsewhere writes no resources.csv)."""
     files = {
-        "stats_history": "locust_stats_history.csv",
+        "stats_history": analysis.HISTORY_CSV,
         "stats": "locust_stats.csv",
         "html_report": "locust_report.html",
         "locust_log": "locust.log",

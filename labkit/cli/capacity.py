@@ -282,4 +282,6 @@ def render_capacity(summary: dict[str, Any]) -> None:
             f"p99 {lat['p99_ms']} ms corrected for coordinated omission ({lat['p99_uncorrected_ms']} ms as measured), "
             f"{lat['late_requests']} late, {lat['dropped_requests']} dropped\n"
         )
-    out(f"\nresults: {summary['results_dir']} (capacity.json, locust_report.html, locust_stats_history.csv, resources.csv)\n")
+    files = summary.get("files", {})
+    shown = ["capacity.json", *(files[k] for k in ("html_report", "stats_history", "resources") if k in files)]
+    out(f"\nresults: {summary['results_dir']} ({', '.join(shown)})\n")
