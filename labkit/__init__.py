@@ -11,6 +11,7 @@ from typing import Any
 
 from labkit._version import __version__ as __version__
 
+# name -> the module that defines it; a module named by itself (``figures``, ``model``) is that module.
 _EXPORTS: dict[str, str] = {
     "ConfigError": "labkit.errors",
     "LabkitError": "labkit.errors",
@@ -23,18 +24,18 @@ _EXPORTS: dict[str, str] = {
     "WorkloadSettings": "labkit.config",
     "Requirements": "labkit.report",
     "decide": "labkit.report",
-    "figures": "labkit",
-    "fit_costs": "labkit.calibration",
+    "figures": "labkit.analysis.figures",
+    "fit_costs": "labkit.analysis.calibration",
     "load_capacity": "labkit.capacity",
-    "load_experiment": "labkit.experiments",
-    "project": "labkit.calibration",
-    "run_sweep": "labkit.sweep",
+    "load_experiment": "labkit.runs.experiments",
+    "project": "labkit.analysis.calibration",
+    "run_sweep": "labkit.runs.sweep",
     "write_report": "labkit.report",
-    "build_workload": "labkit.workload",
-    "load_events": "labkit.results",
-    "load_latency_logs": "labkit.hlog",
-    "load_results": "labkit.results",
-    "model": "labkit",
+    "build_workload": "labkit.lab.workload",
+    "load_events": "labkit.results.layout",
+    "load_latency_logs": "labkit.results.hlog",
+    "load_results": "labkit.results.layout",
+    "model": "labkit.model",
     "run": "labkit.lab.pipeline",
     "arun": "labkit.lab.pipeline",
 }
@@ -46,8 +47,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'labkit' has no attribute {name!r}")
-    if module == "labkit":
-        return importlib.import_module(f"labkit.{name}")
+    if module.rsplit(".", 1)[-1] == name:
+        return importlib.import_module(module)
     return getattr(importlib.import_module(module), name)
 
 

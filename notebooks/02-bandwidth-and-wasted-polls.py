@@ -95,7 +95,7 @@ figures.cost_vs_lambda_t(table, "requests_per_event")
 # Requests are not all the same size: a webhook carries headers, a signature and
 # one event; a poll carries headers and whatever it found (an empty page, or a
 # 304 with no body at all). The dashed lines are a cost model fitted to these
-# runs (`labkit.calibration`): bytes = a cost per request + a cost per event.
+# runs (`labkit.analysis.calibration`): bytes = a cost per request + a cost per event.
 # The crossover moves away from lambda T = 1 by the ratio of those costs.
 
 # %%

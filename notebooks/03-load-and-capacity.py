@@ -31,8 +31,9 @@
 # bandwidth needed at a scale this machine cannot run.
 
 # %%
-from labkit import calibration, figures
+from labkit import figures
 from labkit import notebook as nb
+from labkit.analysis import calibration
 from labkit.capacity import capacity_curve, load_capacity
 
 nb.setup()

@@ -48,9 +48,9 @@ import pandas as pd
 from standardwebhooks.webhooks import Webhook
 
 from labkit import notebook as nb
-from labkit.wire import signing
 from labkit.config import ProviderSettings, ReceiverSettings
 from labkit.servers.procs import ProcessGroup
+from labkit.wire import signing
 
 nb.setup()
 

@@ -23,7 +23,7 @@
 # provider pushes every event down it, as Server-Sent Events (`GET /stream`,
 # `text/event-stream`) or as WebSocket messages (`/ws`).
 #
-# What a stream changes, in the model (`labkit.model_streams`):
+# What a stream changes, in the model (`labkit.model.streams`):
 #
 # * **lag**: one one-way trip plus the fan-out's queueing (the k-th of K streams
 #   waits k writes), against long polling's answer plus a new request;

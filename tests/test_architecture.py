@@ -107,7 +107,7 @@ def test_the_checks_catch_what_they_claim(tmp_path: Path) -> None:
     """A check that cannot fail is no check: feed it an offender."""
     fake = ROOT / "cli" / "x.py"
     tree = ast.parse(
-        "from labkit.summary_table import _fmt\nfrom labkit import results as r\nr._hidden()\nfrom labkit.config import RunSettings\n"
+        "from labkit.analysis.summary_table import _fmt\nfrom labkit.results import layout as r\nr._hidden()\nfrom labkit.config import RunSettings\n"
     )
     hits = private_reaches(fake, tree)
     assert len(hits) == 2
@@ -156,11 +156,65 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
-def test_no_import_cycles_in_labkit() -> None:
-    """Every import counts, also those inside functions: a cycle there is a cycle too."""
+def dynamic_imports(path: Path, tree: ast.Module) -> tuple[set[str], list[str]]:
+    """What a module loads through importlib: the labkit modules it names in strings, and the calls it hides.
+
+    A module that calls ``import_module`` (or ``__import__``) is taken to load every labkit module a string
+    of it names (a lazy-export table's values, a literal argument). A call whose argument is built at run
+    time (an f-string, a concatenation) cannot be followed, so it is reported instead.
+    """
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+            or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__"))
+        )
+    ]
+    if not calls:
+        return set(), []
+    named = {
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("labkit.") and _is_module(n.value)
+    }
+    hidden = [f"{path.relative_to(ROOT.parent)}:{c.lineno}" for c in calls if c.args and isinstance(c.args[0], ast.JoinedStr | ast.BinOp)]
+    return named, hidden
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every import of labkit, also those inside functions and those made through importlib."""
     g = grimp.build_graph("labkit", cache_dir=None)
     graph = {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
-    assert import_cycles(graph) == []
+    for path, tree, _ in _sources():
+        named, _ = dynamic_imports(path, tree)
+        graph.setdefault(_dotted(path), set()).update(named)
+    return graph
+
+
+def test_no_import_cycles_in_labkit() -> None:
+    """Every import counts, also those inside functions and through importlib: a cycle there is a cycle too."""
+    assert import_cycles(import_graph()) == []
+
+
+def test_importlib_loads_only_modules_it_names() -> None:
+    """A module name built at run time is an import no check can see."""
+    hidden = [hit for path, tree, _ in _sources() for hit in dynamic_imports(path, tree)[1]]
+    assert hidden == [], "name these modules in strings (a table), not in f-strings:\n" + "\n".join(hidden)
+
+
+def test_importlib_edges_are_counted() -> None:
+    """The old cycle (settings -> style registry -(importlib)-> a style -> settings) would be found."""
+    tree = ast.parse('import importlib\nSHIPPED = ("labkit.styles.webhook",)\nimportlib.import_module(SHIPPED[0])\n')
+    named, hidden = dynamic_imports(ROOT / "styles" / "registry.py", tree)
+    assert named == {"labkit.styles.webhook"} and hidden == []
+    graph = import_graph()
+    graph["labkit.styles.registry"] = graph["labkit.styles.registry"] | named
+    graph["labkit.config"] = graph["labkit.config"] | {"labkit.styles.registry"}
+    assert any("labkit.config" in group for group in import_cycles(graph))
+    built = ast.parse('import importlib\nname = "x"\nimportlib.import_module(f"labkit.{name}")\n')
+    assert dynamic_imports(ROOT / "x.py", built)[1] == ["labkit/x.py:3"]
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:

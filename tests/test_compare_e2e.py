@@ -12,9 +12,9 @@ import time
 import psutil
 import pytest
 
-from labkit import runner
 from labkit.config import RunSettings, WorkloadSettings
-from labkit.results import load_events, load_results
+from labkit.lab import pipeline
+from labkit.results.layout import load_events, load_results
 from labkit.servers.procs import ProcessGroup
 
 pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
@@ -28,7 +28,7 @@ def compare_run(tmp_path_factory):
         poll_interval_s=0.5,
         out_dir=str(out),
     )
-    return runner.run(settings)
+    return pipeline.run(settings)
 
 
 def test_every_event_delivered_once_in_both_styles(compare_run):

@@ -53,7 +53,7 @@ def test_unknown_name_raises_attribute_error():
 
 
 def test_latency_logs_loader_is_public():
-    from labkit import hlog
+    from labkit.results import hlog
 
     assert "load_latency_logs" in labkit.__all__
     assert labkit.load_latency_logs is hlog.load_latency_logs

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from labkit.cli.compare import build_run_settings
 from labkit.config import PollerSettings, RunSettings, WorkloadSettings
 from labkit.errors import ConfigError, ResultsError
-from labkit.experiments import load_experiment, parse_experiment
-from labkit.results import load_results, read_summary
+from labkit.results.layout import load_results, read_summary
+from labkit.runs.experiments import load_experiment, parse_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_FILE_BYTES = 1024 * 1024

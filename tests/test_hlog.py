@@ -9,10 +9,10 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 import labkit
-from labkit import runner
 from labkit.config import RunSettings, WorkloadSettings
 from labkit.errors import ResultsError
-from labkit.hlog import latency_histogram, load_latency_log, write_latency_logs
+from labkit.lab import pipeline
+from labkit.results.hlog import latency_histogram, load_latency_log, write_latency_logs
 from labkit.wire.metering import HIST_DIGITS, HIST_MAX_US, HIST_MIN_US, histogram_summary_ms
 
 
@@ -35,7 +35,7 @@ def compare_run(tmp_path_factory):
         poll_interval_s=0.25,
         out_dir=str(tmp_path_factory.mktemp("results")),
     )
-    return runner.run(settings)
+    return pipeline.run(settings)
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from labkit.errors import ResultsError
-from labkit.results import SCHEMA_VERSION, load_results, read_summary, write_json
+from labkit.results.layout import SCHEMA_VERSION, load_results, read_summary, write_json
 
 
 def _summary(run_id="r1"):

@@ -22,7 +22,7 @@ def test_shipped_styles_are_runnable_units_with_their_info():
 
 def test_unknown_style_is_refused_with_one_line_naming_it():
     with pytest.raises(ConfigError) as exc:
-        validated(RunSettings, {"styles": ["carrier-pigeon"]})
+        styles.check(validated(RunSettings, {"styles": ["carrier-pigeon"]}))
     assert "carrier-pigeon" in str(exc.value) and "\n" not in str(exc.value)
     with pytest.raises(ConfigError):
         styles.unit("carrier-pigeon")
@@ -30,7 +30,7 @@ def test_unknown_style_is_refused_with_one_line_naming_it():
 
 def test_fault_run_with_the_snapshot_feed_is_refused_naming_snapshot():
     with pytest.raises(ConfigError) as exc:
-        validated(RunSettings, {"styles": ["polling"], "snapshot": True, "fault": {"kind": "consumer_kill"}})
+        styles.check(validated(RunSettings, {"styles": ["polling"], "snapshot": True, "fault": {"kind": "consumer_kill"}}))
     assert "snapshot" in str(exc.value) and "\n" not in str(exc.value)
     assert validated(RunSettings, {"styles": ["polling"], "snapshot": True}).snapshot  # a plain run keeps it
 
@@ -74,7 +74,9 @@ def test_a_registered_style_is_accepted_by_run_settings():
     unit = Pigeon()
     styles.register(unit.info, unit)
     try:
-        assert RunSettings(styles=("webhook", "pigeon-test")).styles == ("webhook", "pigeon-test")
+        settings = RunSettings(styles=("webhook", "pigeon-test"))
+        styles.check(settings)  # a registered style is a known one
+        assert settings.styles == ("webhook", "pigeon-test")
         assert styles.unit("pigeon-test") is unit
         # the projection and the figure's curve come from its one ``project``; no curve without a label
         assert unit.projected_requests_per_event(10.0, 5.0, 4, 0.0, 0.0, None) == (0.25, "pigeon")

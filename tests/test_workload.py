@@ -4,7 +4,7 @@ import pytest
 
 from labkit.config import WorkloadSettings
 from labkit.errors import ConfigError
-from labkit.workload import build_workload
+from labkit.lab.workload import build_workload
 
 
 def test_same_seed_same_stream_other_seed_other_stream():

@@ -31,6 +31,7 @@ from labkit.bench.load import HttpRequest, LoadResult, LoadTool
 from labkit.config import DEFAULT_API_KEY
 from labkit.consumers import records
 from labkit.errors import RunError
+from labkit.lab.workload import make_payload
 from labkit.provider.delivery import DeliveryClient
 from labkit.provider.dispatcher import USER_AGENT, webhook_body
 from labkit.provider.store import Store
@@ -42,7 +43,6 @@ from labkit.wire.metering import (
     record_us,
 )
 from labkit.wire.signing import Signer, new_secret
-from labkit.workload import make_payload
 
 EVENT_TYPE = "order.updated"
 AUTH = ("authorization", f"Bearer {DEFAULT_API_KEY}")

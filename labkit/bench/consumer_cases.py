@@ -31,9 +31,9 @@ from labkit.bench.cases import (
 from labkit.bench.load import HttpRequest, LoadResult
 from labkit.config import DEFAULT_API_KEY
 from labkit.errors import RunError
+from labkit.lab.workload import make_payload
 from labkit.servers.procs import Child
 from labkit.wire.signing import Signer, new_secret
-from labkit.workload import make_payload
 
 # -- 4. the poller fleet -----------------------------------------------------------------
 

@@ -33,12 +33,12 @@ from labkit.config import DEFAULT_API_KEY
 from labkit.consumers import records
 from labkit.errors import RunError
 from labkit.lab.hop import ProxyProcess
+from labkit.lab.workload import make_payload
 from labkit.provider.delivery import DeliveryClient
 from labkit.provider.store import Store
 from labkit.servers.netproxy import Impairment
 from labkit.wire.metering import WireCounter, histogram_summary_ms, new_histogram, record_us
 from labkit.wire.signing import new_secret
-from labkit.workload import make_payload
 
 DRAIN_TIMEOUT_S = 60.0
 WARMUP_S = 1.0  # before the first segment of each side only: the providers stay up

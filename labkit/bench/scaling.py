@@ -5,7 +5,7 @@ reported as N-process / (N x 1-process), where 1.0 is perfect scaling:
 
 - pollers per machine: an overloaded poller fleet (more pollers on a shorter
   interval than one process can keep) polls a bare 304 endpoint (the
-  cheapest server there is, ``labkit.bench.apps``) and its achieved poll rate
+  cheapest server there is, ``labkit.servers.bare``) and its achieved poll rate
   over a window is read from two exact snapshots (SIGUSR1). An overloaded
   fleet skips ticks rather than bunching up, so its achieved rate is the rate
   it can hold at its lateness; the lateness is reported beside it.

@@ -10,7 +10,7 @@ Written to ``<out>/bench/<run-id>.json`` (schema_version 1)::
      "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout",
                     "process_scaling"},
      "noise": {"loadavg_start", "loadavg_end", "other_cpu_share", "steal_share", "max_cv"},
-     "environment": labkit.results.environment(), "elapsed_s"}
+     "environment": labkit.results.layout.environment(), "elapsed_s"}
 
 The ratios are what to compare between runs and machines; absolute numbers
 on a shared machine are not (``noise`` says how shared it was).
@@ -36,7 +36,7 @@ from labkit.bench import cases, consumer_cases, scaling, streams
 from labkit.bench.load import LoadTool
 from labkit.bench.proxy import proxy_cost
 from labkit.errors import ConfigError
-from labkit.results import environment, write_json
+from labkit.results.layout import environment, write_json
 from labkit.servers.procs import ProcessGroup
 
 SCHEMA_VERSION = 1

@@ -54,7 +54,7 @@ import pandas as pd
 from labkit.capacity.lag import LagHistograms, summary_ms
 from labkit.capacity.latency import LatencyLog
 from labkit.errors import ResultsError
-from labkit.results import read_versioned_json
+from labkit.results.layout import read_versioned_json
 
 SCHEMA_VERSION = 1
 CAPACITY_JSON = "capacity.json"

@@ -1,7 +1,7 @@
 """The capacity curve: p99 and throughput against users, CPU on a second axis.
 
 ``capacity_curve(load_capacity(path))`` returns a ``matplotlib.figure.Figure``
-built without pyplot, like ``labkit.figures``. Every point is a measured step;
+built without pyplot, like ``labkit.analysis.figures``. Every point is a measured step;
 the SLO is a dashed line, the step reported as the capacity is ringed.
 """
 

@@ -45,7 +45,7 @@ from labkit.capacity.processes import STOP_GRACE_S, BackgroundPublisher, LocustF
 from labkit.capacity.settings import SCENARIOS, CapacitySettings, ScenarioSpec
 from labkit.config import DEFAULT_API_KEY, validated
 from labkit.errors import ConfigError, RunError
-from labkit.results import environment, write_json
+from labkit.results.layout import environment, write_json
 from labkit.servers.procs import ProcessGroup
 from labkit.wire.signing import new_secret
 

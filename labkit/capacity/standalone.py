@@ -32,7 +32,7 @@ def server_settings(settings: StandaloneServerSettings) -> dict[str, Any]:
 
 def serve_standalone(settings: StandaloneServerSettings, progress: Callable[[str], None] = lambda _: None) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM."""
-    from labkit.servers.serving import build_app, serve_app
+    from labkit.lab.serving import build_app, serve_app
 
     host, port = parse_host_port(settings.bind, "bind")
     progress(f"{settings.role} on http://{host}:{port}; Ctrl-C stops it")

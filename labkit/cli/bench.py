@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from labkit.cli.app import app
 from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
-from labkit.cli.main import app
 
 
 @app.command()

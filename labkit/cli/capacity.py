@@ -9,8 +9,8 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
+from labkit.cli.app import app
 from labkit.cli.common import emit_json, json_option, out_option, writable_dir
-from labkit.cli.main import app
 from labkit.config import describe_error
 from labkit.errors import ConfigError
 

@@ -19,7 +19,7 @@ import typer
 from labkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from labkit.progress import ProgressBar
+    from labkit.cli.progress import ProgressBar
     from labkit.report import ReportPaths
 
 DEFAULT_OUT = Path("results")
@@ -62,7 +62,7 @@ def echo_report(paths: ReportPaths) -> None:
 
 def progress_bar() -> ProgressBar:
     """A progress bar on stderr (drawn only on a terminal), fed by the library's ``progress`` callbacks."""
-    from labkit.progress import ProgressBar
+    from labkit.cli.progress import ProgressBar
 
     return ProgressBar()
 

@@ -9,8 +9,8 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
+from labkit.cli.app import app
 from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
-from labkit.cli.main import app
 from labkit.config import RunSettings, describe_error
 from labkit.errors import ConfigError
 
@@ -39,8 +39,14 @@ SUMMARY_KEYS = ("schema_version", "run_id", "results_dir", "workload", "styles")
 
 def build_run_settings(data: dict[str, Any]) -> RunSettings:
     """RunSettings from option values; a bad value names its option."""
+    from labkit import styles  # the style modules load the servers' code: only when settings are built
+
     try:
-        return RunSettings.model_validate(data)
+        settings = RunSettings.model_validate(data)
+        styles.check(settings)
+        return settings
+    except ConfigError as exc:
+        raise ConfigError(f"--styles{str(exc).removeprefix('styles')}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
@@ -98,7 +104,7 @@ def compare(
     webhook_connection: str = typer.Option("reuse", "--webhook-connection", help="reuse | new: the webhook sender's connections"),
 ) -> None:
     """Deliver one seeded workload by each style (default webhook push and API polling); measure each."""
-    from labkit.network import parse_network
+    from labkit.config.network import parse_network
 
     profile = parse_network(network, source="--network") if network is not None else None
     settings = build_run_settings(
@@ -117,11 +123,11 @@ def compare(
         }
     )
     writable_dir(out)
-    from labkit import runner
-    from labkit.summary_table import render_summary
+    from labkit.analysis.summary_table import render_summary
+    from labkit.lab import pipeline
 
     with progress_bar() as bar:
-        result = runner.run(settings, progress=bar.update)
+        result = pipeline.run(settings, progress=bar.update)
     paths = None
     if report:
         from labkit.report import write_report

@@ -1,6 +1,6 @@
 """``labkit decide REQUIREMENTS [--out DIR] [--json] [--max-minutes M] [--force]``: from requirements to a measured decision.
 
-Plans the runs the decision needs (``labkit.decision_runs``), runs those not
+Plans the runs the decision needs (``labkit.runs.decision_runs``), runs those not
 already under ``OUT/decide/<name>/`` with a progress bar, and writes the
 report from those runs alone, so every reason cites a run made for these
 requirements. A bad requirements file or option is one line and exit 2.
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from labkit.cli.app import app
 from labkit.cli.common import DEFAULT_OUT, echo_report, emit_json, json_option, out_option, progress_bar, report_json, writable_dir
-from labkit.cli.main import app
 from labkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from labkit.decision_runs import DecisionOutcome, DecisionPlan
     from labkit.report import ReportPaths
+    from labkit.runs.decision_runs import DecisionOutcome, DecisionPlan
 
 DECIDE_SCHEMA_VERSION = 1
 
@@ -49,8 +49,8 @@ def decide_command(
     writable_dir(out, "--out")
     from dataclasses import replace
 
-    from labkit.decision_runs import MachineLimits, plan_decision, run_decision
     from labkit.report import load_requirements, write_report
+    from labkit.runs.decision_runs import MachineLimits, plan_decision, run_decision
 
     req = load_requirements(requirements)
     limits = replace(MachineLimits(), minutes=max_minutes, max_polls_per_s=max_polls_per_s, max_deliveries_per_s=max_deliveries_per_s)

@@ -15,10 +15,10 @@ from typing import Any
 
 import typer
 
+from labkit.cli.app import app
 from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
-from labkit.cli.main import app
 from labkit.errors import ConfigError
-from labkit.experiments import load_experiment
+from labkit.runs.experiments import load_experiment
 
 SUMMARY_KEYS = ("schema_version", "run_id", "results_dir", "experiment", "point", "params", "workload", "styles")
 
@@ -35,9 +35,9 @@ def run_command(
         swept = ", ".join(experiment.swept)
         raise ConfigError(f"{file}: declares {len(experiment)} points (over {swept}); run them with: labkit sweep {file}")
     writable_dir(out)
-    from labkit.results import read_summary
-    from labkit.summary_table import render_summary
-    from labkit.sweep import run_sweep
+    from labkit.analysis.summary_table import render_summary
+    from labkit.results.layout import read_summary
+    from labkit.runs.sweep import run_sweep
 
     with progress_bar() as bar:
         result = run_sweep(experiment, force=True, progress=bar.update)
@@ -60,7 +60,7 @@ def sweep_command(
     """Run every point of an experiment's grid; points already done are skipped."""
     experiment = load_experiment(file, out_dir=out)
     writable_dir(out)
-    from labkit.sweep import run_sweep
+    from labkit.runs.sweep import run_sweep
 
     with progress_bar() as bar:
         result = run_sweep(experiment, force=force, progress=bar.update, log=bar.log)
@@ -85,8 +85,8 @@ def _render(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from labkit.summary_table import format_cell
-    from labkit.sweep import load_table
+    from labkit.analysis.summary_table import format_cell
+    from labkit.runs.sweep import load_table
 
     df = load_table(result.results_dir)
     exp = result.experiment

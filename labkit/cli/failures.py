@@ -14,10 +14,10 @@ from typing import Any
 
 import typer
 
+from labkit.cli.app import app
 from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
-from labkit.cli.main import app
 from labkit.errors import ConfigError
-from labkit.results import SCHEMA_VERSION
+from labkit.results.layout import SCHEMA_VERSION
 
 DEFAULT_FILE = Path("scenarios/experiments/failures.toml")
 
@@ -30,9 +30,9 @@ def failures_command(
     as_json: bool = json_option("print only the faults' outcome JSON on stdout"),
 ) -> None:
     """Break things on purpose and measure what each style loses, repeats or delays."""
-    from labkit.experiments import load_experiment
-    from labkit.failures.table import fault_document, fault_rows
-    from labkit.sweep import run_sweep
+    from labkit.analysis.failure_table import fault_document, fault_rows
+    from labkit.runs.experiments import load_experiment
+    from labkit.runs.sweep import run_sweep
 
     experiment = load_experiment(file, out_dir=out)
     if not any(p.settings.fault is not None for p in experiment.points):

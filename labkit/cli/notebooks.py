@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from labkit.cli.app import app
 from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
-from labkit.cli.main import app
 from labkit.errors import RunError
 
 NOTEBOOKS_SCHEMA_VERSION = 1
@@ -21,7 +21,7 @@ def notebooks_command(
     as_json: bool = json_option("print only {schema_version, notebooks: [...]} on stdout"),
 ) -> None:
     """Execute every notebook headless; write each executed .ipynb and an HTML export to read without a kernel."""
-    from labkit.notebooks_run import notebook_sources, run_notebooks
+    from labkit.notebook.runner import notebook_sources, run_notebooks
 
     names = tuple(n.strip() for n in only.split(",") if n.strip())
     notebook_sources(only=names)  # an unknown name is refused before anything runs

@@ -2,7 +2,7 @@
 
 Parses options and calls ``labkit.report.write_report``; missing results, an
 unknown schema or a bad requirements file is one line on stderr and exit 2
-(``labkit.cli.main`` prints every ``LabkitError`` so); an ``-o`` folder that
+(``labkit.cli.commands`` prints every ``LabkitError`` so); an ``-o`` folder that
 cannot be created or written is refused before any work.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import typer
 
+from labkit.cli.app import app
 from labkit.cli.common import echo_report, emit_json, json_option, out_option, report_json, writable_dir
-from labkit.cli.main import app
 
 REPORT_SCHEMA_VERSION = 1
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from labkit.cli.main import app
+from labkit.cli.app import app
 from labkit.config import DEFAULT_API_KEY
 from labkit.errors import ConfigError
 
@@ -79,8 +79,8 @@ def serve_provider(
 ) -> None:
     """The provider: event log, cursor feed, subscriptions and webhook dispatcher."""
     from labkit.config import ProviderSettings, validated
+    from labkit.lab.serving import serve_app as run_server
     from labkit.provider.app import create_app
-    from labkit.servers.serving import serve_app as run_server
 
     keys = gather_secrets(api_key, api_key_file, "--api-key-file", API_KEY_ENV) or [DEFAULT_API_KEY]
     settings = validated(
@@ -116,7 +116,7 @@ def serve_receiver(
     """The webhook receiver: verifies, de-duplicates and records."""
     from labkit.config import ReceiverSettings, validated
     from labkit.consumers.receiver import create_app
-    from labkit.servers.serving import serve_app as run_server
+    from labkit.lab.serving import serve_app as run_server
 
     secrets = gather_secrets(secret, secret_file, "--secret-file", SECRET_ENV)
     if not secrets:

@@ -43,7 +43,7 @@ def serve_workers(settings: dict[str, Any], fd: int, certfile: str | None = None
     tls = ["--certfile", certfile, "--keyfile", keyfile or ""] if certfile else []
 
     def command(k: int, settings_path: str) -> list[str]:
-        base = [sys.executable, "-m", "labkit.servers.serving", "receiver", settings_path, "--fd", str(fd)]
+        base = [sys.executable, "-m", "labkit.lab.serving", "receiver", settings_path, "--fd", str(fd)]
         return [*base, "--control-fd", str(controls[k].fileno()), *tls]
 
     sup = Supervisor(

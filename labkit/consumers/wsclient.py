@@ -5,7 +5,7 @@ and then sends one text message per event. Bytes are counted where they cross
 the socket: the client's connection class is subclassed to count what its
 transport writes and what it receives, handshake and frame headers included.
 Compression is off: the lab compares frame overhead plus payload across
-styles, and the model (``labkit.model_streams``) assumes uncompressed frames.
+styles, and the model (``labkit.model.streams``) assumes uncompressed frames.
 """
 
 from __future__ import annotations

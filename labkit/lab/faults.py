@@ -1,4 +1,4 @@
-"""Faults as injectors: what each kind of ``labkit.failures.plans`` plan does to a running session.
+"""Faults as injectors: what each kind of ``labkit.config.faults`` plan does to a running session.
 
 An injector hooks into the one pipeline (``labkit.lab.session``) at fixed
 points: it ``tune``s a process's settings before it starts, may put itself on
@@ -17,7 +17,7 @@ import signal
 import time
 from typing import Any, Protocol
 
-from labkit.failures.plans import (
+from labkit.config.faults import (
     ConsumerDown,
     ConsumerKill,
     FaultPlan,
@@ -278,7 +278,7 @@ class StreamDropInjector(Injector):
             lab.episodes.append(Episode("every stream cut", now, now, {}))
 
 
-# A fault's kind chooses its injector (labkit.failures.plans.KINDS).
+# A fault's kind chooses its injector (labkit.config.faults.KINDS).
 INJECTORS: dict[str, type[Injector]] = {
     "none": Injector,
     "consumer_down": ConsumerDownInjector,

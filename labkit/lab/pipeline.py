@@ -16,15 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.agreement import latency_agreement
 from labkit.config import RunSettings
 from labkit.errors import RunError
-from labkit.hlog import latency_histogram, write_latency_logs
 from labkit.lab.session import Progress, Session, StyleRun, no_progress, raise_if_cancelled
-from labkit.results import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
+from labkit.lab.workload import Workload, build_workload
+from labkit.model.agreement import latency_agreement
+from labkit.results.hlog import latency_histogram, write_latency_logs
+from labkit.results.layout import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
 from labkit.styles.base import unit
+from labkit.styles.registry import check as check_styles
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
-from labkit.workload import Workload, build_workload
 
 
 @dataclass
@@ -96,7 +97,7 @@ def latency_agreement_block(style_block: dict[str, Any], n: int) -> dict[str, An
     """Measured mean latency against the model: its bound, standard error, width in errors, and whether it agrees.
 
     The standard error is the measured per-event standard deviation over the
-    square root of the events (``labkit.agreement``); a point is sized when its
+    square root of the events (``labkit.model.agreement``); a point is sized when its
     bound is at least four of them wide.
     """
     model_ms = (style_block.get("model") or {}).get("latency_mean_ms")
@@ -145,6 +146,7 @@ async def arun(
     work_dir: Path | None = None,
 ) -> RunResult:
     """Run every style of ``settings`` on one seeded workload and write the results (from an event loop)."""
+    check_styles(settings)
     workload = build_workload(settings.workload)
     if len(workload) == 0:
         raise RunError("the workload holds no events: raise the rate or the duration")

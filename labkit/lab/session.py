@@ -44,6 +44,7 @@ from labkit.lab import measures
 from labkit.lab.faults import injector_for
 from labkit.lab.hop import ProxyProcess
 from labkit.lab.measures import Episode
+from labkit.lab.workload import Workload
 from labkit.provider.store import Store
 from labkit.servers.netproxy import EMULATION, Impairment
 from labkit.servers.procs import Child, ProcessGroup
@@ -51,7 +52,6 @@ from labkit.servers.tls import LabCertificates, make_certificates
 from labkit.styles.base import WINDOW_COUNTERS, Role, Style
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 from labkit.wire.signing import new_secret
-from labkit.workload import Workload
 
 START_DELAY_S = 0.3
 PUBLISH_RETRY_S = 0.1

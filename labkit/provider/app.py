@@ -77,7 +77,7 @@ def _lifespan(state: ProviderState) -> Any:
         client = _delivery_client(state)
         state.dispatcher = Dispatcher(state.store, state.settings, client)
         state.hub = app.state.hub = StreamHub(state.store, state.settings.streams)
-        app.state.on_stopping = state.hub.end_all  # labkit.servers.serving calls it as shutdown begins
+        app.state.on_stopping = state.hub.end_all  # labkit.lab.serving calls it as shutdown begins
         app.state.store = state.store
         app.state.dispatcher = state.dispatcher
         state.dispatcher.start()

@@ -1,7 +1,7 @@
 """From the user's requirements and the measured runs to a recommendation.
 
 ``decide(requirements, results)`` is a pure function: the same requirements and
-the same results table (``labkit.results.load_results``) give the same
+the same results table (``labkit.results.layout.load_results``) give the same
 ``Recommendation``. Every reason cites at least one measured number by run id,
 style, column and value, and names one of the article's four factors. Where
 the runs do not cover the requirements, a ``CoverageGap`` says so and names

@@ -49,9 +49,9 @@ _PROJECTION_LABELS = {
 def compute_projection(sources: Sources, req: Requirements, rec: Recommendation) -> Projection:
     """The capacity projection at the user's scale, or why it cannot be computed."""
     try:
-        from labkit.calibration import fit_costs, project
+        from labkit.analysis.calibration import fit_costs, project
     except ImportError as exc:
-        return Projection(False, reason=f"labkit.calibration is not available ({error_reason(exc)})")
+        return Projection(False, reason=f"labkit.analysis.calibration is not available ({error_reason(exc)})")
     # the fallback hybrid polls only to reconcile; the other options show polling at the target's interval
     interval = rec.poll_interval_s or rec.operating_point.get("poll_interval_s") or _measured_interval(sources) or 1.0
     kwargs: dict[str, Any] = {"consumers": req.consumers, "rate_per_s": req.event_rate_per_s, "poll_interval_s": interval}
@@ -63,7 +63,7 @@ def compute_projection(sources: Sources, req: Requirements, rec: Recommendation)
     except Exception as exc:  # the projection is a section of the report, not a reason to fail it
         return Projection(False, reason=error_reason(exc))
     if not isinstance(result, dict) or result.get("kind") != "projection":
-        return Projection(False, reason="labkit.calibration.project did not return a result labelled 'projection'")
+        return Projection(False, reason="labkit.analysis.calibration.project did not return a result labelled 'projection'")
     result = redact(result)
     cal = result.get("calibration")
     if cal is None and hasattr(calibration, "to_dict"):
@@ -199,7 +199,7 @@ def _show(value: Any) -> str:
 
 def error_reason(exc: BaseException) -> str:
     """One line for an error a report section survives: no file paths, no secrets."""
-    if isinstance(exc, ImportError):  # "cannot import name 'x' from 'labkit.figures'", without the file path
+    if isinstance(exc, ImportError):  # "cannot import name 'x' from 'labkit.analysis.figures'", without the file path
         return re.sub(r"\s*\([^()]*\)$", "", str(exc)) or f"{exc.name} is not available"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return redact_text(f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__)

@@ -5,8 +5,8 @@
     out_dir/report.md          the same content; its figures are the files below
     out_dir/figures/*.png
 
-Figures come from ``labkit.figures`` and the projection from
-``labkit.calibration``; either may be missing or fail, and the report then
+Figures come from ``labkit.analysis.figures`` and the projection from
+``labkit.analysis.calibration``; either may be missing or fail, and the report then
 says "figure unavailable: <reason>" (or why the projection could not be
 computed) instead of failing.
 """
@@ -85,7 +85,7 @@ class RenderedFigure:
 
 
 def _latency_cdf(s: Sources) -> Any:
-    from labkit.figures import latency_cdf
+    from labkit.analysis.figures import latency_cdf
 
     if s.events is None:
         raise ResultsError(s.events_error or "no events were recorded")
@@ -95,31 +95,31 @@ def _latency_cdf(s: Sources) -> Any:
 
 
 def _summary_bars(s: Sources) -> Any:
-    from labkit.figures import summary_bars
+    from labkit.analysis.figures import summary_bars
 
     return summary_bars(s.results)
 
 
 def _requests_vs_lt(s: Sources) -> Any:
-    from labkit.figures import cost_vs_lambda_t
+    from labkit.analysis.figures import cost_vs_lambda_t
 
     return cost_vs_lambda_t(s.results, metric="requests_per_event")
 
 
 def _bytes_vs_lt(s: Sources) -> Any:
-    from labkit.figures import cost_vs_lambda_t
+    from labkit.analysis.figures import cost_vs_lambda_t
 
     return cost_vs_lambda_t(s.results, metric="bytes_per_event")
 
 
 def _empty_polls(s: Sources) -> Any:
-    from labkit.figures import empty_polls_vs_lambda_t
+    from labkit.analysis.figures import empty_polls_vs_lambda_t
 
     return empty_polls_vs_lambda_t(s.results)
 
 
 def _latency_vs_interval(s: Sources) -> Any:
-    from labkit.figures import latency_vs_interval
+    from labkit.analysis.figures import latency_vs_interval
 
     return latency_vs_interval(s.results)
 
@@ -131,7 +131,7 @@ def _streams(s: Sources) -> Any:
 
 
 def _cpu_vs_consumers(s: Sources) -> Any:
-    from labkit.figures import cpu_vs_consumers
+    from labkit.analysis.figures import cpu_vs_consumers
 
     return cpu_vs_consumers(s.results)
 

@@ -21,7 +21,7 @@ A requirements file states the numbers and constraints of one integration::
     servers = 4
 
 ``network`` is what lies between the provider and its consumers (see
-``labkit.network``: ``loopback``, ``same-region``, ``cross-region``,
+``labkit.config.network``: ``loopback``, ``same-region``, ``cross-region``,
 ``intercontinental``, ``mobile``, or ``"rtt=80ms,loss=0.5%"``, or a table such
 as ``[network]`` with ``profile = "mobile"`` and ``loss = "2%"``); not stated,
 the runs are on loopback. ``tls`` says whether every hop is HTTPS.
@@ -41,8 +41,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from labkit.config import Settings, describe_error
+from labkit.config.network import SHIPPED, NetworkProfile, network_from
 from labkit.errors import ConfigError
-from labkit.network import SHIPPED, NetworkProfile, network_from
 
 DEFAULT_NAME = "Default profile"
 

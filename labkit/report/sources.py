@@ -1,6 +1,6 @@
 """What a report reads: the runs under the given paths, their tables, and how to reproduce them.
 
-A report only reads results (``labkit.results``); it never re-runs anything.
+A report only reads results (``labkit.results.layout``); it never re-runs anything.
 Everything it shows from a summary passes through ``redact`` first, so an API
 key or a ``whsec_`` secret that found its way into a settings dump never
 reaches the page.
@@ -20,7 +20,7 @@ import pandas as pd
 
 from labkit.config import RunSettings
 from labkit.errors import ResultsError
-from labkit.results import load_events, read_summary, summary_paths, summary_rows
+from labkit.results.layout import load_events, read_summary, summary_paths, summary_rows
 
 _SECRET_KEY = re.compile(r"secret|api_?keys?$|token|password|passwd|authori[sz]ation|credential|private_key", re.I)
 _SECRET_TEXT = (

@@ -16,7 +16,7 @@ import math
 import pandas as pd
 from matplotlib.figure import Figure
 
-from labkit import plotting as parts
+from labkit.analysis import plotting as parts
 from labkit.errors import ResultsError
 from labkit.report.observations import is_stream, observations
 from labkit.report.streams import StreamView

@@ -3,7 +3,7 @@
 Each is the least a Starlette app can do for the same request: the bare poll
 endpoint answers with the very status, headers and body the provider sent
 (captured by the benchmark just before), and the bare receiver reads the body
-and answers 204 at once. They run through ``labkit.servers.serving.serve_app`` as
+and answers 204 at once. They run through ``labkit.lab.serving.serve_app`` as
 role ``bare``, so the uvicorn settings, the byte-counting httptools protocol
 and uvloop are the same as the provider's and the receiver's: the ratio then
 measures labkit's own work and nothing else.

@@ -22,7 +22,7 @@ proxy -> receiver, or the poller -> proxy -> provider) to add:
   a new connection sends up (it arrives when it would have, had the client
   waited for the SYN-ACK). TLS handshakes are data and are delayed as such.
 
-``Impairment.from_profile`` builds all of this from a ``labkit.network``
+``Impairment.from_profile`` builds all of this from a ``labkit.config.network``
 profile (one-way delay = rtt / 2 each way), and ``ProxyThread`` runs a proxy
 on its own event loop for callers that are not async.
 
@@ -57,7 +57,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from labkit.network import NetworkProfile
+    from labkit.config.network import NetworkProfile
 
 SLICE_S = 0.002  # a rate-limited chunk leaves in slices of this much link time (and at least MIN_SLICE bytes)
 MIN_SLICE = 1460

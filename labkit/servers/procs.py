@@ -130,7 +130,7 @@ class ProcessGroup:
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(settings))
         log_path = self.work_dir / f"{name}.log"
-        cmd = [sys.executable, "-m", "labkit.servers.serving", role, str(settings_path), *extra]
+        cmd = [sys.executable, "-m", "labkit.lab.serving", role, str(settings_path), *extra]
         fds: tuple[int, ...] = ()
         if sock is not None:
             cmd += ["--fd", str(sock.fileno())]

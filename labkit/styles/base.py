@@ -21,7 +21,7 @@ from labkit.styles.registry import StyleInfo
 
 if TYPE_CHECKING:
     from labkit.config import NetworkProfile, RunSettings
-    from labkit.model_network import LatencyTerms
+    from labkit.model.network import LatencyTerms
     from labkit.servers.procs import Child
 
 # The consumer counters every run brackets over the workload window (missing ones read as 0).
@@ -39,13 +39,13 @@ def as_number(value: Any) -> float | None:
 
 def network_profile(settings: RunSettings) -> NetworkProfile:
     """The run's network profile; loopback (nothing added) when the run names none."""
-    from labkit.network import shipped
+    from labkit.config.network import shipped
 
     return settings.network if settings.network is not None else shipped("loopback")
 
 
 def with_network(block: dict[str, Any], terms: LatencyTerms, settings: RunSettings) -> dict[str, Any]:
-    """A style's model block with its mean latency built from the network's terms (``labkit.model_network``).
+    """A style's model block with its mean latency built from the network's terms (``labkit.model.network``).
 
     Every style calls this with its own terms (webhook, polling, streams, ...), so a
     model block always says which profile, TLS and connection policy it assumed

@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit import model, model_network
+from labkit import model
 from labkit.config import RunSettings
 from labkit.errors import ServerError
+from labkit.model import network as model_network
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
 from labkit.styles.registry import StyleInfo, register
 
@@ -159,7 +160,7 @@ class Polling(Style):
         """The polling model with the network's terms: the poll's measured round trip less the profile's is the lab's work.
 
         On a fixed timetable an event waits T/2 for the next poll to reach the
-        provider and one way back (``labkit.model_network.polling_latency``); a
+        provider and one way back (``labkit.model.network.polling_latency``); a
         long poll answers one way after the event, plus the re-arm gaps.
         """
         wl = settings.workload

@@ -1,21 +1,19 @@
 """The registry of delivery styles and what every layer may know of one.
 
-A style module calls ``register(StyleInfo(...))`` at import; the registry
-imports the shipped style modules on first use, so a caller never needs to
-know which modules exist. Figures, reports and summaries read a style's
-presentation and semantics from here instead of testing its name.
+A style module calls ``register(StyleInfo(...), unit)`` as it is imported;
+``labkit.styles`` imports the shipped style modules with plain imports, and
+since a package is imported before any of its modules, every lookup here sees
+them. Figures, reports and summaries read a style's presentation and
+semantics from here instead of testing its name. The settings hold style
+names as data; ``check`` is where a run's names and combinations are judged.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from labkit.errors import ConfigError
-
-# The shipped style modules, in display order; a new style adds its module here.
-SHIPPED = ("labkit.styles.webhook", "labkit.styles.polling", "labkit.styles.sse", "labkit.styles.websocket")
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,6 @@ class StyleInfo:
 _REGISTRY: dict[str, StyleInfo] = {}
 # name -> the style's unit (a labkit.styles.base.Style; typed there: this module imports nothing of the lab).
 _UNITS: dict[str, Any] = {}
-_loaded = False
 
 
 def register(info: StyleInfo, unit: Any = None) -> StyleInfo:
@@ -56,23 +53,13 @@ def unregister(name: str) -> None:
     _UNITS.pop(name, None)
 
 
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in SHIPPED:
-            importlib.import_module(module)
-
-
 def get(name: str) -> StyleInfo | None:
     """The style called ``name``, or None for a name no module registered."""
-    _load()
     return _REGISTRY.get(name)
 
 
 def all_styles() -> list[StyleInfo]:
     """Every registered style, in display order."""
-    _load()
     return sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name))
 
 
@@ -83,7 +70,6 @@ def names() -> tuple[str, ...]:
 
 def unit_of(name: str) -> Any:
     """The unit registered for style ``name`` (``labkit.styles.unit`` gives it typed); ConfigError names an unknown one."""
-    _load()
     found = _UNITS.get(name)
     if found is None:
         known = ", ".join(repr(n) for n in sorted(_UNITS))
@@ -95,3 +81,16 @@ def refusal(name: str, settings: Any) -> str | None:
     """Why style ``name`` cannot run ``settings`` (one line naming the setting), or None."""
     reason = unit_of(name).refuse(settings)
     return str(reason) if reason else None
+
+
+def check(settings: Any) -> None:
+    """Refuse a run whose styles are unknown or cannot honour its settings: ConfigError, one line naming the style."""
+    known = [repr(k) for k in names()]
+    allowed = " or ".join([", ".join(known[:-1]), known[-1]] if len(known) > 1 else known)
+    unknown = [s for s in settings.styles if s not in _REGISTRY]
+    if unknown:
+        raise ConfigError(f"styles: no style {unknown[0]!r}: input should be {allowed}")
+    for name in settings.styles:
+        reason = refusal(name, settings)
+        if reason:
+            raise ConfigError(f"styles: {name}: {reason}")

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from labkit import model_network, model_streams
 from labkit.config import RunSettings
 from labkit.errors import ServerError
+from labkit.model import network as model_network
+from labkit.model import streams as model_streams
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, network_profile, with_network
 from labkit.styles.polling import snapshot_stats, wait_for_file
 from labkit.styles.registry import StyleInfo, register
@@ -185,7 +186,7 @@ class StreamStyle(Style):
         write_cost_s: float,
         events_per_connection: float,
     ) -> dict[str, Any]:
-        """The stream model with the network's terms, as webhook and polling have them (``labkit.model_network``).
+        """The stream model with the network's terms, as webhook and polling have them (``labkit.model.network``).
 
         A held stream pays one one-way trip per event; its handshakes (TCP, and
         TLS) are paid once per connection and shared by the events it carries.

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit import model, model_network
+from labkit import model
 from labkit.config import RunSettings
 from labkit.errors import RunError
+from labkit.model import network as model_network
 from labkit.provider.store import Store
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
 from labkit.styles.registry import StyleInfo, register

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from labkit.cli.main import main
+from labkit.cli.commands import main
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

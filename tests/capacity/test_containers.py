@@ -17,7 +17,7 @@ import pytest
 import typer
 import yaml
 
-from labkit.cli.main import app, register_commands
+from labkit.cli.commands import app, register_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "labkit:latest"

@@ -9,10 +9,10 @@ import pytest
 
 from labkit import styles
 from labkit.config import RunSettings
-from labkit.decision_runs import MachineLimits, plan_decision, poll_interval_for, run_decision
 from labkit.errors import ConfigError
 from labkit.report.requirements import load_requirements, parse_requirements
-from labkit.results import SCHEMA_VERSION, SUMMARY, write_json
+from labkit.results.layout import SCHEMA_VERSION, SUMMARY, write_json
+from labkit.runs.decision_runs import MachineLimits, plan_decision, poll_interval_for, run_decision
 
 REQS = Path(__file__).resolve().parents[2] / "scenarios" / "requirements"
 
@@ -119,7 +119,7 @@ def test_subscribers_go_to_10000_not_beyond() -> None:
 
 
 def test_no_candidate_style_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit import decision_runs
+    from labkit.runs import decision_runs
 
     monkeypatch.setattr(decision_runs, "candidate_styles", lambda req: ([], [("webhook", "x")]))
     with pytest.raises(ConfigError):
@@ -127,7 +127,7 @@ def test_no_candidate_style_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_points_already_done_are_skipped_unless_forced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit import runner
+    from labkit.lab import pipeline
 
     plan = plan_decision(payments(), tmp_path, limits=replace(MachineLimits(), minutes=2))
     first = plan.points[0]
@@ -135,7 +135,7 @@ def test_points_already_done_are_skipped_unless_forced(tmp_path: Path, monkeypat
     summary = {"schema_version": SCHEMA_VERSION, "run_id": first.run_id, "point": first.point_id, "styles": {}, "workload": {}}
     write_json(done_dir / SUMMARY, summary)
     ran: list[str] = []
-    monkeypatch.setattr(runner, "run", lambda settings, **kw: ran.append(kw["run_id"]))
+    monkeypatch.setattr(pipeline, "run", lambda settings, **kw: ran.append(kw["run_id"]))
     outcomes = run_decision(plan)
     assert [o.skipped for o in outcomes] == [True] + [False] * (len(plan.points) - 1)
     assert ran == [p.run_id for p in plan.points[1:]]

@@ -17,9 +17,9 @@ import math
 
 import pytest
 
-from labkit.calibration import fit_costs, project
+from labkit.analysis.calibration import fit_costs, project
 from labkit.errors import ResultsError
-from labkit.results import load_results
+from labkit.results.layout import load_results
 
 from .conftest import FIXTURE
 
@@ -115,7 +115,7 @@ def test_published_events_separate_from_deliveries_when_consumers_vary():
     assert (fit.per_request, fit.per_event, fit.per_published) == pytest.approx((0.0004, 0.0001, 0.002))
     assert fit.terms == ("per_request", "per_event", "per_published") and fit.note == ""
     # the projection counts a published event once, not once per consumer
-    from labkit.calibration import Calibration
+    from labkit.analysis.calibration import Calibration
 
     out = project(
         Calibration(fits={"polling": {"provider_cpu_s": fit}}, source_runs=("r0",)), consumers=1000, rate_per_s=10, poll_interval_s=1

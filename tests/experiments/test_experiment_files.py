@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from labkit.errors import ConfigError
-from labkit.experiments import load_experiment, point_id
+from labkit.runs.experiments import load_experiment, point_id
 
 from .conftest import EXPERIMENTS, REPO
 

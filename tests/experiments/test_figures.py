@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from labkit import figures
-from labkit.results import load_events, load_results
+from labkit.results.layout import load_events, load_results
 
 from .conftest import FIXTURE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.results import load_events, load_results
+from labkit.results.layout import load_events, load_results
 
 from .conftest import FIXTURE
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from labkit import sweep
 from labkit.errors import ResultsError
-from labkit.experiments import load_experiment
-from labkit.results import SCHEMA_VERSION, load_results, write_json
+from labkit.results.layout import SCHEMA_VERSION, load_results, write_json
+from labkit.runs import sweep
+from labkit.runs.experiments import load_experiment
 
 from .conftest import EXPERIMENTS, REPO
 

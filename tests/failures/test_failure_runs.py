@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from labkit import runner
 from labkit.config import RunSettings
-from labkit.results import load_events, load_results
+from labkit.lab import pipeline
+from labkit.results.layout import load_events, load_results
 
 pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
 
@@ -29,7 +29,7 @@ def _run(tmp_path: Path, fault: dict[str, Any], styles: tuple[str, ...] = ("webh
         experiment="failures",
         fault=fault,
     )
-    return runner.run(settings, results_dir=tmp_path / "run").summary
+    return pipeline.run(settings, results_dir=tmp_path / "run").summary
 
 
 def _no_loss_no_double_processing(style: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.cli.main import main
+from labkit.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[2]
 

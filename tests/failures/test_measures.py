@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.failures import measures
+from labkit.lab import measures
 
 S = 1_000_000_000  # ns per second
 

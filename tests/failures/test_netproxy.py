@@ -175,7 +175,7 @@ async def test_an_upload_is_limited_by_the_up_rate_only() -> None:
 
 
 async def test_a_profile_delays_both_directions_by_half_its_rtt() -> None:
-    from labkit.network import parse_network
+    from labkit.config.network import parse_network
 
     profile = parse_network("rtt=60ms")
     imp = Impairment.from_profile(profile)

@@ -8,8 +8,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from labkit.config import RunSettings
-from labkit.experiments import load_experiment
-from labkit.failures.plans import KINDS, ConsumerKill, FaultPlan, NetworkFault, ReceiverDead
+from labkit.config.faults import KINDS, ConsumerKill, FaultPlan, NetworkFault, ReceiverDead
+from labkit.runs.experiments import load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 

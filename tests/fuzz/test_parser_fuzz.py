@@ -23,9 +23,9 @@ from starlette.exceptions import HTTPException
 from labkit.config import RunSettings
 from labkit.consumers.receiver import MAX_EVENT_ID, Rejected, parse_message
 from labkit.errors import ConfigError
-from labkit.experiments import load_experiment
 from labkit.provider import bodies, protocol, ssrf
 from labkit.report.requirements import load_requirements
+from labkit.runs.experiments import load_experiment
 from labkit.wire.retryafter import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.wire.signing import SignatureError, Signer, Verifier, new_secret
 from tests.fuzz.examples import fuzz_examples

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.agreement import (
+from labkit.lab.workload import build_workload
+from labkit.model.agreement import (
     latency_agreement,
     latency_bound_ms,
     mean_se,
@@ -20,8 +21,7 @@ from labkit.agreement import (
     uniform_sd,
     width_in_se,
 )
-from labkit.experiments import load_experiment
-from labkit.workload import build_workload
+from labkit.runs.experiments import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from labkit.model_network import (
+from labkit.config.network import SHIPPED, parse_network
+from labkit.model.network import (
     handshake_s,
     long_poll_latency,
     polling_latency,
@@ -15,7 +16,6 @@ from labkit.model_network import (
     transfer_s,
     webhook_latency,
 )
-from labkit.network import SHIPPED, parse_network
 
 CROSS = SHIPPED["cross-region"]  # rtt 65 ms, no loss, no rate limit
 MOBILE = SHIPPED["mobile"]  # rtt 60 ms, loss 0.5 %, 5 mbit up, 20 mbit down

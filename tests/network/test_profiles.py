@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from labkit.config.network import SHIPPED, NetworkProfile, network_from, network_from_table, parse_network
 from labkit.errors import ConfigError
-from labkit.network import SHIPPED, NetworkProfile, network_from, network_from_table, parse_network
 
 
 def test_every_shipped_profile_cites_a_source_and_round_trips_through_its_spec() -> None:

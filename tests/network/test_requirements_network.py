@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from labkit.config.network import SHIPPED
 from labkit.errors import ConfigError
-from labkit.network import SHIPPED
 from labkit.report.requirements import Requirements, load_requirements
 
 ROOT = Path(__file__).resolve().parents[2]

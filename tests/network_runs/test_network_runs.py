@@ -8,16 +8,16 @@ import sys
 
 import pytest
 
-from labkit import runner
 from labkit.config import RunSettings, WorkloadSettings
+from labkit.config.faults import NetworkFault
+from labkit.config.network import parse_network, shipped
 from labkit.errors import ConfigError
-from labkit.failures.plans import NetworkFault
+from labkit.lab import pipeline
 from labkit.lab.session import Session, network_conflict
-from labkit.network import parse_network, shipped
+from labkit.lab.workload import build_workload
 from labkit.styles.base import network_profile, unit
 from labkit.styles.polling import Polling
 from labkit.styles.webhook import Webhook
-from labkit.workload import build_workload
 
 WEBHOOK, POLLING = Webhook(), Polling()
 
@@ -81,7 +81,7 @@ def test_a_profile_raises_both_styles_latency_by_its_terms(tmp_path) -> None:
         network=profile,
         out_dir=str(tmp_path),
     )
-    summary = runner.run(settings).summary
+    summary = pipeline.run(settings).summary
     assert summary["workload"]["network"]["rtt_ms"] == 60
     for name in ("webhook", "polling"):
         block = summary["styles"][name]
@@ -106,7 +106,7 @@ def test_tls_run_delivers_every_event_over_https(tmp_path) -> None:
         out_dir=str(tmp_path),
     )
     work = tmp_path / "work"
-    summary = runner.run(settings, work_dir=work).summary
+    summary = pipeline.run(settings, work_dir=work).summary
     assert summary["workload"]["tls"] is True and summary["workload"]["webhook_connection"] == "new"
     for name in ("webhook", "polling"):
         block = summary["styles"][name]
@@ -129,7 +129,7 @@ def test_stream_styles_over_https_through_a_profile_deliver_every_event(tmp_path
         out_dir=str(tmp_path),
     )
     work = tmp_path / "work"
-    summary = runner.run(settings, work_dir=work).summary
+    summary = pipeline.run(settings, work_dir=work).summary
     for name in ("sse", "websocket"):
         block = summary["styles"][name]
         assert block["published"] > 0 and block["delivered"] == 3 * block["published"] and block["lost"] == 0

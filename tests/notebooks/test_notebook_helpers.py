@@ -16,10 +16,11 @@ import pytest
 from matplotlib.figure import Figure
 from standardwebhooks.webhooks import Webhook
 
-from labkit import calibration, figures
+from labkit import figures
+from labkit.analysis import calibration
 from labkit import notebook as nb
 from labkit.errors import ConfigError
-from labkit.results import load_events, load_results
+from labkit.results.layout import load_events, load_results
 from labkit.wire.signing import Signer, new_secret
 
 matplotlib.use("Agg")

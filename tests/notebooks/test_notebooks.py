@@ -21,7 +21,7 @@ import nbclient
 import nbformat
 import pytest
 
-from labkit.notebooks_run import kernel_manager_class
+from labkit.notebook.runner import kernel_manager_class
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"

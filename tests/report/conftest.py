@@ -12,7 +12,7 @@ from report_helpers import COMPARE_RUN, SWEEP, stand_in_figures, stream_styles_r
 @pytest.fixture(scope="session")
 def results_df():
     """The webhook-and-polling fixtures (one compare run and a sweep); the stream fixture is loaded on its own."""
-    from labkit.results import load_results
+    from labkit.results.layout import load_results
 
     return pd.concat([load_results(COMPARE_RUN.parent), load_results(SWEEP)], ignore_index=True)
 
@@ -26,11 +26,11 @@ def stream_styles():
 
 @pytest.fixture
 def fake_figures(monkeypatch):
-    """Install a stand-in ``labkit.figures`` so a test does not depend on the real one's state."""
+    """Install a stand-in ``labkit.analysis.figures`` so a test does not depend on the real one's state."""
 
     def install(**kwargs):
         mod = stand_in_figures(**kwargs)
-        monkeypatch.setitem(sys.modules, "labkit.figures", mod)
+        monkeypatch.setitem(sys.modules, "labkit.analysis.figures", mod)
         return mod
 
     return install

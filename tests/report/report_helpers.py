@@ -29,8 +29,8 @@ def _line_figure(*_args, **_kwargs):
 
 
 def stand_in_figures(*, missing: tuple[str, ...] = (), failing: tuple[str, ...] = ()) -> types.ModuleType:
-    """A ``labkit.figures`` with every report figure, some left out or raising on purpose."""
-    mod = types.ModuleType("labkit.figures")
+    """A ``labkit.analysis.figures`` with every report figure, some left out or raising on purpose."""
+    mod = types.ModuleType("labkit.analysis.figures")
     for name in FIGURE_FUNCTIONS:
         if name in missing:
             continue

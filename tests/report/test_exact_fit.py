@@ -11,8 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from labkit import figures
-from labkit.calibration import fit_costs
-from labkit.results import load_results
+from labkit.analysis.calibration import fit_costs
+from labkit.results.layout import load_results
 
 matplotlib.use("Agg")
 

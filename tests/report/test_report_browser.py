@@ -51,13 +51,13 @@ def _playwright():  # type: ignore[no-untyped-def]
 
 
 def _figures_for_the_browser(monkeypatch) -> str:  # type: ignore[no-untyped-def]
-    """The real labkit.figures when it imports; otherwise a stand-in, so the images are still checked."""
+    """The real labkit.analysis.figures when it imports; otherwise a stand-in, so the images are still checked."""
     try:
-        import labkit.figures  # noqa: F401
+        import labkit.analysis.figures  # noqa: F401
     except ImportError:
-        monkeypatch.setitem(sys.modules, "labkit.figures", stand_in_figures())
+        monkeypatch.setitem(sys.modules, "labkit.analysis.figures", stand_in_figures())
         return "stand-in"
-    return "labkit.figures"
+    return "labkit.analysis.figures"
 
 
 def test_report_renders_in_headless_chromium(tmp_path, monkeypatch):

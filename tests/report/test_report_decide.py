@@ -122,8 +122,8 @@ def assert_runnable_compare(command: str) -> None:
     import typer
 
     from labkit import styles
+    from labkit.cli.commands import register_commands
     from labkit.cli.compare import build_run_settings
-    from labkit.cli.main import register_commands
 
     compare = typer.main.get_command(register_commands()).commands["compare"]
     args = _compare_args(command)

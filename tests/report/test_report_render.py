@@ -153,17 +153,17 @@ def test_figure_that_raises_or_is_missing_is_reported_not_fatal(tmp_path, fake_f
 
 
 def test_no_figures_module_at_all(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "labkit.figures", None)
+    monkeypatch.setitem(sys.modules, "labkit.analysis.figures", None)
     paths = write_report([COMPARE_RUN], out_dir=tmp_path)
     html = paths.html.read_text()
-    assert html.count("figure unavailable:") == 8  # the seven of labkit.figures and the streams figure (no stream run here)
+    assert html.count("figure unavailable:") == 8  # the seven of labkit.analysis.figures and the streams figure (no stream run here)
     assert "<img" not in html
 
 
 @pytest.mark.slow
 def test_projection_failure_says_why(tmp_path, fake_figures, monkeypatch):
     fake_figures()
-    import labkit.calibration as calibration
+    import labkit.analysis.calibration as calibration
 
     def broken(_df, **_kw):
         raise RuntimeError("nothing to fit")

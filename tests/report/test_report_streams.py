@@ -18,7 +18,7 @@ from labkit.report import OPTIONS, decide, load_requirements
 from labkit.report.decide import LONG_POLLING, POLLING, WEBHOOK
 from labkit.report.observations import is_stream
 from labkit.report.terms import STREAM_FAMILY
-from labkit.results import load_results
+from labkit.results.layout import load_results
 
 NAT = "mobile-app-behind-nat"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import runner
 from labkit.config import RunSettings
+from labkit.lab import pipeline
 
 pytestmark = pytest.mark.slow  # real servers for many seconds
 
@@ -23,7 +23,7 @@ def test_killed_multi_process_consumers_lose_nothing(tmp_path: Path) -> None:
         consumer_processes=2,
         fault={"kind": "consumer_kill", "at_s": [1.0], "restart_after_s": 0.2},
     )
-    summary = runner.run(settings, results_dir=tmp_path / "run").summary
+    summary = pipeline.run(settings, results_dir=tmp_path / "run").summary
     for name in ("webhook", "polling"):
         style = summary["styles"][name]
         f = style["fault"]

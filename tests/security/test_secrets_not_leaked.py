@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import runner
 from labkit.config import RunSettings
+from labkit.lab import pipeline
 from labkit.wire.signing import PREFIX
 
 pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
@@ -45,7 +45,7 @@ def test_keys_and_secrets_stay_out_of_results_and_logs(tmp_path: Path) -> None:
         fault={"kind": "consumer_kill", "at_s": [0.8], "restart_after_s": 0.2},
     )
     work, results = tmp_path / "work", tmp_path / "results" / "run"
-    result = runner.run(settings, work_dir=work, results_dir=results)
+    result = pipeline.run(settings, work_dir=work, results_dir=results)
     assert all(s["fault"]["lost"] == 0 for s in result.summary["styles"].values())
 
     secrets = _secrets_of_the_run(work)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from websockets.frames import Frame, Opcode
 
-from labkit import model_streams as m
+from labkit.model import streams as m
 from labkit.provider.streams import encode
 from tests.streams.conftest import KEY, Lab
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from labkit import runner
 from labkit.config import RunSettings
+from labkit.lab import pipeline
 
 pytestmark = pytest.mark.slow  # real servers for many seconds per style
 
@@ -29,7 +29,7 @@ def _run(tmp_path: Path, fault: dict[str, Any]) -> dict[str, Any]:
         experiment="failures",
         fault=fault,
     )
-    return runner.run(settings, results_dir=tmp_path / "run").summary
+    return pipeline.run(settings, results_dir=tmp_path / "run").summary
 
 
 def _no_loss(style: dict[str, Any]) -> dict[str, Any]:

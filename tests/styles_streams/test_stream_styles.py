@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from labkit import runner
+from labkit import styles
 from labkit.cli.compare import parse_styles
 from labkit.config import RunSettings
 from labkit.errors import ConfigError
-from labkit.experiments import parse_experiment
+from labkit.lab import pipeline
+from labkit.runs.experiments import parse_experiment
 from labkit.styles import get, unit
 from labkit.styles.stream import event_json_bytes
 
@@ -36,9 +37,9 @@ def test_registered_as_push_without_a_public_endpoint(name: str) -> None:
 )
 def test_a_setting_a_stream_cannot_honour_is_refused_in_one_line(name: str, setting: dict[str, Any]) -> None:
     key = next(iter(setting))
-    with pytest.raises(ValidationError) as err:
-        RunSettings(styles=(name,), **setting)
-    message = err.value.errors()[0]["msg"]
+    with pytest.raises(ConfigError) as err:
+        styles.check(RunSettings(styles=(name,), **setting))
+    message = str(err.value)
     assert f"{name}: {key}:" in message and "\n" not in message
 
 
@@ -106,8 +107,8 @@ def test_summary_has_the_stream_keys_and_a_model_with_measured_parameters(name: 
 
 @pytest.mark.parametrize("name", STREAMS)
 def test_the_stream_model_adds_one_way_per_event_and_shares_the_handshakes_per_connection(name: str) -> None:
-    from labkit.model_streams import fanout_queueing_s
-    from labkit.network import SHIPPED
+    from labkit.config.network import SHIPPED
+    from labkit.model.streams import fanout_queueing_s
 
     run = _fake_run(10, 4)  # fastest delivery 2 ms; 5 connects for 4 streams: 10 x 4 / 5 = 8 events per connection
     q_mean, q99 = fanout_queueing_s(4, 1.0 / 40), fanout_queueing_s(4, 1.0 / 40, 0.99)
@@ -135,7 +136,7 @@ def test_the_stream_model_adds_one_way_per_event_and_shares_the_handshakes_per_c
 @pytest.mark.slow  # two providers and two stream fleets on loopback
 def test_sse_and_websocket_deliver_every_event_once_through_labkit_run(tmp_path: Path) -> None:
     settings = RunSettings(styles=STREAMS, pollers=5, workload={"rate_per_s": 20.0, "duration_s": 2.0, "seed": 3})
-    summary = runner.run(settings, results_dir=tmp_path / "run").summary
+    summary = pipeline.run(settings, results_dir=tmp_path / "run").summary
     for name in STREAMS:
         s = summary["styles"][name]
         assert s["published"] > 0 and s["lost"] == 0 and s["duplicates"] == 0, s

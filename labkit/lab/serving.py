@@ -1,6 +1,6 @@
 """Running one lab server or consumer in a process of its own.
 
-``python -m labkit.servers.serving ROLE SETTINGS_JSON [--fd N]`` is how the runner
+``python -m labkit.lab.serving ROLE SETTINGS_JSON [--fd N]`` is how the runner
 starts its children: the settings arrive as a JSON file (so secrets never
 show in a process list) and the listening socket as an inherited file
 descriptor bound by the parent (so there is no race for a free port).
@@ -116,7 +116,7 @@ def build_app(role: str, settings: dict[str, Any]) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit.servers.serving")
+    parser = argparse.ArgumentParser(prog="python -m labkit.lab.serving")
     parser.add_argument("role", choices=ROLES)
     parser.add_argument("settings", type=Path)
     parser.add_argument("--fd", type=int, default=None)

@@ -6,7 +6,7 @@
                                  ``processes = N | "auto"`` sets consumer_processes
     [workload]                   any WorkloadSettings field
     [variants.<name>]            optional: named sets of overrides (any run or workload field)
-    [network]                    optional: the network profile of every point (labkit.network: a
+    [network]                    optional: the network profile of every point (labkit.config.network: a
                                  shipped ``profile`` plus any of rtt_ms, jitter_ms, loss, rate_bps, ...);
                                  or ``network = "cross-region"`` / a spec string / a list of them in [run]
     ``tls = true`` (or ``[false, true]``) in [run] serves every hop over HTTPS.
@@ -35,8 +35,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from labkit.config import SAFE_NAME_PATTERN, SAFE_NAME_RULE, NetworkProfile, RunSettings, WorkloadSettings, describe_error
+from labkit.config.network import network_from
 from labkit.errors import ConfigError
-from labkit.network import network_from
 
 NAME_PATTERN = re.compile(SAFE_NAME_PATTERN)
 MAX_POINTS = 500
@@ -388,6 +388,13 @@ def _settings(
         settings = RunSettings.model_validate(payload, strict=True)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_describe(exc, prefix, names, trial)}") from None
+    from labkit import styles  # the style modules load the servers' code: only when a file is read
+
+    try:
+        styles.check(settings)
+    except ConfigError as exc:
+        key = names.get(("run", "styles"), f"{prefix or 'run.'}styles")
+        raise ConfigError(f"{where}: {key}{str(exc).removeprefix('styles')}") from None
     wl = settings.workload
     if wl.arrival != "trace" and wl.rate_per_s * wl.duration_s < 1:
         key = names.get(("workload", "duration_s"), f"{prefix or 'workload.'}duration_s")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.results import read_summary, summary_paths
+from labkit.results.layout import read_summary, summary_paths
 
 # (column in the table, key in a style's fault block or summary)
 HEADLINE: tuple[tuple[str, str], ...] = (

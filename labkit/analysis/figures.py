@@ -22,8 +22,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
 from labkit import model
-from labkit import plotting as parts
-from labkit.plotting import MODEL_STYLE
+from labkit.analysis import plotting as parts
+from labkit.analysis.plotting import MODEL_STYLE
 
 # -- latency ------------------------------------------------------------------
 
@@ -199,7 +199,7 @@ def cost_vs_lambda_t(results_df: pd.DataFrame, metric: str = "requests_per_event
 
     Requests: polling 1/(lambda T) (plus extra pages), push 1/B; they cross at
     lambda T = 1/B. Bytes: the calibrated cost model fitted on these runs
-    (``labkit.calibration``), crossing where the fitted costs are equal.
+    (``labkit.analysis.calibration``), crossing where the fitted costs are equal.
     """
     if metric not in ("requests_per_event", "bytes_per_event"):
         raise ValueError("metric is 'requests_per_event' or 'bytes_per_event'")
@@ -333,7 +333,7 @@ def cpu_vs_consumers(results_df: pd.DataFrame) -> Figure:
         for ax in axes:
             parts.no_data(ax, "no results")
         return fig
-    from labkit.calibration import fit_costs
+    from labkit.analysis.calibration import fit_costs
     from labkit.errors import ResultsError
 
     try:

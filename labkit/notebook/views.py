@@ -21,7 +21,7 @@ import pandas as pd
 
 def summary_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
     """One run's summary as the table ``labkit compare`` prints: each style measured, the model beside."""
-    from labkit.summary_table import ROWS
+    from labkit.analysis.summary_table import ROWS
 
     columns: dict[str, list[Any]] = {}
     for style, data in summary["styles"].items():

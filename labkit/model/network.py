@@ -2,7 +2,7 @@
 
 These terms sit on top of a style's loopback latency (``base_s``: what this
 machine measures with no network in between) so that a run through a network
-profile (``labkit.network``) can be compared with a model that knows the
+profile (``labkit.config.network``) can be compared with a model that knows the
 network. All times are seconds; every function is pure.
 
 The terms, for a one-way delay ``d = rtt / 2``:
@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from labkit.network import NetworkProfile
+from labkit.config.network import NetworkProfile
 
 TCP_HANDSHAKE_RTTS = 1  # SYN, SYN-ACK; the request leaves with the ACK
 TLS13_HANDSHAKE_RTTS = 1  # ClientHello, ServerHello..Finished; the request leaves with the client's Finished

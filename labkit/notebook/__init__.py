@@ -2,7 +2,7 @@
 
 A notebook imports the package, sets parameters, calls, plots and explains;
 any function it would otherwise define lives here or in
-``labkit.notebook_views`` (tables and views, re-exported here).
+``labkit.notebook.views`` (tables and views, re-exported here).
 
     quick_mode(), params(full=, quick=)    LABKIT_QUICK=1 shrinks every run so that all the
                                            notebooks execute top to bottom in minutes (the tests)
@@ -39,7 +39,7 @@ import pandas as pd
 
 import labkit
 from labkit import styles
-from labkit.notebook_views import (
+from labkit.notebook.views import (
     REPORT_INPUTS,
     calibration_frame,
     exchange,
@@ -95,7 +95,7 @@ def checkout() -> Path:
     for folder in (here, *here.parents):
         if (folder / "scenarios" / "experiments").is_dir():
             return folder
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def scenarios_dir() -> Path:
@@ -116,7 +116,7 @@ def results_root() -> Path:
 
 
 def setup() -> None:
-    """Figures (``labkit.figures`` returns bare Figures) render inline as PNG; say the mode and the folder."""
+    """Figures (``labkit.analysis.figures`` returns bare Figures) render inline as PNG; say the mode and the folder."""
     from IPython import get_ipython
     from IPython.core.pylabtools import select_figure_formats
     from IPython.display import Markdown, display
@@ -278,7 +278,7 @@ def experiment(
     variants: Mapping[str, Mapping[str, Any]] | None = None,
     only: Iterable[str] | None = None,
 ) -> Any:
-    """An experiment (``labkit.experiments.Experiment``) writing under ``results_root()``.
+    """An experiment (``labkit.runs.experiments.Experiment``) writing under ``results_root()``.
 
     ``source`` is a file in scenarios/experiments/ (by stem: ``"wasted-polls"``), a
     path, or the tables of an experiment file as a dict. ``run`` and ``workload``
@@ -286,7 +286,7 @@ def experiment(
     ``variants`` updates (or adds) variants key by key. Validated like a file:
     a bad value raises ``ConfigError`` naming the key.
     """
-    from labkit.experiments import parse_experiment
+    from labkit.runs.experiments import parse_experiment
 
     doc, path = _experiment_doc(source)
     if name is not None:
@@ -308,7 +308,7 @@ def sweep(exp: Any, *, force: bool = False) -> pd.DataFrame:
     A finished point is skipped (rerunning the notebook costs nothing), unless ``force``.
     Only the points of ``exp`` are returned, not older points in the same folder.
     """
-    from labkit.sweep import build_table
+    from labkit.runs.sweep import build_table
 
     bar = NotebookProgress(f"sweep {exp.name}: {len(exp)} points")
     result = off_the_loop(labkit.run_sweep, exp, bar=bar, force=force, progress=bar.update, log=bar.log)
@@ -327,8 +327,8 @@ def events(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def fault_table(results: pd.DataFrame) -> pd.DataFrame:
-    """``labkit.failures.table.fault_table`` for exactly the runs in a results frame: what each fault cost each style."""
-    from labkit.failures.table import fault_table as table_of
+    """``labkit.analysis.failure_table.fault_table`` for exactly the runs in a results frame: what each fault cost each style."""
+    from labkit.analysis.failure_table import fault_table as table_of
 
     frames = [table_of(d) for d in dict.fromkeys(results["results_dir"])]
     if not frames:
@@ -386,7 +386,8 @@ def interval_explorer(settings: Any, results: pd.DataFrame, events_df: pd.DataFr
     """
     import ipywidgets as widgets
 
-    from labkit import figures, model
+    from labkit import model
+    from labkit.analysis import figures
 
     rtt = _rtt_ms(results)
     rate = settings.workload.rate_per_s
@@ -494,7 +495,7 @@ def fault_explorer(results: pd.DataFrame, events_df: pd.DataFrame) -> Any:
     """Pick a fault: each style's latency over the run, the fault's episodes shaded."""
     import ipywidgets as widgets
 
-    from labkit import figures
+    from labkit.analysis import figures
 
     faults = list(dict.fromkeys(results["param.variant"])) if "param.variant" in results.columns else list(dict.fromkeys(results["run_id"]))
     key = "param.variant" if "param.variant" in results.columns else "run_id"
@@ -565,7 +566,7 @@ def requirements_explorer(results: pd.DataFrame, requirements: Any) -> Any:
 
 def report_inputs(fallback: Any) -> list[Path]:
     """The result folders notebooks 01-03 wrote; when there are none, a run of ``fallback`` settings."""
-    from labkit.results import SUMMARY
+    from labkit.results.layout import SUMMARY
 
     root = results_root()
     found = [root / name for name in REPORT_INPUTS if any((root / name).rglob(SUMMARY))]

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from labkit.cli import exit_interrupted
+from labkit.cli.interrupt import exit_interrupted
 from labkit.errors import LabkitError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -19,41 +19,13 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _click_errors  # type: ignore[no-redef]
 
-app = typer.Typer(
-    name="labkit",
-    help="Webhooks or polling? Measure both on real servers and compare them with the model.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from labkit._version import __version__
-
-        typer.echo(f"labkit {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="print the version and exit", is_eager=True, callback=_print_version),
-) -> None:
-    """Webhooks or polling? Measure both on real servers and compare them with the model."""
-
-
-# The command modules, registered explicitly: each adds its commands to ``app`` on import.
-COMMAND_MODULES = ("compare", "bench", "capacity", "experiments", "failures", "report", "decide", "notebooks", "serve")
+# The command modules, imported plainly: each adds its commands to ``app`` as it is imported.
+from labkit.cli import bench, capacity, compare, decide, experiments, failures, notebooks, report, serve  # noqa: E402, F401
+from labkit.cli.app import app  # noqa: E402
 
 
 def register_commands() -> typer.Typer:
-    """Import every command module so that its commands are on ``app`` (again is a no-op)."""
-    import importlib
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"labkit.cli.{name}")
+    """The application with every command on it (the imports above registered them)."""
     return app
 
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from labkit import styles
 from labkit.config import MIN_POLL_INTERVAL_S, RunSettings
+from labkit.config.network import network_from
 from labkit.errors import ConfigError
-from labkit.network import network_from
 from labkit.report.decide import LONG_POLL_WAIT_S
 from labkit.report.requirements import Requirements
 
@@ -310,8 +310,8 @@ class DecisionOutcome:
 
 def run_decision(plan: DecisionPlan, *, force: bool = False, progress: Progress = _quiet, log: Log = _quiet) -> list[DecisionOutcome]:
     """Run every point of ``plan`` not already under its results folder (all of them with ``force``)."""
-    from labkit import runner
-    from labkit.sweep import completed_points
+    from labkit.lab import pipeline
+    from labkit.runs.sweep import completed_points
 
     done = completed_points(plan.results_dir)
     total = len(plan.points)
@@ -325,7 +325,7 @@ def run_decision(plan: DecisionPlan, *, force: bool = False, progress: Progress 
         else:
             log(f"[{i}/{total}] {label}: running")
             out = plan.results_dir / point.run_id
-            runner.run(
+            pipeline.run(
                 point.settings,
                 progress=progress,
                 run_id=point.run_id,

@@ -138,7 +138,7 @@ def webhook_model(rtt_s: float, *, batch: int = 1, retries_per_event: float = 0.
     }
 
 
-# Bytes on the wire. A calibrated cost model (labkit.calibration) measures, per
+# Bytes on the wire. A calibrated cost model (labkit.analysis.calibration) measures, per
 # style, what one request costs (request line, headers and the response's
 # headers, both directions) and what one event adds (its JSON in a body). The
 # per-event-per-consumer bytes of each variant follow from the request counts above.

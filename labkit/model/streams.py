@@ -19,7 +19,7 @@ no request and no handshake:
 
 Every function here is a model; results and figures label its outputs so.
 The network between consumer and provider is not in these forms: the stream
-styles (``labkit.styles.stream``) add its terms from ``labkit.model_network``
+styles (``labkit.styles.stream``) add its terms from ``labkit.model.network``
 as webhook and polling do, one one-way trip per event and the handshakes once
 per connection.
 """

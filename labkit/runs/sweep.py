@@ -24,8 +24,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import ResultsError
-from labkit.experiments import Experiment, Point
-from labkit.results import (
+from labkit.results.layout import (
     SCHEMA_VERSION,
     SUMMARY,
     read_summary,
@@ -33,6 +32,7 @@ from labkit.results import (
     summary_rows,
     write_json,
 )
+from labkit.runs.experiments import Experiment, Point
 
 TABLE_CSV = "table.csv"
 TABLE_JSON = "table.json"
@@ -113,10 +113,10 @@ def completed_points(exp_dir: Path) -> dict[str, Path]:
 
 def run_point(point: Point, exp_dir: Path, *, progress: Progress = _quiet) -> Path:
     """Run one point with the runner; its results go to <exp_dir>/<run-id>/."""
-    from labkit import runner
+    from labkit.lab import pipeline
 
     out = exp_dir / point.run_id
-    runner.run(
+    pipeline.run(
         point.settings,
         progress=progress,
         run_id=point.run_id,

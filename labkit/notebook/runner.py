@@ -52,7 +52,7 @@ class ExecutedNotebook:
 
 def notebooks_dir() -> Path:
     """The checkout's ``notebooks/`` folder (the notebooks ship with the repository, not the wheel)."""
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    folder = Path(__file__).resolve().parents[2] / "notebooks"
     if not folder.is_dir():
         raise ConfigError(f"no notebooks folder at {folder}: run from a labkit checkout")
     return folder

@@ -5,7 +5,7 @@ from a spec string (``rtt=80ms,jitter=5ms,loss=0.5%,rate=10mbit``, optionally
 starting from a shipped name: ``mobile,loss=2%``), or from a TOML table
 (``[network]`` in experiments and requirements). The user-space proxy
 (``labkit.servers.netproxy``) applies it to every consumer <-> provider hop and
-``labkit.model_network`` adds its terms to each style's latency.
+``labkit.model.network`` adds its terms to each style's latency.
 
 Directions: ``up`` is from the side that opens the connection (a poller, or the
 webhook dispatcher) to the side that listens (the provider, or the receiver);

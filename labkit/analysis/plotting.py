@@ -1,6 +1,6 @@
 """Shared pieces of labkit's figures: colours and markers from the style registry, axes, columns.
 
-``labkit.figures`` builds every figure from these; a figure module of its
+``labkit.analysis.figures`` builds every figure from these; a figure module of its
 own (capacity, bench) may use them too.
 """
 
@@ -122,7 +122,7 @@ def cost_model_curves(
             if curve is not None:
                 curves[name] = (np.asarray(curve[0], dtype=float), curve[1])
         return model.crossover_lambda_t(batch), curves
-    from labkit.calibration import fit_costs
+    from labkit.analysis.calibration import fit_costs
     from labkit.errors import ResultsError
 
     try:
