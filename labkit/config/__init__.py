@@ -387,8 +387,10 @@ class StreamLimits(Settings):
     """The provider's streams: per-connection bounds that keep a slow consumer from costing the others.
 
     A connection whose queue (events handed to it but not yet written to its
-    socket) passes ``queue_max_events`` or ``queue_max_bytes`` is disconnected
-    with the reason and resumes from its cursor when it reconnects.
+    socket) passes ``queue_max_events`` or ``queue_max_bytes``, or whose write
+    waits for its socket longer than ``stall_timeout_s`` (while it catches up
+    or live), is disconnected with the reason and resumes from its cursor when
+    it reconnects. Catch-up writes at most ``catchup_max_bytes`` at a time.
     """
 
     queue_max_events: int = Field(1000, ge=1, le=1_000_000)
@@ -399,6 +401,12 @@ class StreamLimits(Settings):
     catchup_page: int = Field(500, ge=1, le=10_000, description="events read per query while a stream catches up")
     first_message_timeout_s: float = Field(10.0, gt=0, le=600, description="WebSocket: wait this long for the cursor")
     drop_grace_s: float = Field(1.0, ge=0, le=60, description="time to write the reason before a dropped stream is cut")
+    catchup_max_bytes: int = Field(
+        64 * 1024, ge=1024, le=64 * 1024 * 1024, description="frame bytes per catch-up write (at least one event), read and held at once"
+    )
+    stall_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a stream whose write waits this long for its socket (catch-up or live) is dropped and cut"
+    )
 
 
 class StreamConsumerSettings(Settings):

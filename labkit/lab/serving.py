@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 
 from labkit.config import ServerLimits
-from labkit.servers.serverlimits import limited_protocol_class
+from labkit.servers.serverlimits import limited_protocol_class, websocket_protocol_class
 from labkit.wire.metering import counting_protocol_class
 
 # "bare": the benchmark's bare Starlette servers (labkit.servers.bare), served the same way.
@@ -58,6 +58,7 @@ def serve_app(
         host=host,
         port=port,
         http=limited_protocol_class(counting_protocol_class(), limits),
+        ws=websocket_protocol_class(),
         h11_max_incomplete_event_size=limits.max_head_bytes,
         loop=_loop(),
         lifespan="on",

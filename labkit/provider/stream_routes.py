@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -45,6 +45,7 @@ from starlette.websockets import WebSocketDisconnect
 from labkit.provider.routing import FastRoute, RouteSet
 from labkit.provider.state import ProviderState
 from labkit.provider.streams import SSE, WS, Encoded, Stream, StreamHub
+from labkit.servers.serverlimits import ABORT
 
 MAX_CURSOR = 2**63 - 1
 MAX_FILTER_TYPES = 50
@@ -90,6 +91,27 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+def aborter(scope: Scope) -> Callable[[], object] | None:
+    """The server's way to reset this connection now (``labkit.servers.serverlimits.ABORT``), if it offers one.
+
+    Closing a transport politely waits until its buffered bytes are written, and
+    a stalled reader never takes them: the connection, its socket and its file
+    descriptor would stay open for good after the hub let the stream go.
+    """
+    ext = scope.get("extensions") or {}
+    abort = (ext.get(ABORT) or {}).get("abort")
+    return abort if callable(abort) else None
+
+
+async def timed(s: Stream, step: Awaitable[None]) -> None:
+    """Await one write, with ``s.since`` telling the hub's stall watcher since when it waits."""
+    s.since = asyncio.get_running_loop().time()
+    try:
+        await step
+    finally:
+        s.since = 0.0
+
+
 # -- Server-Sent Events ------------------------------------------------------------------
 
 
@@ -128,28 +150,31 @@ class HubEventStream(EventSourceResponse):
     def __init__(self, hub: StreamHub, stream: Stream) -> None:
         self.hub = hub
         self.stream = stream
+        self.abort: Callable[[], object] | None = None
         super().__init__(_no_body(), headers=STREAM_HEADERS)
 
     async def stream_response(self, send: Send) -> None:
         hub, s, limits = self.hub, self.stream, self.hub.limits
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        await send(_body(format_sse_event(comment="labkit stream", retry=limits.retry_ms)))
+        await timed(s, send(_body(format_sse_event(comment="labkit stream", retry=limits.retry_ms))))
         while page := hub.catch_up(s):
-            await send(_body(b"".join(e.sse for e in page)))
+            chunk = b"".join(e.sse for e in page)
+            del page  # the frames live on only in the chunk the transport takes
+            await timed(s, send(_body(chunk)))
         s.push = lambda events: send_now(send, _body(events[0].sse if len(events) == 1 else b"".join([e.sse for e in events])))
         heartbeat = _body(format_sse_event(comment="heartbeat"))
         try:
             while True:
                 chunk = b"".join(e.sse for e in s.take())
                 if chunk:
-                    await send(_body(chunk))
+                    await timed(s, send(_body(chunk)))
                     continue
                 if s.dropped:
                     reason = orjson.dumps({"reason": s.dropped, "resume_after": s.cursor}).decode()
                     await send(_body(format_sse_event(event="error", data_str=reason)))
                     break
                 if not await s.wait():
-                    await send(heartbeat)
+                    await timed(s, send(heartbeat))
         finally:
             s.push = None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -158,7 +183,9 @@ class HubEventStream(EventSourceResponse):
         """Returns when the client leaves, or ``drop_grace_s`` after the hub dropped the stream.
 
         Returning cancels the writer: a writer that wrote the reason has already
-        finished; one still blocked on a full socket is cut off here.
+        finished; one still blocked on a full socket is cut off here, and its
+        connection is reset (``aborter``) rather than closed politely, so the
+        socket and its file descriptor go with the stream.
         """
         loop = asyncio.get_running_loop()
         cut: asyncio.Future[None] = loop.create_future()
@@ -174,10 +201,14 @@ class HubEventStream(EventSourceResponse):
         left = loop.create_task(client_left())
         try:
             await asyncio.wait({left, cut}, return_when=asyncio.FIRST_COMPLETED)
+            if not left.done() and self.abort is not None:
+                self.abort()
+                await asyncio.wait({left}, timeout=1.0)  # the server sees the connection lost, so the response is not "incomplete"
         finally:
             left.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.abort = aborter(scope)
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -195,9 +226,19 @@ def sse_response(hub: StreamHub, request: Request) -> Response:
         types = parse_types(raw.split(",")) if raw else ()
     except StreamInputError as exc:
         raise HTTPException(400, str(exc)) from None
+    if request.scope.get("http_version") == "1.0":  # no chunked encoding, and nothing else ends an endless body
+        raise HTTPException(505, "an event stream needs HTTP/1.1")
+    head = hub.store.head()
+    if after > head:
+        raise HTTPException(409, cursor_ahead(after, head), headers={"x-log-head": str(head)})
     if hub.full():
         raise HTTPException(503, f"too many open streams (max_streams={hub.limits.max_streams})")
     return HubEventStream(hub, hub.attach(SSE, after, types))
+
+
+def cursor_ahead(after: int, head: int) -> str:
+    """Why a cursor past the log's newest event is refused: following it would skip the next events published."""
+    return f"cursor {after} is ahead of the log head {head} (a cursor from another provider or database?); resume from at most {head}"
 
 
 async def sse_stream(request: Request) -> Response:
@@ -270,12 +311,12 @@ def _ws_push(websocket: WebSocket) -> Callable[[list[Encoded]], bool]:
 async def _ws_writer(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
     while page := hub.catch_up(s):
         for e in page:
-            await websocket.send_text(e.json)
+            await timed(s, websocket.send_text(e.json))
     s.push = _ws_push(websocket)
     try:
         while True:
             for e in s.take():
-                await websocket.send_text(e.json)
+                await timed(s, websocket.send_text(e.json))
             if s.dropped:
                 return
             await s.wait()  # a heartbeat is a no-op here: the server's own WebSocket pings keep an idle link alive
@@ -307,6 +348,8 @@ async def ws_stream(websocket: WebSocket) -> None:
         if not isinstance(types, list):
             raise StreamInputError("types: must be a list of strings")
         types = parse_types(types)
+        if after > hub.store.head():
+            raise StreamInputError(cursor_ahead(after, hub.store.head()))
     except StreamInputError as exc:
         await websocket.close(POLICY_VIOLATION, str(exc)[:120])
         return
@@ -316,6 +359,13 @@ async def ws_stream(websocket: WebSocket) -> None:
 
 
 async def _serve(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
+    """Write until the client leaves or the hub drops the stream; a dropped stream is closed, or reset.
+
+    The close (1013 and the reason) goes out when the writer got through; the
+    client then has ``drop_grace_s`` to answer it. A writer still blocked, or a
+    client that does not answer, gets its connection reset (``aborter``): the
+    server's own close would wait for ever to write into a full socket.
+    """
     loop = asyncio.get_running_loop()
     cut: asyncio.Future[None] = loop.create_future()
     grace = hub.limits.drop_grace_s
@@ -330,8 +380,14 @@ async def _serve(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
         with contextlib.suppress(BaseException):
             await writer
     if s.dropped and not closed.done():
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(websocket.close(TRY_AGAIN_LATER, s.dropped[:120]), grace or 0.1)
+        if not cut.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(websocket.close(TRY_AGAIN_LATER, s.dropped[:120]), grace or 0.1)
+            await asyncio.wait({closed}, timeout=grace or 0.1)
+        abort = aborter(websocket.scope)
+        if not closed.done() and abort is not None:
+            abort()
+            await asyncio.wait({closed}, timeout=1.0)
     closed.cancel()
     with contextlib.suppress(BaseException):
         await closed

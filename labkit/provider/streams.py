@@ -22,9 +22,16 @@ Backpressure: a queue holds what a stream has been handed but not yet
 written to its socket. uvicorn stops a writer while the socket's buffers are
 full, so a reader that falls behind shows up as a growing queue; past
 ``queue_max_events`` or ``queue_max_bytes`` the hub drops the stream with a
-stated reason, counts it, and frees its queue. The consumer resumes from its
-cursor when it reconnects. Memory per stream is therefore bounded by the
-queue limits, the catch-up page and the socket buffers.
+stated reason, counts it, and frees its queue. A queue only grows while the
+stream is live; a stream that catches up reads the log one bounded page at a
+time (at most ``catchup_max_bytes`` of frames, at least one event) and its
+writer blocks on a full socket instead. Either way a writer that waits for
+its socket longer than ``stall_timeout_s`` makes no progress: the hub's
+watcher drops it the same way (``Stream.since`` says since when it waits). The
+consumer resumes from its cursor when it reconnects. Memory per stream is
+therefore bounded by the queue limits, one catch-up write and the transport's
+write buffer, for at most ``stall_timeout_s`` + ``drop_grace_s`` when the
+reader stops.
 
 Catch-up is race-free because the event loop is the only writer: the switch
 to live happens in the same synchronous step as the check that the log holds
@@ -32,7 +39,7 @@ nothing newer than the stream's cursor (``Store.head`` is in memory), so no
 publish can fall between the two.
 
 Shutdown: when the server starts to stop, ``end_all`` ends every stream with
-a stated reason (an SSE ``error`` event, a WebSocket close 1013), so the
+a stated reason (an SSE ``error`` event, a WebSocket close 1012), so the
 server does not wait out its graceful timeout for responses that never end.
 """
 
@@ -94,6 +101,7 @@ class Stream:
         "push",
         "queue",
         "queued_bytes",
+        "since",
         "types",
         "_waiter",
     )
@@ -111,6 +119,7 @@ class Stream:
         self.beat = False  # the hub asks the writer for a heartbeat
         self.on_drop: Callable[[], object] | None = None  # the writer's way to be cut off while blocked
         self.push: Callable[[list[Encoded]], bool] | None = None  # hands events to the transport now; False: it would wait
+        self.since = 0.0  # the loop time the writer's pending send began (0: not sending); the stall watcher reads it
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -175,11 +184,14 @@ class StreamHub:
         self.store = store
         self.limits = limits
         self.seen = store.head()  # the newest event already fanned out
+        self.streams: set[Stream] = set()  # every attached stream, catching up or live
         self.unfiltered: set[Stream] = set()
         self.by_type: dict[str, set[Stream]] = {}
         self.open_by_kind = {SSE: 0, WS: 0}
         self.total = 0
-        self.dropped_backpressure = 0
+        self.dropped_backpressure = 0  # every drop for a slow or stalled reader
+        self.dropped_stalled = 0  # those dropped by the stall deadline
+        self._row_bytes = 1024  # the frame size catch-up expects, from its last page
         self.fanned_out = 0  # events handed to streams' queues
         self.pushed = 0  # writes the hub made itself, past a parked writer
         self._ticker: asyncio.Task[None] | None = None
@@ -203,6 +215,7 @@ class StreamHub:
                 self._ticker = asyncio.get_running_loop().create_task(self._beat(), name="stream-heartbeats")
         self.open_by_kind[kind] += 1
         self.total += 1
+        self.streams.add(s)
         return s
 
     def detach(self, s: Stream) -> None:
@@ -210,6 +223,7 @@ class StreamHub:
         if not s.attached:
             return
         s.attached = False
+        self.streams.discard(s)
         self.open_by_kind[s.kind] -= 1
         if s.types:
             for t in s.types:
@@ -227,16 +241,30 @@ class StreamHub:
     def catch_up(self, s: Stream) -> list[Encoded]:
         """The next page of stored events after the stream's cursor; [] once it is live.
 
-        Each call moves the cursor past the page it returns. When the log holds
-        nothing newer, the stream goes live in the same step (see the module doc).
+        A page holds at most ``catchup_page`` events and ``catchup_max_bytes``
+        of SSE frames (always at least one event): the rows read are sized
+        from the previous page's frames, and rows past the budget are read
+        again next time. Each call moves the cursor past the page it returns.
+        When the log holds nothing newer, the stream goes live in the same
+        step (see the module doc).
         """
         if s.live or s.dropped:
             return []
         if self.store.head(s.types) > s.cursor:
-            rows = self.store.page(s.cursor, self.limits.catchup_page, s.types)
-            if rows:
-                s.cursor = rows[-1][0]
-                return [encode(r) for r in rows]
+            budget = self.limits.catchup_max_bytes
+            limit = max(1, min(self.limits.catchup_page, budget // self._row_bytes))
+            page: list[Encoded] = []
+            size = 0
+            for row in self.store.page(s.cursor, limit, s.types):
+                item = encode(row)
+                if page and size + item.size > budget:
+                    break
+                page.append(item)
+                size += item.size
+            if page:
+                self._row_bytes = max(64, size // len(page))
+                s.cursor = page[-1].id
+                return page
         s.live = True
         if s.types:
             for t in s.types:
@@ -293,12 +321,13 @@ class StreamHub:
             if s.offer():
                 self.pushed += 1
 
-    def drop(self, s: Stream, reason: str) -> None:
+    def drop(self, s: Stream, reason: str, *, stalled: bool = False) -> None:
         """Stop feeding ``s`` and tell its writer why; the writer closes the connection."""
         if s.dropped is not None:
             return
         s.dropped = reason
         self.dropped_backpressure += 1
+        self.dropped_stalled += stalled
         self.detach(s)
         s.wake()
         if s.on_drop is not None:
@@ -312,7 +341,7 @@ class StreamHub:
         stops, and a stream never finishes: each stop would wait out the
         server's whole graceful timeout. Not counted as a backpressure drop.
         """
-        streams = {s for subs in (self.unfiltered, *self.by_type.values()) for s in subs}
+        streams = set(self.streams)  # live ones and those still catching up
         for s in streams:
             if s.dropped is None:
                 s.dropped = reason
@@ -334,10 +363,27 @@ class StreamHub:
                     s.beat = True
                     s.wake()
 
+    def reap(self, now: float) -> int:
+        """Drop every stream whose writer has waited on its socket for more than ``stall_timeout_s``; how many."""
+        limit = self.limits.stall_timeout_s
+        stalled = [s for s in self.streams if s.since and now - s.since > limit]
+        for s in stalled:
+            where = "live" if s.live else "catching up"
+            self.drop(s, f"stalled ({where}): a write waited {limit:g} s for the socket; resume from your last id", stalled=True)
+        return len(stalled)
+
     async def _beat(self) -> None:
+        """Heartbeats every ``heartbeat_s``; the stall check four times per ``stall_timeout_s`` (or as often as heartbeats)."""
+        loop = asyncio.get_running_loop()
+        period = max(0.01, min(self.limits.heartbeat_s, self.limits.stall_timeout_s / 4))
+        next_beat = loop.time() + self.limits.heartbeat_s
         while True:
-            await asyncio.sleep(self.limits.heartbeat_s)
-            self.tick()
+            await asyncio.sleep(period)
+            now = loop.time()
+            self.reap(now)
+            if now >= next_beat:
+                next_beat = now + self.limits.heartbeat_s
+                self.tick()
 
     def close(self) -> None:
         """Stop the heartbeat ticker (the provider's shutdown)."""
@@ -357,6 +403,7 @@ class StreamHub:
             "streams_open_websocket": self.open_by_kind[WS],
             "streams_total": self.total,
             "streams_dropped_backpressure": self.dropped_backpressure,
+            "streams_dropped_stalled": self.dropped_stalled,
             "stream_events_fanned_out": self.fanned_out,
             "stream_writes_pushed": self.pushed,
         }
