@@ -1,7 +1,10 @@
 """The provider's front door: API key, rate limit (304s refunded), request counts, fast routes.
 
 A pure ASGI middleware, so a rejected request costs no routing and no
-Response object. Fast routes (``routing.FastRoute``) are answered here too:
+Response object. A WebSocket handshake spends a token of its key like any
+request (a stream open is an open, whichever protocol carries it): over the
+limit it is refused with HTTP 429 and ``Retry-After`` before any WebSocket
+exists, and every handshake is counted by its outcome (101, 401, 429, 503). Fast routes (``routing.FastRoute``) are answered here too:
 the router, Starlette's exception middleware and its exit-stack middleware
 cost about a third of a 304's CPU (``labkit bench``, poll endpoint).
 """
@@ -31,6 +34,17 @@ def bearer_key(scope: Scope) -> bytes:
     return b""
 
 
+async def deny_websocket(scope: Scope, receive: Receive, send: Send, status: int, body: bytes, retry: bytes) -> None:
+    """Refuse a WebSocket handshake with an HTTP answer (uvicorn's ``websocket.http.response``), else a close."""
+    await receive()  # the websocket.connect the server queued
+    if "websocket.http.response" not in scope.get("extensions", {}):  # pragma: no cover - uvicorn offers it
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers = [(b"content-type", b"application/json"), (b"retry-after", retry)]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
 class Gate:
     """Pure ASGI middleware in front of the provider's router."""
 
@@ -41,7 +55,10 @@ class Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         p = self.p
         method = scope["method"]
@@ -69,6 +86,36 @@ class Gate:
             await self._counted(scope, receive, send, key, fast[1])
             return
         await self._counted(scope, receive, send, key)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A handshake: rate-limited by its key (a missing or wrong key is the route's 401), counted by outcome."""
+        p = self.p
+        given = bearer_key(scope)
+        if given and p.key_ok(given):
+            wait = p.limiter.take(given.decode("latin-1"))
+            if wait is not None:
+                p.counters["rate_limited"] += 1
+                p.requests["WS (rate limited)"]["429"] += 1
+                retry = str(max(1, math.ceil(wait))).encode()
+                await deny_websocket(scope, receive, send, 429, b'{"detail":"rate limit exceeded: retry after %s s"}' % retry, retry)
+                return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            kind = message["type"]
+            if kind == "websocket.accept":
+                status = 101
+            elif kind == "websocket.http.response.start":
+                status = message["status"]
+            elif kind == "websocket.close" and status == 500:
+                status = 403  # closed before the handshake completed: the server answers 403
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            p.requests[f"WS {p.paths.get(scope.get('endpoint'), '(unmatched)')}"][str(status)] += 1
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send, key: str | None, handler: FastHandler | None = None) -> None:
         status = 500

@@ -239,3 +239,36 @@ def test_invalid_utf8_from_a_websocket_client_is_one_log_line(lab: Lab) -> None:
     assert data[:1] == b"\x88" and data[2:4] == (1007).to_bytes(2, "big")  # a close frame, 1007
     log = (lab.work / "provider.log").read_text()
     assert "UTF-8" in log and "Traceback" not in log
+
+
+def _handshake_status(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            (
+                "GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+                f"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nauthorization: Bearer {KEY}\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while b"\r\n" not in head and (chunk := sock.recv(1)):
+            head += chunk
+        return int(head.split()[1])
+
+
+def test_websocket_opens_are_rate_limited_and_counted_like_sse_opens(lab: Lab) -> None:
+    """Issue 24, item 3: the gate used to pass WebSocket handshakes through, unlimited and uncounted."""
+    settings = {
+        "db_path": str(lab.work / "provider.db"),
+        "api_keys": [KEY, "reader"],
+        "rate_limit_per_s": 0.01,  # a burst of 3, then a token per 100 s: no refill while the test runs
+        "rate_limit_burst": 3,
+        "key_rate_limits": {"reader": [0, 1]},  # reads /stats unlimited
+    }
+    p = lab.group.start_server("provider", "provider", settings)
+    statuses = [_handshake_status(p.port or 0) for _ in range(10)]
+    assert statuses == [101] * 3 + [429] * 7
+    with httpx.Client(base_url=p.url, headers={"authorization": "Bearer reader"}, timeout=10) as c:
+        stats = c.get("/stats").json()
+    assert stats["rate_limited"] == 7
+    assert stats["requests"]["WS (rate limited)"]["429"] == 7
+    assert stats["requests"]["WS /ws"]["101"] == 3
