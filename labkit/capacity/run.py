@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,8 +114,9 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
     shown_dir = Path(settings.out_dir) / "capacity" / run_id
     shown_dir.mkdir(parents=True)
     results_dir = shown_dir.resolve()  # Locust runs in it: every path it is given is absolute
-    work = results_dir / "servers"
-    work.mkdir()
+    # The servers' settings files hold the webhook secret and their databases the run's data: they live in a
+    # private directory, removed at the end; only the servers' logs are copied under the results.
+    work = Path(tempfile.mkdtemp(prefix="labkit-capacity-"))
     secret = new_secret()
     step_users, step_seconds, _ = settings.plan()
     env = dict(os.environ, PYTHONUNBUFFERED="1", LABKIT_SECRET=secret)
@@ -122,6 +125,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
     background: dict[str, int] = {}
 
     with contextlib.ExitStack() as stack:
+        stack.callback(_close_work, work, results_dir / "servers")  # runs last: after every process stopped
         group = stack.enter_context(ProcessGroup(work))
         sampler = stack.enter_context(ResourceSampler(results_dir / "resources.csv"))
         servers = {}
@@ -171,8 +175,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         if publisher is not None:
             background = {"published": publisher.published, "errors": publisher.errors}
         counted = {name: server_counts(child.url) for name, child in servers.items()}
-    # every process is stopped here; what is left is reading files
-    _remove_databases(work)
+    # every process is stopped here and the private work directory is gone; what is left is reading files
     return _analyse(settings, results_dir, shown_dir, run_id, rc, background, counted)
 
 
@@ -250,10 +253,15 @@ def _last_history_line(path: Path) -> str | None:
     return f"locust: {last[1]} users, {float(last[4]):.1f} req/s, p99 {last[13]} ms, {last[17]} requests"
 
 
-def _remove_databases(work: Path) -> None:
-    for p in work.glob("*.db*"):
+def _close_work(work: Path, logs_to: Path) -> None:
+    """Copy the servers' logs under the results, then remove the private work directory (secrets, databases)."""
+    logs = sorted(work.glob("*.log"))
+    if logs:
+        logs_to.mkdir(exist_ok=True)
+    for p in logs:
         with contextlib.suppress(OSError):
-            p.unlink()
+            shutil.copyfile(p, logs_to / p.name)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _log_lines(results_dir: Path) -> list[str]:
