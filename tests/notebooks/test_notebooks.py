@@ -54,7 +54,7 @@ def test_notebook_defines_no_function_or_class(source: Path) -> None:
         for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
     ]
-    assert not found, f"{source.name} defines code that belongs in labkit (labkit/notebook.py): {found}"
+    assert not found, f"{source.name} defines code that belongs in labkit (labkit/notebook/): {found}"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=_id)
