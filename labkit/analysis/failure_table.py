@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.results import columns as cols
 from labkit.results.layout import read_summary, summary_paths
 
 # (column in the table, key in a style's fault block or summary)
@@ -29,9 +30,9 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("disabled", "fault.disabled"),
     ("outage_s", "fault.outage_s"),
     ("catch_up_s", "fault.catch_up_s"),
-    ("latency_p50_ms", "latency_ms.p50"),
-    ("latency_p99_ms", "latency_ms.p99"),
-    ("latency_max_ms", "latency_ms.max"),
+    ("latency_p50_ms", cols.LATENCY_P50),
+    ("latency_p99_ms", cols.LATENCY_P99),
+    ("latency_max_ms", cols.LATENCY_MAX),
     # over the workload window, as in every run (labkit compare, labkit sweep)
     ("requests_per_event", "requests_per_event"),
     ("empty_poll_ratio", "empty_poll_ratio"),

@@ -24,6 +24,7 @@ from matplotlib.ticker import PercentFormatter
 from labkit import model
 from labkit.analysis import plotting as parts
 from labkit.analysis.plotting import MODEL_STYLE
+from labkit.results import columns as cols
 
 # -- latency ------------------------------------------------------------------
 
@@ -82,10 +83,10 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
     df = results_df[results_df["run_id"] == run] if run is not None else results_df
     names = parts.styles_in(df)
     panels = [
-        ("latency p50 (ms)", "latency_ms.p50", ("model.latency_p50_ms", "model.latency_mean_ms"), True),
-        ("latency p99 (ms)", "latency_ms.p99", ("model.latency_p99_ms",), True),
-        ("requests per event per consumer", "requests_per_event", ("model.requests_per_event",), False),
-        ("bytes per event per consumer", "bytes_per_event", ("model.bytes_per_event",), False),
+        ("latency p50 (ms)", cols.LATENCY_P50, (cols.MODEL_LATENCY_P50, cols.MODEL_LATENCY_MEAN), True),
+        ("latency p99 (ms)", cols.LATENCY_P99, (cols.MODEL_LATENCY_P99,), True),
+        ("requests per event per consumer", "requests_per_event", (cols.MODEL_REQUESTS_PER_EVENT,), False),
+        ("bytes per event per consumer", "bytes_per_event", (cols.MODEL_BYTES_PER_EVENT,), False),
     ]
     model_labelled = False
     for ax, (title, column, model_cols, log) in zip(axes, panels):
@@ -123,7 +124,7 @@ def summary_bars(results_df: pd.DataFrame) -> Figure:
     title = "Push against poll, one run"
     if run is not None and not math.isnan(lt):
         events = parts.column(df, "workload.events").iloc[0]
-        title = f"Run {run}: {events:.0f} events at {parts.column(df, 'workload.rate_per_s').iloc[0]:g}/s, lambda T = {lt:.3g}"
+        title = f"Run {run}: {events:.0f} events at {parts.column(df, cols.RATE).iloc[0]:g}/s, lambda T = {lt:.3g}"
     fig.suptitle(title, fontsize="large")
     handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
     labels = [label for ax in axes for label in ax.get_legend_handles_labels()[1]]
@@ -150,12 +151,12 @@ def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
         parts.no_data(ax, "no polling runs")
         return fig
     t = parts.column(poll, "poll_interval_s", "settings.poll_interval_s")
-    rtt_ms = float(np.nanmedian(parts.column(poll, "rtt_ms.mean"))) if parts.column(poll, "rtt_ms.mean").notna().any() else 0.0
+    rtt_ms = float(np.nanmedian(parts.column(poll, cols.RTT_MEAN))) if parts.column(poll, cols.RTT_MEAN).notna().any() else 0.0
     c = parts.style_color("polling")
-    ax.plot(t, parts.column(poll, "latency_ms.mean"), marker="s", linestyle="none", color=c, markersize=7, label="polling: measured mean")
+    ax.plot(t, parts.column(poll, cols.LATENCY_MEAN), marker="s", linestyle="none", color=c, markersize=7, label="polling: measured mean")
     ax.plot(
         t,
-        parts.column(poll, "latency_ms.p99"),
+        parts.column(poll, cols.LATENCY_P99),
         marker="^",
         linestyle="none",
         color=c,
@@ -173,7 +174,7 @@ def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
             wt = pd.Series(np.nanmedian(t), index=web.index)
         ax.plot(
             wt,
-            parts.column(web, "latency_ms.mean"),
+            parts.column(web, cols.LATENCY_MEAN),
             marker="o",
             linestyle="none",
             color=parts.style_color("webhook"),
@@ -542,8 +543,8 @@ def variant_bars(results_df: pd.DataFrame, *, title: str = "Delivery variants on
     runs come from an experiment's variants, coloured by style.
     """
     panels = [
-        ("latency mean (ms, log scale)", "latency_ms.mean", "model.latency_mean_ms", True),
-        ("requests per event per consumer", "requests_per_event", "model.requests_per_event", False),
+        ("latency mean (ms, log scale)", cols.LATENCY_MEAN, cols.MODEL_LATENCY_MEAN, True),
+        ("requests per event per consumer", "requests_per_event", cols.MODEL_REQUESTS_PER_EVENT, False),
         ("bytes per event per consumer", "bytes_per_event", None, False),
     ]
     fig, axes = parts.new_figure(ncols=len(panels), width=13.0, height=4.4)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from labkit import model, styles
+from labkit.results import columns as cols
 
 # Each registered style's colour and marker (labkit.styles); kept as mappings for callers that read them.
 STYLE_COLORS = {s.name: s.colour for s in styles.all_styles()}
@@ -99,9 +100,9 @@ def lambda_t_of(df: pd.DataFrame, realised: bool = False) -> pd.Series:
         lt = column(df, "workload.events") / column(df, "workload.duration_s") * interval
         if lt.notna().all():
             return lt
-    lt = column(df, "workload.lambda_t")
+    lt = column(df, cols.LAMBDA_T)
     if lt.isna().all():
-        lt = column(df, "workload.rate_per_s") * interval
+        lt = column(df, cols.RATE) * interval
     return lt
 
 

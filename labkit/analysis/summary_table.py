@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from labkit.results import columns as cols
+
 
 def format_cell(value: Any, digits: int = 2) -> str:
     """A value as the compare table shows it: thousands separated, booleans as yes/no, "-" for none."""
@@ -29,10 +31,10 @@ ROWS: list[tuple[str, str, str | None]] = [
     ("delivered (unique)", "delivered", None),
     ("lost", "lost", None),
     ("duplicates seen", "duplicates", None),
-    ("latency mean (ms)", "latency_ms.mean", "latency_mean_ms"),
-    ("latency p50 (ms)", "latency_ms.p50", "latency_p50_ms"),
-    ("latency p99 (ms)", "latency_ms.p99", "latency_p99_ms"),
-    ("latency max (ms)", "latency_ms.max", None),
+    ("latency mean (ms)", cols.LATENCY_MEAN, "latency_mean_ms"),
+    ("latency p50 (ms)", cols.LATENCY_P50, "latency_p50_ms"),
+    ("latency p99 (ms)", cols.LATENCY_P99, "latency_p99_ms"),
+    ("latency max (ms)", cols.LATENCY_MAX, None),
     ("requests", "requests", None),
     ("requests / event", "requests_per_event", "requests_per_event"),
     ("empty poll ratio", "empty_poll_ratio", "empty_poll_ratio"),

@@ -25,6 +25,7 @@ from labkit import styles
 from labkit.report.observations import Obs, fmt
 from labkit.report.reasons import Case
 from labkit.report.terms import LATENCY, LONG_POLLING
+from labkit.results import columns as cols
 
 MIN_CONSUMERS = 100  # below this a burst is a few deliveries, next to the network's share
 SHARE_OF_TARGET = 0.25  # a p99 under a quarter of the target: its queue cannot bear on the decision
@@ -44,8 +45,8 @@ def burst_runs(case: Case) -> list[Obs]:
         for o in case.obs
         if (o.consumers or 0) >= MIN_CONSUMERS
         and answers_every_consumer_at_once(o)
-        and o.has("latency_ms.p50")
-        and (o.get("latency_ms.p99") or 0) >= floor
+        and o.has(cols.LATENCY_P50)
+        and (o.get(cols.LATENCY_P99) or 0) >= floor
     ]
 
 
@@ -55,7 +56,7 @@ def burst_reasons(case: Case) -> None:
     if not runs:
         return
     measured = "; ".join(
-        f"{o.variant} p50 {fmt(round(o.get('latency_ms.p50') or 0))} ms, p99 {fmt(round(o.get('latency_ms.p99') or 0))} ms" for o in runs
+        f"{o.variant} p50 {fmt(round(o.get(cols.LATENCY_P50) or 0))} ms, p99 {fmt(round(o.get(cols.LATENCY_P99) or 0))} ms" for o in runs
     )
     consumers = sorted({o.consumers or 0 for o in runs})
     who = fmt(consumers[0]) if len(consumers) == 1 else f"{fmt(consumers[0])} to {fmt(consumers[-1])}"
@@ -67,7 +68,7 @@ def burst_reasons(case: Case) -> None:
         f"latency includes that queue: {measured}. Your consumers' events ({fmt(case.req.event_rate_per_s)}/s each) are "
         f"probably their own and would arrive spread out, meeting no such queue, so these figures are the pessimistic side "
         f"of theirs; labkit does not measure that case yet.",
-        [e for o in runs for e in (o.ev("latency_ms.p50"), o.ev("latency_ms.p99"))],
+        [e for o in runs for e in (o.ev(cols.LATENCY_P50), o.ev(cols.LATENCY_P99))],
         names,
     )
 

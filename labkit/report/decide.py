@@ -40,6 +40,7 @@ from labkit.report.bursts import burst_reasons
 from labkit.report.observations import (
     Evidence,
     Obs,
+    Observations,
     fmt,
     logdist,
     measured_crossover,
@@ -47,8 +48,8 @@ from labkit.report.observations import (
     observations,
     round_sig,
 )
+from labkit.report.policy import CLEAR_MARGIN, LONG_POLL_WAIT_S, POLL_FLOOR_S, RECONCILE_S, poll_interval
 from labkit.report.reasons import (
-    CLEAR_MARGIN,
     Case,
     CoverageGap,
     Reason,
@@ -75,11 +76,8 @@ from labkit.report.terms import (
     VERSATILITY,
     WEBHOOK,
 )
+from labkit.results import columns as cols
 
-POLL_FLOOR_S = 0.01  # polling faster than this is a busy loop, not an integration
-HEADROOM = 0.8  # recommend 80 % of the interval the latency target allows
-LONG_POLL_WAIT_S = 30.0
-RECONCILE_S = 300.0  # the fallback poller only has to catch what push gave up on
 # variants `labkit compare` has no flag for: the shipped experiment file runs them
 
 # the article pairs these use cases with push and with pull (its claim 3)
@@ -152,7 +150,7 @@ class _Point:
 
     @property
     def push_p99(self) -> float | None:
-        return self.push.get("latency_ms.p99") if self.push else None
+        return self.push.get(cols.LATENCY_P99) if self.push else None
 
     @property
     def push_meets(self) -> bool:
@@ -167,13 +165,12 @@ def _operating_point(case: Case) -> _Point:
     push_obs = case.of(WEBHOOK) or case.of("batched webhooks", "thin webhooks")
     poll_obs = case.of(POLLING)
 
-    rtts = [o.get("rtt_ms.mean") for o in poll_obs if o.has("rtt_ms.mean")]
+    rtts = [o.get(cols.RTT_MEAN) for o in poll_obs if o.has(cols.RTT_MEAN)]
     rtts += [o.get("delivery_rtt_ms") for o in push_obs if o.has("delivery_rtt_ms")] if not rtts else []
     rtt_ms = sum(rtts) / len(rtts) if rtts else 0.0  # type: ignore[arg-type]
 
-    t_target = (target - rtt_ms) / 0.99 / 1000
-    poll_possible = t_target >= POLL_FLOOR_S
-    t_rec = round_sig(min(HEADROOM * t_target, 3600.0), 2) if poll_possible else None
+    interval = poll_interval(target, rtt_ms)
+    t_target, poll_possible, t_rec = interval.t_target_s, interval.possible, interval.t_rec_s
     lt_user = lam * t_rec if t_rec else None
 
     crossover, pairs = measured_crossover(case.obs)
@@ -217,12 +214,12 @@ def _latency_reasons(case: Case, p: _Point) -> None:
             LATENCY,
             f"Webhook push delivered with a measured p99 of {fmt(p.push_p99)} ms, which {verdict} the "
             f"{fmt(target)} ms target{_times(target, p.push_p99) if p.push_meets else ''}{unusable}.",
-            [push.ev("latency_ms.p99"), push.ev("workload.rate_per_s")],
+            [push.ev(cols.LATENCY_P99), push.ev(cols.RATE)],
             WEBHOOK if p.push_meets else POLLING,  # a push that misses the target argues for asking instead
         )
     if poll_lat is not None:
-        m99 = poll_lat.get("latency_ms.p99")
-        model99 = poll_lat.get("model.latency_p99_ms")
+        m99 = poll_lat.get(cols.LATENCY_P99)
+        model99 = poll_lat.get(cols.MODEL_LATENCY_P99)
         agree = ""
         if m99 is not None and model99:
             err = abs(m99 - model99) / model99
@@ -241,19 +238,19 @@ def _latency_reasons(case: Case, p: _Point) -> None:
         case.reason(
             LATENCY,
             text,
-            [poll_lat.ev("latency_ms.p99"), poll_lat.ev("model.latency_p99_ms"), poll_lat.ev("poll_interval_s")],
+            [poll_lat.ev(cols.LATENCY_P99), poll_lat.ev(cols.MODEL_LATENCY_P99), poll_lat.ev("poll_interval_s")],
             WEBHOOK if not p.poll_possible else POLLING,
         )
     if p.long_obs:
         lp = nearest(p.long_obs, lambda o: logdist(o.rate, p.lam))
         assert lp is not None
-        lp99 = lp.get("latency_ms.p99")
+        lp99 = lp.get(cols.LATENCY_P99)
         meets = lp99 is not None and lp99 <= p.target
         case.reason(
             LATENCY,
             f"Long polling answers when the event arrives: measured p99 {fmt(lp99)} ms, which "
             f"{'meets' if meets else 'misses'} the {fmt(p.target)} ms target.",
-            [lp.ev("latency_ms.p99")],
+            [lp.ev(cols.LATENCY_P99)],
             LONG_POLLING if meets else POLLING if p.poll_possible else WEBHOOK,
         )
 
@@ -282,7 +279,7 @@ def _cost_reason(case: Case, p: _Point) -> None:
             poll_cost.ev("requests_per_event"),
             poll_cost.ev("empty_poll_ratio"),
             push_cost.ev("requests_per_event"),
-            poll_cost.ev("workload.lambda_t"),
+            poll_cost.ev(cols.LAMBDA_T),
         ],
         favours,
     )
@@ -352,8 +349,8 @@ def _choose_with_push(case: Case, p: _Point) -> str:
     return option
 
 
-def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
-    """The recommendation for ``requirements`` given the measured ``results`` (one row per run and style)."""
+def decide(requirements: Requirements, results: pd.DataFrame | Observations) -> Recommendation:
+    """The recommendation for ``requirements`` given the measured ``results`` (one row per run and style, or their observations)."""
     obs = observations(results)
     if not obs:
         raise ResultsError("the results hold no measured style to decide from")
@@ -371,12 +368,12 @@ def decide(requirements: Requirements, results: pd.DataFrame) -> Recommendation:
         option = stream.option
     reject_other_streams(case, option)
     poll_lat = p.poll_lat
-    if option == LONG_POLLING and not p.long_obs and poll_lat is not None and poll_lat.has("rtt_ms.mean"):
+    if option == LONG_POLLING and not p.long_obs and poll_lat is not None and poll_lat.has(cols.RTT_MEAN):
         case.reason(
             LATENCY,
             f"Long polling answers within about one round trip of the event (model; not measured here): the lab's "
-            f"measured round trip was {fmt(poll_lat.get('rtt_ms.mean'))} ms, far under the {fmt(p.target)} ms target.",
-            [poll_lat.ev("rtt_ms.mean")],
+            f"measured round trip was {fmt(poll_lat.get(cols.RTT_MEAN))} ms, far under the {fmt(p.target)} ms target.",
+            [poll_lat.ev(cols.RTT_MEAN)],
             LONG_POLLING,
         )
     coverage(case, option, p.lam, p.t_rec, p.lt_user, p.pairs, p.crossover, p.crossover_measured)
@@ -519,14 +516,14 @@ def _factor_views(
     views = []
     # latency: does the article's claim hold here?
     ev: list[Evidence] = []
-    if push is not None and poll is not None and push.has("latency_ms.p99") and poll.has("latency_ms.p99"):
-        pw, pp = push.get("latency_ms.p99"), poll.get("latency_ms.p99")
+    if push is not None and poll is not None and push.has(cols.LATENCY_P99) and poll.has(cols.LATENCY_P99):
+        pw, pp = push.get(cols.LATENCY_P99), poll.get(cols.LATENCY_P99)
         holds = "holds" if pw < pp else "does not hold"  # type: ignore[operator]
         finding = (
             f"The claim {holds} in the lab: webhook p99 {fmt(pw)} ms against polling p99 {fmt(pp)} ms at "
             f"T = {fmt(poll.interval_s)} s. Polling's delay is set by T, not by the server; push's by one round trip."
         )
-        ev = [push.ev("latency_ms.p99"), poll.ev("latency_ms.p99")]
+        ev = [push.ev(cols.LATENCY_P99), poll.ev(cols.LATENCY_P99)]
     else:
         finding = "Not measured for both styles."
     views.append(FactorView(LATENCY, CLAIMS[LATENCY], finding, tuple(ev)))

@@ -9,14 +9,16 @@ citation every reason in a report carries.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from labkit import styles
+from labkit.report.policy import round_sig as round_sig
 from labkit.report.terms import POLLING, WEBHOOK
+from labkit.results import columns as cols
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,6 @@ def num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(f) else f
-
-
-def round_sig(x: float, digits: int = 2) -> float:
-    if x <= 0:
-        return x
-    return round(x, digits - 1 - int(math.floor(math.log10(x))))
 
 
 def logdist(a: float | None, b: float | None) -> float:
@@ -121,37 +117,74 @@ def variant_of(row: dict[str, Any]) -> str:
     style = str(row.get("style"))
     if styles.get(style) is None:
         return style
-    return styles.unit(style).variant(lambda name: _setting(row, name), str(row.get("model.assumes") or ""))
+    return styles.unit(style).variant(lambda name: _setting(row, name), str(row.get(cols.MODEL_ASSUMES) or ""))
 
 
-def observations(results: pd.DataFrame) -> list[Obs]:
-    """The results table as observations, in a stable order."""
+@dataclass(frozen=True)
+class Observations(Sequence[Obs]):
+    """Every (run, style) row of a report's results as ``Obs``, built once per report and handed to every part.
+
+    A sequence in a stable order (run id, then style), with the selections the
+    parts ask for: by variant, the held streams, the runs.
+    """
+
+    items: tuple[Obs, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Obs]:
+        return iter(self.items)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.items[i]
+
+    def of(self, *variants: str) -> list[Obs]:
+        """The observations of these variants (the report's option names)."""
+        return [o for o in self.items if o.variant in variants]
+
+    def streams(self) -> list[Obs]:
+        """The observations of held-stream styles (the registry says which)."""
+        return [o for o in self.items if is_stream(o.style)]
+
+    def run(self, run_id: str) -> list[Obs]:
+        return [o for o in self.items if o.run_id == run_id]
+
+    @property
+    def variants(self) -> list[str]:
+        """Every measured variant, in first-seen order."""
+        return list(dict.fromkeys(o.variant for o in self.items))
+
+
+def _obs(row: dict[str, Any]) -> Obs:
+    rate = num(row.get(cols.RATE))
+    interval = num(row.get(cols.POLL_INTERVAL_S)) or num(_setting(row, cols.POLL_INTERVAL_S))
+    lt = num(row.get(cols.LAMBDA_T)) or num(row.get(cols.MODEL_LAMBDA_T))
+    if lt is None and rate and interval:
+        lt = rate * interval
+    if interval is None and lt and rate:
+        interval = lt / rate
+    consumers = num(row.get(cols.CONSUMERS))
+    return Obs(
+        run_id=str(row.get("run_id")),
+        style=str(row.get("style")),
+        variant=variant_of(row),
+        rate=rate,
+        interval_s=interval,
+        lambda_t=lt,
+        consumers=int(consumers) if consumers else None,
+        arrival=row.get(cols.ARRIVAL),
+        row=row,
+    )
+
+
+def observations(results: pd.DataFrame | Observations | None) -> Observations:
+    """The results table as observations, in a stable order (given ``Observations``, the same object)."""
+    if isinstance(results, Observations):
+        return results
     if results is None or len(results) == 0 or "style" not in results.columns:
-        return []
-    out = []
-    for row in results.to_dict("records"):
-        rate = num(row.get("workload.rate_per_s"))
-        interval = num(row.get("poll_interval_s")) or num(_setting(row, "poll_interval_s"))
-        lt = num(row.get("workload.lambda_t")) or num(row.get("model.lambda_t"))
-        if lt is None and rate and interval:
-            lt = rate * interval
-        if interval is None and lt and rate:
-            interval = lt / rate
-        consumers = num(row.get("consumers"))
-        out.append(
-            Obs(
-                run_id=str(row.get("run_id")),
-                style=str(row.get("style")),
-                variant=variant_of(row),
-                rate=rate,
-                interval_s=interval,
-                lambda_t=lt,
-                consumers=int(consumers) if consumers else None,
-                arrival=row.get("workload.arrival"),
-                row=row,
-            )
-        )
-    return sorted(out, key=lambda o: (o.run_id, o.style))
+        return Observations()
+    return Observations(tuple(sorted((_obs(row) for row in results.to_dict("records")), key=lambda o: (o.run_id, o.style))))
 
 
 def nearest(obs: Sequence[Obs], key: Callable[[Obs], float]) -> Obs | None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit import styles
-from labkit.report.decide import LONG_POLL_WAIT_S, Recommendation
+from labkit.report.decide import Recommendation
 from labkit.report.observations import fmt, num, round_sig
+from labkit.report.policy import LONG_POLL_WAIT_S
 from labkit.report.requirements import Requirements
 from labkit.report.sources import Sources, redact, redact_text
 from labkit.report.terms import FALLBACK, LONG_POLLING, POLLING, THIN, WEBHOOK

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from labkit import styles
 from labkit.config import WorkloadSettings
-from labkit.report.observations import Evidence, Obs, fmt, is_stream, num, round_sig
+from labkit.report.observations import Evidence, Obs, Observations, fmt, is_stream, num, round_sig
+from labkit.report.policy import CLEAR_MARGIN, gb_per_month
 from labkit.report.requirements import Requirements
 from labkit.report.terms import (
     FACTORS,
@@ -30,9 +31,8 @@ from labkit.report.terms import (
     VERSATILITY,
     WEBHOOK,
 )
+from labkit.results import columns as cols
 
-SECONDS_PER_MONTH = 30 * 24 * 3600
-CLEAR_MARGIN = 3.0  # lambda T this many times the crossover: polling clearly cheaper
 VARIANTS_EXPERIMENT = "scenarios/experiments/long-polling-and-batching.toml"
 LONG_POLL_COMMAND = f"labkit sweep {VARIANTS_EXPERIMENT}  # set [workload] rate_per_s = {{rate}} to match"
 THIN_COMMAND = LONG_POLL_COMMAND
@@ -67,13 +67,13 @@ class CoverageGap:
 @dataclass
 class Case:
     req: Requirements
-    obs: list[Obs]
+    obs: Observations
     reasons: list[Reason] = field(default_factory=list)
     gaps: list[CoverageGap] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
 
     def of(self, *variants: str) -> list[Obs]:
-        return [o for o in self.obs if o.variant in variants]
+        return self.obs.of(*variants)
 
     def reason(self, factor: str, text: str, evidence: Iterable[Evidence | None], favours: str) -> None:
         ev = tuple(e for e in evidence if e is not None)
@@ -215,7 +215,7 @@ def _fit_reasons(case: Case, option: str, push: Obs | None, poll: Obs | None, co
     # fit to the use case: the article's pairing of use cases with styles
     if leaning != "neutral":
         anchor = push if leaning == "push" else (cost or poll)
-        col = "latency_ms.p99" if leaning == "push" else "requests_per_event"
+        col = cols.LATENCY_P99 if leaning == "push" else "requests_per_event"
         kind = (
             "an event notification the article pairs with webhooks"
             if leaning == "push"
@@ -289,9 +289,9 @@ def _versatility_reasons(case: Case, option: str, push: Obs | None, poll: Obs | 
             case.reason(
                 VERSATILITY,
                 "Bursty traffic arrives at the receiver as bursts of pushes; the receiver must absorb the peak or "
-                f"answer 429 with Retry-After (lab p99 {fmt(push.get('latency_ms.p99'))} ms at "
+                f"answer 429 with Retry-After (lab p99 {fmt(push.get(cols.LATENCY_P99))} ms at "
                 f"{fmt(push.rate)}/s with {push.arrival or 'unstated'} arrivals).",
-                [push.ev("latency_ms.p99"), push.ev("workload.rate_per_s")],
+                [push.ev(cols.LATENCY_P99), push.ev(cols.RATE)],
                 POLLING,
             )
         elif poll is not None and is_stream(poll.style):
@@ -299,8 +299,8 @@ def _versatility_reasons(case: Case, option: str, push: Obs | None, poll: Obs | 
                 VERSATILITY,
                 "Bursty traffic queues per stream, within a bound: a consumer that falls behind is dropped and resumes from "
                 f"its cursor (lab: {fmt(poll.get('dropped_backpressure'))} streams dropped for backpressure, "
-                f"p99 {fmt(poll.get('latency_ms.p99'))} ms).",
-                [poll.ev("dropped_backpressure"), poll.ev("latency_ms.p99")],
+                f"p99 {fmt(poll.get(cols.LATENCY_P99))} ms).",
+                [poll.ev("dropped_backpressure"), poll.ev(cols.LATENCY_P99)],
                 option,
             )
         elif poll is not None:
@@ -356,7 +356,7 @@ def budget_reasons(case: Case, option: str, push: Obs | None, poll: Obs | None, 
     if option == LONG_POLLING:
         if poll is None or push is None or not poll.has("bytes_per_event"):
             return
-        month = req.event_rate_per_s * SECONDS_PER_MONTH * req.consumers / 1e9
+        month = gb_per_month(1.0, req.event_rate_per_s, req.consumers)
         case.reason(
             VERSATILITY,
             f"Bandwidth at this scale: plain polling at lambda T = {fmt(poll.lambda_t)} cost {fmt(poll.get('bytes_per_event'))} "
@@ -372,7 +372,7 @@ def budget_reasons(case: Case, option: str, push: Obs | None, poll: Obs | None, 
     if style_obs is None or not style_obs.has("bytes_per_event"):
         return
     bpe = style_obs.get("bytes_per_event") or 0.0
-    gb = bpe * req.event_rate_per_s * SECONDS_PER_MONTH * req.consumers / 1e9
+    gb = gb_per_month(bpe, req.event_rate_per_s, req.consumers)
     text = (
         f"Bandwidth at this scale: {fmt(bpe)} bytes per event per consumer (measured) x {fmt(req.event_rate_per_s)}/s "
         f"x {fmt(req.consumers)} consumer{'s' if req.consumers != 1 else ''} is about {fmt(round_sig(gb, 3))} GB a month"
@@ -381,7 +381,7 @@ def budget_reasons(case: Case, option: str, push: Obs | None, poll: Obs | None, 
         text += f", {'within' if gb <= limit else 'over'} the budget of {fmt(limit)} GB."
         other = poll if option in PUSH_FAMILY else push
         if other is not None and other.has("bytes_per_event"):
-            ogb = (other.get("bytes_per_event") or 0.0) * req.event_rate_per_s * SECONDS_PER_MONTH * req.consumers / 1e9
+            ogb = gb_per_month(other.get("bytes_per_event") or 0.0, req.event_rate_per_s, req.consumers)
             text += f" The other style would need about {fmt(round_sig(ogb, 3))} GB ({other.style} at lambda T = {fmt(other.lambda_t)})."
             case.reason(
                 VERSATILITY, text, [style_obs.ev("bytes_per_event"), other.ev("bytes_per_event")], option if gb <= ogb else other.variant

@@ -30,12 +30,13 @@ import jinja2
 from labkit._version import __version__
 from labkit.errors import ResultsError
 from labkit.report.decide import Recommendation, decide
-from labkit.report.observations import fmt, num, observations, round_sig
+from labkit.report.observations import fmt, num, round_sig
 from labkit.report.projection import Projection, compute_projection, error_reason, shows_interval
 from labkit.report.requirements import Requirements, default_requirements, load_requirements
 from labkit.report.scale import Headline, headlines, projected_rows, scale_notes
 from labkit.report.sources import Sources, load_sources, redact_text
 from labkit.report.terms import CLAIMS, FACTORS, FALLBACK
+from labkit.results import columns as cols
 
 TEMPLATES = Path(__file__).with_name("templates")
 FIGURE_DPI = 110
@@ -218,12 +219,12 @@ def _close(fig: Any) -> None:
 
 # (heading, measured column, model column, scale, unit)
 MEASURES: tuple[tuple[str, str, str | None, float, str], ...] = (
-    ("latency p50", "latency_ms.p50", "model.latency_p50_ms", 1.0, "ms"),
-    ("latency p99", "latency_ms.p99", "model.latency_p99_ms", 1.0, "ms"),
-    ("requests per event", "requests_per_event", "model.requests_per_event", 1.0, ""),
-    ("bytes per event", "bytes_per_event", "model.bytes_per_event", 1.0, "B"),
-    ("empty polls", "empty_poll_ratio", "model.empty_poll_ratio", 100.0, "%"),
-    ("CPU per event", "cpu_s_per_event", "model.cpu_s_per_event", 1000.0, "ms"),
+    ("latency p50", cols.LATENCY_P50, cols.MODEL_LATENCY_P50, 1.0, "ms"),
+    ("latency p99", cols.LATENCY_P99, cols.MODEL_LATENCY_P99, 1.0, "ms"),
+    ("requests per event", "requests_per_event", cols.MODEL_REQUESTS_PER_EVENT, 1.0, ""),
+    ("bytes per event", "bytes_per_event", cols.MODEL_BYTES_PER_EVENT, 1.0, "B"),
+    ("empty polls", "empty_poll_ratio", cols.MODEL_EMPTY_POLL_RATIO, 100.0, "%"),
+    ("CPU per event", "cpu_s_per_event", cols.MODEL_CPU_S_PER_EVENT, 1000.0, "ms"),
     ("lost", "lost", None, 1.0, ""),
     ("duplicates", "duplicates", None, 1.0, ""),
     ("reconnects", "reconnects", None, 1.0, ""),
@@ -234,14 +235,14 @@ MEASURES: tuple[tuple[str, str, str | None, float, str], ...] = (
 
 def model_columns(sources: Sources) -> dict[str, bool]:
     """Which measures get a model column: those the model predicts for at least one row."""
-    obs = observations(sources.results)
+    obs = sources.observations
     return {h: mc is not None and any(o.get(mc) is not None for o in obs) for h, _, mc, _, _ in MEASURES}
 
 
 def measurement_rows(sources: Sources) -> list[dict[str, Any]]:
     has_model = model_columns(sources)
     rows = []
-    for o in observations(sources.results):
+    for o in sources.observations:
         cells = []
         for heading, col, model_col, scale, unit in MEASURES:
             m = o.get(col)
@@ -291,7 +292,7 @@ def _resolve_requirements(requirements: Requirements | str | os.PathLike[str] | 
         return requirements, "given by the caller", False
     if requirements is not None:
         return load_requirements(requirements), str(requirements), False
-    rates = [v for v in (num(x) for x in sources.results.get("workload.rate_per_s", [])) if v]
+    rates = [v for v in (num(x) for x in sources.results.get(cols.RATE, [])) if v]
     consumers = [v for v in (num(x) for x in sources.results.get("consumers", [])) if v]
     req = default_requirements(statistics.median(rates) if rates else None, int(max(consumers)) if consumers else None)
     return req, "default profile (no --requirements file given)", True
@@ -339,8 +340,8 @@ def build_context(
         "rows": measurement_rows(sources),
         "figures": figures,
         "projection": projection,
-        "headlines": heads if heads is not None else headlines(sources.results, req, projected_rows(projection)),
-        "scale_notes": scale_notes(sources.results),
+        "headlines": heads if heads is not None else headlines(sources.observations, req, projected_rows(projection)),
+        "scale_notes": scale_notes(sources.observations),
         "runs": sources.runs,
         "sweeps": sweeps,
         "environments": list(envs.values()),
@@ -395,10 +396,10 @@ def write_report(
         results_paths = [results_paths]
     sources = load_sources(results_paths)
     req, req_source, is_default = _resolve_requirements(requirements, sources)
-    rec = decide(req, sources.results)
+    rec = decide(req, sources.observations)
     figures = render_figures(sources)
     projection = compute_projection(sources, req, rec)
-    heads = headlines(sources.results, req, projected_rows(projection))
+    heads = headlines(sources.observations, req, projected_rows(projection))
     context = build_context(
         sources,
         req,

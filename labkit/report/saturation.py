@@ -17,6 +17,7 @@ import math
 from labkit.report.observations import Obs, fmt
 from labkit.report.reasons import Case
 from labkit.report.terms import LATENCY
+from labkit.results import columns as cols
 
 # cores busy over the whole run: the provider's event loop runs on one core (its other threads can add
 # more), so past this the provider's queue, not the style, sets the latency
@@ -68,11 +69,11 @@ def saturation_reasons(case: Case) -> None:
         case.reason(
             LATENCY,
             f"The {label} run's provider kept {cores:.2f} cores busy for the whole run (its event loop runs on one): it was at capacity here, so "
-            f"the measured p99 of {fmt(o.get('latency_ms.p99'))} ms includes its queue, not only the style and the network. "
+            f"the measured p99 of {fmt(o.get(cols.LATENCY_P99))} ms includes its queue, not only the style and the network. "
             f"It served {fmt(round(per_cpu))} {what} per CPU-second; your {fmt(round(need))} {what} a second take about "
             f"{processes} provider process{'es' if processes > 1 else ''} at {PLANNING_LOAD:.0%} load (the provider is one "
             f"process by design, so more of them means the log partitioned between them).",
-            [o.ev("provider_cpu_s"), o.ev("workload.duration_s"), o.ev("latency_ms.p99"), o.ev(what if what == "polls" else "delivered")],
+            [o.ev("provider_cpu_s"), o.ev("workload.duration_s"), o.ev(cols.LATENCY_P99), o.ev(what if what == "polls" else "delivered")],
             label,
         )
         option = "--max-polls-per-s" if what == "polls" else "--max-deliveries-per-s"

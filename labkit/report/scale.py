@@ -23,8 +23,9 @@ from typing import Any
 import pandas as pd
 
 from labkit import styles
-from labkit.report.observations import Obs, fmt, logdist, nearest, observations, round_sig
+from labkit.report.observations import Obs, Observations, fmt, logdist, nearest, observations, round_sig
 from labkit.report.requirements import Requirements
+from labkit.results import columns as cols
 
 MEASURED, SCALED, PROJECTED = "measured", "scaled", "projected"
 LABELS = {
@@ -35,8 +36,8 @@ LABELS = {
 
 # (name, column, unit, scale): the per-style numbers a reader takes away
 HEADLINE_MEASURES: tuple[tuple[str, str, str, float], ...] = (
-    ("latency p50", "latency_ms.p50", "ms", 1.0),
-    ("latency p99", "latency_ms.p99", "ms", 1.0),
+    ("latency p50", cols.LATENCY_P50, "ms", 1.0),
+    ("latency p99", cols.LATENCY_P99, "ms", 1.0),
     ("requests per event", "requests_per_event", "", 1.0),
     ("bytes per event", "bytes_per_event", "B", 1.0),
     ("lost events", "lost", "", 1.0),
@@ -132,7 +133,7 @@ def _closest(obs: Sequence[Obs], req: Requirements) -> Obs | None:
     )
 
 
-def headlines(results: pd.DataFrame, req: Requirements, projected: Iterable[tuple[str, str, str]] = ()) -> list[Headline]:
+def headlines(results: pd.DataFrame | Observations, req: Requirements, projected: Iterable[tuple[str, str, str]] = ()) -> list[Headline]:
     """The headline numbers of a report, each with its basis.
 
     ``projected`` is (style, name, shown value) from the capacity projection;
@@ -185,6 +186,6 @@ def _number(shown: str) -> float | None:
     return None if math.isnan(v) else v
 
 
-def scale_notes(results: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+def scale_notes(results: pd.DataFrame | Observations) -> list[tuple[str, str, list[str]]]:
     """(run id, style, the scale-down the run states) for every run that states one."""
     return [(o.run_id, o.style, n) for o in observations(results) if (n := _stated(o))]

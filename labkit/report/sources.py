@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import pandas as pd
 
 from labkit.config import RunSettings
 from labkit.errors import ResultsError
+from labkit.report.observations import Observations, observations
+from labkit.results import columns as cols
 from labkit.results.layout import load_events, read_summary, summary_paths, summary_rows
 
 _SECRET_KEY = re.compile(r"secret|api_?keys?$|token|password|passwd|authori[sz]ation|credential|private_key", re.I)
@@ -31,7 +34,7 @@ REDACTED = "[redacted]"
 
 # RunSettings fields `labkit compare` sets from its options, and the option that sets each.
 COMPARE_OPTIONS = {
-    "workload.rate_per_s": "--rate",
+    cols.RATE: "--rate",
     "workload.duration_s": "--duration",
     "poll_interval_s": "--poll-interval",
     "workload.payload_bytes": "--payload-bytes",
@@ -87,6 +90,11 @@ class Sources:
     events: pd.DataFrame | None
     events_error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @cached_property
+    def observations(self) -> Observations:
+        """The results as typed observations, built once for the whole report."""
+        return observations(self.results)
 
     @property
     def experiments(self) -> dict[str, list[RunSource]]:

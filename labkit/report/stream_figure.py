@@ -20,6 +20,7 @@ from labkit.analysis import plotting as parts
 from labkit.errors import ResultsError
 from labkit.report.observations import is_stream, observations
 from labkit.report.streams import StreamView
+from labkit.results import columns as cols
 
 COLUMNS = (
     "run_id",
@@ -68,7 +69,7 @@ def stream_table(results_df: pd.DataFrame, *, streams_only: bool = True) -> pd.D
                 "style": o.style,
                 "variant": o.variant,
                 "consumers": o.consumers,
-                "latency_p99_ms": _nan(o.get("latency_ms.p99")),
+                "latency_p99_ms": _nan(o.get(cols.LATENCY_P99)),
                 "bytes_per_event": _nan(o.get("bytes_per_event")),
                 "provider_cpu_ms_per_event": _nan(view.cpu_ms_per_event),
                 "provider_rss_kb_per_connection": math.nan if o is base else _nan(view.rss_kb_per_connection),

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labkit.report.observations import Evidence, Obs, fmt, is_stream, logdist, nearest, round_sig
-from labkit.report.reasons import SECONDS_PER_MONTH, Case
+from labkit.report.policy import gb_per_month
+from labkit.report.reasons import Case
 from labkit.report.terms import FIT, LATENCY, LONG_POLLING, POLLING, SECURITY, STREAM_FAMILY, VERSATILITY
+from labkit.results import columns as cols
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class StreamView:
         ]
 
     def meets(self, target_ms: float) -> bool:
-        p99 = self.obs.get("latency_ms.p99")
+        p99 = self.obs.get(cols.LATENCY_P99)
         return p99 is not None and p99 <= target_ms
 
     @property
@@ -90,18 +92,18 @@ def reference(case: Case, rate: float) -> Obs | None:
 
 
 def _per_month_gb(bytes_per_event: float, case: Case) -> float:
-    return bytes_per_event * case.req.event_rate_per_s * SECONDS_PER_MONTH * case.req.consumers / 1e9
+    return gb_per_month(bytes_per_event, case.req.event_rate_per_s, case.req.consumers)
 
 
 def _stream_reasons(case: Case, v: StreamView, ref: Obs | None, target: float) -> None:
     o, req = v.obs, case.req
-    p99 = o.get("latency_ms.p99")
-    vs = f"; {ref.variant} measured {fmt(ref.get('latency_ms.p99'))} ms in the same comparison" if ref is not None else ""
+    p99 = o.get(cols.LATENCY_P99)
+    vs = f"; {ref.variant} measured {fmt(ref.get(cols.LATENCY_P99))} ms in the same comparison" if ref is not None else ""
     case.reason(
         LATENCY,
         f"A {v.option} stream pushes each event down the connection the consumer opened: measured p99 {fmt(p99)} ms over "
         f"{fmt(v.connections)} held connections, which {'meets' if v.meets(target) else 'misses'} the {fmt(target)} ms target{vs}.",
-        [o.ev("latency_ms.p99"), o.ev("workload.rate_per_s"), ref.ev("latency_ms.p99") if ref is not None else None],
+        [o.ev(cols.LATENCY_P99), o.ev(cols.RATE), ref.ev(cols.LATENCY_P99) if ref is not None else None],
         v.option if v.meets(target) else LONG_POLLING,
     )
     bpe = o.get("bytes_per_event")
@@ -152,7 +154,7 @@ def _count(value: float | None, noun: str) -> str:
 def _why_not(v: StreamView, chosen: StreamView | None, ref: Obs | None, target: float) -> str | None:
     """Why a measured stream is not the recommendation, from its numbers; None when nothing speaks against it."""
     if not v.meets(target):
-        return f"its measured p99 of {fmt(v.obs.get('latency_ms.p99'))} ms misses the {fmt(target)} ms target"
+        return f"its measured p99 of {fmt(v.obs.get(cols.LATENCY_P99))} ms misses the {fmt(target)} ms target"
     if v.lost:
         return f"it lost {fmt(v.lost)} events in the lab"
     rb = ref.get("bytes_per_event") if ref is not None else None
@@ -223,7 +225,7 @@ def stream_sentence(v: StreamView, ref: Obs | None, target_text: str) -> str:
     mem = f", about {fmt(round_sig(rss, 2))} KB of provider memory per connection" if rss is not None else ""
     return (
         f"Hold a {v.option} stream per consumer, resuming from the last event id: the consumers cannot receive webhooks, "
-        f"its measured p99 of {fmt(v.obs.get('latency_ms.p99'))} ms meets the {target_text} target at {cost}{mem}."
+        f"its measured p99 of {fmt(v.obs.get(cols.LATENCY_P99))} ms meets the {target_text} target at {cost}{mem}."
     )
 
 

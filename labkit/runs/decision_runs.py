@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,13 +29,11 @@ from labkit import styles
 from labkit.config import MIN_POLL_INTERVAL_S, RunSettings
 from labkit.config.network import network_from
 from labkit.errors import ConfigError
-from labkit.report.decide import LONG_POLL_WAIT_S
+from labkit.report.policy import LONG_POLL_WAIT_S, POLL_FLOOR_S, poll_interval
 from labkit.report.requirements import Requirements
 
 DECIDE_DIR = "decide"
 EXPERIMENT = "decide"
-HEADROOM = 0.8  # as the report: poll at 80 % of the interval the target allows
-POLL_FLOOR_S = 0.01
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
@@ -145,11 +142,8 @@ def consumers_of(style: str, settings: RunSettings) -> int:
 
 def poll_interval_for(req: Requirements) -> float:
     """The interval the report would poll at: 80 % of (p99 target - RTT) / 0.99, at least 10 ms."""
-    rtt = req.network_profile.rtt_ms
-    t_target = (req.target_latency_p99_ms - rtt) / 0.99 / 1000
-    t = max(HEADROOM * t_target, POLL_FLOOR_S)
-    digits = 2 - 1 - int(math.floor(math.log10(t)))
-    return max(min(round(t, digits), 3600.0), MIN_POLL_INTERVAL_S)
+    interval = poll_interval(req.target_latency_p99_ms, req.network_profile.rtt_ms)
+    return max(interval.t_rec_s or POLL_FLOOR_S, MIN_POLL_INTERVAL_S)
 
 
 def candidate_styles(req: Requirements) -> tuple[list[str], list[tuple[str, str]]]:
