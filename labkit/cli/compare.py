@@ -30,6 +30,10 @@ OPTION_NAMES = {
     "styles": "--styles",
     "network": "--network",
     "webhook_connection": "--webhook-connection",
+    "audience": "--audience",
+    "consumer_skew": "--consumer-skew",
+    "topics": "--topics",
+    "subscriptions": "--subscriptions",
 }
 
 DEFAULT_STYLES = "webhook,polling"
@@ -54,7 +58,11 @@ def build_run_settings(data: dict[str, Any]) -> RunSettings:
         if option:
             msg = describe_error(exc).split(": ", 1)[-1]
             raise ConfigError(f"{option}: {msg}") from None
-        raise ConfigError(options_named(describe_error(exc))) from None
+        message = describe_error(exc)
+        head, sep, rest = message.partition(": ")
+        if sep and head in OPTION_NAMES:  # a check across fields that names the one at fault first
+            raise ConfigError(f"{OPTION_NAMES[head]}: {rest}") from None
+        raise ConfigError(options_named(message)) from None
 
 
 def options_named(message: str) -> str:
@@ -102,6 +110,12 @@ def compare(
     ),
     tls: bool = typer.Option(False, "--tls/--no-tls", help="serve the provider and the receiver over HTTPS (a local CA)"),
     webhook_connection: str = typer.Option("reuse", "--webhook-connection", help="reuse | new: the webhook sender's connections"),
+    audience: str = typer.Option(
+        "broadcast", "--audience", help="broadcast (every consumer gets every event) | per-consumer | topics: who receives which event"
+    ),
+    consumer_skew: str = typer.Option("uniform", "--consumer-skew", help="uniform | zipf:S: how events spread over consumers (or topics)"),
+    topics: int | None = typer.Option(None, "--topics", help="--audience topics: how many event types"),
+    subscriptions: int | None = typer.Option(None, "--subscriptions", help="--audience topics: how many types each consumer follows"),
 ) -> None:
     """Deliver one seeded workload by each style (default webhook push and API polling); measure each."""
     from labkit.config.network import parse_network
@@ -120,6 +134,10 @@ def compare(
             "network": profile,
             "tls": tls,
             "webhook_connection": webhook_connection,
+            "audience": audience,
+            "consumer_skew": consumer_skew,
+            "topics": topics,
+            "subscriptions": subscriptions,
         }
     )
     writable_dir(out)

@@ -296,6 +296,28 @@ class WorkloadSettings(Settings):
         return self
 
 
+# Who receives which event (labkit.lab.workload.plan_audience assigns each event, seeded).
+Audience = Literal["broadcast", "per-consumer", "topics"]
+MAX_ZIPF_S = 10.0
+
+
+def parse_skew(text: str) -> float:
+    """``uniform`` -> 0; ``zipf:S`` -> S (the share of the consumer ranked r is proportional to 1/r^S).
+
+    ValueError names what is allowed: S is a finite number from 0 to ``MAX_ZIPF_S``.
+    """
+    if text == "uniform":
+        return 0.0
+    kind, sep, raw = text.partition(":")
+    try:
+        value = float(raw) if kind == "zipf" and sep else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= MAX_ZIPF_S:  # NaN fails too
+        raise ValueError(f"must be 'uniform' or 'zipf:S' with S a number from 0 to {MAX_ZIPF_S:g} (1/r^S); got {text[:40]!r}")
+    return value
+
+
 # A delivery style's name, as data: which names exist is labkit.styles' to say (``labkit.styles.check``).
 Style = str
 _STYLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -334,6 +356,14 @@ class RunSettings(Settings):
     consumer_processes: Processes = Field(
         1, description="processes for the poller fleet, the stream consumers and the receiver; 'auto': one per core"
     )
+    audience: Audience = Field(
+        "broadcast",
+        description="broadcast: every consumer gets every event; per-consumer: each event is one consumer's;"
+        " topics: each event has one of `topics` types and goes to every consumer subscribed to it",
+    )
+    consumer_skew: str = Field("uniform", description="how events spread over consumers (or topics): uniform, or zipf:S (1/r^S)")
+    topics: int | None = Field(None, ge=1, le=10_000, description="audience topics: how many event types")
+    subscriptions: int | None = Field(None, ge=1, le=10_000, description="audience topics: how many types each consumer follows")
 
     @field_validator("styles")
     @classmethod
@@ -345,6 +375,31 @@ class RunSettings(Settings):
         if not v or len(set(v)) != len(v):
             raise ValueError("must name each style at most once, and at least one")
         return v
+
+    @field_validator("consumer_skew")
+    @classmethod
+    def _skew(cls, v: str) -> str:
+        parse_skew(v)
+        return v
+
+    @model_validator(mode="after")
+    def _audience(self) -> RunSettings:
+        if self.audience == "topics":
+            if self.topics is None:
+                raise ValueError("topics: audience 'topics' needs topics (how many event types there are)")
+            if self.subscriptions is None:
+                raise ValueError("subscriptions: audience 'topics' needs subscriptions (how many topics each consumer follows)")
+            if self.subscriptions > self.topics:
+                raise ValueError(
+                    f"subscriptions: {self.subscriptions} is more than the {self.topics} topics; a consumer follows at most all"
+                )
+            return self
+        for name in ("topics", "subscriptions"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: only with audience 'topics' (audience is {self.audience!r})")
+        if self.audience == "broadcast" and parse_skew(self.consumer_skew) != 0:
+            raise ValueError("consumer_skew: a broadcast gives every consumer every event; skew needs audience per-consumer or topics")
+        return self
 
     @model_validator(mode="after")
     def _fault_styles(self) -> RunSettings:

@@ -129,6 +129,13 @@ def _summary(settings: RunSettings, workload: Workload, run_id: str, out: Path, 
             "network": settings.network.describe() if settings.network is not None else None,
             "tls": settings.tls,
             "webhook_connection": settings.webhook_connection,
+            # who receives which event: each style's block says how it was spread over its consumers
+            "audience": {
+                "kind": settings.audience,
+                "consumer_skew": settings.consumer_skew,
+                "topics": settings.topics,
+                "subscriptions": settings.subscriptions,
+            },
         },
         "styles": {r.style: summarise_style(r, settings) for r in style_runs},
         "settings": settings.model_dump(mode="json"),

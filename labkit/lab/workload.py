@@ -7,13 +7,14 @@ same payload bytes, so each delivery style sees an identical stream.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import random
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.config import WorkloadSettings
+from labkit.config import RunSettings, WorkloadSettings, parse_skew
 from labkit.errors import ConfigError
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -112,3 +113,164 @@ def build_workload(settings: WorkloadSettings) -> Workload:
     payload_rng = random.Random(settings.seed + 1)
     payloads = tuple(make_payload(i, settings.payload_bytes, payload_rng) for i in range(len(offsets)))
     return Workload(settings=settings, offsets_s=tuple(offsets), payloads=payloads)
+
+
+# -- the audience: who receives which event ------------------------------------------------
+
+# Offsets the audience's random streams from the arrivals' and the payloads' (seed, seed + 1).
+AUDIENCE_SEED_OFFSET = 2
+
+
+def topic_name(k: int) -> str:
+    """The event type of topic ``k`` (what a webhook subscription or a scoped key names)."""
+    return f"t{k}"
+
+
+def skew_weights(n: int, s: float) -> list[float]:
+    """Shares of ranks 1..n proportional to 1/r^s, summing to 1 (s = 0: uniform)."""
+    raw = [1.0 / (r**s) for r in range(1, n + 1)]
+    total = sum(raw)
+    return [w / total for w in raw]
+
+
+@dataclass(frozen=True)
+class AudiencePlan:
+    """Which consumers each event of a workload goes to, for one style's consumers (seeded, so every style agrees).
+
+    ``target`` holds, per workload event, the consumer index (per-consumer) or
+    the topic index (topics); empty for a broadcast. ``follows`` holds each
+    consumer's topics. Consumer i is ranked i + 1 for the skew (c0 the heaviest).
+    """
+
+    kind: str
+    consumers: tuple[str, ...]
+    target: tuple[int, ...] = ()
+    follows: tuple[tuple[int, ...], ...] = ()
+    topics: int = 0
+    skew_s: float = 0.0
+
+    @property
+    def broadcast(self) -> bool:
+        return self.kind == "broadcast"
+
+    def event_type(self, index: int, default: str) -> str:
+        """The type workload event ``index`` is published with: its topic, or the workload's type."""
+        return topic_name(self.target[index]) if self.kind == "topics" else default
+
+    def event_consumer(self, index: int) -> str | None:
+        """The consumer workload event ``index`` belongs to (per-consumer), else None."""
+        return self.consumers[self.target[index]] if self.kind == "per-consumer" else None
+
+    def topics_of(self, index: int) -> tuple[str, ...]:
+        """The event types consumer ``index`` follows (topics), else ()."""
+        if self.kind != "topics":
+            return ()
+        return tuple(topic_name(k) for k in self.follows[index])
+
+    def receivers(self, type_: str, consumer: str | None) -> list[str]:
+        """Who should receive an event the provider logged with this type and consumer."""
+        if self.kind == "per-consumer":
+            return [consumer] if consumer in self._names else []
+        if self.kind == "topics":
+            return list(self._subscribers.get(type_, ()))
+        return list(self.consumers)
+
+    @property
+    def _names(self) -> frozenset[str]:
+        return frozenset(self.consumers)
+
+    @property
+    def _subscribers(self) -> dict[str, tuple[str, ...]]:
+        out: dict[str, list[str]] = {}
+        for name, ks in zip(self.consumers, self.follows, strict=True):
+            for k in ks:
+                out.setdefault(topic_name(k), []).append(name)
+        return {t: tuple(v) for t, v in out.items()}
+
+    def expected(self, logged: dict[int, tuple[str, str | None]]) -> dict[str, set[int]]:
+        """Consumer -> the event ids it should receive, from the provider's log (id -> (type, consumer))."""
+        out: dict[str, set[int]] = {c: set() for c in self.consumers}
+        subscribers = self._subscribers if self.kind == "topics" else {}
+        names = self._names
+        for event_id, (type_, consumer) in logged.items():
+            if self.kind == "per-consumer":
+                if consumer in names:
+                    out[consumer].add(event_id)  # type: ignore[index]
+            elif self.kind == "topics":
+                for c in subscribers.get(type_, ()):
+                    out[c].add(event_id)
+            else:
+                for c in self.consumers:
+                    out[c].add(event_id)
+        return out
+
+    def rates(self, rate_per_s: float) -> list[float]:
+        """Each consumer's expected event rate (lambda_i) at a total publish rate: what the model takes."""
+        n = len(self.consumers)
+        if self.kind == "per-consumer":
+            return [rate_per_s * w for w in skew_weights(n, self.skew_s)]
+        if self.kind == "topics":
+            share = skew_weights(self.topics, self.skew_s)
+            return [rate_per_s * sum(share[k] for k in ks) for ks in self.follows]
+        return [rate_per_s] * n
+
+    def describe(self) -> dict[str, object]:
+        """For summary.json: the audience, and how many events each consumer was given (min, median, max)."""
+        counts = sorted(self.events_per_consumer().values())
+        out: dict[str, object] = {"kind": self.kind, "consumers": len(self.consumers), "skew_s": self.skew_s}
+        if self.kind == "topics":
+            out.update(topics=self.topics, subscriptions=len(self.follows[0]) if self.follows else 0)
+        if counts:
+            out["events_per_consumer"] = {"min": counts[0], "median": counts[len(counts) // 2], "max": counts[-1]}
+        return out
+
+    def events_per_consumer(self) -> dict[str, int]:
+        """Consumer -> workload events assigned to it (a broadcast: every event)."""
+        if self.kind == "per-consumer":
+            out = dict.fromkeys(self.consumers, 0)
+            for i in self.target:
+                out[self.consumers[i]] += 1
+            return out
+        if self.kind == "topics":
+            per_topic = [0] * self.topics
+            for k in self.target:
+                per_topic[k] += 1
+            return {c: sum(per_topic[k] for k in ks) for c, ks in zip(self.consumers, self.follows, strict=True)}
+        return dict.fromkeys(self.consumers, len(self.target))
+
+
+def plan_audience(
+    kind: str, consumers: list[str], events: int, seed: int, *, skew_s: float = 0.0, topics: int = 0, subscriptions: int = 0
+) -> AudiencePlan:
+    """Assign each of ``events`` to its consumer (per-consumer) or topic (topics), seeded by ``seed``.
+
+    The draw depends only on the audience settings, the seed and the number of
+    consumers, so every style with the same consumer count gets the same
+    assignment. A broadcast assigns nothing: every consumer gets every event.
+    """
+    rng = random.Random(seed + AUDIENCE_SEED_OFFSET)
+    names = tuple(consumers)
+    if kind == "per-consumer":
+        cum = list(itertools.accumulate(skew_weights(len(names), skew_s)))
+        return AudiencePlan(kind, names, tuple(rng.choices(range(len(names)), cum_weights=cum, k=events)), skew_s=skew_s)
+    if kind == "topics":
+        if not 1 <= subscriptions <= topics:
+            raise ConfigError(f"subscriptions: must be from 1 to topics ({topics}); got {subscriptions}")
+        follows = tuple(tuple(sorted(rng.sample(range(topics), subscriptions))) for _ in names)
+        cum = list(itertools.accumulate(skew_weights(topics, skew_s)))
+        target = tuple(rng.choices(range(topics), cum_weights=cum, k=events))
+        return AudiencePlan(kind, names, target, follows, topics=topics, skew_s=skew_s)
+    return AudiencePlan("broadcast", names, tuple(range(events)))
+
+
+def audience_for(settings: RunSettings, consumers: list[str], events: int) -> AudiencePlan:
+    """The audience plan a run's settings ask for, over one style's consumers."""
+    return plan_audience(
+        settings.audience,
+        consumers,
+        events,
+        settings.workload.seed,
+        skew_s=parse_skew(settings.consumer_skew),
+        topics=settings.topics or 0,
+        subscriptions=settings.subscriptions or 0,
+    )

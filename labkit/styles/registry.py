@@ -90,6 +90,8 @@ def check(settings: Any) -> None:
     unknown = [s for s in settings.styles if s not in _REGISTRY]
     if unknown:
         raise ConfigError(f"styles: no style {unknown[0]!r}: input should be {allowed}")
+    if getattr(settings, "audience", "broadcast") != "broadcast":  # until the styles route by audience (issue 22, step 2)
+        raise ConfigError(f"audience: {settings.audience!r} is not delivered by the styles yet; use broadcast")
     for name in settings.styles:
         reason = refusal(name, settings)
         if reason:
