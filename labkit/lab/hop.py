@@ -46,7 +46,7 @@ def _serve(host: str, port: int, impairment: Impairment, seed: int, conn: Connec
     loop.remove_reader(conn.fileno())
     loop.run_until_complete(proxy.stop())
     with contextlib.suppress(OSError):
-        conn.send(proxy.stats.snapshot())
+        conn.send(proxy.stats.snapshot(histograms=True))
 
 
 class ProxyProcess:

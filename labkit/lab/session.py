@@ -46,7 +46,7 @@ from labkit.lab.hop import ProxyProcess
 from labkit.lab.measures import Episode
 from labkit.lab.workload import Workload
 from labkit.provider.store import Store
-from labkit.servers.netproxy import EMULATION, Impairment
+from labkit.servers.netproxy import EMULATION, Impairment, applied_delays_ms
 from labkit.servers.procs import Child, ProcessGroup
 from labkit.servers.tls import LabCertificates, make_certificates
 from labkit.styles.base import WINDOW_COUNTERS, Role, Style
@@ -462,7 +462,7 @@ class Session:
         )
 
     def _network_block(self) -> dict[str, Any] | None:
-        """The profile's proxies' counters (connections, bytes, stalls), summed over the hops."""
+        """The profile's proxies' counters (connections, bytes, stalls), summed over the hops, and the delay they added."""
         if not self.proxies:
             return None
         total: dict[str, Any] = {}
@@ -470,7 +470,9 @@ class Session:
             for k, v in proxy.stats.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("mean_"):
                     total[k] = total.get(k, 0) + v
-        return {"emulation": EMULATION, "hops": len(self.proxies), **total}
+        # the delay really added to each chunk, per direction: the profile as applied, beside the profile declared
+        added = applied_delays_ms([proxy.stats for proxy in self.proxies])
+        return {"emulation": EMULATION, "hops": len(self.proxies), **total, "added_delay_ms": added}
 
     def _fault_block(
         self, created: dict[int, int], received: dict[tuple[str, int], int], counters: dict[str, Any], deliveries: dict[str, Any]

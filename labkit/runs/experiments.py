@@ -1,7 +1,8 @@
 """Experiments as files: a TOML file declares one run or a grid of runs.
 
     [experiment]                 name (results go to results/<name>/), description, question,
-                                 seed (an int, or a list of ints to sweep replicas)
+                                 seed (an int, or a list of ints to sweep replicas): the experiment's
+                                 seed, from which each point derives its own (``point_seed``)
     [run]                        any RunSettings field; ``consumers = N`` sets pollers and subscribers;
                                  ``processes = N | "auto"`` sets consumer_processes
     [workload]                   any WorkloadSettings field
@@ -10,6 +11,11 @@
                                  shipped ``profile`` plus any of rtt_ms, jitter_ms, loss, rate_bps, ...);
                                  or ``network = "cross-region"`` / a spec string / a list of them in [run]
     ``tls = true`` (or ``[false, true]``) in [run] serves every hop over HTTPS.
+
+Each point's workload seed derives from the experiment's seed and the point's
+id, so no two points draw the same arrivals (their errors are independent); a
+seed the file pins (``workload.seed``, in [workload] or in a variant) is used
+as it is.
 
 A list value means "sweep over these values" (for ``styles``, whose value is
 itself a list, a list of lists sweeps). The grid is the cartesian product of
@@ -112,6 +118,12 @@ def point_id(settings: RunSettings) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def point_seed(experiment_seed: int, pid: str) -> int:
+    """A point's own workload seed: a hash of the experiment's seed and the point's id (31 bits, stable)."""
+    digest = hashlib.sha256(f"{experiment_seed}:{pid}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def load_experiment(path: str | Path, *, out_dir: str | Path = "results") -> Experiment:
     """Read, validate and expand an experiment file; raise ``ConfigError`` with one line if it is bad."""
     path = Path(path)
@@ -174,6 +186,7 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
         from_table = False
     _only(workload, WORKLOAD_KEYS, where, "workload.")
     names: dict[tuple[str, str], str] = {}
+    pinned = "seed" in workload  # a seed the file states for the workload is used as it is
     if "seed" in header:
         if "seed" in workload:
             raise ConfigError(f"{where}: experiment.seed: set the seed once, here or as workload.seed")
@@ -185,7 +198,7 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
     axes, fixed = _axes(run, workload, names, where)
     variants = _variants(doc, where)
     _check_values(axes, fixed, variants, names, where)
-    points = _points(axes, fixed, variants, names, where, name=name, out_dir=out_dir, path=path)
+    points = _points(axes, fixed, variants, names, where, name=name, out_dir=out_dir, path=path, derive_seed=not pinned)
     swept = (("variant",) if variants else ()) + tuple(key for _, key, _ in axes)
     return Experiment(
         name=name,
@@ -285,8 +298,13 @@ def _points(
     name: str,
     out_dir: str | Path,
     path: Path,
+    derive_seed: bool = True,
 ) -> list[Point]:
-    """The grid: every combination of the swept values, times the variants; no two points alike."""
+    """The grid: every combination of the swept values, times the variants; no two points alike.
+
+    Unless the file pins it, each point's seed derives from the experiment's seed and the point's id
+    (``point_seed``), so points draw independent arrivals; the id is then taken of the final settings.
+    """
     combos = list(itertools.product(*(vals for _, _, vals in axes)))
     n_points = len(combos) * max(1, len(variants))
     if n_points > MAX_POINTS:
@@ -306,6 +324,9 @@ def _points(
             data = _with_variant(data, overrides)
             prefix = f"variants.{vname}." if vname else ""
             settings = _settings(data, where, prefix, names if not prefix else {}, experiment=name, out_dir=out_dir, path=path)
+            if derive_seed and "seed" not in overrides:
+                wl = settings.workload.model_copy(update={"seed": point_seed(settings.workload.seed, point_id(settings))})
+                settings = settings.model_copy(update={"workload": wl})
             pid = point_id(settings)
             if pid in ids:
                 raise ConfigError(f"{where}: points {ids[pid]} and {params} have identical settings; make each point differ")

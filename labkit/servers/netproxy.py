@@ -52,9 +52,13 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
+
+from hdrh.histogram import HdrHistogram
+
+from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 
 if TYPE_CHECKING:
     from labkit.config.network import NetworkProfile
@@ -130,9 +134,16 @@ class ProxyStats:
     resets: int = 0
     upstream_refused: int = 0
     added_delay_s: float = 0.0
+    # The delay each impaired chunk really got, read to write (us), per direction: the profile as applied.
+    delay_up: HdrHistogram = field(default_factory=new_histogram)
+    delay_down: HdrHistogram = field(default_factory=new_histogram)
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
+    def applied(self, up: bool, seconds: float) -> None:
+        record_us(self.delay_up if up else self.delay_down, seconds * 1e6)
+
+    def snapshot(self, *, histograms: bool = False) -> dict[str, Any]:
+        """The counters; ``histograms`` adds the encoded delay histograms (for merging the hops of a run)."""
+        out = {
             "connections": self.connections,
             "chunks": self.chunks,
             "bytes_up": self.bytes_up,
@@ -141,7 +152,29 @@ class ProxyStats:
             "resets": self.resets,
             "upstream_refused": self.upstream_refused,
             "mean_added_delay_ms": self.added_delay_s / self.chunks * 1000 if self.chunks else 0.0,
+            "added_delay_ms": {"up": delay_summary_ms(self.delay_up), "down": delay_summary_ms(self.delay_down)},
         }
+        if histograms:
+            out["added_delay_hdr"] = {"up": self.delay_up.encode().decode("ascii"), "down": self.delay_down.encode().decode("ascii")}
+        return out
+
+
+def applied_delays_ms(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """The delay the proxies of a run added, per direction (mean, p50, p99, max, chunks), merged exactly over the hops."""
+    out: dict[str, Any] = {}
+    for direction in ("up", "down"):
+        hist = new_histogram()
+        for snap in snapshots:
+            encoded = (snap.get("added_delay_hdr") or {}).get(direction)
+            if encoded:
+                hist.add(HdrHistogram.decode(encoded))
+        out[direction] = delay_summary_ms(hist)
+    return out
+
+
+def delay_summary_ms(hist: HdrHistogram) -> dict[str, Any]:
+    """mean, p50, p99, max (ms) and the chunks counted, of one direction's applied delays."""
+    return {**histogram_summary_ms(hist), "chunks": hist.get_total_count()}
 
 
 def _abort(transport: asyncio.BaseTransport) -> None:
@@ -181,7 +214,7 @@ class _Side(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
         self.early: list[bytes] = []  # read before the far side was connected (reading is paused then, so rarely any)
-        self.queue: deque[tuple[float, bytes | None]] = deque()  # (due, chunk), None for the FIN
+        self.queue: deque[tuple[float, bytes | None, float]] = deque()  # (due, chunk, read at), None for the FIN
         self.queued = 0
         self.timer: asyncio.TimerHandle | None = None
         self.last_due = 0.0
@@ -224,7 +257,7 @@ class _Side(asyncio.Protocol):
     def eof_received(self) -> bool:
         """Pass the FIN on after what was read before it; keep the other direction open until it ends too."""
         if self.queue:
-            self.queue.append((self.last_due, None))
+            self.queue.append((self.last_due, None, 0.0))
             self._arm()
         else:
             self._pass_fin()
@@ -275,12 +308,13 @@ class _Side(asyncio.Protocol):
         if delay == 0 and rate is None and not self.queue:
             assert peer.transport is not None
             peer.transport.write(data)
+            st.applied(self.up, 0.0)
             return
         now = asyncio.get_running_loop().time()
         parts, self.link_free = slices(data, now, delay, self.link_free, rate)
         for due, piece in parts:
             self.last_due = max(self.last_due, due)  # never overtake the chunk before (TCP is in order)
-            self.queue.append((self.last_due, piece))
+            self.queue.append((self.last_due, piece, now))
         self.queued += len(data)
         if self.queued > MAX_QUEUED:
             self.hold("queue", True)
@@ -296,15 +330,18 @@ class _Side(asyncio.Protocol):
         peer = self.peer
         if peer is None or peer.transport is None:
             return
-        now = asyncio.get_running_loop().time() + DUE_SLACK_S
+        clock = asyncio.get_running_loop().time()
+        now = clock + DUE_SLACK_S
+        stats = self.proxy.stats
         while self.queue and self.queue[0][0] <= now:
-            _, data = self.queue.popleft()
+            _, data, read_at = self.queue.popleft()
             if data is None:
                 self._pass_fin()
                 continue
             self.queued -= len(data)
             if not peer.closed and not peer.transport.is_closing():
                 peer.transport.write(data)
+                stats.applied(self.up, clock - read_at)
         if self.queued <= MAX_QUEUED:
             self.hold("queue", False)
         if self.queue:

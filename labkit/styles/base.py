@@ -53,7 +53,10 @@ def with_network(block: dict[str, Any], terms: LatencyTerms, settings: RunSettin
     """
     profile = network_profile(settings)
     block["latency_mean_ms"] = terms.total_s * 1000
-    block["network_terms_ms"] = {k: v * 1000 for k, v in terms.as_dict().items() if isinstance(v, float)}
+    ms = {k.removesuffix("_s"): v * 1000 for k, v in terms.as_dict().items() if isinstance(v, float)}
+    # Milliseconds under keys that say so (``base_ms``, ..., ``total_ms``); the ``_s`` keys hold the same
+    # milliseconds and are kept for readers of earlier results (deprecated: keys are only ever added).
+    block["network_terms_ms"] = {**{f"{k}_ms": v for k, v in ms.items()}, **{f"{k}_s": v for k, v in ms.items()}}
     block["network"] = {
         "profile": profile.name,
         "spec": profile.spec(),

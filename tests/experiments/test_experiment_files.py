@@ -89,10 +89,27 @@ def test_grid_is_the_cartesian_product_in_file_order(write_toml):
     for p in exp.points:
         assert p.settings.workload.rate_per_s == p.params["rate_per_s"]
         assert p.settings.workload.payload_bytes == p.params["payload_bytes"]
-        assert p.settings.workload.seed == 3
         assert p.settings.poll_interval_s == 0.5
         assert p.settings.experiment == "t"
     assert len({p.point_id for p in exp.points}) == 6
+
+
+def test_each_point_derives_its_own_seed_unless_the_file_pins_it(write_toml):
+    from labkit.runs.experiments import point_seed
+
+    exp = load_experiment(write_toml(GOOD))
+    seeds = [p.settings.workload.seed for p in exp.points]
+    assert len(set(seeds)) == len(seeds) and 3 not in seeds  # independent draws, not the experiment's seed itself
+    again = load_experiment(write_toml(GOOD, "again.toml"))
+    assert [p.settings.workload.seed for p in again.points] == seeds  # stable: the experiment's seed and the point's id
+    assert point_seed(3, "abc") == point_seed(3, "abc") != point_seed(4, "abc")
+    other = load_experiment(write_toml(GOOD.replace("seed = 3", "seed = 4"), "other.toml"))
+    assert set(seeds).isdisjoint(p.settings.workload.seed for p in other.points)
+    pinned = load_experiment(write_toml(GOOD.replace("seed = 3\n", "").replace("duration_s = 4", "duration_s = 4\nseed = 3"), "pin.toml"))
+    assert [p.settings.workload.seed for p in pinned.points] == [3, 3]
+    by_variant = load_experiment(write_toml(GOOD + "[variants.a]\nseed = 9\n[variants.b]\npayload_bytes = 64\n", "variant.toml"))
+    assert [p.settings.workload.seed for p in by_variant.points][:2] == [9, 9]
+    assert 9 not in [p.settings.workload.seed for p in by_variant.points][2:]
 
 
 def test_point_ids_are_stable_and_ignore_the_output_folder(write_toml, tmp_path):
@@ -117,8 +134,8 @@ def test_point_ids_are_stable_and_ignore_the_output_folder(write_toml, tmp_path)
 def test_seed_list_sweeps_replicas(write_toml):
     exp = load_experiment(write_toml(GOOD.replace("seed = 3", "seed = [1, 2, 3]")))
     assert len(exp) == 6
-    assert sorted({p.settings.workload.seed for p in exp.points}) == [1, 2, 3]
-    assert all("seed" in p.params for p in exp.points)
+    assert sorted({p.params["seed"] for p in exp.points}) == [1, 2, 3]
+    assert len({p.settings.workload.seed for p in exp.points}) == 6  # each replica's points derive their own
 
 
 def test_styles_list_is_a_value_and_a_list_of_lists_sweeps(write_toml):

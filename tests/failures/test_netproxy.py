@@ -202,6 +202,27 @@ async def test_a_profile_delays_both_directions_by_half_its_rtt() -> None:
     assert min(rtts) >= profile.rtt_ms / 1000, rtts
     assert rtts[0] >= 2 * profile.rtt_ms / 1000, rtts  # the first chunk also pays TCP's handshake
     assert proxy.stats.chunks == 6  # three pings up, three echoes down: each delayed
+    # the delay applied, per direction: at least the profile's one way; the first chunk up also had the handshake
+    added = proxy.stats.snapshot()["added_delay_ms"]
+    assert added["up"]["chunks"] == added["down"]["chunks"] == 3
+    assert added["down"]["p50"] >= 30 and added["up"]["p50"] >= 30 and added["up"]["max"] >= 90
+    assert added["up"]["mean"] > added["down"]["mean"]
+
+
+def test_the_applied_delays_of_several_hops_merge_exactly() -> None:
+    from labkit.servers.netproxy import ProxyStats, applied_delays_ms
+
+    a, b = ProxyStats(), ProxyStats()
+    for _ in range(99):
+        a.applied(True, 0.010)
+    b.applied(True, 0.500)
+    b.applied(False, 0.020)
+    merged = applied_delays_ms([a.snapshot(histograms=True), b.snapshot(histograms=True)])
+    assert merged["up"]["chunks"] == 100 and merged["down"]["chunks"] == 1
+    assert merged["up"]["p50"] == pytest.approx(10, rel=0.01) and merged["up"]["max"] == pytest.approx(500, rel=0.01)
+    assert merged["up"]["mean"] == pytest.approx((99 * 10 + 500) / 100, rel=0.01)
+    assert merged["down"]["p99"] == pytest.approx(20, rel=0.01)
+    assert "added_delay_hdr" not in a.snapshot()  # only the hops' own reports carry the histograms
 
 
 def test_a_proxy_thread_serves_sync_callers_and_stops() -> None:
