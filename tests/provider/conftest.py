@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from provider_helpers import Receiver, provider_settings, receivers, running
 from starlette.applications import Starlette
+
+from tests.helpers.provider import Receiver, provider_settings, receivers, running
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from provider_helpers import provider_settings, running, until
 
 from labkit.provider.delivery import DeliveryClient
 from labkit.wire import errors
 from labkit.wire.metering import WireCounter
 from tests.helpers.loopback import Handler, raw_server, read_request
+from tests.helpers.provider import provider_settings, running, until
 
 LOOPBACK = ("127.0.0.1",)
 OK = b"HTTP/1.1 204 No Content\r\nServer: t\r\n\r\n"

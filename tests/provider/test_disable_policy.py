@@ -11,9 +11,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from provider_helpers import Receiver, provider_settings, running, until
 
 from labkit.provider.store import Store
+from tests.helpers.provider import Receiver, provider_settings, running, until
 
 # Attempts 50 ms apart (x time_scale 0.001), eight of them: 350 ms of failures for one event.
 SCHEDULE = (0, 50, 50, 50, 50, 50, 50, 50)

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from provider_helpers import Receiver, provider_settings, running, until
+
+from tests.helpers.provider import Receiver, provider_settings, running, until
 
 pytestmark = pytest.mark.asyncio
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from provider_helpers import provider_settings, running, until
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +16,7 @@ from labkit.provider.app import ROUTE_SETS, create_app
 from labkit.provider.routing import RouteSet
 from labkit.provider.state import state_of
 from labkit.wire.signing import new_secret
+from tests.helpers.provider import provider_settings, running, until
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from provider_helpers import Receiver, provider_settings, running, until
 from starlette.applications import Starlette
 
 from labkit.provider.store import Store
+from tests.helpers.provider import Receiver, provider_settings, running, until
 
 pytestmark = pytest.mark.asyncio
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from provider_helpers import KEY, Receiver, ServerThread, provider_settings, until
 
 from labkit.provider.app import create_app
 from labkit.provider.store import Store
+from tests.helpers.provider import KEY, Receiver, ServerThread, provider_settings, until
 
 pytestmark = pytest.mark.asyncio
 

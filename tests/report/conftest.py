@@ -6,7 +6,8 @@ import sys
 
 import pandas as pd
 import pytest
-from report_helpers import COMPARE_RUN, SWEEP, stand_in_figures, stream_styles_registered
+
+from tests.helpers.report import COMPARE_RUN, SWEEP, stand_in_figures, stream_styles_registered
 
 
 @pytest.fixture(scope="session")

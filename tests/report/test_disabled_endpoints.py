@@ -6,10 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from report_helpers import COMPARE_RUN
-
 from labkit.report.render import measurement_rows
 from labkit.report.sources import load_sources
+from tests.helpers.report import COMPARE_RUN
 
 
 def _cell(rows: list[dict], style: str, heading: str) -> str:

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from report_helpers import COMPARE_RUN, REQUIREMENTS, SWEEP, stand_in_figures
 
 from labkit.report import write_report
+from tests.helpers.report import COMPARE_RUN, REQUIREMENTS, SWEEP, stand_in_figures
 
 pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
 

@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from report_helpers import EXAMPLES, GOLDEN, REQUIREMENTS
 
 from labkit.errors import ResultsError
 from labkit.report import FACTORS, OPTIONS, Requirements, decide, load_requirements
 from labkit.report.decide import FALLBACK, LONG_POLLING, POLLING, PUSH_FAMILY, THIN, WEBHOOK
 from labkit.report.observations import observations, variant_of
+from tests.helpers.report import EXAMPLES, GOLDEN, REQUIREMENTS
 
 
 def example(name: str) -> Requirements:

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_helpers import COMPARE_RUN, FIXTURES, REQUIREMENTS, SWEEP
 
 from labkit.report import FACTORS, ReportPaths, write_report
 from labkit.report.decide import FALLBACK
+from tests.helpers.report import COMPARE_RUN, FIXTURES, REQUIREMENTS, SWEEP
 
 
 class Resources(HTMLParser):

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 from pydantic import ValidationError
-from report_helpers import COMPARE_RUN, EXAMPLES, REQUIREMENTS
 
 from labkit.errors import ConfigError
 from labkit.report import Requirements, load_requirements
 from labkit.report.requirements import DEFAULT_NAME, default_requirements
+from tests.helpers.report import COMPARE_RUN, EXAMPLES, REQUIREMENTS
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

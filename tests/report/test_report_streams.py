@@ -11,7 +11,6 @@ import os
 
 import pandas as pd
 import pytest
-from report_helpers import COMPARE_RUN, GOLDEN, REQUIREMENTS, STREAMS_RUN, SWEEP
 
 from labkit import styles
 from labkit.report import OPTIONS, decide, load_requirements
@@ -19,6 +18,7 @@ from labkit.report.decide import LONG_POLLING, POLLING, WEBHOOK
 from labkit.report.observations import is_stream
 from labkit.report.terms import STREAM_FAMILY
 from labkit.results.layout import load_results
+from tests.helpers.report import COMPARE_RUN, GOLDEN, REQUIREMENTS, STREAMS_RUN, SWEEP
 
 NAT = "mobile-app-behind-nat"
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from security_helpers import Lab, start_lab
+
+from tests.helpers.security import Lab, start_lab
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from security_helpers import FREE_KEY, KEY_A, KEY_B, Lab, auth
+
+from tests.helpers.security import FREE_KEY, KEY_A, KEY_B, Lab, auth
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from security_helpers import auth, wait_for
 
 from labkit.consumers import records
 from labkit.servers.procs import ProcessGroup
 from labkit.servers.tls import make_certificates, measure_handshake_cost
 from labkit.wire.signing import new_secret
+from tests.helpers.security import auth, wait_for
 
 KEY = "lk_tls_key"
 

@@ -14,7 +14,8 @@ import socket
 
 import httpx
 import pytest
-from security_helpers import (
+
+from tests.helpers.security import (
     FREE_KEY,
     MAX_BODY,
     MAX_DEPTH,

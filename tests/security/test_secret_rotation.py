@@ -12,11 +12,11 @@ import time
 
 import httpx
 import pytest
-from security_helpers import FREE_KEY, CaptureServer, Lab, auth, wait_for
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from labkit.wire.signing import SignatureError, Verifier, check_secret, new_secret
+from tests.helpers.security import FREE_KEY, CaptureServer, Lab, auth, wait_for
 
 OVERLAP_S = 1.5
 

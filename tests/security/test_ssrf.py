@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from security_helpers import AppThread, CaptureServer, auth, wait_for
 
 from labkit.config import ProviderSettings
 from labkit.provider import ssrf
 from labkit.provider.app import create_app
 from labkit.servers.procs import Child, ProcessGroup
+from tests.helpers.security import AppThread, CaptureServer, auth, wait_for
 
 KEY = "lk_ssrf_key"
 

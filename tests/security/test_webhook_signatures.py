@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from security_helpers import Lab, message, signed, unique_id
 
 from labkit.wire.signing import new_secret
+from tests.helpers.security import Lab, message, signed, unique_id
 
 
 def post(client: httpx.Client, lab: Lab, body: bytes, headers: dict[str, str], subscriber: str = "sig") -> httpx.Response:
