@@ -17,10 +17,7 @@ deliveries one run may record, and the time the whole command may take.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +28,10 @@ from labkit.config.network import network_from
 from labkit.errors import ConfigError
 from labkit.report.policy import LONG_POLL_WAIT_S, POLL_FLOOR_S, poll_interval
 from labkit.report.requirements import Requirements
+from labkit.runs.campaign import Log, Point, Progress, point_id, run_points
 
 DECIDE_DIR = "decide"
 EXPERIMENT = "decide"
-
-Progress = Callable[[str, int, int], None]
-Log = Callable[[str], None]
 
 
 def _quiet(*_: Any) -> None:
@@ -86,7 +81,12 @@ class DecisionPoint:
 
     @property
     def run_id(self) -> str:
-        return f"{self.label}-{self.settings_consumers}c-{self.point_id}"
+        return self.point.run_id
+
+    @property
+    def point(self) -> Point:
+        """The campaign's point: the same loop, ids and layout as a sweep's."""
+        return Point(EXPERIMENT, self.params, self.settings, self.point_id, name=f"{self.label}-{self.settings_consumers}c")
 
     @property
     def settings_consumers(self) -> int:
@@ -217,13 +217,6 @@ def _drain_timeout(pull: bool, interval_s: float, deliveries: float, limits: Mac
     return float(min(max(30.0, wait), 3600.0))
 
 
-def point_id(settings: RunSettings) -> str:
-    """A stable id for a point's settings: the same requirements plan the same ids, so a rerun skips them."""
-    data = settings.model_dump(mode="json")
-    data.pop("out_dir", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
-
-
 def _point(
     style: str, req: Requirements, out: Path | str, budget_s: float, limits: MachineLimits, seed: int, long_poll_wait_s: float = 0.0
 ) -> DecisionPoint:
@@ -304,28 +297,18 @@ class DecisionOutcome:
 
 def run_decision(plan: DecisionPlan, *, force: bool = False, progress: Progress = _quiet, log: Log = _quiet) -> list[DecisionOutcome]:
     """Run every point of ``plan`` not already under its results folder (all of them with ``force``)."""
-    from labkit.lab import pipeline
-    from labkit.runs.sweep import completed_points
+    by_id = {p.point_id: p for p in plan.points}
+    outcomes = run_points(
+        [p.point for p in plan.points],
+        plan.results_dir,
+        phase="decide: runs",
+        describe=lambda pt: _describe(by_id[pt.point_id]),
+        force=force,
+        progress=progress,
+        log=log,
+    )
+    return [DecisionOutcome(by_id[o.point.point_id], o.results_dir, o.skipped) for o in outcomes]
 
-    done = completed_points(plan.results_dir)
-    total = len(plan.points)
-    outcomes = []
-    progress("decide: runs", 0, total)
-    for i, point in enumerate(plan.points, start=1):
-        label = f"{point.label} x {point.settings_consumers:,} consumers, {point.settings.workload.duration_s:g} s"
-        if point.point_id in done and not force:
-            log(f"[{i}/{total}] {label}: already done, skipped")
-            outcomes.append(DecisionOutcome(point, done[point.point_id], skipped=True))
-        else:
-            log(f"[{i}/{total}] {label}: running")
-            out = plan.results_dir / point.run_id
-            pipeline.run(
-                point.settings,
-                progress=progress,
-                run_id=point.run_id,
-                results_dir=out,
-                extra={"experiment": EXPERIMENT, "point": point.point_id, "params": point.params},
-            )
-            outcomes.append(DecisionOutcome(point, out, skipped=False))
-        progress("decide: runs", i, total)
-    return outcomes
+
+def _describe(point: DecisionPoint) -> str:
+    return f"{point.label} x {point.settings_consumers:,} consumers, {point.settings.workload.duration_s:g} s"

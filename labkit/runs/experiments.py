@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
-import math
 import re
 import stat
 import tomllib
@@ -43,6 +41,7 @@ from pydantic import ValidationError
 from labkit.config import SAFE_NAME_PATTERN, SAFE_NAME_RULE, NetworkProfile, RunSettings, WorkloadSettings, describe_error
 from labkit.config.network import network_from
 from labkit.errors import ConfigError
+from labkit.runs.campaign import Point, point_id
 
 NAME_PATTERN = re.compile(SAFE_NAME_PATTERN)
 MAX_POINTS = 500
@@ -59,23 +58,6 @@ WORKLOAD_KEYS = tuple(WorkloadSettings.model_fields)
 _LIST_VALUED = {
     name for model in (RunSettings, WorkloadSettings) for name, f in model.model_fields.items() if typing.get_origin(f.annotation) is tuple
 }
-
-
-@dataclass(frozen=True)
-class Point:
-    """One point of an experiment's grid: its settings, the swept values, a stable id."""
-
-    experiment: str
-    params: dict[str, Any]
-    settings: RunSettings
-    point_id: str
-
-    @property
-    def run_id(self) -> str:
-        """The point's folder under results/<experiment>/: readable values, then the id."""
-        slug = "_".join(f"{k}-{_slug_value(v)}" for k, v in self.params.items())
-        slug = re.sub(r"[^A-Za-z0-9_.=-]+", "", slug)[:60].strip("_.-")
-        return f"{slug}-{self.point_id}" if slug else self.point_id
 
 
 @dataclass(frozen=True)
@@ -97,25 +79,6 @@ class Experiment:
     def results_dir(self) -> Path:
         """Where the experiment's points and its table go: <out_dir>/<name>/."""
         return self.out_dir / self.name
-
-
-def point_id(settings: RunSettings) -> str:
-    """A stable id from the settings that shape a run, not where it is written.
-
-    Only settings that differ from labkit's defaults count, so a setting added
-    to a later labkit (with a default) leaves finished sweeps finished. The
-    flip side: a changed default does not rerun a point by itself (``--force``).
-    """
-    full = settings.model_dump(mode="json", exclude={"out_dir"})
-    base = RunSettings().model_dump(mode="json", exclude={"out_dir"})
-    # Compared key by key at two levels, each value whole: a nested plan (a fault,
-    # say) keeps every field, its discriminating ``kind`` included.
-    data = {k: v for k, v in full.items() if k != "workload" and (k not in base or v != base[k])}
-    workload = {k: v for k, v in full["workload"].items() if k not in base["workload"] or v != base["workload"][k]}
-    if workload:
-        data["workload"] = workload
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def point_seed(experiment_seed: int, pid: str) -> int:
@@ -441,14 +404,6 @@ def _describe(exc: ValidationError, prefix: str | None, names: dict[tuple[str, s
     if trial is not None and trial[1] == "consumers" and key in ("pollers", "subscribers"):
         return f"{name}: {msg} (got {trial[2]!r})"
     return f"{name}: {msg}"
-
-
-def _slug_value(v: Any) -> str:
-    if isinstance(v, float) and math.isfinite(v) and v == int(v):
-        return str(int(v))
-    if isinstance(v, (list, tuple)):
-        return "+".join(str(x) for x in v)
-    return str(v)
 
 
 def _one_line(text: str) -> str:

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from labkit.errors import ResultsError
 from labkit.results.layout import (
     SCHEMA_VERSION,
     SUMMARY,
@@ -32,14 +30,12 @@ from labkit.results.layout import (
     summary_rows,
     write_json,
 )
-from labkit.runs.experiments import Experiment, Point
+from labkit.runs.campaign import Log, PointOutcome, Progress, run_points
+from labkit.runs.experiments import Experiment
 
 TABLE_CSV = "table.csv"
 TABLE_JSON = "table.json"
 
-# progress(phase, done, total), as for the runner; log(message) for one line per point.
-Progress = Callable[[str, int, int], None]
-Log = Callable[[str], None]
 
 _FIRST = ("experiment", "point", "run_id", "style")
 # Each point's agreement with the model, next to its parameters: the model, the bound, the standard error, agrees.
@@ -56,16 +52,6 @@ _AGREEMENT = (
 
 def _quiet(*_: Any) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class PointOutcome:
-    """What the sweep did with one point: ran it, or found it done."""
-
-    point: Point
-    run_id: str
-    results_dir: Path
-    skipped: bool
 
 
 @dataclass(frozen=True)
@@ -90,72 +76,19 @@ class SweepResult:
         }
 
 
-def completed_points(exp_dir: Path) -> dict[str, Path]:
-    """Point id -> run folder for every finished point under ``exp_dir``.
-
-    A damaged or unknown-version summary stops the sweep with a ``ResultsError``
-    naming the file: skipping or overwriting it silently could lose a result.
-    """
-    done: dict[str, Path] = {}
-    if not exp_dir.is_dir():
-        return done
-    for path in sorted(exp_dir.glob(f"*/{SUMMARY}")):
-        try:
-            summary = read_summary(path)
-        except ResultsError as exc:
-            raise ResultsError(f"{exc}; delete that point's folder to run it again") from None
-        pid = summary.get("point")
-        # Two folders for one point (an older layout, a copy): the newest wins.
-        if isinstance(pid, str) and (pid not in done or path.stat().st_mtime > (done[pid] / SUMMARY).stat().st_mtime):
-            done[pid] = path.parent
-    return done
-
-
-def run_point(point: Point, exp_dir: Path, *, progress: Progress = _quiet) -> Path:
-    """Run one point with the runner; its results go to <exp_dir>/<run-id>/."""
-    from labkit.lab import pipeline
-
-    out = exp_dir / point.run_id
-    pipeline.run(
-        point.settings,
-        progress=progress,
-        run_id=point.run_id,
-        results_dir=out,
-        extra={"experiment": point.experiment, "point": point.point_id, "params": point.params},
-    )
-    return out
-
-
 def run_sweep(experiment: Experiment, *, force: bool = False, progress: Progress = _quiet, log: Log = _quiet) -> SweepResult:
     """Run every point of ``experiment`` not already in its results, then rebuild its table."""
-    exp_dir = experiment.results_dir
-    done = completed_points(exp_dir)
-    total = len(experiment.points)
-    outcomes: list[PointOutcome] = []
-    progress("sweep: points", 0, total)
-    for i, point in enumerate(experiment.points, start=1):
-        label = describe_params(point.params) or point.point_id
-        if point.point_id in done and not force:
-            outcomes.append(PointOutcome(point, done[point.point_id].name, done[point.point_id], skipped=True))
-            log(f"[{i}/{total}] {label}: already done, skipped")
-        else:
-            log(f"[{i}/{total}] {label}: running")
-            out = run_point(point, exp_dir, progress=progress)
-            old = done.get(point.point_id)
-            if old is not None and old.resolve() != out.resolve():
-                _forget_run(old)
-            done[point.point_id] = out
-            outcomes.append(PointOutcome(point, out.name, out, skipped=False))
-        progress("sweep: points", i, total)
+    outcomes = run_points(
+        experiment.points,
+        experiment.results_dir,
+        phase="sweep: points",
+        describe=lambda p: describe_params(p.params),
+        force=force,
+        progress=progress,
+        log=log,
+    )
     table = write_table(experiment, [o.results_dir for o in outcomes])
-    return SweepResult(experiment=experiment, results_dir=exp_dir, points=tuple(outcomes), table=table)
-
-
-def _forget_run(run_dir: Path) -> None:
-    """An older folder of a point just rerun: drop its summary so the point has one result."""
-    summary = run_dir / SUMMARY
-    if summary.exists():
-        os.replace(summary, run_dir / (SUMMARY + ".replaced"))
+    return SweepResult(experiment=experiment, results_dir=experiment.results_dir, points=tuple(outcomes), table=table)
 
 
 def describe_params(params: dict[str, Any]) -> str:

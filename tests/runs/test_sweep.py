@@ -17,7 +17,7 @@ import pytest
 
 from labkit.errors import ResultsError
 from labkit.results.layout import SCHEMA_VERSION, load_results, write_json
-from labkit.runs import sweep
+from labkit.runs import campaign, sweep
 from labkit.runs.experiments import load_experiment
 from tests.helpers.paths import EXPERIMENTS, REPO
 
@@ -69,7 +69,7 @@ def fake_runner(monkeypatch):
         ran.append(point.point_id)
         return out
 
-    monkeypatch.setattr(sweep, "run_point", run_point)
+    monkeypatch.setattr(campaign, "run_point", run_point)
     return ran, fail_on
 
 
