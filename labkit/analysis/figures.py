@@ -146,14 +146,15 @@ def _first_value(row: pd.DataFrame, columns: tuple[str, ...]) -> float:
 def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
     """Polling latency (mean, p99) against the poll interval T, with T/2 + RTT and 0.99 T + RTT dashed."""
     fig, (ax,) = parts.new_figure()
-    poll = parts.style_rows(results_df, "polling")
+    pull, push = parts.family_style("pull"), parts.family_style("push")
+    poll = parts.style_rows(results_df, pull)
     if poll.empty:
-        parts.no_data(ax, "no polling runs")
+        parts.no_data(ax, f"no {pull} runs")
         return fig
     t = parts.column(poll, "poll_interval_s", "settings.poll_interval_s")
     rtt_ms = float(np.nanmedian(parts.column(poll, cols.RTT_MEAN))) if parts.column(poll, cols.RTT_MEAN).notna().any() else 0.0
-    c = parts.style_color("polling")
-    ax.plot(t, parts.column(poll, cols.LATENCY_MEAN), marker="s", linestyle="none", color=c, markersize=7, label="polling: measured mean")
+    c, mark = parts.style_color(pull), parts.style_marker(pull)
+    ax.plot(t, parts.column(poll, cols.LATENCY_MEAN), marker=mark, linestyle="none", color=c, markersize=7, label=f"{pull}: measured mean")
     ax.plot(
         t,
         parts.column(poll, cols.LATENCY_P99),
@@ -162,12 +163,12 @@ def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
         color=c,
         markersize=7,
         alpha=0.6,
-        label="polling: measured p99",
+        label=f"{pull}: measured p99",
     )
     grid = parts.logspace_around(t, pad=1.5)
     ax.plot(grid, (grid / 2) * 1000 + rtt_ms, color=c, **MODEL_STYLE, label=f"model: mean T/2 + RTT (RTT {rtt_ms:.2g} ms)")
     ax.plot(grid, 0.99 * grid * 1000 + rtt_ms, color=c, linestyle=":", linewidth=1.4, label="model: p99 0.99 T + RTT")
-    web = parts.style_rows(results_df, "webhook")
+    web = parts.style_rows(results_df, push)
     if not web.empty:
         wt = parts.column(web, "settings.poll_interval_s", "poll_interval_s")
         if wt.isna().all():
@@ -175,11 +176,10 @@ def latency_vs_interval(results_df: pd.DataFrame) -> Figure:
         ax.plot(
             wt,
             parts.column(web, cols.LATENCY_MEAN),
-            marker="o",
+            **parts.style_look(push),
             linestyle="none",
-            color=parts.style_color("webhook"),
             markersize=7,
-            label="webhook: measured mean (T does not apply)",
+            label=f"{push}: measured mean (T does not apply)",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -270,7 +270,8 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
     """Share of empty polls against lambda T, with e^(-lambda T) and Zapier's 98.5 % marked."""
     fig, (ax,) = parts.new_figure(width=7.5)
     zapier_lt = model.lambda_t_for_wasted_ratio(model.zapier_wasted_ratio())
-    poll = parts.style_rows(results_df, "polling")
+    pull = parts.family_style("pull")
+    poll = parts.style_rows(results_df, pull)
     lt = parts.lambda_t_of(poll, realised=True)
     ratio = parts.column(poll, "empty_poll_ratio")
     grid = parts.logspace_around(lt, extra=(zapier_lt,), pad=2.0)
@@ -282,9 +283,8 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
             lt,
             ratio,
             yerr=err,
-            marker="s",
+            **parts.style_look(pull),
             linestyle="none",
-            color=parts.style_color("polling"),
             markersize=7,
             capsize=3,
             label="measured (bars: one standard error)",
@@ -300,7 +300,7 @@ def empty_polls_vs_lambda_t(results_df: pd.DataFrame) -> Figure:
                     color="0.25",
                 )
     else:
-        parts.no_data(ax, "no polling runs: model only")
+        parts.no_data(ax, f"no {pull} runs: model only")
     zapier = model.zapier_wasted_ratio()
     ax.plot(
         [zapier_lt],
@@ -396,6 +396,7 @@ def snapshot_fraction(results_df: pd.DataFrame | None = None) -> Figure:
     snapshot; without such runs the figure shows the model alone and says so.
     """
     fig, (ax,) = parts.new_figure(width=7.5)
+    pull, push = parts.family_style("pull"), parts.family_style("push")
     measured = pd.DataFrame()
     if results_df is not None and not results_df.empty and "fraction_seen" in results_df.columns:
         measured = results_df.dropna(subset=["fraction_seen"])
@@ -420,16 +421,15 @@ def snapshot_fraction(results_df: pd.DataFrame | None = None) -> Figure:
         ax.plot(
             lt,
             parts.column(measured, "fraction_seen"),
-            marker="s",
+            **parts.style_look(pull),
             linestyle="none",
-            color=parts.style_color("polling"),
             markersize=7,
             label="snapshot polling: measured",
         )
         title = "Snapshot polling misses updates"
     else:
         title = "Snapshot polling misses updates (model only: no snapshot runs)"
-    ax.axhline(1.0, color=parts.style_color("webhook"), linewidth=1.2, alpha=0.7, label="log feed or push: every update (by construction)")
+    ax.axhline(1.0, color=parts.style_color(push), linewidth=1.2, alpha=0.7, label="log feed or push: every update (by construction)")
     ax.set_xscale("log")
     parts.log_axis(ax.xaxis)
     ax.set_ylim(0, 1.08)

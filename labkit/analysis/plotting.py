@@ -18,6 +18,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from labkit import model, styles
 from labkit.results import columns as cols
+from labkit.styles import Family
 
 # Each registered style's colour and marker (labkit.styles); kept as mappings for callers that read them.
 STYLE_COLORS = {s.name: s.colour for s in styles.all_styles()}
@@ -39,6 +40,16 @@ def style_marker(style: str) -> str:
 def paced_by_interval(style: str) -> bool:
     """True for a style whose latency the poll interval bounds (its model line is T/2 + RTT)."""
     return styles.get(style) is not None and styles.unit(style).shows_interval()
+
+
+def style_look(style: str) -> dict[str, Any]:
+    """A style's colour and marker as keyword arguments of ``plot``."""
+    return {"color": style_color(style), "marker": style_marker(style)}
+
+
+def family_style(family: Family) -> str:
+    """The registered style a figure about one family draws: the first of ``family`` in display order."""
+    return styles.styles_of(family)[0]
 
 
 def new_figure(ncols: int = 1, width: float = 7.0, height: float = 4.5) -> tuple[Figure, list[Axes]]:
@@ -130,15 +141,16 @@ def cost_model_curves(
         cal = fit_costs(df, per_run=False)
     except ResultsError:
         return None, curves
-    poll = cal.fits.get("polling", {}).get("bytes")
-    push = cal.fits.get("webhook", {}).get("bytes")
+    pull_style, push_style = family_style("pull"), family_style("push")
+    poll = cal.fits.get(pull_style, {}).get("bytes")
+    push = cal.fits.get(push_style, {}).get("bytes")
     if poll is not None:
-        curves["polling"] = (
+        curves[pull_style] = (
             np.array([model.polling_bytes_per_event(x, 1.0, poll.per_request, poll.per_event) for x in grid]),
-            f"model (calibrated): polling {poll.per_request:.0f} B/(lambda T) + {poll.per_event:.0f} B",
+            f"model (calibrated): {pull_style} {poll.per_request:.0f} B/(lambda T) + {poll.per_event:.0f} B",
         )
     if push is not None:
-        curves["webhook"] = (
+        curves[push_style] = (
             np.full_like(grid, model.push_bytes_per_event(push.per_request, push.per_event, batch=batch)),
             f"model (calibrated): push {model.push_bytes_per_event(push.per_request, push.per_event, batch=batch):.0f} B",
         )

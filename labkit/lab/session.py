@@ -49,7 +49,7 @@ from labkit.provider.store import Store
 from labkit.servers.netproxy import EMULATION, Impairment, applied_delays_ms
 from labkit.servers.procs import Child, ProcessGroup
 from labkit.servers.tls import LabCertificates, make_certificates
-from labkit.styles.base import WINDOW_COUNTERS, Role, Style
+from labkit.styles.base import Role, Style
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 from labkit.wire.signing import new_secret
 
@@ -351,7 +351,7 @@ class Session:
         await self.until(self.workload.settings.duration_s)
         end = measures.merge_counters([*self.consumer.counters[archived:], await self.style.counters_now(self)])
         if start or end:
-            self.window = {k: int(end.get(k, 0) or 0) - int(start.get(k, 0) or 0) for k in WINDOW_COUNTERS}
+            self.window = {k: int(end.get(k, 0) or 0) - int(start.get(k, 0) or 0) for k in self.style.window_counters}
 
     async def _publish(self) -> None:
         """Publish every event at its intended time; lateness is measured from that time."""

@@ -68,13 +68,15 @@ from labkit.report.terms import (
     FIT,
     LATENCY,
     LONG_POLLING,
-    OPTIONS,
     POLLING,
     PUSH_FAMILY,
     SECURITY,
     THIN,
     VERSATILITY,
     WEBHOOK,
+    family_variants,
+    measured_as,
+    options,
 )
 from labkit.results import columns as cols
 
@@ -162,7 +164,7 @@ def _operating_point(case: Case) -> _Point:
     req = case.req
     lam = req.event_rate_per_s
     target = req.target_latency_p99_ms
-    push_obs = case.of(WEBHOOK) or case.of("batched webhooks", "thin webhooks")
+    push_obs = case.of(WEBHOOK) or case.of(*family_variants("push"))
     poll_obs = case.of(POLLING)
 
     rtts = [o.get(cols.RTT_MEAN) for o in poll_obs if o.has(cols.RTT_MEAN)]
@@ -415,7 +417,8 @@ def _stream_style(stream: StreamView | None) -> str | None:
 
 def _rejected(case: Case, option: str) -> tuple[tuple[str, str], ...]:
     """The options not chosen, in the report's order; measured variants the terms do not list come last."""
-    order = list(OPTIONS) + sorted(o for o in case.rejected if o not in OPTIONS)
+    listed = options()
+    order = list(listed) + sorted(o for o in case.rejected if o not in listed)
     return tuple((o, case.rejected[o]) for o in order if o in case.rejected and o != option)
 
 
@@ -454,7 +457,7 @@ def _confidence(case: Case, option: str, push: Obs | None, poll: Obs | None, pus
         if level == "high":
             level = "medium"
         why.append("long polling was not measured; its latency and cost come from the model")
-    if option == THIN and not case.of("thin webhooks"):
+    if option == THIN and not case.of(*measured_as(THIN)):
         if level == "high":
             level = "medium"
         why.append("thin events were not measured; the fetch per event comes from the model")

@@ -109,7 +109,7 @@ def _setting(row: dict[str, Any], name: str) -> Any:
 def is_stream(style: str) -> bool:
     """A held stream: the provider pushes over a connection the consumer opened (the registry says so, not the name)."""
     info = styles.get(style)
-    return info is not None and info.direction == "push" and not info.needs_public_endpoint
+    return info is not None and info.family == "stream"
 
 
 def variant_of(row: dict[str, Any]) -> str:

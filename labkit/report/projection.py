@@ -111,8 +111,8 @@ def _exact_r2(key: str, cal: dict[str, Any] | None) -> bool:
 def _push_and_pull(projected: dict[str, Any]) -> tuple[str, str] | None:
     """The first projected push style a consumer receives at an endpoint, and the first pulled one (push + reconciliation)."""
     infos = [i for i in styles.all_styles() if i.name in projected]
-    push = [i.name for i in infos if i.direction == "push" and i.needs_public_endpoint]
-    pull = [i.name for i in infos if i.direction == "pull"]
+    push = [i.name for i in infos if i.family == "push"]
+    pull = [i.name for i in infos if i.family == "pull"]
     return (push[0], pull[0]) if push and pull else None
 
 

@@ -30,6 +30,7 @@ from labkit.report.terms import (
     THIN,
     VERSATILITY,
     WEBHOOK,
+    measured_as,
 )
 from labkit.results import columns as cols
 
@@ -201,7 +202,7 @@ def coverage(
             LONG_POLL_COMMAND.format(rate=_arg(lam)),
             "decision",
         )
-    if option == THIN and not case.of("thin webhooks"):
+    if option == THIN and not case.of(*measured_as(THIN)):
         case.gap(
             "thin webhooks + fetch were never run; the extra fetch per event comes from the model",
             THIN_COMMAND.format(rate=_arg(lam)),

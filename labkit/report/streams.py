@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from labkit.report.observations import Evidence, Obs, fmt, is_stream, logdist, nearest, round_sig
 from labkit.report.policy import gb_per_month
 from labkit.report.reasons import Case
-from labkit.report.terms import FIT, LATENCY, LONG_POLLING, POLLING, SECURITY, STREAM_FAMILY, VERSATILITY
+from labkit.report.terms import FIT, LATENCY, LONG_POLLING, POLLING, SECURITY, VERSATILITY, family_options
 from labkit.results import columns as cols
 
 
@@ -231,7 +231,7 @@ def stream_sentence(v: StreamView, ref: Obs | None, target_text: str) -> str:
 
 def reject_other_streams(case: Case, option: str) -> None:
     """A reason for every stream option the decision did not weigh on its own numbers."""
-    for name in STREAM_FAMILY:
+    for name in family_options("stream"):
         if name == option or name in case.rejected:
             continue
         case.rejected[name] = (

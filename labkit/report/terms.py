@@ -4,9 +4,16 @@ The article "Webhook vs. API: Unraveling the Intricacies of Data Delivery"
 names four factors for choosing; every reason in a report names one. Held
 streams (Server-Sent Events, WebSocket) are options beside them: push over a
 connection the consumer opened, for consumers a webhook cannot reach.
+
+The options are the registered styles' declared variants (``labkit.styles.registry.Variant``):
+this module only names the ones the decision reasons about by what they do (push, pull, a held
+request, a fetch per event), never by a style's name.
 """
 
 from __future__ import annotations
+
+from labkit import styles
+from labkit.styles import Family
 
 LATENCY = "latency"
 VERSATILITY = "versatility of the data exchange"
@@ -14,19 +21,49 @@ SECURITY = "security"
 FIT = "fit to the use case"
 FACTORS: tuple[str, ...] = (LATENCY, VERSATILITY, SECURITY, FIT)
 
-WEBHOOK = "webhook push"
-POLLING = "polling"
-LONG_POLLING = "long polling"
-THIN = "hybrid: thin webhooks + fetch"
+
+def _option(family: Family, *, holds_request: bool = False, fetches_body: bool = False) -> str:
+    """The option a registered variant of ``family`` with these capabilities declares (the first, in display order)."""
+    for _, v in styles.variants():
+        if v.option and v.family == family and (v.holds_request, v.fetches_body) == (holds_request, fetches_body):
+            return v.option
+    raise LookupError(f"no registered style declares a {family} option (holds_request={holds_request}, fetches_body={fetches_body})")
+
+
+def options() -> tuple[str, ...]:
+    """Every option the report weighs, in its order: the registered styles' plain options, their hybrids, the fallback."""
+    return (*styles.options(), FALLBACK)
+
+
+def family_options(family: Family) -> tuple[str, ...]:
+    """The options of one family as the registry declares them now (push adds the polling-fallback hybrid)."""
+    return (*styles.options(family), FALLBACK) if family == "push" else styles.options(family)
+
+
+def family_variants(family: Family) -> tuple[str, ...]:
+    """The names of every registered variant of ``family`` (what ``Obs.variant`` holds for a row that measured it)."""
+    return tuple(v.name for _, v in styles.variants() if v.family == family)
+
+
+def measured_as(option: str) -> tuple[str, ...]:
+    """The names of the variants whose runs measure ``option``."""
+    return tuple(v.name for _, v in styles.variants() if v.option == option)
+
+
+# The options the decision reasons about by what they do, named as the registered styles declare them.
+WEBHOOK = _option("push")
+POLLING = _option("pull")
+LONG_POLLING = _option("pull", holds_request=True)
+THIN = _option("push", fetches_body=True)
+# A hybrid of two styles, the report's own: push, and a poller that reconciles what push gave up on.
 FALLBACK = "hybrid: webhooks + polling fallback for reconciliation"
-# The stream styles' report names (their units' ``variant`` spells them the same way).
-SSE = "Server-Sent Events"
-WEBSOCKET = "WebSocket"
-OPTIONS: tuple[str, ...] = (WEBHOOK, POLLING, LONG_POLLING, SSE, WEBSOCKET, THIN, FALLBACK)
+# The shipped styles' options when this module was imported (public names); code that must see a style
+# registered later (a plug-in's, a test's) calls ``options()`` / ``family_options()``.
+OPTIONS: tuple[str, ...] = options()
 # push to an endpoint the consumer exposes
-PUSH_FAMILY: tuple[str, ...] = (WEBHOOK, THIN, FALLBACK)
+PUSH_FAMILY: tuple[str, ...] = family_options("push")
 # push over a connection the consumer holds open to the provider
-STREAM_FAMILY: tuple[str, ...] = (SSE, WEBSOCKET)
+STREAM_FAMILY: tuple[str, ...] = family_options("stream")
 
 CLAIMS = {
     LATENCY: "Webhooks push as soon as an event occurs and cut latency; a polling consumer sees events late.",

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from labkit.model.network import LatencyTerms
     from labkit.servers.procs import Child
 
-# The consumer counters every run brackets over the workload window (missing ones read as 0).
-WINDOW_COUNTERS = ("polls", "empty_polls", "not_modified", "requests")
-
 
 def as_number(value: Any) -> float | None:
     """A setting read from a results row as a number (numpy scalars, strings), or None."""
@@ -147,6 +144,11 @@ class Style(ABC):
     @property
     def name(self) -> str:
         return self.info.name
+
+    @property
+    def window_counters(self) -> tuple[str, ...]:
+        """The consumer counters a run brackets over the workload window: requests and what the style declares."""
+        return ("requests", *self.info.window_counters)
 
     # -- settings ------------------------------------------------------------------------------
 

@@ -22,7 +22,10 @@ from labkit.config import RunSettings
 from labkit.errors import ServerError
 from labkit.model import network as model_network
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
-from labkit.styles.registry import StyleInfo, register
+from labkit.styles.registry import StyleInfo, Variant, register
+
+# The report's names of the variants; the first two are options of the decision.
+PLAIN, LONG, SNAPSHOT, ADAPTIVE = "polling", "long polling", "snapshot polling", "adaptive polling"
 
 INFO = StyleInfo(
     name="polling",
@@ -33,10 +36,15 @@ INFO = StyleInfo(
     needs_public_endpoint=False,
     dedup_key="event id, and keeps its cursor",
     order=20,
+    variants=(
+        Variant(PLAIN, PLAIN, "pull"),
+        Variant(LONG, LONG, "pull", holds_request=True),
+        Variant(SNAPSHOT, None, "pull"),
+        Variant(ADAPTIVE, None, "pull"),
+    ),
+    window_counters=("polls", "empty_polls", "not_modified"),
 )
 
-# The report's names of the variants (labkit.report.terms spells the first two the same way).
-PLAIN, LONG, SNAPSHOT, ADAPTIVE = "polling", "long polling", "snapshot polling", "adaptive polling"
 START_TIMEOUT_S = 30.0
 SNAPSHOT_TIMEOUT_S = 5.0
 

@@ -15,6 +15,31 @@ from typing import Any, Literal
 
 from labkit.errors import ConfigError
 
+# How a style reaches its consumer: the provider pushes to an endpoint the consumer exposes (push), the consumer
+# asks (pull), or the provider pushes down a connection the consumer opened and holds (stream).
+Family = Literal["push", "pull", "stream"]
+FAMILIES: tuple[Family, ...] = ("push", "pull", "stream")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a style as results and reports name it, and the decision's option it measures.
+
+    ``name`` is what ``Style.variant`` returns for a results row that measured it. ``option`` is the
+    name of the option the decision report weighs and lists in its options table, or None for a
+    variant that is only evidence for its family (batched webhooks, adaptive polling). A ``hybrid``
+    option is listed after the plain ones. ``holds_request`` (the provider holds each request until
+    an event arrives) and ``fetches_body`` (the consumer fetches each event's body through the API)
+    are the capabilities the decision reasons about.
+    """
+
+    name: str
+    option: str | None
+    family: Family
+    hybrid: bool = False
+    holds_request: bool = False
+    fetches_body: bool = False
+
 
 @dataclass(frozen=True)
 class StyleInfo:
@@ -32,6 +57,23 @@ class StyleInfo:
     dedup_key: str
     # Display order in tables and figures (lower first).
     order: int = 100
+    # The variants a results row of this style can measure, the plain one first (``Style.variant`` names one).
+    # None: one variant, named by the label, an option of the style's family.
+    variants: tuple[Variant, ...] | None = None
+    # The consumer counters (beyond ``requests``) the pipeline brackets over the workload window.
+    window_counters: tuple[str, ...] = ()
+
+    @property
+    def family(self) -> Family:
+        """push, pull or stream: a push without a public endpoint on the consumer is a held stream."""
+        if self.direction == "pull":
+            return "pull"
+        return "push" if self.needs_public_endpoint else "stream"
+
+    @property
+    def declared_variants(self) -> tuple[Variant, ...]:
+        """The declared variants, or the one the label names."""
+        return self.variants if self.variants is not None else (Variant(self.label, self.label, self.family),)
 
 
 _REGISTRY: dict[str, StyleInfo] = {}
@@ -61,6 +103,23 @@ def get(name: str) -> StyleInfo | None:
 def all_styles() -> list[StyleInfo]:
     """Every registered style, in display order."""
     return sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name))
+
+
+def variants() -> list[tuple[StyleInfo, Variant]]:
+    """Every registered style's variants with their style, in display order (a style's plain variant first)."""
+    return [(info, v) for info in all_styles() for v in info.declared_variants]
+
+
+def options(family: Family | None = None) -> tuple[str, ...]:
+    """The decision options the registered variants measure (of ``family``, or all), plain before hybrid, in display order."""
+    chosen = [v for _, v in variants() if v.option is not None and (family is None or v.family == family)]
+    ordered = [v for v in chosen if not v.hybrid] + [v for v in chosen if v.hybrid]
+    return tuple(dict.fromkeys(str(v.option) for v in ordered))
+
+
+def styles_of(family: Family) -> tuple[str, ...]:
+    """The names of the registered styles of ``family``, in display order."""
+    return tuple(s.name for s in all_styles() if s.family == family)
 
 
 def names() -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from labkit.model import network as model_network
 from labkit.model import streams as model_streams
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, network_profile, with_network
 from labkit.styles.polling import snapshot_stats, wait_for_file
-from labkit.styles.registry import StyleInfo, register
+from labkit.styles.registry import StyleInfo, Variant, register
 
 # Every stream connected before the first publish, or the run says why not.
 CONNECT_TIMEOUT_BASE_S = 20.0
@@ -242,5 +242,6 @@ def register_stream(name: str, label: str, *, colour: str, marker: str, order: i
         needs_public_endpoint=False,
         dedup_key="event id; resumes from its last id",
         order=order,
+        variants=(Variant(label, label, "stream"),),
     )
     return register(info, StreamStyle(info, protocol=name))

@@ -19,7 +19,10 @@ from labkit.errors import RunError
 from labkit.model import network as model_network
 from labkit.provider.store import Store
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
-from labkit.styles.registry import StyleInfo, register
+from labkit.styles.registry import StyleInfo, Variant, register
+
+# The report's names of the variants; the plain one is also the decision's option.
+PLAIN, THIN, BATCHED = "webhook push", "thin webhooks", "batched webhooks"
 
 INFO = StyleInfo(
     name="webhook",
@@ -30,10 +33,13 @@ INFO = StyleInfo(
     needs_public_endpoint=True,
     dedup_key="webhook-id (a retry carries the first attempt's id)",
     order=10,
+    variants=(
+        Variant(PLAIN, PLAIN, "push"),
+        # thin events with a fetch per event: the hybrid the decision offers for sensitive or ordered data
+        Variant(THIN, "hybrid: thin webhooks + fetch", "push", hybrid=True, fetches_body=True),
+        Variant(BATCHED, None, "push"),
+    ),
 )
-
-# The report's names of the variants (labkit.report.terms spells the plain one the same way).
-PLAIN, THIN, BATCHED = "webhook push", "thin webhooks", "batched webhooks"
 
 
 class Webhook(Style):

@@ -62,14 +62,13 @@ class StandInStream:
 def stream_styles_registered() -> Iterator[None]:
     """Register stand-in `sse` and `websocket` styles (push, no public endpoint) when no module has registered them."""
     from labkit import styles
-    from labkit.report.terms import SSE, WEBSOCKET
     from labkit.styles.registry import unregister
 
     added = []
-    for name, label, colour, variant in (("sse", "Server-Sent Events", "#2ca02c", SSE), ("websocket", "WebSocket", "#9467bd", WEBSOCKET)):
+    for name, label, colour in (("sse", "Server-Sent Events", "#2ca02c"), ("websocket", "WebSocket", "#9467bd")):
         if styles.get(name) is None:
             info = styles.StyleInfo(name, label, colour, "^", "push", False, "event id; resumes from its last id", order=30 + len(added))
-            styles.register(info, StandInStream(variant))
+            styles.register(info, StandInStream(label))
             added.append(name)
     try:
         yield

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,7 +13,10 @@ from labkit.config import RunSettings, validated
 from labkit.errors import ConfigError
 from labkit.report import terms
 from labkit.styles.base import Style
-from labkit.styles.registry import StyleInfo
+from labkit.styles.registry import StyleInfo, Variant
+from labkit.styles.stream import StreamStyle
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_styles_are_runnable_units_with_their_info():
@@ -46,44 +52,124 @@ def test_variants_are_named_by_their_style():
     assert polling.variant({}.get, "long polling: ...") == terms.LONG_POLLING
 
 
-def test_a_registered_style_is_accepted_by_run_settings():
-    class Pigeon(Style):
-        info = StyleInfo("pigeon-test", "carrier pigeon", "#000000", "x", "push", False, "leg band", order=99)
+class Pigeon(StreamStyle):
+    """A foreign style, registered by a test: a held stream that borrows the SSE consumer fleet.
 
-        def consumer_names(self, settings):
-            return ["coop"]
+    Nothing outside this file names it: the sweep, the figures and the decision report find it
+    through the registry, by its family (stream) and its declared variant.
+    """
 
-        async def start_consumer(self, lab):
-            raise NotImplementedError
+    def __init__(self) -> None:
+        info = StyleInfo(
+            "pigeon-test",
+            "carrier pigeon",
+            "#000000",
+            "x",
+            "push",
+            False,
+            "leg band",
+            order=99,
+            variants=(Variant("carrier pigeon", "carrier pigeon", "stream"),),
+        )
+        super().__init__(info, protocol="sse")
 
-        async def counters_now(self, lab):
-            return {}
+    def variant(self, setting, assumes):
+        return "carrier pigeon"
 
-        def summary(self, run, settings, per, rate):
-            return {}
+    def project(self, scale):
+        return 1.0 / scale.batch, "pigeon"
 
-        def fault_measures(self, counters, deliveries, retry):
-            return {}
+    def model_curve_label(self, batch):
+        return None
 
-        def variant(self, setting, assumes):
-            return "pigeon"
 
-        def project(self, scale):
-            return 1.0 / scale.batch, "pigeon"
-
+@pytest.fixture
+def pigeon():
     unit = Pigeon()
     styles.register(unit.info, unit)
     try:
-        settings = RunSettings(styles=("webhook", "pigeon-test"))
-        styles.check(settings)  # a registered style is a known one
-        assert settings.styles == ("webhook", "pigeon-test")
-        assert styles.unit("pigeon-test") is unit
-        # the projection and the figure's curve come from its one ``project``; no curve without a label
-        assert unit.projected_requests_per_event(10.0, 5.0, 4, 0.0, 0.0, None) == (0.25, "pigeon")
-        assert unit.model_requests_per_event(np.array([1.0, 2.0]), 2) is None
+        yield unit
     finally:
-        styles.registry.unregister("pigeon-test")
-    assert "pigeon-test" not in styles.names()
+        styles.registry.unregister(unit.name)
+    assert unit.name not in styles.names()
+
+
+def test_a_registered_style_is_accepted_by_run_settings(pigeon):
+    settings = RunSettings(styles=("webhook", "pigeon-test"))
+    styles.check(settings)  # a registered style is a known one
+    assert settings.styles == ("webhook", "pigeon-test")
+    assert styles.unit("pigeon-test") is pigeon
+    # the projection and the figure's curve come from its one ``project``; no curve without a label
+    assert pigeon.projected_requests_per_event(10.0, 5.0, 4, 0.0, 0.0, None) == (0.25, "pigeon")
+    assert pigeon.model_requests_per_event(np.array([1.0, 2.0]), 2) is None
+    # its declared variant is an option of its family, after the shipped ones
+    assert pigeon.info.family == "stream" and styles.options("stream")[-1] == "carrier pigeon"
+    assert "carrier pigeon" in terms.options() and "carrier pigeon" in terms.family_options("stream")
+
+
+def test_the_report_vocabulary_is_the_registered_variants():
+    assert terms.OPTIONS == terms.options()
+    for option in (terms.WEBHOOK, terms.THIN):
+        assert option in styles.options("push")
+    for option in (terms.POLLING, terms.LONG_POLLING):
+        assert option in styles.options("pull")
+    assert terms.STREAM_FAMILY == tuple(styles.get(n).label for n in styles.styles_of("stream"))
+    # a variant that is only evidence (batched webhooks) is no option, yet counts for its family
+    assert "batched webhooks" in terms.family_variants("push") and "batched webhooks" not in terms.options()
+    assert terms.measured_as(terms.THIN) == ("thin webhooks",)
+    assert styles.styles_of("push") == ("webhook",) and styles.styles_of("pull") == ("polling",)
+
+
+def test_an_unmeasured_foreign_style_is_weighed_in_the_options_table_in_registry_order(pigeon):
+    """No run measured the foreign stream: the decision still lists it, after the shipped streams, before the hybrids."""
+    import pandas as pd
+
+    from labkit.report import decide, load_requirements
+    from labkit.results.layout import load_results
+
+    fixtures = REPO / "tests" / "fixtures" / "report"
+    results = pd.concat([load_results(fixtures / "compare"), load_results(fixtures / "sweep")], ignore_index=True)
+    for name in ("payments-provider", "mobile-app-behind-nat"):
+        rec = decide(load_requirements(REPO / "scenarios" / "requirements" / f"{name}.toml"), results)
+        listed = [option for option, _ in rec.rejected]
+        assert "carrier pigeon" in listed, listed
+        assert listed.index("carrier pigeon") == listed.index(terms.THIN) - 1
+        assert listed.index("carrier pigeon") > max(listed.index(o) for o in terms.STREAM_FAMILY)
+
+
+def _relabelled_stream_run(src, dest, old: str, new: str):
+    """A copy of a committed stream run whose ``old`` style block is reported as style ``new``."""
+    import shutil
+
+    import pandas as pd
+
+    shutil.copytree(src, dest)
+    summary = json.loads((dest / "summary.json").read_text())
+    summary["styles"] = {new if k == old else k: v for k, v in summary["styles"].items()}
+    summary["settings"]["styles"] = [new if s == old else s for s in summary["settings"]["styles"]]
+    (dest / "summary.json").write_text(json.dumps(summary))
+    events = pd.read_parquet(dest / "events.parquet")
+    events["style"] = events["style"].replace(old, new)
+    events.to_parquet(dest / "events.parquet")
+    return dest
+
+
+def test_a_foreign_style_reaches_the_figures_and_the_options_table(pigeon, tmp_path):
+    """A committed stream run whose SSE block is reported as the foreign style: the report finds it by the registry."""
+    from labkit.analysis import figures
+    from labkit.report import load_requirements, write_report
+    from labkit.results.layout import load_results
+
+    fixtures = REPO / "tests" / "fixtures" / "report"
+    run = _relabelled_stream_run(fixtures / "streams" / "20250303T100000000000Z-s11", tmp_path / "runs" / "pigeon-run", "sse", pigeon.name)
+    rows = load_results(run)
+    assert pigeon.name in set(rows["style"])
+    legend = [t.get_text() for ax in figures.summary_bars(rows).axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
+    assert any(pigeon.name in text for text in legend)
+    req = load_requirements(REPO / "scenarios" / "requirements" / "mobile-app-behind-nat.toml")
+    paths = write_report([fixtures / "compare", fixtures / "sweep", run], tmp_path / "report", req)
+    options = paths.markdown.read_text().split("## Options", 1)[1].split("\n## ", 1)[0]
+    assert "carrier pigeon" in options, options
 
 
 def test_projection_and_model_curve_come_from_one_model_per_style() -> None:
