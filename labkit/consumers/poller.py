@@ -367,10 +367,11 @@ async def run_fleet(settings: PollerSettings, stop: asyncio.Event) -> FleetResul
     tasks: list[asyncio.Task[None]] = []
     freezer: asyncio.TimerHandle | None = None
     try:
-        fleet.stats.start()
         # SIGUSR1 asks for an exact snapshot (<stats>.snap): the runner brackets its publishing window with it.
+        # The handler first: the first stats file tells the runner it may send SIGUSR1, whose default action kills.
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGUSR1, fleet.stats.write_snapshot)
+        fleet.stats.start()
         t0 = loop.time()
         tasks = [loop.create_task(fleet.run_poller(p, t0), name=p.consumer) for p in fleet.pollers]
         # Once every poller has polled (and connected), its objects live as long as the fleet; a

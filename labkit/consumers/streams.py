@@ -372,10 +372,11 @@ async def run_fleet(settings: StreamConsumerSettings, stop: asyncio.Event) -> St
     fleet.open()
     tasks: list[asyncio.Task[None]] = []
     try:
-        fleet.stats.start()
+        # The handlers first: the first stats file tells the runner it may send SIGUSR1, whose default action kills.
         for sig, handler in ((signal.SIGUSR1, fleet.stats.write_snapshot), (signal.SIGUSR2, fleet.cut_all)):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.add_signal_handler(sig, handler)
+        fleet.stats.start()
         spread = settings.connect_spread_s
         tasks = [loop.create_task(fleet.hold(c, fleet.rng.uniform(0, spread)), name=c.name) for c in fleet.consumers]
         tasks.append(loop.create_task(_every(FLUSH_EVERY_S, lambda _now: fleet.flush())))
