@@ -364,6 +364,11 @@ class RunSettings(Settings):
     consumer_skew: str = Field("uniform", description="how events spread over consumers (or topics): uniform, or zipf:S (1/r^S)")
     topics: int | None = Field(None, ge=1, le=10_000, description="audience topics: how many event types")
     subscriptions: int | None = Field(None, ge=1, le=10_000, description="audience topics: how many types each consumer follows")
+    provider_core: bool = Field(
+        False,
+        description="pin the provider to a core of its own and every consumer process to the other cores (needs two usable cores;"
+        " the run records whether it applied, and both CPU shares)",
+    )
 
     @field_validator("styles")
     @classmethod

@@ -21,6 +21,8 @@ from typing import Any
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 
 HIST_KEYS = frozenset({"mean", "p50", "p90", "p99", "max"})
+# A process (or fleet) at this share of the cores it may use ran out of CPU: Locust warns at the same 90 %.
+SATURATED_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -141,3 +143,37 @@ def merge_counters(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             else:
                 out[key] = value
     return out
+
+
+def cpu_shares(
+    provider_cpu_s: float, consumer_cpu_s: float, window_s: float, cores: Mapping[str, Any], fleet_processes: int | str
+) -> dict[str, Any]:
+    """Who ran out of CPU: the provider's share of its one core and the fleet's share of the cores it could use.
+
+    The provider is one process (one core at most). The fleet can use at most
+    one core per process, and no more cores than it was given: the fleet cores
+    when the provider has a core of its own, else every usable core (shared
+    with the provider). ``limited_by`` names the side at or over
+    ``SATURATED_SHARE``, the fleet first: when the clients ran out of CPU, what
+    the run measured is a bound on the provider, not its limit.
+    """
+    pinned = bool(cores.get("applied"))
+    usable = int(cores.get("usable_cores") or 1)
+    fleet_cores = len(cores.get("fleet_cores") or ()) if pinned else usable
+    procs = fleet_cores if fleet_processes == "auto" else int(fleet_processes)
+    fleet_capacity = max(1, min(procs, fleet_cores))
+    provider_share = provider_cpu_s / window_s if window_s > 0 else None
+    fleet_share = consumer_cpu_s / (window_s * fleet_capacity) if window_s > 0 else None
+    fleet_saturated = fleet_share is not None and fleet_share >= SATURATED_SHARE
+    provider_saturated = provider_share is not None and provider_share >= SATURATED_SHARE
+    return {
+        "window_s": window_s,
+        "provider_share": provider_share,
+        "fleet_share": fleet_share,
+        "fleet_cores": fleet_capacity,
+        "provider_saturated": provider_saturated,
+        "fleet_saturated": fleet_saturated,
+        "limited_by": "fleet" if fleet_saturated else "provider" if provider_saturated else None,
+        "pinned": pinned,
+        **({"placement": dict(cores)} if cores else {}),
+    }

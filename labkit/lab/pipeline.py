@@ -18,6 +18,7 @@ from typing import Any
 
 from labkit.config import RunSettings
 from labkit.errors import RunError
+from labkit.lab.measures import cpu_shares
 from labkit.lab.session import Progress, Session, StyleRun, no_progress, raise_if_cancelled
 from labkit.lab.workload import Workload, build_workload
 from labkit.model.agreement import latency_agreement
@@ -76,6 +77,14 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         "drained": run.drained,
         "drain_s": run.drain_s,
         "publish_lateness_ms": run.publish_lateness_ms,
+        # the provider's share of its core and the consumer fleet's of its cores over publish + drain
+        "cpu": cpu_shares(
+            run.provider_cpu_s - run.provider_cpu_start_s,
+            run.consumer_cpu_s - run.consumer_cpu_start_s,
+            run.cpu_window_s,
+            run.cores,
+            settings.consumer_processes,
+        ),
     }
     wl = settings.workload
     # The model is evaluated at the rate the seeded draw really produced (events / duration),

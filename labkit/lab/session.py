@@ -47,7 +47,7 @@ from labkit.lab.measures import Episode
 from labkit.lab.workload import Workload
 from labkit.provider.store import Store
 from labkit.servers.netproxy import EMULATION, Impairment, applied_delays_ms
-from labkit.servers.procs import Child, ProcessGroup
+from labkit.servers.procs import Child, ProcessGroup, core_plan
 from labkit.servers.tls import LabCertificates, make_certificates
 from labkit.styles.base import Role, Style
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
@@ -114,6 +114,10 @@ class StyleRun:
     provider_rss_base_bytes: int | None = None
     # The network profile's proxies on the consumer-provider hops: what they carried (None without a profile).
     network: dict[str, Any] | None = None
+    # Wall seconds between the CPU reads at the start of publishing and after the drain (the CPU shares' denominator),
+    # and where the processes were allowed to run (``labkit.servers.procs.CorePlan.describe``).
+    cpu_window_s: float = 0.0
+    cores: dict[str, Any] = field(default_factory=dict)
 
 
 def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
@@ -197,6 +201,8 @@ class Session:
         self.certs: LabCertificates | None = make_certificates(self.dir / "tls") if settings.tls else None
         self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(self.certs.ca_file)) if self.certs else True
         self.proxies: list[ProxyProcess] = []
+        self.cores = core_plan(settings.provider_core)
+        self.cpu_window = (0.0, 0.0)
 
     # -- what a style and an injector may use (labkit.styles.base.Lab, labkit.lab.faults.FaultLab) --
 
@@ -205,9 +211,9 @@ class Session:
             settings.setdefault("ca_file", str(self.certs.ca_file))
         if server:
             tls = self.certs.server if self.certs is not None else None
-            child = await asyncio.to_thread(self.group.start_server, name, role, settings, tls=tls)
+            child = await asyncio.to_thread(self.group.start_server, name, role, settings, tls=tls, cores=self.cores.cores_for(role))
             return Role(name, role, settings, child, port=child.port)
-        return Role(name, role, settings, self.group.start_worker(name, role, settings))
+        return Role(name, role, settings, self.group.start_worker(name, role, settings, cores=self.cores.cores_for(role)))
 
     async def link(self, host: str, port: int) -> str:
         """The URL of a consumer-provider hop: through the run's network profile (a proxy) or a fault's, https with TLS."""
@@ -274,11 +280,13 @@ class Session:
         role.lifetimes += 1
         issued = time.monotonic()
         if role.port is not None:
-            role.child = await asyncio.to_thread(self.group.start_server, name, role.role, role.settings, port=role.port)
+            role.child = await asyncio.to_thread(
+                self.group.start_server, name, role.role, role.settings, port=role.port, cores=self.cores.cores_for(role.role)
+            )
             return {"ready_after_s": time.monotonic() - issued}
         # A worker signals readiness by writing its stats file (its counters were archived already).
         self.stats_path.unlink(missing_ok=True)
-        role.child = self.group.start_worker(name, role.role, role.settings)
+        role.child = self.group.start_worker(name, role.role, role.settings, cores=self.cores.cores_for(role.role))
         return {}
 
     def _read_stats_file(self, role: Role) -> None:
@@ -319,6 +327,7 @@ class Session:
             self.control = control
             self.consumer = await self.style.start_consumer(self)
             self.cpu_start = (_cpu(self.provider.child), _cpu(self.consumer.child))
+            self.cpu_window = (time.monotonic(), 0.0)
             self.t0 = time.monotonic() + START_DELAY_S
             self.t0_ns = time.time_ns() + int(START_DELAY_S * 1e9)
             injector = asyncio.create_task(self.fault.during(self))
@@ -339,6 +348,7 @@ class Session:
             await self._drain()
             self.provider_stats = await self.get_json(f"{self.provider.child.url}/stats", auth=True) or {}
             self.provider_rss = (self.provider.child.rss_bytes() or None, rss_base)
+            self.cpu_window = (self.cpu_window[0], time.monotonic())
             self.provider.cpu_s += _cpu(self.provider.child)
             await self.stop_consumer()
             await asyncio.to_thread(self.group.stop, self.provider.child)
@@ -459,6 +469,8 @@ class Session:
             provider_rss_bytes=self.provider_rss[0],
             provider_rss_base_bytes=self.provider_rss[1],
             network=self._network_block(),
+            cpu_window_s=max(self.cpu_window[1] - self.cpu_window[0], 0.0),
+            cores=self.cores.describe(),
         )
 
     def _network_block(self) -> dict[str, Any] | None:

@@ -42,6 +42,75 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 die_with_parent = _die_with_parent  # the public name, for other modules that start children
 
 
+def usable_cores() -> frozenset[int]:
+    """The cores this process may run on (its affinity mask), or every core where the mask cannot be read."""
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return frozenset(range(os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class CorePlan:
+    """Where a run's processes may run: the provider on a core of its own, every other child on the rest.
+
+    One single-threaded server against clients on other machines is what the
+    provider's limit means; on one machine the clients' CPU would otherwise be
+    taken from the provider's core by the scheduler. ``applied`` is False (and
+    ``reason`` says why) when the machine has fewer than two usable cores: then
+    nothing is pinned and the run says so.
+    """
+
+    applied: bool
+    provider: frozenset[int] = frozenset()
+    fleet: frozenset[int] = frozenset()
+    reason: str = ""
+    usable: int = 1  # cores the run could use at all
+
+    def cores_for(self, role: str) -> frozenset[int] | None:
+        """The cores a child of ``role`` is pinned to; None: not pinned."""
+        if not self.applied:
+            return None
+        return self.provider if role == "provider" else self.fleet
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "provider_cores": sorted(self.provider),
+            "fleet_cores": sorted(self.fleet),
+            "usable_cores": self.usable,
+            **({"reason": self.reason} if self.reason else {}),
+        }
+
+
+def core_plan(enabled: bool, cores: frozenset[int] | None = None) -> CorePlan:
+    """The provider on the highest usable core, everything else on the others; not applied below two cores."""
+    cores = usable_cores() if cores is None else cores
+    if not enabled:
+        return CorePlan(False, reason="not asked for (provider_core is off)", usable=len(cores))
+    if len(cores) < 2:
+        return CorePlan(False, reason=f"{len(cores)} usable core: nothing to give the provider alone", usable=len(cores))
+    provider = max(cores)
+    return CorePlan(True, frozenset({provider}), frozenset(cores - {provider}), usable=len(cores))
+
+
+def _pinned(cores: frozenset[int] | None) -> Any:
+    """The child's set-up before exec: die with the parent, then (if asked) keep to ``cores``.
+
+    Pinned before exec, so a supervisor's workers (started later) inherit the mask with no race.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if cores is None:
+        return _die_with_parent
+
+    def setup() -> None:  # pragma: no cover - runs in the child before exec
+        _die_with_parent()
+        os.sched_setaffinity(0, cores)
+
+    return setup
+
+
 def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
     """A listening socket on 127.0.0.1 (a free port when ``port`` is 0); another ``host`` only when a caller asks."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -122,7 +191,9 @@ class ProcessGroup:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop_all()
 
-    def _spawn(self, name: str, role: str, settings: dict[str, Any], sock: socket.socket | None, extra: list[str]) -> Child:
+    def _spawn(
+        self, name: str, role: str, settings: dict[str, Any], sock: socket.socket | None, extra: list[str], cores: frozenset[int] | None
+    ) -> Child:
         settings_path = self.work_dir / f"{name}.settings.json"
         # Created 0600 (not chmod-ed after writing): the settings hold secrets, readable by no one else at any moment.
         settings_path.unlink(missing_ok=True)
@@ -144,7 +215,7 @@ class ProcessGroup:
                 stderr=subprocess.STDOUT,
                 pass_fds=fds,
                 start_new_session=True,  # Ctrl-C reaches the runner, which stops children in order
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=_pinned(cores),
                 env=env,
             )
         port = sock.getsockname()[1] if sock is not None else None
@@ -153,13 +224,21 @@ class ProcessGroup:
         return child
 
     def start_server(
-        self, name: str, role: str, settings: dict[str, Any], *, port: int = 0, tls: tuple[str, str] | None = None, host: str = "127.0.0.1"
+        self,
+        name: str,
+        role: str,
+        settings: dict[str, Any],
+        *,
+        port: int = 0,
+        tls: tuple[str, str] | None = None,
+        host: str = "127.0.0.1",
+        cores: frozenset[int] | None = None,
     ) -> Child:
-        """Start a uvicorn server on loopback (or ``host``) and wait until ``/healthz`` answers."""
+        """Start a uvicorn server on loopback (or ``host``) and wait until ``/healthz`` answers; ``cores``: pinned there."""
         sock = bind_loopback(port, host)
         try:
             extra = ["--certfile", tls[0], "--keyfile", tls[1]] if tls else []
-            child = self._spawn(name, role, settings, sock, extra)
+            child = self._spawn(name, role, settings, sock, extra, cores)
         finally:
             sock.close()  # the child holds its own copy
         child.host = host
@@ -168,9 +247,9 @@ class ProcessGroup:
         self.wait_ready(child, verify=tls[0] if tls else True)
         return child
 
-    def start_worker(self, name: str, role: str, settings: dict[str, Any]) -> Child:
-        """Start a non-server child (the poller fleet)."""
-        return self._spawn(name, role, settings, None, [])
+    def start_worker(self, name: str, role: str, settings: dict[str, Any], *, cores: frozenset[int] | None = None) -> Child:
+        """Start a non-server child (the poller fleet); ``cores``: pinned there."""
+        return self._spawn(name, role, settings, None, [], cores)
 
     def wait_ready(self, child: Child, timeout: float = READY_TIMEOUT_S, verify: Any = True) -> None:
         deadline = time.monotonic() + timeout
