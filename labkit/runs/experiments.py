@@ -10,6 +10,8 @@
     [network]                    optional: the network profile of every point (labkit.config.network: a
                                  shipped ``profile`` plus any of rtt_ms, jitter_ms, loss, rate_bps, ...);
                                  or ``network = "cross-region"`` / a spec string / a list of them in [run]
+    [search]                     optional: how ``labkit served`` searches each variant's limit
+                                 (``labkit.runs.served``; ``labkit sweep`` leaves it alone)
     ``tls = true`` (or ``[false, true]``) in [run] serves every hop over HTTPS.
 
 Each point's workload seed derives from the experiment's seed and the point's
@@ -48,7 +50,7 @@ MAX_POINTS = 500
 # An experiment file is a few KB of TOML; anything this big is a mistake (or /dev/zero).
 MAX_FILE_BYTES = 1024 * 1024
 
-TABLES = ("experiment", "run", "workload", "variants", "network")
+TABLES = ("experiment", "run", "workload", "variants", "network", "search")
 HEADER_KEYS = ("name", "description", "question", "seed")
 # Set by the experiment's name and by --out, never in the file.
 RUN_RESERVED = ("workload", "experiment", "out_dir")
@@ -71,6 +73,7 @@ class Experiment:
     points: tuple[Point, ...] = field(repr=False)
     swept: tuple[str, ...] = ()
     out_dir: Path = Path("results")
+    search: dict[str, Any] = field(default_factory=dict, repr=False)  # the [search] table as written
 
     def __len__(self) -> int:
         return len(self.points)
@@ -171,6 +174,7 @@ def _parse(doc: dict[str, Any], path: Path, out_dir: str | Path) -> Experiment:
         points=tuple(points),
         swept=swept,
         out_dir=Path(out_dir),
+        search=dict(doc.get("search", {})),
     )
 
 
