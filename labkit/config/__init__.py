@@ -406,15 +406,6 @@ class RunSettings(Settings):
             raise ValueError("consumer_skew: a broadcast gives every consumer every event; skew needs audience per-consumer or topics")
         return self
 
-    @model_validator(mode="after")
-    def _fault_styles(self) -> RunSettings:
-        if self.fault is not None:
-            wrong = [s for s in self.styles if s not in self.fault.styles]
-            if wrong:
-                only = ", ".join(repr(s) for s in self.fault.styles)
-                raise ValueError(f"fault {self.fault.kind!r} does not apply to {wrong[0]!r}; set styles to {only}")
-        return self
-
 
 S = TypeVar("S", bound=Settings)
 

@@ -6,10 +6,12 @@ A plan is a ``RunSettings.fault``; an experiment file sets one per variant::
     fault = { kind = "consumer_kill", at_s = [1.5, 3.5] }
 
 Times (``at_s``) count from the moment publishing starts. Each kind says
-which styles it applies to: a consumer crash exists in both, a receiver that
-answers 410 only for webhooks. Faults and their counterparts per style:
+which families of styles it applies to (``families``: push, pull, stream): a
+consumer crash exists in every family, a receiver that answers 410 only where
+the provider pushes to the consumer's endpoint. Which styles belong to a family
+is the style registry's to say. Faults and their counterparts per family:
 
-    kind              webhook (provider pushes)                  polling (consumer pulls)
+    kind              push (webhook: provider pushes)            pull (polling: consumer asks)
     none              baseline                                    baseline
     consumer_down     receiver stopped, restarted after           poller stopped, restarted after
                       duration_s (same db file, same port)        duration_s (same db file)
@@ -26,7 +28,7 @@ answers 410 only for webhooks. Faults and their counterparts per style:
                       disables the endpoint
     network           delay, jitter, loss and resets through a user-space TCP proxy (every style)
 
-The stream styles (sse, websocket: a fleet of held streams, the provider pushes) take none,
+The stream family (SSE, WebSocket: a fleet of held streams, the provider pushes) takes none,
 consumer_down, consumer_kill (the fleet), provider_kill, network (the proxy sits on the
 fleet's hop to the provider) and their own kind:
 
@@ -39,11 +41,15 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-BOTH: tuple[str, ...] = ("webhook", "polling")
-WEBHOOK: tuple[str, ...] = ("webhook",)
-# Held streams (labkit.styles.sse, labkit.styles.websocket): the consumer fleet opens them, the provider pushes.
-STREAMS: tuple[str, ...] = ("sse", "websocket")
-ALL: tuple[str, ...] = BOTH + STREAMS
+# The families a style belongs to (``labkit.styles.StyleInfo.family``): the provider pushes to an endpoint
+# the consumer exposes (push), the consumer asks (pull), or the provider pushes down a connection the
+# consumer opened and holds (stream). A plan names the families it applies to; which styles those are
+# is the registry's to say (``labkit.styles.check`` refuses a run whose styles a plan does not apply to).
+Family = Literal["push", "pull", "stream"]
+FAMILIES: tuple[Family, ...] = ("push", "pull", "stream")
+PUSH: tuple[Family, ...] = ("push",)
+PUSH_AND_PULL: tuple[Family, ...] = ("push", "pull")
+STREAM: tuple[Family, ...] = ("stream",)
 
 
 class _Plan(BaseModel):
@@ -51,7 +57,7 @@ class _Plan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    styles: ClassVar[tuple[str, ...]] = ALL
+    families: ClassVar[tuple[Family, ...]] = FAMILIES
     # False where the design accepts losing events (a 410 disables the endpoint by design).
     promises_no_loss: ClassVar[bool] = True
 
@@ -134,7 +140,7 @@ class ReceiverSlow(_Plan):
     """For a window the receiver answers after ``delay_ms``, beyond the provider's ``delivery_timeout_s``."""
 
     kind: Literal["receiver_slow"] = "receiver_slow"
-    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    families: ClassVar[tuple[Family, ...]] = PUSH
     at_s: float = Field(1.5, ge=0)
     duration_s: float = Field(2.0, gt=0, le=600)
     delay_ms: float = Field(1500.0, gt=0, le=60_000)
@@ -154,7 +160,7 @@ class ReceiverErrors(_Plan):
     """For a window a share ``rate`` of deliveries is answered with ``status`` (5xx)."""
 
     kind: Literal["receiver_errors"] = "receiver_errors"
-    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    families: ClassVar[tuple[Family, ...]] = PUSH
     at_s: float = Field(1.5, ge=0)
     duration_s: float = Field(2.0, gt=0, le=600)
     rate: float = Field(0.5, gt=0, le=1)
@@ -174,7 +180,7 @@ class Throttle(_Plan):
     """
 
     kind: Literal["throttle"] = "throttle"
-    styles: ClassVar[tuple[str, ...]] = BOTH
+    families: ClassVar[tuple[Family, ...]] = PUSH_AND_PULL
     at_s: float = Field(1.5, ge=0)
     duration_s: float = Field(2.0, gt=0, le=600)
     rate: float = Field(0.5, gt=0, le=1)
@@ -190,7 +196,7 @@ class ReceiverGone(_Plan):
     """From ``at_s`` the receiver answers 410 Gone: the provider disables the endpoint for good."""
 
     kind: Literal["receiver_gone"] = "receiver_gone"
-    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    families: ClassVar[tuple[Family, ...]] = PUSH
     promises_no_loss: ClassVar[bool] = False
     at_s: float = Field(1.5, ge=0)
 
@@ -212,7 +218,7 @@ class ReceiverDead(_Plan):
     """
 
     kind: Literal["receiver_dead"] = "receiver_dead"
-    styles: ClassVar[tuple[str, ...]] = WEBHOOK
+    families: ClassVar[tuple[Family, ...]] = PUSH
     promises_no_loss: ClassVar[bool] = False
     at_s: float = Field(1.5, ge=0)
     status: int = Field(503, ge=500, le=599)
@@ -226,7 +232,7 @@ class StreamDrop(_Plan):
     """Every held stream is cut at each ``at_s`` (SIGUSR2 to the consumer fleet); each reconnects and resumes after its last id."""
 
     kind: Literal["stream_drop"] = "stream_drop"
-    styles: ClassVar[tuple[str, ...]] = STREAMS
+    families: ClassVar[tuple[Family, ...]] = STREAM
     at_s: tuple[float, ...] = (1.5,)
 
     @field_validator("at_s")

@@ -5,9 +5,10 @@ points: it ``tune``s a process's settings before it starts, may put itself on
 the consumer-provider hop (``link``), acts at its times while the workload is
 published (``during``), notes whole-run episodes after publishing
 (``after_publish``) and cleans up (``close``). A plain run uses the
-``Plain`` injector, which does nothing. Injectors decide by process role
-(provider, receiver, poller, streams) and by a style's direction (push or pull),
-never by a style's name.
+``Plain`` injector, which does nothing. Injectors tune a process by its role
+(provider, receiver, poller, streams) and act by the style's family (push, pull
+or stream: ``labkit.styles.StyleInfo.family``), never by a style's name or the
+role of its consumer process.
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ async def _wait_mid_dispatch(lab: FaultLab) -> int | None:
     in_flight = None
     while time.monotonic() < deadline:
         in_flight = await lab.style.in_flight(lab)
-        if in_flight is None and lab.consumer.role != "receiver":
-            return None  # only a provider that sends to a receiver has deliveries in flight to wait for
+        if in_flight is None and lab.style.info.family != "push":
+            return None  # only a provider that pushes to the consumer's endpoint has deliveries in flight to wait for
         if in_flight:
             return in_flight
         await asyncio.sleep(0.01)
@@ -162,7 +163,7 @@ class ReceiverWindow(Injector):
         f = self.plan
         if role == "provider" and isinstance(f, ReceiverSlow):
             settings["delivery_timeout_s"] = f.delivery_timeout_s
-        if role == "provider" and isinstance(f, Throttle) and lab.style.info.direction == "pull":
+        if role == "provider" and isinstance(f, Throttle) and lab.style.info.family == "pull":
             settings["key_rate_limits"] = {lab.consumer_key: [f.rate_limit_per_s, f.rate_limit_burst]}
         if role != "receiver":
             return
@@ -178,7 +179,7 @@ class ReceiverWindow(Injector):
 
     async def during(self, lab: FaultLab) -> None:
         f = self.plan
-        if lab.consumer.role != "receiver":
+        if lab.style.info.family != "push":
             return  # a pulled style's throttle is the provider's key limit, for the whole run
         if isinstance(f, ReceiverGone):
             await lab.until(f.at_s)
@@ -194,7 +195,7 @@ class ReceiverWindow(Injector):
         lab.episodes.append(Episode(f.describe(), started, time.time_ns(), {}))
 
     def after_publish(self, lab: FaultLab) -> None:
-        if isinstance(self.plan, Throttle) and lab.style.info.direction == "pull":
+        if isinstance(self.plan, Throttle) and lab.style.info.family == "pull":
             lab.episodes.append(Episode("poller key rate-limited", lab.t0_ns, lab.publish_end_ns, {}))
 
 
@@ -255,7 +256,7 @@ class ReceiverDeadInjector(Injector):
     async def during(self, lab: FaultLab) -> None:
         f = self.plan
         assert isinstance(f, ReceiverDead)
-        if lab.consumer.role != "receiver":
+        if lab.style.info.family != "push":
             return
         await lab.until(f.at_s)
         lab.consumer.child.popen.send_signal(signal.SIGUSR1)  # armed, never lifted
@@ -270,7 +271,7 @@ class StreamDropInjector(Injector):
         assert isinstance(f, StreamDrop)
         for at in f.at_s:
             await lab.until(at)
-            if lab.consumer.role != "streams" or not lab.consumer.child.alive():
+            if lab.style.info.family != "stream" or not lab.consumer.child.alive():
                 continue
             now = time.time_ns()
             lab.consumer.child.popen.send_signal(signal.SIGUSR2)

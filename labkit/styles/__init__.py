@@ -9,16 +9,17 @@ style's own module branches on a style's name.
 
 from __future__ import annotations
 
+from labkit.config.faults import FAMILIES, Family
+
 # The shipped styles, imported plainly; each registers itself (with its display order) as it is imported.
 from labkit.styles import polling, sse, webhook, websocket  # noqa: F401
 from labkit.styles.base import Style, unit, units
 from labkit.styles.registry import (
-    FAMILIES,
-    Family,
     StyleInfo,
     Variant,
     all_styles,
     check,
+    fault_styles,
     get,
     names,
     options,
@@ -35,6 +36,7 @@ __all__ = [
     "Variant",
     "all_styles",
     "check",
+    "fault_styles",
     "get",
     "names",
     "options",

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from labkit.config.faults import Family
 from labkit.errors import ConfigError
 
-# How a style reaches its consumer: the provider pushes to an endpoint the consumer exposes (push), the consumer
-# asks (pull), or the provider pushes down a connection the consumer opened and holds (stream).
-Family = Literal["push", "pull", "stream"]
-FAMILIES: tuple[Family, ...] = ("push", "pull", "stream")
+# How a style reaches its consumer (``Family``, declared in labkit.config.faults beside the plans that apply
+# per family): the provider pushes to an endpoint the consumer exposes (push), the consumer asks (pull), or
+# the provider pushes down a connection the consumer opened and holds (stream).
 
 
 @dataclass(frozen=True)
@@ -142,13 +142,27 @@ def refusal(name: str, settings: Any) -> str | None:
     return str(reason) if reason else None
 
 
+def fault_styles(plan: Any) -> tuple[str, ...]:
+    """The registered styles a fault plan applies to: those of the families it names (``plan.families``)."""
+    return tuple(s.name for s in all_styles() if s.family in plan.families)
+
+
 def check(settings: Any) -> None:
-    """Refuse a run whose styles are unknown or cannot honour its settings: ConfigError, one line naming the style."""
+    """Refuse a run whose styles are unknown, outside its fault's families or unable to honour its settings.
+
+    ConfigError, one line naming the style.
+    """
     known = [repr(k) for k in names()]
     allowed = " or ".join([", ".join(known[:-1]), known[-1]] if len(known) > 1 else known)
     unknown = [s for s in settings.styles if s not in _REGISTRY]
     if unknown:
         raise ConfigError(f"styles: no style {unknown[0]!r}: input should be {allowed}")
+    fault = getattr(settings, "fault", None)
+    if fault is not None:
+        wrong = [s for s in settings.styles if _REGISTRY[s].family not in fault.families]
+        if wrong:
+            only = ", ".join(repr(s) for s in fault_styles(fault))
+            raise ConfigError(f"fault {fault.kind!r} does not apply to {wrong[0]!r}; set styles to {only}")
     if getattr(settings, "audience", "broadcast") != "broadcast":  # until the styles route by audience (issue 22, step 2)
         raise ConfigError(f"audience: {settings.audience!r} is not delivered by the styles yet; use broadcast")
     for name in settings.styles:

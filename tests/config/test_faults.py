@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from labkit import styles
 from labkit.config import RunSettings
-from labkit.config.faults import KINDS, ConsumerKill, FaultPlan, NetworkFault, ReceiverDead
+from labkit.config.faults import FAMILIES, KINDS, ConsumerKill, FaultPlan, NetworkFault, ReceiverDead
+from labkit.errors import ConfigError
 from labkit.runs.experiments import load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_kind_has_defaults_that_validate() -> None:
     for kind in KINDS:
-        first = TypeAdapter(FaultPlan).validate_python({"kind": kind}).styles[0]
+        first = styles.fault_styles(TypeAdapter(FaultPlan).validate_python({"kind": kind}))[0]
         plan = RunSettings(fault={"kind": kind}, styles=(first,)).fault
         assert plan is not None and plan.kind == kind and plan.describe()
 
@@ -39,10 +41,21 @@ def test_bad_plans_are_refused(fault: dict[str, object]) -> None:
 
 
 def test_webhook_only_faults_refuse_polling() -> None:
+    # a plan names the families it applies to; the style registry judges a run's styles against them
     for kind in ("receiver_slow", "receiver_errors", "receiver_gone", "receiver_dead"):
-        with pytest.raises(ValidationError, match="does not apply to 'polling'"):
-            RunSettings(fault={"kind": kind})
-    assert RunSettings(fault={"kind": "throttle"}).styles == ("webhook", "polling")
+        with pytest.raises(ConfigError, match="does not apply to 'polling'; set styles to 'webhook'"):
+            styles.check(RunSettings(fault={"kind": kind}))
+    styles.check(settings := RunSettings(fault={"kind": "throttle"}))
+    assert settings.styles == ("webhook", "polling")
+
+
+def test_fault_plans_apply_per_family_and_the_registry_names_the_styles() -> None:
+    plans = {kind: TypeAdapter(FaultPlan).validate_python({"kind": kind}) for kind in KINDS}
+    assert all(set(p.families) <= set(FAMILIES) for p in plans.values())
+    assert styles.fault_styles(plans["receiver_gone"]) == styles.styles_of("push") == ("webhook",)
+    assert styles.fault_styles(plans["stream_drop"]) == styles.styles_of("stream") == ("sse", "websocket")
+    assert styles.fault_styles(plans["throttle"]) == ("webhook", "polling")
+    assert styles.fault_styles(plans["consumer_kill"]) == styles.names()
 
 
 def test_plans_are_immutable_and_lists_become_tuples() -> None:
