@@ -46,15 +46,15 @@ def decide_command(
     for option, value in (("--max-polls-per-s", max_polls_per_s), ("--max-deliveries-per-s", max_deliveries_per_s)):
         if not 1.0 <= value <= 1_000_000:
             raise ConfigError(f"{option}: must be between 1 and 1,000,000, not {value:g}")
-    writable_dir(out, "--out")
     from dataclasses import replace
 
     from labkit.report import load_requirements, write_report
     from labkit.runs.decision_runs import MachineLimits, plan_decision, run_decision
 
-    req = load_requirements(requirements)
+    req = load_requirements(requirements)  # refused before anything is created under --out
     limits = replace(MachineLimits(), minutes=max_minutes, max_polls_per_s=max_polls_per_s, max_deliveries_per_s=max_deliveries_per_s)
     plan = plan_decision(req, out, limits=limits, seed=seed)
+    writable_dir(out, "--out")
     started = time.monotonic()
     with progress_bar() as bar:
         for style, why in plan.skipped_styles:

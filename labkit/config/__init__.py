@@ -266,11 +266,14 @@ def format_rate(bps: float) -> str:
 Arrival = Literal["constant", "poisson", "bursty", "trace"]
 
 
+MAX_WORKLOAD_RATE_PER_S = 100_000  # the most events per second one run publishes (a decision runs at the stated rate)
+
+
 class WorkloadSettings(Settings):
     """A seeded stream of events: when they arrive and how big they are."""
 
     arrival: Arrival = "poisson"
-    rate_per_s: float = Field(20.0, gt=0, le=100_000)
+    rate_per_s: float = Field(20.0, gt=0, le=MAX_WORKLOAD_RATE_PER_S)
     duration_s: float = Field(10.0, gt=0, le=24 * 3600)
     payload_bytes: int = Field(256, ge=16, le=1024 * 1024)
     seed: int = 1

@@ -26,9 +26,14 @@ A requirements file states the numbers and constraints of one integration::
 as ``[network]`` with ``profile = "mobile"`` and ``loss = "2%"``); not stated,
 the runs are on loopback. ``tls`` says whether every hop is HTTPS.
 
-Every key is optional; an unknown key, a wrong type (strictly: ``"yes"`` is
-not a boolean) or an impossible value is a ``ConfigError`` whose one line
-names the file and the key.
+A file must state the three numbers a decision rests on,
+``target_latency_p99_ms``, ``event_rate_per_s`` and ``consumers`` (an empty or
+comments-only file used to run a whole decision on defaults, silently); every
+other key is optional. An unknown key, a wrong type (strictly: ``"yes"`` is
+not a boolean), an impossible value, a missing required key, or a path that is
+not a small regular file (``/dev/zero``, a FIFO, a folder, over
+``MAX_FILE_BYTES``) is a ``ConfigError`` whose one line names the file and
+the key.
 """
 
 from __future__ import annotations
@@ -41,10 +46,13 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from labkit.config import Settings, describe_error
+from labkit.config.files import read_capped
 from labkit.config.network import SHIPPED, NetworkProfile, network_from
 from labkit.errors import ConfigError
 
 DEFAULT_NAME = "Default profile"
+MAX_FILE_BYTES = 256 * 1024
+REQUIRED = ("target_latency_p99_ms", "event_rate_per_s", "consumers")
 
 
 class Strict(Settings):
@@ -125,21 +133,23 @@ def parse_requirements(data: dict[str, Any], source: str = "requirements") -> Re
 
 
 def load_requirements(path: str | os.PathLike[str]) -> Requirements:
-    """Read and validate a requirements TOML file."""
+    """Read and validate a requirements TOML file (see the module doc for what is refused)."""
     path = Path(path)
+    raw = read_capped(path, str(path), "a requirements file", MAX_FILE_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such requirements file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a requirements file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read requirements file ({exc.__class__.__name__})") from None
-    try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read requirements file (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {str(exc).splitlines()[0]}") from None
-    return parse_requirements(data, source=str(path))
+    req = parse_requirements(data, source=str(path))
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise ConfigError(
+            f"{path}: states no {', '.join(missing)}; a requirements file needs at least "
+            "target_latency_p99_ms, event_rate_per_s and consumers (see scenarios/requirements/)"
+        )
+    return req
 
 
 def default_requirements(rate_per_s: float | None = None, consumers: int | None = None) -> Requirements:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import styles
-from labkit.config import MIN_POLL_INTERVAL_S, RunSettings
+from labkit.config import MAX_WORKLOAD_RATE_PER_S, MIN_POLL_INTERVAL_S, RunSettings
 from labkit.config.network import network_from
 from labkit.errors import ConfigError
 from labkit.report.policy import LONG_POLL_WAIT_S, POLL_FLOOR_S, poll_interval
@@ -273,6 +273,12 @@ def plan_decision(req: Requirements, out: Path | str = "results", *, limits: Mac
     take a push (the report weighs held streams against it).
     """
     limits = limits or MachineLimits()
+    if req.event_rate_per_s > MAX_WORKLOAD_RATE_PER_S:
+        raise ConfigError(
+            f"event_rate_per_s = {req.event_rate_per_s:g}: a decision runs its workload at that rate and one run publishes "
+            f"at most {MAX_WORKLOAD_RATE_PER_S:,} events/s; state at most {MAX_WORKLOAD_RATE_PER_S} "
+            "(labkit report --requirements, which runs nothing, accepts more)"
+        )
     allowed, refused = candidate_styles(req)
     if not allowed:
         raise ConfigError("requirements: no registered delivery style suits them")

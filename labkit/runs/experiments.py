@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from labkit.config import SAFE_NAME_PATTERN, SAFE_NAME_RULE, NetworkProfile, RunSettings, WorkloadSettings, describe_error
+from labkit.config.files import read_capped
 from labkit.config.network import network_from
 from labkit.errors import ConfigError
 from labkit.runs.campaign import Point, point_id
@@ -106,23 +106,7 @@ def load_experiment(path: str | Path, *, out_dir: str | Path = "results") -> Exp
 
 def _read_capped(path: Path, where: str) -> bytes:
     """The file's bytes, if it is a regular file of at most MAX_FILE_BYTES (a device or FIFO never ends)."""
-    try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise ConfigError(f"{where}: is a folder, not an experiment file")
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{where}: not a regular file; an experiment is a TOML file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{where}: {st.st_size} bytes; an experiment file is at most {MAX_FILE_BYTES} bytes")
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)  # it may have grown since the stat
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: no such experiment file") from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(f"{where}: over {MAX_FILE_BYTES} bytes; an experiment file is at most {MAX_FILE_BYTES} bytes")
-    return raw
+    return read_capped(path, where, "an experiment file", MAX_FILE_BYTES)
 
 
 def parse_experiment(doc: dict[str, Any], path: str | Path = "<dict>", out_dir: str | Path = "results") -> Experiment:

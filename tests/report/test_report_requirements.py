@@ -28,9 +28,9 @@ def test_the_examples_differ_where_it_matters():
     assert batch.target_latency_p99_ms >= 3_600_000 and batch.event_rate_per_s >= 10
 
 
-def test_an_empty_file_is_the_defaults(tmp_path):
-    path = tmp_path / "empty.toml"
-    path.write_text("")
+def test_a_file_stating_the_decisions_numbers_takes_defaults_for_the_rest(tmp_path):
+    path = tmp_path / "minimal.toml"
+    path.write_text("target_latency_p99_ms = 1000.0\nevent_rate_per_s = 1.0\nconsumers = 1\n")
     assert load_requirements(path) == Requirements()
 
 

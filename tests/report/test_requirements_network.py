@@ -32,10 +32,11 @@ def test_not_stated_means_loopback_without_tls() -> None:
 
 def test_a_spec_string_and_a_table_both_work(tmp_path: Path) -> None:
     path = tmp_path / "r.toml"
-    path.write_text('network = "rtt=80ms,loss=0.5%"\ntls = true\n')
+    stated = "target_latency_p99_ms = 500\nevent_rate_per_s = 1\nconsumers = 10\n"  # what every requirements file states
+    path.write_text(stated + 'network = "rtt=80ms,loss=0.5%"\ntls = true\n')
     req = load_requirements(path)
     assert (req.network_profile.rtt_ms, req.network_profile.loss, req.tls) == (80, 0.005, True)
-    path.write_text('[network]\nprofile = "mobile"\nloss = "2%"\n')
+    path.write_text(stated + '[network]\nprofile = "mobile"\nloss = "2%"\n')
     req = load_requirements(path)
     assert (req.network_profile.rtt_ms, req.network_profile.loss) == (60, 0.02)
 
