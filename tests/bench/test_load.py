@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from labkit.bench.load import (
     MARKER,
@@ -23,6 +20,7 @@ from labkit.bench.load import (
 )
 from labkit.errors import RunError
 from labkit.servers.bare import create_app
+from tests.helpers.loopback import ServerThread
 
 WRK_TEXT = """Running 1s test @ http://127.0.0.1:45947/r
   1 threads and 4 connections
@@ -118,27 +116,15 @@ def test_wrk_scripts(tmp_path: Path) -> None:
     assert got == [r.raw("h:1") for r in many]
 
 
-class _Server:
-    def __init__(self) -> None:
-        app = create_app({"responses": {"/ok": {"status": 200, "headers": [["content-type", "application/json"]], "body_b64": "e30="}}})
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> int:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.01)
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+def _server() -> ServerThread:
+    """The bench's bare server app (one 200 route, 404 elsewhere) on loopback."""
+    app = create_app({"responses": {"/ok": {"status": 200, "headers": [["content-type", "application/json"]], "body_b64": "e30="}}})
+    return ServerThread(app, lifespan="off")
 
 
 def test_raw_load_fallback_counts_and_times() -> None:
-    with _Server() as port:
+    with _server() as server:
+        port = server.port
         reqs = [HttpRequest("GET", "/ok"), HttpRequest("GET", "/missing"), HttpRequest("POST", "/webhook", (), b"{}")]
         r: LoadResult = asyncio.run(raw_load("127.0.0.1", port, reqs, connections=2, duration_s=0.5))
     assert r.tool == "python"
@@ -151,7 +137,8 @@ def test_raw_load_fallback_counts_and_times() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_real_wrk_output_is_parsed(tmp_path: Path) -> None:
-    with _Server() as port:
+    with _server() as server:
+        port = server.port
         script = write_wrk_script(tmp_path, "s", [HttpRequest("GET", "/ok")], f"127.0.0.1:{port}")
         out = subprocess.run(
             ["wrk", "-t1", "-c2", "-d1s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/ok"],

@@ -1,18 +1,84 @@
-"""A raw asyncio HTTP server on 127.0.0.1 for client tests: the test writes the bytes it answers.
+"""Servers on 127.0.0.1 for tests: any ASGI app under a real uvicorn in a thread, or a raw asyncio server.
 
-Shared by the wire client's and the dispatcher's tests, so both see the same
-server: it counts accepted connections and, when asked, keeps the raw bytes of
-every request it read (head and body).
+``ServerThread`` is the one way a test serves an app (a fake feed, a webhook
+receiver, the provider, a bench target) in its own process. ``raw_server`` is
+for client tests that write the bytes they answer: it counts accepted
+connections and, when asked, keeps the raw bytes of every request it read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
+
+import uvicorn
+
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to a free port on ``host`` but not listening yet: connections are refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on a loopback socket, in a daemon thread.
+
+    The socket is bound when the object is made, so ``url`` is known (and
+    refuses connections) before ``start``. Extra keyword arguments go to
+    ``uvicorn.Config`` (``ssl_certfile``/``ssl_keyfile`` make the URL https).
+    Use it as a context manager, or ``start``/``stop``.
+    """
+
+    def __init__(self, app: Any, *, sock: socket.socket | None = None, lifespan: str = "on", **config: Any) -> None:
+        self.sock = sock or bound_socket()
+        self.scheme = "https" if config.get("ssl_certfile") else "http"
+        options: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 1, **config}
+        self.server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, **options))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Start serving; raise if uvicorn has not started within START_TIMEOUT_S (a guard against hangs)."""
+        self.thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Ask uvicorn to exit, wait for the thread, release the socket."""
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(STOP_TIMEOUT_S)
+        self.sock.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -1,6 +1,6 @@
 """Test helpers: an in-process provider and a real webhook receiver on loopback.
 
-The receiver is a raw ASGI app served by uvicorn in a thread on 127.0.0.1. It
+The receiver is a raw ASGI app served on 127.0.0.1 by ``ServerThread`` (tests/helpers/loopback.py). It
 verifies every request with the independent ``standardwebhooks`` package and
 can be told to fail, answer 410, or throttle with Retry-After.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,12 +18,12 @@ from typing import Any
 
 import httpx
 import orjson
-import uvicorn
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 
 from labkit.config import ProviderSettings
 from labkit.provider.app import create_app
+from tests.helpers.loopback import ServerThread, bound_socket
 
 KEY = "lab-key"
 
@@ -50,8 +49,7 @@ class Receiver:
     default: tuple[int, dict[str, str]] = (200, {})
     delays: list[float] = field(default_factory=list)  # seconds to stall the first requests
     received: list[Received] = field(default_factory=list)
-    server: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
+    serving: ServerThread | None = None
 
     @property
     def url(self) -> str:
@@ -87,58 +85,12 @@ class Receiver:
         await send({"type": "http.response.body", "body": b"ok"})
 
     def start(self) -> None:
-        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("receiver did not start")
-            time.sleep(0.01)
+        self.serving = ServerThread(self, sock=self.sock, lifespan="off").start()
 
     def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(10)
-            self.server = None
-
-
-class ServerThread:
-    """Any ASGI app served by uvicorn in a thread on a loopback socket."""
-
-    def __init__(self, app: Any, sock: socket.socket | None = None, lifespan: str = "on") -> None:
-        self.sock = sock or bound_socket()
-        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.sock.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-
-
-def bound_socket() -> socket.socket:
-    """A loopback socket bound to a free port but not listening: connections are refused."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
+        if self.serving is not None:
+            self.serving.stop()
+            self.serving = None
 
 
 @contextmanager
@@ -156,7 +108,7 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
     yield make
     for r in made:
         r.stop()
-        r.sock.close()
+        r.sock.close()  # a receiver made with start=False and never started
 
 
 def provider_settings(tmp_path: Path, **kw: Any) -> ProviderSettings:

@@ -14,7 +14,6 @@ import secrets
 import select
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from standardwebhooks import Webhook
 
 from labkit.consumers import records
 from labkit.servers.procs import Child, ProcessGroup
 from labkit.wire.signing import new_secret
+from tests.helpers.loopback import ServerThread
 
 KEY_A = "lk_a_" + secrets.token_urlsafe(12)
 KEY_B = "lk_b_" + secrets.token_urlsafe(12)
@@ -195,13 +194,10 @@ class Captured:
 
 @dataclass
 class CaptureServer:
-    """Answers 204 to everything and keeps each request (real uvicorn, in a thread)."""
+    """Answers 204 to everything and keeps each request (a real uvicorn: ``ServerThread``)."""
 
-    host: str = "127.0.0.1"
     received: list[Captured] = field(default_factory=list)
-    server: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
-    port: int = 0
+    serving: ServerThread | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -225,48 +221,18 @@ class CaptureServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> CaptureServer:
-        config = uvicorn.Config(self, host=self.host, port=0, log_level="warning", lifespan="on", loop="asyncio")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        if not wait_for(lambda: self.server is not None and self.server.started, timeout=20):
-            raise RuntimeError("capture server did not start")
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.server is not None and self.thread is not None
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-@dataclass
-class AppThread:
-    """Any ASGI app served by uvicorn in a thread on 127.0.0.1 (the plain asyncio loop)."""
-
-    app: Any
-    server: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
-    port: int = 0
+        assert self.serving is not None, "use CaptureServer as a context manager"
+        return self.serving.url
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def port(self) -> int:
+        assert self.serving is not None, "use CaptureServer as a context manager"
+        return self.serving.port
 
-    def __enter__(self) -> AppThread:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="asyncio")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        if not wait_for(lambda: self.server is not None and self.server.started, timeout=20):
-            raise RuntimeError("server did not start")
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+    def __enter__(self) -> CaptureServer:
+        self.serving = ServerThread(self, loop="asyncio").start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.server is not None and self.thread is not None
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        assert self.serving is not None
+        self.serving.stop()

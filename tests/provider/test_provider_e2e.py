@@ -10,7 +10,8 @@ import pytest
 
 from labkit.provider.app import create_app
 from labkit.provider.store import Store
-from tests.helpers.provider import KEY, Receiver, ServerThread, provider_settings, until
+from tests.helpers.loopback import ServerThread
+from tests.helpers.provider import KEY, Receiver, provider_settings, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -19,7 +20,7 @@ async def test_uvicorn_end_to_end(tmp_path: Path, receiver: Receiver) -> None:
     settings = provider_settings(tmp_path, poll_interval_hint_s=0.5)
     with ServerThread(create_app(settings)) as server:
         headers = {"authorization": f"Bearer {KEY}"}
-        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
             sub = (await client.post("/subscriptions", json={"url": receiver.url})).json()
             receiver.secret = sub["secret"]
             waiting = asyncio.create_task(client.get("/events", params={"wait": "20"}))

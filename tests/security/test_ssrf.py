@@ -22,7 +22,8 @@ from labkit.config import ProviderSettings
 from labkit.provider import ssrf
 from labkit.provider.app import create_app
 from labkit.servers.procs import Child, ProcessGroup
-from tests.helpers.security import AppThread, CaptureServer, auth, wait_for
+from tests.helpers.loopback import ServerThread
+from tests.helpers.security import CaptureServer, auth, wait_for
 
 KEY = "lk_ssrf_key"
 
@@ -107,7 +108,7 @@ def test_dns_rebinding_is_refused_when_the_dispatcher_connects(tmp_path: Path, m
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo_at_delivery)
     db = tmp_path / "provider.db"
     settings = ProviderSettings(db_path=str(db), api_keys=(KEY,), rate_limit_per_s=0, retry_schedule_s=(0, 0), time_scale=0.001)
-    with CaptureServer() as capture, AppThread(create_app(settings)) as provider, httpx.Client(timeout=15) as client:
+    with CaptureServer() as capture, ServerThread(create_app(settings), loop="asyncio") as provider, httpx.Client(timeout=15) as client:
         r = client.post(f"{provider.url}/subscriptions", json={"url": f"http://rebind.test:{capture.port}/hook"}, headers=auth(KEY))
         assert r.status_code == 201, r.text  # it looked public
         assert client.post(f"{provider.url}/events", json={"type": "t", "payload": {}}, headers=auth(KEY)).status_code == 201
@@ -130,7 +131,7 @@ def test_an_allow_listed_name_is_delivered_to(tmp_path: Path, monkeypatch: pytes
     settings = ProviderSettings(
         db_path=str(tmp_path / "p.db"), api_keys=(KEY,), rate_limit_per_s=0, allowed_callback_hosts=("allowed.test",)
     )
-    with CaptureServer() as capture, AppThread(create_app(settings)) as provider, httpx.Client(timeout=15) as client:
+    with CaptureServer() as capture, ServerThread(create_app(settings), loop="asyncio") as provider, httpx.Client(timeout=15) as client:
         r = client.post(f"{provider.url}/subscriptions", json={"url": f"http://allowed.test:{capture.port}/hook"}, headers=auth(KEY))
         assert r.status_code == 201
         client.post(f"{provider.url}/events", json={"type": "t", "payload": {}}, headers=auth(KEY))
