@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from labkit import figures
+from labkit import figures, styles
 from labkit.results.layout import load_events, load_results
 from tests.helpers.paths import FIXTURE
 
@@ -151,15 +151,28 @@ def test_snapshot_fraction_with_measurements():
     assert "snapshot polling: measured" in _labels(fig)
 
 
-def test_figures_cope_with_no_rows():
-    empty = pd.DataFrame(columns=["style"])
-    for fig in (
-        figures.summary_bars(empty),
-        figures.cost_vs_lambda_t(empty),
-        figures.empty_polls_vs_lambda_t(empty),
-        figures.latency_vs_interval(empty),
-        figures.cpu_vs_consumers(empty),
-        figures.snapshot_fraction(None),
-        figures.latency_cdf(pd.DataFrame(columns=["style", "latency_us"])),
-    ):
-        assert isinstance(fig, Figure)
+EMPTY = pd.DataFrame(columns=["style"])
+
+
+@pytest.mark.parametrize(
+    ("draw", "says", "model_only"),
+    [
+        (lambda: figures.summary_bars(EMPTY), "no results", False),
+        (lambda: figures.cost_vs_lambda_t(EMPTY), "no results", False),
+        (lambda: figures.latency_vs_interval(EMPTY), "no polling runs", False),
+        (lambda: figures.cpu_vs_consumers(EMPTY), "no results", False),
+        (lambda: figures.latency_cdf(pd.DataFrame(columns=["style", "latency_us"])), "no events", False),
+        (lambda: figures.empty_polls_vs_lambda_t(EMPTY), "model only", True),
+        (lambda: figures.snapshot_fraction(None), "model only", True),
+    ],
+    ids=["summary_bars", "cost_vs_lambda_t", "latency_vs_interval", "cpu_vs_consumers", "latency_cdf", "empty_polls", "snapshot"],
+)
+def test_a_figure_with_no_rows_draws_no_measurement_and_says_so(draw, says, model_only):
+    fig = draw()
+    words = " ".join([ax.get_title() for ax in fig.axes] + [t.get_text() for ax in fig.axes for t in ax.texts])
+    assert says in words
+    assert not any(ax.patches or ax.collections for ax in fig.axes)  # no bar, no scatter point
+    lines = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+    assert not any("measured" in label or label.split(" ")[0] in styles.names() for label in lines)
+    # a model-only figure still draws the model; the others draw nothing at all
+    assert any(label.startswith("model") for label in lines) if model_only else lines == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from labkit.config import RunSettings
 from labkit.errors import ConfigError
 from labkit.report.requirements import load_requirements, parse_requirements
 from labkit.results.layout import SCHEMA_VERSION, SUMMARY, write_json
-from labkit.runs.decision_runs import MachineLimits, plan_decision, poll_interval_for, run_decision
+from labkit.runs.decision_runs import MachineLimits, candidate_styles, plan_decision, poll_interval_for, run_decision
+from labkit.styles.registry import unregister
 
 REQS = Path(__file__).resolve().parents[2] / "scenarios" / "requirements"
 
@@ -118,12 +120,28 @@ def test_subscribers_go_to_10000_not_beyond() -> None:
         RunSettings(subscribers=10_001)
 
 
-def test_no_candidate_style_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit.runs import decision_runs
+@pytest.fixture
+def only_styles_needing_a_public_endpoint() -> Iterator[list[str]]:
+    """The registry without every style a consumer can use from behind NAT (restored afterwards)."""
+    removed = [(info, styles.unit(info.name)) for info in styles.all_styles() if not info.needs_public_endpoint]
+    for info, _ in removed:
+        unregister(info.name)
+    try:
+        yield list(styles.names())
+    finally:
+        for info, unit in removed:
+            styles.register(info, unit)
 
-    monkeypatch.setattr(decision_runs, "candidate_styles", lambda req: ([], [("webhook", "x")]))
-    with pytest.raises(ConfigError):
-        plan_decision(payments(), "out")
+
+def test_no_candidate_style_is_an_error(only_styles_needing_a_public_endpoint: list[str]) -> None:
+    req = load_requirements(REQS / "mobile-app-behind-nat.toml")  # phones: no public HTTPS endpoint
+    assert only_styles_needing_a_public_endpoint, "the shipped registry has a push style that needs an endpoint"
+    allowed, refused = candidate_styles(req)
+    assert allowed == []
+    assert [name for name, _ in refused] == only_styles_needing_a_public_endpoint
+    assert all("public HTTPS endpoint" in why for _, why in refused)
+    with pytest.raises(ConfigError, match="no registered delivery style suits them"):
+        plan_decision(req, "out")
 
 
 def test_points_already_done_are_skipped_unless_forced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
