@@ -46,8 +46,11 @@ def _ms(v: Any) -> str:
     return f"{v:.0f} ms" if isinstance(v, (int, float)) else "-"
 
 
-def _share(v: Any) -> str:
-    return f"{v:.0%}" if isinstance(v, (int, float)) else "-"
+def _share(used: Any, asked: Any) -> str:
+    """CPU used, and asked for (used plus the time spent waiting for a CPU)."""
+    if not isinstance(used, (int, float)):
+        return "-"
+    return f"{used:.0%} ({asked:.0%})" if isinstance(asked, (int, float)) else f"{used:.0%}"
 
 
 def _run(p: dict[str, Any] | None) -> str:
@@ -61,16 +64,18 @@ def render_served(doc: dict[str, Any]) -> None:
     out = sys.stdout.write
     out(f"{doc['experiment']}: consumers served within p99 <= {doc['latency_bound_ms']:g} ms, nothing lost\n")
     out(f"load average before {doc.get('load_average_before')}, after {doc.get('load_average_after')}; {doc.get('cores')} cores\n\n")
-    out(f"{'variant':<14} {'limit':<44} {'held run':<34} {'failed run':<40} {'provider CPU':>12} {'fleet CPU':>10} probes\n")
+    out(f"{'variant':<14} {'limit':<44} {'held run':<34} {'failed run':<40} {'provider CPU':>12} {'fleet CPU':>12} probes\n")
     for name, v in doc["variants"].items():
         held, failed = v.get("held"), v.get("failed")
         deciding = failed or held or {}
         out(
             f"{name:<14} {v['label']:<44} {_run(held):<34} {_run(failed):<40} "
-            f"{_share(deciding.get('provider_cpu_share')):>12} {_share(deciding.get('fleet_cpu_share')):>10} {len(v['probes'])}\n"
+            f"{_share(deciding.get('provider_cpu_share'), deciding.get('provider_cpu_demand')):>12} "
+            f"{_share(deciding.get('fleet_cpu_share'), deciding.get('fleet_cpu_demand')):>12} {len(v['probes'])}\n"
         )
         if not v["within_tolerance"] and v["limit"] is not None:
             out(f"{'':<14} not within {v['tolerance']:.0%}: {v['stop_reason']}\n")
+    out("CPU: used (asked for: used plus waiting for a CPU) in the failed run, else the held one; a fleet asking >= 90 % ran out\n")
     if doc.get("ratios"):
         out("\nratios (the ranges both brackets allow):\n")
         for name, r in doc["ratios"].items():

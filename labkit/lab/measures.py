@@ -146,30 +146,47 @@ def merge_counters(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def cpu_shares(
-    provider_cpu_s: float, consumer_cpu_s: float, window_s: float, cores: Mapping[str, Any], fleet_processes: int | str
+    provider_cpu_s: float,
+    consumer_cpu_s: float,
+    window_s: float,
+    cores: Mapping[str, Any],
+    fleet_processes: int | str,
+    *,
+    wait_s: tuple[float, float] = (0.0, 0.0),
 ) -> dict[str, Any]:
     """Who ran out of CPU: the provider's share of its one core and the fleet's share of the cores it could use.
 
     The provider is one process (one core at most). The fleet can use at most
     one core per process, and no more cores than it was given: the fleet cores
     when the provider has a core of its own, else every usable core (shared
-    with the provider). ``limited_by`` names the side at or over
-    ``SATURATED_SHARE``, the fleet first: when the clients ran out of CPU, what
-    the run measured is a bound on the provider, not its limit.
+    with the provider). A share is CPU used; a *demand* adds the time the
+    process waited for a CPU (``wait_s``): on a machine busy with other work a
+    process can want its whole core and get a fifth of it. A side whose demand
+    reaches ``SATURATED_SHARE`` ran out of CPU; ``limited_by`` names it, the
+    fleet first: when the clients ran out, what the run measured is a bound on
+    the provider, not its limit.
     """
     pinned = bool(cores.get("applied"))
     usable = int(cores.get("usable_cores") or 1)
     fleet_cores = len(cores.get("fleet_cores") or ()) if pinned else usable
     procs = fleet_cores if fleet_processes == "auto" else int(fleet_processes)
     fleet_capacity = max(1, min(procs, fleet_cores))
-    provider_share = provider_cpu_s / window_s if window_s > 0 else None
-    fleet_share = consumer_cpu_s / (window_s * fleet_capacity) if window_s > 0 else None
-    fleet_saturated = fleet_share is not None and fleet_share >= SATURATED_SHARE
-    provider_saturated = provider_share is not None and provider_share >= SATURATED_SHARE
+    if window_s <= 0:
+        return {"window_s": window_s, "provider_share": None, "fleet_share": None, "limited_by": None, "pinned": pinned}
+    provider_share = provider_cpu_s / window_s
+    fleet_share = consumer_cpu_s / (window_s * fleet_capacity)
+    provider_demand = (provider_cpu_s + wait_s[0]) / window_s
+    fleet_demand = (consumer_cpu_s + wait_s[1]) / (window_s * fleet_capacity)
+    fleet_saturated = fleet_demand >= SATURATED_SHARE
+    provider_saturated = provider_demand >= SATURATED_SHARE
     return {
         "window_s": window_s,
         "provider_share": provider_share,
         "fleet_share": fleet_share,
+        "provider_wait_share": wait_s[0] / window_s,
+        "fleet_wait_share": wait_s[1] / (window_s * fleet_capacity),
+        "provider_demand": provider_demand,
+        "fleet_demand": fleet_demand,
         "fleet_cores": fleet_capacity,
         "provider_saturated": provider_saturated,
         "fleet_saturated": fleet_saturated,

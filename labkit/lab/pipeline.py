@@ -84,6 +84,7 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
             run.cpu_window_s,
             run.cores,
             settings.consumer_processes,
+            wait_s=run.cpu_wait_s,
         ),
     }
     wl = settings.workload

@@ -117,6 +117,8 @@ class StyleRun:
     # Wall seconds between the CPU reads at the start of publishing and after the drain (the CPU shares' denominator),
     # and where the processes were allowed to run (``labkit.servers.procs.CorePlan.describe``).
     cpu_window_s: float = 0.0
+    # Seconds the provider and the consumer process(es) waited for a CPU over that window (a busy machine's share).
+    cpu_wait_s: tuple[float, float] = (0.0, 0.0)
     cores: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,6 +155,11 @@ def network_conflict(settings: RunSettings) -> str | None:
 def _cpu(child: Child) -> float:
     value = child.cpu_s()
     return 0.0 if value != value else value  # NaN once the process is gone
+
+
+def _wait(child: Child) -> float:
+    value = child.wait_s()
+    return 0.0 if value != value else value
 
 
 class Session:
@@ -203,6 +210,7 @@ class Session:
         self.proxies: list[ProxyProcess] = []
         self.cores = core_plan(settings.provider_core)
         self.cpu_window = (0.0, 0.0)
+        self.cpu_wait = (0.0, 0.0)
 
     # -- what a style and an injector may use (labkit.styles.base.Lab, labkit.lab.faults.FaultLab) --
 
@@ -328,6 +336,7 @@ class Session:
             self.consumer = await self.style.start_consumer(self)
             self.cpu_start = (_cpu(self.provider.child), _cpu(self.consumer.child))
             self.cpu_window = (time.monotonic(), 0.0)
+            self.cpu_wait = (_wait(self.provider.child), _wait(self.consumer.child))
             self.t0 = time.monotonic() + START_DELAY_S
             self.t0_ns = time.time_ns() + int(START_DELAY_S * 1e9)
             injector = asyncio.create_task(self.fault.during(self))
@@ -349,6 +358,7 @@ class Session:
             self.provider_stats = await self.get_json(f"{self.provider.child.url}/stats", auth=True) or {}
             self.provider_rss = (self.provider.child.rss_bytes() or None, rss_base)
             self.cpu_window = (self.cpu_window[0], time.monotonic())
+            self.cpu_wait = (_wait(self.provider.child) - self.cpu_wait[0], _wait(self.consumer.child) - self.cpu_wait[1])
             self.provider.cpu_s += _cpu(self.provider.child)
             await self.stop_consumer()
             await asyncio.to_thread(self.group.stop, self.provider.child)
@@ -470,6 +480,7 @@ class Session:
             provider_rss_base_bytes=self.provider_rss[1],
             network=self._network_block(),
             cpu_window_s=max(self.cpu_window[1] - self.cpu_window[0], 0.0),
+            cpu_wait_s=(max(self.cpu_wait[0], 0.0), max(self.cpu_wait[1], 0.0)),
             cores=self.cores.describe(),
         )
 

@@ -160,6 +160,8 @@ def run_probe(settings: RunSettings, out: Path, bound_ms: float, extra: dict[str
         "delivered": block.get("delivered"),
         "provider_cpu_share": cpu.get("provider_share"),
         "fleet_cpu_share": cpu.get("fleet_share"),
+        "provider_cpu_demand": cpu.get("provider_demand"),
+        "fleet_cpu_demand": cpu.get("fleet_demand"),
         "fleet_cores": cpu.get("fleet_cores"),
         "provider_core": bool(cpu.get("pinned")),
         "limited_by_cpu": cpu.get("limited_by"),
@@ -233,7 +235,10 @@ def _probe_line(probe: Probe) -> str:
     d = probe.detail
     shares = ""
     if d.get("provider_cpu_share") is not None and d.get("fleet_cpu_share") is not None:
-        shares = f"; provider {d['provider_cpu_share']:.0%} of its core, fleet {d['fleet_cpu_share']:.0%} of {d.get('fleet_cores')}"
+        shares = (
+            f"; CPU used (asked for): provider {d['provider_cpu_share']:.0%} ({d.get('provider_cpu_demand') or 0:.0%}) of its core,"
+            f" fleet {d['fleet_cpu_share']:.0%} ({d.get('fleet_cpu_demand') or 0:.0%}) of {d.get('fleet_cores')}"
+        )
     return f"{d.get('why', '')}{shares}"
 
 

@@ -161,6 +161,26 @@ class Child:
         except psutil.Error:
             return float("nan")
 
+    def wait_s(self) -> float:
+        """Seconds its threads (its workers' included) spent runnable but waiting for a CPU (``/proc/<pid>/task/*/schedstat``).
+
+        CPU used says what a process got; on a shared machine it can want a core and not get it.
+        CPU plus this wait is what it asked for. NaN where the kernel does not say.
+        """
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.popen.pid)
+            pids = [self.popen.pid, *(w.pid for w in self._ps.children(recursive=True))]
+        except psutil.Error:
+            return float("nan")
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                        total += int(fh.read().split()[1])
+        return total / 1e9 if os.path.isdir(f"/proc/{self.popen.pid}") else float("nan")
+
     def rss_bytes(self) -> int:
         try:
             if self._ps is None:

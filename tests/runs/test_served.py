@@ -141,6 +141,9 @@ def test_cpu_shares_name_the_side_that_ran_out() -> None:
     assert fleet["fleet_share"] == pytest.approx(0.95) and fleet["fleet_saturated"] and fleet["limited_by"] == "fleet"
     prov = cpu_shares(19.0, 2.0, 20.0, pinned, 1)
     assert prov["provider_saturated"] and prov["limited_by"] == "provider"
+    busy = cpu_shares(2.0, 5.0, 20.0, pinned, 1, wait_s=(1.0, 14.0))  # the fleet got a quarter of its core and waited for the rest
+    assert busy["fleet_share"] == pytest.approx(0.25) and busy["fleet_demand"] == pytest.approx(0.95)
+    assert busy["fleet_saturated"] and busy["limited_by"] == "fleet" and busy["fleet_wait_share"] == pytest.approx(0.7)
     shared = cpu_shares(2.0, 19.0, 20.0, core_plan(False, frozenset({0, 1})).describe(), 2)
     assert shared["fleet_cores"] == 2 and shared["fleet_share"] == pytest.approx(0.475) and shared["limited_by"] is None
 
