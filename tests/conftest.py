@@ -1,7 +1,14 @@
-"""Fixtures every test folder may use."""
+"""Fixtures every test folder may use, and the calibration every test runs with.
+
+Every test runs with a fixed, injected calibration (``LABKIT_CALIBRATION``): no
+test measures this machine first. Child processes (the CLI run as a subprocess)
+inherit the variable. A test that needs another calibration, or none, sets the
+variable itself (``monkeypatch``).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +16,9 @@ import pytest
 
 from labkit.servers.procs import ProcessGroup
 from tests.helpers.streams import Lab
+
+FIXTURE_CALIBRATION = Path(__file__).parent / "fixtures" / "calibration.json"
+os.environ.setdefault("LABKIT_CALIBRATION", str(FIXTURE_CALIBRATION))
 
 
 @pytest.fixture

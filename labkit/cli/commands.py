@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _click_errors  # type: ignore[no-redef]
 
 # The command modules, imported plainly: each adds its commands to ``app`` as it is imported.
-from labkit.cli import bench, capacity, compare, decide, experiments, failures, notebooks, report, serve, served  # noqa: E402, F401
+from labkit.cli import bench, calibrate, capacity, compare, decide, experiments, failures, notebooks, report, serve, served  # noqa: E402, F401
 from labkit.cli.app import app  # noqa: E402
 
 

@@ -14,14 +14,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from labkit.config import RunSettings
 from labkit.errors import RunError
+from labkit.lab.calibrate import calibration_for_run
 from labkit.lab.measures import cpu_shares
 from labkit.lab.session import Progress, Session, StyleRun, no_progress, raise_if_cancelled
 from labkit.lab.workload import Workload, build_workload
 from labkit.model.agreement import latency_agreement
+from labkit.model.calibration import Calibration
 from labkit.results.hlog import latency_histogram, write_latency_logs
 from labkit.results.layout import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
 from labkit.styles.base import unit
@@ -115,7 +117,10 @@ def latency_agreement_block(style_block: dict[str, Any], n: int) -> dict[str, An
     if model_ms is None or lat.get("mean") is None or n < 2:
         return None
     a = latency_agreement(float(model_ms), float(lat["sd"] or 0.0), n, measured_ms=float(lat["mean"]))
-    return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in a.as_dict().items()}
+    out = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in a.as_dict().items()}
+    # the model's only measured input: the machine's calibration (never the judged run), or none
+    out["base_source"] = (style_block.get("model") or {}).get("base_source", "none")
+    return out
 
 
 def _summary(settings: RunSettings, workload: Workload, run_id: str, out: Path, style_runs: list[StyleRun]) -> dict[str, Any]:
@@ -161,8 +166,13 @@ async def arun(
     results_dir: Path | None = None,
     extra: dict[str, Any] | None = None,
     work_dir: Path | None = None,
+    calibration: Calibration | None | Literal["auto"] = "auto",
 ) -> RunResult:
-    """Run every style of ``settings`` on one seeded workload and write the results (from an event loop)."""
+    """Run every style of ``settings`` on one seeded workload and write the results (from an event loop).
+
+    ``calibration`` is the machine's calibration the models take their base from: ``"auto"`` (the
+    default) uses the cached one, measuring it first on this machine's first run (``labkit.lab.calibrate``).
+    """
     check_styles(settings)
     workload = build_workload(settings.workload)
     if len(workload) == 0:
@@ -174,8 +184,11 @@ async def arun(
     keep = work_dir is not None
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="labkit-"))
     try:
+        base = await calibration_for_run(progress) if calibration == "auto" else calibration
         style_runs = [await Session(one, settings, workload, work, progress).arun() for one in runnable]
         raise_if_cancelled()
+        for r in style_runs:
+            r.calibration = base
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -196,6 +209,9 @@ def run(
     results_dir: Path | None = None,
     extra: dict[str, Any] | None = None,
     work_dir: Path | None = None,
+    calibration: Calibration | None | Literal["auto"] = "auto",
 ) -> RunResult:
     """``arun`` for a caller without a running event loop (the CLI, scripts, sweeps)."""
-    return asyncio.run(arun(settings, progress=progress, run_id=run_id, results_dir=results_dir, extra=extra, work_dir=work_dir))
+    return asyncio.run(
+        arun(settings, progress=progress, run_id=run_id, results_dir=results_dir, extra=extra, work_dir=work_dir, calibration=calibration)
+    )

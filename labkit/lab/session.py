@@ -45,6 +45,7 @@ from labkit.lab.faults import injector_for
 from labkit.lab.hop import ProxyProcess
 from labkit.lab.measures import Episode
 from labkit.lab.workload import Workload
+from labkit.model.calibration import Calibration
 from labkit.provider.store import Store
 from labkit.servers.netproxy import EMULATION, Impairment, applied_delays_ms
 from labkit.servers.procs import Child, ProcessGroup, core_plan
@@ -120,6 +121,8 @@ class StyleRun:
     # Seconds the provider and the consumer process(es) waited for a CPU over that window (a busy machine's share).
     cpu_wait_s: tuple[float, float] = (0.0, 0.0)
     cores: dict[str, Any] = field(default_factory=dict)
+    # The machine's calibration the model takes its base from (labkit.model.calibration); None: no base.
+    calibration: Calibration | None = None
 
 
 def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:

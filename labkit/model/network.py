@@ -89,17 +89,58 @@ def _handshake_chunks(new_connection: bool, tls: bool) -> int:
 
 
 def webhook_latency(
-    profile: NetworkProfile, *, base_s: float = 0.0, payload_bytes: float = 0.0, tls: bool = False, new_connection: bool = False
+    profile: NetworkProfile,
+    *,
+    base_s: float = 0.0,
+    payload_bytes: float = 0.0,
+    tls: bool = False,
+    new_connection: bool = False,
+    new_connection_share: float | None = None,
 ) -> LatencyTerms:
-    """Event -> receiver for a push: one way, after the handshakes of a new connection, plus the body's transfer."""
+    """Event -> receiver for a push: one way, after the handshakes of a new connection, plus the body's transfer.
+
+    ``new_connection_share`` is the share of deliveries that open a connection
+    (a kept-alive pool that grows under overlap: ``pool_connections`` / deliveries);
+    without it a delivery opens one exactly when ``new_connection``.
+    """
+    share = (1.0 if new_connection else 0.0) if new_connection_share is None else min(max(new_connection_share, 0.0), 1.0)
     return LatencyTerms(
         style="webhook",
         base_s=base_s,
         one_way_s=one_way_s(profile),
-        handshake_s=handshake_s(profile, new_connection=new_connection, tls=tls),
+        handshake_s=share * handshake_s(profile, new_connection=True, tls=tls),
         transfer_s=transfer_s(payload_bytes, profile.rate_up_bps),
-        loss_s=loss_stall_s(profile, 1 + _handshake_chunks(new_connection, tls)),
+        loss_s=loss_stall_s(profile, 1 + share * _handshake_chunks(True, tls)),
     )
+
+
+def pool_connections(rate_per_s: float, attempt_s: float, deliveries: float, max_connections: int | None = None) -> float:
+    """Connections a kept-alive pool opens over ``deliveries`` Poisson deliveries that each hold one for ``attempt_s``.
+
+    By Little's law a mean of ``rho = rate x attempt`` deliveries are in flight,
+    and for Poisson arrivals the number in flight is Poisson(rho) (an M/G/inf
+    queue). The pool never closes a connection within a run, so it ends with
+    as many as the most deliveries ever in flight at once. A delivery that
+    arrives to find ``k`` in flight (probability ``P(k)``, the arrivals seeing
+    time averages) needs a ``k+1``-th connection; over ``deliveries`` arrivals
+    the chance that one ever does is about ``1 - exp(-deliveries P(k))``. The
+    expected count is the sum of those chances over ``k``, at least one.
+    """
+    if deliveries < 1:
+        return 0.0
+    rho = max(rate_per_s * attempt_s, 0.0)
+    cap = int(deliveries) if max_connections is None else min(int(deliveries), max_connections)
+    if rho == 0:
+        return 1.0
+    total, k = 1.0, 0
+    while k + 1 < cap:
+        k += 1
+        log_pmf = -rho + k * math.log(rho) - math.lgamma(k + 1)  # P(exactly k in flight), in logs: rho may be large
+        term = -math.expm1(-deliveries * math.exp(log_pmf))
+        total += term
+        if k > rho and term < 1e-9:
+            break
+    return total
 
 
 def polling_latency(

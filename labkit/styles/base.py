@@ -21,6 +21,7 @@ from labkit.styles.registry import StyleInfo
 
 if TYPE_CHECKING:
     from labkit.config import NetworkProfile, RunSettings
+    from labkit.model.calibration import Base
     from labkit.model.network import LatencyTerms
     from labkit.servers.procs import Child
 
@@ -32,6 +33,21 @@ def as_number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if out != out else out
+
+
+def mean_latency_s(run: Any) -> float | None:
+    """The mean of a run's event latencies (created in the provider to recorded by the consumer), or None."""
+    events = run.events
+    if not events:
+        return None
+    return sum(r - c for *_, c, r in events) / len(events) / 1e9
+
+
+def with_base(block: dict[str, Any], base: Base) -> dict[str, Any]:
+    """A model block that names its base's source (``calibration <id>`` or ``none``) and the costs it took from it."""
+    block["base_source"] = base.source
+    block["base"] = base.block()
+    return block
 
 
 def network_profile(settings: RunSettings) -> NetworkProfile:
@@ -199,6 +215,15 @@ class Style(ABC):
         ``run`` is a ``labkit.lab.session.StyleRun``; ``per`` the expected deliveries
         (events x consumers); ``rate`` the realised publish rate.
         """
+
+    def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
+        """This style's loopback costs (seconds) from a calibration run (``labkit.lab.calibrate``): its model's base.
+
+        The default is the mean latency of the run, created to recorded; a style
+        whose model needs other costs measures them here and names them in its model.
+        """
+        mean = mean_latency_s(run)
+        return {"latency_s": mean} if mean is not None else {}
 
     @abstractmethod
     def fault_measures(self, counters: Mapping[str, Any], deliveries: Mapping[str, Any], retry: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from labkit import model
 from labkit.config import RunSettings
 from labkit.errors import ServerError
 from labkit.model import network as model_network
-from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
+from labkit.model.calibration import Base, base_for
+from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_base, with_network
 from labkit.styles.registry import StyleInfo, Variant, register
 
 # The report's names of the variants; the first two are options of the decision.
@@ -45,6 +46,8 @@ INFO = StyleInfo(
     window_counters=("polls", "empty_polls", "not_modified"),
 )
 
+# The cost a poller's model takes from the calibration (labkit.model.calibration): one loopback poll, seconds.
+BASE_COSTS = ("poll_s",)
 START_TIMEOUT_S = 30.0
 SNAPSHOT_TIMEOUT_S = 5.0
 
@@ -140,7 +143,6 @@ class Polling(Style):
         polls = int(counters.get("polls", 0))
         empty = int(counters.get("empty_polls", 0))
         requests = int(counters.get("requests", 0))
-        rtt_ms = (counters.get("rtt") or {}).get("mean") or 0.0
         wl = settings.workload
         out: dict[str, Any] = {
             "poll_interval_s": settings.poll_interval_s,
@@ -155,7 +157,10 @@ class Polling(Style):
             "poll_lateness_ms": counters.get("lateness"),
             "rtt_ms": counters.get("rtt"),
         }
-        out["model"] = self.network_model(rate, rtt_ms / 1000, settings)
+        # the connections the fleet really opened, beside the model's one per poller (model.connections)
+        out["connections_opened"] = (run.consumer_stats.get("wire") or {}).get("connections")
+        base = base_for(getattr(run, "calibration", None), self.info.name, BASE_COSTS)
+        out["model"] = self.network_model(rate, base, settings)
         if settings.snapshot:
             # a snapshot poller misses intermediate versions by design (Bozdag et al. 2007): they count as lost
             out["feed"] = "snapshot"
@@ -164,28 +169,39 @@ class Polling(Style):
         out["model"]["rate_per_s"] = rate
         return out
 
-    def network_model(self, rate: float, poll_rtt_s: float, settings: RunSettings) -> dict[str, Any]:
-        """The polling model with the network's terms: the poll's measured round trip less the profile's is the lab's work.
+    def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
+        """The lab's work per poll on loopback: the mean round trip of a poll."""
+        rtt_ms = ((run.consumer_stats.get("counters") or {}).get("rtt") or {}).get("mean")
+        return {"poll_s": float(rtt_ms) / 1000} if rtt_ms else {}
+
+    def network_model(self, rate: float, base: Base, settings: RunSettings) -> dict[str, Any]:
+        """The polling model with the network's terms, on the calibrated loopback poll (nothing the judged run measured).
 
         On a fixed timetable an event waits T/2 for the next poll to reach the
-        provider and one way back (``labkit.model.network.polling_latency``); a
-        long poll answers one way after the event, plus the re-arm gaps.
+        provider, the lab's work on the poll (the calibrated loopback round trip)
+        and one way back (``labkit.model.network.polling_latency``); a long poll
+        answers one way after the event, plus the re-arm gaps.
         """
         wl = settings.workload
+        poll_s = base.get("poll_s")
         block = model.polling_model(
-            rate, settings.poll_interval_s, poll_rtt_s, arrival=wl.arrival, page_limit=100, long_poll_wait_s=settings.long_poll_wait_s
+            rate, settings.poll_interval_s, poll_s, arrival=wl.arrival, page_limit=100, long_poll_wait_s=settings.long_poll_wait_s
         )
+        block["connections"] = settings.pollers  # each poller keeps one connection open for the run
         profile = network_profile(settings)
-        base = max(poll_rtt_s - profile.rtt_ms / 1000, 0.0)
         if settings.long_poll_wait_s > 0:
             if profile.is_loopback:
-                return block  # no closed form on loopback: the fleet's round trip includes each hold
-            terms = model_network.long_poll_latency(profile, rate, response_bytes=wl.payload_bytes, tls=settings.tls)
+                return with_base(block, base)  # no closed form on loopback: the fleet's round trip includes each hold
+            terms = model_network.long_poll_latency(profile, rate, base_s=poll_s, response_bytes=wl.payload_bytes, tls=settings.tls)
         else:
             terms = model_network.polling_latency(
-                profile, settings.poll_interval_s, base_s=base, response_bytes=wl.payload_bytes, tls=settings.tls
+                profile, settings.poll_interval_s, base_s=poll_s, response_bytes=wl.payload_bytes, tls=settings.tls
             )
-        return with_network(block, terms, settings)
+            # the quantiles shift with the network's terms as the mean does (the wait is uniform on [0, T])
+            extra_ms = (terms.total_s - terms.wait_s - poll_s) * 1000
+            for q in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
+                block[q] = block[q] + extra_ms
+        return with_base(with_network(block, terms, settings), base)
 
     def fault_measures(self, counters: Mapping[str, Any], deliveries: Mapping[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
         return {

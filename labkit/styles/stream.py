@@ -23,7 +23,8 @@ from labkit.config import RunSettings
 from labkit.errors import ServerError
 from labkit.model import network as model_network
 from labkit.model import streams as model_streams
-from labkit.styles.base import Lab, ProjectedScale, Role, Style, network_profile, with_network
+from labkit.model.calibration import Base, base_for
+from labkit.styles.base import Lab, ProjectedScale, Role, Style, mean_latency_s, network_profile, with_base, with_network
 from labkit.styles.polling import snapshot_stats, wait_for_file
 from labkit.styles.registry import StyleInfo, Variant, register
 
@@ -36,6 +37,8 @@ STREAMS_PER_SPREAD_S = 2000
 # The consumer's backoff after a dropped stream: short, so a provider restart or a cut is caught up quickly.
 BACKOFF_INITIAL_S = 0.05
 BACKOFF_MAX_S = 1.0
+# The costs a stream's model takes from the calibration (labkit.model.calibration), in seconds.
+BASE_COSTS = ("frame_s", "write_cost_s")
 # JSON around a payload as the feed shows an event: {"id":N,"type":"...","created_ns":19 digits,"payload":...}
 CREATED_NS_DIGITS = 19
 
@@ -129,10 +132,6 @@ class StreamStyle(Style):
         connects = int(counters.get("connects", 0))
         requests = connects + int(counters.get("http_errors", 0))
         streams = max(len(run.consumers), 1)
-        fanned = int(pstats.get("stream_events_fanned_out", 0) or 0)
-        work_cpu = max(run.provider_cpu_s - run.provider_cpu_start_s, 0.0)
-        write_cost = work_cpu / fanned if fanned else 0.0
-        one_way = min((r - c for _, _, _, c, r in run.events), default=0) / 1e9
         per_conn = None
         if run.provider_rss_bytes and run.provider_rss_base_bytes:
             per_conn = max(run.provider_rss_bytes - run.provider_rss_base_bytes, 0) / streams
@@ -153,11 +152,12 @@ class StreamStyle(Style):
             "provider_memory_per_connection_kb": per_conn / 1024 if per_conn is not None else None,
             "lag_ms": counters.get("lag"),
         }
+        base = base_for(getattr(run, "calibration", None), self.info.name, BASE_COSTS)
         m = model_streams.stream_model(
             self.protocol,
-            one_way_s=one_way,
+            one_way_s=base.get("frame_s"),
             streams=streams,
-            write_cost_s=write_cost,
+            write_cost_s=base.get("write_cost_s"),
             event_type=wl.event_type,
             event_json_bytes=event_json_bytes(wl.event_type, wl.payload_bytes),
             rate_per_s=rate,
@@ -165,42 +165,53 @@ class StreamStyle(Style):
             per_connection_bytes=per_conn,
         )
         m["parameters"] = {
-            "one_way_s": {"kind": "measured", "value": one_way, "from": "the fastest delivery of the run"},
-            "write_cost_s": {"kind": "measured", "value": write_cost, "from": "provider CPU of the run / frames it fanned out"},
+            "one_way_s": {
+                "kind": "calibration",
+                "value": base.get("frame_s"),
+                "from": f"{base.source}: a loopback frame, created to recorded",
+            },
+            "write_cost_s": {"kind": "calibration", "value": base.get("write_cost_s"), "from": f"{base.source}: provider CPU per frame"},
         }
         m["rate_per_s"] = rate
+        m["connections"] = streams  # one stream per consumer, opened once: no reconnect without a fault
+        # the connections the fleet really opened (connects, reconnects included), beside the model's
+        out["connections_opened"] = connects
         published = max(len(run.published_ids), 1)
-        per_connection = published * streams / connects if connects else math.inf
-        out["model"] = self.network_model(
-            m, settings, one_way_s=one_way, streams=streams, write_cost_s=write_cost, events_per_connection=per_connection
-        )
+        out["model"] = self.network_model(m, settings, base, streams=streams, events_per_connection=float(published))
         return out
 
+    def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
+        """The lab's work per frame on loopback: a frame's mean latency (less the fan-out's wait) and the provider's CPU per frame."""
+        mean = mean_latency_s(run)
+        fanned = int((run.provider_stats or {}).get("stream_events_fanned_out", 0) or 0)
+        if mean is None or not fanned:
+            return {}
+        write_cost = max(run.provider_cpu_s - run.provider_cpu_start_s, 0.0) / fanned
+        streams = max(len(run.consumers), 1)
+        return {"frame_s": max(mean - model_streams.fanout_queueing_s(streams, write_cost), 0.0), "write_cost_s": write_cost}
+
     def network_model(
-        self,
-        block: dict[str, Any],
-        settings: RunSettings,
-        *,
-        one_way_s: float,
-        streams: int,
-        write_cost_s: float,
-        events_per_connection: float,
+        self, block: dict[str, Any], settings: RunSettings, base: Base, *, streams: int, events_per_connection: float
     ) -> dict[str, Any]:
         """The stream model with the network's terms, as webhook and polling have them (``labkit.model.network``).
 
         A held stream pays one one-way trip per event; its handshakes (TCP, and
         TLS) are paid once per connection and shared by the events it carries.
-        The fastest delivery less the profile's one way is the lab's own work;
-        the fan-out's queueing stays the provider's and is added to it.
+        The calibrated loopback frame is the lab's own work; the fan-out's
+        queueing (at the calibrated write cost) is the provider's and is added to it.
         """
         profile = network_profile(settings)
-        mean_q = model_streams.fanout_queueing_s(streams, write_cost_s)
-        q99 = model_streams.fanout_queueing_s(streams, write_cost_s, 0.99)
-        base = max(one_way_s - model_network.one_way_s(profile), 0.0) + mean_q
+        write_cost = base.get("write_cost_s")
+        mean_q = model_streams.fanout_queueing_s(streams, write_cost)
+        q99 = model_streams.fanout_queueing_s(streams, write_cost, 0.99)
         terms = model_network.stream_latency(
-            profile, base_s=base, event_bytes=block["bytes_per_event"], tls=settings.tls, events_per_connection=events_per_connection
+            profile,
+            base_s=base.get("frame_s") + mean_q,
+            event_bytes=block["bytes_per_event"],
+            tls=settings.tls,
+            events_per_connection=events_per_connection,
         )
-        block = with_network(block, terms, settings)
+        block = with_base(with_network(block, terms, settings), base)
         block["latency_p99_ms"] = (terms.total_s - mean_q + q99) * 1000
         block["events_per_connection"] = events_per_connection if math.isfinite(events_per_connection) else None
         return block

@@ -17,8 +17,9 @@ from labkit import model
 from labkit.config import RunSettings
 from labkit.errors import RunError
 from labkit.model import network as model_network
+from labkit.model.calibration import Base, base_for
 from labkit.provider.store import Store
-from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, network_profile, with_network
+from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, mean_latency_s, network_profile, with_base, with_network
 from labkit.styles.registry import StyleInfo, Variant, register
 
 # The report's names of the variants; the plain one is also the decision's option.
@@ -41,6 +42,11 @@ INFO = StyleInfo(
     ),
 )
 
+# The costs a webhook's model takes from the calibration (labkit.model.calibration), in seconds.
+BASE_COSTS = ("delivery_s", "attempt_s")
+# The dispatcher's least concurrency (provider_settings caps the pool's connections).
+DISPATCH_CONCURRENCY_MIN = 64
+
 
 class Webhook(Style):
     """The provider pushes; a receiver (one process, one URL per subscriber) acknowledges."""
@@ -58,7 +64,7 @@ class Webhook(Style):
             "batch_max_events": settings.batch_max_events,
             "batch_window_ms": settings.batch_window_ms,
             "thin_events": settings.thin_events,
-            "dispatch_concurrency": min(512, max(64, settings.subscribers * 8)),
+            "dispatch_concurrency": min(512, max(DISPATCH_CONCURRENCY_MIN, settings.subscribers * 8)),
         }
 
     def consumer_names(self, settings: RunSettings) -> list[str]:
@@ -113,6 +119,9 @@ class Webhook(Style):
         attempts = int(d.get("attempts", 0))
         retries = int(d.get("retries", max(attempts - int(d.get("deliveries", 0)), 0)))
         published = max(len(run.published_ids), 1)
+        base = base_for(getattr(run, "calibration", None), self.info.name, BASE_COSTS)
+        model_block = self.network_model(settings, base, rate_per_s=rate * settings.subscribers, deliveries=per)
+        model_block["requests_per_event"] = model.push_requests_per_event(settings.batch_max_events, retries / published)
         return {
             "attempts": attempts,
             "retries": retries,
@@ -120,29 +129,50 @@ class Webhook(Style):
             "disabled_endpoints": int(d.get("disabled_endpoints", 0)),
             "rejected": counters.get("rejected", {}),
             "delivery_rtt_ms": run.delivery_rtt_s * 1000 if run.delivery_rtt_s is not None else None,
-            "model": self.network_model(run.delivery_rtt_s or 0.0, settings, retries / published),
+            # what the dispatcher really opened (its last lifetime), beside the model's count (model.connections)
+            "connections_opened": (run.provider_stats.get("wire") or {}).get("connections"),
+            "model": model_block,
         }
 
-    def network_model(self, delivery_rtt_s: float, settings: RunSettings, retries_per_event: float) -> dict[str, Any]:
-        """The loopback model (one delivery round trip) with the network's terms in place of the hop's share.
+    def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
+        """The lab's work per delivery on loopback: created to recorded (the base), and one attempt's round trip."""
+        mean = mean_latency_s(run)
+        if mean is None or run.delivery_rtt_s is None:
+            return {}
+        return {"delivery_s": mean, "attempt_s": float(run.delivery_rtt_s)}
 
-        The measured attempt holds the lab's own work plus the profile's round trip
-        (and, on a new connection, its handshakes); that work is the base, and the
-        event's way to the receiver adds one way, the handshakes and the body's transfer.
+    def network_model(self, settings: RunSettings, base: Base, *, rate_per_s: float, deliveries: float) -> dict[str, Any]:
+        """The calibrated loopback delivery plus the network's terms, with the connections the sender really needs.
+
+        Nothing the judged run measured goes in: the base is the calibration's
+        loopback delivery, and an attempt through the profile holds a connection
+        for the calibrated attempt plus one round trip (and the body's transfer).
+        With ``reuse``, deliveries that overlap need more connections (by Little's
+        law, ``rate x attempt`` are in flight; ``pool_connections``), and each
+        connection opened pays the handshakes once; with ``new`` every delivery does.
         """
         profile = network_profile(settings)
         new = settings.webhook_connection == "new"
-        handshake = model_network.handshake_s(profile, new_connection=new, tls=settings.tls)
-        base = max(delivery_rtt_s - profile.rtt_ms / 1000 - handshake, 0.0)
+        payload = settings.workload.payload_bytes * settings.batch_max_events
+        hs = model_network.handshake_s(profile, new_connection=True, tls=settings.tls)
+        attempt = base.get("attempt_s") + profile.rtt_ms / 1000 + model_network.transfer_s(payload, profile.rate_up_bps)
+        if new:
+            connections = float(deliveries)
+        else:
+            cap = int(self.provider_settings(settings)["dispatch_concurrency"])
+            connections = model_network.pool_connections(rate_per_s, attempt, deliveries, cap)
+            # the first attempt on each new connection holds it a handshake longer: count that overlap once more
+            share = connections / deliveries if deliveries else 0.0
+            connections = model_network.pool_connections(rate_per_s, attempt + share * hs, deliveries, cap)
+        share = connections / deliveries if deliveries else 0.0
         terms = model_network.webhook_latency(
-            profile,
-            base_s=base,
-            payload_bytes=settings.workload.payload_bytes * settings.batch_max_events,
-            tls=settings.tls,
-            new_connection=new,
+            profile, base_s=base.get("delivery_s"), payload_bytes=payload, tls=settings.tls, new_connection=new, new_connection_share=share
         )
-        block = model.webhook_model(delivery_rtt_s, batch=settings.batch_max_events, retries_per_event=retries_per_event)
-        return with_network(block, terms, settings)
+        block = model.webhook_model(base.get("attempt_s"), batch=settings.batch_max_events)
+        block["connections"] = connections
+        block["attempt_ms"] = (attempt + share * hs) * 1000
+        block["assumes"] = "push on publish: the calibrated loopback delivery; a connection per overlapping delivery (Little's law)"
+        return with_base(with_network(block, terms, settings), base)
 
     def retry_attempts(self, provider_db: Path, consumer_of: Mapping[str, str]) -> dict[tuple[str, int], int] | None:
         out: dict[tuple[str, int], int] = {}

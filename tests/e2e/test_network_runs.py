@@ -56,20 +56,25 @@ def test_profile_and_network_fault_are_refused_in_one_line(tmp_path) -> None:
 
 
 def test_models_add_the_profiles_terms() -> None:
+    from labkit.model.calibration import Base
+
     wl = WorkloadSettings(rate_per_s=10, duration_s=1, payload_bytes=1000)
     plain = RunSettings(workload=wl, poll_interval_s=0.5)
     far = RunSettings(workload=wl, poll_interval_s=0.5, network=parse_network("rtt=80ms"), tls=True, webhook_connection="new")
     assert network_profile(plain).is_loopback
-    # webhook: the measured attempt (5 ms of the lab's work + the round trip + TCP and TLS handshakes)
-    on_loopback = WEBHOOK.network_model(0.005, plain, 0.0)["latency_mean_ms"]
-    through = WEBHOOK.network_model(0.005 + 0.080 + 0.160, far, 0.0)
-    assert on_loopback == pytest.approx(5.0)
+    # webhook: the calibrated loopback delivery (5 ms) + one way + TCP and TLS handshakes on every new connection
+    base = Base("calibration x", {"delivery_s": 0.005, "attempt_s": 0.004})
+    on_loopback = WEBHOOK.network_model(plain, base, rate_per_s=10, deliveries=10)
+    through = WEBHOOK.network_model(far, base, rate_per_s=10, deliveries=10)
+    assert on_loopback["latency_mean_ms"] == pytest.approx(5.0)
     assert through["latency_mean_ms"] == pytest.approx(5 + 40 + 160)
-    assert through["network_terms_ms"]["handshake_s"] == pytest.approx(160)
-    assert through["kind"] == "model" and "TLS" in through["assumes"]
-    # polling on a timetable: T/2 + the lab's work + one way back
-    assert POLLING.network_model(10.0, 0.002, plain)["latency_mean_ms"] == pytest.approx(252)
-    assert POLLING.network_model(10.0, 0.082, far)["latency_mean_ms"] == pytest.approx(250 + 2 + 40)
+    assert through["network_terms_ms"]["handshake_ms"] == pytest.approx(160) == through["network_terms_ms"]["handshake_s"]
+    assert through["kind"] == "model" and "TLS" in through["assumes"] and through["connections"] == 10
+    assert through["base_source"] == "calibration x" and through["base"]["costs_ms"] == {"delivery_ms": 5.0, "attempt_ms": 4.0}
+    # polling on a timetable: T/2 + the lab's calibrated poll + one way back
+    poll = Base("calibration x", {"poll_s": 0.002})
+    assert POLLING.network_model(10.0, poll, plain)["latency_mean_ms"] == pytest.approx(252)
+    assert POLLING.network_model(10.0, poll, far)["latency_mean_ms"] == pytest.approx(250 + 2 + 40)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from labkit.cli.compare import parse_styles
 from labkit.config import RunSettings
 from labkit.errors import ConfigError
 from labkit.lab import pipeline
+from labkit.model.calibration import Calibration
 from labkit.runs.experiments import parse_experiment
 from labkit.styles import get, unit
 from labkit.styles.stream import event_json_bytes
@@ -85,11 +86,18 @@ def _fake_run(events: int, consumers: int) -> SimpleNamespace:
         provider_rss_bytes=80 * 2**20,
         provider_rss_base_bytes=60 * 2**20,
         published_ids=list(range(1, events + 1)),
+        calibration=_calibration(),
     )
 
 
+def _calibration() -> Calibration:
+    """A calibration as the machine's would be: 2 ms a loopback frame, 25 ms of provider CPU per frame."""
+    costs = {"frame_s": 0.002, "write_cost_s": 1.0 / 40}
+    return Calibration("t1", {}, "x", "now", {name: dict(costs) for name in STREAMS})
+
+
 @pytest.mark.parametrize("name", STREAMS)
-def test_summary_has_the_stream_keys_and_a_model_with_measured_parameters(name: str) -> None:
+def test_summary_has_the_stream_keys_and_a_model_with_calibrated_parameters(name: str) -> None:
     settings = RunSettings(styles=(name,), pollers=4)
     out = unit(name).summary(_fake_run(10, 4), settings, 40, 20.0)
     assert out["connections"] == 4 and out["reconnects"] == 2 and out["dropped_backpressure"] == 1
@@ -100,6 +108,9 @@ def test_summary_has_the_stream_keys_and_a_model_with_measured_parameters(name: 
     assert m["memory_per_connection"]["kind"] == "measured"
     assert m["parameters"]["one_way_s"]["value"] == pytest.approx(0.002)
     assert m["parameters"]["write_cost_s"]["value"] == pytest.approx(1.0 / 40)
+    assert m["parameters"]["one_way_s"]["kind"] == "calibration" and m["base_source"] == "calibration t1"
+    # the connections the fleet opened (5: one reconnect beyond the 4 streams), beside the model's 4
+    assert out["connections_opened"] == 5 and m["connections"] == 4
     # the model's bytes per event: the event's JSON plus the protocol's framing
     assert m["bytes_per_event"] == pytest.approx(event_json_bytes(settings.workload.event_type, 256) + m["frame_overhead_bytes"], abs=1)
     assert unit(name).fault_measures({"reconnects": 3, "events": 9, "duplicate_events": 1}, {}, {})["retries"] == 3
@@ -110,24 +121,24 @@ def test_the_stream_model_adds_one_way_per_event_and_shares_the_handshakes_per_c
     from labkit.config.network import SHIPPED
     from labkit.model.streams import fanout_queueing_s
 
-    run = _fake_run(10, 4)  # fastest delivery 2 ms; 5 connects for 4 streams: 10 x 4 / 5 = 8 events per connection
+    run = _fake_run(10, 4)  # a calibrated frame of 2 ms; each stream opened once: 10 events per connection
     q_mean, q99 = fanout_queueing_s(4, 1.0 / 40), fanout_queueing_s(4, 1.0 / 40, 0.99)
     loop = unit(name).summary(run, RunSettings(styles=(name,), pollers=4), 40, 20.0)["model"]
     assert loop["latency_mean_ms"] == pytest.approx((0.002 + q_mean) * 1000)  # loopback: nothing added
     assert loop["latency_p99_ms"] == pytest.approx((0.002 + q99) * 1000)
-    assert loop["network"]["profile"] == "loopback" and loop["events_per_connection"] == 8
+    assert loop["network"]["profile"] == "loopback" and loop["events_per_connection"] == 10
 
     cross = SHIPPED["cross-region"]  # rtt 65 ms, no loss, no rate limit
-    # through the profile the fastest delivery took its one way (32.5 ms) on top of the lab's 2 ms
-    run.events = [(s, c, e, cr, cr + 32_500_000 + 2_000_000) for s, c, e, cr, _ in run.events]
+    # what the run measured is no model input: slower deliveries leave the model as it was
+    run.events = [(s, c, e, cr, cr + 32_500_000 + 9_000_000) for s, c, e, cr, _ in run.events]
     tls = RunSettings(styles=(name,), pollers=4, network=cross, tls=True)
     m = unit(name).summary(run, tls, 40, 20.0)["model"]
     assert m["kind"] == "model"
     terms = m["network_terms_ms"]
-    assert terms["one_way_s"] == pytest.approx(32.5)  # one one-way trip per event
-    assert terms["handshake_s"] == pytest.approx(2 * 65 / 8)  # TCP + TLS round trips, once per connection of 8 events
-    assert terms["base_s"] == pytest.approx((0.002 + q_mean) * 1000)  # the lab's own work and the fan-out
-    assert m["latency_mean_ms"] == pytest.approx(2 + q_mean * 1000 + 32.5 + 2 * 65 / 8)
+    assert terms["one_way_ms"] == pytest.approx(32.5)  # one one-way trip per event
+    assert terms["handshake_ms"] == pytest.approx(2 * 65 / 10)  # TCP + TLS round trips, once per connection of 10 events
+    assert terms["base_ms"] == pytest.approx((0.002 + q_mean) * 1000)  # the lab's own work and the fan-out
+    assert m["latency_mean_ms"] == pytest.approx(2 + q_mean * 1000 + 32.5 + 2 * 65 / 10)
     assert m["latency_p99_ms"] == pytest.approx(m["latency_mean_ms"] + (q99 - q_mean) * 1000)
     assert m["network"] == {"profile": "cross-region", "spec": cross.spec(), "tls": True, "webhook_connection": tls.webhook_connection}
     assert "cross-region" in m["assumes"]

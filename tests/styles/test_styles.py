@@ -238,7 +238,8 @@ def test_summaries_take_the_window_counters_for_every_run():
     assert polling["model"]["requests_per_event"] == pytest.approx(0.1)
     webhook = summarise_style(_style_run("webhook", {"requests": 100}, {"requests": 100}), settings)
     assert webhook["requests_per_event"] == pytest.approx(1.0) and webhook["attempts"] == 100
-    assert webhook["model"]["latency_mean_ms"] == pytest.approx(2.0)
+    # no calibration on a bare StyleRun: the model's base is none (0), and says so
+    assert webhook["model"]["latency_mean_ms"] == pytest.approx(0.0) and webhook["model"]["base_source"] == "none"
     assert "empty_poll_ratio" not in webhook
 
 

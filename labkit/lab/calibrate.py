@@ -1,0 +1,106 @@
+"""Measure this machine's loopback costs per style, once: the base of every model (``labkit.model.calibration``).
+
+Each registered style runs once on loopback through the same session a real
+run uses (provider, consumer, seeded workload), short and at a moderate rate,
+and says which of its costs the run measured (``Style.calibration_costs``): the
+webhook's delivery and attempt, the poller's round trip, a stream's frame and
+write cost. The result is cached per machine fingerprint and labkit version;
+``calibration_for_run`` is what the pipeline calls before a run (the cache, an
+override from ``LABKIT_CALIBRATION``, or a new measurement on first use).
+
+Cheap by design: about 2.5 s of events per style, one consumer, no network
+profile, no TLS; the whole calibration takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from labkit._version import __version__
+from labkit.config import RunSettings, WorkloadSettings
+from labkit.lab.session import Progress, Session, no_progress, raise_if_cancelled
+from labkit.lab.workload import build_workload
+from labkit.model import calibration as cal
+from labkit.styles.base import unit, units
+
+PHASE = "calibrating this machine"
+RATE_PER_S = 50.0
+DURATION_S = 2.5
+POLL_INTERVAL_S = 0.1  # lambda T = 5: nearly every poll carries events, as the polls an event waits for do
+SEED = 1
+
+
+def calibration_settings() -> RunSettings:
+    """The loopback runs a calibration makes: every style, one consumer each, a short Poisson workload."""
+    wl = WorkloadSettings(arrival="poisson", rate_per_s=RATE_PER_S, duration_s=DURATION_S, seed=SEED)
+    return RunSettings(workload=wl, pollers=1, subscribers=1, poll_interval_s=POLL_INTERVAL_S, drain_timeout_s=20)
+
+
+async def ameasure(progress: Progress = no_progress) -> cal.Calibration:
+    """Run every style that accepts the calibration's settings on loopback and collect their costs."""
+    base = calibration_settings()
+    styles = [u for u in units() if u.refuse(base) is None]
+    costs: dict[str, dict[str, float]] = {}
+    work = Path(tempfile.mkdtemp(prefix="labkit-calibrate-"))
+    try:
+        for i, style in enumerate(styles):
+            progress(PHASE, i, len(styles))
+            settings = base.model_copy(update={"styles": (style.info.name,)})
+            run = await Session(unit(style.info.name), settings, build_workload(settings.workload), work).arun()
+            raise_if_cancelled()
+            measured = style.calibration_costs(run, settings)
+            if measured:
+                costs[style.info.name] = measured
+        progress(PHASE, len(styles), len(styles))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    fp = cal.fingerprint()
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return cal.Calibration(
+        id=cal.new_id(costs, fp, created),
+        fingerprint=fp,
+        labkit_version=__version__,
+        created=created,
+        costs=costs,
+        measured_with=_measured_with(base),
+    )
+
+
+def _measured_with(settings: RunSettings) -> dict[str, Any]:
+    """How the calibration was measured, and how busy the machine was then (a busy machine measures a larger base)."""
+    wl = settings.workload
+    return {
+        "load_average": os.getloadavg()[0],
+        "rate_per_s": wl.rate_per_s,
+        "duration_s": wl.duration_s,
+        "arrival": wl.arrival,
+        "poll_interval_s": settings.poll_interval_s,
+        "consumers": 1,
+        "network": "loopback",
+        "tls": False,
+        "webhook_connection": settings.webhook_connection,
+    }
+
+
+async def arecalibrate(progress: Progress = no_progress) -> tuple[cal.Calibration, Path]:
+    """Measure again and replace this machine's cached calibration; the calibration and its file."""
+    measured = await ameasure(progress)
+    path = cal.save(measured)
+    return cal.Calibration(**{**measured.__dict__, "path": str(path)}), path
+
+
+async def calibration_for_run(progress: Progress = no_progress) -> cal.Calibration | None:
+    """The calibration a run's models use: the override, the cache, or (first use) a new measurement, cached."""
+    overridden, chosen = cal.override()
+    if overridden:
+        return chosen
+    cached = cal.cached()
+    if cached is not None:
+        return cached
+    measured, _ = await arecalibrate(progress)
+    return measured
