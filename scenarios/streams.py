@@ -1,7 +1,7 @@
 """Consumers holding Server-Sent Events streams on the provider; the lag of each delivered event.
 
 Each user is one consumer holding ``GET /stream`` open (a gevent socket, the
-response parsed by httptools). Every event read is fired into Locust's stats as
+response parsed by labkit's HTTP core, the body by its one SSE decoder). Every event read is fired into Locust's stats as
 request type ``LAG``, name ``stream``: the provider's ``created_ns`` to the
 moment the frame was read. A stream that ends or stays silent past
 ``--stall-after`` seconds counts as a failure and resumes after its last id.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import RunError, WireError
-from labkit.wire.httpclient import HttpConnection, Origin, connect, render_request
+from labkit.wire.httpclient import HttpConnection, Origin, connect, parse_url, render_request
 from labkit.wire.metering import WireCounter, new_histogram, record_us
 
 MARKER = "LABKIT_WRK "
@@ -329,10 +329,11 @@ class LoadTool:
         self._n = 0
 
     def run(self, base_url: str, requests: list[HttpRequest], *, connections: int, duration_s: float) -> LoadResult:
-        hostport = base_url.split("://", 1)[1].rstrip("/")
-        host, _, port = hostport.partition(":")
+        target = parse_url(base_url)
+        hostport = target.host.decode("ascii")
         if not self.use_wrk:
-            return asyncio.run(raw_load(host, int(port), requests, connections=connections, duration_s=duration_s))
+            origin = target.origin
+            return asyncio.run(raw_load(origin.host, origin.port, requests, connections=connections, duration_s=duration_s))
         self._n += 1
         script = write_wrk_script(self.work_dir, f"load{self._n}", requests, hostport)
         url = base_url.rstrip("/") + requests[0].path

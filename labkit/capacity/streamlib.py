@@ -1,8 +1,9 @@
 """What the streams locustfile uses: one held SSE stream per Locust user, and its delivery lag.
 
 A user opens ``GET /stream`` on the provider over a socket (gevent makes it
-cooperative under Locust), reads the response through ``httptools`` (status,
-headers, chunked body) and the body by the SSE rules, and fires one Locust
+cooperative under Locust), feeds what it reads to the HTTP core's sans-IO
+``ResponseParser`` (status, headers, chunked body; ``labkit.wire.httpclient``)
+and the body to the one SSE decoder (``labkit.wire.sse``), and fires one Locust
 request of type ``LAG``, name ``stream`` per event: the event's ``created_ns``
 (the provider's clock, the same machine's) to the moment its frame was read.
 A stream that fails to open, ends, or stays silent past ``--stall-after``
@@ -22,20 +23,21 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-import httptools
 import orjson
 
 from labkit.config import DEFAULT_API_KEY
+from labkit.wire.errors import RemoteProtocolError
+from labkit.wire.httpclient import ResponseParser, parse_url, render_request
+from labkit.wire.sse import SseDecoder
 
 LAG_TYPE = "LAG"
 STREAM_NAME = "stream"
 CONNECT_NAME = "connect"
 RECV_BYTES = 65536
 BACKOFF_S = (0.2, 2.0)  # first retry, cap
+MAX_ERROR_BYTES = 200  # of a refusal's body kept for the failure's name
 
 # fire(request_type, name, response_time_ms, response_length, exception)
 Fire = Callable[[str, str, float, int, BaseException | None], None]
@@ -72,92 +74,46 @@ def stall_after_s(options: Any) -> float:
     return max(stall, 5 * interval)
 
 
-@dataclass
-class SseBody:
-    """The SSE rules on a byte stream: fields ``id``, ``event``, ``data``; comments skipped; any line end."""
-
-    on_event: Callable[[str | None, str, str], None]
-    last_id: str | None = None
-    _buf: bytes = b""
-    _event: str = ""
-    _data: list[str] = field(default_factory=list)
-
-    def feed(self, body: bytes) -> None:
-        buf = self._buf + body
-        if b"\r" in buf:
-            if buf.endswith(b"\r"):  # a \r\n split across reads
-                self._buf = buf
-                return
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = buf.rfind(b"\n")
-        self._buf = buf[end + 1 :]
-        if end < 0:
-            return
-        for line in buf[:end].decode("utf-8", "replace").split("\n"):
-            if not line:
-                if self._data:
-                    self.on_event(self.last_id, self._event or "message", "\n".join(self._data))
-                self._data, self._event = [], ""
-            elif line[0] != ":":
-                name, _, value = line.partition(":")
-                value = value[1:] if value[:1] == " " else value
-                if name == "data":
-                    self._data.append(value)
-                elif name == "id" and "\0" not in value:
-                    self.last_id = value
-                elif name == "event":
-                    self._event = value
-
-
-class _Response:
-    """httptools callbacks for one response: the status, then the body into the SSE parser."""
-
-    def __init__(self, body: SseBody) -> None:
-        self.body = body
-        self.status = 0
-        self.error = b""
-        self.complete = False
-        self.parser = httptools.HttpResponseParser(self)
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-
-    def on_body(self, data: bytes) -> None:
-        if self.status == 200:
-            self.body.feed(data)
-        else:
-            self.error += data[: 200 - len(self.error)]
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-
 class HeldStream:
     """One consumer's SSE stream, held and re-opened until the user stops."""
 
     def __init__(self, base_url: str, api_key: str, start_cursor: str, stall_after_s: float, fire: Fire) -> None:
-        url = urlsplit(base_url)
-        if url.scheme != "http" or not url.hostname:
+        target = parse_url(base_url)
+        if target.origin.scheme != "http":
             raise ValueError(f"the streams scenario needs an http:// provider URL, not {base_url!r}")
-        self.host, self.port = url.hostname, url.port or 80
+        self.target = target
+        self.host, self.port = target.origin.host, target.origin.port
         self.api_key = api_key
         self.stall_after_s = stall_after_s
         self.fire = fire
-        self.body = SseBody(self._event, last_id=start_cursor)
+        self.decoder = SseDecoder(last_event_id=start_cursor)
         self.events = 0
         self.reconnects = 0
         # events created before this consumer existed are backlog, not delivery lag: read, not timed
         self.joined_ns = time.time_ns()
         self._sock: socket.socket | None = None
 
-    def _request(self) -> bytes:
-        head = (
-            f"GET /stream HTTP/1.1\r\nhost: {self.host}:{self.port}\r\naccept: text/event-stream\r\n"
-            f"authorization: Bearer {self.api_key}\r\nlast-event-id: {self.body.last_id or '0'}\r\n\r\n"
-        )
-        return head.encode("latin-1")
+    @property
+    def last_id(self) -> str:
+        """The id this stream resumes after."""
+        return self.decoder.last_event_id
 
-    def _event(self, event_id: str | None, event_type: str, data: str) -> None:
+    def request(self) -> bytes:
+        """The GET that opens (or resumes) the stream, after the last dispatched id."""
+        headers = (
+            ("host", self.target.host.decode("ascii")),
+            ("accept", "text/event-stream"),
+            ("authorization", f"Bearer {self.api_key}"),
+            ("last-event-id", self.decoder.last_event_id or "0"),
+        )
+        return render_request("GET", self.target.prefix + b"/stream", None, headers)
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of the stream's body: each event it completes is timed."""
+        for _, _, data in self.decoder.feed(body):
+            self._event(data)
+
+    def _event(self, data: str) -> None:
         received_ns = time.time_ns()
         try:
             created_ns = int(orjson.loads(data)["created_ns"])
@@ -176,9 +132,11 @@ class HeldStream:
         except OSError as exc:
             raise StreamEnded(f"connect: {exc.__class__.__name__}: {exc}") from None
         self._sock = sock
-        response = _Response(self.body)
+        self.decoder.reconnected()  # a new response: nothing of the last one's partial event carries over
+        response = ResponseParser(max_body=MAX_ERROR_BYTES)
+        response.sink = self.on_body
         try:
-            sock.sendall(self._request())
+            sock.sendall(self.request())
             opened = False
             while not response.complete:
                 try:
@@ -187,14 +145,16 @@ class HeldStream:
                     raise StreamEnded(f"no byte for {self.stall_after_s:g} s") from None
                 if not data:
                     raise StreamEnded("closed by the provider")
-                response.parser.feed_data(data)
+                response.feed(data)
                 if response.status and not opened:
                     opened = True
                     failure = None if response.status == 200 else StreamEnded(f"HTTP {response.status}")
                     self.fire(LAG_TYPE, CONNECT_NAME, (time.monotonic() - started) * 1000, 0, failure)
-            raise StreamEnded("stream ended by the provider" if response.status == 200 else f"HTTP {response.status}: {response.error!r}")
-        except httptools.HttpParserError as exc:
-            raise StreamEnded(f"malformed response: {exc}") from None
+            raise StreamEnded(
+                "stream ended by the provider" if response.status == 200 else f"HTTP {response.status}: {response.content()!r}"
+            )
+        except RemoteProtocolError as exc:  # "malformed response: ..."
+            raise StreamEnded(str(exc)) from None
         except OSError as exc:
             raise StreamEnded(f"{exc.__class__.__name__}: {exc}") from None
         finally:

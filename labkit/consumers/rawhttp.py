@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Mapping
 
 from labkit.wire.errors import WireError, WireTimeout
-from labkit.wire.httpclient import HttpConnection, Response, connect, parse_url, tls_context
+from labkit.wire.httpclient import HttpConnection, Response, connect, header_lines, parse_url, render_request, tls_context
 from labkit.wire.metering import WireCounter
 
 __all__ = ["Connection", "Response"]
@@ -36,18 +36,18 @@ class Connection:
     ) -> None:
         target = parse_url(base_url)
         self.origin = target.origin
-        self.prefix = target.path.split(b"?", 1)[0].rstrip(b"/")
+        self.prefix = target.prefix
         self.ssl = (ssl_context or tls_context()) if self.origin.scheme == "https" else None
         self.counter = counter
         self.timeout = timeout
         fixed = {"host": target.host.decode("ascii"), **{k.lower(): v for k, v in (headers or {}).items()}}
-        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
+        self._fixed = header_lines(fixed.items())  # rendered once: the host line first, lower-case, then the caller's
         self._conn: HttpConnection | None = None
 
     async def get(self, path: str, headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Response:
         """GET ``path``; a kept-alive connection the server has since closed is replaced once."""
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1") if headers else b""
-        request = b"GET %s%s HTTP/1.1\r\n%s%s\r\n" % (self.prefix, path.encode("ascii"), self._fixed, extra)
+        lines = self._fixed + header_lines(headers.items()) if headers else self._fixed
+        request = render_request("GET", self.prefix + path.encode("ascii"), None, lines)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         for attempt in (0, 1):

@@ -1,7 +1,7 @@
 """The stream consumer fleet: N held streams (SSE or WebSocket) in one process.
 
 Each consumer ``c<i>`` holds one connection to the provider's ``GET /stream``
-(SSE, through the lean ``sseclient`` reader) or ``WS /ws`` (the
+(SSE, through ``sseclient``: the HTTP core's streaming mode and the one SSE decoder) or ``WS /ws`` (the
 ``websockets`` client). Events are recorded through ``records``, keyed by
 consumer and event id, so duplicates (a resume that overlaps, a restart of
 this process) are recognised and counted, never recorded twice; a stream
@@ -54,9 +54,11 @@ import orjson
 from labkit.config import StreamConsumerSettings
 from labkit.consumers import fleetmain, processes
 from labkit.consumers.records import RecordStore
-from labkit.consumers.sseclient import Origin, SseProtocol, open_sse, sse_request
+from labkit.consumers.sseclient import open_sse, sse_request
 from labkit.consumers.stats import Latency, StatsWriter
 from labkit.consumers.wsclient import counting_connection, open_ws
+from labkit.wire.errors import WireError
+from labkit.wire.httpclient import HttpConnection, parse_url
 from labkit.wire.metering import HIST_MAX_US, HIST_MIN_US, WireCounter
 
 FLUSH_EVERY_S = 0.05
@@ -117,7 +119,7 @@ class LagTally:
 class Consumer:
     """One held stream: its name, its cursor and its reconnect state."""
 
-    __slots__ = ("attempt", "connected", "cursor", "index", "name", "proto", "ws")
+    __slots__ = ("attempt", "conn", "connected", "cursor", "index", "name", "ws")
 
     def __init__(self, index: int, cursor: int) -> None:
         self.index = index
@@ -125,7 +127,7 @@ class Consumer:
         self.cursor = cursor  # the id of the last event received
         self.attempt = 0  # failed connects in a row, for the backoff
         self.connected = False
-        self.proto: SseProtocol | None = None
+        self.conn: HttpConnection | None = None  # an SSE stream's connection
         self.ws: Any = None
 
 
@@ -148,7 +150,8 @@ class StreamFleet:
         self.lag = Latency()
         self.lags = LagTally()  # what has arrived since the last batch, not yet in ``lag``
         self.rng = random.Random(settings.seed)
-        self.origin = Origin.parse(settings.base_url, client_tls(settings))
+        self.target = parse_url(settings.base_url)
+        self.tls = client_tls(settings)
         self.ws_class = counting_connection(self.wire)
         self.store: RecordStore | None = None
         self.consumers: list[Consumer] = []
@@ -181,7 +184,7 @@ class StreamFleet:
             "protocol": self.settings.protocol,
             "connections": self.settings.connections,
             # established: the handshake is done (WebSocket) or the 200 has arrived (SSE)
-            "connected": sum(1 for c in self.consumers if c.connected and (c.proto is None or c.proto.status == 200)),
+            "connected": sum(1 for c in self.consumers if c.connected and (c.conn is None or c.conn.status == 200)),
             **self.n,
             "last_received_ns": self.last_received_ns,
             "lag": self.lag.summary_ms(),
@@ -219,7 +222,7 @@ class StreamFleet:
         self.pending.append((c.name, event_id, received_ns))
 
     def on_sse(self, c: Consumer) -> Any:
-        def on_event(event_id: str | None, event: str, data: str, received_ns: int) -> None:
+        def on_event(event_id: str, event: str, data: str, received_ns: int) -> None:
             if event == "error":
                 if BACKPRESSURE in data:
                     self.n["backpressure_drops_seen"] += 1
@@ -274,7 +277,7 @@ class StreamFleet:
         while True:
             ended_ok = await (self.hold_sse(c) if self.settings.protocol == "sse" else self.hold_ws(c))
             c.connected = False
-            c.proto = c.ws = None
+            c.conn = c.ws = None
             c.attempt = 0 if ended_ok else c.attempt + 1
             self.n["reconnects"] += 1
             await asyncio.sleep(self.backoff_s(c))
@@ -288,22 +291,22 @@ class StreamFleet:
     async def hold_sse(self, c: Consumer) -> bool:
         """One SSE connection from connect to end; True when it was established (a 200 with data)."""
         s = self.settings
-        headers = {"authorization": f"Bearer {s.api_key}", "user-agent": "labkit-streams"}
+        headers = [("authorization", f"Bearer {s.api_key}"), ("user-agent", "labkit-streams")]
         if c.cursor:
-            headers["last-event-id"] = str(c.cursor)
-        request = sse_request(self.origin, self._path(c), headers)
+            headers.append(("last-event-id", str(c.cursor)))
+        request = sse_request(self.target, self._path(c), headers)
         try:
-            proto = await asyncio.wait_for(open_sse(self.origin, request, self.wire, self.on_sse(c)), s.connect_timeout_s)
-        except (OSError, TimeoutError):
+            conn, done = await open_sse(self.target, request, self.wire, self.on_sse(c), tls=self.tls, timeout=s.connect_timeout_s)
+        except (WireError, OSError):
             self.n["connect_errors"] += 1
             return False
-        c.proto = proto
+        c.conn = conn
         c.connected = True
         self.n["connects"] += 1
         try:
-            ended = await proto.done
+            ended = await done
         finally:
-            proto.close("stopped")
+            conn.close("stopped")
         if ended.status not in (0, 200):
             self.n["http_errors"] += 1
             return False
@@ -316,7 +319,7 @@ class StreamFleet:
         url = self.origin_ws_url()
         first = {"after": c.cursor, "types": list(s.types)}
         try:
-            ws = await open_ws(url, s.api_key, first, self.ws_class, s.connect_timeout_s, self.origin.tls)
+            ws = await open_ws(url, s.api_key, first, self.ws_class, s.connect_timeout_s, self.tls)
         except (OSError, TimeoutError) as exc:
             status = getattr(getattr(exc.__cause__, "response", None), "status_code", 0)
             self.n["http_errors" if status else "connect_errors"] += 1
@@ -334,14 +337,14 @@ class StreamFleet:
         return True
 
     def origin_ws_url(self) -> str:
-        o = self.origin
-        return f"{'wss' if o.tls else 'ws'}://{o.netloc}{o.prefix}/ws"
+        t = self.target
+        return f"{'wss' if t.origin.scheme == 'https' else 'ws'}://{t.host.decode('ascii')}{t.prefix.decode('ascii')}/ws"
 
     def cut_all(self) -> None:
         """Close every connection now (SIGUSR2); each reconnects and resumes."""
         for c in self.consumers:
-            if c.proto is not None:
-                c.proto.close("cut by the consumer")
+            if c.conn is not None:
+                c.conn.close("cut by the consumer")
                 self.n["forced_disconnects"] += 1
             elif c.ws is not None:
                 c.ws.abort()
@@ -351,7 +354,7 @@ class StreamFleet:
         """Reconnect SSE connections that went quiet for longer than ``idle_timeout_s``."""
         limit = self.settings.idle_timeout_s
         for c in self.consumers:
-            p = c.proto
+            p = c.conn
             if p is not None and now - p.last_byte > limit:
                 self.n["idle_timeouts"] += 1
                 p.close("idle")

@@ -9,6 +9,14 @@ every byte in and out and every connection counted in a ``WireCounter``
 (labkit.wire.metering), one deadline per exchange, TLS when the origin is
 https. Failures are ``WireError`` kinds (labkit.wire.errors).
 
+It is also the one place that renders a request (``render_request``), splits
+a URL (``parse_url``) and parses a response (``ResponseParser``, sans IO):
+the SSE stream fleet uses the connection's streaming mode
+(``HttpConnection.stream``: the body of a 200 handed on piece by piece as it
+arrives, labkit.consumers.sseclient), and the Locust stream user, which
+reads a blocking gevent socket, feeds a ``ResponseParser`` itself
+(labkit.capacity.streamlib).
+
 Why not httpx on these hot paths, as measured on the lab's VMs:
 
 - Poller fleet: one httpx request costs 0.7-1.0 ms of CPU (httpcore alone
@@ -30,17 +38,20 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import httptools
 
 from labkit.wire.addresses import AddressPolicy
 from labkit.wire.errors import ConnectError, ConnectTimeout, InvalidURL, ReadError, ReadTimeout, RemoteProtocolError, WireError
-from labkit.wire.metering import WireCounter
+
+if TYPE_CHECKING:  # only the type: metering imports httpx, which the Locust stream user must not (gevent breaks trio)
+    from labkit.wire.metering import WireCounter
 
 MAX_RESPONSE_BYTES = 64 * 1024  # of a body kept by default; the rest is read and counted, not kept
+MAX_REFUSAL_BYTES = 1024  # of a refused stream's body kept for its reason
 _PRINTABLE = "".join(chr(c) for c in range(33, 127))
 
 
@@ -58,6 +69,11 @@ class Target(NamedTuple):
     origin: Origin
     path: bytes
     host: bytes
+
+    @property
+    def prefix(self) -> bytes:
+        """The path without its query and trailing slashes: what a base URL puts before every request path."""
+        return self.path.split(b"?", 1)[0].rstrip(b"/")
 
 
 def parse_url(url: str) -> Target:
@@ -82,10 +98,27 @@ def parse_url(url: str) -> Target:
     return Target(Origin(scheme, parts.hostname, port), path_bytes, host_bytes)
 
 
-def render_request(method: str, path: bytes, host: bytes, headers: Iterable[tuple[str, str]] = (), body: bytes | None = None) -> bytes:
-    """HTTP/1.1 request bytes: request line, ``Host``, the headers in order, ``Content-Length`` when there is a body."""
-    head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method.encode("ascii"), path, host)
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers).encode("latin-1")
+def header_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header lines as sent, in order, names as given: a fixed part can be rendered once and reused."""
+    return "".join(f"{k}: {v}\r\n" for k, v in headers).encode("latin-1")
+
+
+def render_request(
+    method: str,
+    path: bytes,
+    host: bytes | None,
+    headers: Iterable[tuple[str, str]] | bytes = (),
+    body: bytes | None = None,
+) -> bytes:
+    """HTTP/1.1 request bytes: request line, ``Host``, the headers in order, ``Content-Length`` when there is a body.
+
+    ``headers`` are pairs or lines already rendered by ``header_lines``; with ``host`` None they
+    carry the host line themselves (a client that sends it lower-case, in its own place).
+    """
+    head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), path)
+    if host is not None:
+        head += b"Host: %s\r\n" % host
+    head += headers if isinstance(headers, bytes) else header_lines(headers)
     if body is None:
         return head + b"\r\n"
     return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
@@ -125,9 +158,92 @@ class Response:
         self.bytes_received = bytes_received
 
 
+class StreamEnd(NamedTuple):
+    """How a streamed response ended: its status (0 when none arrived) and why."""
+
+    status: int
+    reason: str
+
+
+class ResponseParser:
+    """The responses on one connection, parsed by ``httptools`` as bytes are fed (sans IO).
+
+    Kept: the status, the raw headers and up to ``max_body`` bytes of the body,
+    until ``reset`` starts the next response. With a ``sink``, the body of a 200
+    goes to it piece by piece instead (a stream); another status's body is kept
+    as for any response (its reason). ``on_complete`` is called when the
+    response's last byte has been fed.
+    """
+
+    __slots__ = ("body", "complete", "headers_done", "kept", "max_body", "on_complete", "parser", "raw", "sink", "status")
+
+    def __init__(self, on_complete: Callable[[], None] | None = None, max_body: int = MAX_RESPONSE_BYTES) -> None:
+        self.on_complete = on_complete
+        self.max_body = max_body
+        self.sink: Callable[[bytes], None] | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last response (keep-alive: the next one follows on the same connection)."""
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.kept = 0
+        self.status = 0
+        self.headers_done = False
+        self.complete = False
+
+    def feed(self, data: bytes) -> None:
+        """Parse the next bytes; ``RemoteProtocolError`` when they are not an HTTP/1.1 response."""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise RemoteProtocolError("unexpected protocol upgrade") from None
+        except httptools.HttpParserError as exc:
+            raise RemoteProtocolError(f"malformed response: {exc}") from None
+
+    def keep_alive(self) -> bool:
+        """True when the connection may carry another request after this response."""
+        return bool(self.parser.should_keep_alive())
+
+    def delimited(self) -> bool:
+        """True when the response said where its body ends (else the end of the connection ends it)."""
+        return any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in self.raw)
+
+    def content(self) -> bytes:
+        return b"".join(self.body)
+
+    # -- httptools callbacks ------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        self.status = self.parser.get_status_code()
+        if self.status != 200:
+            self.sink = None  # a refusal is not the stream: its body is the reason, kept
+
+    def on_body(self, body: bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink(body)
+        elif self.kept < self.max_body:
+            piece = body[: self.max_body - self.kept]
+            self.body.append(piece)
+            self.kept += len(piece)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        if self.on_complete is not None:
+            self.on_complete()
+
+
 class HttpConnection(asyncio.Protocol):
     """One HTTP/1.1 connection: one request at a time, its response parsed as it arrives.
 
+    ``exchange`` awaits a whole response; ``stream`` (the streaming mode) hands a
+    200's body on as it arrives until the response or the connection ends.
     A failed, timed-out or cancelled exchange closes the connection: a half-read
     response would otherwise be taken for the next request's.
     """
@@ -135,77 +251,68 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, counter: WireCounter, origin: Origin, max_body: int = MAX_RESPONSE_BYTES) -> None:
         self.counter = counter
         self.origin = origin
-        self.max_body = max_body
-        self.parser = httptools.HttpResponseParser(self)
+        self.response = ResponseParser(self.on_message_complete, max_body)
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[Response] | None = None
+        self.ended: asyncio.Future[StreamEnd] | None = None  # set in streaming mode
         self.closed = False
         self.expires = 0.0  # loop time after which an idle connection is not reused (set by a pool)
-        self._reset()
-
-    def _reset(self) -> None:
-        self._raw: list[tuple[bytes, bytes]] = []
-        self._body: list[bytes] = []
-        self._kept = 0
+        self.last_byte = 0.0  # loop time of the last byte in (or of the connection), for idle checks
         self._in = 0
         self._sent = 0
-        self._headers_done = False
 
     @property
     def response_started(self) -> bool:
         """True once a byte of the current (or failed) exchange's response has arrived."""
         return self._in > 0
 
+    @property
+    def status(self) -> int:
+        """The current response's status; 0 until its head has arrived."""
+        return self.response.status
+
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.last_byte = asyncio.get_running_loop().time()
 
     def data_received(self, data: bytes) -> None:
         self.counter.bytes_in += len(data)
         self._in += len(data)
+        self.last_byte = asyncio.get_running_loop().time()
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(RemoteProtocolError("unexpected protocol upgrade"))
-            self.close()
-        except httptools.HttpParserError as exc:
-            self._fail(RemoteProtocolError(f"malformed response: {exc}"))
-            self.close()
+            self.response.feed(data)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            self.close(str(exc))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.ended is not None:
+            self._end(f"connection lost: {exc}" if exc else "closed by the server")
         if self.waiter is None:
             return
         if self._in == 0:
             self._fail(RemoteProtocolError("server disconnected without sending a response"))
-        elif self._headers_done and not any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in self._raw):
+        elif self.response.headers_done and not self.response.delimited():
             self.on_message_complete()  # a body delimited by the end of the connection
         else:
             self._fail(ReadError("connection closed in the middle of the response"))
 
-    # -- httptools callbacks ------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self._headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        if self._kept < self.max_body:
-            piece = body[: self.max_body - self._kept]
-            self._body.append(piece)
-            self._kept += len(piece)
-
     def on_message_complete(self) -> None:
-        headers = Headers((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._raw)
-        headers.raw = self._raw
-        response = Response(self.parser.get_status_code(), headers, b"".join(self._body), self._sent, self._in)
-        if not self.parser.should_keep_alive():
+        r = self.response
+        if self.ended is not None:
+            self.close("stream ended by the server" if r.status == 200 else r.content().decode("utf-8", "replace")[:200])
+            return
+        headers = Headers((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in r.raw)
+        headers.raw = r.raw
+        response = Response(r.status, headers, r.content(), self._sent, self._in)
+        if not r.keep_alive():
             self.close()
         waiter, self.waiter = self.waiter, None
-        self._reset()
+        r.reset()
+        self._in = 0
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
 
@@ -219,10 +326,7 @@ class HttpConnection(asyncio.Protocol):
         waiter: asyncio.Future[Response] = loop.create_future()
         timer = None if deadline is None else loop.call_at(deadline, self._expire, waiter, deadline - loop.time())
         self.waiter = waiter
-        self._reset()
-        self._sent = len(request)
-        self.counter.bytes_out += len(request)
-        self.transport.write(request)
+        self._send(request)
         try:
             return await waiter
         except BaseException:
@@ -231,6 +335,29 @@ class HttpConnection(asyncio.Protocol):
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def stream(self, request: bytes, on_body: Callable[[bytes], None]) -> asyncio.Future[StreamEnd]:
+        """Streaming mode: send ``request``; each piece of a 200's body goes to ``on_body`` as it arrives.
+
+        The returned future is set (never failed) when the stream ends: the server ended the
+        response or the connection, the response was malformed, or ``close`` was called. A
+        status other than 200 keeps its body (up to ``MAX_REFUSAL_BYTES``) as the reason. The
+        connection is closed then: a stream's connection is never reused.
+        """
+        if self.closed or self.transport is None:
+            raise RemoteProtocolError("the connection is closed")
+        self.ended = asyncio.get_running_loop().create_future()
+        self.response.sink = on_body
+        self.response.max_body = MAX_REFUSAL_BYTES
+        self._send(request)
+        return self.ended
+
+    def _send(self, request: bytes) -> None:
+        self.response.reset()
+        self._in = 0
+        self._sent = len(request)
+        self.counter.bytes_out += len(request)
+        self.transport.write(request)  # type: ignore[union-attr]
 
     def _expire(self, waiter: asyncio.Future[Response], limit: float) -> None:
         if not waiter.done():
@@ -242,8 +369,15 @@ class HttpConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def close(self) -> None:
+    def _end(self, reason: str) -> None:
+        ended = self.ended
+        if ended is not None and not ended.done():
+            ended.set_result(StreamEnd(self.response.status, reason))
+
+    def close(self, reason: str = "closed by the client") -> None:
+        """Close the connection; a stream still open ends with ``reason``."""
         self.closed = True
+        self._end(reason)
         if self.transport is not None:
             self.transport.close()
 

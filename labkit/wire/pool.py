@@ -23,7 +23,18 @@ from typing import Literal
 
 from labkit.wire.addresses import AddressPolicy
 from labkit.wire.errors import PoolTimeout
-from labkit.wire.httpclient import MAX_RESPONSE_BYTES, HttpConnection, Origin, Response, Target, connect, parse_url, tls_context
+from labkit.wire.httpclient import (
+    MAX_RESPONSE_BYTES,
+    HttpConnection,
+    Origin,
+    Response,
+    Target,
+    connect,
+    header_lines,
+    parse_url,
+    render_request,
+    tls_context,
+)
 from labkit.wire.metering import WireCounter
 
 ConnectionPolicy = Literal["reuse", "new"]
@@ -99,19 +110,10 @@ class HttpClient:
         """One request; ``connection_policy`` overrides the client's for it."""
         target = self._target(url)
         fresh = (connection_policy or self.connection_policy) == "new"
-        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s%s" % (
-            method.encode("ascii"),
-            target.path,
-            target.host,
-            self.prelude,
-            _CONNECTION_HEADER["new" if fresh else "reuse"],
-        )
+        lines = self.prelude + _CONNECTION_HEADER["new" if fresh else "reuse"]
         if headers:
-            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
-        if content is None:
-            request = head + b"\r\n"
-        else:
-            request = head + b"Content-Length: %d\r\n\r\n" % len(content) + content
+            lines += header_lines(headers.items())
+        request = render_request(method, target.path, target.host, lines, content)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         conn = await self._acquire(target.origin, deadline, fresh)

@@ -7,25 +7,43 @@ background events at a fixed rate, a few users each holding one stream.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from labkit.capacity.settings import SCENARIOS, CapacitySettings
-from labkit.capacity.streamlib import SseBody, stall_after_s
+from labkit.capacity.streamlib import HeldStream, stall_after_s
 
 
-def test_sse_body_reads_events_across_reads_and_line_ends():
-    got = []
-    body = SseBody(lambda i, t, d: got.append((i, t, d)), last_id="0")
+def test_held_stream_times_log_events_and_resumes_after_the_last_dispatched_id():
+    fired = []
+    held = HeldStream("http://127.0.0.1:8123/base/", "k", "0", 30.0, lambda *a: fired.append(a))
+    assert held.request() == (
+        b"GET /base/stream HTTP/1.1\r\nhost: 127.0.0.1:8123\r\naccept: text/event-stream\r\n"
+        b"authorization: Bearer k\r\nlast-event-id: 0\r\n\r\n"
+    )
+    created = held.joined_ns + 1_000_000
     for part in (
         b"retry: 1000\n\n: heartbeat\n\nevent: a\r",
-        b'\ndata: {"x":1}\r\nid: 7\r\n\r\n',
-        b"data: two\ndata: lines\nid: 8\n",
+        b'\ndata: {"created_ns":%d}\r\nid: 7\r\n\r\n' % created,
+        b'data: {"created_ns":1}\nid: 8\n',  # backlog: read, counted, not timed
         b"\n",
+        b"event: error\ndata: backpressure\nid: 9\n",  # not dispatched before its empty line
     ):
-        body.feed(part)
-    assert got == [("7", "a", '{"x":1}'), ("8", "message", "two\nlines")]
-    assert body.last_id == "8"
+        held.on_body(part)
+    assert held.events == 2 and held.last_id == "8"
+    assert [(f[0], f[1], f[4]) for f in fired] == [("LAG", "stream", None)]
+    assert b"last-event-id: 8\r\n" in held.request()
+    with pytest.raises(ValueError, match="http://"):
+        HeldStream("https://127.0.0.1:8123", "k", "0", 30.0, lambda *a: None)
+
+
+def test_the_stream_user_imports_under_gevent():
+    """Locust patches the standard library with gevent first; nothing the user imports may need what that removes."""
+    code = "from gevent import monkey; monkey.patch_all(); import labkit.capacity.streamlib"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-500:]
 
 
 def test_stall_threshold_covers_several_event_gaps():
