@@ -165,6 +165,13 @@ class StreamEnd(NamedTuple):
     reason: str
 
 
+def protocol_error(exc: httptools.HttpParserError) -> RemoteProtocolError:
+    """What a parser error means for the exchange."""
+    if isinstance(exc, httptools.HttpParserUpgrade):
+        return RemoteProtocolError("unexpected protocol upgrade")
+    return RemoteProtocolError(f"malformed response: {exc}")
+
+
 class ResponseParser:
     """The responses on one connection, parsed by ``httptools`` as bytes are fed (sans IO).
 
@@ -197,10 +204,8 @@ class ResponseParser:
         """Parse the next bytes; ``RemoteProtocolError`` when they are not an HTTP/1.1 response."""
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            raise RemoteProtocolError("unexpected protocol upgrade") from None
         except httptools.HttpParserError as exc:
-            raise RemoteProtocolError(f"malformed response: {exc}") from None
+            raise protocol_error(exc) from None
 
     def keep_alive(self) -> bool:
         """True when the connection may carry another request after this response."""
@@ -252,6 +257,7 @@ class HttpConnection(asyncio.Protocol):
         self.counter = counter
         self.origin = origin
         self.response = ResponseParser(self.on_message_complete, max_body)
+        self._feed = self.response.parser.feed_data  # called per piece received: no wrapper in between
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[Response] | None = None
         self.ended: asyncio.Future[StreamEnd] | None = None  # set in streaming mode
@@ -260,6 +266,7 @@ class HttpConnection(asyncio.Protocol):
         self.last_byte = 0.0  # loop time of the last byte in (or of the connection), for idle checks
         self._in = 0
         self._sent = 0
+        self._clock: Callable[[], float] = lambda: 0.0  # the loop's clock, once connected
 
     @property
     def response_started(self) -> bool:
@@ -275,17 +282,19 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.last_byte = asyncio.get_running_loop().time()
+        self._clock = asyncio.get_running_loop().time
+        self.last_byte = self._clock()
 
     def data_received(self, data: bytes) -> None:
         self.counter.bytes_in += len(data)
         self._in += len(data)
-        self.last_byte = asyncio.get_running_loop().time()
+        self.last_byte = self._clock()
         try:
-            self.response.feed(data)
-        except RemoteProtocolError as exc:
-            self._fail(exc)
-            self.close(str(exc))
+            self._feed(data)
+        except httptools.HttpParserError as exc:
+            error = protocol_error(exc)
+            self._fail(error)
+            self.close(str(error))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
