@@ -145,7 +145,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
             head = prefill(host, settings.prefill_events)
             extra += ["--start-cursor", str(head)]
             publisher = BackgroundPublisher(host, settings.publish_rate)
-        elif settings.scenario == "publish_fanout":
+        elif spec.subscribes_receiver:
             receiver = servers["receiver"]
             ensure_subscriptions(host, receiver.url, secret, settings.subscriptions)
             extra += [
@@ -169,7 +169,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         master = fleet.start("locust", "load_generator", cmd, results_dir, env, results_dir / "locust.stdout")
         sampler.add("locust" if master_at is None else "locust-master", "load_generator", master.popen.pid)
         if master_at is not None:
-            _start_workers(settings, fleet, sampler, master_at, locustfile, extra, results_dir, env, progress)
+            _start_workers(settings, Workers(fleet, sampler, master_at, locustfile, extra, results_dir, env), progress)
         deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (settings.workers_wait_s if master_at else 0)
         rc = _wait(master.popen, deadline, results_dir, progress)
         if publisher is not None:
@@ -196,28 +196,30 @@ def analyse_directory(settings: CapacitySettings, results_dir: Path) -> Capacity
     return _analyse(settings, results_dir, results_dir, results_dir.name, None, {}, {}, analysed_from="files")
 
 
-def _start_workers(
-    settings: CapacitySettings,
-    fleet: LocustFleet,
-    sampler: ResourceSampler,
-    master_at: tuple[str, int],
-    locustfile: Path,
-    extra: list[str],
-    results_dir: Path,
-    env: dict[str, str],
-    progress: Progress,
-) -> None:
+@dataclass(frozen=True)
+class Workers:
+    """Where a distributed run's Locust workers join and what they share with the master."""
+
+    fleet: LocustFleet
+    sampler: ResourceSampler
+    master_at: tuple[str, int]
+    locustfile: Path
+    extra: list[str]
+    results_dir: Path
+    env: dict[str, str]
+
+
+def _start_workers(settings: CapacitySettings, w: Workers, progress: Progress) -> None:
     """The local workers; and, for workers started elsewhere, the command that joins them to this master."""
     for i in range(settings.workers):
-        w = fleet.start(
-            f"locust-worker-{i + 1}", "load_generator", worker_command(locustfile, master_at, extra),
-            results_dir, env, results_dir / f"locust-worker-{i + 1}.log",
-        )  # fmt: skip
-        sampler.add(w.name, "load_generator", w.popen.pid)
+        name = f"locust-worker-{i + 1}"
+        cmd = worker_command(w.locustfile, w.master_at, w.extra)
+        child = w.fleet.start(name, "load_generator", cmd, w.results_dir, w.env, w.results_dir / f"{name}.log")
+        w.sampler.add(child.name, "load_generator", child.popen.pid)
     if settings.expect_workers:
         progress(
             f"waiting up to {settings.workers_wait_s:g} s for {settings.expect_workers} worker(s); start each with: "
-            f"labkit capacity-worker --master {master_at[0]}:{master_at[1]} --scenario {settings.scenario}"
+            f"labkit capacity-worker --master {w.master_at[0]}:{w.master_at[1]} --scenario {settings.scenario}"
         )
 
 
@@ -434,20 +436,9 @@ def statement(settings: CapacitySettings, cap: analysis.Capacity) -> str:
         return f"no step met the SLO (p99 <= {settings.slo_p99_ms:g} ms, failures <= {settings.max_failure_ratio:.1%})"
     at_least = "at least " if cap.lower_bound else ""
     p99 = f"{cap.p99_ms:g} ms" if cap.p99_ms is not None else "n/a"
-    t = f"{settings.interval_s:g}"
-    if settings.scenario == "polling":
-        return (
-            f"one provider instance holds {at_least}{cap.users} pollers at a {t} s interval "
-            f"({cap.rps:.0f} requests/s) within a p99 of {p99}"
-        )
-    if settings.scenario == "webhook_ingest":
-        return (
-            f"one receiver ingests {at_least}{cap.rps:.0f} signed webhooks/s ({cap.users} senders, one every {t} s each) "
-            f"within a p99 of {p99}"
-        )
-    return (
-        f"the dispatcher keeps the delivery lag p99 at {p99} up to {at_least}{cap.rps:.0f} events/s "
-        f"across {settings.subscriptions} subscriptions ({cap.users} publishers, one event every {t} s each)"
+    words = SCENARIOS[settings.scenario].statement
+    return words.format(
+        at_least=at_least, users=cap.users, rps=cap.rps, p99=p99, t=f"{settings.interval_s:g}", subscriptions=settings.subscriptions
     )
 
 

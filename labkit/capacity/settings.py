@@ -13,13 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from labkit.capacity import analysis
 from labkit.capacity.stepping import default_settle, default_steps
 from labkit.config import Settings
 
-Scenario = Literal["polling", "webhook_ingest", "publish_fanout", "streams"]
+# A capacity scenario's name: the stem of its locustfile (``SCENARIOS`` holds the known ones).
+Scenario = str
 
 EXPECT_WORKERS_WAIT_S = 30.0
 DEFAULT_MASTER_PORT = 5557  # Locust's own default, so a plain `locust --worker` finds it
@@ -28,6 +29,15 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass(frozen=True)
 class ScenarioSpec:
+    """A capacity scenario as a unit: what it needs started and prepared, what its SLO is measured on, and its verdict.
+
+    ``run_capacity`` asks these, never the scenario's name: the servers to start (``servers``), the one
+    Locust points at (``target``), whether the provider's log is pre-filled and fed in the background
+    (``background_events``), whether the receiver is subscribed to the provider so each event's
+    delivery lag is recorded (``subscribes_receiver``), and the statement of the capacity found, a
+    template over ``at_least``, ``users``, ``rps``, ``p99``, ``t`` (the interval) and ``subscriptions``.
+    """
+
     locustfile: str
     servers: tuple[str, ...]
     target: str  # the server Locust's --host points at
@@ -36,19 +46,54 @@ class ScenarioSpec:
     rate_metric: tuple[str, str] = analysis.AGGREGATED
     # the provider is pre-filled and publishes at ``publish_rate`` in the background; users start at its head
     background_events: bool = False
+    subscribes_receiver: bool = False
+    statement: str = (
+        "the dispatcher keeps the delivery lag p99 at {p99} up to {at_least}{rps:.0f} events/s "
+        "across {subscriptions} subscriptions ({users} publishers, one event every {t} s each)"
+    )
+
+    @property
+    def name(self) -> str:
+        """The scenario's name, as ``labkit capacity SCENARIO`` takes it: its locustfile's stem."""
+        return self.locustfile.removesuffix(".py")
 
 
-SCENARIOS: dict[str, ScenarioSpec] = {
-    "polling": ScenarioSpec("polling.py", ("provider",), "provider", "--poll-interval", background_events=True),
-    "webhook_ingest": ScenarioSpec("webhook_ingest.py", ("receiver",), "receiver", "--send-interval"),
-    "publish_fanout": ScenarioSpec(
-        "publish_fanout.py", ("receiver", "provider"), "provider", "--send-interval", ("LAG", "delivery"), ("POST", "/events")
+_SPECS = (
+    ScenarioSpec(
+        "polling.py",
+        ("provider",),
+        "provider",
+        "--poll-interval",
+        background_events=True,
+        statement="one provider instance holds {at_least}{users} pollers at a {t} s interval ({rps:.0f} requests/s) within a p99 of {p99}",
     ),
+    ScenarioSpec(
+        "webhook_ingest.py",
+        ("receiver",),
+        "receiver",
+        "--send-interval",
+        statement="one receiver ingests {at_least}{rps:.0f} signed webhooks/s ({users} senders, one every {t} s each) within a p99 of {p99}",
+    ),
+    ScenarioSpec(
+        "publish_fanout.py",
+        ("receiver", "provider"),
+        "provider",
+        "--send-interval",
+        ("LAG", "delivery"),
+        ("POST", "/events"),
+        subscribes_receiver=True,
+    ),  # fmt: skip
     # held SSE streams: the SLO is on the delivery lag of each event read from a stream
-    "streams": ScenarioSpec(
-        "streams.py", ("provider",), "provider", "--event-interval", ("LAG", "stream"), ("LAG", "stream"), background_events=True
-    ),
-}
+    ScenarioSpec("streams.py", ("provider",), "provider", "--event-interval", ("LAG", "stream"), ("LAG", "stream"), background_events=True),
+)
+SCENARIOS: dict[str, ScenarioSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def check_scenario(name: str) -> str:
+    """A known scenario's name; ValueError names the known ones."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}")
+    return name
 
 
 def check_address(host: str, field_name: str) -> str:
@@ -99,6 +144,8 @@ class CapacitySettings(Settings):
     scenarios_dir: str | None = None
     server_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="overrides per server role")
 
+    scenario_known = field_validator("scenario")(check_scenario)
+
     @model_validator(mode="after")
     def _steps(self) -> CapacitySettings:
         if self.step_seconds is not None and self.step_seconds > self.duration_s:
@@ -140,6 +187,8 @@ class WorkerSettings(Settings):
     source: str | None = Field(None, description="local address to connect from (a machine with several)")
     timeout_s: float = Field(7200.0, gt=0, le=7 * 24 * 3600, description="the worker is stopped after this long")
     scenarios_dir: str | None = None
+
+    scenario_known = field_validator("scenario")(check_scenario)
 
     @model_validator(mode="after")
     def _addresses(self) -> WorkerSettings:

@@ -14,8 +14,6 @@ from labkit.cli.common import emit_json, json_option, out_option, writable_dir
 from labkit.config import describe_error
 from labkit.errors import ConfigError
 
-SCENARIO_NAMES = ("polling", "webhook_ingest", "publish_fanout", "streams")
-
 # Settings fields as the options that set them, so a message names what the user typed.
 OPTION_NAMES = {
     "scenario": "SCENARIO",
@@ -67,8 +65,10 @@ def _validated(model: Any, data: dict[str, Any], names: dict[str, str]) -> Any:
 
 
 def _check_scenario(scenario: str | None, name: str) -> None:
-    if scenario not in SCENARIO_NAMES:
-        raise ConfigError(f"{name}: unknown scenario {scenario!r}; choose one of {', '.join(SCENARIO_NAMES)}")
+    from labkit.capacity.settings import SCENARIOS  # the scenarios are the capacity package's units
+
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"{name}: unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
 
 
 def build_capacity_settings(data: dict[str, Any]) -> Any:

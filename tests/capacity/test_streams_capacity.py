@@ -79,3 +79,24 @@ def test_capacity_streams_finds_streams_within_the_lag_slo(tmp_path):
     assert s["background_publisher"]["published"] > 0
     assert json.loads((result.results_dir / "capacity.json").read_text()) == s
     assert not list((result.results_dir / "servers").glob("*.db")), "server databases are not kept"
+
+
+def test_a_scenario_is_a_unit_named_by_its_locustfile_with_its_own_verdict():
+    """run_capacity asks the scenario what to start, prepare and say; no scenario is branched on by name."""
+    import inspect
+
+    from labkit.capacity import run
+    from labkit.capacity.analysis import Capacity
+
+    assert all(name == spec.locustfile.removesuffix(".py") and spec.target in spec.servers for name, spec in SCENARIOS.items())
+    assert [n for n, s in SCENARIOS.items() if s.subscribes_receiver] == ["publish_fanout"]
+    assert "settings.scenario ==" not in inspect.getsource(run)
+    cap = Capacity(40, 39.6, 12.5, 3, "slo", False, False, "")
+    said = {n: run.statement(CapacitySettings(scenario=n, interval_s=2.0, subscriptions=3), cap) for n in SCENARIOS}
+    assert said["polling"] == "one provider instance holds 40 pollers at a 2 s interval (40 requests/s) within a p99 of 12.5 ms"
+    assert said["webhook_ingest"].startswith("one receiver ingests 40 signed webhooks/s (40 senders, one every 2 s each)")
+    assert said["publish_fanout"].startswith(
+        "the dispatcher keeps the delivery lag p99 at 12.5 ms up to 40 events/s across 3 subscriptions"
+    )
+    with pytest.raises(ValueError, match="unknown scenario 'carrier'"):
+        CapacitySettings(scenario="carrier")
