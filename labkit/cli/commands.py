@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"labkit: error: {message}\n")
         sys.exit(2)
     except typer.Abort:
-        sys.stderr.write("labkit: interrupted\n")
-        sys.exit(130)
+        exit_interrupted()
     except KeyboardInterrupt:
         exit_interrupted()
     except LabkitError as exc:

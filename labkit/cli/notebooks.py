@@ -8,7 +8,7 @@ import typer
 
 from labkit.cli.app import app
 from labkit.cli.common import emit_json, json_option, out_option, progress_bar, writable_dir
-from labkit.errors import RunError
+from labkit.errors import ConfigError, RunError
 
 NOTEBOOKS_SCHEMA_VERSION = 1
 
@@ -17,13 +17,15 @@ NOTEBOOKS_SCHEMA_VERSION = 1
 def notebooks_command(
     quick: bool = typer.Option(False, "--quick", help="small runs (LABKIT_QUICK=1): all six in minutes, noisy numbers"),
     out: Path = out_option("results root; notebooks go to OUT/notebooks/ (OUT/notebooks/quick/ with --quick)"),
-    only: str = typer.Option("", "--only", help="comma-separated notebook numbers or names, e.g. 01,02"),
+    only: str | None = typer.Option(None, "--only", help="comma-separated notebook numbers or names, e.g. 01,02", show_default=False),
     as_json: bool = json_option("print only {schema_version, notebooks: [...]} on stdout"),
 ) -> None:
     """Execute every notebook headless; write each executed .ipynb and an HTML export to read without a kernel."""
     from labkit.notebook.runner import notebook_sources, run_notebooks
 
-    names = tuple(n.strip() for n in only.split(",") if n.strip())
+    names = tuple(n.strip() for n in (only or "").split(",") if n.strip())
+    if only is not None and not names:  # `--only ''` would otherwise run every notebook
+        raise ConfigError("--only: names no notebook; give numbers or names such as 01,02 (or leave --only out to run all)")
     notebook_sources(only=names)  # an unknown name is refused before anything runs
     folder = writable_dir(out) / "notebooks"
     if quick:

@@ -6,12 +6,22 @@ its parameters and cell timings to the notebook's metadata). The notebooks'
 own results go to the same folder (``LABKIT_RESULTS``), so a folder holds a
 notebook, its HTML and what it measured. Quick mode is the notebooks' own
 switch, the ``LABKIT_QUICK`` environment variable, set here for the kernel.
+
+The kernels get a private ``TMPDIR``, made here and removed when the
+notebooks end, however they end: a notebook's ``labkit.run`` keeps its work
+directory (settings with API keys and the webhook secret, databases) under
+it, and a kernel that is shut down mid-cell (Ctrl-C, SIGTERM) never reaches
+its own clean-up. A kernel's stderr goes to ``<name>.kernel.log`` beside the
+notebook (removed when empty), not to the terminal: a kernel that loses its
+client prints ZMQ tracebacks that say nothing to the user.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -89,7 +99,7 @@ def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def kernel_manager_class() -> type[AsyncKernelManager]:
+def kernel_manager_class(stderr_path: Path | None = None) -> type[AsyncKernelManager]:
     """A kernel manager whose clients look at their shell and iopub sockets again every ``REPOLL_S``.
 
     nbclient waits for a cell's reply with one poll as long as the cell's
@@ -97,6 +107,7 @@ def kernel_manager_class() -> type[AsyncKernelManager]:
     ipywidgets: the kernel idle, the reply queued, nbclient waiting for ever)
     is then never noticed. A poll that times out re-reads the socket's state,
     so short polls in a loop turn a lost wake-up into a delay of ``REPOLL_S``.
+    ``stderr_path``: the kernel's stderr is appended there instead of the terminal.
     """
     from queue import Empty
 
@@ -122,6 +133,13 @@ def kernel_manager_class() -> type[AsyncKernelManager]:
 
     class WakefulKernelManager(AsyncKernelManager):
         client_factory = Type(WakefulKernelClient)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if stderr_path is None:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                return
+            with stderr_path.open("ab") as err:  # the kernel keeps its own copy of the descriptor
+                await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": err})
 
     return WakefulKernelManager
 
@@ -150,6 +168,7 @@ def execute_notebook(source: Path, out_dir: Path, *, parameters: Mapping[str, An
     from papermill.exceptions import PapermillExecutionError
 
     ipynb = out_dir / f"{source.stem}.ipynb"
+    kernel_log = out_dir / f"{source.stem}.kernel.log"
     started = time.monotonic()
     error = None
     try:
@@ -162,10 +181,14 @@ def execute_notebook(source: Path, out_dir: Path, *, parameters: Mapping[str, An
             cwd=str(source.parent),
             execution_timeout=CELL_TIMEOUT_S,
             extra_arguments=KERNEL_ARGS,
-            kernel_manager_class=kernel_manager_class(),
+            kernel_manager_class=kernel_manager_class(kernel_log),
         )
     except PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}".splitlines()[0]
+    finally:
+        with contextlib.suppress(OSError):
+            if kernel_log.stat().st_size == 0:
+                kernel_log.unlink()
     seconds = time.monotonic() - started
     return ExecutedNotebook(source.stem, ipynb, export_html(ipynb), seconds, error)
 
@@ -182,7 +205,34 @@ def run_notebooks(
     """Execute every notebook in order into ``out_dir`` (their runs land there too); one record each."""
     sources = notebook_sources(only=only)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {QUICK_ENV: "1" if quick else None, RESULTS_ENV: str(out_dir.resolve()), "MPLBACKEND": "Agg"}
+    with _private_tmp() as tmp:
+        env = {QUICK_ENV: "1" if quick else None, RESULTS_ENV: str(out_dir.resolve()), "MPLBACKEND": "Agg", "TMPDIR": str(tmp)}
+        return _run_each(sources, out_dir, env, parameters, progress, log)
+
+
+@contextlib.contextmanager
+def _private_tmp() -> Iterator[Path]:
+    """A private TMPDIR for the kernels, removed at the end even after an interrupt (see the module doc)."""
+    tmp = Path(tempfile.mkdtemp(prefix="labkit-notebooks-"))
+    try:
+        yield tmp
+    finally:
+        # A killed kernel's servers die with it (PR_SET_PDEATHSIG) and may still write a last log line.
+        for _ in range(20):
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not tmp.exists():
+                break
+            time.sleep(0.1)
+
+
+def _run_each(
+    sources: list[Path],
+    out_dir: Path,
+    env: Mapping[str, str | None],
+    parameters: Mapping[str, Any] | None,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> list[ExecutedNotebook]:
     done: list[ExecutedNotebook] = []
     progress("notebooks", 0, len(sources))
     with _environment(env):
