@@ -1,4 +1,4 @@
-"""The network proxy's own cost: webhook end-to-end p50 through it at zero delay, against direct, as a ratio.
+"""The network proxy's own cost: webhook end-to-end p50 through it at zero delay, against direct and against the relay floor.
 
 Network profiles put ``labkit.servers.netproxy`` on every consumer <-> provider
 hop, so whatever the proxy itself adds is charged to the network. This case
@@ -16,6 +16,13 @@ that of sharing the bench's interpreter. The proxy has one code path for
 every impairment; at zero delay each read is due at once and is written in
 the callback that read it (no timer, no queue), the branch every undelayed
 chunk of a profile run takes too. Every loop is bounded in count and time.
+
+What any user-space hop costs on this machine is measured in the same rounds:
+a bare epoll relay and, when installed, socat (``labkit.bench.relay``), each
+with a provider of its own. The proxy is judged against that floor
+(``ratio_to_relay_p50``: each round's proxied p50 over the relay's), not
+against the direct path alone, whose ratio is the machine's as much as the
+proxy's.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import httpx
 import orjson
 
 from labkit.bench.cases import EVENT_TYPE, Lab, Plan, cv, median, paired_ratio, provider_settings
+from labkit.bench.relay import BareRelay, SocatRelay
 from labkit.config import DEFAULT_API_KEY
 from labkit.consumers import records
 from labkit.errors import RunError
@@ -43,7 +51,6 @@ from labkit.wire.signing import new_secret
 DRAIN_TIMEOUT_S = 60.0
 WARMUP_S = 1.0  # before the first segment of each side only: the providers stay up
 SEGMENT_S = 2.0  # short segments, alternating: the drift of a shared machine changes little within a pair, and many pairs outvote a spike
-PATHS = ("direct", "proxied")
 
 
 async def _publish(provider_url: str, rate: float, seconds: float, warmup_s: float, payload_bytes: int) -> tuple[list[int], int]:
@@ -95,73 +102,142 @@ def _summary(values_us: list[float]) -> dict[str, float | None]:
     return histogram_summary_ms(hist)
 
 
+def _hops(receiver_port: int) -> dict[str, Any]:
+    """The hops besides the direct path, started: the proxy as runs use it, the bare relay, and socat when installed."""
+    hops: dict[str, Any] = {}
+    try:
+        hops["proxied"] = ProxyProcess("127.0.0.1", receiver_port, Impairment()).start()
+        hops["relay"] = BareRelay(receiver_port).start()
+        if SocatRelay.installed():
+            hops["socat"] = SocatRelay(receiver_port).start()
+    except BaseException:
+        _stop(hops)
+        raise
+    return hops
+
+
+def _stop(hops: dict[str, Any]) -> dict[str, Any]:
+    """Stop every hop; the proxy's counters."""
+    stats: dict[str, Any] = {}
+    for name, hop in hops.items():
+        out = hop.stop()
+        if name == "proxied":
+            stats = out
+    return stats
+
+
+def _segments(
+    lab: Lab, plan: Plan, providers: dict[str, Any], rdb: str, n_seg: int, seg_s: float
+) -> tuple[dict[str, list[list[int]]], int]:
+    """Publish the rounds: each path one segment per round, the order reversed every other round (ABCD DCBA)."""
+    paths = list(providers)
+    seg_ids: dict[str, list[list[int]]] = {p: [] for p in paths}
+    sent = {p: 0 for p in paths}  # published successfully, warm-up included
+    errors = done = 0
+    for i in range(n_seg):
+        for p in paths if i % 2 == 0 else paths[::-1]:
+            warm = WARMUP_S if i == 0 else 0.0
+            ids, errs = asyncio.run(_publish(providers[p].url, plan.latency_rate, seg_s, warm, plan.payload_bytes))
+            sent[p] += int((seg_s + warm) * plan.latency_rate) - errs
+            errors += errs
+            seg_ids[p].append(ids)
+            _wait_recorded(rdb, p, sent[p])
+            done += 1
+            lab.progress("bench: proxy cost", done, len(paths) * n_seg)
+    return seg_ids, errors
+
+
 def proxy_cost(lab: Lab, plan: Plan) -> dict[str, Any]:
-    """Webhook end-to-end latency through the zero-delay proxy and direct, in alternating short segments, paired."""
+    """Webhook end-to-end latency direct, through the zero-delay proxy and through the simplest relays, in rounds."""
     secret = new_secret()
     rdb = str(lab.work_dir / "proxy-receiver.db")
     receiver = lab.group.start_server("proxy-receiver", "receiver", {"secrets": [secret], "db_path": rdb})
     n_seg = plan.reps * max(1, round(plan.latency_seconds / SEGMENT_S))
     seg_s = plan.reps * plan.latency_seconds / n_seg
-    seg_ids: dict[str, list[list[int]]] = {p: [] for p in PATHS}
-    sent = {p: 0 for p in PATHS}  # published successfully, warm-up included
-    errors = 0
-    done = 0
-    dbs = {p: lab.work_dir / f"proxy-provider-{p}.db" for p in PATHS}
-    proxy = ProxyProcess("127.0.0.1", receiver.port or 0, Impairment()).start()
-    cpu0 = proxy.cpu_s()
+    hops = _hops(receiver.port or 0)
+    paths = ["direct", *hops]
+    dbs = {p: lab.work_dir / f"proxy-provider-{p}.db" for p in paths}
+    cpu0 = {p: hop.cpu_s() for p, hop in hops.items()}
     try:
-        urls = {"direct": receiver.url, "proxied": proxy.url}
-        providers = {p: lab.group.start_server(f"proxy-provider-{p}", "provider", provider_settings(dbs[p])) for p in PATHS}
-        for p in PATHS:
+        urls = {"direct": receiver.url, **{p: hop.url for p, hop in hops.items()}}
+        providers = {p: lab.group.start_server(f"proxy-provider-{p}", "provider", provider_settings(dbs[p])) for p in paths}
+        for p in paths:
             with lab.client(providers[p].url) as c:
                 r = c.post("/subscriptions", json={"url": f"{urls[p]}/webhook/{p}", "secret": secret})
                 if r.status_code != 201:
                     raise RunError(f"proxy benchmark: cannot subscribe: {r.status_code} {r.text[:200]}")
-        for i in range(n_seg):
-            for p in PATHS if i % 2 == 0 else PATHS[::-1]:
-                warm = WARMUP_S if i == 0 else 0.0
-                ids, errs = asyncio.run(_publish(providers[p].url, plan.latency_rate, seg_s, warm, plan.payload_bytes))
-                sent[p] += int((seg_s + warm) * plan.latency_rate) - errs
-                errors += errs
-                seg_ids[p].append(ids)
-                _wait_recorded(rdb, p, sent[p])
-                done += 1
-                lab.progress("bench: proxy cost", done, 2 * n_seg)
-        proxy_cpu_s = _minus(proxy.cpu_s(), cpu0)
+        seg_ids, errors = _segments(lab, plan, providers, rdb, n_seg, seg_s)
+        cpu_s = {p: _minus(hop.cpu_s(), cpu0[p]) for p, hop in hops.items()}
         for child in providers.values():
             lab.group.stop(child)
     finally:
-        proxy_stats = proxy.stop()
+        proxy_stats = _stop(hops)
     lab.group.stop(receiver)
-    received = {p: {eid: recv for c, eid, recv in records.load_events(rdb) if c == p} for p in PATHS}
+    received = {p: {eid: recv for c, eid, recv in records.load_events(rdb) if c == p} for p in paths}
     e2e: dict[str, list[list[float]]] = {}
-    for p in PATHS:
+    for p in paths:
         created = Store.events_created_at(str(dbs[p]))
         e2e[p] = [[(received[p][e] - created[e]) / 1000 for e in ids if e in received[p]] for ids in seg_ids[p]]
-    p50 = {p: _nums([_summary(seg).get("p50") for seg in e2e[p]]) for p in PATHS}
-    p99 = {p: _nums([_summary(seg).get("p99") for seg in e2e[p]]) for p in PATHS}
-    all_us = {p: [v for seg in e2e[p] for v in seg] for p in PATHS}
+    out = _figures(e2e, seg_ids, cpu_s, plan, n_seg, seg_s, errors)
+    out["proxy"] = proxy_stats
+    out["relays"] = {p: _relay_figures(p, hops[p], e2e, cpu_s.get(p)) for p in hops if p != "proxied"}
+    if "socat" not in out["relays"]:
+        out["relays"]["socat"] = {"installed": False}
+    return out
+
+
+def _figures(
+    e2e: dict[str, list[list[float]]],
+    seg_ids: dict[str, list[list[int]]],
+    cpu_s: dict[str, float | None],
+    plan: Plan,
+    n_seg: int,
+    seg_s: float,
+    errors: int,
+) -> dict[str, Any]:
+    """The proxy against direct (as before) and against the relay floor, each from per-round paired p50s."""
+    p50 = {p: _nums([_summary(seg).get("p50") for seg in e2e[p]]) for p in e2e}
+    p99 = {p: _nums([_summary(seg).get("p99") for seg in e2e[p]]) for p in e2e}
+    all_us = {p: [v for seg in e2e[p] for v in seg] for p in e2e}
+    proxy_cpu = cpu_s.get("proxied")
     return {
         "rate_per_s": plan.latency_rate,
         "seconds": plan.reps * plan.latency_seconds,
         "segments": n_seg,
         "segment_s": seg_s,
-        "events": {p: sum(len(ids) for ids in seg_ids[p]) for p in PATHS},
-        "delivered": {p: len(all_us[p]) for p in PATHS},
+        "paths": list(e2e),
+        "events": {p: sum(len(ids) for ids in seg_ids[p]) for p in e2e},
+        "delivered": {p: len(all_us[p]) for p in e2e},
         "errors": errors,
         "direct_e2e_ms": _summary(all_us["direct"]),
         "proxied_e2e_ms": _summary(all_us["proxied"]),
-        "samples_p50_ms": {p: [round(v, 3) for v in p50[p]] for p in PATHS},
+        "samples_p50_ms": {p: [round(v, 3) for v in p50[p]] for p in e2e},
         "added_p50_ms": median([b - a for a, b in zip(p50["direct"], p50["proxied"])]),
         "ratio_p50": paired_ratio(p50["proxied"], p50["direct"]),
         "ratio_p99": paired_ratio(p99["proxied"], p99["direct"]),
         "pooled_ratio_p50": _ratio(_summary(all_us["proxied"]).get("p50"), _summary(all_us["direct"]).get("p50")),
+        # the proxy against the floor: each round's proxied p50 over the same round's relay p50
+        "ratio_to_relay_p50": paired_ratio(p50["proxied"], p50["relay"]),
+        "ratio_to_socat_p50": paired_ratio(p50["proxied"], p50["socat"]) if "socat" in p50 else None,
         "cv": cv([b / a for a, b in zip(p50["direct"], p50["proxied"]) if a]),
-        "proxy": proxy_stats,
         "where": "user-space proxy (labkit.servers.netproxy) in its own process (labkit.lab.hop.ProxyProcess), zero delay",
         "proxy_runs_in": "process",
         "proxy_path": "straight-through",  # zero delay: each read is written on in the callback that read it, no timer or queue
-        "proxy_cpu_us_per_event": proxy_cpu_s * 1e6 / len(all_us["proxied"]) if proxy_cpu_s is not None and all_us["proxied"] else None,
+        "proxy_cpu_us_per_event": proxy_cpu * 1e6 / len(all_us["proxied"]) if proxy_cpu is not None and all_us["proxied"] else None,
+    }
+
+
+def _relay_figures(path: str, hop: Any, e2e: dict[str, list[list[float]]], cpu_s: float | None) -> dict[str, Any]:
+    """One relay's figures: its p50 against direct in the same rounds, the p50 it adds, its CPU per event."""
+    p50 = {p: _nums([_summary(seg).get("p50") for seg in e2e[p]]) for p in ("direct", path)}
+    n = sum(len(seg) for seg in e2e[path])
+    return {
+        "installed": True,
+        "where": hop.where,
+        "e2e_ms": _summary([v for seg in e2e[path] for v in seg]),
+        "ratio_p50": paired_ratio(p50[path], p50["direct"]),
+        "added_p50_ms": median([b - a for a, b in zip(p50["direct"], p50[path])]),
+        "cpu_us_per_event": cpu_s * 1e6 / n if cpu_s is not None and n else None,
     }
 
 

@@ -59,6 +59,10 @@ RATIO_KEYS = (
     "fleet_rate",
     "receiver_verify",
     "proxy_p50",
+    "relay_p50",
+    "socat_p50",
+    "proxy_vs_relay_p50",
+    "proxy_vs_socat_p50",
     "sse_fanout",
     "scaling_pollers",
     "scaling_receiver",
@@ -117,7 +121,15 @@ TARGETS = (
     Target("fleet_pollers", "benchmarks.poller_fleet.pollers_per_process", ">=", 5000, "pollers per process at 5 s, lateness p99 < 50 ms"),
     Target("fleet_rate", "ratios.fleet_rate", ">=", 0.98, "achieved / intended poll rate"),
     Target("receiver_verify", "ratios.receiver_verify", ">=", 0.7, "receiver req/s, verifying / not verifying"),
-    Target("proxy_p50", "ratios.proxy_p50", "<=", 1.10, "webhook end-to-end p50, through the zero-delay netproxy / direct"),
+    # The proxy is judged against the machine's floor, the simplest relay in the same rounds (not against direct, whose
+    # ratio is mostly the machine's cost of one more process on the path: socat measured 1.03 to 1.12 there).
+    Target(
+        "proxy_vs_relay_p50",
+        "ratios.proxy_vs_relay_p50",
+        "<=",
+        1.05,
+        "webhook end-to-end p50 through the zero-delay netproxy / through a bare epoll relay, same rounds",
+    ),
     Target("sse_fanout", "ratios.sse_fanout", ">=", 0.5, "SSE frames/s to K streams, provider hub / bare Starlette endpoint"),
     ScalingTarget(
         "scaling_pollers",
@@ -257,6 +269,10 @@ def build_summary(
         "fleet_rate": _num(_get(results, "poller_fleet.rate_ratio")),
         "receiver_verify": _num(_get(results, "receiver_ingest.ratio")),
         "proxy_p50": _num(_get(results, "proxy_cost.ratio_p50")),
+        "relay_p50": _num(_get(results, "proxy_cost.relays.relay.ratio_p50")),
+        "socat_p50": _num(_get(results, "proxy_cost.relays.socat.ratio_p50")),
+        "proxy_vs_relay_p50": _num(_get(results, "proxy_cost.ratio_to_relay_p50")),
+        "proxy_vs_socat_p50": _num(_get(results, "proxy_cost.ratio_to_socat_p50")),
         "sse_fanout": _num(_get(results, "sse_fanout.ratio")),
         "scaling_pollers": _num(_get(results, "process_scaling.pollers.ratio")),
         "scaling_receiver": _num(_get(results, "process_scaling.receiver.ratio")),

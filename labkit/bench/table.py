@@ -113,18 +113,40 @@ def _consumer_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str]
             (label, _f(f["provider"]["frames_per_s"]), _f(f["bare"]["frames_per_s"]), _f(r.get("sse_fanout"), ".2f"), verdict("sse_fanout"))
         )
     if "proxy_cost" in b:
-        pc = b["proxy_cost"]
-        out.append(
-            (
-                "webhook e2e p50 (ms) through the zero-delay proxy",
-                _f((pc.get("proxied_e2e_ms") or {}).get("p50"), ".2f"),
-                _f((pc.get("direct_e2e_ms") or {}).get("p50"), ".2f"),
-                _f(r.get("proxy_p50"), ".2f"),
-                verdict("proxy_p50"),
-            )
-        )
+        out.extend(_proxy_rows(b["proxy_cost"], r, verdict))
     if "process_scaling" in b:
         out.extend(_scaling_rows(b["process_scaling"], r, verdict))
+    return out
+
+
+def _proxy_rows(pc: dict[str, Any], r: dict[str, Any], verdict: Callable[[str], str]) -> list[Row]:
+    """The proxy and the relays, each against direct; then the proxy against the bare relay (the floor), judged."""
+    direct = _f((pc.get("direct_e2e_ms") or {}).get("p50"), ".2f")
+    relays = pc.get("relays") or {}
+    out: list[Row] = [
+        (
+            "webhook e2e p50 (ms) through the zero-delay proxy",
+            _f((pc.get("proxied_e2e_ms") or {}).get("p50"), ".2f"),
+            direct,
+            _f(r.get("proxy_p50"), ".2f"),
+            "",
+        )
+    ]
+    for name, label in (("relay", "the bare relay"), ("socat", "socat")):
+        relay = relays.get(name) or {}
+        if relay.get("installed"):
+            out.append(
+                (
+                    f"  ... through {label} (floor)",
+                    _f((relay.get("e2e_ms") or {}).get("p50"), ".2f"),
+                    direct,
+                    _f(relay.get("ratio_p50"), ".2f"),
+                    "",
+                )
+            )
+    out.append(("proxy p50 / bare relay p50, per round", "", "", _f(r.get("proxy_vs_relay_p50"), ".3f"), verdict("proxy_vs_relay_p50")))
+    if r.get("proxy_vs_socat_p50") is not None:
+        out.append(("proxy p50 / socat p50, per round", "", "", _f(r.get("proxy_vs_socat_p50"), ".3f"), ""))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,9 @@ def test_bench_quick_json_writes_a_well_formed_file(tmp_path: Path) -> None:
     assert data["mode"] == "tiny"
     assert set(data["ratios"]) == set(RATIO_KEYS)
     for key, value in data["ratios"].items():
+        if key.endswith("socat_p50") and not shutil.which("socat"):
+            assert value is None
+            continue
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
     assert set(data["targets"]) == {t.name for t in TARGETS}
     for t in data["targets"].values():
@@ -141,3 +145,10 @@ def test_proxy_cost_measures_the_proxy_process_runs_use(tmp_path: Path) -> None:
     assert counters["connections"] >= 1 and counters["bytes_up"] > 0 and counters["bytes_down"] > 0
     assert counters["mean_added_delay_ms"] == 0 and counters["stalled_chunks"] == 0
     assert case["proxy_cpu_us_per_event"] is not None and case["proxy_cpu_us_per_event"] >= 0
+    # the floor in the same rounds: a bare relay (and socat when installed), each with its own provider
+    relay = case["relays"]["relay"]
+    assert relay["installed"] and case["delivered"]["relay"] == case["events"]["relay"] > 0
+    assert relay["ratio_p50"] > 0 and case["ratio_to_relay_p50"] > 0
+    assert case["relays"]["socat"]["installed"] is bool(shutil.which("socat"))
+    fleet = json.loads(proc.stdout)["targets"]
+    assert fleet["proxy_vs_relay_p50"]["target"] == 1.05 and "proxy_p50" not in fleet
