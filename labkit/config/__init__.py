@@ -74,6 +74,17 @@ class ServerLimits(Settings):
     body_timeout_s: float = Field(30.0, gt=0, le=3600)
 
 
+class KeyScope(Settings):
+    """What one API key may read: one consumer's events, and/or events of these types (an account-scoped key).
+
+    A feed, a long poll or a stream opened with a scoped key sees only its
+    scope; a request's own ``types`` filter narrows it further, never widens it.
+    """
+
+    consumer: str | None = Field(None, min_length=1, max_length=100)
+    types: tuple[str, ...] = Field((), max_length=50)
+
+
 class ProviderSettings(Settings):
     """The provider: event log, polling API, subscriptions and the webhook dispatcher."""
 
@@ -112,6 +123,9 @@ class ProviderSettings(Settings):
     )
     limits: ServerLimits = ServerLimits()
     seed: int | None = None
+    key_scopes: dict[str, KeyScope] = Field(
+        default_factory=dict, description="API keys that read only their own consumer's (or topics') events; valid keys too"
+    )
     streams: StreamLimits = Field(default_factory=lambda: StreamLimits.model_validate({}), description="SSE and WebSocket streams")
 
     @field_validator("retry_schedule_s")
@@ -126,6 +140,13 @@ class ProviderSettings(Settings):
     def _keys(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v or any(len(k) < 4 or not k.isprintable() or " " in k for k in v):
             raise ValueError("needs at least one key of 4+ printable characters without spaces")
+        return v
+
+    @field_validator("key_scopes")
+    @classmethod
+    def _scoped_keys(cls, v: dict[str, KeyScope]) -> dict[str, KeyScope]:
+        if any(len(k) < 4 or not k.isprintable() or " " in k for k in v):
+            raise ValueError("each key has 4+ printable characters without spaces")
         return v
 
 
@@ -193,6 +214,7 @@ class PollerSettings(Settings):
     ca_file: str | None = Field(None, description="extra CA (PEM) to trust, for an HTTPS provider")
     processes: Processes = Field(1, description="processes the pollers are split across; 'auto': one per core")
     first_index: int = Field(0, ge=0, description="the first poller's number (p<first_index>): set for one process of several")
+    api_keys: tuple[str, ...] = Field((), description="one key per poller of the whole fleet (p0, p1, ...): each reads its own feed")
 
 
 # Network profiles (parsed and shipped in labkit.config.network): the limits of what a profile may say.
@@ -482,6 +504,7 @@ class StreamConsumerSettings(Settings):
     seed: int = 0
     processes: Processes = Field(1, description="processes the connections are split across; 'auto': one per core")
     first_index: int = Field(0, ge=0, description="the first consumer's number (c<first_index>): set for one process of several")
+    api_keys: tuple[str, ...] = Field((), description="one key per stream of the whole fleet (c0, c1, ...): each its own events")
     ca_file: str | None = Field(None, description="extra CA (PEM) to trust, for an HTTPS provider")
 
 

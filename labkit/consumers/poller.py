@@ -191,7 +191,8 @@ class Fleet:
             tls.load_verify_locations(cafile=s.ca_file)
         if s.http_client == "raw":
             self.clients = [
-                Connection(s.base_url, self.wire, headers=headers, timeout=self.timeout, ssl_context=tls) for _ in range(s.pollers)
+                Connection(s.base_url, self.wire, headers=self.headers_of(i, headers), timeout=self.timeout, ssl_context=tls)
+                for i in range(s.pollers)
             ]
             return
         shards = max(1, math.ceil(s.pollers / POOL_SHARD))
@@ -200,6 +201,13 @@ class Fleet:
             counting_client(self.wire, concurrency=per, timeout=s.timeout_s, base_url=s.base_url, headers=headers, verify=tls)
             for _ in range(shards)
         ]
+
+    def headers_of(self, index: int, headers: dict[str, str]) -> dict[str, str]:
+        """Poller ``index``'s headers: with its own API key when each poller has one (its own feed)."""
+        keys = self.settings.api_keys
+        if not keys:
+            return headers
+        return {**headers, "authorization": f"Bearer {keys[self.settings.first_index + index]}"}
 
     async def close(self) -> None:
         await self.stats.stop()
@@ -257,6 +265,8 @@ class Fleet:
     async def _get(self, client: Any, p: Poller, conditional: bool) -> Any:
         """One request, timed and counted; None when it failed on the way."""
         headers = {"if-none-match": p.etag} if conditional and p.etag else None
+        if self.settings.api_keys and self.settings.http_client != "raw":  # a shared client: the poller's key per request
+            headers = self.headers_of(p.index, headers or {})
         self.requests += 1
         start = time.perf_counter()
         try:

@@ -282,6 +282,11 @@ class StreamFleet:
             self.n["reconnects"] += 1
             await asyncio.sleep(self.backoff_s(c))
 
+    def key_of(self, c: Consumer) -> str:
+        """The API key consumer ``c`` connects with: its own when each has one (its own events only)."""
+        keys = self.settings.api_keys
+        return keys[c.index] if keys else self.settings.api_key
+
     def _path(self, c: Consumer) -> str:
         query = f"/stream?after={c.cursor}"
         if self.settings.types:
@@ -291,7 +296,7 @@ class StreamFleet:
     async def hold_sse(self, c: Consumer) -> bool:
         """One SSE connection from connect to end; True when it was established (a 200 with data)."""
         s = self.settings
-        headers = [("authorization", f"Bearer {s.api_key}"), ("user-agent", "labkit-streams")]
+        headers = [("authorization", f"Bearer {self.key_of(c)}"), ("user-agent", "labkit-streams")]
         if c.cursor:
             headers.append(("last-event-id", str(c.cursor)))
         request = sse_request(self.target, self._path(c), headers)
@@ -319,7 +324,7 @@ class StreamFleet:
         url = self.origin_ws_url()
         first = {"after": c.cursor, "types": list(s.types)}
         try:
-            ws = await open_ws(url, s.api_key, first, self.ws_class, s.connect_timeout_s, self.tls)
+            ws = await open_ws(url, self.key_of(c), first, self.ws_class, s.connect_timeout_s, self.tls)
         except (OSError, TimeoutError) as exc:
             status = getattr(getattr(exc.__cause__, "response", None), "status_code", 0)
             self.n["http_errors" if status else "connect_errors"] += 1

@@ -14,7 +14,7 @@ Everything here is a pure function of rows, so tests feed it small tables:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,13 @@ def first_received(rows: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int]
     return out
 
 
-def catch_up_s(created: Mapping[int, int], received: Mapping[tuple[str, int], int], consumers: Sequence[str], at_ns: int) -> float | None:
+def catch_up_s(
+    created: Mapping[int, int],
+    received: Mapping[tuple[str, int], int],
+    consumers: Sequence[str],
+    at_ns: int,
+    expected: Mapping[str, Container[int]] | None = None,
+) -> float | None:
     """Seconds from ``at_ns`` until every consumer held every event created by ``at_ns``.
 
     0 when nothing was outstanding at ``at_ns``; None when some such event
@@ -64,7 +70,10 @@ def catch_up_s(created: Mapping[int, int], received: Mapping[tuple[str, int], in
     backlog = [e for e, c in created.items() if c <= at_ns]
     latest = at_ns
     for consumer in consumers:
+        mine = expected.get(consumer, ()) if expected is not None else None
         for event_id in backlog:
+            if mine is not None and event_id not in mine:
+                continue  # not this consumer's event (a per-consumer or topics audience)
             got = received.get((consumer, event_id))
             if got is None:
                 return None
@@ -72,8 +81,16 @@ def catch_up_s(created: Mapping[int, int], received: Mapping[tuple[str, int], in
     return (latest - at_ns) / 1e9
 
 
-def lost(created: Mapping[int, int], received: Mapping[tuple[str, int], int], consumers: Sequence[str]) -> int:
-    return sum(1 for c in consumers for e in created if (c, e) not in received)
+def lost(
+    created: Mapping[int, int],
+    received: Mapping[tuple[str, int], int],
+    consumers: Sequence[str],
+    expected: Mapping[str, Iterable[int]] | None = None,
+) -> int:
+    """Events a consumer should have received and never recorded: every logged event, or its audience's share."""
+    if expected is None:
+        return sum(1 for c in consumers for e in created if (c, e) not in received)
+    return sum(1 for c in consumers for e in expected.get(c, ()) if e in created and (c, e) not in received)
 
 
 def split_latency(

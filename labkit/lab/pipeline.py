@@ -43,7 +43,8 @@ class RunResult:
 def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
     """The per-style block of summary.json (measured), with the model beside it."""
     published = len(run.published_ids)
-    expected = published * len(run.consumers)
+    # what the consumers should have received: every event each (a broadcast), or each one's audience share
+    expected = published * len(run.consumers) if run.expected is None else sum(run.expected.values())
     hist = new_histogram()
     for _, _, _, created_ns, received_ns in run.events:
         record_us(hist, (received_ns - created_ns) / 1000)
@@ -58,7 +59,7 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         "publish_errors": run.publish_errors,
         "consumers": len(run.consumers),
         "delivered": len(run.events),
-        "lost": expected - len(run.events),
+        "lost": expected - (len(run.events) - run.misdelivered),
         "duplicates": int(counters.get("duplicates", 0)) + int(counters.get("duplicate_events", 0)),
         "requests": requests,
         "requests_per_event": requests / per,
@@ -98,6 +99,8 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
     agreement = latency_agreement_block(out, hist.get_total_count())
     if agreement is not None:
         out["agreement"] = agreement
+    if run.audience:
+        out["audience"] = {**run.audience, "expected_deliveries": expected, "misdelivered": run.misdelivered}
     if run.network is not None:
         out["network_proxy"] = run.network
     if run.fault is not None:

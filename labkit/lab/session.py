@@ -44,7 +44,7 @@ from labkit.lab import measures
 from labkit.lab.faults import injector_for
 from labkit.lab.hop import ProxyProcess
 from labkit.lab.measures import Episode
-from labkit.lab.workload import Workload
+from labkit.lab.workload import AudiencePlan, Workload, audience_for
 from labkit.model.calibration import Calibration
 from labkit.provider.store import Store
 from labkit.servers.netproxy import EMULATION, Impairment, applied_delays_ms
@@ -123,6 +123,11 @@ class StyleRun:
     cores: dict[str, Any] = field(default_factory=dict)
     # The machine's calibration the model takes its base from (labkit.model.calibration); None: no base.
     calibration: Calibration | None = None
+    # The audience: each consumer's count of the logged events it should have received (None: a broadcast,
+    # every consumer every event), deliveries of an event to a consumer it was not for, and the plan's description.
+    expected: dict[str, int] | None = None
+    misdelivered: int = 0
+    audience: dict[str, Any] = field(default_factory=dict)
 
 
 def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
@@ -187,6 +192,11 @@ class Session:
         self.consumer_key = "lk_" + secrets.token_urlsafe(18)
         self.publisher_key = "lk_" + secrets.token_urlsafe(18)
         self.secret = new_secret()
+        # Who receives which event; a non-broadcast audience gives each consumer its own scoped key.
+        self.audience: AudiencePlan = audience_for(settings, style.consumer_names(settings), len(workload))
+        names = self.audience.consumers
+        self.consumer_keys = [] if self.audience.broadcast else ["lk_" + secrets.token_urlsafe(12) for _ in names]
+        self.consumer_topics = [self.audience.topics_of(i) for i in range(len(names))] if self.audience.kind == "topics" else []
         self.consumers: list[str] = []
         self.consumer_of: dict[str, str] = {}  # subscription id -> consumer name
         self.episodes: list[Episode] = []
@@ -329,6 +339,8 @@ class Session:
 
     async def _main(self) -> None:
         ps = provider_settings(self.settings, self.provider_db, [self.consumer_key, self.publisher_key], self.style)
+        if self.consumer_keys:
+            ps["key_scopes"] = self.key_scopes()
         if self.certs is not None:
             ps["ca_file"] = str(self.certs.ca_file)  # the dispatcher verifies HTTPS receivers against the lab CA
         self.fault.tune("provider", ps, self)
@@ -366,6 +378,13 @@ class Session:
             await self.stop_consumer()
             await asyncio.to_thread(self.group.stop, self.provider.child)
 
+    def key_scopes(self) -> dict[str, dict[str, Any]]:
+        """The provider's scoped keys: each consumer's key reads its own events (per-consumer) or its topics'."""
+        names = self.audience.consumers
+        if self.audience.kind == "per-consumer":
+            return {key: {"consumer": name} for key, name in zip(self.consumer_keys, names, strict=True)}
+        return {key: {"types": list(topics)} for key, topics in zip(self.consumer_keys, self.consumer_topics, strict=True)}
+
     async def _bracket(self) -> None:
         """The consumer's counters over the workload window, across restarts of the consumer."""
         await self.until(0.0)
@@ -382,6 +401,7 @@ class Session:
         total = len(wl)
         done = 0
         event_type = wl.settings.event_type
+        plan = self.audience
         give_up_s = self.fault.publish_give_up_s
         headers = {"authorization": f"Bearer {self.publisher_key}", "content-type": "application/json"}
         limits = httpx.Limits(max_connections=PUBLISH_CONNECTIONS, max_keepalive_connections=PUBLISH_CONNECTIONS)
@@ -389,7 +409,11 @@ class Session:
 
             async def one(i: int) -> None:
                 nonlocal done
-                body = orjson.dumps({"type": event_type, "payload": wl.payloads[i]})
+                event: dict[str, Any] = {"type": plan.event_type(i, event_type), "payload": wl.payloads[i]}
+                owner = plan.event_consumer(i)
+                if owner is not None:
+                    event["consumer"] = owner
+                body = orjson.dumps(event)
                 give_up = time.monotonic() + give_up_s
                 while True:
                     try:
@@ -424,7 +448,8 @@ class Session:
         """Wait until every consumer holds every committed event, nothing more can come, or the timeout passes."""
         created = Store.events_created_at(str(self.provider_db))
         expected = len(created)
-        total = expected * len(self.consumers)
+        want = self._wanted()
+        total = expected * len(self.consumers) if want is None else sum(want.values())
         last_id = max(created) if created and self.style.drains_to_last(self.settings) else None
         start = time.monotonic()
         while True:
@@ -433,7 +458,7 @@ class Session:
                 got = expected * sum(1 for c in self.consumers if seen.get(c, 0) >= last_id)
             else:
                 counts = records.received_counts(str(self.consumer_db))
-                got = sum(min(counts.get(c, 0), expected) for c in self.consumers)
+                got = sum(min(counts.get(c, 0), expected if want is None else want.get(c, 0)) for c in self.consumers)
             self.progress(f"{self.label}: draining", got, total)
             if got >= total or self.style.settled(self):
                 self.drained = got >= total or not self.fault.promises_no_loss
@@ -445,6 +470,16 @@ class Session:
                     raise ServerError(f"{role.child.name} died during the run: {role.child.log_tail()}")
             await asyncio.sleep(0.05)
         self.drain_s = time.monotonic() - start
+
+    def _expected(self) -> dict[str, set[int]] | None:
+        """Consumer -> the logged event ids it should receive; None for a broadcast (every consumer every event)."""
+        if self.audience.broadcast:
+            return None
+        return self.audience.expected(Store.events_routing_at(str(self.provider_db)))
+
+    def _wanted(self) -> dict[str, int] | None:
+        expected = self._expected()
+        return None if expected is None else {c: len(ids) for c, ids in expected.items()}
 
     # -- results ------------------------------------------------------------------------------------
 
@@ -460,6 +495,8 @@ class Session:
             if event_id in created
         ]
         deliveries, rtt = self.style.provider_side(self.provider_db)
+        expected = self._expected()
+        misdelivered = 0 if expected is None else sum(1 for (c, e) in received if e in created and e not in expected.get(c, ()))
         return StyleRun(
             style=name,
             published_ids=sorted(created),
@@ -476,7 +513,7 @@ class Session:
             events=events,
             provider_cpu_start_s=self.cpu_start[0],
             consumer_cpu_start_s=self.cpu_start[1],
-            fault=self._fault_block(created, received, counters, deliveries) if self.settings.fault is not None else None,
+            fault=self._fault_block(created, received, counters, deliveries, expected) if self.settings.fault is not None else None,
             window_counters=self.window,
             provider_stats=self.provider_stats,
             provider_rss_bytes=self.provider_rss[0],
@@ -485,6 +522,9 @@ class Session:
             cpu_window_s=max(self.cpu_window[1] - self.cpu_window[0], 0.0),
             cpu_wait_s=(max(self.cpu_wait[0], 0.0), max(self.cpu_wait[1], 0.0)),
             cores=self.cores.describe(),
+            expected=None if expected is None else {c: len(ids) for c, ids in expected.items()},
+            misdelivered=misdelivered,
+            audience=self.audience.describe(),
         )
 
     def _network_block(self) -> dict[str, Any] | None:
@@ -501,13 +541,18 @@ class Session:
         return {"emulation": EMULATION, "hops": len(self.proxies), **total, "added_delay_ms": added}
 
     def _fault_block(
-        self, created: dict[int, int], received: dict[tuple[str, int], int], counters: dict[str, Any], deliveries: dict[str, Any]
+        self,
+        created: dict[int, int],
+        received: dict[tuple[str, int], int],
+        counters: dict[str, Any],
+        deliveries: dict[str, Any],
+        expected: dict[str, set[int]] | None,
     ) -> dict[str, Any]:
         f = self.settings.fault
         assert f is not None
         unique = len([k for k in received if k[1] in created])
-        lost = measures.lost(created, received, self.consumers)
-        episodes = [self._episode(ep, created, received) for ep in self.episodes]
+        lost = measures.lost(created, received, self.consumers, expected)
+        episodes = [self._episode(ep, created, received, expected) for ep in self.episodes]
         catch_ups = [e["catch_up_s"] for e in episodes if e["catch_up_s"] is not None]
         windows = [(ep.started_ns, ep.ended_ns or self.publish_end_ns) for ep in self.episodes]
         during, outside = measures.split_latency(created, received, windows)
@@ -541,8 +586,10 @@ class Session:
             **self.fault.block(),
         }
 
-    def _episode(self, ep: Episode, created: dict[int, int], received: dict[tuple[str, int], int]) -> dict[str, Any]:
-        catch_up = measures.catch_up_s(created, received, self.consumers, ep.ended_ns) if ep.ended_ns else None
+    def _episode(
+        self, ep: Episode, created: dict[int, int], received: dict[tuple[str, int], int], expected: dict[str, set[int]] | None
+    ) -> dict[str, Any]:
+        catch_up = measures.catch_up_s(created, received, self.consumers, ep.ended_ns, expected) if ep.ended_ns else None
         return {
             "what": ep.what,
             "at_s": (ep.started_ns - self.t0_ns) / 1e9,

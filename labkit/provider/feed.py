@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from labkit.provider.dispatcher import event_json
+from labkit.provider.gate import bearer_key
 from labkit.provider.protocol import (
     JSON,
     MAX_CURSOR,
@@ -65,26 +66,33 @@ def _page_args(p: ProviderState, query: bytes) -> tuple[int, int, float, tuple[s
     return after, limit, wait, types
 
 
-async def _long_poll(p: ProviderState, head: int, after: int, wait: float, types: tuple[str, ...]) -> int:
+async def _long_poll(p: ProviderState, head: int, after: int, wait: float, types: tuple[str, ...], consumer: str | None) -> int:
     """Wait up to ``wait`` seconds for an event past ``after``; the feed head then."""
     p.counters["long_polls"] += 1
     deadline = time.monotonic() + wait
     while head <= after:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not await p.wait_publish(remaining):
+        if remaining <= 0 or not await p.wait_publish(remaining, types, consumer):
             break
-        head = p.store.head(types)
+        head = p.store.head(types, consumer)
     return head
 
 
 async def page(p: ProviderState, scope: Scope) -> Response:
-    """One page of the feed after the cursor, or a 304 when the client's ETag is the feed's head."""
+    """One page of the feed after the cursor, or a 304 when the client's ETag is the feed's head.
+
+    A scoped key (``ProviderSettings.key_scopes``) reads its own feed: its
+    consumer's events, or its topics', with its own head, ETag and long-poll wake-ups.
+    """
     after, limit, wait, types = _page_args(p, scope["query_string"])
+    consumer = None
+    if p.scopes:
+        types, consumer = p.audience_filter(bearer_key(scope), types)
     store = p.store
     p.counters["polls"] += 1
-    head = store.head(types)
+    head = store.head(types, consumer)
     if head <= after and wait > 0:
-        head = await _long_poll(p, head, after, wait, types)
+        head = await _long_poll(p, head, after, wait, types, consumer)
     etag = b'"h%d"' % head
     if head <= after:
         inm = header_value(scope, b"if-none-match")
@@ -93,7 +101,7 @@ async def page(p: ProviderState, scope: Scope) -> Response:
             return RawResponse(304, b"", [(b"etag", etag), (b"x-poll-interval", p.poll_interval)])
         events, nxt = b"", after
     else:
-        events, last = store.page_json(after, limit, types)
+        events, last = store.page_json(after, limit, types, consumer)
         nxt = last or after
     # The head is the newest matching id (this process is the only writer): more exist iff it is past the page.
     body = b'{"data":[%s],"next":"%d","has_more":%s}' % (events, nxt, b"true" if nxt < head else b"false")
@@ -117,15 +125,29 @@ async def feed_asgi(p: ProviderState, scope: Scope, receive: Receive, send: Send
 async def one_event(request: Request) -> Response:
     raw = request.path_params["event_id"]
     ok = raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_CURSOR
-    row = state_of(request).store.event(int(raw)) if ok else None
+    p = state_of(request)
+    row = p.store.event(int(raw)) if ok else None
+    if row is not None and p.scopes and not _in_scope(p, request.scope, int(raw)):
+        row = None  # another consumer's event is not found, as it would not be in an account-scoped API
     if row is None:
         raise HTTPException(404, "event not found")
     return Response(event_json(row), media_type=JSON)
 
 
+def _in_scope(p: ProviderState, scope: Scope, event_id: int) -> bool:
+    """True when the request's key may read event ``event_id`` (an unscoped key reads every event)."""
+    types, consumer = p.audience_filter(bearer_key(scope), ())
+    if not types and consumer is None:
+        return True
+    routing = p.store.event_routing(event_id)
+    return routing is not None and (not types or routing[0] in types) and (consumer is None or routing[1] == consumer)
+
+
 async def snapshot(request: Request) -> Response:
     """The latest state as one resource (no log): a slow poller misses the versions in between."""
     p = state_of(request)
+    if p.scopes and bearer_key(request.scope) in p.scopes:
+        raise HTTPException(403, "snapshot: the latest state of every consumer is not readable with a scoped key; use GET /events")
     p.counters["snapshot_polls"] += 1
     head = p.store.head(())
     etag = b'"v%d"' % head

@@ -21,7 +21,7 @@ from labkit.provider.protocol import JSON
 from labkit.provider.routing import RouteSet
 from labkit.provider.state import state_of
 
-ENVELOPE = frozenset({"type", "payload"})
+ENVELOPE = frozenset({"type", "payload", "consumer"})
 
 
 def check_type(value: Any) -> str:
@@ -31,6 +31,15 @@ def check_type(value: Any) -> str:
         raise HTTPException(422, "type: must have 1 to 100 characters")
     if "," in value or not value.isprintable():
         raise HTTPException(422, "type: must be printable and contain no commas")
+    return value
+
+
+def check_consumer(value: Any) -> str | None:
+    """The optional consumer an event belongs to (audience per-consumer): whose feed, streams and endpoints get it."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 100 or not value.isprintable():
+        raise HTTPException(422, "consumer: must be a printable string of 1 to 100 characters")
     return value
 
 
@@ -56,9 +65,10 @@ async def publish(request: Request) -> Response:
     p = state_of(request)
     body, data = await read_json(request, p.settings)
     type_, payload = envelope(body, data)
-    event_id, created = p.store.publish(type_, payload, p.first_delay_ns)
+    consumer = check_consumer(data.get("consumer"))
+    event_id, created = p.store.publish(type_, payload, p.first_delay_ns, consumer)
     p.counters["published"] += 1
-    p.notify()
+    p.notify(type_, consumer)
     p.hub.notify()
     p.dispatcher.wake()
     return Response(

@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     type TEXT NOT NULL,
     created_ns INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    consumer TEXT
 );
 CREATE INDEX IF NOT EXISTS events_type_id ON events(type, id);
 CREATE INDEX IF NOT EXISTS events_created ON events(created_ns);
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     created_ns INTEGER NOT NULL,
     disabled_reason TEXT,
     previous_secret TEXT,
-    previous_secret_until_ns INTEGER
+    previous_secret_until_ns INTEGER,
+    consumer TEXT
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,6 +82,7 @@ class Subscription:
     previous_secret: str | None = None
     previous_secret_until_ns: int | None = None
     disabled_ns: int | None = None  # when it was disabled (410 Gone, or the dispatcher's disable policy)
+    consumer: str | None = None  # only this consumer's events (an account-scoped endpoint); None: every consumer's
 
     def signing_secrets(self, now_ns: int) -> tuple[str, ...]:
         """The secrets to sign with at ``now_ns``: the current one, and the old one during an overlap."""
@@ -98,6 +101,8 @@ class Subscription:
             "disabled_reason": self.disabled_reason,
             "disabled_ns": self.disabled_ns,
         }
+        if self.consumer is not None:
+            out["consumer"] = self.consumer
         if self.previous_secret:
             out["previous_secret_valid_until_ns"] = self.previous_secret_until_ns
         return out
@@ -138,10 +143,43 @@ class AttemptResult:
 
 @dataclass(slots=True)
 class Heads:
-    """Newest event id overall and per type, kept in memory: this process is the only writer."""
+    """Newest event id overall, per type, per consumer and per (consumer, type), in memory: this process is the only writer."""
 
     head: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    by_consumer: dict[str, int] = field(default_factory=dict)
+    by_consumer_type: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def moved(self, event_id: int, type_: str, consumer: str | None) -> None:
+        self.head = max(self.head, event_id)
+        self.by_type[type_] = max(self.by_type.get(type_, 0), event_id)
+        if consumer is not None:
+            self.by_consumer[consumer] = max(self.by_consumer.get(consumer, 0), event_id)
+            self.by_consumer_type[(consumer, type_)] = max(self.by_consumer_type.get((consumer, type_), 0), event_id)
+
+
+class SubscriptionIndex:
+    """Active subscriptions by (consumer or None, type or None): an event's targets without scanning them all.
+
+    A publish looks up at most four buckets (every consumer's and its own,
+    every type and its own), so its cost follows the subscriptions it matches.
+    """
+
+    def __init__(self, rows: list[tuple[str, frozenset[str], str | None]]) -> None:
+        self.buckets: dict[tuple[str | None, str | None], list[str]] = {}
+        for sid, types, consumer in rows:
+            for t in types or (None,):
+                self.buckets.setdefault((consumer, t), []).append(sid)
+
+    def targets(self, type_: str, consumer: str | None) -> list[str]:
+        b = self.buckets
+        if not b:
+            return []
+        out = [*b.get((None, None), ()), *b.get((None, type_), ())]
+        if consumer is not None:
+            out.extend(b.get((consumer, None), ()))
+            out.extend(b.get((consumer, type_), ()))
+        return out
 
 
 def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
@@ -170,4 +208,5 @@ def subscription_from_row(row: tuple[Any, ...]) -> Subscription:
         previous_secret=row[7],
         previous_secret_until_ns=row[8],
         disabled_ns=row[9],
+        consumer=row[10] if len(row) > 10 else None,
     )

@@ -33,6 +33,7 @@ from labkit.provider.schema import (
     Delivery,
     Heads,
     Subscription,
+    SubscriptionIndex,
     delivery_from_row,
     subscription_from_row,
 )
@@ -58,35 +59,52 @@ class Store:
             self._migrate()
         self.readonly = readonly
         self._heads = Heads()
-        for type_, head in self._db.execute("SELECT type, max(id) FROM events GROUP BY type"):
-            self._heads.by_type[type_] = head
-            self._heads.head = max(self._heads.head, head)
+        has_consumer = "consumer" in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        query = (
+            "SELECT type, consumer, max(id) FROM events GROUP BY type, consumer"
+            if has_consumer
+            else ("SELECT type, NULL, max(id) FROM events GROUP BY type")
+        )
+        for type_, consumer, head in self._db.execute(query):
+            self._heads.moved(head, type_, consumer)
         # Bumped on every subscription change so caches (here and in the dispatcher) refresh.
         self.subscriptions_version = 0
-        self._active: list[tuple[str, frozenset[str]]] = []
-        self._load_active()
+        self._active = SubscriptionIndex([])
+        if not readonly:
+            self._load_active()
 
     def _migrate(self) -> None:
         """Add the columns a database made by an older labkit lacks (secret rotation, the disable time)."""
         cols = {row[1] for row in self._db.execute("PRAGMA table_info(subscriptions)")}
-        for name, kind in (("previous_secret", "TEXT"), ("previous_secret_until_ns", "INTEGER"), ("disabled_ns", "INTEGER")):
+        for name, kind in (
+            ("previous_secret", "TEXT"),
+            ("previous_secret_until_ns", "INTEGER"),
+            ("disabled_ns", "INTEGER"),
+            ("consumer", "TEXT"),
+        ):
             if name not in cols:
                 self._db.execute(f"ALTER TABLE subscriptions ADD COLUMN {name} {kind}")
+        if "consumer" not in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}:
+            self._db.execute("ALTER TABLE events ADD COLUMN consumer TEXT")
+        # A consumer's feed is one range of this index (audience per-consumer).
+        self._db.execute("CREATE INDEX IF NOT EXISTS events_consumer_id ON events(consumer, id)")
 
     def close(self) -> None:
         self._db.close()
 
     # -- events -------------------------------------------------------------------------
 
-    def publish(self, type_: str, payload: bytes, first_delay_ns: int = 0) -> tuple[int, int]:
-        """Append an event and its deliveries in one transaction; return (id, created_ns)."""
+    def publish(self, type_: str, payload: bytes, first_delay_ns: int = 0, consumer: str | None = None) -> tuple[int, int]:
+        """Append an event (of one consumer, when given) and its deliveries in one transaction; return (id, created_ns)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             created = time.time_ns()
-            cur = db.execute("INSERT INTO events(type, created_ns, payload) VALUES (?, ?, ?)", (type_, created, payload))
+            cur = db.execute(
+                "INSERT INTO events(type, created_ns, payload, consumer) VALUES (?, ?, ?, ?)", (type_, created, payload, consumer)
+            )
             event_id = int(cur.lastrowid or 0)
-            subs = [sid for sid, types in self._active if not types or type_ in types]
+            subs = self._active.targets(type_, consumer)
             if subs:
                 msg_id = f"msg_{event_id}"
                 ids = f"[{event_id}]"
@@ -100,29 +118,51 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._heads.head = event_id
-        self._heads.by_type[type_] = event_id
+        self._heads.moved(event_id, type_, consumer)
         return event_id, created
 
-    def head(self, types: Sequence[str] = ()) -> int:
-        """The newest event id (among ``types`` when given); 0 for an empty feed. No query."""
+    def head(self, types: Sequence[str] = (), consumer: str | None = None) -> int:
+        """The newest event id (among ``types`` and of ``consumer`` when given); 0 for an empty feed. No query."""
+        h = self._heads
+        if consumer is not None:
+            if not types:
+                return h.by_consumer.get(consumer, 0)
+            return max((h.by_consumer_type.get((consumer, t), 0) for t in types), default=0)
         if not types:
-            return self._heads.head
-        by_type = self._heads.by_type
-        return max((by_type.get(t, 0) for t in types), default=0)
+            return h.head
+        return max((h.by_type.get(t, 0) for t in types), default=0)
 
-    def page(self, after: int, limit: int, types: Sequence[str] = ()) -> list[tuple[int, str, int, bytes]]:
+    @staticmethod
+    def _where(after: int, types: Sequence[str], consumer: str | None) -> tuple[str, list[Any]]:
+        """The feed's filter: after the cursor, of these types, of this consumer (each when given)."""
+        where, args = "id > ?", list[Any]([after])
+        if consumer is not None:
+            where = "consumer = ? AND id > ?"  # one range of events_consumer_id
+            args = [consumer, after]
+        if types:
+            where += f" AND type IN ({','.join('?' * len(types))})"
+            args.extend(types)
+        return where, args
+
+    def page(self, after: int, limit: int, types: Sequence[str] = (), consumer: str | None = None) -> list[tuple[int, str, int, bytes]]:
         """Up to ``limit`` events with id > after, oldest first: (id, type, created_ns, payload json)."""
-        if not types:
+        if not types and consumer is None:
             return self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
-        marks = ",".join("?" * len(types))
-        return self._db.execute(
-            f"SELECT {EVENT_COLS} FROM events WHERE id > ? AND type IN ({marks}) ORDER BY id LIMIT ?",
-            (after, *types, limit),
-        ).fetchall()
+        where, args = self._where(after, types, consumer)
+        return self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE {where} ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+
+    def page_routed(self, after: int, limit: int) -> list[tuple[tuple[int, str, int, bytes], str | None]]:
+        """``page`` of every event after ``after``, each with its consumer (the stream hub routes by it)."""
+        rows = self._db.execute(f"SELECT {EVENT_COLS}, consumer FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        return [((r[0], r[1], r[2], r[3]), r[4]) for r in rows]
 
     def event(self, event_id: int) -> tuple[int, str, int, bytes] | None:
         return self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE id = ?", (event_id,)).fetchone()
+
+    def event_routing(self, event_id: int) -> tuple[str, str | None] | None:
+        """(type, consumer) of one event: whom it is for."""
+        row = self._db.execute("SELECT type, consumer FROM events WHERE id = ?", (event_id,)).fetchone()
+        return (row[0], row[1]) if row else None
 
     def events_by_id(self, ids: Iterable[int]) -> dict[int, tuple[int, str, int, bytes]]:
         """Several events at once (the dispatcher builds all bodies of a round from one query)."""
@@ -138,16 +178,18 @@ class Store:
     # -- subscriptions ------------------------------------------------------------------
 
     def _load_active(self) -> None:
-        self._active = [
-            (sid, frozenset(orjson.loads(types)))
-            for sid, types in self._db.execute("SELECT id, event_types FROM subscriptions WHERE status = 'active'")
-        ]
+        self._active = SubscriptionIndex(
+            [
+                (sid, frozenset(orjson.loads(types)), consumer)
+                for sid, types, consumer in self._db.execute("SELECT id, event_types, consumer FROM subscriptions WHERE status = 'active'")
+            ]
+        )
 
     def _changed(self) -> None:
         self.subscriptions_version += 1
         self._load_active()
 
-    def create_subscription(self, url: str, event_types: Sequence[str], secret: str) -> Subscription:
+    def create_subscription(self, url: str, event_types: Sequence[str], secret: str, consumer: str | None = None) -> Subscription:
         sub = Subscription(
             id="sub_" + _secrets.token_hex(8),
             url=url,
@@ -155,10 +197,11 @@ class Store:
             secret=secret,
             status="active",
             created_ns=time.time_ns(),
+            consumer=consumer,
         )
         self._db.execute(
-            "INSERT INTO subscriptions(id, url, event_types, secret, status, created_ns) VALUES (?, ?, ?, ?, ?, ?)",
-            (sub.id, sub.url, orjson.dumps(list(sub.event_types)).decode(), sub.secret, sub.status, sub.created_ns),
+            "INSERT INTO subscriptions(id, url, event_types, secret, status, created_ns, consumer) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sub.id, sub.url, orjson.dumps(list(sub.event_types)).decode(), sub.secret, sub.status, sub.created_ns, sub.consumer),
         )
         self._changed()
         return sub
@@ -166,7 +209,7 @@ class Store:
     def subscription(self, sub_id: str) -> Subscription | None:
         row = self._db.execute(
             "SELECT id, url, event_types, secret, status, created_ns, disabled_reason, previous_secret,"
-            " previous_secret_until_ns, disabled_ns FROM subscriptions WHERE id = ?",
+            " previous_secret_until_ns, disabled_ns, consumer FROM subscriptions WHERE id = ?",
             (sub_id,),
         ).fetchone()
         return subscription_from_row(row) if row else None
@@ -174,7 +217,7 @@ class Store:
     def subscriptions(self) -> list[Subscription]:
         rows = self._db.execute(
             "SELECT id, url, event_types, secret, status, created_ns, disabled_reason, previous_secret,"
-            " previous_secret_until_ns, disabled_ns FROM subscriptions"
+            " previous_secret_until_ns, disabled_ns, consumer FROM subscriptions"
             " ORDER BY created_ns, id"
         ).fetchall()
         return [subscription_from_row(r) for r in rows]
@@ -212,6 +255,9 @@ class Store:
         if sub.event_types:
             where += f" AND e.type IN ({','.join('?' * len(sub.event_types))})"
             args.extend(sub.event_types)
+        if sub.consumer is not None:
+            where += " AND e.consumer = ?"
+            args.append(sub.consumer)
         now = time.time_ns()
         cur = self._db.execute(
             "INSERT INTO deliveries(subscription_id, msg_id, first_event_id, last_event_id, event_ids,"
@@ -435,7 +481,7 @@ class Store:
 
     # -- the feed page, built by SQLite ------------------------------------------------------
 
-    def page_json(self, after: int, limit: int, types: Sequence[str] = ()) -> tuple[bytes, int]:
+    def page_json(self, after: int, limit: int, types: Sequence[str] = (), consumer: str | None = None) -> tuple[bytes, int]:
         """Up to ``limit`` events after ``after`` as their comma-joined JSON objects, and the last id (0: none).
 
         The same bytes as ``b",".join(event_json(row) for row in page(...))``
@@ -443,11 +489,7 @@ class Store:
         one row crosses into Python instead of four objects per event, which
         halves the cost of a 200 page. The payload is spliced as stored.
         """
-        where = "id > ?"
-        args: list[Any] = [after]
-        if types:
-            where += f" AND type IN ({','.join('?' * len(types))})"
-            args.extend(types)
+        where, args = self._where(after, types, consumer)
         row = self._db.execute(
             "SELECT CAST(group_concat(j, ',') AS BLOB), max(id) FROM (SELECT id, '{\"id\":' || id || ',\"type\":' || json_quote(type)"
             " || ',\"created_ns\":' || created_ns || ',\"payload\":' || CAST(payload AS TEXT) || '}' AS j"
@@ -496,3 +538,12 @@ class Store:
         finally:
             store.close()
         return row[0] / 1e9 if row and row[0] is not None else None
+
+    @classmethod
+    def events_routing_at(cls, path: str) -> dict[int, tuple[str, str | None]]:
+        """Event id -> (type, consumer) of the database at ``path``: whom each event was for (the audience)."""
+        store = cls(path, readonly=True)
+        try:
+            return {int(i): (str(t), c) for i, t, c in store._db.execute("SELECT id, type, consumer FROM events ORDER BY id")}
+        finally:
+            store.close()

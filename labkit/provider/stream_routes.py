@@ -42,6 +42,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from labkit.provider.gate import bearer_key
 from labkit.provider.routing import FastRoute, RouteSet
 from labkit.provider.state import ProviderState
 from labkit.provider.streams import SSE, WS, Encoded, Stream, StreamHub
@@ -233,7 +234,11 @@ def sse_response(hub: StreamHub, request: Request) -> Response:
         raise HTTPException(409, cursor_ahead(after, head), headers={"x-log-head": str(head)})
     if hub.full():
         raise HTTPException(503, f"too many open streams (max_streams={hub.limits.max_streams})")
-    return HubEventStream(hub, hub.attach(SSE, after, types))
+    consumer = None
+    p: ProviderState = request.app.state.provider
+    if p.scopes:  # a scoped key's stream: its consumer's (or its topics') events only
+        types, consumer = p.audience_filter(bearer_key(request.scope), types)
+    return HubEventStream(hub, hub.attach(SSE, after, types, consumer))
 
 
 def cursor_ahead(after: int, head: int) -> str:
@@ -355,7 +360,10 @@ async def ws_stream(websocket: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    await _serve(websocket, hub, hub.attach(WS, after, types))
+    consumer = None
+    if provider.scopes:  # the handshake's key sets the scope (a key in the first message only authenticates)
+        types, consumer = provider.audience_filter(header_key.encode(), types)
+    await _serve(websocket, hub, hub.attach(WS, after, types, consumer))
 
 
 async def _serve(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:

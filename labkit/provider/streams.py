@@ -93,6 +93,7 @@ class Stream:
         "attached",
         "beat",
         "busy",
+        "consumer",
         "cursor",
         "dropped",
         "kind",
@@ -106,10 +107,11 @@ class Stream:
         "_waiter",
     )
 
-    def __init__(self, kind: str, cursor: int, types: Sequence[str]) -> None:
+    def __init__(self, kind: str, cursor: int, types: Sequence[str], consumer: str | None = None) -> None:
         self.kind = kind
         self.cursor = cursor  # the id of the last event handed to the transport
         self.types = tuple(types)
+        self.consumer = consumer  # a scoped key's consumer: only its events (audience per-consumer)
         self.live = False
         self.queue: deque[Encoded] = deque()
         self.queued_bytes = 0
@@ -187,6 +189,8 @@ class StreamHub:
         self.streams: set[Stream] = set()  # every attached stream, catching up or live
         self.unfiltered: set[Stream] = set()
         self.by_type: dict[str, set[Stream]] = {}
+        # A consumer's streams (audience per-consumer): an event is handed to its own consumer's streams only.
+        self.by_consumer: dict[str, set[Stream]] = {}
         self.open_by_kind = {SSE: 0, WS: 0}
         self.total = 0
         self.dropped_backpressure = 0  # every drop for a slow or stalled reader
@@ -207,9 +211,9 @@ class StreamHub:
     def full(self) -> bool:
         return self.open >= self.limits.max_streams
 
-    def attach(self, kind: str, cursor: int, types: Sequence[str]) -> Stream:
-        """A new stream, counted open; it receives nothing until ``catch_up`` makes it live."""
-        s = Stream(kind, cursor, types)
+    def attach(self, kind: str, cursor: int, types: Sequence[str], consumer: str | None = None) -> Stream:
+        """A new stream (of ``consumer``'s events only, when given), counted open; it receives nothing until ``catch_up`` makes it live."""
+        s = Stream(kind, cursor, types, consumer)
         if self._ticker is None:
             with contextlib.suppress(RuntimeError):  # no running loop: a unit test drives tick() itself
                 self._ticker = asyncio.get_running_loop().create_task(self._beat(), name="stream-heartbeats")
@@ -225,7 +229,13 @@ class StreamHub:
         s.attached = False
         self.streams.discard(s)
         self.open_by_kind[s.kind] -= 1
-        if s.types:
+        if s.consumer is not None:
+            mine = self.by_consumer.get(s.consumer)
+            if mine is not None:
+                mine.discard(s)
+                if not mine:
+                    del self.by_consumer[s.consumer]
+        elif s.types:
             for t in s.types:
                 subs = self.by_type.get(t)
                 if subs is not None:
@@ -250,12 +260,12 @@ class StreamHub:
         """
         if s.live or s.dropped:
             return []
-        if self.store.head(s.types) > s.cursor:
+        if self.store.head(s.types, s.consumer) > s.cursor:
             budget = self.limits.catchup_max_bytes
             limit = max(1, min(self.limits.catchup_page, budget // self._row_bytes))
             page: list[Encoded] = []
             size = 0
-            for row in self.store.page(s.cursor, limit, s.types):
+            for row in self.store.page(s.cursor, limit, s.types, s.consumer):
                 item = encode(row)
                 if page and size + item.size > budget:
                     break
@@ -266,7 +276,9 @@ class StreamHub:
                 s.cursor = page[-1].id
                 return page
         s.live = True
-        if s.types:
+        if s.consumer is not None:
+            self.by_consumer.setdefault(s.consumer, set()).add(s)
+        elif s.types:
             for t in s.types:
                 self.by_type.setdefault(t, set()).add(s)
         else:
@@ -277,23 +289,28 @@ class StreamHub:
 
     def notify(self) -> None:
         """Fan out every event committed since the last call (called once per publish)."""
-        if not self.unfiltered and not self.by_type:
+        if not self.unfiltered and not self.by_type and not self.by_consumer:
             self.seen = self.store.head()
             return
         while self.store.head() > self.seen:
-            rows = self.store.page(self.seen, self.limits.catchup_page)
+            rows = self.store.page_routed(self.seen, self.limits.catchup_page)
             if not rows:
                 break
-            self.seen = rows[-1][0]
-            for row in rows:
-                self._fan_out(encode(row))
+            self.seen = rows[-1][0][0]
+            for row, consumer in rows:
+                self._fan_out(encode(row), consumer)
 
-    def _fan_out(self, item: Encoded) -> None:
+    def _fan_out(self, item: Encoded, consumer: str | None = None) -> None:
+        """Hand ``item`` to the streams it concerns, found through the indexes (never by scanning every stream)."""
         max_events, max_bytes = self.limits.queue_max_events, self.limits.queue_max_bytes
         targets: list[Stream] = list(self.unfiltered)
         typed = self.by_type.get(item.type)
         if typed:
             targets.extend(typed)
+        if consumer is not None:
+            mine = self.by_consumer.get(consumer)
+            if mine:
+                targets.extend(s for s in mine if not s.types or item.type in s.types)
         size = item.size
         to_push = self._to_push
         for s in targets:
@@ -355,7 +372,7 @@ class StreamHub:
 
     def tick(self) -> None:
         """Ask every live stream that was handed nothing since the last tick for a heartbeat."""
-        for subs in (self.unfiltered, *self.by_type.values()):
+        for subs in (self.unfiltered, *self.by_type.values(), *self.by_consumer.values()):
             for s in subs:
                 if s.busy:
                     s.busy = False

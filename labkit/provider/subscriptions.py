@@ -35,6 +35,7 @@ class SubscriptionIn(BaseModel):
     url: str = Field(min_length=1, max_length=2048)
     event_types: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=100)
     secret: str | None = None
+    consumer: str | None = Field(None, min_length=1, max_length=100, description="only this consumer's events (an account's endpoint)")
 
 
 class RotateIn(BaseModel):
@@ -80,7 +81,7 @@ async def create_subscription(request: Request) -> Response:
     except ValueError as exc:
         raise HTTPException(422, f"url: {exc}") from None
     secret = secret_or_new(body.secret)
-    sub = p.store.create_subscription(url, list(dict.fromkeys(body.event_types)), secret)
+    sub = p.store.create_subscription(url, list(dict.fromkeys(body.event_types)), secret, body.consumer)
     p.dispatcher.wake()
     return json_response(201, {**sub.public(), "secret": sub.secret})
 

@@ -134,6 +134,10 @@ class Lab(Protocol):
     consumer: Role
     consumers: list[str]
     consumer_of: dict[str, str]
+    # The audience (labkit.lab.workload.AudiencePlan): per consumer, in consumer_names order, its own
+    # scoped API key ([] for a broadcast) and the topics it follows ([] unless the audience is topics).
+    consumer_keys: list[str]
+    consumer_topics: list[tuple[str, ...]]
 
     @property
     def fault(self) -> Tuner: ...

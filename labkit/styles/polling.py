@@ -94,6 +94,8 @@ class Polling(Style):
     info = INFO
 
     def refuse(self, settings: RunSettings) -> str | None:
+        if settings.snapshot and settings.audience != "broadcast":
+            return "snapshot: the latest version is one for every consumer; a per-consumer or topics audience needs the event feed (snapshot = false)"
         if settings.snapshot and settings.fault is not None:
             return (
                 "snapshot: a fault run cannot use the snapshot feed (it skips versions by design, so lost events cannot be counted);"
@@ -123,6 +125,7 @@ class Polling(Style):
             "stats_path": str(lab.stats_path),
             "seed": st.workload.seed,
             "processes": st.consumer_processes,  # >1: the pollers split over that many worker processes
+            "api_keys": lab.consumer_keys,  # a non-broadcast audience: each poller reads its own feed with its own key
         }
         lab.fault.tune("poller", s, lab)
         lab.consumers = self.consumer_names(st)

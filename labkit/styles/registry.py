@@ -163,8 +163,6 @@ def check(settings: Any) -> None:
         if wrong:
             only = ", ".join(repr(s) for s in fault_styles(fault))
             raise ConfigError(f"fault {fault.kind!r} does not apply to {wrong[0]!r}; set styles to {only}")
-    if getattr(settings, "audience", "broadcast") != "broadcast":  # until the styles route by audience (issue 22, step 2)
-        raise ConfigError(f"audience: {settings.audience!r} is not delivered by the styles yet; use broadcast")
     for name in settings.styles:
         reason = refusal(name, settings)
         if reason:

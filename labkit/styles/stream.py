@@ -104,6 +104,7 @@ class StreamStyle(Style):
             "backoff_initial_s": BACKOFF_INITIAL_S,
             "backoff_max_s": BACKOFF_MAX_S,
             "seed": lab.settings.workload.seed,
+            "api_keys": lab.consumer_keys,  # a non-broadcast audience: each stream its own scoped key
         }
 
     async def start_consumer(self, lab: Lab) -> Role:

@@ -48,6 +48,16 @@ BASE_COSTS = ("delivery_s", "attempt_s")
 DISPATCH_CONCURRENCY_MIN = 64
 
 
+def subscription(lab: Lab, index: int, url: str) -> dict[str, Any]:
+    """Consumer ``index``'s subscription: its endpoint, filtered to its own events (per-consumer) or its topics."""
+    body: dict[str, Any] = {"url": url, "secret": lab.secret}
+    if lab.settings.audience == "per-consumer":
+        body["consumer"] = lab.consumers[index]
+    elif lab.consumer_topics:
+        body["event_types"] = list(lab.consumer_topics[index])
+    return body
+
+
 class Webhook(Style):
     """The provider pushes; a receiver (one process, one URL per subscriber) acknowledges."""
 
@@ -84,10 +94,8 @@ class Webhook(Style):
         role = await lab.start("receiver", "receiver", s, server=True)
         url = await lab.link("127.0.0.1", role.port or 0)
         lab.consumers = self.consumer_names(lab.settings)
-        for name in lab.consumers:
-            status, body = await lab.post_json(
-                f"{lab.provider.child.url}/subscriptions", {"url": f"{url}/webhook/{name}", "secret": lab.secret}
-            )
+        for i, name in enumerate(lab.consumers):
+            status, body = await lab.post_json(f"{lab.provider.child.url}/subscriptions", subscription(lab, i, f"{url}/webhook/{name}"))
             if status != 201 or not isinstance(body, dict):
                 raise RunError(f"could not subscribe the receiver: {status} {str(body)[:200]}")
             lab.consumer_of[str(body["id"])] = name
