@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from provider_helpers import provider_settings, running, until
 
 from labkit.config import StreamLimits
 from labkit.provider.store import Store
 from labkit.provider.streams import SSE, StreamHub
+from tests.helpers.provider import provider_settings, running, until
 
 SCOPES = {"key-a-0001": {"consumer": "a"}, "key-b-0001": {"consumer": "b"}, "key-t-0001": {"types": ["t1"]}}
 
