@@ -194,9 +194,8 @@ class Session:
         self.secret = new_secret()
         # Who receives which event; a non-broadcast audience gives each consumer its own scoped key.
         self.audience: AudiencePlan = audience_for(settings, style.consumer_names(settings), len(workload))
-        names = self.audience.consumers
-        self.consumer_keys = [] if self.audience.broadcast else ["lk_" + secrets.token_urlsafe(12) for _ in names]
-        self.consumer_topics = [self.audience.topics_of(i) for i in range(len(names))] if self.audience.kind == "topics" else []
+        self.consumer_keys = self.audience.new_keys()
+        self.consumer_topics = self.audience.all_topics()
         self.consumers: list[str] = []
         self.consumer_of: dict[str, str] = {}  # subscription id -> consumer name
         self.episodes: list[Episode] = []
@@ -340,7 +339,7 @@ class Session:
     async def _main(self) -> None:
         ps = provider_settings(self.settings, self.provider_db, [self.consumer_key, self.publisher_key], self.style)
         if self.consumer_keys:
-            ps["key_scopes"] = self.key_scopes()
+            ps["key_scopes"] = self.audience.key_scopes(self.consumer_keys)
         if self.certs is not None:
             ps["ca_file"] = str(self.certs.ca_file)  # the dispatcher verifies HTTPS receivers against the lab CA
         self.fault.tune("provider", ps, self)
@@ -377,13 +376,6 @@ class Session:
             self.provider.cpu_s += _cpu(self.provider.child)
             await self.stop_consumer()
             await asyncio.to_thread(self.group.stop, self.provider.child)
-
-    def key_scopes(self) -> dict[str, dict[str, Any]]:
-        """The provider's scoped keys: each consumer's key reads its own events (per-consumer) or its topics'."""
-        names = self.audience.consumers
-        if self.audience.kind == "per-consumer":
-            return {key: {"consumer": name} for key, name in zip(self.consumer_keys, names, strict=True)}
-        return {key: {"types": list(topics)} for key, topics in zip(self.consumer_keys, self.consumer_topics, strict=True)}
 
     async def _bracket(self) -> None:
         """The consumer's counters over the workload window, across restarts of the consumer."""
@@ -473,9 +465,7 @@ class Session:
 
     def _expected(self) -> dict[str, set[int]] | None:
         """Consumer -> the logged event ids it should receive; None for a broadcast (every consumer every event)."""
-        if self.audience.broadcast:
-            return None
-        return self.audience.expected(Store.events_routing_at(str(self.provider_db)))
+        return None if self.audience.broadcast else self.audience.expected(Store.events_routing_at(str(self.provider_db)))
 
     def _wanted(self) -> dict[str, int] | None:
         expected = self._expected()

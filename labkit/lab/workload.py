@@ -10,6 +10,7 @@ import csv
 import itertools
 import math
 import random
+import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,20 @@ class AudiencePlan:
         if self.kind != "topics":
             return ()
         return tuple(topic_name(k) for k in self.follows[index])
+
+    def all_topics(self) -> list[tuple[str, ...]]:
+        """Each consumer's topics, in consumer order; [] unless the audience is topics."""
+        return [self.topics_of(i) for i in range(len(self.consumers))] if self.kind == "topics" else []
+
+    def new_keys(self) -> list[str]:
+        """A fresh random API key per consumer (a non-broadcast audience reads through scoped keys); [] for a broadcast."""
+        return [] if self.broadcast else ["lk_" + secrets.token_urlsafe(12) for _ in self.consumers]
+
+    def key_scopes(self, keys: list[str]) -> dict[str, dict[str, object]]:
+        """The provider's ``key_scopes``: each consumer's key reads its own events (per-consumer) or its topics'."""
+        if self.kind == "per-consumer":
+            return {key: {"consumer": name} for key, name in zip(keys, self.consumers, strict=True)}
+        return {key: {"types": list(topics)} for key, topics in zip(keys, self.all_topics(), strict=True)}
 
     def receivers(self, type_: str, consumer: str | None) -> list[str]:
         """Who should receive an event the provider logged with this type and consumer."""
