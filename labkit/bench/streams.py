@@ -61,8 +61,7 @@ def _fleet(lab: Lab, name: str, url: str, streams: int) -> tuple[Child, Path]:
         name,
         "streams",
         {
-            "base_url": url,
-            "protocol": "sse",
+            "base_url": url,  # the fleet's default protocol: SSE (labkit.config.StreamConsumerSettings)
             "connections": streams,
             "record": False,
             "stats_path": str(stats),

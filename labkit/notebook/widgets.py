@@ -110,7 +110,7 @@ def lambda_t_explorer() -> Any:
         lt = rate.value * interval.value
         empty = model.empty_poll_probability(rate.value, interval.value)
         poll = model.polling_requests_per_event(rate.value, interval.value, 100)
-        cheaper = "polling" if poll < 1 else ("neither (a tie)" if math.isclose(poll, 1.0) else "push")
+        cheaper = styles.styles_of("pull")[0] if poll < 1 else ("neither (a tie)" if math.isclose(poll, 1.0) else "push")
         text.value = (
             f"<b>model</b>: &lambda;T = {lt:.3g} events per poll interval; {empty:.1%} of polls find nothing; "
             f"polling costs {poll:.3g} requests per event per consumer, push 1: <b>{cheaper}</b> sends fewer requests. "

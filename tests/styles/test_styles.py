@@ -248,3 +248,40 @@ def test_each_style_adds_its_own_provider_settings():
     assert styles.unit("webhook").provider_settings(settings)["batch_max_events"] == 10
     assert styles.unit("webhook").provider_settings(settings)["thin_events"] is True
     assert styles.unit("polling").provider_settings(settings) == {"poll_interval_hint_s": 2.0}
+
+
+FOREIGN_SWEEP = """
+[experiment]
+name = "foreign"
+seed = 7
+[run]
+styles = ["polling", "pigeon-test"]
+poll_interval_s = 0.25
+drain_timeout_s = 10
+[workload]
+arrival = "poisson"
+rate_per_s = 8.0
+duration_s = 1.5
+payload_bytes = 128
+"""
+
+
+@pytest.mark.slow  # a real sweep point: a provider, a poller fleet and the foreign style's stream fleet on loopback
+def test_a_foreign_style_runs_through_a_real_sweep_into_the_figures_and_the_options_table(pigeon, tmp_path):
+    from labkit.analysis import figures
+    from labkit.report import load_requirements, write_report
+    from labkit.runs.experiments import load_experiment
+    from labkit.runs.sweep import load_table, run_sweep
+
+    path = tmp_path / "foreign.toml"
+    path.write_text(FOREIGN_SWEEP)
+    result = run_sweep(load_experiment(path, out_dir=tmp_path / "results"))
+    table = load_table(result.results_dir)
+    row = table[table["style"] == pigeon.name].iloc[0]
+    assert row["published"] > 0 and row["delivered"] == row["published"] and row["lost"] == 0
+    legend = [t.get_text() for ax in figures.summary_bars(table).axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
+    assert any(pigeon.name in text for text in legend)
+    req = load_requirements(REPO / "scenarios" / "requirements" / "mobile-app-behind-nat.toml")
+    paths = write_report([result.results_dir], tmp_path / "report", req)
+    options = paths.markdown.read_text().split("## Options", 1)[1].split("\n## ", 1)[0]
+    assert "carrier pigeon" in options, options
