@@ -100,12 +100,31 @@ def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
     missing = sorted(needed - set(df.columns))
     if missing:
         raise ResultsError(f"{path}: not a Locust stats history (no column {missing[0]!r})")
+    if df.empty:
+        raise ResultsError(f"{path}: a header and no rows: Locust wrote no statistics, so there are no steps to analyse")
     for col in df.columns:
         if col not in ("Type", "Name"):
-            df[col] = pd.to_numeric(df[col].replace({"N/A": np.nan, "": np.nan}), errors="coerce")
+            df[col] = _finite_column(df[col], path, col)
     df["Type"] = df["Type"].astype(str)
     df["Name"] = df["Name"].astype(str)
     return df
+
+
+def _finite_column(raw: pd.Series, path: str | os.PathLike[str], col: str) -> pd.Series:
+    """The column as numbers; "N/A" and "" (Locust's "no value yet") are NaN, anything else must be a finite number.
+
+    ``nan``, ``inf`` or ``-1e999`` (which parses as -inf) would otherwise pass
+    through every comparison and reach capacity.json as a confident answer.
+    """
+    numeric = pd.api.types.is_numeric_dtype(raw.dtype)
+    missing = pd.Series(False, index=raw.index) if numeric else raw.astype(str).isin(["N/A", ""])
+    num = pd.to_numeric(raw.mask(missing), errors="coerce")
+    bad = ~missing & ~np.isfinite(num.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        shown = str(raw.iloc[row])[:40]
+        raise ResultsError(f"{path}: line {row + 2}, column {col!r}: {shown!r} is not a finite number")
+    return num
 
 
 def read_resources(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from labkit.consumers.records import RecordReader
+from labkit.wire import jsonsafe
 
 LAG_SCHEMA_VERSION = 1
 
@@ -159,7 +160,7 @@ class LagHistograms:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()))
+        tmp.write_text(jsonsafe.dumps(self.to_json()))
         os.replace(tmp, path)
 
     @classmethod

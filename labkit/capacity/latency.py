@@ -39,6 +39,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from labkit.capacity.lag import HIST_MAX_US, HIST_MIN_US, new_histogram, record_us, summary_ms
+from labkit.wire import jsonsafe
 
 LATENCY_SCHEMA_VERSION = 1
 KINDS = ("corrected", "raw")
@@ -173,7 +174,7 @@ class MergedLatency:
             "nodes": self.nodes,
             "seconds": {str(sec): dict(zip(COUNTS, c)) for sec, c in sorted(self.counts.items())},
         }
-        _atomic_write(paths["json"], json.dumps(doc))
+        _atomic_write(paths["json"], jsonsafe.dumps(doc))
         return paths
 
 

@@ -7,7 +7,6 @@ checks an output folder the same way: before any work starts, so that a bad
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from labkit.errors import ConfigError
+from labkit.wire import jsonsafe
 
 if TYPE_CHECKING:
     from labkit.cli.progress import ProgressBar
@@ -37,7 +37,7 @@ def json_option(help: str) -> Any:
 
 def emit_json(data: dict[str, Any]) -> None:
     """One JSON document on stdout; progress and messages stay on stderr."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(jsonsafe.dumps(data, indent=2, default=str) + "\n")  # NaN/inf as null: strict JSON
     sys.stdout.flush()
 
 

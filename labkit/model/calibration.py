@@ -29,6 +29,7 @@ from typing import Any
 
 from labkit._version import __version__
 from labkit.errors import ConfigError
+from labkit.wire import jsonsafe
 
 SCHEMA_VERSION = 1
 ENV = "LABKIT_CALIBRATION"
@@ -191,7 +192,7 @@ def save(cal: Calibration) -> Path:
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cal.as_dict(), indent=2, sort_keys=True))
+    tmp.write_text(jsonsafe.dumps(cal.as_dict(), indent=2, sort_keys=True))
     os.replace(tmp, path)
     return path
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit._version import __version__
 from labkit.errors import ResultsError
+from labkit.wire import jsonsafe
 
 if TYPE_CHECKING:  # pandas costs about a second to import; the command line's checks need none of it
     import pandas as pd
@@ -83,7 +84,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable))
+    tmp.write_text(jsonsafe.dumps(data, indent=2, sort_keys=False, default=_jsonable))  # NaN/inf as null: strict JSON
     os.replace(tmp, path)
 
 
