@@ -1,7 +1,10 @@
 """Decision reports: from the user's requirements and the measurements to a recommendation.
 
     requirements.py   the requirements TOML: ``Requirements``, ``load_requirements``
-    decide.py         ``decide(requirements, results) -> Recommendation`` (pure): operating point, choice
+    decide.py         ``decide(requirements, results) -> Recommendation`` (pure): operating point, reasons
+    options.py        the options table: every candidate weighed, the cheapest that meets every hard requirement
+    weigh.py          one candidate's hard requirements (with standard errors) and cost at the operating point
+    policy.py         the decision policy: headroom, floors, the interval rule, 70 % load, ties
     reasons.py        the reasons and coverage gaps a recommendation cites (``Case``)
     render.py         ``write_report(results_paths, out_dir, requirements=None) -> ReportPaths``
     templates/        the HTML page (CSS inlined, figures as data URIs) and its Markdown twin

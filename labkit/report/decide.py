@@ -7,29 +7,22 @@ style, column and value, and names one of the article's four factors. Where
 the runs do not cover the requirements, a ``CoverageGap`` says so and names
 the ``labkit`` command whose run would settle it.
 
-The decision, in short (the model is in ``labkit.model``):
+The decision, in short:
 
-1. Latency sets the poll interval polling would need: a timetabled poller's
-   p99 delay is 0.99 T + RTT, so T_target = (p99 target - RTT) / 0.99; we
-   recommend 80 % of it (``poll_interval_s``).
-2. Consumers that cannot expose a public HTTPS endpoint cannot receive a
-   webhook: they poll when each poll at that interval usually finds news
-   (lambda T at or above the measured crossover), otherwise they long-poll.
-3. Otherwise polling wins when lambda T is well above the crossover (three
-   times: most polls bring several events and cost a fraction of a push per
-   event); push wins below the crossover; in between, total ordering tips to
-   the cursor feed and anything else to push for its latency headroom.
-4. A push choice becomes the polling-fallback hybrid when no event may be
-   missed (retries end in a dead letter), and thin webhooks + fetch when the
-   data is sensitive or must be read in order.
-5. Consumers that would long-poll get a held stream (SSE or WebSocket)
-   instead when a measured stream met the target, lost nothing and cost no
-   more bytes per event than long polling (``labkit.report.streams``).
+1. The operating point: the poll interval the latency target allows
+   (``labkit.report.policy.poll_interval``: T = 0.8 (p99 - RTT) / 0.99),
+   lambda T there, the measured crossover of requests per event.
+2. Every measured candidate is weighed on its own numbers
+   (``labkit.report.options``): hard requirements first, each judged on the
+   measurement with its standard error, then cost at the operating point,
+   then stated tie-breakers. The cheapest candidate that meets every hard
+   requirement is recommended; no measured candidate is set aside by a rule.
+3. The reasons (latency, cost, the article's factors, streams, saturation,
+   bursts, budget) and the coverage gaps explain the numbers behind it.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,7 +41,8 @@ from labkit.report.observations import (
     observations,
     round_sig,
 )
-from labkit.report.policy import CLEAR_MARGIN, LONG_POLL_WAIT_S, POLL_FLOOR_S, RECONCILE_S, poll_interval
+from labkit.report.options import OptionRow, Weighing, verdict_counts, weigh
+from labkit.report.policy import LONG_POLL_WAIT_S, POLL_FLOOR_S, RECONCILE_S, poll_interval
 from labkit.report.reasons import (
     Case,
     CoverageGap,
@@ -59,8 +53,9 @@ from labkit.report.reasons import (
 )
 from labkit.report.requirements import Requirements
 from labkit.report.risks import Risk, risks_of, stream_risks
-from labkit.report.saturation import saturation_reasons, saturation_words
-from labkit.report.streams import StreamView, reference, reject_other_streams, stream_sentence, weigh_streams
+from labkit.report.saturation import saturation_reasons
+from labkit.report.scale import MEASURED, PROJECTED
+from labkit.report.streams import StreamView, reference, stream_narrative, stream_sentence
 from labkit.report.terms import (
     CLAIMS,
     FACTORS,
@@ -69,15 +64,14 @@ from labkit.report.terms import (
     LATENCY,
     LONG_POLLING,
     POLLING,
-    PUSH_FAMILY,
     SECURITY,
     THIN,
     VERSATILITY,
     WEBHOOK,
     family_variants,
-    measured_as,
     options,
 )
+from labkit.report.weigh import TIE
 from labkit.results import columns as cols
 
 # variants `labkit compare` has no flag for: the shipped experiment file runs them
@@ -114,6 +108,9 @@ class Recommendation:
     operating_point: dict[str, Any] = field(default_factory=dict)
     # the registry style that realises a held-stream option (None for the other options)
     stream_style: str | None = None
+    # every candidate, measured against each hard requirement and costed (the options table)
+    options: tuple[OptionRow, ...] = ()
+    tie_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -287,72 +284,12 @@ def _cost_reason(case: Case, p: _Point) -> None:
     )
 
 
-def _choose_without_push(case: Case, p: _Point) -> str:
-    """Phase 4a: consumers that cannot receive a webhook: polling or long polling."""
-    poll_lat, lt_user = p.poll_lat, p.lt_user
-    for opt in PUSH_FAMILY:
-        case.rejected[opt] = "consumers cannot expose a public HTTPS endpoint, so a webhook has nowhere to land"
-    evidence = [poll_lat.ev("lost") if poll_lat else None, poll_lat.ev("delivered") if poll_lat else None]
-    case.reason(
-        SECURITY,
-        "The consumers cannot expose a public HTTPS endpoint (NAT, firewalls or mobile clients): a webhook "
-        "receiver is an open door they cannot open, while the cursor feed needs only outbound requests "
-        "authenticated with an API key; the lab's poller lost nothing over outbound requests alone.",
-        evidence,
-        POLLING,
-    )
-    if p.poll_possible and lt_user is not None and lt_user >= p.crossover:
-        case.rejected[LONG_POLLING] = (
-            f"at lambda T = {fmt(lt_user)} most polls already bring news, so holding connections open buys "
-            f"little latency for its cost in open connections"
-        )
-        return POLLING
-    case.rejected[POLLING] = (
-        "no poll interval meets the target"
-        if not p.poll_possible
-        else f"at T = {fmt(p.t_rec)} s lambda T is {fmt(lt_user)}: most polls would come back empty"
-    )
-    return LONG_POLLING
-
-
-def _choose_with_push(case: Case, p: _Point) -> str:
-    """Phase 4b: consumers that can receive webhooks: polling where it is clearly cheaper, else a push variant."""
-    req, lt_user, crossover = case.req, p.lt_user, p.crossover
-    clearly_cheaper = p.poll_possible and lt_user is not None and lt_user >= CLEAR_MARGIN * crossover
-    grey = p.poll_possible and lt_user is not None and crossover <= lt_user < CLEAR_MARGIN * crossover
-    if clearly_cheaper or (grey and req.ordering == "total"):
-        why_not = (
-            f"at lambda T = {fmt(lt_user)} one poll returns many events, so a push per event costs more "
-            f"requests for a latency nobody asked for"
-        )
-        for opt in PUSH_FAMILY:
-            case.rejected[opt] = why_not
-        case.rejected[LONG_POLLING] = "the latency target does not need an answer within one round trip; plain polls are cheaper"
-        return POLLING
-    if req.missed_events_tolerated is False:
-        option = FALLBACK
-    elif req.data_sensitivity == "sensitive" or req.ordering != "none":
-        option = THIN
-    else:
-        option = WEBHOOK
-    if not p.poll_possible:
-        case.rejected[POLLING] = f"no poll interval meets a {fmt(p.target)} ms p99"
-    elif lt_user is not None and lt_user < crossover:
-        case.rejected[POLLING] = (
-            f"polling every {fmt(p.t_rec)} s to meet the target means lambda T = {fmt(lt_user)}: "
-            f"about {fmt(math.exp(-lt_user) * 100)} % of polls would be empty"
-        )
-    else:
-        case.rejected[POLLING] = "it meets the target with little headroom where push has a lot"
-    case.rejected[LONG_POLLING] = "consumers can receive webhooks, so holding a connection per consumer open is cost without benefit"
-    for opt in PUSH_FAMILY:
-        if opt != option:
-            case.rejected[opt] = _why_not_push_variant(opt, req)
-    return option
-
-
 def decide(requirements: Requirements, results: pd.DataFrame | Observations) -> Recommendation:
-    """The recommendation for ``requirements`` given the measured ``results`` (one row per run and style, or their observations)."""
+    """The recommendation for ``requirements`` given the measured ``results`` (one row per run and style, or their observations).
+
+    Every measured candidate is weighed on its own numbers (``labkit.report.options``):
+    the cheapest that meets every hard requirement is recommended.
+    """
     obs = observations(results)
     if not obs:
         raise ResultsError("the results hold no measured style to decide from")
@@ -364,11 +301,14 @@ def decide(requirements: Requirements, results: pd.DataFrame | Observations) -> 
     burst_reasons(case)
     _cost_reason(case, p)
     leaning, words = _use_case_leaning(req.use_case)
-    option = _choose_with_push(case, p) if req.consumers_can_expose_https else _choose_without_push(case, p)
-    stream = None if req.consumers_can_expose_https else weigh_streams(case, p.lam, p.target, option)
-    if stream is not None:
-        option = stream.option
-    reject_other_streams(case, option)
+    table = weigh(obs, req, p.t_rec, leaning)
+    option = table.chosen.option
+    for row in table.rows:
+        if not row.chosen:
+            case.rejected[row.option] = row.why
+    stream = stream_narrative(case, p.lam, p.target, table.chosen.style)
+    if not req.consumers_can_expose_https:
+        _no_endpoint_reason(case, p)
     poll_lat = p.poll_lat
     if option == LONG_POLLING and not p.long_obs and poll_lat is not None and poll_lat.has(cols.RTT_MEAN):
         case.reason(
@@ -383,8 +323,7 @@ def decide(requirements: Requirements, results: pd.DataFrame | Observations) -> 
     functional_reasons(case, option, p.push, stream.obs if stream else poll_lat, p.poll_cost, leaning, words)
     if stream is None:  # a stream's bandwidth is among its own reasons
         budget_reasons(case, option, p.push_cost or p.push, p.poll_cost, p.lt_user)
-
-    confidence, confidence_why = _confidence(case, option, p.push, poll_lat, p.push_meets, p.poll_possible)
+    confidence, confidence_why = _confidence(case, table)
     point = {
         "rtt_ms": p.rtt_ms,
         "t_target_s": p.t_target if p.poll_possible else None,
@@ -395,9 +334,7 @@ def decide(requirements: Requirements, results: pd.DataFrame | Observations) -> 
     }
     return Recommendation(
         option=option,
-        sentence=_sentence(option, req, p.push_p99, p.t_rec, p.lt_user)
-        if stream is None
-        else stream_sentence(stream, reference(case, p.lam), _target_text(req)),
+        sentence=_sentence(option, req, table, p) if stream is None else stream_sentence(stream, reference(case, p.lam), _target_text(req)),
         confidence=confidence,
         confidence_why=confidence_why,
         poll_interval_s=p.t_rec if option == POLLING else RECONCILE_S if option == FALLBACK else None,
@@ -408,6 +345,21 @@ def decide(requirements: Requirements, results: pd.DataFrame | Observations) -> 
         factors=_factor_views(case, p.push, poll_lat, p.pairs, p.crossover, p.crossover_measured),
         operating_point=point,
         stream_style=_stream_style(stream),
+        options=table.rows,
+        tie_note=table.tie_note,
+    )
+
+
+def _no_endpoint_reason(case: Case, p: _Point) -> None:
+    """Security, where the consumers cannot expose an endpoint: what the pulled side needs instead, traced to the poller's run."""
+    poll = p.poll_lat
+    case.reason(
+        SECURITY,
+        "The consumers cannot expose a public HTTPS endpoint (NAT, firewalls, browsers or mobile clients): a webhook "
+        "receiver is an open door they cannot open, while the cursor feed and held streams need only outbound requests "
+        f"authenticated with an API key; the lab's poller lost {fmt(poll.get(cols.LOST)) if poll else 'n/a'} events over outbound requests alone.",
+        [poll.ev(cols.LOST) if poll else None, poll.ev(cols.DELIVERED) if poll else None],
+        POLLING,
     )
 
 
@@ -429,48 +381,44 @@ def _times(target: float, measured: float) -> str:
     return " (far under it)" if ratio > 100 else f" ({fmt(round_sig(ratio, 2))} times under it)"
 
 
-def _why_not_push_variant(opt: str, req: Requirements) -> str:
-    if opt == WEBHOOK:
-        if not req.missed_events_tolerated:
-            return "retries end in a dead letter after about three days; with no missed events allowed, something must reconcile"
-        return "the payload carries sensitive or ordered data that is safer fetched through the authenticated API"
-    if opt == THIN:
-        return "a fetch per notification doubles the requests; the signed payload is enough here"
-    return "missed events are tolerated, so a reconciliation poller is cost without benefit"
-
-
-def _confidence(case: Case, option: str, push: Obs | None, poll: Obs | None, push_meets: bool, poll_possible: bool) -> tuple[str, str]:
-    decisive = [g for g in case.gaps if g.affects == "decision"]
+def _confidence(case: Case, table: Weighing) -> tuple[str, str]:
+    """How sure: the chosen row's margins in standard errors, its basis, ties, and the gaps that could change it."""
+    chosen = table.chosen
     why: list[str] = []
-    level = "high"
-    if poll is None or (push is None and case.req.consumers_can_expose_https):  # no push to measure when it cannot land
-        level = "low"
-        why.append("the results lack one of the two styles")
-    if option in PUSH_FAMILY and not push_meets:
-        level = "low"
-        saturated = saturation_words(push)
-        why.append("even push misses the latency target" + (f"; {saturated}" if saturated else ""))
-    if option == POLLING and not poll_possible:
-        level = "low"
-        why.append("no poll interval meets the latency target")
-    if option == LONG_POLLING and not case.of(LONG_POLLING):
-        if level == "high":
-            level = "medium"
-        why.append("long polling was not measured; its latency and cost come from the model")
-    if option == THIN and not case.of(*measured_as(THIN)):
-        if level == "high":
-            level = "medium"
-        why.append("thin events were not measured; the fetch per event comes from the model")
-    if decisive and level == "high":
-        level = "medium"
+    level = 3  # high
+    counts = verdict_counts(chosen)
+    if chosen.failed:
+        level = 1
+        why.append(f"no measured candidate meets every hard requirement ({', '.join(chosen.failed)} failed)")
+    lat = next((c for c in chosen.hard if c.what == "p99 within target"), None)
+    if lat is not None and lat.value is not None and lat.se:
+        margin = (case.req.target_latency_p99_ms - lat.value) / lat.se
+        why.append(f"p99 {fmt(round_sig(abs(margin), 2))} standard errors {'under' if margin >= 0 else 'over'} the target")
+    if counts[TIE]:
+        level = min(level, 2)
+        why.append("its p99 is within the error of the target")
+    if chosen.basis != MEASURED:
+        level = min(level, 2 if chosen.basis != PROJECTED else 1)
+        why.append(chosen.basis_text)
+    if table.ties:
+        level = min(level, 2)
+        why.append(f"a tie on cost with {', '.join(table.ties)}, broken by a stated tie-breaker")
+    elif table.margin and table.runner_up is not None:
+        why.append(f"next: {table.runner_up.option} ({table.margin})")
+    reachable = [r for r in table.rows if r.run_id and not any(c.what == "consumers can take it" and c.verdict == "fail" for c in r.hard)]
+    if len({r.option for r in reachable if r.basis != PROJECTED}) < 2:
+        level = 1
+        why.append("only one candidate the consumers can take was measured: nothing to weigh it against")
+    decisive = [g for g in case.gaps if g.affects == "decision"]
     if decisive:
+        level = min(level, 2)
         why.append(f"{len(decisive)} coverage gap{'s' if len(decisive) > 1 else ''} could change the choice")
     minor = len(case.gaps) - len(decisive)
-    if not why:
-        why.append("every number the choice rests on was measured")
     if minor:
         why.append(f"{minor} other gap{'s only refine' if minor > 1 else ' only refines'} the numbers")
-    return level, "; ".join(why)
+    if chosen.basis == MEASURED and not chosen.failed and not counts[TIE] and not table.ties:
+        why.insert(0, "every number the choice rests on was measured at the operating point")
+    return {3: "high", 2: "medium", 1: "low"}[level], "; ".join(why)
 
 
 def _duration(seconds: float) -> str:
@@ -486,31 +434,26 @@ def _target_text(req: Requirements) -> str:
     return f"{fmt(req.target_latency_p99_ms)} ms" if req.target_latency_p99_ms < 120_000 else _duration(req.target_latency_p99_ms / 1000)
 
 
-def _sentence(option: str, req: Requirements, push_p99: float | None, t_rec: float | None, lt_user: float | None) -> str:
+def _sentence(option: str, req: Requirements, table: Weighing, p: _Point) -> str:
+    """The recommendation in one sentence: what to do, and the measured numbers it rests on."""
     target = _target_text(req)
-    if option == POLLING:
-        return (
-            f"Poll the cursor feed every {_duration(t_rec or 0)}: at lambda T = {fmt(lt_user)} each poll brings many events, "
-            f"so polling is the cheaper way to meet a {target} p99."
-        )
-    if option == LONG_POLLING:
-        return (
-            f"Use long polling (hold each request up to {fmt(LONG_POLL_WAIT_S)} s): the consumers cannot receive "
-            f"webhooks, and plain polls fast enough for a {target} p99 would mostly come back empty."
-        )
-    lat = (
-        f"push's measured p99 of {fmt(push_p99)} ms {'meets' if push_p99 <= req.target_latency_p99_ms else 'misses'} the {target} target"
-        if push_p99 is not None
-        else f"push meets the {target} target"
-    )
-    if option == FALLBACK:
-        return (
-            f"Push webhooks and reconcile with a poller on the cursor feed every {fmt(RECONCILE_S / 60)} minutes: "
-            f"{lat}, and the poller recovers any event the retries give up on."
-        )
-    if option == THIN:
-        return f"Push thin webhooks (id and type) and let consumers fetch the event through the API: {lat}, and the data stays behind the API's access control."
-    return f"Push webhooks: {lat} and each event costs one request."
+    chosen = table.chosen
+    lat = next((c for c in chosen.hard if c.what == "p99 within target"), None)
+    meets = lat is not None and lat.verdict in ("pass", "tie")
+    lat_text = f"p99 {lat.shown.split(' vs ')[0]} {'meets' if meets else 'misses'} the {target} target" if lat is not None else ""
+    how = {
+        POLLING: f"Poll the cursor feed every {_duration(p.t_rec or 0)}",
+        LONG_POLLING: f"Use long polling (hold each request up to {fmt(LONG_POLL_WAIT_S)} s)",
+        FALLBACK: f"Push webhooks and reconcile with a poller on the cursor feed every {fmt(RECONCILE_S / 60)} minutes",
+        THIN: "Push thin webhooks (id and type) and let consumers fetch the event through the API",
+        WEBHOOK: "Push webhooks",
+    }.get(option, f"Use {option}")
+    why = table.chosen.why
+    if table.margin and not table.ties and table.runner_up is not None:
+        why += f"; next, {table.runner_up.option}: {table.margin}"
+    elif table.tie_note:
+        why += f"; {table.tie_note}"
+    return f"{how}: {lat_text}, {why}." if lat_text else f"{how}: {why}."
 
 
 def _factor_views(

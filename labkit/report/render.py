@@ -283,6 +283,47 @@ def _cell(value: float | None, scale: float) -> str:
     return fmt(round_sig(v, 3) if not float(v).is_integer() else v)
 
 
+# --------------------------------------------------------------------------- the options table
+
+
+def options_table(rec: Recommendation) -> dict[str, Any]:
+    """The options table: one row per candidate, one column per hard requirement and per cost, each cell traced.
+
+    Returns ``columns`` (hard requirements, then costs, in first-seen order) and
+    ``rows``: option, basis, chosen, why, and per column a cell with its
+    verdict, what is shown and the citations (run / style / column = value).
+    """
+    hard: list[str] = []
+    cost: list[str] = []
+    for row in rec.options:
+        hard += [c.what for c in row.hard if c.what not in hard]
+        cost += [c.what for c in row.cost if c.what not in cost]
+    rows = []
+    for row in rec.options:
+        cells = {c.what: c for c in (*row.hard, *row.cost)}
+        out = []
+        for col in hard + cost:
+            c = cells.get(col)
+            out.append(
+                {"verdict": c.verdict, "shown": c.shown, "cites": [e.cite() for e in c.evidence]}
+                if c is not None
+                else {"verdict": "", "shown": "\u2014", "cites": []}
+            )
+        cites = list(dict.fromkeys(c for cell in out for c in cell["cites"]))
+        rows.append(
+            {
+                "option": row.option,
+                "basis": row.basis,
+                "chosen": row.chosen,
+                "why": row.why,
+                "run_id": row.run_id,
+                "cells": out,
+                "cites": cites,
+            }
+        )
+    return {"hard": hard, "cost": cost, "columns": hard + cost, "rows": rows, "tie_note": rec.tie_note}
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -330,6 +371,7 @@ def build_context(
         "requirements_path": requirements_path,
         "is_default": is_default,
         "rec": rec,
+        "options": options_table(rec),
         "op": {k: fmt(round_sig(v, 3) if isinstance(v, float) and v > 0 else v) for k, v in rec.operating_point.items()},
         "factors": FACTORS,
         "claims": CLAIMS,

@@ -126,6 +126,7 @@ def load_sources(paths: Iterable[str | os.PathLike[str]]) -> Sources:
     if results.empty or "style" not in results.columns:
         raise ResultsError(f"{', '.join(map(str, roots))}: the summaries hold no measured style")
     events, error = _events(roots)
+    results = with_order(results, events)
     runs.sort(key=lambda r: (r.experiment, str(r.point or ""), r.run_id))
     return Sources(paths=roots, runs=tuple(runs), results=results, events=events, events_error=error)
 
@@ -154,6 +155,25 @@ def _events(paths: tuple[Path, ...]) -> tuple[pd.DataFrame | None, str | None]:
     if df is not None and "run_id" in df.columns and "event_id" in df.columns:
         df = df.drop_duplicates(subset=[c for c in ("run_id", "style", "consumer", "event_id") if c in df.columns])
     return df, None
+
+
+def with_order(results: pd.DataFrame, events: pd.DataFrame | None) -> pd.DataFrame:
+    """``results`` with an ``out_of_order`` column per (run, style): events a consumer received after a later one of the log.
+
+    Measured from the per-event records (received time, then event id, so one
+    page of a poll is in order); left out where a run recorded no events.
+    """
+    need = {"run_id", "style", "consumer", "event_id", "received_ns"}
+    if events is None or events.empty or not need <= set(events.columns):
+        return results
+    ev = events.sort_values(["run_id", "style", "consumer", "received_ns", "event_id"])
+    seen_max = ev.groupby(["run_id", "style", "consumer"])["event_id"].cummax()
+    earlier_max = seen_max.groupby([ev["run_id"], ev["style"], ev["consumer"]]).shift(1)
+    late = (ev["event_id"] < earlier_max).groupby([ev["run_id"], ev["style"]]).sum()
+    counts = {(str(r), str(s)): int(n) for (r, s), n in late.items()}
+    out = results.copy()
+    out[cols.OUT_OF_ORDER] = [counts.get((str(r), str(s))) for r, s in zip(out["run_id"], out["style"], strict=True)]
+    return out
 
 
 def _run_source(summary: dict[str, Any], run_dir: Path) -> RunSource:

@@ -1,14 +1,14 @@
-"""Held streams (Server-Sent Events, WebSocket) in the decision, weighed against long polling.
+"""Held streams (Server-Sent Events, WebSocket) in the decision: what each measured stream says, traced.
 
 A held stream is push over a connection the consumer opened, so it reaches the
-consumers a webhook cannot (NAT, firewalls, phones). Where those consumers would
-otherwise long-poll, ``weigh_streams`` puts each measured stream style beside
-long polling on the numbers that decide it at scale: latency p99, bytes per
+consumers a webhook cannot (NAT, firewalls, phones). ``stream_narrative`` puts
+each measured stream style beside what it would replace (measured long polling,
+else plain polling) on the numbers that matter at scale: latency p99, bytes per
 event, provider CPU per delivered event, provider memory per held connection,
-reconnects and backpressure drops. A stream is recommended only when the
-measurements support it: it met the target, lost nothing, and cost no more
-bytes per event than long polling. Which styles are streams comes from the
-registry (push, no public endpoint), never from their names.
+reconnects and backpressure drops. Whether a stream is recommended is the
+options table's call (``labkit.report.options``), on the same measured numbers
+as every other candidate. Which styles are streams comes from the registry
+(push, no public endpoint), never from their names.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from labkit.report.observations import Evidence, Obs, fmt, is_stream, logdist, nearest, round_sig
 from labkit.report.policy import gb_per_month
 from labkit.report.reasons import Case
-from labkit.report.terms import FIT, LATENCY, LONG_POLLING, POLLING, SECURITY, VERSATILITY, family_options
+from labkit.report.terms import FIT, LATENCY, LONG_POLLING, POLLING, SECURITY, VERSATILITY
 from labkit.results import columns as cols
 
 
@@ -151,59 +151,19 @@ def _count(value: float | None, noun: str) -> str:
     return f"{fmt(value)} {noun}{'' if value == 1 else 's'}"
 
 
-def _why_not(v: StreamView, chosen: StreamView | None, ref: Obs | None, target: float) -> str | None:
-    """Why a measured stream is not the recommendation, from its numbers; None when nothing speaks against it."""
-    if not v.meets(target):
-        return f"its measured p99 of {fmt(v.obs.get(cols.LATENCY_P99))} ms misses the {fmt(target)} ms target"
-    if v.lost:
-        return f"it lost {fmt(v.lost)} events in the lab"
-    rb = ref.get("bytes_per_event") if ref is not None else None
-    if rb is not None and (v.obs.get("bytes_per_event") or 0.0) > rb:
-        return f"it cost {fmt(v.obs.get('bytes_per_event'))} bytes per event, more than {ref.variant}'s {fmt(rb)}"  # type: ignore[union-attr]
-    if chosen is not None and chosen is not v:
-        return (
-            f"it measured {fmt(round_sig(v.cpu_ms_per_event or 0.0, 3))} ms of provider CPU per delivered event against "
-            f"{chosen.option}'s {fmt(round_sig(chosen.cpu_ms_per_event or 0.0, 3))} ms, so one provider serves fewer consumers"
-        )
-    return None
+def stream_narrative(case: Case, rate: float, target: float, chosen_style: str | None) -> StreamView | None:
+    """Reasons for every measured stream against what it would replace; the chosen stream's view, or None.
 
-
-def _rank(v: StreamView) -> tuple[float, float, str]:
-    """Fewest provider CPU per event first (it sets how many consumers a provider serves), then bytes."""
-    inf = float("inf")
-    return (v.cpu_ms_per_event if v.cpu_ms_per_event is not None else inf, v.obs.get("bytes_per_event") or inf, v.option)
-
-
-def weigh_streams(case: Case, rate: float, target: float, fallback: str) -> StreamView | None:
-    """Reasons for every measured stream against long polling; the stream to recommend instead of ``fallback``, or None.
-
-    ``fallback`` is what the consumers would get without streams (polling or long polling). Streams compete with
-    long polling only: where plain polls already bring several events each, a held connection buys nothing.
+    The choice itself is the options table's (``labkit.report.options``): a stream
+    wins there when it is the cheapest candidate that meets every hard requirement.
     """
     views = stream_views(case, rate)
-    if not views:
-        return None
     ref = reference(case, rate)
     for v in views:
         _stream_reasons(case, v, ref, target)
-    supported = [v for v in views if _why_not(v, None, ref, target) is None]
-    chosen = min(supported, key=_rank) if supported and fallback == LONG_POLLING else None
-    for v in views:
-        if v is chosen:
-            continue
-        why = _why_not(v, chosen, ref, target)
-        if why is None:  # fallback is plain polling
-            why = "most polls already bring news at the interval the target allows, so a held connection per consumer buys little"
-        case.rejected[v.option] = why
+    chosen = next((v for v in views if v.obs.style == chosen_style), None)
     if chosen is not None:
         security_reason(case, chosen)
-        rb = ref.get("bytes_per_event") if ref is not None else None
-        case.rejected[LONG_POLLING] = (
-            f"it holds a connection per consumer too, but pays a request and a response per event "
-            f"({fmt(rb)} bytes against {chosen.option}'s {fmt(chosen.obs.get('bytes_per_event'))})"
-            if rb is not None
-            else f"it holds a connection per consumer too, and pays a request per event where {chosen.option} sends one frame"
-        )
     return chosen
 
 
@@ -227,15 +187,3 @@ def stream_sentence(v: StreamView, ref: Obs | None, target_text: str) -> str:
         f"Hold a {v.option} stream per consumer, resuming from the last event id: the consumers cannot receive webhooks, "
         f"its measured p99 of {fmt(v.obs.get(cols.LATENCY_P99))} ms meets the {target_text} target at {cost}{mem}."
     )
-
-
-def reject_other_streams(case: Case, option: str) -> None:
-    """A reason for every stream option the decision did not weigh on its own numbers."""
-    for name in family_options("stream"):
-        if name == option or name in case.rejected:
-            continue
-        case.rejected[name] = (
-            "consumers can receive webhooks, so holding a connection per consumer open is cost without benefit"
-            if case.req.consumers_can_expose_https
-            else "no held-stream run measured it here; the coverage gaps name the run that would"
-        )

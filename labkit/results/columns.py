@@ -58,3 +58,4 @@ MODEL_EMPTY_POLL_RATIO = "model.empty_poll_ratio"
 MODEL_CPU_S_PER_EVENT = "model.cpu_s_per_event"
 MODEL_LAMBDA_T = "model.lambda_t"
 MODEL_ASSUMES = "model.assumes"
+OUT_OF_ORDER = "out_of_order"  # events a consumer received after a later one of the log (from events.parquet)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from labkit.errors import ResultsError
 from labkit.report import FACTORS, OPTIONS, Requirements, decide, load_requirements
-from labkit.report.decide import FALLBACK, LONG_POLLING, POLLING, PUSH_FAMILY, THIN, WEBHOOK
 from labkit.report.observations import observations, variant_of
+from labkit.report.terms import FALLBACK, LONG_POLLING, POLLING, PUSH_FAMILY, THIN, WEBHOOK
 from tests.helpers.report import EXAMPLES, GOLDEN, REQUIREMENTS
 
 
@@ -38,9 +38,13 @@ def recs(results_df):
 
 
 def test_payments_provider_gets_webhooks(recs):
-    assert recs["payments-provider"].option in (WEBHOOK, FALLBACK)
-    # no event may be missed: the webhooks come with a reconciliation poller
-    assert recs["payments-provider"].option == FALLBACK
+    rec = recs["payments-provider"]
+    # measured webhook push met every hard requirement (nothing lost included) within the budget; the
+    # reconciling hybrid was not run as one, so its projected row is listed but not chosen over a measurement
+    assert rec.option == WEBHOOK
+    rows = {r.option: r for r in rec.options}
+    assert rows[FALLBACK].basis == "projected" and "projected" in rows[FALLBACK].why
+    assert not rows[POLLING].within_budget and "over the budget" in rows[POLLING].why
 
 
 def test_nat_bound_consumers_never_get_webhook_push(recs):
@@ -58,7 +62,7 @@ def test_internal_batch_sync_gets_polling(recs):
 
 
 def test_recommendation_differs_where_requirements_differ(recs):
-    assert len({r.option for r in recs.values()}) == 3
+    assert {r.option for r in recs.values()} == {WEBHOOK, POLLING}
 
 
 def test_every_option_and_factor_is_a_known_name(recs):
@@ -178,13 +182,13 @@ def test_every_compare_command_in_a_gap_is_runnable(recs):
                 assert_runnable_compare(gap.command)
 
 
-def test_unmeasured_long_polling_is_a_gap_and_lowers_confidence(recs):
+def test_unmeasured_long_polling_is_listed_and_never_chosen_over_a_measurement(recs):
     rec = recs["mobile-app-behind-nat"]
-    assert rec.option == LONG_POLLING
-    gap = [g for g in rec.gaps if "long polling was never run" in g.what]
-    assert gap and gap[0].affects == "decision"
-    assert gap[0].command.startswith("labkit sweep scenarios/experiments/")
-    assert rec.confidence == "medium"
+    assert rec.option == POLLING
+    rows = {r.option: r for r in rec.options}
+    assert rows[LONG_POLLING].basis == "not measured" and rows[LONG_POLLING].why.startswith("not measured")
+    # polling is the only measured candidate the consumers can take: nothing was weighed against it
+    assert rec.confidence == "low" and "only one candidate" in rec.confidence_why
 
 
 def test_covered_requirements_give_high_confidence_and_no_gap(results_df):
@@ -195,24 +199,24 @@ def test_covered_requirements_give_high_confidence_and_no_gap(results_df):
     assert rec.confidence == "high"
 
 
-def test_sensitive_data_with_tolerated_misses_gets_thin_webhooks(results_df):
+def test_unmeasured_thin_webhooks_are_listed_not_chosen(results_df):
     req = Requirements(target_latency_p99_ms=250, event_rate_per_s=0.5, missed_events_tolerated=True, data_sensitivity="sensitive")
     rec = decide(req, results_df)
-    assert rec.option == THIN
-    assert any("thin webhooks + fetch were never run" in g.what for g in rec.gaps)
+    assert rec.option == WEBHOOK
+    assert "not measured" in dict(rec.rejected)[THIN]
 
 
 def test_an_impossible_target_is_low_confidence(results_df):
     rec = decide(Requirements(target_latency_p99_ms=0.5, event_rate_per_s=1), results_df)
-    assert rec.option in PUSH_FAMILY
     assert rec.confidence == "low"
-    assert "misses the latency target" in rec.confidence_why
+    assert "no measured candidate meets every hard requirement (p99 within target failed)" in rec.confidence_why
 
 
 def test_results_with_one_style_say_so(results_df):
     rec = decide(Requirements(event_rate_per_s=1), results_df[results_df["style"] == "webhook"])
     assert any(g.what == "no polling run at all" for g in rec.gaps)
     assert rec.confidence == "low"
+    assert "only one candidate" in rec.confidence_why
 
 
 def test_no_results_is_an_error():
@@ -245,9 +249,12 @@ def test_a_measured_long_poll_run_is_cited(results_df):
     assert any(o.variant == LONG_POLLING for o in observations(df))
     req = Requirements(target_latency_p99_ms=2000, event_rate_per_s=0.05, consumers_can_expose_https=False)
     rec = decide(req, df)
-    assert rec.option == LONG_POLLING
+    rows = {r.option: r for r in rec.options}
+    assert rows[LONG_POLLING].run_id == "long-poll-run" and rows[LONG_POLLING].p99 == 9.5
     assert not any("long polling was never run" in g.what for g in rec.gaps)
     assert any(e.run_id == "long-poll-run" for r in rec.reasons for e in r.evidence)
+    # the same measured costs as the plain poll it was copied from, but a connection held per consumer: polling is cheaper
+    assert rec.option == POLLING and "connections held" in rows[LONG_POLLING].why
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

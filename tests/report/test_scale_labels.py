@@ -95,14 +95,17 @@ def test_decide_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_the_sentence_says_misses_when_push_misses_the_target() -> None:
+def test_a_push_that_misses_the_target_is_not_chosen_and_its_row_says_why() -> None:
     from labkit.report import decide
+    from labkit.report.terms import POLLING, WEBHOOK
 
     slow = row("webhook", 2000)
     slow["latency_ms.p99"] = 55_000.0
     req = parse_requirements({"consumers": 2000, "event_rate_per_s": 0.5, "target_latency_p99_ms": 250, "missed_events_tolerated": False})
     rec = decide(req, pd.DataFrame([slow, row("polling", 150)]))
-    assert "55,000 ms misses the 250 ms target" in rec.sentence
+    assert rec.option == POLLING
+    assert "fails p99 within target: 55,000 ms" in dict(rec.rejected)[WEBHOOK]
+    assert "vs 250 ms" in dict(rec.rejected)[WEBHOOK]
 
 
 def test_polling_and_long_polling_each_get_their_headlines() -> None:
