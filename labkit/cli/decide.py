@@ -62,15 +62,57 @@ def decide_command(
         for p in plan.points:
             for note in p.scale_notes:
                 bar.log(f"{p.label}: scaled down: {note}")
+        predicted = _predict(plan, bar.update)  # before any run: the model's numbers for each candidate
         outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log)
     paths = write_report([o.results_dir for o in outcomes], out_dir=plan.results_dir / "report", requirements=req)
+    rows = _beside(predicted, outcomes, plan.results_dir / "report")
     elapsed = time.monotonic() - started
     if as_json:
-        emit_json(decision_json(requirements, plan, outcomes, paths, elapsed))
+        doc = decision_json(requirements, plan, outcomes, paths, elapsed)
+        emit_json({**doc, "predictions_file": str(predicted), "predictions": rows})
         return
     typer.echo(f"runs:           {plan.results_dir}")
     echo_report(paths)
+    typer.echo(f"predictions:    {predicted} (model, written before the runs)")
+    for r in rows:
+        verdict = {True: "agrees", False: "DISAGREES", None: "-"}[r.get("agrees")]
+        typer.echo(
+            f"  {r['label']:<16} predicted {_ms(r['predicted_latency_mean_ms'])}, measured {_ms(r['measured_latency_mean_ms'])}: {verdict}"
+        )
     typer.echo(f"took:           {elapsed / 60:.1f} min")
+
+
+def _predict(plan: DecisionPlan, progress: Any) -> Path:
+    """Write each candidate's predicted numbers (the model on this machine's calibration) before the runs."""
+    import asyncio
+
+    from labkit.lab.calibrate import calibration_for_run
+    from labkit.runs.predictions import Candidate, write_predictions
+
+    calibration = asyncio.run(calibration_for_run(progress))
+    candidates = [Candidate(p.label, p.run_id, p.style, p.settings) for p in plan.points]
+    return write_predictions(plan.results_dir, candidates, calibration)
+
+
+def _beside(predicted: Path, outcomes: list[DecisionOutcome], report_dir: Path) -> list[dict[str, Any]]:
+    """Each prediction beside its run's measurement; also written as ``predictions.md`` next to the report."""
+    import json
+
+    from labkit.runs.predictions import beside, markdown
+
+    summaries = {}
+    for o in outcomes:
+        path = o.results_dir / "summary.json"
+        if path.exists():
+            summaries[o.point.run_id] = json.loads(path.read_text())
+    rows = beside(json.loads(predicted.read_text()), summaries)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "predictions.md").write_text(markdown(rows))
+    return rows
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f} ms"
 
 
 def decision_json(

@@ -220,6 +220,14 @@ class Style(ABC):
         (events x consumers); ``rate`` the realised publish rate.
         """
 
+    def predict(self, settings: RunSettings, calibration: Any) -> dict[str, Any] | None:
+        """This style's model block at ``settings`` before any run, from the machine's calibration alone; None without a model.
+
+        The same block ``summary`` puts beside a measurement, made from nothing
+        a run measured (``labkit.runs.predictions`` writes it before a decision's runs).
+        """
+        return None
+
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """This style's loopback costs (seconds) from a calibration run (``labkit.lab.calibrate``): its model's base.
 

@@ -172,6 +172,12 @@ class Polling(Style):
         out["model"]["rate_per_s"] = rate
         return out
 
+    def predict(self, settings: RunSettings, calibration: Any) -> dict[str, Any] | None:
+        """The model at these settings before any run: the calibrated poll at the workload's rate."""
+        block = self.network_model(settings.workload.rate_per_s, base_for(calibration, self.info.name, BASE_COSTS), settings)
+        block["rate_per_s"] = settings.workload.rate_per_s
+        return block
+
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """The lab's work per poll on loopback: the mean round trip of a poll."""
         rtt_ms = ((run.consumer_stats.get("counters") or {}).get("rtt") or {}).get("mean")

@@ -136,7 +136,6 @@ class StreamStyle(Style):
         per_conn = None
         if run.provider_rss_bytes and run.provider_rss_base_bytes:
             per_conn = max(run.provider_rss_bytes - run.provider_rss_base_bytes, 0) / streams
-        wl = settings.workload
         out: dict[str, Any] = {
             "protocol": self.protocol,
             "connections": len(run.consumers),
@@ -154,6 +153,29 @@ class StreamStyle(Style):
             "lag_ms": counters.get("lag"),
         }
         base = base_for(getattr(run, "calibration", None), self.info.name, BASE_COSTS)
+        # the connections the fleet really opened (connects, reconnects included), beside the model's (model.connections)
+        out["connections_opened"] = connects
+        out["model"] = self.model_block(settings, base, streams=streams, rate=rate, published=len(run.published_ids), per_conn=per_conn)
+        return out
+
+    def predict(self, settings: RunSettings, calibration: Any) -> dict[str, Any] | None:
+        """The model at these settings before any run: the calibrated frame, every stream opened once."""
+        base = base_for(calibration, self.info.name, BASE_COSTS)
+        wl = settings.workload
+        return self.model_block(
+            settings,
+            base,
+            streams=max(settings.pollers, 1),
+            rate=wl.rate_per_s,
+            published=round(wl.rate_per_s * wl.duration_s),
+            per_conn=None,
+        )
+
+    def model_block(
+        self, settings: RunSettings, base: Base, *, streams: int, rate: float, published: int, per_conn: float | None
+    ) -> dict[str, Any]:
+        """The stream model from the settings and the calibration (and the measured memory per connection, labelled so)."""
+        wl = settings.workload
         m = model_streams.stream_model(
             self.protocol,
             one_way_s=base.get("frame_s"),
@@ -175,11 +197,7 @@ class StreamStyle(Style):
         }
         m["rate_per_s"] = rate
         m["connections"] = streams  # one stream per consumer, opened once: no reconnect without a fault
-        # the connections the fleet really opened (connects, reconnects included), beside the model's
-        out["connections_opened"] = connects
-        published = max(len(run.published_ids), 1)
-        out["model"] = self.network_model(m, settings, base, streams=streams, events_per_connection=float(published))
-        return out
+        return self.network_model(m, settings, base, streams=streams, events_per_connection=float(max(published, 1)))
 
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """The lab's work per frame on loopback: a frame's mean latency (less the fan-out's wait) and the provider's CPU per frame."""

@@ -142,6 +142,15 @@ class Webhook(Style):
             "model": model_block,
         }
 
+    def predict(self, settings: RunSettings, calibration: Any) -> dict[str, Any] | None:
+        """The model at these settings before any run: the calibrated delivery, the connections overlap will need."""
+        base = base_for(calibration, self.info.name, BASE_COSTS)
+        wl = settings.workload
+        rate = wl.rate_per_s * settings.subscribers
+        block = self.network_model(settings, base, rate_per_s=rate, deliveries=max(rate * wl.duration_s, 1.0))
+        block["requests_per_event"] = model.push_requests_per_event(settings.batch_max_events, 0.0)  # no retry foreseen
+        return block
+
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """The lab's work per delivery on loopback: created to recorded (the base), and one attempt's round trip."""
         mean = mean_latency_s(run)
