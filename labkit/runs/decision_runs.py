@@ -255,7 +255,7 @@ def _point(
         "experiment": EXPERIMENT,
     }
     settings = RunSettings.model_validate(data)
-    # the held-request variant's name as the registry declares it ("long polling" -> "long-polling" in point labels)
+    # the held-request variant's name as the registry declares it, its spaces as dashes in point labels
     variant = next(v.name for _, v in styles.variants() if v.holds_request).replace(" ", "-") if long_poll_wait_s > 0 else ""
     return DecisionPoint(style, settings, point_id(settings), req.consumers, tuple(notes + dnotes), variant)
 
