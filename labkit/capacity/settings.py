@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,6 +108,21 @@ def check_address(host: str, field_name: str) -> str:
     return host
 
 
+def check_local(host: str, field_name: str) -> str:
+    """An address this host can listen on or send from; otherwise a ValueError (not a 39-line bind traceback later).
+
+    Binds a throwaway socket to port 0 of the address: nothing is sent, and
+    the socket is closed at once.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+    except OSError as exc:
+        raise ValueError(f"{field_name}: {host} is not an address of this host ({exc.strerror or exc})") from None
+    return host
+
+
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
@@ -154,10 +170,10 @@ class CapacitySettings(Settings):
         if unknown:
             raise ValueError(f"server_settings: unknown server {unknown[0]!r}")
         if self.master_bind is not None:
-            parse_host_port(self.master_bind, "master_bind")
+            check_local(parse_host_port(self.master_bind, "master_bind")[0], "master_bind")
             if not (self.workers or self.expect_workers):
                 raise ValueError("master_bind: a master needs workers: add --expect-workers N (or --workers W)")
-        check_address(self.server_bind, "server_bind")
+        check_local(check_address(self.server_bind, "server_bind"), "server_bind")
         return self
 
     @property
@@ -194,7 +210,7 @@ class WorkerSettings(Settings):
     def _addresses(self) -> WorkerSettings:
         parse_host_port(self.master, "master", names_ok=True)
         if self.source is not None:
-            check_address(self.source, "source")
+            check_local(check_address(self.source, "source"), "source")
         return self
 
     def master_address(self) -> tuple[str, int]:

@@ -5,12 +5,18 @@ given three ways. ``--secret`` and ``--api-key`` put them in the process's
 command line, which every local user can read (``ps``, ``/proc/PID/cmdline``);
 a file (``--secret-file``, ``--api-key-file``: one per line, readable by you
 alone) or an environment variable (``LABKIT_WEBHOOK_SECRET``,
-``LABKIT_API_KEY``: several separated by spaces) keeps them out of it.
+``LABKIT_API_KEY``: several separated by spaces) keeps them out of it. A
+secrets file that others may read or write is refused, as ssh refuses such a
+private key: ``chmod 600`` it.
+
+``--db`` is opened before the server starts: a folder, a missing folder or a
+file that is not SQLite is one line, not a server's start-up traceback.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -38,6 +44,8 @@ def read_secrets_file(path: Path, option: str) -> list[str]:
             raise ConfigError(f"{option}: {path}: not a regular file")
         if st.st_size > MAX_SECRETS_FILE_BYTES:
             raise ConfigError(f"{option}: {path}: over {MAX_SECRETS_FILE_BYTES} bytes; it holds one secret per line")
+        if st.st_mode & 0o077:
+            raise ConfigError(f"{option}: {path}: others may read or change it (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 {path}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{option}: {path}: no such file") from None
@@ -49,6 +57,23 @@ def read_secrets_file(path: Path, option: str) -> list[str]:
     if not lines:
         raise ConfigError(f"{option}: {path}: holds no secret (one per line)")
     return lines
+
+
+def check_db(db: str | Path, option: str = "--db") -> None:
+    """``db`` opens as a SQLite database (it is created when missing, as the server would); else one ConfigError line."""
+    if str(db) == ":memory:":
+        return
+    path = Path(db)
+    if path.is_dir():
+        raise ConfigError(f"{option}: {path} is a folder; give a database file (e.g. {path / 'labkit.db'})")
+    try:
+        con = sqlite3.connect(str(path), timeout=5)
+        try:
+            con.execute("PRAGMA schema_version").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{option}: cannot open {path} as a SQLite database ({exc})") from None
 
 
 def gather_secrets(given: list[str], files: list[Path], option_file: str, env_name: str) -> list[str]:
@@ -95,6 +120,7 @@ def serve_provider(
             "allowed_callback_hosts": allow_host,
         },
     )
+    check_db(db)  # after every other check: opening creates the file
     typer.echo(f"provider on http://127.0.0.1:{port} (db {db}); Ctrl-C stops it", err=True)
     run_server(create_app(settings), port=port)
 
@@ -127,5 +153,6 @@ def serve_receiver(
         ReceiverSettings,
         {"secrets": secrets, "db_path": db, "verify": not no_verify, "fail_rate": fail_rate, "delay_ms": delay_ms},
     )
+    check_db(db)
     typer.echo(f"receiver on http://127.0.0.1:{port}/webhook; Ctrl-C stops it", err=True)
     run_server(create_app(settings), port=port)

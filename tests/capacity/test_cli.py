@@ -107,3 +107,20 @@ def test_report_bad_input_is_one_line_and_exit_2(args, names, tmp_path, capsys):
     assert len(lines) == 1 and names.lower() in lines[0].lower(), err
     assert "Traceback" not in err and out == ""
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["capacity", "polling", "--server-bind", "192.0.2.1"], "--server-bind"),  # TEST-NET-1: on no host
+        (["capacity", "polling", "--master-bind", "192.0.2.1:5557", "--expect-workers", "1"], "--master-bind"),
+        (["capacity-worker", "--master", "127.0.0.1:5557", "--source", "192.0.2.1"], "--source"),
+    ],
+)
+def test_an_address_not_on_this_host_is_one_line(args, names, tmp_path, capsys):
+    """Issue 24, item 9: binding it failed 39 lines later, with servers already started."""
+    code, out, err = run_cli([*args, "--out", str(tmp_path)] if args[0] == "capacity" else args, capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0] and "not an address of this host" in lines[0], err
+    assert not (tmp_path / "capacity").exists()

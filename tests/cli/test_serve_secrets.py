@@ -104,6 +104,7 @@ def test_receiver_secret_from_the_environment(tmp_path: Path) -> None:
 def test_provider_api_keys_from_a_file_and_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text("file-key-1\nfile-key-2\n")
+    path.chmod(0o600)
     with serving("provider", "--db", str(tmp_path / "p.db"), "--api-key-file", str(path)) as (proc, url):
         assert "file-key-1" not in cmdline(proc)
         for key, status in (("file-key-1", 200), ("file-key-2", 200), ("lab-key", 401)):
@@ -160,3 +161,27 @@ def test_the_lab_writes_server_settings_readable_by_the_owner_only(tmp_path: Pat
         assert secret not in cmdline(child.popen)  # type: ignore[arg-type]
         assert (tmp_path / "receiver.settings.json").stat().st_mode & 0o777 == 0o600
         assert post_signed(child.url, secret) == 204
+
+
+# -- issue 24, items 9 and 10: a bad --db, a secrets file others can read ----------------------------
+
+
+def test_a_db_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("x" * 4096)
+    for db, says in ((tmp_path, "is a folder"), (tmp_path / "missing" / "p.db", "cannot open"), (not_sqlite, "cannot open")):
+        assert says in one_line_exit_2(["provider", "--db", str(db), "--port", "0"])
+    secret = tmp_path / "secret"
+    secret.write_text("whsec_" + "A" * 43 + "=\n")
+    secret.chmod(0o600)
+    assert "is a folder" in one_line_exit_2(["receiver", "--secret-file", str(secret), "--db", str(tmp_path), "--port", "0"])
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o606])
+def test_a_secrets_file_others_may_read_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "keys"
+    path.write_text("file-key-1\n")
+    path.chmod(mode)
+    line = one_line_exit_2(["provider", "--api-key-file", str(path), "--db", str(tmp_path / "p.db")])
+    assert "chmod 600" in line and f"{mode:04o}" in line
+    assert not (tmp_path / "p.db").exists()
