@@ -45,6 +45,31 @@ ROWS: list[tuple[str, str, str | None]] = [
 ]
 
 
+# Shown when a run's audience is per-consumer or topics: the heaviest and lightest tenth of consumers, and the
+# spread over consumers, beside the audience's model (``labkit.model.audience``; its figures are a model).
+AUDIENCE_ROWS: list[tuple[str, str, str | None]] = [
+    ("misdelivered", "audience.misdelivered", None),
+    ("deliveries / event", "", "audience.deliveries_per_event"),
+    ("requests / event (audience)", "requests_per_event", "audience.requests_per_event"),
+    ("empty poll ratio (audience)", "audience.empty_poll_ratio", "audience.empty_poll_ratio"),
+    ("deliveries / consumer", "audience.deliveries_per_consumer", None),
+    ("polls / consumer", "audience.polls_per_consumer", None),
+    ("heaviest 10 %: latency p50 (ms)", "audience.heaviest_decile.latency_ms.p50", None),
+    ("heaviest 10 %: latency p99 (ms)", "audience.heaviest_decile.latency_ms.p99", None),
+    ("heaviest 10 %: empty poll ratio", "audience.heaviest_decile.empty_poll_ratio", "audience.heaviest_decile.empty_poll_ratio"),
+    ("lightest 10 %: latency p50 (ms)", "audience.lightest_decile.latency_ms.p50", None),
+    ("lightest 10 %: latency p99 (ms)", "audience.lightest_decile.latency_ms.p99", None),
+    ("lightest 10 %: empty poll ratio", "audience.lightest_decile.empty_poll_ratio", "audience.lightest_decile.empty_poll_ratio"),
+]
+
+
+def _cell(value: Any) -> str:
+    """A cell; a spread over consumers reads min / median / max."""
+    if isinstance(value, dict) and set(value) == {"min", "median", "max"}:
+        return " / ".join(format_cell(value[k]) for k in ("min", "median", "max"))
+    return format_cell(value)
+
+
 def _get(data: dict[str, Any], path: str) -> Any:
     for part in path.split("."):
         if not isinstance(data, dict):
@@ -65,11 +90,14 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for style in styles:
         table.add_column(f"{style}\nmeasured", justify="right")
         table.add_column(f"{style}\nmodel", justify="right", style="dim")
-    for label, path, model_key in ROWS:
+    rows = list(ROWS)
+    if any("heaviest_decile" in (data.get("audience") or {}) for data in styles.values()):
+        rows += AUDIENCE_ROWS
+    for label, path, model_key in rows:
         cells = []
         for data in styles.values():
-            cells.append(format_cell(_get(data, path)))
-            cells.append(format_cell(data.get("model", {}).get(model_key)) if model_key else "")
+            cells.append(_cell(_get(data, path)) if path else "")
+            cells.append(_cell(_get(data.get("model") or {}, model_key)) if model_key else "")
         table.add_row(label, *cells)
     return table
 
@@ -78,3 +106,13 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     console = console or Console()
     console.print(summary_table(summary))
     console.print(f"results: {summary['results_dir']}  (model columns are the closed forms, not measurements)")
+    audience = (summary.get("workload") or {}).get("audience") or {}
+    if audience.get("kind", "broadcast") != "broadcast":
+        console.print(
+            f"audience: {audience['kind']}, consumer skew {audience.get('consumer_skew')}"
+            + (
+                f", {audience.get('topics')} topics, {audience.get('subscriptions')} followed by each consumer"
+                if audience.get("topics")
+                else ""
+            )
+        )

@@ -73,11 +73,12 @@ NEWS, EMPTY, THROTTLED, FAILED = "news", "empty", "throttled", "failed"
 class Poller:
     """One consumer of the feed: its name, where it is in the feed, and its timetable."""
 
-    __slots__ = ("_base", "_tail", "consumer", "cursor", "etag", "index", "interval_s", "path", "phase_s")
+    __slots__ = ("_base", "_tail", "consumer", "cursor", "empty", "etag", "index", "interval_s", "path", "phase_s", "polls")
 
     def __init__(self, index: int, settings: PollerSettings, phase_s: float, cursor: str = "0", etag: str | None = None) -> None:
         self.index = index
         self.consumer = f"p{settings.first_index + index}"
+        self.polls = self.empty = 0  # this poller's own counts (reported per consumer under an audience)
         self.phase_s = phase_s
         self.interval_s = settings.interval_s
         self.etag = etag
@@ -164,6 +165,9 @@ class Fleet:
             "lateness": self.lateness.summary_ms(),
             "rtt": self.rtt.summary_ms(),
         }
+        if self.settings.api_keys:  # an audience: each poller's own feed, so its own polls and empty polls
+            out["polls_by_consumer"] = {p.consumer: p.polls for p in self.pollers}
+            out["empty_polls_by_consumer"] = {p.consumer: p.empty for p in self.pollers}
         if self.settings.snapshot:
             out["versions_seen"] = self.versions_seen
             out["versions_missed"] = self.versions_missed
@@ -235,6 +239,7 @@ class Fleet:
             started = loop.time()
             self.lateness.record((started - intended) * 1e6)
             self.polls += 1
+            p.polls += 1
             outcome, retry_after = await (self.poll_snapshot(p, client) if s.snapshot else self.poll(p, client))
             if outcome == THROTTLED and retry_after:
                 await asyncio.sleep(retry_after)
@@ -327,6 +332,7 @@ class Fleet:
         if got:
             return NEWS, None
         self.empty_polls += 1
+        p.empty += 1
         return EMPTY, None
 
     async def poll_snapshot(self, p: Poller, client: Any) -> tuple[str, float | None]:

@@ -211,3 +211,15 @@ def cpu_shares(
         "pinned": pinned,
         **({"placement": dict(cores)} if cores else {}),
     }
+
+
+def by_consumer_window(start: Mapping[str, Any], end: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """Per-consumer counters (keys ending ``_by_consumer``) over a window: end minus start, consumer by consumer."""
+    out: dict[str, dict[str, int]] = {}
+    for key, after in end.items():
+        if not key.endswith("_by_consumer") or not isinstance(after, Mapping):
+            continue
+        earlier = start.get(key)
+        before: Mapping[str, Any] = earlier if isinstance(earlier, Mapping) else {}
+        out[key] = {c: int(v or 0) - int(before.get(c, 0) or 0) for c, v in after.items()}
+    return out

@@ -128,6 +128,8 @@ class StyleRun:
     expected: dict[str, int] | None = None
     misdelivered: int = 0
     audience: dict[str, Any] = field(default_factory=dict)
+    shares: list[float] = field(default_factory=list)  # each consumer's share of the events (lambda_i / lambda)
+    window_by_consumer: dict[str, dict[str, int]] = field(default_factory=dict)  # per-consumer counters over the window
 
 
 def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
@@ -214,6 +216,7 @@ class Session:
         self.drain_s = 0.0
         self.cpu_start = (0.0, 0.0)
         self.window: dict[str, int] = {}
+        self.window_by_consumer: dict[str, dict[str, int]] = {}
         self.provider_stats: dict[str, Any] = {}
         self.provider_rss: tuple[int | None, int | None] = (None, None)
         # HTTPS: a throw-away CA per style's run (private work directory); every client verifies against it.
@@ -386,6 +389,7 @@ class Session:
         end = measures.merge_counters([*self.consumer.counters[archived:], await self.style.counters_now(self)])
         if start or end:
             self.window = {k: int(end.get(k, 0) or 0) - int(start.get(k, 0) or 0) for k in self.style.window_counters}
+            self.window_by_consumer = measures.by_consumer_window(start, end)
 
     async def _publish(self) -> None:
         """Publish every event at its intended time; lateness is measured from that time."""
@@ -515,6 +519,8 @@ class Session:
             expected=None if expected is None else {c: len(ids) for c, ids in expected.items()},
             misdelivered=misdelivered,
             audience=self.audience.describe(),
+            shares=self.audience.shares(),
+            window_by_consumer=self.window_by_consumer,
         )
 
     def _network_block(self) -> dict[str, Any] | None:

@@ -229,6 +229,10 @@ class AudiencePlan:
             return [rate_per_s * sum(share[k] for k in ks) for ks in self.follows]
         return [rate_per_s] * n
 
+    def shares(self) -> list[float]:
+        """Each consumer's share of the published events (lambda_i / lambda): 1 each for a broadcast."""
+        return self.rates(1.0)
+
     def describe(self) -> dict[str, object]:
         """For summary.json: the audience, and how many events each consumer was given (min, median, max)."""
         counts = sorted(self.events_per_consumer().values())

@@ -155,7 +155,11 @@ class StreamStyle(Style):
         base = base_for(getattr(run, "calibration", None), self.info.name, BASE_COSTS)
         # the connections the fleet really opened (connects, reconnects included), beside the model's (model.connections)
         out["connections_opened"] = connects
-        out["model"] = self.model_block(settings, base, streams=streams, rate=rate, published=len(run.published_ids), per_conn=per_conn)
+        published = len(run.published_ids)
+        fanout = max(1, round(per / published)) if published else None  # receivers per event (the audience's)
+        out["model"] = self.model_block(
+            settings, base, streams=streams, rate=rate, published=published, per_conn=per_conn, fanout=fanout
+        )
         return out
 
     def predict(self, settings: RunSettings, calibration: Any) -> dict[str, Any] | None:
@@ -172,7 +176,15 @@ class StreamStyle(Style):
         )
 
     def model_block(
-        self, settings: RunSettings, base: Base, *, streams: int, rate: float, published: int, per_conn: float | None
+        self,
+        settings: RunSettings,
+        base: Base,
+        *,
+        streams: int,
+        rate: float,
+        published: int,
+        per_conn: float | None,
+        fanout: int | None = None,
     ) -> dict[str, Any]:
         """The stream model from the settings and the calibration (and the measured memory per connection, labelled so)."""
         wl = settings.workload
@@ -197,7 +209,9 @@ class StreamStyle(Style):
         }
         m["rate_per_s"] = rate
         m["connections"] = streams  # one stream per consumer, opened once: no reconnect without a fault
-        return self.network_model(m, settings, base, streams=streams, events_per_connection=float(max(published, 1)))
+        # one event's fan-out queue is its receivers: every stream for a broadcast, one for a per-consumer audience
+        f = fanout or streams
+        return self.network_model(m, settings, base, streams=f, events_per_connection=float(max(published, 1)) * f / streams)
 
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """The lab's work per frame on loopback: a frame's mean latency (less the fan-out's wait) and the provider's CPU per frame."""

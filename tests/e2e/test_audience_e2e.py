@@ -48,6 +48,13 @@ def check_every_delivery(result: pipeline.RunResult, work: Path, settings: RunSe
         assert len(rows) == len(got), name  # no (consumer, event) twice
         assert got == should, name  # nothing outside a consumer's audience, nothing missing
         assert block["delivered"] == len(should) == block["audience"]["expected_deliveries"], name
+        # the per-consumer figures and the audience's model, beside the run-wide ones
+        audience = block["audience"]
+        assert audience["consumers_with_loss"] == 0 and audience["heaviest_decile"]["latency_ms"]["count"] > 0, name
+        assert block["model"]["audience"]["kind"] == "model", name
+        if unit(name).info.direction == "pull":
+            assert audience["polls_per_consumer"]["min"] > 0, name
+            assert audience["heaviest_decile"]["model_empty_poll_ratio"] <= audience["lightest_decile"]["model_empty_poll_ratio"]
 
 
 def test_per_consumer_zipf_every_event_reaches_exactly_its_consumer(tmp_path: Path) -> None:
