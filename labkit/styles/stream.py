@@ -157,9 +157,7 @@ class StreamStyle(Style):
         out["connections_opened"] = connects
         published = len(run.published_ids)
         fanout = max(1, round(per / published)) if published else None  # receivers per event (the audience's)
-        out["model"] = self.model_block(
-            settings, base, streams=streams, rate=rate, published=published, per_conn=per_conn, fanout=fanout
-        )
+        out["model"] = self.model_block(settings, base, streams=streams, rate=rate, published=published, per_conn=per_conn, fanout=fanout)
         return out
 
     def predict(self, settings: RunSettings, calibration: Any) -> dict[str, Any] | None:
