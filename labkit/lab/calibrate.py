@@ -50,7 +50,8 @@ async def ameasure(progress: Progress = no_progress) -> cal.Calibration:
     try:
         for i, style in enumerate(styles):
             progress(PHASE, i, len(styles))
-            settings = base.model_copy(update={"styles": (style.info.name,)})
+            n = style.calibration_consumers()
+            settings = base.model_copy(update={"styles": (style.info.name,), "pollers": n, "subscribers": n})
             run = await Session(unit(style.info.name), settings, build_workload(settings.workload), work).arun()
             raise_if_cancelled()
             measured = style.calibration_costs(run, settings)
@@ -80,7 +81,7 @@ def _measured_with(settings: RunSettings) -> dict[str, Any]:
         "duration_s": wl.duration_s,
         "arrival": wl.arrival,
         "poll_interval_s": settings.poll_interval_s,
-        "consumers": 1,
+        "consumers": {u.info.name: u.calibration_consumers() for u in units()},
         "network": "loopback",
         "tls": False,
         "webhook_connection": settings.webhook_connection,

@@ -228,6 +228,10 @@ class Style(ABC):
         """
         return None
 
+    def calibration_consumers(self) -> int:
+        """Consumers in this style's calibration run (``labkit.lab.calibrate``): one, unless a cost needs a fan-out."""
+        return 1
+
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """This style's loopback costs (seconds) from a calibration run (``labkit.lab.calibrate``): its model's base.
 

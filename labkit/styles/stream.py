@@ -39,6 +39,8 @@ BACKOFF_INITIAL_S = 0.05
 BACKOFF_MAX_S = 1.0
 # The costs a stream's model takes from the calibration (labkit.model.calibration), in seconds.
 BASE_COSTS = ("frame_s", "write_cost_s")
+# Streams in a calibration run: each publish's CPU is shared by this many frames, so the write cost is mostly the write's.
+CALIBRATION_STREAMS = 20
 # JSON around a payload as the feed shows an event: {"id":N,"type":"...","created_ns":19 digits,"payload":...}
 CREATED_NS_DIGITS = 19
 
@@ -210,6 +212,10 @@ class StreamStyle(Style):
         # one event's fan-out queue is its receivers: every stream for a broadcast, one for a per-consumer audience
         f = fanout or streams
         return self.network_model(m, settings, base, streams=f, events_per_connection=float(max(published, 1)) * f / streams)
+
+    def calibration_consumers(self) -> int:
+        """Enough streams that the provider's CPU per frame is mostly the frame's write, not the publish it shares."""
+        return CALIBRATION_STREAMS
 
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """The lab's work per frame on loopback: a frame's mean latency (less the fan-out's wait) and the provider's CPU per frame."""
