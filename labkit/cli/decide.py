@@ -20,7 +20,8 @@ from labkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from labkit.report import ReportPaths
-    from labkit.runs.decision_runs import DecisionOutcome, DecisionPlan
+    from labkit.runs.decision_runs import DecisionOutcome, DecisionPlan, DecisionPoint
+    from labkit.runs.overhead import Overhead
 
 DECIDE_SCHEMA_VERSION = 1
 
@@ -46,25 +47,36 @@ def decide_command(
     for option, value in (("--max-polls-per-s", max_polls_per_s), ("--max-deliveries-per-s", max_deliveries_per_s)):
         if not 1.0 <= value <= 1_000_000:
             raise ConfigError(f"{option}: must be between 1 and 1,000,000, not {value:g}")
+    started = time.monotonic()
     from dataclasses import replace
 
     from labkit.report import load_requirements, write_report
+    from labkit.runs import overhead
     from labkit.runs.decision_runs import MachineLimits, plan_decision, run_decision
 
     req = load_requirements(requirements)  # refused before anything is created under --out
     limits = replace(MachineLimits(), minutes=max_minutes, max_polls_per_s=max_polls_per_s, max_deliveries_per_s=max_deliveries_per_s)
-    plan = plan_decision(req, out, limits=limits, seed=seed)
+    ov = overhead.load()
+    plan = plan_decision(req, out, limits=limits, seed=seed, overhead=ov)
     writable_dir(out, "--out")
-    started = time.monotonic()
     with progress_bar() as bar:
+        _calibrate(bar.update)  # the model's calibration: measured once per machine, inside the budget
+        # start-up, warm-up and drain of each candidate on this machine: probed once, then learnt from every run
+        ov = overhead.probe(ov, [(p.label, p.settings) for p in plan.points], bar.log)
+        plan = plan_decision(req, out, limits=limits, seed=seed, overhead=ov, spent_s=time.monotonic() - started)
         for style, why in plan.skipped_styles:
             bar.log(f"{style}: not a candidate ({why})")
+        for note in plan.budget_notes:
+            bar.log(f"budget: {note}")
         for p in plan.points:
             for note in p.scale_notes:
                 bar.log(f"{p.label}: scaled down: {note}")
         predicted = _predict(plan, bar.update)  # before any run: the model's numbers for each candidate
-        outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log)
+        learnt = _Learnt(ov)
+        outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log, on_run=learnt.run)
+    report_started = time.monotonic()
     paths = write_report([o.results_dir for o in outcomes], out_dir=plan.results_dir / "report", requirements=req)
+    learnt.report(time.monotonic() - report_started)
     rows = _beside(predicted, outcomes, plan.results_dir / "report")
     elapsed = time.monotonic() - started
     if as_json:
@@ -80,6 +92,39 @@ def decide_command(
             f"  {r['label']:<16} predicted {_ms(r['predicted_latency_mean_ms'])}, measured {_ms(r['measured_latency_mean_ms'])}: {verdict}"
         )
     typer.echo(f"took:           {elapsed / 60:.1f} min")
+
+
+class _Learnt:
+    """This machine's overhead, updated after each run and after the report, and saved (the next plan uses it)."""
+
+    def __init__(self, ov: Overhead) -> None:
+        self.ov = ov
+
+    def run(self, point: DecisionPoint, folder: Path, elapsed_s: float) -> None:
+        import json
+
+        from labkit.runs import overhead
+
+        path = folder / "summary.json"
+        if path.exists():
+            self.ov = overhead.observe(self.ov, point.label, point.settings_consumers, elapsed_s, json.loads(path.read_text()))
+            overhead.save(self.ov)
+
+    def report(self, seconds: float) -> None:
+        from dataclasses import replace
+
+        from labkit.runs import overhead
+
+        self.ov = replace(self.ov, report_s=round(seconds, 1))
+        overhead.save(self.ov)
+
+
+def _calibrate(progress: Any) -> None:
+    import asyncio
+
+    from labkit.lab.calibrate import calibration_for_run
+
+    asyncio.run(calibration_for_run(progress))
 
 
 def _predict(plan: DecisionPlan, progress: Any) -> Path:
@@ -141,4 +186,8 @@ def decision_json(
         "not_candidates": [{"style": s, "why": w} for s, w in plan.skipped_styles],
         **report_json(paths),
         "headlines": [h.to_dict() for h in paths.headlines],
+        # added: the time budget, the predicted length of the command and what the budget cut
+        "max_minutes": plan.budget_minutes,
+        "estimated_s": round(plan.estimated_total_s, 1),
+        "budget_notes": list(plan.budget_notes),
     }

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,7 @@ class PointOutcome:
     run_id: str
     results_dir: Path
     skipped: bool
+    elapsed_s: float = 0.0  # wall time of the run (0 when skipped)
 
 
 def completed_points(folder: Path) -> dict[str, Path]:
@@ -163,11 +165,13 @@ def run_points(
             log(f"[{i}/{total}] {label}: already done, skipped")
         else:
             log(f"[{i}/{total}] {label}: running")
+            started = time.monotonic()
             out = run_point(point, folder, progress=progress)
+            elapsed = time.monotonic() - started
             old = done.get(point.point_id)
             if old is not None and old.resolve() != out.resolve():
                 retire(old)
             done[point.point_id] = out
-            outcomes.append(PointOutcome(point, out.name, out, skipped=False))
+            outcomes.append(PointOutcome(point, out.name, out, skipped=False, elapsed_s=elapsed))
         progress(phase, i, total)
     return outcomes

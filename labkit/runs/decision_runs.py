@@ -17,20 +17,26 @@ deliveries one run may record, and the time the whole command may take.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from labkit import styles
-from labkit.config import MAX_WORKLOAD_RATE_PER_S, MIN_POLL_INTERVAL_S, RunSettings
+from labkit.config import MAX_WORKLOAD_RATE_PER_S, MIN_POLL_INTERVAL_S, RunSettings, WorkloadSettings
 from labkit.config.network import network_from
 from labkit.errors import ConfigError
 from labkit.report.policy import LONG_POLL_WAIT_S, POLL_FLOOR_S, poll_interval
 from labkit.report.requirements import Requirements
 from labkit.runs.campaign import Log, Point, Progress, point_id, run_points
+from labkit.runs.overhead import Overhead
 
 DECIDE_DIR = "decide"
+AIM = 0.95  # of --max-minutes: the command should end between 0.8 and 1.1 of it
+MIN_DURATION_S = 5.0
+MAX_DURATION_S = 24 * 3600.0
 EXPERIMENT = "decide"
 
 
@@ -59,7 +65,6 @@ class MachineLimits:
     drain_deliveries_per_s: float = 300.0  # a loaded provider here pushes about this many: the drain waits for them
     target_events: int = 200
     min_events: int = 20
-    run_overhead_s: float = 60.0  # start the servers, subscribe, drain, write
     minutes: float = 13.0
     polls_per_run: int = 10  # a pulled style's run holds at least this many intervals
 
@@ -122,6 +127,9 @@ class DecisionPlan:
     results_dir: Path
     points: tuple[DecisionPoint, ...]
     skipped_styles: tuple[tuple[str, str], ...] = ()
+    budget_notes: tuple[str, ...] = ()  # how the time budget was spent and what it cut
+    estimated_total_s: float = 0.0  # the predicted length of the whole command
+    budget_minutes: float = 0.0
 
     @property
     def estimated_s(self) -> float:
@@ -157,9 +165,15 @@ def candidate_styles(req: Requirements) -> tuple[list[str], list[tuple[str, str]
     return allowed, refused
 
 
-def _consumer_cap(pull: bool, who: str, req: Requirements, interval_s: float, limits: MachineLimits) -> tuple[int, list[str]]:
-    """The consumers one run holds here (polled on a timetable when ``pull``; ``who`` holds them), and the sentence for each cap."""
+def _consumer_cap(
+    pull: bool, who: str, req: Requirements, interval_s: float, limits: MachineLimits, rate: float | None = None
+) -> tuple[int, list[str]]:
+    """The consumers one run holds here (polled on a timetable when ``pull``; ``who`` holds them), and the sentence for each cap.
+
+    ``rate`` is the rate the run publishes at (the requirement's unless it was scaled up to hold enough events).
+    """
     want = req.consumers
+    rate = rate or req.event_rate_per_s
     n, notes = want, []
     if n > limits.max_consumers:
         n = limits.max_consumers
@@ -181,34 +195,14 @@ def _consumer_cap(pull: bool, who: str, req: Requirements, interval_s: float, li
             )
             n = by_rate
     else:
-        by_rate = max(1, int(limits.max_deliveries_per_s / req.event_rate_per_s))
+        by_rate = max(1, int(limits.max_deliveries_per_s / rate))
         if n > by_rate:
             notes.append(
-                f"{by_rate:,} of {want:,} subscribers: {want:,} x {req.event_rate_per_s:g} events/s is "
-                f"{want * req.event_rate_per_s:,.0f} deliveries/s, over the {limits.max_deliveries_per_s:,.0f} one provider pushes here"
+                f"{by_rate:,} of {want:,} subscribers: {want:,} x {rate:g} events/s is "
+                f"{want * rate:,.0f} deliveries/s, over the {limits.max_deliveries_per_s:,.0f} one provider pushes here"
             )
             n = by_rate
     return n, notes
-
-
-def _duration(req: Requirements, consumers: int, budget_s: float, limits: MachineLimits) -> tuple[float, list[str]]:
-    """Seconds of publishing: enough for ``target_events``, within the delivery cap and the time budget."""
-    rate = req.event_rate_per_s
-    want = limits.target_events / rate
-    d, notes = want, []
-    by_deliveries = limits.max_deliveries / (rate * consumers)
-    if d > by_deliveries:
-        d = by_deliveries
-        notes.append(f"{limits.max_deliveries:,} deliveries per run at most")
-    if d > budget_s:
-        d = budget_s
-        notes.append(f"a time budget of {budget_s:.0f} s per run so the command ends within {limits.minutes:g} minutes")
-    d = max(d, min(want, limits.min_events / rate, budget_s))  # a few events at least, within the time budget
-    d = round(max(d, 1.0), 1)
-    if notes:
-        events = rate * d
-        return d, [f"{d:g} s of events (about {events:,.0f} events, not {limits.target_events:,}): " + "; ".join(notes)]
-    return d, []
 
 
 def _drain_timeout(pull: bool, interval_s: float, deliveries: float, limits: MachineLimits) -> float:
@@ -217,47 +211,90 @@ def _drain_timeout(pull: bool, interval_s: float, deliveries: float, limits: Mac
     return float(min(max(30.0, wait), 3600.0))
 
 
-def _point(
-    style: str, req: Requirements, out: Path | str, budget_s: float, limits: MachineLimits, seed: int, long_poll_wait_s: float = 0.0
-) -> DecisionPoint:
-    """One run of ``style`` at the operating point, scaled down to ``limits``; a long poll when ``long_poll_wait_s`` > 0."""
+@dataclass(frozen=True)
+class Shape:
+    """A candidate's run before its publishing is sized: who runs it, how many consumers, polled how often."""
+
+    style: str
+    variant: str  # the held-request variant's label, or ""
+    long_poll_wait_s: float
+    timetabled: bool
+    receives: bool
+    who: str
+    consumers: int
+    interval_s: float
+    notes: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return self.variant or self.style
+
+
+def shape(style: str, req: Requirements, limits: MachineLimits, long_poll_wait_s: float = 0.0) -> Shape:
+    """``style``'s run at the operating point, its consumers scaled down to ``limits`` (its publishing not sized yet)."""
     info = styles.get(style)
     pull = info is not None and info.direction == "pull"
     receives = info is not None and info.needs_public_endpoint
     interval = poll_interval_for(req)
-    t, notes = interval, []
     # a held poll is answered by each event, like a push: cap it by deliveries, not by the poll rate
     timetabled = pull and long_poll_wait_s <= 0
     who = "receiver" if receives else "poller fleet" if pull else "stream fleet"
-    consumers, cnotes = _consumer_cap(timetabled, who, req, t, limits)
-    duration, dnotes = _duration(req, consumers, budget_s, limits)
-    if timetabled and t * limits.polls_per_run > duration:
-        t = max(round(duration / limits.polls_per_run, 3), MIN_POLL_INTERVAL_S)
+    consumers, notes = _consumer_cap(timetabled, who, req, interval, limits)
+    # the held-request variant's name as the registry declares it ("long polling" -> "long-polling" in point labels)
+    variant = next(v.name for _, v in styles.variants() if v.holds_request).replace(" ", "-") if long_poll_wait_s > 0 else ""
+    return Shape(style, variant, long_poll_wait_s, timetabled, receives, who, consumers, interval, tuple(notes))
+
+
+def _point(sh: Shape, req: Requirements, out: Path | str, duration: float, limits: MachineLimits, seed: int) -> DecisionPoint:
+    """One run of the shaped candidate with ``duration`` s of publishing; the rate scaled up when it would hold too few events."""
+    t, notes = sh.interval_s, list(sh.notes)
+    rate, consumers = req.event_rate_per_s, sh.consumers
+    if rate * duration < limits.min_events:
+        # a rate too low to hold enough events in the budget: publish faster, and say so (latency per event does not
+        # depend on the rate for a push or a held request; a poll's lambda T does, and the report projects it)
+        rate = round_sig_up(limits.min_events / duration)
+        consumers, notes = _consumer_cap(sh.timetabled, sh.who, req, t, limits, rate)
+        # the rate rounded up: keep the run inside the delivery cap
+        duration = min(duration, math.floor(limits.max_deliveries / (rate * consumers) * 10) / 10)
         notes.append(
-            f"polled every {t:g} s, not the {interval:g} s the target allows: a run of {duration:g} s holds "
-            f"{limits.polls_per_run} polls of it at least; latency at {interval:g} s is projected (T/2 + RTT)"
+            f"published at {rate:g} events/s, not {req.event_rate_per_s:g}: {duration:g} s of events at the requirement's rate "
+            f"would hold {req.event_rate_per_s * duration:.2g} events, under the {limits.min_events} a measurement needs"
         )
-        consumers, cnotes = _consumer_cap(timetabled, who, req, t, limits)
-        duration, dnotes = _duration(req, consumers, budget_s, limits)
-    notes += cnotes
+    if sh.timetabled and t * limits.polls_per_run > duration:
+        t = max(round(duration / limits.polls_per_run, 3), MIN_POLL_INTERVAL_S)
+        consumers, cnotes = _consumer_cap(sh.timetabled, sh.who, req, t, limits, rate)
+        notes = [n for n in notes if n not in sh.notes] + cnotes
+        notes.append(
+            f"polled every {t:g} s, not the {sh.interval_s:g} s the target allows: a run of {duration:g} s holds "
+            f"{limits.polls_per_run} polls of it at least; latency at {sh.interval_s:g} s is projected (T/2 + RTT)"
+        )
+    events = rate * duration
+    if events < limits.target_events:
+        notes.append(f"{duration:g} s of events (about {events:,.0f} events, not {limits.target_events:,}): the time budget")
     data: dict[str, Any] = {
-        "workload": {"rate_per_s": req.event_rate_per_s, "duration_s": duration, "arrival": "poisson", "seed": seed},
-        "styles": (style,),
+        "workload": {"rate_per_s": rate, "duration_s": duration, "arrival": "poisson", "seed": seed},
+        "styles": (sh.style,),
         "poll_interval_s": t,
-        "long_poll_wait_s": long_poll_wait_s,
-        "drain_timeout_s": _drain_timeout(timetabled, t, req.event_rate_per_s * duration * consumers, limits),
+        "long_poll_wait_s": sh.long_poll_wait_s,
+        "drain_timeout_s": _drain_timeout(sh.timetabled, t, rate * duration * consumers, limits),
         # a webhook's consumers are subscriptions; a poller's or a stream's are the fleet's pollers/streams
-        "pollers": 1 if receives else consumers,
-        "subscribers": consumers if receives else 1,
+        "pollers": 1 if sh.receives else consumers,
+        "subscribers": consumers if sh.receives else 1,
         "network": network_from(req.network) if req.network is not None else None,
         "tls": req.tls,
         "out_dir": str(Path(out)),
         "experiment": EXPERIMENT,
     }
     settings = RunSettings.model_validate(data)
-    # the held-request variant's name as the registry declares it, its spaces as dashes in point labels
-    variant = next(v.name for _, v in styles.variants() if v.holds_request).replace(" ", "-") if long_poll_wait_s > 0 else ""
-    return DecisionPoint(style, settings, point_id(settings), req.consumers, tuple(notes + dnotes), variant)
+    return DecisionPoint(sh.style, settings, point_id(settings), req.consumers, tuple(notes), sh.variant)
+
+
+def round_sig_up(x: float) -> float:
+    """``x`` rounded up to two significant digits (a rate that still holds the events it must)."""
+    if x <= 0:
+        return x
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return round(math.ceil(x / step - 1e-9) * step, 12)
 
 
 def long_polling_wanted(req: Requirements, allowed: list[str]) -> str | None:
@@ -267,11 +304,22 @@ def long_polling_wanted(req: Requirements, allowed: list[str]) -> str | None:
     return next((s for s in allowed if (info := styles.get(s)) is not None and info.direction == "pull"), None)
 
 
-def plan_decision(req: Requirements, out: Path | str = "results", *, limits: MachineLimits | None = None, seed: int = 1) -> DecisionPlan:
+def plan_decision(
+    req: Requirements,
+    out: Path | str = "results",
+    *,
+    limits: MachineLimits | None = None,
+    seed: int = 1,
+    overhead: Overhead | None = None,
+    spent_s: float = 0.0,
+) -> DecisionPlan:
     """The runs the decision on ``req`` needs (pure: nothing runs, nothing is written).
 
     One run per candidate style, plus long polling where the consumers cannot
-    take a push (the report weighs held streams against it).
+    take a push (the report weighs held streams against it). Each run's
+    publishing is sized so that the whole command (``spent_s`` already spent,
+    every run's start-up and drain from ``overhead``, the report) ends near
+    ``AIM`` x ``limits.minutes``.
     """
     limits = limits or MachineLimits()
     if req.event_rate_per_s > MAX_WORKLOAD_RATE_PER_S:
@@ -284,13 +332,92 @@ def plan_decision(req: Requirements, out: Path | str = "results", *, limits: Mac
     if not allowed:
         raise ConfigError("requirements: no registered delivery style suits them")
     long_poller = long_polling_wanted(req, allowed)
-    runs = len(allowed) + (1 if long_poller else 0)
-    budget_s = max(limits.minutes * 60 / runs - limits.run_overhead_s, 10.0)
-    points = [_point(style, req, out, budget_s, limits, seed) for style in allowed]
+    shapes = [shape(style, req, limits) for style in allowed]
     if long_poller is not None:
-        points.append(_point(long_poller, req, out, budget_s, limits, seed, long_poll_wait_s=LONG_POLL_WAIT_S))
+        shapes.append(shape(long_poller, req, limits, long_poll_wait_s=LONG_POLL_WAIT_S))
+    sizing = size_publishing(shapes, req, limits, overhead or Overhead(), spent_s)
+    points = [_point(sh, req, out, d, limits, seed) for sh, d in zip(shapes, sizing.durations, strict=True)]
     name = slug(req.name)
-    return DecisionPlan(name=name, results_dir=Path(out) / DECIDE_DIR / name, points=tuple(points), skipped_styles=tuple(refused))
+    return DecisionPlan(
+        name=name,
+        results_dir=Path(out) / DECIDE_DIR / name,
+        points=tuple(points),
+        skipped_styles=tuple(refused),
+        budget_notes=sizing.notes,
+        estimated_total_s=sizing.total_s,
+        budget_minutes=limits.minutes,
+    )
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Each run's seconds of publishing, the predicted length of the whole command, and what was cut, in words."""
+
+    durations: tuple[float, ...]
+    total_s: float
+    notes: tuple[str, ...]
+
+
+def size_publishing(shapes: list[Shape], req: Requirements, limits: MachineLimits, ov: Overhead, spent_s: float) -> Sizing:
+    """Seconds of publishing per run so the command ends near ``AIM`` x the budget: the budget goes to events.
+
+    Every run gets the same publishing time (water-filled: a run that reaches its
+    delivery or event cap keeps its cap, the others share what it leaves),
+    after each run's start-up and drain (``ov``, measured on this machine) and
+    the report. A budget too small for the runs' start-up gives each run
+    ``MIN_DURATION_S`` and says so.
+    """
+    budget = limits.minutes * 60
+    rate = req.event_rate_per_s
+    share = max(budget * AIM - spent_s, 0.0) / max(len(shapes), 1)
+    fixed, slope, cap = [], [], []
+    for sh in shapes:
+        drain = min(sh.interval_s, share / limits.polls_per_run) if sh.timetabled else 0.0
+        fixed.append(ov.cost(sh.label).startup_s(sh.consumers) + drain)
+        slope.append(ov.slope(sh.label, 0.0 if sh.timetabled else rate * sh.consumers))
+        events_cap = 0.9 * WorkloadSettings.model_fields["max_events"].default / rate
+        cap.append(min(limits.max_deliveries / (rate * sh.consumers), events_cap, MAX_DURATION_S))
+    free = budget * AIM - spent_s - ov.report_seconds - sum(fixed)
+    d = _water_fill(free, slope, cap)
+    durations = tuple(round(max(x, MIN_DURATION_S), 1) for x in d)
+    total = spent_s + ov.report_seconds + sum(f + k * x for f, k, x in zip(fixed, slope, durations, strict=True))
+    notes = [
+        f"time budget {limits.minutes:g} min: aiming at {AIM:.0%} of it ({budget * AIM:.0f} s); {spent_s:.0f} s already spent; "
+        f"start-up and drain about {sum(fixed):.0f} s over {len(shapes)} runs; the report about {ov.report_seconds:.0f} s; "
+        f"predicted {total:.0f} s in all",
+        *[ov.source(sh.label) for sh in shapes],
+    ]
+    capped = [sh.label for sh, x, c in zip(shapes, d, cap, strict=True) if x >= c - 1e-6]
+    if capped:
+        notes.append(
+            f"{', '.join(capped)}: at the cap of {limits.max_deliveries:,} deliveries per run (or the workload's event cap); "
+            "the other runs share the time left"
+        )
+    if free <= 0 or any(x < MIN_DURATION_S and x < c for x, c in zip(d, cap, strict=True)):
+        notes.append(
+            f"the budget cannot hold every run's start-up and drain with events to spare: each run publishes at least {MIN_DURATION_S:g} s, "
+            "so the command may take longer than asked"
+        )
+    return Sizing(durations, total, tuple(notes))
+
+
+def _water_fill(free: float, slope: list[float], cap: list[float]) -> list[float]:
+    """The common publishing time d with sum(k_i min(d, cap_i)) = free (0 when nothing is free)."""
+    n = len(slope)
+    out = [0.0] * n
+    active = set(range(n))
+    while active and free > 0:
+        d = free / sum(slope[i] for i in active)
+        hit = [i for i in active if cap[i] < d]
+        if not hit:
+            for i in active:
+                out[i] = d
+            break
+        for i in hit:
+            out[i] = cap[i]
+            free -= slope[i] * cap[i]
+            active.discard(i)
+    return out
 
 
 @dataclass(frozen=True)
@@ -302,11 +429,26 @@ class DecisionOutcome:
     skipped: bool
 
 
-def run_decision(plan: DecisionPlan, *, force: bool = False, progress: Progress = _quiet, log: Log = _quiet) -> list[DecisionOutcome]:
-    """Run every point of ``plan`` not already under its results folder (all of them with ``force``)."""
-    by_id = {p.point_id: p for p in plan.points}
+def run_decision(
+    plan: DecisionPlan,
+    *,
+    force: bool = False,
+    progress: Progress = _quiet,
+    log: Log = _quiet,
+    on_run: Callable[[DecisionPoint, Path, float], None] | None = None,
+) -> list[DecisionOutcome]:
+    """Run every point of ``plan`` not already under its results folder (all of them with ``force``).
+
+    A finished run of the same candidate at the same operating point (style,
+    variant, consumers, rate, network, TLS) counts as done even when this plan
+    sized its publishing differently (the time budget depends on what this
+    machine measured), so a rerun resumes. ``on_run(point, folder, seconds)``
+    hears of each run made.
+    """
+    points = list(plan.points) if force else [_resumed(p, plan.results_dir) for p in plan.points]
+    by_id = {p.point_id: p for p in points}
     outcomes = run_points(
-        [p.point for p in plan.points],
+        [p.point for p in points],
         plan.results_dir,
         phase="decide: runs",
         describe=lambda pt: _describe(by_id[pt.point_id]),
@@ -314,7 +456,37 @@ def run_decision(plan: DecisionPlan, *, force: bool = False, progress: Progress 
         progress=progress,
         log=log,
     )
-    return [DecisionOutcome(by_id[o.point.point_id], o.results_dir, o.skipped) for o in outcomes]
+    out = []
+    for o in outcomes:
+        point = by_id[o.point.point_id]
+        if not o.skipped and on_run is not None:
+            on_run(point, o.results_dir, o.elapsed_s)
+        out.append(DecisionOutcome(point, o.results_dir, o.skipped))
+    return out
+
+
+_SAME_POINT = ("style", "variant", "consumers", "rate_per_s", "network", "tls", "long_poll_wait_s")
+
+
+def _resumed(point: DecisionPoint, folder: Path) -> DecisionPoint:
+    """``point``, or the point of a finished run of the same candidate at the same operating point under ``folder``."""
+    from labkit.results.layout import SUMMARY, read_summary
+
+    if not folder.is_dir():
+        return point
+    want = {k: point.params.get(k) for k in _SAME_POINT}
+    for path in sorted(folder.glob(f"*/{SUMMARY}")):
+        try:
+            summary = read_summary(path)
+        except Exception:  # noqa: S112 - a damaged summary is the campaign's to report, not this lookup's
+            continue
+        params = summary.get("params") or {}
+        pid = summary.get("point")
+        if pid == point.point_id:
+            return point
+        if isinstance(pid, str) and all(params.get(k) == v for k, v in want.items()):
+            return replace(point, point_id=pid)
+    return point
 
 
 def _describe(point: DecisionPoint) -> str:

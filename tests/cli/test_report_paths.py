@@ -39,7 +39,14 @@ def test_echo_report_prints_aligned_lines(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_decide_json_keeps_its_keys_in_order() -> None:
-    plan = SimpleNamespace(results_dir=Path("/r"), skipped_styles=[("webhook", "needs a public endpoint")])
+    plan = SimpleNamespace(
+        results_dir=Path("/r"),
+        skipped_styles=[("webhook", "needs a public endpoint")],
+        budget_minutes=3.0,
+        estimated_s=170.0,
+        estimated_total_s=170.0,
+        budget_notes=("time budget 3 min",),
+    )
     doc = decision_json(Path("req.toml"), plan, [], _paths(REC), 61.23)  # type: ignore[arg-type]
     assert list(doc) == [
         "schema_version",
@@ -52,5 +59,8 @@ def test_decide_json_keeps_its_keys_in_order() -> None:
         "markdown",
         "recommendation",
         "headlines",
+        "max_minutes",
+        "estimated_s",
+        "budget_notes",
     ]
     assert doc["recommendation"]["option"] == "polling" and doc["elapsed_s"] == 61.2

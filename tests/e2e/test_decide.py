@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,9 @@ missed_events_tolerated = true
 
 def decide(req: Path, out: Path) -> dict:
     args = [sys.executable, "-m", "labkit", "decide", str(req), "--out", str(out), "--max-minutes", "1", "--json"]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    # this machine's start-up and drain are probed into a cache of the test's own, not the user's
+    env = {**os.environ, "XDG_CACHE_HOME": str(out.parent / "cache")}
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 

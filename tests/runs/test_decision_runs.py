@@ -89,14 +89,40 @@ def test_consumers_with_an_endpoint_get_no_long_polling_run() -> None:
     assert all(p.settings.long_poll_wait_s == 0 for p in plan.points)
 
 
-@pytest.mark.parametrize("name", ["payments-provider", "mobile-app-behind-nat", "internal-batch-sync"])
-@pytest.mark.parametrize("minutes", [5.0, 13.0])
-def test_the_plan_fits_the_time_budget(name: str, minutes: float) -> None:
+@pytest.mark.parametrize("name", ["payments-provider", "mobile-app-behind-nat", "internal-batch-sync", "public-live-feed"])
+@pytest.mark.parametrize("minutes", [3.0, 13.0])
+def test_the_plan_uses_the_time_budget(name: str, minutes: float) -> None:
+    """The predicted command (start-up, publishing, drain, report) ends within 0.8-1.1 of the budget, never over the delivery cap."""
     limits = MachineLimits(minutes=minutes)
     plan = plan_decision(load_requirements(REQS / f"{name}.toml"), "out", limits=limits)
-    assert plan.estimated_s + limits.run_overhead_s * len(plan.points) <= minutes * 60 + 1
+    capped = any("at the cap" in n for n in plan.budget_notes)
+    assert plan.estimated_total_s <= 1.1 * minutes * 60
+    assert capped or plan.estimated_total_s >= 0.8 * minutes * 60
+    assert plan.budget_notes[0].startswith(f"time budget {minutes:g} min")
     for p in plan.points:
-        assert p.settings.workload.rate_per_s * p.settings.workload.duration_s * p.settings_consumers <= limits.max_deliveries * 1.01
+        wl = p.settings.workload
+        assert wl.rate_per_s * wl.duration_s * p.settings_consumers <= limits.max_deliveries * 1.01 or wl.duration_s == 5.0
+
+
+def test_what_is_already_spent_and_measured_overhead_shrink_the_publishing() -> None:
+    from labkit.runs.overhead import Overhead, RunCost
+
+    req = load_requirements(REQS / "internal-batch-sync.toml")
+    limits = MachineLimits(minutes=5)
+    fresh = plan_decision(req, "out", limits=limits)
+    slow = Overhead({p.label: RunCost(((3, 40.0),)) for p in fresh.points}, report_s=30.0)
+    later = plan_decision(req, "out", limits=limits, overhead=slow, spent_s=20.0)
+    assert all(b.settings.workload.duration_s < a.settings.workload.duration_s for a, b in zip(fresh.points, later.points, strict=True))
+    assert abs(later.estimated_total_s - 0.95 * 300) < 5
+
+
+def test_a_rate_too_low_for_the_budget_is_scaled_up_and_said_so() -> None:
+    req = parse_requirements({"name": "slow feed", "event_rate_per_s": 0.01, "consumers": 50, "target_latency_p99_ms": 60_000})
+    plan = plan_decision(req, "out", limits=MachineLimits(minutes=2))
+    for p in plan.points:
+        wl = p.settings.workload
+        assert wl.rate_per_s * wl.duration_s >= 0.95 * MachineLimits().min_events
+        assert any("not 0.01" in n and "published at" in n for n in p.scale_notes)
 
 
 def test_a_long_poll_interval_is_shortened_to_fit_the_run_and_said_so() -> None:

@@ -1,0 +1,173 @@
+"""What a run costs on this machine beyond its publishing: start-up, warm-up, drain and the report, measured and cached.
+
+``labkit decide --max-minutes M`` sizes each run's publishing so that the whole
+command ends near M minutes. For that it needs, per candidate (a style, or
+long polling):
+
+- ``startup_s``: from the command starting the run to the first publish and
+  from the last delivery to the run's files written (servers started,
+  consumers subscribed or connected, the summary and events written), fitted
+  as ``fixed_s + per_consumer_s x consumers`` from the runs made here;
+- the drain: a timetabled poller waits for its last poll (one interval); a
+  push waits for the deliveries its provider has not sent yet, from the
+  deliveries per second one provider sustained in the runs made here;
+- ``report_s``: writing the report (figures included).
+
+The first ``labkit decide`` on a machine probes each candidate it has not
+measured yet with a short run (one consumer, a few seconds of events) and
+every run it makes adds an observation, so the model follows the machine. The
+cache is per machine (``labkit.model.calibration.fingerprint``), in the user's
+cache folder, never under results/. Until a candidate is measured its figures
+are stated defaults, and ``source`` says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from labkit.config import RunSettings
+from labkit.model.calibration import cache_dir, fingerprint, fingerprint_id
+from labkit.wire import jsonsafe
+
+DEFAULT_FIXED_S = 10.0
+DEFAULT_PER_CONSUMER_S = 0.005
+DEFAULT_REPORT_S = 20.0
+DEFAULT_THROUGHPUT_PER_S = 500.0  # deliveries per second one provider sustains (a stated default until measured)
+MAX_SAMPLES = 12
+PROBE_RATE_PER_S = 2.0
+PROBE_DURATION_S = 3.0
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """One candidate's cost beyond publishing, from the runs made on this machine."""
+
+    samples: tuple[tuple[int, float], ...] = ()  # (consumers, start-up seconds)
+    throughput_per_s: float | None = None  # the most deliveries per second a run of it sustained here
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.samples)
+
+    def fit(self) -> tuple[float, float]:
+        """(fixed_s, per_consumer_s): least squares over the samples when they span consumer counts, else their mean."""
+        if not self.samples:
+            return DEFAULT_FIXED_S, DEFAULT_PER_CONSUMER_S
+        xs = [float(n) for n, _ in self.samples]
+        ys = [s for _, s in self.samples]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        if var == 0:
+            return max(my - DEFAULT_PER_CONSUMER_S * mx, 0.0), DEFAULT_PER_CONSUMER_S
+        slope = max(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var, 0.0)
+        return max(my - slope * mx, 0.0), slope
+
+    def startup_s(self, consumers: int) -> float:
+        fixed, per = self.fit()
+        return fixed + per * consumers
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Every candidate's ``RunCost`` and the report's time, for this machine."""
+
+    runs: dict[str, RunCost] = field(default_factory=dict)
+    report_s: float | None = None
+
+    def cost(self, label: str) -> RunCost:
+        return self.runs.get(label, RunCost())
+
+    def run_s(self, label: str, consumers: int, duration_s: float, deliveries_per_s: float, drain_interval_s: float) -> float:
+        """The predicted wall time of one run: start-up, publishing, drain (an interval, or the push backlog)."""
+        c = self.cost(label)
+        return c.startup_s(consumers) + duration_s * self.slope(label, deliveries_per_s) + drain_interval_s
+
+    def slope(self, label: str, deliveries_per_s: float) -> float:
+        """Seconds of wall time per second of publishing: 1, or more when the provider cannot keep up with the pushes."""
+        thr = self.cost(label).throughput_per_s or DEFAULT_THROUGHPUT_PER_S
+        return max(1.0, deliveries_per_s / thr) if deliveries_per_s > 0 else 1.0
+
+    @property
+    def report_seconds(self) -> float:
+        return self.report_s if self.report_s is not None else DEFAULT_REPORT_S
+
+    def source(self, label: str) -> str:
+        c = self.cost(label)
+        if not c.measured:
+            return f"{label}: stated defaults ({DEFAULT_FIXED_S:g} s + {DEFAULT_PER_CONSUMER_S:g} s per consumer), not measured here yet"
+        fixed, per = c.fit()
+        return f"{label}: {fixed:.1f} s + {per * 1000:.2f} ms per consumer, from {len(c.samples)} run(s) on this machine"
+
+    def with_run(self, label: str, consumers: int, startup_s: float, throughput_per_s: float | None) -> Overhead:
+        c = self.cost(label)
+        samples = (*c.samples, (int(consumers), round(max(startup_s, 0.0), 3)))[-MAX_SAMPLES:]
+        thr = max(x for x in (c.throughput_per_s, throughput_per_s) if x is not None) if (c.throughput_per_s or throughput_per_s) else None
+        return replace(self, runs={**self.runs, label: RunCost(samples, thr)})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fingerprint": fingerprint(), "report_s": self.report_s, "runs": {k: asdict(v) for k, v in sorted(self.runs.items())}}
+
+
+def cache_path() -> Path:
+    return cache_dir() / f"decide-overhead-{fingerprint_id(fingerprint())}.json"
+
+
+def load() -> Overhead:
+    """This machine's cached overhead, or an empty one (every figure a stated default); a damaged cache is measured again."""
+    try:
+        data = json.loads(cache_path().read_text())
+        runs = {
+            str(k): RunCost(tuple((int(n), float(s)) for n, s in v.get("samples", [])), v.get("throughput_per_s"))
+            for k, v in (data.get("runs") or {}).items()
+        }
+        report = data.get("report_s")
+        return Overhead(runs, float(report) if report is not None else None)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return Overhead()
+
+
+def save(ov: Overhead) -> None:
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(jsonsafe.dumps(ov.as_dict(), indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def observe(ov: Overhead, label: str, consumers: int, elapsed_s: float, summary: dict[str, Any]) -> Overhead:
+    """``ov`` with one finished run added: start-up = elapsed - publishing - drain, and the deliveries per second it sustained."""
+    workload = summary.get("workload") or {}
+    duration = float(workload.get("duration_s") or 0.0)
+    blocks = [b for b in (summary.get("styles") or {}).values() if isinstance(b, dict)]
+    drain = max((float(b.get("drain_s") or 0.0) for b in blocks), default=0.0)
+    delivered = sum(float(b.get("delivered") or 0.0) for b in blocks)
+    busy = duration + drain
+    return ov.with_run(label, consumers, elapsed_s - busy, delivered / busy if busy > 0 and delivered > 0 else None)
+
+
+def probe(ov: Overhead, points: list[tuple[str, RunSettings]], log: Callable[[str], None]) -> Overhead:
+    """Measure each (label, settings) not measured yet with a short run (one consumer, a few seconds); the result is cached."""
+    from labkit.lab import pipeline
+
+    for label, settings in points:
+        if ov.cost(label).measured:
+            continue
+        data = settings.model_dump()
+        data["workload"] = {**data["workload"], "rate_per_s": PROBE_RATE_PER_S, "duration_s": PROBE_DURATION_S}
+        data.update(pollers=1, subscribers=1, poll_interval_s=min(settings.poll_interval_s, 0.5), drain_timeout_s=30.0)
+        with tempfile.TemporaryDirectory(prefix="labkit-probe-") as tmp:
+            data["out_dir"] = tmp
+            small = RunSettings.model_validate(data)
+            log(f"{label}: measuring start-up and drain on this machine (once; cached)")
+            started = time.monotonic()
+            result = pipeline.run(small, results_dir=Path(tmp) / "probe")
+            ov = observe(ov, label, 1, time.monotonic() - started, result.summary)
+        save(ov)
+    return ov
