@@ -1,10 +1,18 @@
-"""The side-by-side table ``labkit compare`` prints: each style, measured and model."""
+"""The side-by-side table ``labkit compare`` prints: each style, measured and model.
+
+Two columns per style do not fit a terminal once there are more than two or
+three styles: rich then squeezed the columns and cut numbers ("1,23…"). The
+styles are instead split over as many tables as needed, each as wide as the
+console allows, every one with the row labels; a cell that still does not
+fit (a console narrower than one style) folds onto a second line, never cut.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from labkit.results import columns as cols
@@ -78,18 +86,19 @@ def _get(data: dict[str, Any], path: str) -> Any:
     return data
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    styles = summary["styles"]
+def summary_table(summary: dict[str, Any], only: list[str] | None = None, titled: bool = True) -> Table:
+    """The table of ``only`` these styles (all by default); ``titled``: with the run's title line."""
+    styles = {name: data for name, data in summary["styles"].items() if only is None or name in only}
     wl = summary["workload"]
     title = (
         f"run {summary['run_id']}: {wl['events']} events, {wl['arrival']} at {wl['rate_per_s']}/s for {wl['duration_s']} s, "
         f"{wl['payload_bytes']} B payloads, lambda*T = {wl.get('lambda_t', 0):.2f}"
     )
-    table = Table(title=title, title_justify="left")
-    table.add_column("")
+    table = Table(title=title if titled else None, title_justify="left")
+    table.add_column("", overflow="fold")
     for style in styles:
-        table.add_column(f"{style}\nmeasured", justify="right")
-        table.add_column(f"{style}\nmodel", justify="right", style="dim")
+        table.add_column(f"{style}\nmeasured", justify="right", overflow="fold")
+        table.add_column(f"{style}\nmodel", justify="right", style="dim", overflow="fold")
     rows = list(ROWS)
     if any("heaviest_decile" in (data.get("audience") or {}) for data in styles.values()):
         rows += AUDIENCE_ROWS
@@ -102,9 +111,23 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def summary_tables(summary: dict[str, Any], console: Console) -> list[Table]:
+    """The table split by styles into as few tables as fit ``console.width`` (see the module doc)."""
+    names = list(summary["styles"])
+    natural = console.options.update_width(100_000)  # measured unconstrained: what each table needs, not what it is given
+    for per in range(len(names), 0, -1):
+        groups = [names[i : i + per] for i in range(0, len(names), per)]
+        tables = [summary_table(summary, group, titled=i == 0) for i, group in enumerate(groups)]
+        widest = max(Measurement.get(console, natural, t).maximum for t in tables)
+        if widest <= console.width or per == 1:
+            return tables
+    return [summary_table(summary)]  # pragma: no cover - per == 1 always returns
+
+
 def render_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    console.print(summary_table(summary))
+    for table in summary_tables(summary, console):
+        console.print(table)
     console.print(f"results: {summary['results_dir']}  (model columns are the closed forms, not measurements)")
     audience = (summary.get("workload") or {}).get("audience") or {}
     if audience.get("kind", "broadcast") != "broadcast":

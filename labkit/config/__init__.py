@@ -54,9 +54,15 @@ Processes = Annotated[int | Literal["auto"], BeforeValidator(_processes)]
 
 
 class Settings(BaseModel):
-    """Base: frozen, and unknown fields are errors rather than silently ignored."""
+    """Base: frozen, unknown fields are errors rather than silently ignored, and a number must be finite.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Without ``allow_inf_nan=False`` a ``nan`` (``--rate nan``) reached the
+    range checks, and every comparison with NaN is false: it was refused as
+    "less than or equal to 100000", which it is not; pydantic now says
+    "Input should be a finite number".
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ServerLimits(Settings):
@@ -444,6 +450,8 @@ def describe_error(exc: ValidationError, prefix: str = "") -> str:
         msg = msg[len("Value error, ") :]
     if err["type"] == "extra_forbidden":
         msg = "unknown setting"
+    elif err["type"] == "finite_number":
+        msg = f"{err.get('input')} is not a number; give a finite number"
     where = f"{prefix}{loc}" if loc else prefix.rstrip(".: ")
     return f"{where}: {msg}" if where else msg
 

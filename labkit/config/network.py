@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from labkit.config import (
     MAX_LOSS,
     MAX_RATE_BPS,
+    MAX_RTT_MS,
     MIN_RATE_BPS,
     NetworkProfile,
     describe_error,
@@ -102,40 +103,68 @@ def _one_line(exc: ValidationError, source: str) -> ConfigError:
 def _time_ms(key: str, value: str, source: str) -> float:
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*", value)
     if not m or (m.group(2) not in TIME_UNITS and not (m.group(2) == "" and float(m.group(1)) == 0)):
-        raise ConfigError(f"{source}: {key}: {value!r} is not a duration; use a number with a unit (us, ms, s), e.g. {key}=80ms")
+        raise ConfigError(f"{source}: {key}: {shown(value)} is not a duration; use a number with a unit (us, ms, s), e.g. {key}=80ms")
     return float(m.group(1)) * TIME_UNITS.get(m.group(2), 1.0)
 
 
 def _loss(value: str, source: str) -> float:
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*", value)
     if not m:
-        raise ConfigError(f"{source}: loss: {value!r} is not a share; use a percentage (0.5%) or a fraction (0.005) from 0 to 0.5")
+        raise ConfigError(f"{source}: loss: {shown(value)} is not a share; use a percentage (0.5%) or a fraction (0.005) from 0 to 0.5")
     share = float(m.group(1)) / (100 if m.group(2) else 1)
     if share > MAX_LOSS:
-        raise ConfigError(f"{source}: loss: {value} is out of range; allowed 0 to 50% (a fraction 0 to 0.5)")
+        raise ConfigError(f"{source}: loss: {cut(value)} is out of range; allowed 0 to 50% (a fraction 0 to 0.5)")
     return share
 
 
 def _rate_bps(key: str, value: str, source: str) -> float:
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*", value)
     if not m or m.group(2) not in RATE_UNITS:
-        raise ConfigError(f"{source}: {key}: {value!r} is not a rate; use a number with a unit (bps, kbit, mbit, gbit), e.g. {key}=10mbit")
+        raise ConfigError(
+            f"{source}: {key}: {shown(value)} is not a rate; use a number with a unit (bps, kbit, mbit, gbit), e.g. {key}=10mbit"
+        )
     bps = float(m.group(1)) * RATE_UNITS[m.group(2)]
     if not MIN_RATE_BPS <= bps <= MAX_RATE_BPS:
-        raise ConfigError(f"{source}: {key}: {value} is out of range; allowed 1kbit to 100gbit")
+        raise ConfigError(f"{source}: {key}: {cut(value)} is out of range; {key} must be from 1 kbit/s to 100 gbit/s")
     return bps
+
+
+# The most each time key may be, in ms: the profile's own bounds, said in the user's key and unit.
+TIME_LIMITS_MS = {"rtt": MAX_RTT_MS, "jitter": MAX_RTT_MS / 2, "rto": 60_000.0}
+SHOWN = 40  # characters of a user's text echoed in an error
+
+
+def cut(text: str) -> str:
+    """``text`` for an error line: at most ``SHOWN`` characters, cut with an ellipsis."""
+    text = text.strip()
+    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
+
+
+def shown(text: str) -> str:
+    return repr(cut(text))
+
+
+def _ms_text(ms: float) -> str:
+    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
+
+
+def _bounded_ms(key: str, value: str, source: str) -> float:
+    ms = _time_ms(key, value, source)
+    if ms > TIME_LIMITS_MS[key]:
+        raise ConfigError(f"{source}: {key}: {cut(value)} is out of range; {key} must be at most {_ms_text(TIME_LIMITS_MS[key])}")
+    return ms
 
 
 def _spec_fields(items: list[tuple[str, str]], source: str) -> dict[str, Any]:
     """Spec keys with unit-bearing strings -> NetworkProfile fields."""
+    keys = {key for key, _ in items}
+    if "rate" in keys and keys & {"rate_up", "rate_down"}:
+        both = sorted(keys & {"rate_up", "rate_down"})
+        raise ConfigError(f"{source}: rate sets both directions; give rate alone, or {' and '.join(both)} without it")
     out: dict[str, Any] = {}
     for key, value in items:
-        if key == "rtt":
-            out["rtt_ms"] = _time_ms(key, value, source)
-        elif key == "jitter":
-            out["jitter_ms"] = _time_ms(key, value, source)
-        elif key == "rto":
-            out["rto_ms"] = _time_ms(key, value, source)
+        if key in TIME_LIMITS_MS:
+            out[f"{key}_ms"] = _bounded_ms(key, value, source)
         elif key == "loss":
             out["loss"] = _loss(value, source)
         elif key == "rate":
@@ -143,7 +172,7 @@ def _spec_fields(items: list[tuple[str, str]], source: str) -> dict[str, Any]:
         elif key in ("rate_up", "rate_down"):
             out[f"{key}_bps"] = _rate_bps(key, value, source)
         else:
-            raise ConfigError(f"{source}: unknown key {key!r}; allowed: {', '.join(SPEC_KEYS)}")
+            raise ConfigError(f"{source}: unknown key {shown(key)}; allowed: {', '.join(SPEC_KEYS)}")
     return out
 
 
@@ -152,7 +181,7 @@ def shipped(name: str, source: str = "network") -> NetworkProfile:
     try:
         return SHIPPED[name.strip().lower()]
     except KeyError:
-        raise ConfigError(f"{source}: unknown profile {name.strip()!r}; choose from {', '.join(SHIPPED)}, or {SPEC_HELP}") from None
+        raise ConfigError(f"{source}: unknown profile {shown(name)}; choose from {', '.join(SHIPPED)}, or {SPEC_HELP}") from None
 
 
 def _build(base: NetworkProfile | None, fields: dict[str, Any], source: str) -> NetworkProfile:
@@ -180,7 +209,7 @@ def parse_network(text: str, source: str = "network") -> NetworkProfile:
     base: NetworkProfile | None = None
     if "=" not in tokens[0]:
         if tokens[0].lower() in SPEC_KEYS:
-            raise ConfigError(f"{source}: malformed {tokens[0]!r}: a key needs a value; {SPEC_HELP}")
+            raise ConfigError(f"{source}: malformed {shown(tokens[0])}: a key needs a value; {SPEC_HELP}")
         base = shipped(tokens[0], source)
         tokens = tokens[1:]
     items: list[tuple[str, str]] = []
@@ -189,7 +218,7 @@ def parse_network(text: str, source: str = "network") -> NetworkProfile:
         key, sep, value = tok.partition("=")
         key = key.strip().lower()
         if not sep or not key or not value.strip():
-            raise ConfigError(f"{source}: malformed {tok!r}; {SPEC_HELP}")
+            raise ConfigError(f"{source}: malformed {shown(tok)}; {SPEC_HELP}")
         if key in seen:
             raise ConfigError(f"{source}: {key} given twice")
         seen.add(key)
