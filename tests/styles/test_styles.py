@@ -137,6 +137,40 @@ def test_an_unmeasured_foreign_style_is_weighed_in_the_options_table_in_registry
         assert listed.index("carrier pigeon") > max(listed.index(o) for o in terms.STREAM_FAMILY)
 
 
+def _foreign(base: type, family: str, direction: str, endpoint: bool, order: int) -> Style:
+    """A foreign style of ``family`` that borrows a shipped unit's consumer, registered under its own name and variant."""
+    label = f"pigeon {family}"
+    info = StyleInfo(
+        f"pigeon-{family}", label, "#111111", "x", direction, endpoint, "leg band", order=order, variants=(Variant(label, label, family),)
+    )
+    return type(f"Pigeon{family.title()}", (base,), {"info": info, "variant": lambda self, setting, assumes: label})()
+
+
+def test_foreign_styles_of_every_family_are_rows_of_the_options_table(pigeon):
+    """Push, pull and stream alike: the decision lists each registered option, measured or not."""
+    import pandas as pd
+
+    from labkit.report import decide, load_requirements
+    from labkit.results.layout import load_results
+    from labkit.styles.polling import Polling
+    from labkit.styles.webhook import Webhook
+
+    units = [_foreign(Webhook, "push", "push", True, 97), _foreign(Polling, "pull", "pull", False, 98)]
+    for unit in units:
+        styles.register(unit.info, unit)
+    try:
+        assert [u.info.family for u in units] == ["push", "pull"]
+        fixtures = REPO / "tests" / "fixtures" / "report"
+        results = pd.concat([load_results(fixtures / "compare"), load_results(fixtures / "sweep")], ignore_index=True)
+        for name in ("payments-provider", "mobile-app-behind-nat"):
+            rec = decide(load_requirements(REPO / "scenarios" / "requirements" / f"{name}.toml"), results)
+            listed = [rec.option, *(option for option, _ in rec.rejected)]
+            assert {"pigeon push", "pigeon pull", "carrier pigeon"} <= set(listed), listed
+    finally:
+        for unit in units:
+            styles.registry.unregister(unit.name)
+
+
 def _relabelled_stream_run(src, dest, old: str, new: str):
     """A copy of a committed stream run whose ``old`` style block is reported as style ``new``."""
     import shutil
