@@ -188,11 +188,17 @@ def _relabelled_stream_run(src, dest, old: str, new: str):
     return dest
 
 
-def test_a_foreign_style_reaches_the_figures_and_the_options_table(pigeon, tmp_path):
-    """A committed stream run whose SSE block is reported as the foreign style: the report finds it by the registry."""
+def test_a_foreign_style_reaches_the_figures_and_the_options_table(pigeon, tmp_path, monkeypatch):
+    """A committed stream run whose SSE block is reported as the foreign style: the report finds it by the registry.
+
+    One real figure is drawn here; the report's own figures are stand-ins (the slow real-sweep test draws them all).
+    """
+    import sys
+
     from labkit.analysis import figures
     from labkit.report import load_requirements, write_report
     from labkit.results.layout import load_results
+    from tests.helpers.report import stand_in_figures
 
     fixtures = REPO / "tests" / "fixtures" / "report"
     run = _relabelled_stream_run(fixtures / "streams" / "20250303T100000000000Z-s11", tmp_path / "runs" / "pigeon-run", "sse", pigeon.name)
@@ -201,6 +207,7 @@ def test_a_foreign_style_reaches_the_figures_and_the_options_table(pigeon, tmp_p
     legend = [t.get_text() for ax in figures.summary_bars(rows).axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
     assert any(pigeon.name in text for text in legend)
     req = load_requirements(REPO / "scenarios" / "requirements" / "mobile-app-behind-nat.toml")
+    monkeypatch.setitem(sys.modules, "labkit.analysis.figures", stand_in_figures())
     paths = write_report([fixtures / "compare", fixtures / "sweep", run], tmp_path / "report", req)
     options = paths.markdown.read_text().split("## Options", 1)[1].split("\n## ", 1)[0]
     assert "carrier pigeon" in options, options
