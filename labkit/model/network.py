@@ -41,7 +41,11 @@ TLS13_HANDSHAKE_RTTS = 1  # ClientHello, ServerHello..Finished; the request leav
 
 @dataclass(frozen=True)
 class LatencyTerms:
-    """One style's mean latency, term by term (seconds), so reports can show where the time goes."""
+    """One delivery path's mean latency, term by term (seconds), so reports can show where the time goes.
+
+    ``style`` names the path the terms model (push, poll, long poll, stream), not a registered style:
+    the model sits below the styles, and each style picks the path it takes.
+    """
 
     style: str
     base_s: float = 0.0
@@ -105,7 +109,7 @@ def webhook_latency(
     """
     share = (1.0 if new_connection else 0.0) if new_connection_share is None else min(max(new_connection_share, 0.0), 1.0)
     return LatencyTerms(
-        style="webhook",
+        style="push",
         base_s=base_s,
         one_way_s=one_way_s(profile),
         handshake_s=share * handshake_s(profile, new_connection=True, tls=tls),
@@ -160,7 +164,7 @@ def polling_latency(
     if not timetabled:  # sleeps T after each response: the path's time lengthens the cycle
         cycle += profile.rtt_ms / 1000 + handshake_s(profile, new_connection=new_connection, tls=tls)
     return LatencyTerms(
-        style="polling",
+        style="poll",
         base_s=base_s,
         wait_s=cycle / 2,
         one_way_s=one_way_s(profile),
@@ -196,7 +200,7 @@ def long_poll_latency(
     """Event -> long poller: one way from a parked request, plus the wait of events that fall in a re-arm gap."""
     gap = profile.rtt_ms / 1000 + handshake_s(profile, new_connection=new_connection, tls=tls)
     return LatencyTerms(
-        style="long-polling",
+        style="long poll",
         base_s=base_s,
         wait_s=rearm_wait_s(rate_per_s, gap),
         one_way_s=one_way_s(profile),

@@ -240,7 +240,7 @@ def shape(style: str, req: Requirements, limits: MachineLimits, long_poll_wait_s
     timetabled = pull and long_poll_wait_s <= 0
     who = "receiver" if receives else "poller fleet" if pull else "stream fleet"
     consumers, notes = _consumer_cap(timetabled, who, req, interval, limits)
-    # the held-request variant's name as the registry declares it ("long polling" -> "long-polling" in point labels)
+    # the held-request variant's name as the registry declares it, its spaces as dashes in point labels
     variant = next(v.name for _, v in styles.variants() if v.holds_request).replace(" ", "-") if long_poll_wait_s > 0 else ""
     return Shape(style, variant, long_poll_wait_s, timetabled, receives, who, consumers, interval, tuple(notes))
 

@@ -88,4 +88,4 @@ def test_small_helpers() -> None:
     with pytest.raises(ValueError):
         polling_latency(loop, 0)
     d = webhook_latency(parse_network("rtt=10ms")).as_dict()
-    assert d["style"] == "webhook" and d["total_s"] == pytest.approx(0.005)
+    assert d["style"] == "push" and d["total_s"] == pytest.approx(0.005)
