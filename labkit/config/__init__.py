@@ -349,6 +349,36 @@ def parse_skew(text: str) -> float:
     return value
 
 
+def check_audience(audience: str, consumer_skew: str, topics: int | None, subscriptions: int | None) -> None:
+    """The audience settings together (run settings and requirements alike); ValueError names the key at fault first."""
+    if audience == "topics":
+        if topics is None:
+            raise ValueError("topics: audience 'topics' needs topics (how many event types there are)")
+        if subscriptions is None:
+            raise ValueError("subscriptions: audience 'topics' needs subscriptions (how many topics each consumer follows)")
+        if subscriptions > topics:
+            raise ValueError(f"subscriptions: {subscriptions} is more than the {topics} topics; a consumer follows at most all")
+        return
+    for name, value in (("topics", topics), ("subscriptions", subscriptions)):
+        if value is not None:
+            raise ValueError(f"{name}: only with audience 'topics' (audience is {audience!r})")
+    if audience == "broadcast" and parse_skew(consumer_skew) != 0:
+        raise ValueError("consumer_skew: a broadcast gives every consumer every event; skew needs audience per-consumer or topics")
+
+
+def receivers_per_event(audience: str, consumers: int, topics: int | None = None, subscriptions: int | None = None) -> float:
+    """How many consumers an event reaches on average: all of them, one, or a topic's share (s/K of them).
+
+    With ``event_rate_per_s`` per consumer, the publish rate that gives every
+    audience the same deliveries per second is ``event_rate_per_s x consumers / receivers_per_event``.
+    """
+    if audience == "per-consumer":
+        return 1.0
+    if audience == "topics" and topics and subscriptions:
+        return consumers * subscriptions / topics
+    return float(consumers)
+
+
 # A delivery style's name, as data: which names exist is labkit.styles' to say (``labkit.styles.check``).
 Style = str
 _STYLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -420,21 +450,7 @@ class RunSettings(Settings):
 
     @model_validator(mode="after")
     def _audience(self) -> RunSettings:
-        if self.audience == "topics":
-            if self.topics is None:
-                raise ValueError("topics: audience 'topics' needs topics (how many event types there are)")
-            if self.subscriptions is None:
-                raise ValueError("subscriptions: audience 'topics' needs subscriptions (how many topics each consumer follows)")
-            if self.subscriptions > self.topics:
-                raise ValueError(
-                    f"subscriptions: {self.subscriptions} is more than the {self.topics} topics; a consumer follows at most all"
-                )
-            return self
-        for name in ("topics", "subscriptions"):
-            if getattr(self, name) is not None:
-                raise ValueError(f"{name}: only with audience 'topics' (audience is {self.audience!r})")
-        if self.audience == "broadcast" and parse_skew(self.consumer_skew) != 0:
-            raise ValueError("consumer_skew: a broadcast gives every consumer every event; skew needs audience per-consumer or topics")
+        check_audience(self.audience, self.consumer_skew, self.topics, self.subscriptions)
         return self
 
 

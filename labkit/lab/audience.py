@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from labkit.config import RunSettings, receivers_per_event
 from labkit.model.audience import audience_model, deciles, spread
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 
@@ -68,4 +69,20 @@ def audience_block(run: Any, rate_per_s: float, *, pulled: bool, interval_s: flo
         for side in ("heaviest_decile", "lightest_decile"):
             out[side]["model_empty_poll_ratio"] = model[side]["empty_poll_ratio"]
     out["model"] = model
+    return out
+
+
+def audience_summary(run: Any, settings: RunSettings, rate_per_s: float, expected: int, *, pulled: bool) -> dict[str, Any]:
+    """The style block's ``audience``: the plan, what was expected and misdelivered, and (not a broadcast) the per-consumer figures."""
+    out: dict[str, Any] = {**run.audience, "expected_deliveries": expected, "misdelivered": run.misdelivered}
+    if run.expected is None:
+        return out
+    out.update(
+        audience_block(run, rate_per_s, pulled=pulled, interval_s=settings.poll_interval_s, long_poll_wait_s=settings.long_poll_wait_s)
+    )
+    # what each consumer receives on average (a requirement's event_rate_per_s), at the nominal publish rate
+    n = max(len(run.consumers), 1)
+    out["rate_per_consumer_per_s"] = (
+        settings.workload.rate_per_s * receivers_per_event(settings.audience, n, settings.topics, settings.subscriptions) / n
+    )
     return out

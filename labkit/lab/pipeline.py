@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from labkit.config import RunSettings
 from labkit.errors import RunError
-from labkit.lab.audience import audience_block
+from labkit.lab.audience import audience_summary
 from labkit.lab.calibrate import calibration_for_run
 from labkit.lab.measures import cpu_shares
 from labkit.lab.session import Progress, Session, StyleRun, no_progress, raise_if_cancelled
@@ -101,18 +101,9 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
     if agreement is not None:
         out["agreement"] = agreement
     if run.audience:
-        out["audience"] = {**run.audience, "expected_deliveries": expected, "misdelivered": run.misdelivered}
-    if run.expected is not None:  # per consumer, beside the run-wide figures, with the audience's model
-        per_consumer = audience_block(
-            run,
-            rate,
-            pulled=unit(run.style).info.direction == "pull",
-            interval_s=settings.poll_interval_s,
-            long_poll_wait_s=settings.long_poll_wait_s,
-        )
-        out["audience"].update(per_consumer)
-        if isinstance(out.get("model"), dict):
-            out["model"]["audience"] = per_consumer["model"]
+        out["audience"] = audience_summary(run, settings, rate, expected, pulled=unit(run.style).info.direction == "pull")
+        if "model" in out["audience"] and isinstance(out.get("model"), dict):
+            out["model"]["audience"] = out["audience"]["model"]
     if run.network is not None:
         out["network_proxy"] = run.network
     if run.fault is not None:

@@ -45,6 +45,7 @@ def burst_runs(case: Case) -> list[Obs]:
         for o in case.obs
         if (o.consumers or 0) >= MIN_CONSUMERS
         and answers_every_consumer_at_once(o)
+        and o.row.get("settings.audience") not in ("per-consumer", "topics")  # those runs spread their events
         and o.has(cols.LATENCY_P50)
         and (o.get(cols.LATENCY_P99) or 0) >= floor
     ]

@@ -157,9 +157,13 @@ class Observations(Sequence[Obs]):
 
 
 def _obs(row: dict[str, Any]) -> Obs:
-    rate = num(row.get(cols.RATE))
+    # the rate each consumer receives: the publish rate for a broadcast, its audience share otherwise
+    per_consumer = num(row.get(cols.RATE_PER_CONSUMER))
+    rate = per_consumer or num(row.get(cols.RATE))
     interval = num(row.get(cols.POLL_INTERVAL_S)) or num(_setting(row, cols.POLL_INTERVAL_S))
-    lt = num(row.get(cols.LAMBDA_T)) or num(row.get(cols.MODEL_LAMBDA_T))
+    lt = (
+        (per_consumer * interval if per_consumer and interval else None) or num(row.get(cols.LAMBDA_T)) or num(row.get(cols.MODEL_LAMBDA_T))
+    )
     if lt is None and rate and interval:
         lt = rate * interval
     if interval is None and lt and rate:

@@ -15,6 +15,8 @@ A requirements file states the numbers and constraints of one integration::
     duplicates_tolerated = false
     network = "cross-region"        # a profile name, a spec string, or a [network] table
     tls = true                      # every hop over HTTPS
+    audience = "per-consumer"       # broadcast | per-consumer | topics: who receives which event
+    consumer_skew = "zipf:1.1"      # uniform | zipf:S: how events spread over consumers (or topics)
 
     [budget]
     bandwidth_gb_per_month = 2000
@@ -25,6 +27,14 @@ A requirements file states the numbers and constraints of one integration::
 ``intercontinental``, ``mobile``, or ``"rtt=80ms,loss=0.5%"``, or a table such
 as ``[network]`` with ``profile = "mobile"`` and ``loss = "2%"``); not stated,
 the runs are on loopback. ``tls`` says whether every hop is HTTPS.
+
+``audience`` says who receives which event (``broadcast``, the default: every
+consumer every event; ``per-consumer``: each event is one consumer's own;
+``topics``: each event has one of ``topics`` types and reaches the consumers
+that follow it, ``subscriptions`` each), and ``consumer_skew`` how unevenly
+(``uniform`` or ``zipf:S``). ``event_rate_per_s`` stays the rate each
+consumer receives on average, so every audience means the same deliveries
+per second.
 
 A file must state the three numbers a decision rests on,
 ``target_latency_p99_ms``, ``event_rate_per_s`` and ``consumers`` (an empty or
@@ -43,9 +53,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from labkit.config import Settings, describe_error
+from labkit.config import Audience, Settings, check_audience, describe_error, parse_skew, receivers_per_event
 from labkit.config.files import read_capped
 from labkit.config.network import SHIPPED, NetworkProfile, network_from
 from labkit.errors import ConfigError
@@ -84,7 +94,26 @@ class Requirements(Strict):
     duplicates_tolerated: bool = True
     network: NetworkProfile | None = Field(None, description="None: not stated (the lab's loopback)")
     tls: bool = False
+    audience: Audience = "broadcast"
+    consumer_skew: str = "uniform"
+    topics: int | None = Field(None, ge=1, le=10_000)
+    subscriptions: int | None = Field(None, ge=1, le=10_000)
     budget: Budget = Budget.model_validate({})
+
+    @field_validator("consumer_skew")
+    @classmethod
+    def _skew(cls, v: str) -> str:
+        parse_skew(v)
+        return v
+
+    @model_validator(mode="after")
+    def _audience(self) -> Requirements:
+        check_audience(self.audience, self.consumer_skew, self.topics, self.subscriptions)
+        return self
+
+    def publish_rate(self, rate_per_consumer: float, consumers: int) -> float:
+        """Events published per second so that each of ``consumers`` receives ``rate_per_consumer`` on average (the audience's)."""
+        return rate_per_consumer * consumers / receivers_per_event(self.audience, consumers, self.topics, self.subscriptions)
 
     @field_validator("network", mode="before")
     @classmethod

@@ -45,6 +45,8 @@ DISABLED_ENDPOINTS = "disabled_endpoints"
 
 # the workload every style of a run saw
 RATE = "workload.rate_per_s"
+# Under a per-consumer or topics audience, the rate each consumer receives on average (the requirement's event_rate_per_s)
+RATE_PER_CONSUMER = "audience.rate_per_consumer_per_s"
 LAMBDA_T = "workload.lambda_t"
 ARRIVAL = "workload.arrival"
 

@@ -272,7 +272,12 @@ def _point(sh: Shape, req: Requirements, out: Path | str, duration: float, limit
     if events < limits.target_events:
         notes.append(f"{duration:g} s of events (about {events:,.0f} events, not {limits.target_events:,}): the time budget")
     data: dict[str, Any] = {
-        "workload": {"rate_per_s": rate, "duration_s": duration, "arrival": "poisson", "seed": seed},
+        # each consumer receives ``rate`` on average whoever the events are for: the same deliveries per second
+        "workload": {"rate_per_s": req.publish_rate(rate, consumers), "duration_s": duration, "arrival": "poisson", "seed": seed},
+        "audience": req.audience,
+        "consumer_skew": req.consumer_skew,
+        "topics": req.topics,
+        "subscriptions": req.subscriptions,
         "styles": (sh.style,),
         "poll_interval_s": t,
         "long_poll_wait_s": sh.long_poll_wait_s,
