@@ -162,6 +162,7 @@ class HubEventStream(EventSourceResponse):
             chunk = b"".join(e.sse for e in page)
             del page  # the frames live on only in the chunk the transport takes
             await timed(s, send(_body(chunk)))
+            await asyncio.sleep(0)  # a send the kernel takes at once never yields: let the other streams and requests in
         s.push = lambda events: send_now(send, _body(events[0].sse if len(events) == 1 else b"".join([e.sse for e in events])))
         heartbeat = _body(format_sse_event(comment="heartbeat"))
         try:
@@ -317,6 +318,7 @@ async def _ws_writer(websocket: WebSocket, hub: StreamHub, s: Stream) -> None:
     while page := hub.catch_up(s):
         for e in page:
             await timed(s, websocket.send_text(e.json))
+        await asyncio.sleep(0)  # as for SSE: one stream's catch-up does not hold the loop
     s.push = _ws_push(websocket)
     try:
         while True:
