@@ -221,7 +221,9 @@ def hard_cells(o: Obs, req: Requirements, t_rec: float | None) -> tuple[Cell, ..
         Cell(
             "consumers can take it",
             PASS if reach else FAIL,
-            "needs a public HTTPS endpoint on each consumer" if info is not None and info.needs_public_endpoint else "outbound only",
+            "needs a public HTTPS endpoint on each consumer (the style registry)"
+            if info is not None and info.needs_public_endpoint
+            else "outbound only (the style registry)",
         ),
         _latency_cell(o, req, t_rec),
     ]
@@ -250,10 +252,8 @@ def costs_of(o: Obs, req: Requirements) -> Cost:
     cpu_se = cpu_s * math.hypot(RUN_NOISE, rel) + CPU_TICK_S / delivered if cpu_s is not None and delivered else 0.0
     deliveries = req.event_rate_per_s * req.consumers
     bpe, rpe = o.get(cols.BYTES_PER_EVENT), o.get(cols.REQUESTS_PER_EVENT)
-    held = o.get(cols.CONNECTIONS)
+    # held between events: one per consumer for a stream or a held poll (the style's nature), none for a request per event
     connections = req.consumers if _holds(o) else 0
-    if held is not None and not _holds(o):
-        connections = 0
     return Cost(
         cpu_s=cpu_s,
         cpu_se=cpu_se,
