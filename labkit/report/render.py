@@ -33,7 +33,7 @@ from labkit.report.decide import Recommendation, decide
 from labkit.report.observations import fmt, num, round_sig
 from labkit.report.projection import Projection, compute_projection, error_reason, shows_interval
 from labkit.report.requirements import Requirements, default_requirements, load_requirements
-from labkit.report.scale import Headline, headlines, projected_rows, scale_notes
+from labkit.report.scale import Headline, budget_notes, headlines, projected_rows, scale_notes
 from labkit.report.sources import Sources, load_sources, redact_text
 from labkit.report.terms import CLAIMS, FACTORS, FALLBACK
 from labkit.results import columns as cols
@@ -384,6 +384,7 @@ def build_context(
         "projection": projection,
         "headlines": heads if heads is not None else headlines(sources.observations, req, projected_rows(projection)),
         "scale_notes": scale_notes(sources.observations),
+        "budget_notes": budget_notes(sources.observations),
         "runs": sources.runs,
         "sweeps": sweeps,
         "environments": list(envs.values()),

@@ -189,3 +189,13 @@ def _number(shown: str) -> float | None:
 def scale_notes(results: pd.DataFrame | Observations) -> list[tuple[str, str, list[str]]]:
     """(run id, style, the scale-down the run states) for every run that states one."""
     return [(o.run_id, o.style, n) for o in observations(results) if (n := _stated(o))]
+
+
+def budget_notes(results: pd.DataFrame | Observations) -> list[str]:
+    """How ``labkit decide`` spent its time budget and what it cut, as its runs recorded it (each note once)."""
+    out: list[str] = []
+    for o in observations(results):
+        notes = o.row.get("param.budget_notes")
+        if isinstance(notes, (list, tuple)):
+            out += [str(n) for n in notes if str(n) not in out]
+    return out

@@ -78,7 +78,10 @@ class DecisionPoint:
     point_id: str
     consumers_wanted: int
     scale_notes: tuple[str, ...] = ()
-    variant: str = ""  # a named variant of the style (``long-polling``), else the style's name
+    variant: str = ""
+    budget_notes: tuple[
+        str, ...
+    ] = ()  # the plan's: how the time budget was spent (the report lists them once)  # a named variant of the style (``long-polling``), else the style's name
 
     @property
     def label(self) -> str:
@@ -116,6 +119,7 @@ class DecisionPoint:
             "network": s.network.name if s.network is not None else "loopback",
             "tls": s.tls,
             "scale_notes": list(self.scale_notes),
+            "budget_notes": list(self.budget_notes),
         }
 
 
@@ -341,7 +345,9 @@ def plan_decision(
     if long_poller is not None:
         shapes.append(shape(long_poller, req, limits, long_poll_wait_s=LONG_POLL_WAIT_S))
     sizing = size_publishing(shapes, req, limits, overhead or Overhead(), spent_s)
-    points = [_point(sh, req, out, d, limits, seed) for sh, d in zip(shapes, sizing.durations, strict=True)]
+    points = [
+        replace(_point(sh, req, out, d, limits, seed), budget_notes=sizing.notes) for sh, d in zip(shapes, sizing.durations, strict=True)
+    ]
     name = slug(req.name)
     return DecisionPlan(
         name=name,
