@@ -383,6 +383,62 @@ def find_capacity(
     )
 
 
+def find_limit(steps: pd.DataFrame, search: dict[str, Any], *, server_cpu_saturated: float = SERVER_CPU_SATURATED) -> Capacity:
+    """A search's capacity: the users that held below the lowest that breached (the outcome its shape wrote).
+
+    The steps of a search go up and down (a climb, then bisection), so the first
+    breach is not the end; the bracket is. What limited it is read off the step
+    that breached: Locust out of CPU with no worker left to add (a lower bound),
+    the server near a full core, or latency alone; with no breach, the most
+    users or the time limit (a lower bound too).
+    """
+    if steps.empty:
+        raise ResultsError("the run has no complete step to judge (did Locust run long enough?)")
+    held, failed = search.get("held"), search.get("failed")
+
+    def row_at(load: int | None) -> pd.Series | None:
+        rows = steps[steps["users"] == load] if load is not None else steps.iloc[0:0]
+        return rows.iloc[-1] if len(rows) else None
+
+    best, breach = row_at(held["load"] if held else None), row_at(failed["load"] if failed else None)
+    if failed is None:
+        limited_by = "max users" if search.get("limited_by") == "maximum" else "time limit"
+        reason = f"no step breached the SLO up to {held['load'] if held else 0} users ({search.get('stop_reason')})"
+    elif failed.get("clients_saturated"):
+        limited_by = "load generator CPU"
+        reason = f"{failed['load']} users breached the SLO ({failed.get('why')}) with Locust out of CPU and no worker left to add"
+    else:
+        limited_by = "server CPU" if breach is not None and _ge(breach["server_cpu_percent"], server_cpu_saturated) else "latency"
+        reason = f"{failed['load']} users breached the SLO: {failed.get('why')}"
+    if held is not None and failed is not None:
+        reason = f"{held['load']} users held ({held.get('why')}); " + reason
+        if not search.get("within_tolerance"):
+            reason += f"; the bracket is wider than {search.get('tolerance', 0.1):.0%} ({search.get('stop_reason')})"
+    lg_saturated = bool((steps["load_generator_cpu_percent"] >= LOAD_GENERATOR_CPU_SATURATED).any())
+    lower_bound = limited_by in ("load generator CPU", "max users", "time limit")
+    if best is None:
+        return Capacity(0, 0.0, None, None, limited_by, lower_bound and held is not None, lg_saturated, reason)
+    return Capacity(
+        users=int(best["users"]),
+        rps=round(float(best["rps"]), 3) if not math.isnan(best["rps"]) else 0.0,
+        p99_ms=_num(best["p99_ms"]),
+        step=int(best["step"]),
+        limited_by=limited_by,
+        lower_bound=lower_bound,
+        load_generator_saturated=lg_saturated,
+        reason=reason,
+    )
+
+
+def cpu_at(steps: pd.DataFrame, users: int | None) -> dict[str, float | None]:
+    """The server's and Locust's CPU (% of one core: the busiest process of each) in the step at ``users``."""
+    rows = steps[steps["users"] == users] if users is not None else steps.iloc[0:0]
+    if not len(rows):
+        return {"server_percent": None, "load_generator_percent": None}
+    row = rows.iloc[-1]
+    return {"server_percent": _num(row["server_cpu_percent"]), "load_generator_percent": _num(row["load_generator_cpu_percent"])}
+
+
 def _ge(value: Any, limit: float) -> bool:
     try:
         return not math.isnan(float(value)) and float(value) >= limit

@@ -17,6 +17,10 @@ from labkit.capacity import analysis
 from labkit.capacity.settings import SCENARIOS, CapacitySettings
 from labkit.servers.procs import bind_loopback
 
+WORKERS_FILE = "locust_workers_wanted"  # a search's shape writes the workers it wants; the runner starts them
+SEARCH_JSON = "locust_search.json"  # a search's outcome, written by the shape when it stops
+SEARCH_GRACE_S = 30  # Locust's own -t beyond a search's time limit: the shape stops first and writes its outcome
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     sock: socket.socket = bind_loopback(0, host)
@@ -60,7 +64,7 @@ def locust_command(
         "--host", host,
         "-u", str(settings.max_users),
         "-r", str(max(step_users, 2)),
-        "-t", f"{max(1, math.ceil(settings.duration_s))}s",
+        "-t", f"{max(1, math.ceil(settings.duration_s)) + (SEARCH_GRACE_S if settings.search else 0)}s",
         "--csv", str(results_dir / "locust"), "--csv-full-history",
         "--html", str(results_dir / "locust_report.html"),
         "--logfile", str(results_dir / "locust.log"), "--loglevel", "INFO",
@@ -73,10 +77,18 @@ def locust_command(
         spec.interval_option, f"{settings.interval_s:g}",
         *extra,
     ]  # fmt: skip
+    if settings.search:
+        cmd += [
+            "--search", "--shape-time-limit", f"{settings.duration_s:g}",
+            "--search-factor", f"{settings.search_factor:g}", "--search-tolerance", f"{settings.search_tolerance:g}",
+            "--max-workers", str(settings.search_workers()[1]),
+            "--workers-file", str(results_dir / WORKERS_FILE), "--search-out", str(results_dir / SEARCH_JSON),
+            "--enable-rebalancing",  # a worker that joins mid-run takes its share of the users
+        ]  # fmt: skip
     if master is not None:
         cmd += [
             "--master", "--master-bind-host", master[0], "--master-bind-port", str(master[1]),
-            "--expect-workers", str(settings.workers + settings.expect_workers),
+            "--expect-workers", str((settings.search_workers()[0] if settings.search else settings.workers) + settings.expect_workers),
             "--expect-workers-max-wait", f"{settings.workers_wait_s:g}",
         ]  # fmt: skip
     return cmd

@@ -23,6 +23,7 @@ Every process started here is stopped on the way out, also on errors and Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -39,7 +40,16 @@ import httpx
 import pandas as pd
 
 from labkit.capacity import analysis
-from labkit.capacity.commands import free_port, locust_command, scenarios_dir, shape_locustfile, worker_command
+from labkit.capacity.commands import (
+    SEARCH_GRACE_S,
+    SEARCH_JSON,
+    WORKERS_FILE,
+    free_port,
+    locust_command,
+    scenarios_dir,
+    shape_locustfile,
+    worker_command,
+)
 from labkit.capacity.fanout import ensure_subscriptions
 from labkit.capacity.lag import LagHistograms, summary_ms
 from labkit.capacity.latency import LatencyLog, latency_paths, read_latency
@@ -168,10 +178,14 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
             stack.enter_context(publisher)
         master = fleet.start("locust", "load_generator", cmd, results_dir, env, results_dir / "locust.stdout")
         sampler.add("locust" if master_at is None else "locust-master", "load_generator", master.popen.pid)
+        grow: Callable[[], None] | None = None
         if master_at is not None:
-            _start_workers(settings, Workers(fleet, sampler, master_at, locustfile, extra, results_dir, env), progress)
+            workers = Workers(fleet, sampler, master_at, locustfile, extra, results_dir, env)
+            _start_workers(settings, workers, progress)
+            if settings.search:
+                grow = _grower(settings, workers.start, results_dir / WORKERS_FILE, progress)
         deadline = time.monotonic() + settings.duration_s + LOCUST_GRACE_S + (settings.workers_wait_s if master_at else 0)
-        rc = _wait(master.popen, deadline, results_dir, progress)
+        rc = _wait(master.popen, deadline + (SEARCH_GRACE_S if settings.search else 0), results_dir, progress, grow)
         if publisher is not None:
             background = {"published": publisher.published, "errors": publisher.errors}
         counted = {name: server_counts(child.url) for name, child in servers.items()}
@@ -208,14 +222,18 @@ class Workers:
     results_dir: Path
     env: dict[str, str]
 
+    def start(self, i: int) -> None:
+        """Local worker ``i`` (1-based), its CPU sampled like every Locust process."""
+        name = f"locust-worker-{i}"
+        cmd = worker_command(self.locustfile, self.master_at, self.extra)
+        child = self.fleet.start(name, "load_generator", cmd, self.results_dir, self.env, self.results_dir / f"{name}.log")
+        self.sampler.add(child.name, "load_generator", child.popen.pid)
+
 
 def _start_workers(settings: CapacitySettings, w: Workers, progress: Progress) -> None:
-    """The local workers; and, for workers started elsewhere, the command that joins them to this master."""
-    for i in range(settings.workers):
-        name = f"locust-worker-{i + 1}"
-        cmd = worker_command(w.locustfile, w.master_at, w.extra)
-        child = w.fleet.start(name, "load_generator", cmd, w.results_dir, w.env, w.results_dir / f"{name}.log")
-        w.sampler.add(child.name, "load_generator", child.popen.pid)
+    """The local workers (a search starts with one); and, for workers started elsewhere, the command that joins them."""
+    for i in range(settings.search_workers()[0] if settings.search else settings.workers):
+        w.start(i + 1)
     if settings.expect_workers:
         progress(
             f"waiting up to {settings.workers_wait_s:g} s for {settings.expect_workers} worker(s); start each with: "
@@ -223,14 +241,36 @@ def _start_workers(settings: CapacitySettings, w: Workers, progress: Progress) -
         )
 
 
-def _wait(popen: subprocess.Popen[bytes], deadline: float, results_dir: Path, progress: Progress) -> int:
-    """Wait for Locust to stop by itself; report progress now and then; kill it past the deadline."""
+def _grower(settings: CapacitySettings, start_worker: Callable[[int], None], wanted_file: Path, progress: Progress) -> Callable[[], None]:
+    """A search's answer to its shape: start the workers it asks for (``WORKERS_FILE``), never beyond ``max_workers``."""
+    started, most = settings.search_workers()
+    count = [started]
+
+    def grow() -> None:
+        try:
+            wanted = min(int(wanted_file.read_text().strip() or 0), most)
+        except (OSError, ValueError):
+            return
+        while count[0] < wanted:
+            count[0] += 1
+            progress(f"Locust ran out of CPU: worker {count[0]} of at most {most} joins")
+            start_worker(count[0])
+
+    return grow
+
+
+def _wait(
+    popen: subprocess.Popen[bytes], deadline: float, results_dir: Path, progress: Progress, grow: Callable[[], None] | None = None
+) -> int:
+    """Wait for Locust to stop by itself; start the workers a search asks for; report progress; kill it past the deadline."""
     next_report = time.monotonic() + 10
     while True:
         try:
             return popen.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             pass
+        if grow is not None:
+            grow()
         now = time.monotonic()
         if now > deadline:
             popen.kill()
@@ -313,7 +353,11 @@ def _analyse(
     )
     if table.empty:
         raise RunError(f"Locust ran (exit code {rc}) but no step lasted {analysis.MIN_STEP_ROWS} s; see {results_dir / 'locust.log'}")
-    cap = analysis.find_capacity(table, slo, max_users=settings.max_users)
+    search = _read_search(results_dir) if settings.search else None
+    if search is not None:
+        cap = analysis.find_limit(table, search)
+    else:
+        cap = analysis.find_capacity(table, slo, max_users=settings.max_users)
     logs = _log_lines(results_dir)
     stop_reason = next((ln.split("step shape stops: ", 1)[1] for ln in reversed(logs) if "step shape stops: " in ln), None)
     summary: dict[str, Any] = {
@@ -328,7 +372,7 @@ def _analyse(
         },
         "limited_by": cap.limited_by,
         "lower_bound": cap.lower_bound,
-        "statement": statement(settings, cap),
+        "statement": statement(settings, cap) + (_search_words(cap, search, table) if search is not None else ""),
         "reason": cap.reason,
         "results_dir": str(shown_dir),
         "p99_ms": cap.p99_ms,
@@ -346,6 +390,12 @@ def _analyse(
         "analysed_from": analysed_from,
         "environment": environment(),
     }
+    if search is not None:
+        summary["search"] = search
+        summary["cpu_at_limit"] = {
+            "held": analysis.cpu_at(table, (search.get("held") or {}).get("load")),
+            "breached": analysis.cpu_at(table, (search.get("failed") or {}).get("load")),
+        }
     if latency is not None:
         summary["latency"] = latency_summary(latency)
     if settings.distributed:
@@ -356,6 +406,31 @@ def _analyse(
     write_json(results_dir / analysis.CAPACITY_JSON, summary)
     _write_figure(results_dir, settings.scenario)
     return CapacityResult(summary, table, shown_dir)
+
+
+def _read_search(results_dir: Path) -> dict[str, Any] | None:
+    """The search's outcome as its shape wrote it; None when the shape never got to write it (Locust killed)."""
+    try:
+        doc = json.loads((results_dir / SEARCH_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _search_words(cap: analysis.Capacity, search: dict[str, Any], table: pd.DataFrame) -> str:
+    """What a search adds to the statement: the bracket, what limited it, and both sides' CPU there."""
+    failed = search.get("failed")
+    at = analysis.cpu_at(table, failed["load"] if failed else cap.users)
+    cpu = ", ".join(
+        f"{who} {v:.0f}% of a core"
+        for who, v in (("server", at["server_percent"]), ("Locust's busiest process", at["load_generator_percent"]))
+        if v is not None
+    )
+    bracket = f"; {failed['load']} users breached it" if failed else ""
+    bound = " (a lower bound)" if cap.lower_bound else ""
+    return f"{bracket}; limited by {cap.limited_by}{bound}" + (
+        f"; CPU at {failed['load'] if failed else cap.users} users: {cpu}" if cpu else ""
+    )
 
 
 def _files(results_dir: Path, lag_path: Path | None, exact: bool) -> dict[str, str]:

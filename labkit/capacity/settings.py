@@ -19,11 +19,18 @@ from pydantic import Field, field_validator, model_validator
 from labkit.capacity import analysis
 from labkit.capacity.stepping import default_settle, default_steps
 from labkit.config import Settings
+from labkit.servers.procs import usable_cores
 
 # A capacity scenario's name: the stem of its locustfile (``SCENARIOS`` holds the known ones).
 Scenario = str
 
 EXPECT_WORKERS_WAIT_S = 30.0
+# A search (no --max-users) climbs to at most this many users: about what one machine's open files and
+# loopback ports allow a load generator, and far above what one Python server holds.
+SEARCH_MAX_USERS = 20_000
+SEARCH_DURATION_S = 540.0  # a search ends within 10 minutes, servers and analysis included
+SEARCH_STEP_S = 12.0
+SEARCH_START_USERS = 100
 DEFAULT_MASTER_PORT = 5557  # Locust's own default, so a plain `locust --worker` finds it
 LOOPBACK = "127.0.0.1"
 
@@ -159,6 +166,15 @@ class CapacitySettings(Settings):
     out_dir: str = "results"
     scenarios_dir: str | None = None
     server_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="overrides per server role")
+    search: bool = Field(False, description="find the limit: climb from step_users by search_factor, then bisect; max_users is the cap")
+    search_factor: float = Field(2.0, gt=1, le=10)
+    search_tolerance: float = Field(0.10, gt=0, lt=1)
+    max_workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="a search adds local Locust workers up to this many when Locust runs out of CPU (default: one per core)",
+    )
 
     scenario_known = field_validator("scenario")(check_scenario)
 
@@ -178,7 +194,13 @@ class CapacitySettings(Settings):
 
     @property
     def distributed(self) -> bool:
-        return bool(self.workers or self.expect_workers or self.master_bind)
+        # a search runs as a master from the start, so workers can join when Locust runs out of CPU
+        return bool(self.workers or self.expect_workers or self.master_bind or self.search)
+
+    def search_workers(self) -> tuple[int, int]:
+        """A search's (first, most) local workers: one to start with, up to one per usable core."""
+        first = max(self.workers, 1)
+        return first, max(first, self.max_workers or len(usable_cores()))
 
     def master_address(self) -> tuple[str, int]:
         """(host, port) of the master; port 0 means a free one (local workers only)."""
@@ -187,7 +209,11 @@ class CapacitySettings(Settings):
         return LOOPBACK, (DEFAULT_MASTER_PORT if self.expect_workers else 0)
 
     def plan(self) -> tuple[int, float, float]:
-        """(step_users, step_seconds, settle_seconds)."""
+        """(step_users, step_seconds, settle_seconds); for a search, step_users is the first step's users."""
+        if self.search:
+            seconds = self.step_seconds or SEARCH_STEP_S
+            users = min(self.step_users or SEARCH_START_USERS, self.max_users)
+            return users, seconds, max(default_settle(seconds), min(self.interval_s, seconds / 2))
         users, seconds = default_steps(self.max_users, self.duration_s, self.step_seconds)
         users = min(self.step_users or users, self.max_users)
         # New users start within one interval (their phases are spread over it): wait that long.

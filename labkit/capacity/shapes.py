@@ -16,6 +16,7 @@ tested without Locust.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -29,9 +30,12 @@ from locust.stats import (
 )
 
 from labkit.capacity.latency import MergedLatency
+from labkit.capacity.limits import LimitSearch
 from labkit.capacity.recording import attached
 from labkit.capacity.stepping import (
+    Generator,
     RampPlan,
+    SearchController,
     StepController,
     StepPlan,
     StepStats,
@@ -54,6 +58,16 @@ def add_step_arguments(parser: Any) -> None:
     parser.add_argument(
         "--slo-metric", default=AGGREGATED, help="stats entry the p99 applies to: 'Aggregated' or 'TYPE NAME', e.g. 'LAG delivery'"
     )
+    parser.add_argument("--search", action="store_true", help="find the limit: climb by --search-factor, then bisect (-u is the cap)")
+    parser.add_argument("--search-start", type=int, default=0, help="the first users of a search (0: --step-users)")
+    parser.add_argument("--search-factor", type=float, default=2.0, help="a search's climb: users times this per step")
+    parser.add_argument("--search-tolerance", type=float, default=0.10, help="bisect until held and breached are this close")
+    parser.add_argument(
+        "--max-workers", type=int, default=0, help="a search adds Locust workers up to this many when Locust runs out of CPU"
+    )
+    parser.add_argument("--workers-file", default="", help="where a search asks its runner for another worker (the count wanted)")
+    parser.add_argument("--search-out", default="", help="where a search writes its outcome (JSON)")
+    parser.add_argument("--shape-time-limit", type=float, default=0.0, help="the shape stops here (0: at -t)")
 
 
 def add_ramp_arguments(parser: Any) -> None:
@@ -129,14 +143,41 @@ def step_probe(runner: Any, metric: str) -> LocustStatsProbe | ExactStatsProbe:
     return ExactStatsProbe(recorder.merged, locust_probe)
 
 
+def generator_state(runner: Any, max_workers: int) -> Generator:
+    """The busiest Locust process's CPU (the workers' as they report it, or this process's) and whether a worker can join."""
+    clients = getattr(runner, "clients", None)
+    if clients is not None:  # a master: its workers report their CPU in each heartbeat
+        cpus = [float(c.cpu_usage) for c in clients.values()]
+        workers = len(cpus)
+        return Generator(max(cpus, default=None), workers, workers < max_workers)
+    return Generator(float(getattr(runner, "current_cpu_usage", 0.0)), 0, False)
+
+
+def _ask_for_worker(path: str, runner: Any) -> None:
+    """Ask the runner (``labkit.capacity.run``) for one more worker than the master has now."""
+    if path:
+        wanted = len(getattr(runner, "clients", {}) or {}) + 1
+        with open(path, "w") as fh:
+            fh.write(str(wanted))
+        log.info("search: the load generator ran out of CPU: asking for worker %d", wanted)
+
+
+def write_search(path: str, controller: SearchController) -> None:
+    """The search's outcome beside Locust's files, for the analysis (``labkit.capacity.analysis.find_limit``)."""
+    if path:
+        doc = {**controller.search.outcome().to_json(), "workers_added": controller.workers_added}
+        with open(path, "w") as fh:
+            json.dump(doc, fh, indent=2)
+
+
 class StepShape(LoadTestShape):
-    """Adds users step by step until a step breaches the SLO, then stops."""
+    """Adds users step by step until a step breaches the SLO, then stops; with --search, finds the limit instead."""
 
     use_common_options = True
 
     def __init__(self) -> None:
         super().__init__()
-        self.controller: StepController | None = None
+        self.controller: StepController | SearchController | None = None
 
     def plan(self) -> StepPlan:
         o = self.runner.environment.parsed_options if self.runner is not None else None
@@ -146,7 +187,7 @@ class StepShape(LoadTestShape):
         step_users = int(_opt(o, "step_users", 0)) or max(1, -(-max_users // 5))
         step_seconds = float(_opt(o, "step_seconds", 12.0))
         settle = float(_opt(o, "settle_seconds", -1.0))
-        run_time = _opt(o, "run_time", None)
+        run_time = float(_opt(o, "shape_time_limit", 0.0)) or _opt(o, "run_time", None)
         spawn_rate = _opt(o, "spawn_rate", None)
         return StepPlan(
             max_users=max_users,
@@ -160,11 +201,36 @@ class StepShape(LoadTestShape):
             time_limit_s=float(run_time) if run_time else None,
         )
 
+    def search_controller(self, plan: StepPlan, metric: str) -> SearchController:
+        assert self.runner is not None
+        o, runner = self.runner.environment.parsed_options, self.runner
+        start = int(_opt(o, "search_start", 0)) or plan.step_users
+        search = LimitSearch(
+            start=min(start, plan.max_users),
+            maximum=plan.max_users,
+            factor=float(_opt(o, "search_factor", 2.0)),
+            tolerance=float(_opt(o, "search_tolerance", 0.10)),
+            max_probes=10_000,  # bounded by the time limit
+        )
+        max_workers = int(_opt(o, "max_workers", 0))
+        return SearchController(
+            plan,
+            step_probe(runner, metric),
+            search,
+            generator=lambda: generator_state(runner, max_workers),
+            add_worker=lambda: _ask_for_worker(str(_opt(o, "workers_file", "")), runner),
+        )
+
     def tick(self) -> tuple[int, float] | None:
         if self.controller is None:
             assert self.runner is not None
-            metric = str(_opt(self.runner.environment.parsed_options, "slo_metric", AGGREGATED))
-            self.controller = StepController(self.plan(), step_probe(self.runner, metric))
+            o = self.runner.environment.parsed_options
+            metric = str(_opt(o, "slo_metric", AGGREGATED))
+            plan = self.plan()
+            if _opt(o, "search", False):
+                self.controller = self.search_controller(plan, metric)
+            else:
+                self.controller = StepController(plan, step_probe(self.runner, metric))
             self.reset_time()
             log.info("step shape: %s", self.controller.plan)
         judged = len(self.controller.outcomes)
@@ -181,6 +247,8 @@ class StepShape(LoadTestShape):
             )
         if result is None:
             log.info("step shape stops: %s", self.controller.stop_reason)
+            if isinstance(self.controller, SearchController):
+                write_search(str(_opt(self.runner.environment.parsed_options if self.runner else None, "search_out", "")), self.controller)
         return result
 
 

@@ -22,8 +22,14 @@ it for Locust. A ramp (``ramp_users``) rises linearly to the maximum and holds.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from labkit.capacity.limits import LimitSearch, Probe
+
+# A load generator process at this % of one core ran out of CPU (Locust warns at the same 90 %).
+GENERATOR_SATURATED_PERCENT = 90.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,94 @@ class StepController:
         met, reason = judge(stats, plan.slo_p99_ms, plan.max_failure_ratio)
         assert self._started is not None
         return StepOutcome(self._index, self.users, self._started, now_s, stats, met, reason)
+
+
+@dataclass(frozen=True)
+class Generator:
+    """The load generator as the shape sees it: its busiest process's CPU (% of one core) and whether it can grow."""
+
+    cpu_percent: float | None
+    workers: int
+    can_add: bool
+
+
+@dataclass
+class SearchController:
+    """Finds the limit instead of stepping to ``max_users``: each step is a probe of a ``LimitSearch``.
+
+    A step holds the search's next user count for ``step_seconds`` and is
+    judged on its steady part, as a plain step test's. When the load generator
+    ran out of CPU in a step (its busiest process at ``GENERATOR_SATURATED_PERCENT``
+    of a core or more) and it may still grow, a worker is added (``add_worker``)
+    and the step is run again at the same count, so a breach is the server's,
+    not Locust's; only when no worker can be added does a probe count with its
+    clients saturated (and the limit becomes a lower bound).
+    """
+
+    plan: StepPlan
+    probe: StatsProbe
+    search: LimitSearch
+    generator: Callable[[], Generator]
+    add_worker: Callable[[], None]
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    stop_reason: str | None = None
+    workers_added: int = 0
+    _users: int | None = None
+    _index: int = 0
+    _started: float | None = None
+    _mark: Any = None
+    _cpu_max: float | None = None
+
+    @property
+    def users(self) -> int:
+        return self._users or 0
+
+    def tick(self, run_time_s: float) -> tuple[int, float] | None:
+        if self.stop_reason is not None:
+            return None
+        if self.plan.time_limit_s is not None and run_time_s >= self.plan.time_limit_s:
+            self.stop_reason = f"time limit of {self.plan.time_limit_s:g} s reached at {self.users} users"
+            return None
+        if self._users is None and not self._begin(run_time_s):
+            return None
+        assert self._started is not None
+        elapsed = run_time_s - self._started
+        if self._mark is None and elapsed >= self.plan.settle_seconds:
+            self._mark = self.probe.snapshot()
+        if self._mark is not None:
+            cpu = self.generator().cpu_percent
+            if cpu is not None:
+                self._cpu_max = max(cpu, self._cpu_max or 0.0)
+        if elapsed >= self.plan.step_seconds:
+            self._end(run_time_s)
+            if self._users is None and not self._begin(run_time_s):
+                return None
+        return self.users, self.plan.rate
+
+    def _begin(self, run_time_s: float) -> bool:
+        load = self.search.next_load()
+        if load is None:
+            self.stop_reason = f"limit search over: {self.search.stop_reason}"
+            return False
+        self._users, self._started, self._mark, self._cpu_max = load, run_time_s, None, None
+        return True
+
+    def _end(self, run_time_s: float) -> None:
+        stats = self.probe.since(self._mark) if self._mark is not None else StepStats(0, 0, None)
+        met, reason = judge(stats, self.plan.slo_p99_ms, self.plan.max_failure_ratio)
+        saturated = self._cpu_max is not None and self._cpu_max >= GENERATOR_SATURATED_PERCENT
+        assert self._started is not None
+        self.outcomes.append(StepOutcome(self._index, self.users, self._started, run_time_s, stats, met, reason))
+        self._index += 1
+        if saturated and self.generator().can_add:
+            self.add_worker()
+            self.workers_added += 1
+            self._started, self._mark, self._cpu_max = run_time_s, None, None  # the same count again, with one more worker
+            return
+        self.search.record(
+            Probe(self.users, held=met, clients_saturated=saturated, seconds=run_time_s - self._started, detail={"why": reason})
+        )
+        self._users = None
 
 
 def judge(stats: StepStats, slo_p99_ms: float, max_failure_ratio: float) -> tuple[bool, str]:

@@ -87,6 +87,19 @@ def build_worker_settings(data: dict[str, Any]) -> Any:
     return _validated(WorkerSettings, data, WORKER_OPTION_NAMES)
 
 
+def max_users_plan(max_users: str | None, duration: float | None) -> dict[str, Any]:
+    """``--max-users N`` steps to N; absent or ``auto``, a search finds the limit (capped, and given more time)."""
+    from labkit.capacity.settings import SEARCH_DURATION_S, SEARCH_MAX_USERS
+
+    if max_users is None or max_users.strip().lower() == "auto":
+        return {"max_users": SEARCH_MAX_USERS, "search": True, "duration_s": duration if duration is not None else SEARCH_DURATION_S}
+    try:
+        users = int(max_users)
+    except ValueError:
+        raise ConfigError(f"--max-users: {max_users!r} is not a whole number or 'auto'") from None
+    return {"max_users": users, "duration_s": duration if duration is not None else 60.0}
+
+
 def step_plan(
     scenario: str,
     slo_p99_ms: float,
@@ -115,8 +128,13 @@ def capacity(
     scenario: str = typer.Argument(..., help="polling | webhook_ingest | publish_fanout | streams"),
     slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", help="p99 latency the SLO allows (ms); delivery lag for publish_fanout"),
     max_failure_ratio: float = typer.Option(0.01, "--max-failure-ratio", help="failure ratio the SLO allows"),
-    max_users: int = typer.Option(200, "--max-users", help="the most users the step test tries"),
-    duration: float = typer.Option(60.0, "--duration", help="hard time limit of the Locust run (s)"),
+    max_users: str | None = typer.Option(
+        None,
+        "--max-users",
+        help="the most users the step test tries; absent or 'auto': find the limit (a climb, then bisection to 10 %, "
+        "adding Locust workers up to one per core when Locust runs out of CPU)",
+    ),
+    duration: float | None = typer.Option(None, "--duration", help="hard time limit of the Locust run (s; default 60, a search 540)"),
     workers: int = typer.Option(0, "--workers", help="Locust worker processes (0: one local process)"),
     expect_workers: int = typer.Option(
         0, "--expect-workers", help="Locust workers started elsewhere (labkit capacity-worker, locust --worker) to wait for"
@@ -132,9 +150,20 @@ def capacity(
     as_json: bool = json_option("print only the capacity JSON on stdout"),
 ) -> None:
     """Find how much load one server holds within an SLO: a Locust step test on loopback (workers may join from elsewhere)."""
+    users_plan = max_users_plan(max_users, duration)
     settings = build_capacity_settings(
         {
-            **step_plan(scenario, slo_p99_ms, max_failure_ratio, max_users, duration, interval, step_users, step_seconds),
+            **step_plan(
+                scenario,
+                slo_p99_ms,
+                max_failure_ratio,
+                users_plan["max_users"],
+                users_plan["duration_s"],
+                interval,
+                step_users,
+                step_seconds,
+            ),
+            "search": users_plan.get("search", False),
             "workers": workers,
             "expect_workers": expect_workers,
             "master_bind": master_bind,
@@ -258,6 +287,11 @@ def render_capacity(summary: dict[str, Any]) -> None:
     )
     out(f"limited by: {summary['limited_by']}{' (a lower bound)' if summary.get('lower_bound') else ''}\n")
     out(f"  {summary['reason']}\n")
+    search = summary.get("search")
+    if search:
+        out(
+            f"search: {search.get('label')}; {len(search.get('probes', []))} steps judged, {search.get('workers_added', 0)} worker(s) added\n"
+        )
     out(f"{summary['statement']}\n\n")
     out(
         f"{'step':>4} {'users':>6} {'req/s':>8} {'p99 ms':>8} {'Locust p99':>10} {'late':>6} {'fail %':>7} "
