@@ -65,6 +65,10 @@ CAPACITY_USERS = nb.params(full=2000, quick=6)  # the Locust streams capacity te
 CAPACITY_S = nb.params(full=120.0, quick=16.0)
 LAG_SLO_MS = 1000.0
 SEED = 7
+# Clients served within L: the latest `labkit served` search is read when there is one (full mode);
+# quick mode runs a small search of its own (every variant, a few consumers, short runs).
+SERVED_FILE = "experiments/clients-served.toml"
+PAPER_RATIOS = {"SSE / polling (Van de Vyvere et al. 2020)": 5.0, "SSE / polling behind a cache": 3.1}
 
 # %%
 styles = tuple(s for s in STYLES if registry.get(s) is not None)
@@ -151,6 +155,68 @@ stream_table(results, streams_only=False)
 cap = nb.capacity(scenario="streams", max_users=CAPACITY_USERS, duration_s=CAPACITY_S, slo_p99_ms=LAG_SLO_MS)
 print(f"{cap.summary['capacity']['users']} streams within a {LAG_SLO_MS:g} ms lag p99; limited by {cap.summary['limited_by']}")
 labkit.load_capacity(cap.results_dir)[["users", "rps", "p99_ms", "failures", "server_cpu_percent", "met_slo"]]
+
+# %% [markdown]
+# ## Clients served within L = 1 s: each style's limit, found
+#
+# Van de Vyvere, Colpaert and Verborgh (2020) asked how many clients one
+# single-threaded server serves within an acceptable latency by polling and by
+# SSE, and found SSE served 5x as many (3.1x against polling behind a cache).
+# `labkit served scenarios/experiments/clients-served.toml` asks the same of one
+# provider process: for each variant a climb, then bisection until the count that
+# held (p99 within L, nothing lost) and the count that failed are within 10 %,
+# every probe a real run. The provider runs on a core of its own, the consumer
+# fleets on the others; a limit whose failing run had the fleet out of CPU is a
+# lower bound, and the ratios are ranges from the bracketing runs, never a
+# single number the steps do not support.
+
+# %%
+import tomllib
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from labkit.runs.experiments import load_experiment, parse_experiment
+from labkit.runs.served import load_served, ratio_rows, search_settings, served_rows, served_search
+
+served_path = nb.checkout() / "results" / "clients-served" / "served.json"
+if served_path.exists() and not nb.quick_mode():
+    served = load_served(served_path)  # the latest labkit served of the shipped file
+else:
+    toml = nb.scenarios_dir() / SERVED_FILE
+    exp = load_experiment(toml, out_dir=nb.results_root())
+    if nb.quick_mode():  # the same variants, shrunk: 2 s of events, at most 8 consumers, 2 probes each
+        doc = tomllib.loads(toml.read_text())
+        doc["workload"] |= {"duration_s": 2.0, "rate_per_s": 2.0}
+        doc["run"] |= {"drain_timeout_s": 10, "pollers": 1}
+        doc["search"] |= {"start": 4, "max_consumers": 8, "max_probes": 2, "time_budget_s": 300}
+        exp = parse_experiment(doc, toml, out_dir=nb.results_root())
+    served = nb.off_the_loop(served_search, exp, search_settings(exp))
+print(f"load average before {served['load_average_before']}, after {served['load_average_after']}; {served['cores']} cores")
+pd.DataFrame(served_rows(served))
+
+# %%
+rows, ratios = served_rows(served), ratio_rows(served)
+fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 3.5))
+for i, r in enumerate(rows):
+    if r["limit"] is None:
+        continue
+    top = r["failed_at"] if r["failed_at"] is not None and not r["lower_bound"] else r["limit"] * 1.5
+    ax.plot([r["limit"], top], [i, i], lw=6, alpha=0.5, color="C0" if not r["lower_bound"] else "C1")
+    ax.plot([r["limit"]], [i], "k|", ms=14)
+ax.set_yticks(range(len(rows)), [r["variant"] for r in rows])
+ax.set_xscale("log")
+ax.set_xlabel(f"consumers within p99 <= {served['latency_bound_ms']:g} ms (| held; bar to the run that failed; orange: lower bound)")
+for i, r in enumerate(ratios):
+    low, high = r["low"] or 0.0, r["high"]
+    bx.plot([max(low, 0.1), high or max(low * 3, 10.0)], [i, i], lw=6, alpha=0.5, color="C0" if high else "C1")
+bx.set_yticks(range(len(ratios)), [f"{r['variant']} / {r['over']}" for r in ratios])
+for label, value in PAPER_RATIOS.items():
+    bx.axvline(value, ls="--", color="grey")
+    bx.text(value, len(ratios) - 0.5, label, rotation=90, va="top", fontsize=8)
+bx.set_xscale("log")
+bx.set_xlabel("ratio of limits: the range both brackets allow (orange: open above)")
+fig.tight_layout()
 
 # %% [markdown]
 # ## What this means for your choice

@@ -281,3 +281,43 @@ def served_document(
         "cores": len(os.sched_getaffinity(0)),
         "environment": environment(),
     }
+
+
+def load_served(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A ``served.json`` (or the folder holding it), refusing an unknown schema_version."""
+    from labkit.results.layout import read_versioned_json
+
+    return read_versioned_json(Path(path), SERVED_JSON, "served search", "; run labkit served first")
+
+
+def served_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant: the limit, the run above it, both p99s, both CPU shares of the deciding run, the label."""
+    rows = []
+    for name, v in doc["variants"].items():
+        held, failed = v.get("held") or {}, v.get("failed") or {}
+        deciding = failed or held
+        rows.append(
+            {
+                "variant": name,
+                "limit": v["limit"],
+                "failed_at": v["upper"],
+                "lower_bound": v["lower_bound"],
+                "limited_by": v["limited_by"],
+                "within_tolerance": v["within_tolerance"],
+                "p99_ms_held": held.get("p99_ms"),
+                "p99_ms_failed": failed.get("p99_ms"),
+                "why_failed": failed.get("why"),
+                "provider_cpu_share": deciding.get("provider_cpu_share"),
+                "provider_cpu_demand": deciding.get("provider_cpu_demand"),
+                "fleet_cpu_share": deciding.get("fleet_cpu_share"),
+                "fleet_cpu_demand": deciding.get("fleet_cpu_demand"),
+                "probes": len(v["probes"]),
+                "label": v["label"],
+            }
+        )
+    return rows
+
+
+def ratio_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant against the reference: the ratio range both brackets support (None: an open end)."""
+    return [{"variant": name, "over": r["over"], "low": r["low"], "high": r["high"]} for name, r in doc.get("ratios", {}).items()]
