@@ -213,7 +213,8 @@ class CapacitySettings(Settings):
         if self.search:
             seconds = self.step_seconds or SEARCH_STEP_S
             users = min(self.step_users or SEARCH_START_USERS, self.max_users)
-            return users, seconds, max(default_settle(seconds), min(self.interval_s, seconds / 2))
+            # a step's users are spawned within about 2 s (SEARCH_SPAWN_S), then start within one interval
+            return users, seconds, min(seconds / 2, 2.0 + self.interval_s)
         users, seconds = default_steps(self.max_users, self.duration_s, self.step_seconds)
         users = min(self.step_users or users, self.max_users)
         # New users start within one interval (their phases are spread over it): wait that long.

@@ -30,6 +30,7 @@ from labkit.capacity.limits import LimitSearch, Probe
 
 # A load generator process at this % of one core ran out of CPU (Locust warns at the same 90 %).
 GENERATOR_SATURATED_PERCENT = 90.0
+SEARCH_SPAWN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ class SearchController:
     _started: float | None = None
     _mark: Any = None
     _cpu_max: float | None = None
+    _rate: float = 1.0
+    _last: int = 0
 
     @property
     def users(self) -> int:
@@ -220,14 +223,16 @@ class SearchController:
             self._end(run_time_s)
             if self._users is None and not self._begin(run_time_s):
                 return None
-        return self.users, self.plan.rate
+        return self.users, self._rate
 
     def _begin(self, run_time_s: float) -> bool:
         load = self.search.next_load()
         if load is None:
             self.stop_reason = f"limit search over: {self.search.stop_reason}"
             return False
-        self._users, self._started, self._mark, self._cpu_max = load, run_time_s, None, None
+        # A search's steps differ by thousands of users: each change is spawned (or stopped) within about SPAWN_S.
+        self._rate = max(self.plan.rate, abs(load - self._last) / SEARCH_SPAWN_S)
+        self._users, self._last, self._started, self._mark, self._cpu_max = load, load, run_time_s, None, None
         return True
 
     def _end(self, run_time_s: float) -> None:

@@ -61,6 +61,8 @@ def _run(p: dict[str, Any] | None) -> str:
 
 def render_served(doc: dict[str, Any]) -> None:
     """The limits with their bracketing runs and CPU shares, then the ratio ranges, in plain text."""
+    from labkit.runs.served import CONTENDED_WAIT_SHARE
+
     out = sys.stdout.write
     out(f"{doc['experiment']}: consumers served within p99 <= {doc['latency_bound_ms']:g} ms, nothing lost\n")
     out(f"load average before {doc.get('load_average_before')}, after {doc.get('load_average_after')}; {doc.get('cores')} cores\n\n")
@@ -75,6 +77,9 @@ def render_served(doc: dict[str, Any]) -> None:
         )
         if not v["within_tolerance"] and v["limit"] is not None:
             out(f"{'':<14} not within {v['tolerance']:.0%}: {v['stop_reason']}\n")
+        wait = deciding.get("provider_cpu_wait_share")
+        if isinstance(wait, (int, float)) and wait >= CONTENDED_WAIT_SHARE:
+            out(f"{'':<14} the provider waited {wait:.0%} of that run for its core (other work on the machine): the busy machine's limit\n")
     out("CPU: used (asked for: used plus waiting for a CPU) in the failed run, else the held one; a fleet asking >= 90 % ran out\n")
     if doc.get("ratios"):
         out("\nratios (the ranges both brackets allow):\n")

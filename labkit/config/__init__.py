@@ -390,7 +390,9 @@ class RunSettings(Settings):
     workload: WorkloadSettings = WorkloadSettings()
     styles: tuple[Style, ...] = ("webhook", "polling")
     poll_interval_s: float = Field(1.0, ge=MIN_POLL_INTERVAL_S, le=3600)
-    pollers: int = Field(1, ge=1, le=10_000)
+    pollers: int = Field(
+        1, ge=1, le=20_000, description="pollers, or streams for a stream style (one process's open files bound it near 20,000)"
+    )
     subscribers: int = Field(
         1, ge=1, le=10_000, description="webhook subscriptions, all served by one receiver through per-subscriber paths"
     )

@@ -39,6 +39,7 @@ Layout (under the results root)::
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -55,12 +56,21 @@ from labkit.results.layout import SCHEMA_VERSION, environment, write_json
 from labkit.runs.experiments import Experiment
 
 SERVED_JSON = "served.json"
+# A provider that waited this share of a run for its own core shared it with other work: the limit is the busy machine's.
+CONTENDED_WAIT_SHARE = 0.2
+OPEN_FILES_RESERVE = 512
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
 
 
 def _quiet(*_: Any) -> None:
     return None
+
+
+def open_files_bound() -> int:
+    """The most sockets the provider may hold here (the open-files limit it inherits), less room for its files and logs."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return consumers_cap() if soft == resource.RLIM_INFINITY else max(1, soft - OPEN_FILES_RESERVE)
 
 
 def consumers_cap() -> int:
@@ -84,7 +94,13 @@ class SearchSettings(Settings):
     reference: str | None = None
 
     def maximum(self) -> int:
-        return min(self.max_consumers or consumers_cap(), consumers_cap())
+        return min(self.max_consumers or consumers_cap(), consumers_cap(), open_files_bound())
+
+    def maximum_why(self) -> str:
+        """What sets the most consumers a probe may have."""
+        bounds = {"the file's search.max_consumers": self.max_consumers or consumers_cap() + 1}
+        bounds |= {"the run settings' cap": consumers_cap(), "one process's open-files limit": open_files_bound()}
+        return min(bounds, key=lambda k: bounds[k])
 
 
 def search_settings(experiment: Experiment, overrides: dict[str, Any] | None = None) -> SearchSettings:
@@ -162,6 +178,7 @@ def run_probe(settings: RunSettings, out: Path, bound_ms: float, extra: dict[str
         "fleet_cpu_share": cpu.get("fleet_share"),
         "provider_cpu_demand": cpu.get("provider_demand"),
         "fleet_cpu_demand": cpu.get("fleet_demand"),
+        "provider_cpu_wait_share": cpu.get("provider_wait_share"),
         "fleet_cores": cpu.get("fleet_cores"),
         "provider_core": bool(cpu.get("pinned")),
         "limited_by_cpu": cpu.get("limited_by"),
@@ -274,6 +291,7 @@ def served_document(
         "results_dir": str(experiment.results_dir / "served" / search_id),
         "search": search.model_dump(mode="json"),
         "latency_bound_ms": search.latency_bound_ms,
+        "maximum": {"consumers": search.maximum(), "set_by": search.maximum_why()},
         "variants": {name: o.to_json() for name, o in outcomes.items()},
         "ratios": ratios,
         "load_average_before": load_before,
@@ -311,6 +329,7 @@ def served_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "provider_cpu_demand": deciding.get("provider_cpu_demand"),
                 "fleet_cpu_share": deciding.get("fleet_cpu_share"),
                 "fleet_cpu_demand": deciding.get("fleet_cpu_demand"),
+                "provider_cpu_wait_share": deciding.get("provider_cpu_wait_share"),
                 "probes": len(v["probes"]),
                 "label": v["label"],
             }
