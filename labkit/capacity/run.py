@@ -390,12 +390,7 @@ def _analyse(
         "analysed_from": analysed_from,
         "environment": environment(),
     }
-    if search is not None:
-        summary["search"] = search
-        summary["cpu_at_limit"] = {
-            "held": analysis.cpu_at(table, (search.get("held") or {}).get("load")),
-            "breached": analysis.cpu_at(table, (search.get("failed") or {}).get("load")),
-        }
+    summary.update(_search_keys(search, table))
     if latency is not None:
         summary["latency"] = latency_summary(latency)
     if settings.distributed:
@@ -415,6 +410,19 @@ def _read_search(results_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _search_keys(search: dict[str, Any] | None, table: pd.DataFrame) -> dict[str, Any]:
+    """A search's keys of capacity.json: its outcome, and both sides' CPU in the steps that bracket the limit."""
+    if search is None:
+        return {}
+    return {
+        "search": search,
+        "cpu_at_limit": {
+            "held": analysis.cpu_at(table, (search.get("held") or {}).get("load")),
+            "breached": analysis.cpu_at(table, (search.get("failed") or {}).get("load")),
+        },
+    }
 
 
 def _search_words(cap: analysis.Capacity, search: dict[str, Any], table: pd.DataFrame) -> str:

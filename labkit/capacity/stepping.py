@@ -31,6 +31,7 @@ from labkit.capacity.limits import LimitSearch, Probe
 # A load generator process at this % of one core ran out of CPU (Locust warns at the same 90 %).
 GENERATOR_SATURATED_PERCENT = 90.0
 SEARCH_SPAWN_S = 2.0
+EMPTY_STEP_RERUNS = 2  # a step that saw no request is run again this often before it counts as a breach
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class SearchController:
     _cpu_max: float | None = None
     _rate: float = 1.0
     _last: int = 0
+    _empty: int = 0
 
     @property
     def users(self) -> int:
@@ -242,6 +244,12 @@ class SearchController:
         assert self._started is not None
         self.outcomes.append(StepOutcome(self._index, self.users, self._started, run_time_s, stats, met, reason))
         self._index += 1
+        if stats.requests == 0 and self._empty < EMPTY_STEP_RERUNS:
+            # nothing reached the stats yet (a master hears its workers every few seconds): not measured, not a breach
+            self._empty += 1
+            self._started, self._mark, self._cpu_max = run_time_s, None, None
+            return
+        self._empty = 0
         if saturated and self.generator().can_add:
             self.add_worker()
             self.workers_added += 1

@@ -133,3 +133,22 @@ def test_each_scenario_runs_with_plain_locust(tmp_path):
     assert fanout.loc[("LAG", "delivery"), "Request Count"] > 0
     assert (tmp_path / "publish_fanout_lag_hdr.json").exists()
     assert "delivery lag (HdrHistogram, precise)" in outputs["publish_fanout"]
+
+
+def test_capacity_without_max_users_searches_for_the_limit(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "capacity", "polling", "--step-users", "2", "--step-seconds", "8",
+         "--duration", "36", "--slo-p99-ms", "5000", "--json", "--out", str(tmp_path)],
+        check=False, capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    search = summary["search"]
+    loads = [p["load"] for p in search["probes"]]
+    assert loads == [2, 4, 8, 16][: len(loads)] and len(loads) >= 3  # the climb doubles
+    assert all(p["held"] for p in search["probes"])  # a 5 s SLO holds for a handful of pollers
+    assert summary["lower_bound"] and summary["limited_by"] == "time limit"
+    assert summary["capacity"]["users"] == max(loads)
+    assert "limited by time limit (a lower bound)" in summary["statement"]
+    assert set(summary["cpu_at_limit"]) == {"held", "breached"}
+    assert summary["settings"]["search"] is True and summary["settings"]["max_users"] == 20_000

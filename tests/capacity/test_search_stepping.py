@@ -82,3 +82,24 @@ def test_the_time_limit_stops_the_search_with_its_bracket_so_far() -> None:
     c, _ = run(limit=3000, per_worker=100_000, max_workers=1, time_limit=45.0)
     assert c.stop_reason is not None and c.stop_reason.startswith("time limit")
     assert len(c.search.probes) == 4  # 4 steps of 10 s before 45 s
+
+
+def test_a_step_that_saw_no_request_is_run_again_not_counted() -> None:
+    plan = StepPlan(max_users=100, step_users=10, step_seconds=5, slo_p99_ms=100, settle_seconds=1, time_limit_s=500)
+    seen = iter([StepStats(0, 0, None), StepStats(100, 0, 5.0)] + [StepStats(100, 0, 5.0)] * 50)
+
+    class Probe:
+        def snapshot(self) -> int:
+            return 0
+
+        def since(self, _: Any) -> StepStats:
+            return next(seen)
+
+    c = SearchController(
+        plan, Probe(), LimitSearch(start=10, maximum=100), generator=lambda: Generator(10.0, 1, False), add_worker=lambda: None
+    )
+    t = 0.0
+    while c.tick(t) is not None and t < 1000:
+        t += 1.0
+    assert c.outcomes[0].users == c.outcomes[1].users == 10  # the empty step ran again
+    assert all(p.held for p in c.search.probes) and c.search.probes[0].load == 10
