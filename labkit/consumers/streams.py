@@ -1,8 +1,8 @@
 """The stream consumer fleet: N held streams (SSE or WebSocket) in one process.
 
 Each consumer ``c<i>`` holds one connection to the provider's ``GET /stream``
-(SSE, through ``sseclient``: the HTTP core's streaming mode and the one SSE decoder) or ``WS /ws`` (the
-``websockets`` client). Events are recorded through ``records``, keyed by
+(SSE, through ``sseclient``: the HTTP core's streaming mode and the one SSE
+decoder) or ``WS /ws`` (the ``websockets`` client). Events are recorded through ``records``, keyed by
 consumer and event id, so duplicates (a resume that overlaps, a restart of
 this process) are recognised and counted, never recorded twice; a stream
 delivers in id order, so a consumer's cursor is its newest recorded event

@@ -253,6 +253,23 @@ class HttpConnection(asyncio.Protocol):
     response would otherwise be taken for the next request's.
     """
 
+    # slots: thousands of streams each hold one, and the per-piece path reads these attributes
+    __slots__ = (
+        "_clock",
+        "_feed",
+        "_in",
+        "_sent",
+        "closed",
+        "counter",
+        "ended",
+        "expires",
+        "last_byte",
+        "origin",
+        "response",
+        "transport",
+        "waiter",
+    )
+
     def __init__(self, counter: WireCounter, origin: Origin, max_body: int = MAX_RESPONSE_BYTES) -> None:
         self.counter = counter
         self.origin = origin
