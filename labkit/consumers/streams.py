@@ -2,9 +2,10 @@
 
 Each consumer ``c<i>`` holds one connection to the provider's ``GET /stream``
 (SSE, through ``sseclient``: the HTTP core's streaming mode and the one SSE
-decoder) or ``WS /ws`` (the ``websockets`` client). Events are recorded through ``records``, keyed by
-consumer and event id, so duplicates (a resume that overlaps, a restart of
-this process) are recognised and counted, never recorded twice; a stream
+decoder) or ``WS /ws`` (the ``websockets`` client). Events are recorded
+through ``records``, keyed by consumer and event id, so duplicates (a resume
+that overlaps, a restart of this process) are recognised and counted, never
+recorded twice; a stream
 delivers in id order, so a consumer's cursor is its newest recorded event
 (read back when the process starts) and needs no write of its own. Writes
 are batched: every ``FLUSH_EVERY_S`` one transaction takes what every
