@@ -31,6 +31,7 @@ from labkit.capacity.limits import LimitSearch, Probe
 # A load generator process at this % of one core ran out of CPU (Locust warns at the same 90 %).
 GENERATOR_SATURATED_PERCENT = 90.0
 SEARCH_SPAWN_S = 2.0
+WORKER_JOIN_S = 30.0  # a worker that has not joined by then is not waited for
 EMPTY_STEP_RERUNS = 2  # a step that saw no request is run again this often before it counts as a breach
 
 
@@ -200,6 +201,7 @@ class SearchController:
     _rate: float = 1.0
     _last: int = 0
     _empty: int = 0
+    _awaiting: tuple[int, float] | None = None  # (workers wanted, since): the step restarts once they joined
 
     @property
     def users(self) -> int:
@@ -213,6 +215,12 @@ class SearchController:
             return None
         if self._users is None and not self._begin(run_time_s):
             return None
+        if self._awaiting is not None:
+            wanted, since = self._awaiting
+            if self.generator().workers < wanted and run_time_s - since < WORKER_JOIN_S:
+                return self.users, self._rate
+            self._awaiting = None
+            self._started = run_time_s  # the step starts again now, the new worker among the others
         assert self._started is not None
         elapsed = run_time_s - self._started
         if self._mark is None and elapsed >= self.plan.settle_seconds:
@@ -250,8 +258,10 @@ class SearchController:
             self._started, self._mark, self._cpu_max = run_time_s, None, None
             return
         self._empty = 0
-        if saturated and self.generator().can_add:
+        generator = self.generator()
+        if saturated and generator.can_add:
             self.add_worker()
+            self._awaiting = (generator.workers + 1, run_time_s)
             self.workers_added += 1
             self._started, self._mark, self._cpu_max = run_time_s, None, None  # the same count again, with one more worker
             return

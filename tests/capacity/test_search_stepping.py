@@ -103,3 +103,29 @@ def test_a_step_that_saw_no_request_is_run_again_not_counted() -> None:
         t += 1.0
     assert c.outcomes[0].users == c.outcomes[1].users == 10  # the empty step ran again
     assert all(p.held for p in c.search.probes) and c.search.probes[0].load == 10
+
+
+def test_the_repeated_step_waits_for_the_new_worker_to_join() -> None:
+    plan = StepPlan(max_users=100, step_users=10, step_seconds=5, slo_p99_ms=100, settle_seconds=1, time_limit_s=200)
+    joined: list[float] = []
+    now = [0.0]
+
+    class Probe:
+        def snapshot(self) -> int:
+            return 0
+
+        def since(self, _: Any) -> StepStats:
+            return StepStats(100, 0, 5.0)
+
+    def generator() -> Generator:
+        workers = 1 + sum(1 for t in joined if now[0] >= t)
+        return Generator(95.0 if workers == 1 else 10.0, workers, workers < 2)
+
+    c = SearchController(
+        plan, Probe(), LimitSearch(start=10, maximum=20, max_probes=3), generator=generator, add_worker=lambda: joined.append(now[0] + 8)
+    )
+    while c.tick(now[0]) is not None and now[0] < 500:
+        now[0] += 1.0
+    first, again = c.outcomes[0], c.outcomes[1]
+    assert first.users == again.users == 10 and c.workers_added == 1
+    assert again.started_s >= first.ended_s + 8  # the step ran again only once the worker had joined
