@@ -334,7 +334,9 @@ def decide(requirements: Requirements, results: pd.DataFrame | Observations) -> 
     }
     return Recommendation(
         option=option,
-        sentence=_sentence(option, req, table, p) if stream is None else stream_sentence(stream, reference(case, p.lam), _target_text(req)),
+        sentence=_sentence(option, req, table, p)
+        if stream is None
+        else stream_sentence(stream, reference(case, p.lam), p.target, _target_text(req), table.chosen.why),
         confidence=confidence,
         confidence_why=confidence_why,
         poll_interval_s=p.t_rec if option == POLLING else RECONCILE_S if option == FALLBACK else None,

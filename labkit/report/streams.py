@@ -177,13 +177,17 @@ def security_reason(case: Case, v: StreamView) -> None:
     )
 
 
-def stream_sentence(v: StreamView, ref: Obs | None, target_text: str) -> str:
-    """The recommendation in one sentence, with the measured numbers it rests on."""
-    rb = ref.get("bytes_per_event") if ref is not None else None
-    cost = f"{fmt(v.obs.get('bytes_per_event'))} bytes per event" + (f" against long polling's {fmt(rb)}" if rb is not None else "")
+def stream_sentence(v: StreamView, ref: Obs | None, target_ms: float, target_text: str, why: str) -> str:
+    """The recommendation in one sentence: ``why`` it was chosen (the options table's words) and the measured numbers."""
+    rb = ref.get(cols.BYTES_PER_EVENT) if ref is not None else None
+    cost = f"{fmt(v.obs.get(cols.BYTES_PER_EVENT))} bytes per event" + (
+        f" against {ref.variant}'s {fmt(rb)}" if ref is not None and rb is not None else ""
+    )
     rss = v.rss_kb_per_connection
     mem = f", about {fmt(round_sig(rss, 2))} KB of provider memory per connection" if rss is not None else ""
+    p99 = v.obs.get(cols.LATENCY_P99)
+    verdict = "meets" if v.meets(target_ms) else "misses"
     return (
-        f"Hold a {v.option} stream per consumer, resuming from the last event id: the consumers cannot receive webhooks, "
-        f"its measured p99 of {fmt(v.obs.get(cols.LATENCY_P99))} ms meets the {target_text} target at {cost}{mem}."
+        f"Hold a {v.option} stream per consumer, resuming from the last event id: {why}; its measured p99 of {fmt(p99)} ms "
+        f"{verdict} the {target_text} target at {cost}{mem}."
     )
