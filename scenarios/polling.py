@@ -3,7 +3,12 @@
 Each user is one consumer: it asks ``GET /events?after=<cursor>`` with
 ``If-None-Match`` every ``--poll-interval`` seconds (a 304 costs the provider
 no query), follows pages until caught up, and obeys ``Retry-After``.
-``--long-poll-wait S`` turns on long polling. Run it against a provider::
+``--long-poll-wait S`` turns on long polling. ``--audience per-consumer`` gives
+each user its own consumer (c0, c1, ...) and that consumer's key, made from
+``--consumer-key-secret`` (the provider's ``consumer_key_secret``): it polls its
+own feed, as pollers of an account-scoped events API do, and its 304s and
+empty polls are its own (``labkit capacity polling --audience per-consumer``
+sets it all up). Run it against a provider::
 
     labkit serve provider --port 8000 --db /tmp/labkit-provider.db --rate-limit 0
     locust -f scenarios/polling.py --headless -u 10 -r 5 -t 10s --host http://127.0.0.1:8000

@@ -18,6 +18,7 @@ as ``<csv prefix>_lag_hdr.json``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -37,7 +38,7 @@ from labkit.capacity.fanout import ensure_subscriptions, subscriber_names
 from labkit.capacity.lag import LagHistograms, LagTracker, ReceiverRecords, summary_ms
 from labkit.config import DEFAULT_API_KEY
 from labkit.wire.retryafter import parse_retry_after
-from labkit.wire.signing import Signer
+from labkit.wire.signing import Signer, consumer_key
 
 log = logging.getLogger("labkit.capacity")
 
@@ -76,6 +77,21 @@ def add_polling_arguments(parser: Any) -> None:
         help="long polling: seconds the provider may hold a poll (0: off)",
     )
     _add(parser, "--page-limit", None, type=int, default=100, help="events per page")
+    _add(
+        parser,
+        "--audience",
+        "LABKIT_AUDIENCE",
+        default="broadcast",
+        choices=["broadcast", "per-consumer"],
+        help="per-consumer: each user polls its own consumer's feed with its own key (c<i>, made from --consumer-key-secret)",
+    )
+    _add(
+        parser, "--consumer-key-secret", "LABKIT_CONSUMER_KEY_SECRET", default="", is_secret=True, help="the provider's consumer-key secret"
+    )
+    _add(
+        parser, "--consumers", "LABKIT_CONSUMERS", type=int, default=0, help="per-consumer: the consumers c0.. events go to (0: unbounded)"
+    )
+    _add(parser, "--worker-count", "LABKIT_WORKERS", type=int, default=1, help="per-consumer: Locust workers sharing the consumers")
     _add(parser, "--start-cursor", "LABKIT_START_CURSOR", default="0", help="cursor a new poller starts after")
 
 
@@ -145,6 +161,19 @@ class Timetable:
         return max(0.0, self.due - now)
 
 
+_users_started = itertools.count()
+
+
+def next_consumer(environment: Environment) -> str:
+    """The consumer a new user follows: c<i>, the process's users interleaved with the other workers', wrapping at ``--consumers``."""
+    runner = environment.runner
+    worker = int(getattr(runner, "worker_index", 0) or 0) if isinstance(runner, WorkerRunner) else 0
+    workers = max(1, int(option(environment, "worker_count", 1)))
+    index = next(_users_started) * workers + worker % workers
+    limit = int(option(environment, "consumers", 0))
+    return f"c{index % limit if limit > 0 else index}"
+
+
 def auth_headers(environment: Environment) -> dict[str, str]:
     return {"authorization": f"Bearer {option(environment, 'api_key', DEFAULT_API_KEY)}"}
 
@@ -183,8 +212,13 @@ class Feed:
 
     @classmethod
     def from_environment(cls, environment: Environment) -> Feed:
+        headers = auth_headers(environment)
+        if option(environment, "audience", "broadcast") == "per-consumer":
+            # the user's own consumer and key: its feed holds that consumer's events only (an account-scoped API)
+            secret = str(option(environment, "consumer_key_secret", ""))
+            headers = {"authorization": f"Bearer {consumer_key(secret, next_consumer(environment))}"}
         return cls(
-            headers=auth_headers(environment),
+            headers=headers,
             after=str(option(environment, "start_cursor", "0")),
             page_limit=int(option(environment, "page_limit", 100)),
             wait_s=float(option(environment, "long_poll_wait", 0.0)),

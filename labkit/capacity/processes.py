@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import psutil
@@ -132,9 +132,10 @@ class ResourceSampler:
 class BackgroundPublisher:
     """Publishes events at a modest fixed rate while pollers run, so some polls find news."""
 
-    def __init__(self, url: str, rate_per_s: float) -> None:
+    def __init__(self, url: str, rate_per_s: float, consumers: int = 0) -> None:
         self.url = url
         self.rate = rate_per_s
+        self.consumers = consumers  # > 0: each event is one consumer's (c0..), in turn (audience per-consumer)
         self.published = 0
         self.errors = 0
         self._stop = threading.Event()
@@ -157,7 +158,10 @@ class BackgroundPublisher:
             while not self._stop.wait(max(0.0, due - time.monotonic())):
                 due += period  # a fixed timetable, not "sleep after each publish"
                 try:
-                    r = client.post("/events", json={"type": "capacity.background", "payload": {"n": self.published}})
+                    event: dict[str, Any] = {"type": "capacity.background", "payload": {"n": self.published}}
+                    if self.consumers:
+                        event["consumer"] = f"c{(self.published + self.errors) % self.consumers}"
+                    r = client.post("/events", json=event)
                     self.published += r.status_code == 201
                     self.errors += r.status_code != 201
                 except httpx.HTTPError:

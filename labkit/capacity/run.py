@@ -99,8 +99,10 @@ def new_capacity_run_id(scenario: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{scenario}"
 
 
-def _provider_settings(settings: CapacitySettings, work: Path) -> dict[str, Any]:
+def _provider_settings(settings: CapacitySettings, work: Path, consumer_key_secret: str | None = None) -> dict[str, Any]:
+    extra = {"consumer_key_secret": consumer_key_secret} if consumer_key_secret else {}
     return {
+        **extra,
         "db_path": str(work / "provider.db"),
         "rate_limit_per_s": 0,  # a capacity run measures the server, not its rate limiter
         "poll_interval_hint_s": settings.interval_s,
@@ -112,6 +114,21 @@ def _provider_settings(settings: CapacitySettings, work: Path) -> dict[str, Any]
 
 def _receiver_settings(settings: CapacitySettings, work: Path, secret: str) -> dict[str, Any]:
     return {"secrets": [secret], "db_path": str(work / "receiver.db"), **settings.server_settings.get("receiver", {})}
+
+
+def _audience_env(settings: CapacitySettings, env: dict[str, str]) -> str | None:
+    """Per-consumer: the secret each user's key is made from (``labkit.wire.signing.consumer_key``), put in Locust's
+    environment (never on a command line) with the consumers and workers; None for a broadcast."""
+    if settings.audience != "per-consumer":
+        return None
+    key_secret = new_secret()
+    env.update(
+        LABKIT_AUDIENCE="per-consumer",
+        LABKIT_CONSUMER_KEY_SECRET=key_secret,
+        LABKIT_CONSUMERS=str(settings.max_users),
+        LABKIT_WORKERS=str(max(settings.workers, settings.expect_workers, 1)),
+    )
+    return key_secret
 
 
 def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> CapacityResult:
@@ -130,6 +147,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
     secret = new_secret()
     step_users, step_seconds, _ = settings.plan()
     env = dict(os.environ, PYTHONUNBUFFERED="1", LABKIT_SECRET=secret)
+    key_secret = _audience_env(settings, env)
     extra: list[str] = []
     rc: int | None = None
     background: dict[str, int] = {}
@@ -144,7 +162,9 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
                 "receiver", "receiver", _receiver_settings(settings, work, secret), host=settings.server_bind
             )
         if "provider" in spec.servers:
-            servers["provider"] = group.start_server("provider", "provider", _provider_settings(settings, work), host=settings.server_bind)
+            servers["provider"] = group.start_server(
+                "provider", "provider", _provider_settings(settings, work, key_secret), host=settings.server_bind
+            )
         for name, child in servers.items():
             sampler.add(name, "server", child.pid)
         progress(f"servers up: {', '.join(f'{n} {c.url}' for n, c in servers.items())}")
@@ -154,7 +174,8 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
         if spec.background_events:
             head = prefill(host, settings.prefill_events)
             extra += ["--start-cursor", str(head)]
-            publisher = BackgroundPublisher(host, settings.publish_rate)
+            consumers = settings.max_users if key_secret is not None else 0  # per-consumer: each event one user's, in turn
+            publisher = BackgroundPublisher(host, settings.publish_rate, consumers)
         elif spec.subscribes_receiver:
             receiver = servers["receiver"]
             ensure_subscriptions(host, receiver.url, secret, settings.subscriptions)

@@ -55,6 +55,8 @@ class ScenarioSpec:
     # the provider is pre-filled and publishes at ``publish_rate`` in the background; users start at its head
     background_events: bool = False
     subscribes_receiver: bool = False
+    # each user can follow its own consumer's feed with its own key (``--audience per-consumer``)
+    per_consumer: bool = False
     statement: str = (
         "the dispatcher keeps the delivery lag p99 at {p99} up to {at_least}{rps:.0f} events/s "
         "across {subscriptions} subscriptions ({users} publishers, one event every {t} s each)"
@@ -73,6 +75,7 @@ _SPECS = (
         "provider",
         "--poll-interval",
         background_events=True,
+        per_consumer=True,
         statement="one provider instance holds {at_least}{users} pollers at a {t} s interval ({rps:.0f} requests/s) within a p99 of {p99}",
     ),
     ScenarioSpec(
@@ -163,6 +166,9 @@ class CapacitySettings(Settings):
     subscriptions: int = Field(3, ge=1, le=100, description="publish_fanout: subscriptions per event")
     publish_rate: float = Field(1.0, ge=0, le=1000, description="polling, streams: background events per second")
     prefill_events: int = Field(200, ge=0, le=100_000, description="polling, streams: events in the log before the run")
+    audience: Literal["broadcast", "per-consumer"] = Field(
+        "broadcast", description="polling: per-consumer gives each user its own consumer's feed and key; events go to the users in turn"
+    )
     out_dir: str = "results"
     scenarios_dir: str | None = None
     server_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="overrides per server role")
@@ -182,6 +188,9 @@ class CapacitySettings(Settings):
     def _steps(self) -> CapacitySettings:
         if self.step_seconds is not None and self.step_seconds > self.duration_s:
             raise ValueError("step_seconds: must not exceed the duration")
+        if self.audience != "broadcast" and not SCENARIOS[self.scenario].per_consumer:
+            able = ", ".join(name for name, spec in SCENARIOS.items() if spec.per_consumer)
+            raise ValueError(f"audience: scenario {self.scenario!r} has no per-consumer audience (scenarios with one: {able})")
         unknown = sorted(set(self.server_settings) - {"provider", "receiver"})
         if unknown:
             raise ValueError(f"server_settings: unknown server {unknown[0]!r}")

@@ -30,6 +30,7 @@ OPTION_NAMES = {
     "step_users": "--step-users",
     "step_seconds": "--step-seconds",
     "subscriptions": "--subscriptions",
+    "audience": "--audience",
     "out_dir": "--out",
 }
 
@@ -146,6 +147,9 @@ def capacity(
     step_users: int = typer.Option(0, "--step-users", help="users added per step (0: auto)"),
     step_seconds: float = typer.Option(0.0, "--step-seconds", help="seconds per step (0: auto, about 12 s)"),
     subscriptions: int = typer.Option(3, "--subscriptions", help="publish_fanout: subscriptions per event"),
+    audience: str = typer.Option(
+        "broadcast", "--audience", help="broadcast | per-consumer: each polling user follows its own consumer's feed with its own key"
+    ),
     out: Path = out_option("results root; the run goes to OUT/capacity/<run-id>/"),
     as_json: bool = json_option("print only the capacity JSON on stdout"),
 ) -> None:
@@ -170,6 +174,7 @@ def capacity(
             "server_bind": server_bind,
             "workers_wait_s": workers_wait,
             "subscriptions": subscriptions,
+            "audience": audience,
             "out_dir": str(out),
         }
     )

@@ -132,6 +132,12 @@ class ProviderSettings(Settings):
     key_scopes: dict[str, KeyScope] = Field(
         default_factory=dict, description="API keys that read only their own consumer's (or topics') events; valid keys too"
     )
+    consumer_key_secret: str | None = Field(
+        None,
+        min_length=16,
+        max_length=200,
+        description="keys ck.<consumer>.<mac> made from it (labkit.wire.signing) read only that consumer's events",
+    )
     streams: StreamLimits = Field(default_factory=lambda: StreamLimits.model_validate({}), description="SSE and WebSocket streams")
 
     @field_validator("retry_schedule_s")

@@ -17,6 +17,7 @@ from labkit.provider.ratelimit import RateLimiter
 from labkit.provider.store import Store
 from labkit.provider.streams import StreamHub
 from labkit.wire.metering import WireCounter
+from labkit.wire.signing import CONSUMER_KEY_PREFIX, consumer_of_key
 
 ALL = "*"  # the long-poll channel of waiters that take every event
 NO_TYPE = ""  # a type no event has (types have 1 to 100 characters): a filter that matches nothing
@@ -82,6 +83,13 @@ class ProviderState:
     def key_ok(self, given: bytes) -> bool:
         if given in self.scopes:
             return True
+        secret = self.settings.consumer_key_secret
+        if secret and given.startswith(CONSUMER_KEY_PREFIX.encode()):
+            consumer = consumer_of_key(secret, given.decode("latin-1"))
+            if consumer is not None:  # a derived consumer key: checked once, then looked up like a listed one
+                self.scopes[given] = KeyScope(consumer=consumer)
+                return True
+            return False
         ok = False
         for key in self.keys:  # no early exit: time does not say which key was close
             ok |= hmac.compare_digest(key, given)

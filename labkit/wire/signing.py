@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import secrets as _secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -85,3 +87,30 @@ class Verifier:
                 reason = "malformed webhook-signature header"
                 break
         raise SignatureError(reason)
+
+
+# -- consumer keys: one API key per consumer, derived from the provider's key secret ------------
+
+CONSUMER_KEY_PREFIX = "ck."
+
+
+def consumer_key(secret: str, consumer: str) -> str:
+    """The API key of ``consumer`` under ``secret``: ``ck.<consumer>.<HMAC-SHA256 of the name, 128 bits>``.
+
+    A load generator with thousands of users (each polling its own feed) can
+    make each user's key from the secret alone, and the provider checks one
+    without a table of every key (``consumer_of_key``).
+    """
+    mac = hmac.new(secret.encode(), consumer.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{CONSUMER_KEY_PREFIX}{consumer}.{mac}"
+
+
+def consumer_of_key(secret: str, key: str) -> str | None:
+    """The consumer a key made by ``consumer_key`` names, when its MAC is right; else None."""
+    if not key.startswith(CONSUMER_KEY_PREFIX):
+        return None
+    consumer, _, mac = key[len(CONSUMER_KEY_PREFIX) :].rpartition(".")
+    if not consumer or len(consumer) > 100:
+        return None
+    want = hmac.new(secret.encode(), consumer.encode(), hashlib.sha256).hexdigest()[:32]
+    return consumer if hmac.compare_digest(want, mac) else None

@@ -124,3 +124,16 @@ def test_an_address_not_on_this_host_is_one_line(args, names, tmp_path, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and names in lines[0] and "not an address of this host" in lines[0], err
     assert not (tmp_path / "capacity").exists()
+
+
+def test_an_audience_the_scenario_cannot_run_is_one_line():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "capacity", "webhook_ingest", "--audience", "per-consumer"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--audience" in lines[0] and "per-consumer" in lines[0], proc.stderr

@@ -55,3 +55,26 @@ def test_scenario_defines_its_user_and_no_shape(name, user):
 def test_shape_locustfiles_hold_one_shape_each(name, shape):
     found = load(ROOT / "labkit" / "capacity" / "locustfiles" / name)
     assert found == {"users": [], "shapes": [shape], "hosts": {}}
+
+
+PER_CONSUMER_SCRIPT = """
+from gevent import monkey; monkey.patch_all()
+from types import SimpleNamespace
+from labkit.capacity import locustlib
+from labkit.wire.signing import consumer_of_key
+options = SimpleNamespace(audience="per-consumer", consumer_key_secret="s" * 32, consumers=3, worker_count=1,
+                          api_key="lab-key", start_cursor="0", page_limit=100, long_poll_wait=0.0)
+env = SimpleNamespace(parsed_options=options, runner=None)
+keys = [locustlib.Feed.from_environment(env).headers["authorization"].removeprefix("Bearer ") for _ in range(4)]
+print(",".join(str(consumer_of_key("s" * 32, k)) for k in keys))
+"""
+
+
+def test_a_per_consumer_user_polls_with_its_own_consumers_key():
+    # in a child: Locust monkey-patches the interpreter it is imported into
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PER_CONSUMER_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "c0,c1,c2,c0"  # each user its own consumer's key, round again past --consumers

@@ -152,3 +152,17 @@ def test_capacity_without_max_users_searches_for_the_limit(tmp_path):
     assert "limited by time limit (a lower bound)" in summary["statement"]
     assert set(summary["cpu_at_limit"]) == {"held", "breached"}
     assert summary["settings"]["search"] is True and summary["settings"]["max_users"] == 20_000
+
+
+def test_capacity_polling_per_consumer_each_user_polls_its_own_feed(tmp_path):
+    # every user's key is made from the run's consumer-key secret: a wrong key would be a 401, a failure
+    settings = CapacitySettings(
+        scenario="polling", max_users=8, step_users=4, step_seconds=4, duration_s=10, publish_rate=8.0,
+        audience="per-consumer", out_dir=str(tmp_path),
+    )  # fmt: skip
+    result = run_capacity(settings)
+    assert result.summary["settings"]["audience"] == "per-consumer"
+    table = stats(result.results_dir / "locust_stats.csv")
+    assert table.loc[("", "Aggregated"), "Request Count"] > 0
+    assert table.loc[("", "Aggregated"), "Failure Count"] == 0
+    assert result.summary["background_publisher"]["published"] > 0

@@ -119,3 +119,19 @@ async def test_the_hub_hands_an_event_only_to_its_consumers_streams(tmp_path: Pa
     finally:
         hub.close()
         store.close()
+
+
+async def test_a_derived_consumer_key_reads_its_consumers_feed_only(tmp_path: Path) -> None:
+    from labkit.wire.signing import consumer_key, consumer_of_key
+
+    secret = "k" * 32
+    assert consumer_of_key(secret, consumer_key(secret, "c7")) == "c7"
+    assert consumer_of_key(secret, consumer_key("x" * 32, "c7")) is None  # another secret's key
+    assert consumer_of_key(secret, consumer_key(secret, "c7").replace("c7", "c8")) is None  # a key renamed
+    async with running(provider_settings(tmp_path, consumer_key_secret=secret)) as (_, client):
+        mine = await publish(client, "t", "c7")
+        await publish(client, "t", "c8")
+        page = (await client.get("/events", headers=auth(consumer_key(secret, "c7")))).json()
+        assert [e["id"] for e in page["data"]] == [mine]
+        forged = "ck.c7." + "0" * 32
+        assert (await client.get("/events", headers=auth(forged))).status_code == 401
