@@ -131,6 +131,16 @@ def _audience_env(settings: CapacitySettings, env: dict[str, str]) -> str | None
     return key_secret
 
 
+def _background(settings: CapacitySettings, host: str, key_secret: str | None, extra: list[str]) -> BackgroundPublisher:
+    """Pre-fill the log (users start at its head, ``extra`` says where) and the publisher feeding it during the run.
+
+    Per-consumer (``key_secret`` given): each event is one user's consumer's, in turn.
+    """
+    head = prefill(host, settings.prefill_events)
+    extra += ["--start-cursor", str(head)]
+    return BackgroundPublisher(host, settings.publish_rate, settings.max_users if key_secret is not None else 0)
+
+
 def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> CapacityResult:
     """Run one capacity test and write ``<out>/capacity/<run-id>/``; see the module docstring."""
     spec = SCENARIOS[settings.scenario]
@@ -172,10 +182,7 @@ def run_capacity(settings: CapacitySettings, progress: Progress = _quiet) -> Cap
 
         publisher: BackgroundPublisher | None = None
         if spec.background_events:
-            head = prefill(host, settings.prefill_events)
-            extra += ["--start-cursor", str(head)]
-            consumers = settings.max_users if key_secret is not None else 0  # per-consumer: each event one user's, in turn
-            publisher = BackgroundPublisher(host, settings.publish_rate, consumers)
+            publisher = _background(settings, host, key_secret, extra)
         elif spec.subscribes_receiver:
             receiver = servers["receiver"]
             ensure_subscriptions(host, receiver.url, secret, settings.subscriptions)
