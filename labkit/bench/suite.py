@@ -4,10 +4,10 @@ Written to ``<out>/bench/<run-id>.json`` (schema_version 1)::
 
     {"schema_version": 1, "run_id", "mode": "full" | "quick" | "tiny", "load_tool",
      "plan": {...}, "ratios": {"poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99",
-                               "fleet_rate", "receiver_verify", "sse_fanout",
+                               "fleet_rate", "receiver_verify", "sse_fanout", "per_consumer_fanout",
                                "scaling_pollers", "scaling_receiver", "scaling_pollers_cpu", "scaling_receiver_cpu"},
      "targets": {name: {"metric", "op", "target", "value", "pass"}},   scaling targets add "judged", "reason"
-     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout",
+     "benchmarks": {"poll_endpoint", "dispatcher", "latency_floor", "poller_fleet", "receiver_ingest", "sse_fanout", "per_consumer_fanout",
                     "process_scaling"},
      "noise": {"loadavg_start", "loadavg_end", "other_cpu_share", "steal_share", "max_cv"},
      "environment": labkit.results.layout.environment(), "elapsed_s"}
@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from labkit.bench import cases, consumer_cases, scaling, streams
+from labkit.bench import audience_fanout, cases, consumer_cases, scaling, streams
 from labkit.bench.load import LoadTool
 from labkit.bench.proxy import proxy_cost
 from labkit.errors import ConfigError
@@ -48,6 +48,7 @@ BENCHMARKS = (
     "receiver_ingest",
     "proxy_cost",
     "sse_fanout",
+    "per_consumer_fanout",
     "process_scaling",
 )
 RATIO_KEYS = (
@@ -64,6 +65,8 @@ RATIO_KEYS = (
     "proxy_vs_relay_p50",
     "proxy_vs_socat_p50",
     "sse_fanout",
+    "per_consumer_fanout",
+    "per_consumer_fanout_with_publish",
     "scaling_pollers",
     "scaling_receiver",
     "scaling_pollers_cpu",
@@ -131,6 +134,13 @@ TARGETS = (
         "webhook end-to-end p50 through the zero-delay netproxy / through a bare epoll relay, same rounds",
     ),
     Target("sse_fanout", "ratios.sse_fanout", ">=", 0.5, "SSE frames/s to K streams, provider hub / bare Starlette endpoint"),
+    Target(
+        "per_consumer_fanout",
+        "ratios.per_consumer_fanout",
+        "<=",
+        1.5,
+        "provider CPU per delivered SSE frame to K streams, each event one consumer's / every stream's, the publish taken out",
+    ),
     ScalingTarget(
         "scaling_pollers",
         "ratios.scaling_pollers",
@@ -212,6 +222,7 @@ def _case(name: str) -> Callable[..., dict[str, Any]]:
     own: dict[str, Callable[..., dict[str, Any]]] = {
         "proxy_cost": proxy_cost,
         "sse_fanout": streams.sse_fanout,
+        "per_consumer_fanout": audience_fanout.per_consumer_fanout,
         "process_scaling": scaling.process_scaling,
         "poller_fleet": consumer_cases.poller_fleet,
         "receiver_ingest": consumer_cases.receiver_ingest,
@@ -274,6 +285,8 @@ def build_summary(
         "proxy_vs_relay_p50": _num(_get(results, "proxy_cost.ratio_to_relay_p50")),
         "proxy_vs_socat_p50": _num(_get(results, "proxy_cost.ratio_to_socat_p50")),
         "sse_fanout": _num(_get(results, "sse_fanout.ratio")),
+        "per_consumer_fanout": _num(_get(results, "per_consumer_fanout.ratio")),
+        "per_consumer_fanout_with_publish": _num(_get(results, "per_consumer_fanout.ratio_with_publish")),
         "scaling_pollers": _num(_get(results, "process_scaling.pollers.ratio")),
         "scaling_receiver": _num(_get(results, "process_scaling.receiver.ratio")),
         "scaling_pollers_cpu": _num(_get(results, "process_scaling.pollers.cpu_efficiency")),

@@ -112,6 +112,11 @@ def _consumer_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str]
         out.append(
             (label, _f(f["provider"]["frames_per_s"]), _f(f["bare"]["frames_per_s"]), _f(r.get("sse_fanout"), ".2f"), verdict("sse_fanout"))
         )
+    if "per_consumer_fanout" in b:
+        f = b["per_consumer_fanout"]
+        label = f"provider CPU us/frame to {f['streams']} streams, per-consumer/broadcast"
+        cells = (_f(f["per_consumer"]["server_cpu_us_per_frame"], ".1f"), _f(f["broadcast"]["server_cpu_us_per_frame"], ".1f"))
+        out.append((label, *cells, _f(r.get("per_consumer_fanout"), ".2f"), verdict("per_consumer_fanout")))
     if "proxy_cost" in b:
         out.extend(_proxy_rows(b["proxy_cost"], r, verdict))
     if "process_scaling" in b:

@@ -152,3 +152,15 @@ def test_proxy_cost_measures_the_proxy_process_runs_use(tmp_path: Path) -> None:
     assert case["relays"]["socat"]["installed"] is bool(shutil.which("socat"))
     fleet = json.loads(proc.stdout)["targets"]
     assert fleet["proxy_vs_relay_p50"]["target"] == 1.05 and "proxy_p50" not in fleet
+
+
+def test_per_consumer_fanout_runs_both_cases_and_records_both_ratios(tmp_path: Path) -> None:
+    proc = labkit("bench", "--quick", "--only", "per_consumer_fanout", "--json", "--out", str(tmp_path), env={TINY_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    f = data["benchmarks"]["per_consumer_fanout"]
+    # the same frames both ways: K streams x E events broadcast, E x K events of one consumer each
+    assert f["broadcast"]["frames"] == f["per_consumer"]["frames"] == f["streams"] * f["frames_per_stream"]
+    assert f["publish_only"]["server_cpu_us_per_event"] >= 0
+    assert data["ratios"]["per_consumer_fanout"] > 0 and data["ratios"]["per_consumer_fanout_with_publish"] > 0
+    assert data["targets"]["per_consumer_fanout"]["op"] == "<="
