@@ -1,0 +1,43 @@
+"""This machine's run overhead: fitted from runs, cached per machine, used to size a decision's publishing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labkit.runs import overhead
+from labkit.runs.overhead import DEFAULT_FIXED_S, DEFAULT_PER_CONSUMER_S, Overhead, RunCost
+
+
+def test_without_samples_the_stated_defaults_are_used_and_said_so() -> None:
+    ov = Overhead()
+    assert ov.cost("webhook").startup_s(100) == pytest.approx(DEFAULT_FIXED_S + 100 * DEFAULT_PER_CONSUMER_S)
+    assert "not measured here yet" in ov.source("webhook")
+
+
+def test_start_up_is_fitted_over_consumers() -> None:
+    cost = RunCost(((1, 5.0), (1001, 15.0)))
+    fixed, per = cost.fit()
+    assert fixed == pytest.approx(4.99) and per == pytest.approx(0.01)
+    assert cost.startup_s(2001) == pytest.approx(25.0, rel=1e-3)
+
+
+def test_a_run_adds_its_start_up_and_throughput() -> None:
+    summary = {"workload": {"duration_s": 20.0}, "styles": {"webhook": {"drain_s": 5.0, "delivered": 5000}}}
+    ov = overhead.observe(Overhead(), "webhook", 250, 40.0, summary)
+    assert ov.cost("webhook").samples == ((250, 15.0),)
+    assert ov.cost("webhook").throughput_per_s == pytest.approx(200.0)
+    # a push the provider cannot keep up with takes longer than its publishing
+    assert ov.slope("webhook", 400.0) == pytest.approx(2.0) and ov.slope("webhook", 100.0) == 1.0
+
+
+def test_the_cache_is_per_machine_and_a_damaged_one_is_measured_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert overhead.load() == Overhead()
+    ov = Overhead({"sse": RunCost(((10, 3.0),), 900.0)}, report_s=12.0)
+    overhead.save(ov)
+    assert overhead.cache_path().parent == tmp_path / "labkit"
+    assert overhead.load() == ov
+    overhead.cache_path().write_text("{not json")
+    assert overhead.load() == Overhead()
