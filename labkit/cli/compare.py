@@ -74,6 +74,13 @@ def options_named(message: str) -> str:
     return message
 
 
+def subscribers_for(subscribers: int | None, pollers: int, audience: str) -> int:
+    """``--subscribers`` as given; else 1 for a broadcast, and ``--pollers`` under an audience (every style, the same consumers)."""
+    if subscribers is not None:
+        return subscribers
+    return pollers if audience != "broadcast" else 1
+
+
 def parse_styles(text: str) -> tuple[str, ...]:
     """``webhook,polling,sse`` as a tuple; RunSettings names an unknown or repeated style."""
     names = tuple(part.strip() for part in text.split(",") if part.strip())
@@ -91,7 +98,11 @@ def compare(
     seed: int = typer.Option(1, "--seed", help="seeds the arrivals and payloads"),
     arrival: str = typer.Option("poisson", "--arrival", help="constant | poisson | bursty"),
     pollers: int = typer.Option(1, "--pollers", help="pollers in the fleet"),
-    subscribers: int = typer.Option(1, "--subscribers", help="webhook subscriptions"),
+    subscribers: int | None = typer.Option(
+        None,
+        "--subscribers",
+        help="webhook subscriptions (default 1; with a per-consumer or topics --audience, as many as --pollers: the same consumers)",
+    ),
     processes: str = typer.Option(
         "1", "--processes", help="processes for the poller fleet and the receiver: N, or auto (one per core)", metavar="N|auto"
     ),
@@ -126,7 +137,7 @@ def compare(
             "workload": {"arrival": arrival, "rate_per_s": rate, "duration_s": duration, "payload_bytes": payload_bytes, "seed": seed},
             "poll_interval_s": poll_interval,
             "pollers": pollers,
-            "subscribers": subscribers,
+            "subscribers": subscribers_for(subscribers, pollers, audience),
             "consumer_processes": processes,
             "drain_timeout_s": drain_timeout,
             "out_dir": str(out),

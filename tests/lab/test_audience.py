@@ -96,3 +96,11 @@ def test_broadcast_is_everyone():
     plan = audience_for(s, ["p0", "p1", "p2"], 10)
     assert plan.broadcast and plan.events_per_consumer() == {"p0": 10, "p1": 10, "p2": 10}
     assert plan.rates(5.0) == [5.0, 5.0, 5.0]
+
+
+def test_compare_subscribers_follow_pollers_under_an_audience():
+    from labkit.cli.compare import subscribers_for
+
+    assert subscribers_for(None, 7, "broadcast") == 1  # today's default
+    assert subscribers_for(None, 7, "per-consumer") == 7 and subscribers_for(None, 7, "topics") == 7
+    assert subscribers_for(3, 7, "per-consumer") == 3  # given wins
