@@ -66,3 +66,26 @@ def test_per_consumer_zipf_every_event_reaches_exactly_its_consumer(tmp_path: Pa
 def test_topics_no_consumer_receives_an_event_outside_its_topics(tmp_path: Path) -> None:
     result, work, settings = run(tmp_path, audience="topics", topics=5, subscriptions=2)
     check_every_delivery(result, work, settings)
+
+
+def test_per_consumer_streams_cut_twice_resume_each_from_its_own_cursor(tmp_path: Path) -> None:
+    # every stream is cut twice and resumes after its own last id: its consumer's events only, none lost, none twice
+    held = tuple(n for n in styles.names() if styles.get(n) is not None and styles.get(n).family == "stream")  # type: ignore[union-attr]
+    settings = RunSettings(
+        workload=WorkloadSettings(rate_per_s=20, duration_s=3, seed=5),
+        styles=held,
+        pollers=6,
+        drain_timeout_s=30,
+        experiment="failures",
+        fault={"kind": "stream_drop", "at_s": [0.8, 2.0]},  # type: ignore[arg-type]
+        audience="per-consumer",
+        consumer_skew="zipf:1.1",
+    )
+    work = tmp_path / "work"
+    result = pipeline.run(settings, work_dir=work, results_dir=tmp_path / "run")
+    check_every_delivery(result, work, settings)
+    for name in held:
+        block = result.summary["styles"][name]
+        f = block["fault"]
+        assert f["lost"] == 0 and f["duplicates_processed"] == 0 and block["reconnects"] >= 2 * 6, (name, f)
+        assert all(e["catch_up_s"] is not None for e in f["episodes"]), name
