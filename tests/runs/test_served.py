@@ -177,3 +177,25 @@ def test_a_small_real_search_ends_with_its_bracketing_runs(tmp_path: Path) -> No
     summary = json.loads(Path(v["held"]["results_dir"], "summary.json").read_text())
     cpu = summary["styles"][pull]["cpu"]
     assert cpu["pinned"] is (len(__import__("os").sched_getaffinity(0)) >= 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["served", "nope.toml"], "no such experiment file"),
+        (["served", "scenarios/experiments/clients-served.toml", "--variants", "nope"], "--variants: no variant 'nope'"),
+        (["served", "scenarios/experiments/clients-served.toml", "--budget", "-5"], "search.time_budget_s"),
+        (["served", "scenarios/experiments/clients-served.toml", "--max-probes", "0"], "search.max_probes"),
+    ],
+)
+def test_bad_served_input_is_one_line_and_exit_2(
+    args: list[str], names: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from labkit.cli.commands import main
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and names in err
+    assert not list(tmp_path.iterdir())  # nothing ran
