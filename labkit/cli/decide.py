@@ -107,7 +107,8 @@ class _Learnt:
 
         path = folder / "summary.json"
         if path.exists():
-            self.ov = overhead.observe(self.ov, point.label, point.settings_consumers, elapsed_s, json.loads(path.read_text()))
+            k = overhead.key_of(point.label, point.settings)
+            self.ov = overhead.observe(self.ov, k, point.settings_consumers, elapsed_s, json.loads(path.read_text()))
             overhead.save(self.ov)
 
     def report(self, seconds: float) -> None:

@@ -32,6 +32,7 @@ from labkit.report.policy import LONG_POLL_WAIT_S, POLL_FLOOR_S, poll_interval
 from labkit.report.requirements import Requirements
 from labkit.runs.campaign import Log, Point, Progress, point_id, run_points
 from labkit.runs.overhead import Overhead
+from labkit.runs.overhead import key as overhead_key
 
 DECIDE_DIR = "decide"
 AIM = 0.95  # of --max-minutes: the command should end between 0.8 and 1.1 of it
@@ -228,6 +229,7 @@ class Shape:
     consumers: int
     interval_s: float
     notes: tuple[str, ...]
+    key: str = ""  # this machine's overhead cache key (the label, the network profile, TLS)
 
     @property
     def label(self) -> str:
@@ -246,7 +248,9 @@ def shape(style: str, req: Requirements, limits: MachineLimits, long_poll_wait_s
     consumers, notes = _consumer_cap(timetabled, who, req, interval, limits)
     # the held-request variant's name as the registry declares it, its spaces as dashes in point labels
     variant = next(v.name for _, v in styles.variants() if v.holds_request).replace(" ", "-") if long_poll_wait_s > 0 else ""
-    return Shape(style, variant, long_poll_wait_s, timetabled, receives, who, consumers, interval, tuple(notes))
+    label = variant or style
+    key = overhead_key(label, req.network.name if req.network is not None else "loopback", req.tls)
+    return Shape(style, variant, long_poll_wait_s, timetabled, receives, who, consumers, interval, tuple(notes), key)
 
 
 def _point(sh: Shape, req: Requirements, out: Path | str, duration: float, limits: MachineLimits, seed: int) -> DecisionPoint:
@@ -258,6 +262,7 @@ def _point(sh: Shape, req: Requirements, out: Path | str, duration: float, limit
         # depend on the rate for a push or a held request; a poll's lambda T does, and the report projects it)
         rate = round_sig_up(limits.min_events / duration)
         consumers, notes = _consumer_cap(sh.timetabled, sh.who, req, t, limits, rate)
+        consumers, notes = _within_shape(sh, consumers, notes)
         # the rate rounded up: keep the run inside the delivery cap
         duration = min(duration, math.floor(limits.max_deliveries / (rate * consumers) * 10) / 10)
         notes.append(
@@ -267,6 +272,7 @@ def _point(sh: Shape, req: Requirements, out: Path | str, duration: float, limit
     if sh.timetabled and t * limits.polls_per_run > duration:
         t = max(round(duration / limits.polls_per_run, 3), MIN_POLL_INTERVAL_S)
         consumers, cnotes = _consumer_cap(sh.timetabled, sh.who, req, t, limits, rate)
+        consumers, cnotes = _within_shape(sh, consumers, cnotes)
         notes = [n for n in notes if n not in sh.notes] + cnotes
         notes.append(
             f"polled every {t:g} s, not the {sh.interval_s:g} s the target allows: a run of {duration:g} s holds "
@@ -296,6 +302,13 @@ def _point(sh: Shape, req: Requirements, out: Path | str, duration: float, limit
     }
     settings = RunSettings.model_validate(data)
     return DecisionPoint(sh.style, settings, point_id(settings), req.consumers, tuple(notes), sh.variant)
+
+
+def _within_shape(sh: Shape, consumers: int, notes: list[str]) -> tuple[int, list[str]]:
+    """Consumers capped again (at another rate or interval) never above the shape's: its start-up cap still holds."""
+    if consumers <= sh.consumers:
+        return consumers, notes
+    return sh.consumers, notes + [n for n in sh.notes if "starting each takes" in n]
 
 
 def round_sig_up(x: float) -> float:
@@ -344,7 +357,9 @@ def plan_decision(
     shapes = [shape(style, req, limits) for style in allowed]
     if long_poller is not None:
         shapes.append(shape(long_poller, req, limits, long_poll_wait_s=LONG_POLL_WAIT_S))
-    sizing = size_publishing(shapes, req, limits, overhead or Overhead(), spent_s)
+    ov = overhead or Overhead()
+    shapes = fit_startup(shapes, limits, ov, spent_s)
+    sizing = size_publishing(shapes, req, limits, ov, spent_s)
     points = [
         replace(_point(sh, req, out, d, limits, seed), budget_notes=sizing.notes) for sh, d in zip(shapes, sizing.durations, strict=True)
     ]
@@ -369,6 +384,32 @@ class Sizing:
     notes: tuple[str, ...]
 
 
+STARTUP_SHARE = 0.5  # a run's start-up may take at most this share of its part of the budget
+
+
+def fit_startup(shapes: list[Shape], limits: MachineLimits, ov: Overhead, spent_s: float) -> list[Shape]:
+    """Each shape with no more consumers than it can start within ``STARTUP_SHARE`` of its part of the budget, said so.
+
+    Starting consumers costs time here (subscriptions, TLS handshakes through the
+    network profile's proxy), measured per consumer by ``ov``: a run that would
+    spend its whole share starting them would leave no time for events.
+    """
+    share = max(limits.minutes * 60 * AIM - spent_s - ov.report_seconds, 0.0) / max(len(shapes), 1)
+    out = []
+    for sh in shapes:
+        fixed, per = ov.cost(sh.key).fit()
+        allowed = STARTUP_SHARE * share - fixed
+        n = max(1, int(allowed / per)) if per > 0 and allowed > 0 else (sh.consumers if per <= 0 else 1)
+        if n < sh.consumers:
+            note = (
+                f"{n:,} of {sh.consumers:,} consumers: starting each takes about {per * 1000:.0f} ms here, and this run's part of "
+                f"the {limits.minutes:g}-minute budget ({share:.0f} s) leaves {max(allowed, 0):.0f} s for it"
+            )
+            sh = replace(sh, consumers=n, notes=(*sh.notes, note))
+        out.append(sh)
+    return out
+
+
 def size_publishing(shapes: list[Shape], req: Requirements, limits: MachineLimits, ov: Overhead, spent_s: float) -> Sizing:
     """Seconds of publishing per run so the command ends near ``AIM`` x the budget: the budget goes to events.
 
@@ -384,8 +425,8 @@ def size_publishing(shapes: list[Shape], req: Requirements, limits: MachineLimit
     fixed, slope, cap = [], [], []
     for sh in shapes:
         drain = min(sh.interval_s, share / limits.polls_per_run) if sh.timetabled else 0.0
-        fixed.append(ov.cost(sh.label).startup_s(sh.consumers) + drain)
-        slope.append(ov.slope(sh.label, 0.0 if sh.timetabled else rate * sh.consumers))
+        fixed.append(ov.cost(sh.key).startup_s(sh.consumers) + drain)
+        slope.append(ov.slope(sh.key, 0.0 if sh.timetabled else rate * sh.consumers))
         events_cap = 0.9 * WorkloadSettings.model_fields["max_events"].default / rate
         cap.append(min(limits.max_deliveries / (rate * sh.consumers), events_cap, MAX_DURATION_S))
     free = budget * AIM - spent_s - ov.report_seconds - sum(fixed)
@@ -396,7 +437,7 @@ def size_publishing(shapes: list[Shape], req: Requirements, limits: MachineLimit
         f"time budget {limits.minutes:g} min: aiming at {AIM:.0%} of it ({budget * AIM:.0f} s); {spent_s:.0f} s already spent; "
         f"start-up and drain about {sum(fixed):.0f} s over {len(shapes)} runs; the report about {ov.report_seconds:.0f} s; "
         f"predicted {total:.0f} s in all",
-        *[ov.source(sh.label) for sh in shapes],
+        *[ov.source(sh.key) for sh in shapes],
     ]
     capped = [sh.label for sh, x, c in zip(shapes, d, cap, strict=True) if x >= c - 1e-6]
     if capped:

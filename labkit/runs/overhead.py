@@ -115,6 +115,15 @@ class Overhead:
         return {"fingerprint": fingerprint(), "report_s": self.report_s, "runs": {k: asdict(v) for k, v in sorted(self.runs.items())}}
 
 
+def key(label: str, network: str, tls: bool) -> str:
+    """The cache's key for a candidate: start-up differs with the network profile's proxy and with TLS handshakes."""
+    return f"{label} | {network} | {'tls' if tls else 'plain'}"
+
+
+def key_of(label: str, settings: RunSettings) -> str:
+    return key(label, settings.network.name if settings.network is not None else "loopback", settings.tls)
+
+
 def cache_path() -> Path:
     return cache_dir() / f"decide-overhead-{fingerprint_id(fingerprint())}.json"
 
@@ -149,7 +158,9 @@ def observe(ov: Overhead, label: str, consumers: int, elapsed_s: float, summary:
     drain = max((float(b.get("drain_s") or 0.0) for b in blocks), default=0.0)
     delivered = sum(float(b.get("delivered") or 0.0) for b in blocks)
     busy = duration + drain
-    return ov.with_run(label, consumers, elapsed_s - busy, delivered / busy if busy > 0 and delivered > 0 else None)
+    # only a run whose provider fell behind (a drain of its own) says how many deliveries per second it sustains
+    saturated = drain > max(1.0, 0.05 * duration) and delivered > 0
+    return ov.with_run(label, consumers, elapsed_s - busy, delivered / busy if saturated else None)
 
 
 def probe(ov: Overhead, points: list[tuple[str, RunSettings]], log: Callable[[str], None]) -> Overhead:
@@ -157,7 +168,8 @@ def probe(ov: Overhead, points: list[tuple[str, RunSettings]], log: Callable[[st
     from labkit.lab import pipeline
 
     for label, settings in points:
-        if ov.cost(label).measured:
+        k = key_of(label, settings)
+        if ov.cost(k).measured:
             continue
         data = settings.model_dump()
         data["workload"] = {**data["workload"], "rate_per_s": PROBE_RATE_PER_S, "duration_s": PROBE_DURATION_S}
@@ -168,6 +180,6 @@ def probe(ov: Overhead, points: list[tuple[str, RunSettings]], log: Callable[[st
             log(f"{label}: measuring start-up and drain on this machine (once; cached)")
             started = time.monotonic()
             result = pipeline.run(small, results_dir=Path(tmp) / "probe")
-            ov = observe(ov, label, 1, time.monotonic() - started, result.summary)
+            ov = observe(ov, k, 1, time.monotonic() - started, result.summary)
         save(ov)
     return ov

@@ -109,12 +109,13 @@ def test_the_plan_uses_the_time_budget(name: str, minutes: float) -> None:
 
 
 def test_what_is_already_spent_and_measured_overhead_shrink_the_publishing() -> None:
+    from labkit.runs import overhead
     from labkit.runs.overhead import Overhead, RunCost
 
     req = load_requirements(REQS / "internal-batch-sync.toml")
     limits = MachineLimits(minutes=5)
     fresh = plan_decision(req, "out", limits=limits)
-    slow = Overhead({p.label: RunCost(((3, 40.0),)) for p in fresh.points}, report_s=30.0)
+    slow = Overhead({overhead.key_of(p.label, p.settings): RunCost(((3, 40.0),)) for p in fresh.points}, report_s=30.0)
     later = plan_decision(req, "out", limits=limits, overhead=slow, spent_s=20.0)
     assert all(b.settings.workload.duration_s < a.settings.workload.duration_s for a, b in zip(fresh.points, later.points, strict=True))
     assert abs(later.estimated_total_s - 0.95 * 300) < 5

@@ -24,7 +24,7 @@ def test_start_up_is_fitted_over_consumers() -> None:
 
 
 def test_a_run_adds_its_start_up_and_throughput() -> None:
-    summary = {"workload": {"duration_s": 20.0}, "styles": {"webhook": {"drain_s": 5.0, "delivered": 5000}}}
+    summary = {"workload": {"duration_s": 20.0}, "styles": {"webhook": {"drain_s": 5.0, "delivered": 5000}}}  # a backlog: saturated
     ov = overhead.observe(Overhead(), "webhook", 250, 40.0, summary)
     assert ov.cost("webhook").samples == ((250, 15.0),)
     assert ov.cost("webhook").throughput_per_s == pytest.approx(200.0)
