@@ -45,11 +45,36 @@ def report_json(paths: ReportPaths) -> dict[str, Any]:
     """The report's part of a command's ``--json``: html, markdown and the recommendation (None without one)."""
     rec = paths.recommendation
     recommendation = (
-        {"option": rec.option, "confidence": rec.confidence, "sentence": rec.sentence, "poll_interval_s": rec.poll_interval_s}
+        {
+            "option": rec.option,
+            "confidence": rec.confidence,
+            "sentence": rec.sentence,
+            "poll_interval_s": rec.poll_interval_s,
+            # added: why that confidence, and the options table (every candidate against each requirement, its cost)
+            "confidence_why": rec.confidence_why,
+            "options": [_option_json(r) for r in rec.options],
+        }
         if rec
         else None
     )
     return {"html": str(paths.html), "markdown": str(paths.markdown), "recommendation": recommendation}
+
+
+def _option_json(row: Any) -> dict[str, Any]:
+    """One row of the options table for ``--json``: the candidate, its basis, verdicts, cost and why."""
+    return {
+        "option": row.option,
+        "basis": row.basis,
+        "run_id": row.run_id,
+        "chosen": row.chosen,
+        "meets_all": row.meets_all,
+        "within_budget": row.within_budget,
+        "why": row.why,
+        "cells": [
+            {"what": c.what, "verdict": c.verdict, "shown": c.shown, "value": c.value, "se": c.se, "cites": [e.cite() for e in c.evidence]}
+            for c in (*row.hard, *row.cost)
+        ],
+    }
 
 
 def echo_report(paths: ReportPaths) -> None:

@@ -15,14 +15,21 @@ def _paths(rec: object | None) -> SimpleNamespace:
     return SimpleNamespace(html=Path("/r/report.html"), markdown=Path("/r/report.md"), recommendation=rec, headlines=[])
 
 
-REC = SimpleNamespace(option="polling", confidence="high", sentence="Poll.", poll_interval_s=5.0)
+REC = SimpleNamespace(option="polling", confidence="high", sentence="Poll.", poll_interval_s=5.0, confidence_why="measured", options=())
 
 
 def test_report_json_carries_paths_and_the_recommendation() -> None:
     assert report_json(_paths(REC)) == {
         "html": "/r/report.html",
         "markdown": "/r/report.md",
-        "recommendation": {"option": "polling", "confidence": "high", "sentence": "Poll.", "poll_interval_s": 5.0},
+        "recommendation": {
+            "option": "polling",
+            "confidence": "high",
+            "sentence": "Poll.",
+            "poll_interval_s": 5.0,
+            "confidence_why": "measured",
+            "options": [],
+        },
     }
     assert report_json(_paths(None))["recommendation"] is None
 
