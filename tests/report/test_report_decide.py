@@ -153,7 +153,8 @@ def assert_runnable_compare(command: str) -> None:
             },
             "poll_interval_s": p["poll_interval"],
             "pollers": p["pollers"],
-            "subscribers": p["subscribers"],
+            # compare's --subscribers follows --pollers (or its default) when not given
+            **({"subscribers": p["subscribers"]} if p["subscribers"] is not None else {}),
             "drain_timeout_s": p["drain_timeout"],
         }
     )
