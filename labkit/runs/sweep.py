@@ -38,7 +38,7 @@ TABLE_JSON = "table.json"
 
 
 _FIRST = ("experiment", "point", "run_id", "style")
-# Each point's agreement with the model, next to its parameters: the model, the bound, the standard error, agrees.
+# Each point's agreement with the model, next to its parameters: the model, the bound, the standard error, agrees, its base.
 _AGREEMENT = (
     "latency_ms.mean",
     "agreement.model",
@@ -47,6 +47,7 @@ _AGREEMENT = (
     "agreement.width_se",
     "agreement.sized",
     "agreement.agrees",
+    "agreement.base_source",  # what the model stood on: the machine's calibration (or none), never the point itself
 )
 
 
