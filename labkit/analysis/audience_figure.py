@@ -55,7 +55,7 @@ def audience_figure(results: pd.DataFrame) -> Figure:
     present = {str(r.get("style")) for r in rows}
     names = [s.name for s in styles.all_styles() if s.name in present] + sorted(present - set(styles.names()))
     labels = sorted({audience_label(r) for r in rows}, key=lambda a: (ORDER.get(a.split(" ")[0], 9), a))
-    fig, axes = new_figure(ncols=max(len(names), 1), width=3.4 * max(len(names), 1), height=4.2)
+    fig, axes = new_figure(ncols=max(len(names), 1), width=3.4 * max(len(names), 1), height=4.6)
     x = np.arange(len(labels))
     for i, (ax, name) in enumerate(zip(axes, names, strict=False)):
         by = {audience_label(r): r for r in rows if r.get("style") == name}
@@ -73,7 +73,8 @@ def audience_figure(results: pd.DataFrame) -> Figure:
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("latency (ms), measured" if i == 0 else "")
-    if len(axes):
-        axes[0].legend(fontsize=7, loc="upper left")
+    if len(axes):  # one legend for every panel, under them (it would hide a panel's bars)
+        handles, names_ = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names_, loc="outside lower center", ncols=4, fontsize=8)
     fig.suptitle("Who receives which event: latency by audience, the same deliveries per second", fontsize=10)
     return fig
