@@ -51,3 +51,17 @@ def test_decide_measures_each_style_for_these_requirements_and_resumes(tmp_path:
     second = decide(req, tmp_path / "out")
     assert all(r["skipped"] for r in second["runs"])
     assert [r["run_id"] for r in second["runs"]] == [r["run_id"] for r in first["runs"]]
+
+
+@pytest.mark.slow
+def test_decide_runs_the_declared_audience(tmp_path: Path) -> None:
+    req = tmp_path / "merchants.toml"
+    req.write_text(REQ.replace('name = "Small shop"', 'name = "Merchants"') + 'audience = "per-consumer"\nconsumer_skew = "zipf:1.1"\n')
+    out = decide(req, tmp_path / "out")
+    for r in out["runs"]:
+        summary = json.loads((Path(r["results_dir"]) / "summary.json").read_text())
+        block = summary["styles"][r["style"]]
+        assert summary["settings"]["audience"] == "per-consumer" and summary["settings"]["consumer_skew"] == "zipf:1.1"
+        assert block["lost"] == 0 and block["audience"]["misdelivered"] == 0
+        # each consumer receives 5 events/s on average: N consumers, 5 x N events/s published, each to one of them
+        assert summary["workload"]["rate_per_s"] == pytest.approx(5 * block["consumers"])
