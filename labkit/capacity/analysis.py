@@ -410,6 +410,12 @@ def find_limit(steps: pd.DataFrame, search: dict[str, Any], *, server_cpu_satura
     else:
         limited_by = "server CPU" if breach is not None and _ge(breach["server_cpu_percent"], server_cpu_saturated) else "latency"
         reason = f"{failed['load']} users breached the SLO: {failed.get('why')}"
+        if limited_by == "latency" and breach is not None and _num(breach.get("host_cpu_percent")) is not None:
+            reason += (
+                f"; neither the server ({_num(breach['server_cpu_percent'])} % of a core) nor Locust"
+                f" ({_num(breach['load_generator_cpu_percent'])} %) was out of CPU, and the host's CPUs were"
+                f" {_num(breach['host_cpu_percent'])} % busy (other work competes for them)"
+            )
     if held is not None and failed is not None:
         reason = f"{held['load']} users held ({held.get('why')}); " + reason
         if not search.get("within_tolerance"):
