@@ -8,7 +8,7 @@ the library sees a CLI object. ``validated`` turns pydantic's errors into a
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -517,11 +517,19 @@ class StreamLimits(Settings):
     )
 
 
+# The stream transports, named by the wire rather than by the styles that use them: the Server-Sent
+# Events media type (text/event-stream) and WebSocket's URI scheme (RFC 6455 section 3). A style says
+# which one its consumers speak (labkit.styles.stream); servers and the model branch on these.
+StreamTransport = Literal["event-stream", "ws"]
+EVENT_STREAM: Final[StreamTransport] = "event-stream"
+WS: Final[StreamTransport] = "ws"
+
+
 class StreamConsumerSettings(Settings):
     """A fleet of stream consumers (SSE or WebSocket) held by one process."""
 
     base_url: str
-    protocol: Literal["sse", "websocket"] = "sse"
+    protocol: StreamTransport = EVENT_STREAM
     api_key: str = DEFAULT_API_KEY
     connections: int = Field(1, ge=1, le=100_000)
     types: tuple[str, ...] = ()

@@ -52,7 +52,7 @@ from urllib.parse import quote
 
 import orjson
 
-from labkit.config import StreamConsumerSettings
+from labkit.config import EVENT_STREAM, StreamConsumerSettings
 from labkit.consumers import fleetmain, processes
 from labkit.consumers.records import RecordStore
 from labkit.consumers.sseclient import open_sse, sse_request
@@ -276,7 +276,7 @@ class StreamFleet:
         """Keep ``c`` connected until cancelled, reconnecting after each end."""
         await asyncio.sleep(first_delay_s)
         while True:
-            ended_ok = await (self.hold_sse(c) if self.settings.protocol == "sse" else self.hold_ws(c))
+            ended_ok = await (self.hold_sse(c) if self.settings.protocol == EVENT_STREAM else self.hold_ws(c))
             c.connected = False
             c.conn = c.ws = None
             c.attempt = 0 if ended_ok else c.attempt + 1

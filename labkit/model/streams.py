@@ -30,6 +30,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from labkit.config import EVENT_STREAM, WS
+
 SSE_CHUNK_CRLF = 4  # "\r\n" after the chunk size and after the chunk
 WS_SERVER_HEADER = 2
 WS_MASK = 4
@@ -127,7 +129,7 @@ def fit_per_connection_bytes(points: Sequence[tuple[int, float]]) -> dict[str, A
 
 
 def stream_model(
-    protocol: str,
+    transport: str,
     *,
     one_way_s: float,
     streams: int = 1,
@@ -138,17 +140,17 @@ def stream_model(
     heartbeat_s: float | None = 15.0,
     per_connection_bytes: float | None = None,
 ) -> dict[str, Any]:
-    """The model's prediction for one stream run (``sse`` or ``websocket``), in the units of the summary."""
-    if protocol == "sse":
+    """The model's prediction for one stream run over ``transport`` (``labkit.config.EVENT_STREAM`` or ``WS``), in the summary's units."""
+    if transport == EVENT_STREAM:
         frame = sse_frame_bytes(event_type, 10**6, event_json_bytes)
         heartbeat = sse_frame_bytes("", 0, 0) if heartbeat_s else 0.0  # ": heartbeat" costs about an empty frame
         overhead = frame - event_json_bytes
-    elif protocol == "websocket":
+    elif transport == WS:
         frame = float(ws_frame_bytes(event_json_bytes))
         heartbeat, heartbeat_s = 0.0, None  # the server's pings are control frames, not counted per event here
         overhead = frame - event_json_bytes
     else:
-        raise ValueError(f"unknown stream protocol {protocol!r}")
+        raise ValueError(f"unknown stream transport {transport!r}")
     mean_q = fanout_queueing_s(streams, write_cost_s)
     out: dict[str, Any] = {
         "kind": "model",

@@ -55,10 +55,10 @@ class Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                await self._websocket(scope, receive, send)
-            else:
+            if scope["type"] == "lifespan":
                 await self.app(scope, receive, send)
+            else:  # ASGI's one other scope: a WebSocket handshake
+                await self._websocket(scope, receive, send)
             return
         p = self.p
         method = scope["method"]

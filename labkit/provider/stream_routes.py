@@ -42,10 +42,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from labkit.config import EVENT_STREAM, WS
 from labkit.provider.gate import bearer_key
 from labkit.provider.routing import FastRoute, RouteSet
 from labkit.provider.state import ProviderState
-from labkit.provider.streams import SSE, WS, Encoded, Stream, StreamHub
+from labkit.provider.streams import Encoded, Stream, StreamHub
 from labkit.servers.serverlimits import ABORT
 
 MAX_CURSOR = 2**63 - 1
@@ -239,7 +240,7 @@ def sse_response(hub: StreamHub, request: Request) -> Response:
     p: ProviderState = request.app.state.provider
     if p.scopes:  # a scoped key's stream: its consumer's (or its topics') events only
         types, consumer = p.audience_filter(bearer_key(request.scope), types)
-    return HubEventStream(hub, hub.attach(SSE, after, types, consumer))
+    return HubEventStream(hub, hub.attach(EVENT_STREAM, after, types, consumer))
 
 
 def cursor_ahead(after: int, head: int) -> str:

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 from fastapi.sse import format_sse_event
 
-from labkit.config import StreamLimits
+from labkit.config import EVENT_STREAM, WS, StreamLimits
 from labkit.provider.dispatcher import event_json
 from labkit.provider.store import Store
 
@@ -62,7 +62,6 @@ log = logging.getLogger("labkit.provider.streams")
 SHUTTING_DOWN = "the provider is shutting down; resume from your cursor"
 
 Row = tuple[int, str, int, bytes]
-SSE, WS = "sse", "websocket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +190,7 @@ class StreamHub:
         self.by_type: dict[str, set[Stream]] = {}
         # A consumer's streams (audience per-consumer): an event is handed to its own consumer's streams only.
         self.by_consumer: dict[str, set[Stream]] = {}
-        self.open_by_kind = {SSE: 0, WS: 0}
+        self.open_by_kind: dict[str, int] = {EVENT_STREAM: 0, WS: 0}
         self.total = 0
         self.dropped_backpressure = 0  # every drop for a slow or stalled reader
         self.dropped_stalled = 0  # those dropped by the stall deadline
@@ -206,7 +205,7 @@ class StreamHub:
 
     @property
     def open(self) -> int:
-        return self.open_by_kind[SSE] + self.open_by_kind[WS]
+        return self.open_by_kind[EVENT_STREAM] + self.open_by_kind[WS]
 
     def full(self) -> bool:
         return self.open >= self.limits.max_streams
@@ -416,7 +415,7 @@ class StreamHub:
     def stats(self) -> dict[str, int]:
         return {
             "streams_open": self.open,
-            "streams_open_sse": self.open_by_kind[SSE],
+            "streams_open_sse": self.open_by_kind[EVENT_STREAM],
             "streams_open_websocket": self.open_by_kind[WS],
             "streams_total": self.total,
             "streams_dropped_backpressure": self.dropped_backpressure,

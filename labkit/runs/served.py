@@ -27,7 +27,7 @@ The file's ``[search]`` table (every key optional)::
     max_probes = 8              per variant
     time_budget_s = 1140        for the whole search: each variant gets an equal share of what is left
     provider_core = true
-    reference = "polling"       the variant every other one is compared with (ratio ranges)
+    reference = <variant>       the variant every other one is compared with (ratio ranges)
 
 Layout (under the results root)::
 

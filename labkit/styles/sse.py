@@ -5,6 +5,7 @@ The provider pushes down a held HTTP response (``text/event-stream``) the consum
 
 from __future__ import annotations
 
+from labkit.config import EVENT_STREAM
 from labkit.styles.stream import register_stream
 
-SSE = INFO = register_stream("sse", "Server-Sent Events", colour="#2ca02c", marker="^", order=30)
+SSE = INFO = register_stream("sse", "Server-Sent Events", transport=EVENT_STREAM, colour="#2ca02c", marker="^", order=30)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from labkit.config import RunSettings
+from labkit.config import RunSettings, StreamTransport
 from labkit.errors import ServerError
 from labkit.model import network as model_network
 from labkit.model import streams as model_streams
@@ -70,13 +70,13 @@ def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: fl
 class StreamStyle(Style):
     """Push over a connection the consumer opened: one fleet process, one stream per consumer.
 
-    SSE and WebSocket differ only in the protocol the fleet speaks, so one class
-    serves both, told its protocol when it is made.
+    SSE and WebSocket differ only in the transport the fleet speaks, so one class
+    serves both, told its transport when it is made.
     """
 
-    def __init__(self, info: StyleInfo, protocol: str) -> None:
+    def __init__(self, info: StyleInfo, transport: StreamTransport) -> None:
         self.info = info
-        self.protocol = protocol
+        self.transport = transport
 
     def refuse(self, settings: RunSettings) -> str | None:
         if settings.batch_max_events > 1:
@@ -97,7 +97,7 @@ class StreamStyle(Style):
         n = lab.settings.pollers
         return {
             "base_url": base_url,
-            "protocol": self.protocol,
+            "protocol": self.transport,
             "api_key": lab.consumer_key,
             "connections": n,
             "db_path": str(lab.consumer_db),
@@ -139,7 +139,7 @@ class StreamStyle(Style):
         if run.provider_rss_bytes and run.provider_rss_base_bytes:
             per_conn = max(run.provider_rss_bytes - run.provider_rss_base_bytes, 0) / streams
         out: dict[str, Any] = {
-            "protocol": self.protocol,
+            "protocol": self.info.name,  # the summary names the style's protocol as before
             "connections": len(run.consumers),
             "connects": connects,
             "reconnects": int(counters.get("reconnects", 0)),
@@ -189,7 +189,7 @@ class StreamStyle(Style):
         """The stream model from the settings and the calibration (and the measured memory per connection, labelled so)."""
         wl = settings.workload
         m = model_streams.stream_model(
-            self.protocol,
+            self.transport,
             one_way_s=base.get("frame_s"),
             streams=streams,
             write_cost_s=base.get("write_cost_s"),
@@ -279,8 +279,8 @@ class StreamStyle(Style):
         return f"model: {self.info.label}, 0 requests per event"
 
 
-def register_stream(name: str, label: str, *, colour: str, marker: str, order: int) -> StyleInfo:
-    """Register a held-stream style whose fleet protocol is ``name``; returns its StyleInfo."""
+def register_stream(name: str, label: str, *, transport: StreamTransport, colour: str, marker: str, order: int) -> StyleInfo:
+    """Register a held-stream style whose consumers speak ``transport``; returns its StyleInfo."""
     info = StyleInfo(
         name=name,
         label=label,
@@ -292,4 +292,4 @@ def register_stream(name: str, label: str, *, colour: str, marker: str, order: i
         order=order,
         variants=(Variant(label, label, "stream"),),
     )
-    return register(info, StreamStyle(info, protocol=name))
+    return register(info, StreamStyle(info, transport=transport))

@@ -5,6 +5,7 @@ The provider pushes one text message per event down the WebSocket the consumer o
 
 from __future__ import annotations
 
+from labkit.config import WS
 from labkit.styles.stream import register_stream
 
-WEBSOCKET = INFO = register_stream("websocket", "WebSocket", colour="#9467bd", marker="D", order=40)
+WEBSOCKET = INFO = register_stream("websocket", "WebSocket", transport=WS, colour="#9467bd", marker="D", order=40)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit.config import EVENT_STREAM, WS
 from labkit.consumers import records
 from tests.helpers.streams import Lab
 
@@ -58,7 +59,7 @@ def _all_have(db: Path, total: int) -> bool:
     return len(counts) == N and all(v == total for v in counts.values())
 
 
-@pytest.mark.parametrize("protocol", ["sse", "websocket"])
+@pytest.mark.parametrize("protocol", [EVENT_STREAM, WS])
 def test_every_event_exactly_once_across_disconnects(lab: Lab, protocol: str) -> None:
     p = lab.provider(heartbeat_s=0.5)
     lab.publish(p.url, 10)  # a backlog to catch up on
@@ -89,14 +90,14 @@ def test_every_event_exactly_once_across_disconnects(lab: Lab, protocol: str) ->
 
 def test_a_killed_fleet_resumes_from_its_recorded_cursors(lab: Lab) -> None:
     p = lab.provider()
-    fleet, stats = _fleet(lab, p.url, "sse")
+    fleet, stats = _fleet(lab, p.url, EVENT_STREAM)
     db = lab.work / "fleet.db"
     assert _wait(lambda: _counters(stats).get("connected") == N)
     lab.publish(p.url, 10)
     assert _wait(lambda: _all_have(db, 10))
     lab.group.kill(fleet)  # SIGKILL: no shutdown code runs
     lab.publish(p.url, 10)  # published while no consumer is connected
-    fleet, stats = _fleet(lab, p.url, "sse", name="fleet-2")
+    fleet, stats = _fleet(lab, p.url, EVENT_STREAM, name="fleet-2")
     lab.publish(p.url, 5)
     assert _wait(lambda: _all_have(db, 25)), records.received_counts(str(db))
     got: dict[str, list[int]] = {}

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from websockets.frames import Frame, Opcode
 
+from labkit.config import EVENT_STREAM, WS
 from labkit.model import streams as m
 from labkit.provider.streams import encode
 from tests.helpers.streams import KEY, Lab
@@ -45,10 +46,10 @@ def test_latency_queueing_and_heartbeats() -> None:
 def test_memory_parameter_is_fitted_and_labelled_measured() -> None:
     fit = m.fit_per_connection_bytes([(0, 50e6), (1000, 70e6), (2000, 90e6)])
     assert fit["kind"] == "measured" and fit["per_connection_bytes"] == pytest.approx(20_000)
-    model = m.stream_model("sse", one_way_s=0.0002, streams=1000, write_cost_s=1e-5, per_connection_bytes=20_000)
+    model = m.stream_model(EVENT_STREAM, one_way_s=0.0002, streams=1000, write_cost_s=1e-5, per_connection_bytes=20_000)
     assert model["kind"] == "model" and model["memory_per_connection"]["kind"] == "measured"
     assert model["memory_bytes"] == pytest.approx(20e6)
-    assert m.stream_model("websocket", one_way_s=0.0002)["frame_overhead_bytes"] == 4  # 256-byte JSON: 2 + 2
+    assert m.stream_model(WS, one_way_s=0.0002)["frame_overhead_bytes"] == 4  # 256-byte JSON: 2 + 2
 
 
 @pytest.mark.slow

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import httpx
 
+from labkit.config import EVENT_STREAM as SSE
 from labkit.config import StreamLimits
 from labkit.provider.store import Store
-from labkit.provider.streams import SSE, StreamHub
+from labkit.provider.streams import StreamHub
 from tests.helpers.provider import provider_settings, running, until
 
 SCOPES = {"key-a-0001": {"consumer": "a"}, "key-b-0001": {"consumer": "b"}, "key-t-0001": {"types": ["t1"]}}

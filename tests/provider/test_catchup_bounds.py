@@ -20,9 +20,10 @@ import httpx
 import orjson
 import pytest
 
+from labkit.config import EVENT_STREAM as SSE
 from labkit.config import StreamLimits
 from labkit.provider.store import Store
-from labkit.provider.streams import SSE, StreamHub
+from labkit.provider.streams import StreamHub
 from tests.helpers.streams import AUTH, KEY, Lab
 
 PAD = 4000

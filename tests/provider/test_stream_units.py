@@ -10,13 +10,14 @@ import orjson
 import pytest
 from starlette.types import Message
 
-from labkit.config import StreamLimits
+from labkit.config import EVENT_STREAM as SSE
+from labkit.config import WS, StreamLimits
 from labkit.consumers.stats import Latency
 from labkit.consumers.streams import LagTally
 from labkit.provider.dispatcher import event_json
 from labkit.provider.store import Store
 from labkit.provider.stream_routes import send_now
-from labkit.provider.streams import SSE, WS, Encoded, StreamHub
+from labkit.provider.streams import Encoded, StreamHub
 from labkit.wire.metering import HIST_MAX_US
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from labkit import styles
-from labkit.config import RunSettings, validated
+from labkit.config import EVENT_STREAM, WS, RunSettings, validated
 from labkit.errors import ConfigError
 from labkit.report import terms
 from labkit.styles.base import Style
@@ -71,7 +71,7 @@ class Pigeon(StreamStyle):
             order=99,
             variants=(Variant("carrier pigeon", "carrier pigeon", "stream"),),
         )
-        super().__init__(info, protocol="sse")
+        super().__init__(info, transport=EVENT_STREAM)
 
     def variant(self, setting, assumes):
         return "carrier pigeon"
@@ -234,12 +234,12 @@ def test_projection_and_model_curve_come_from_one_model_per_style() -> None:
         assert styles.unit(name).projected_requests_per_event(10.0, 5.0, 1, 0.0, 0.0, 100)[0] == 0.0
 
 
-def test_the_stream_styles_share_one_unit_told_their_protocol() -> None:
+def test_the_stream_styles_share_one_unit_told_their_transport() -> None:
     from labkit.styles.stream import StreamStyle
 
-    for name in ("sse", "websocket"):
+    for name, transport in (("sse", EVENT_STREAM), ("websocket", WS)):
         unit = styles.unit(name)
-        assert isinstance(unit, StreamStyle) and unit.protocol == name and unit.info.direction == "push"
+        assert isinstance(unit, StreamStyle) and unit.transport == transport and unit.info.direction == "push"
         assert not unit.info.needs_public_endpoint
 
 
