@@ -7,6 +7,7 @@ what its contracts do not express: cycles inside a layer, sizes, private names.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import grimp
@@ -16,6 +17,7 @@ MAX_FUNCTION_LINES = 80
 MAX_MODULE_LINES = 600
 
 
+@functools.cache  # parsed once for every check of this module
 def _sources() -> list[tuple[Path, ast.Module, int]]:
     out = []
     for path in sorted(ROOT.rglob("*.py")):
@@ -183,14 +185,20 @@ def dynamic_imports(path: Path, tree: ast.Module) -> tuple[set[str], list[str]]:
     return named, hidden
 
 
-def import_graph() -> dict[str, set[str]]:
+@functools.cache  # built once for every check here; import_graph hands out copies
+def _import_graph() -> dict[str, frozenset[str]]:
     """Every import of labkit, also those inside functions and those made through importlib."""
     g = grimp.build_graph("labkit", cache_dir=None)
     graph = {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
     for path, tree, _ in _sources():
         named, _ = dynamic_imports(path, tree)
         graph.setdefault(_dotted(path), set()).update(named)
-    return graph
+    return {m: frozenset(v) for m, v in graph.items()}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every import of labkit, also those inside functions and through importlib (a copy the caller may change)."""
+    return {m: set(v) for m, v in _import_graph().items()}
 
 
 def test_no_import_cycles_in_labkit() -> None:

@@ -34,6 +34,7 @@ def _wait_for_library(pid: int, name: str, timeout_s: float = 60.0) -> None:
     raise AssertionError(f"{name} was not loaded within {timeout_s} s")
 
 
+@pytest.mark.slow  # six CLI start-ups, each waiting for a module to load: seconds, not the fast loop's
 @pytest.mark.parametrize("offset_s", [0.0, 0.05, 0.1, 0.2, 0.35, 0.5])
 def test_ctrl_c_during_imports_is_one_line_and_exit_130(offset_s: float, tmp_path) -> None:
     proc = subprocess.Popen(

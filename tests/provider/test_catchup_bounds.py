@@ -107,6 +107,7 @@ def test_a_stalled_catch_up_is_dropped_counted_and_reset(lab: Lab, opener) -> No
             s.close()
 
 
+@pytest.mark.slow  # waits out a real stall deadline on a real socket
 def test_a_dropped_live_stream_closes_its_connection(lab: Lab) -> None:
     """A live stream dropped by its queue limit (the stall deadline far away) is reset after the grace."""
     p = lab.provider(queue_max_events=5, drop_grace_s=0.2, heartbeat_s=60)  # the stall deadline (30 s) far away
