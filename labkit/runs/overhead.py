@@ -70,8 +70,21 @@ class RunCost:
         return max(my - slope * mx, 0.0), slope
 
     def startup_s(self, consumers: int) -> float:
+        """Between measured consumer counts, interpolated (start-up is not linear in consumers here); beyond them, the fit's slope."""
         fixed, per = self.fit()
-        return fixed + per * consumers
+        if len({n for n, _ in self.samples}) < 2:
+            return fixed + per * consumers
+        by_n: dict[int, list[float]] = {}
+        for n, sec in self.samples:
+            by_n.setdefault(n, []).append(sec)
+        points = sorted((n, sum(v) / len(v)) for n, v in by_n.items())
+        if consumers <= points[0][0]:
+            return points[0][1]
+        for (n0, s0), (n1, s1) in zip(points, points[1:], strict=False):
+            if consumers <= n1:
+                return s0 + (s1 - s0) * (consumers - n0) / (n1 - n0)
+        n_last, s_last = points[-1]
+        return s_last + per * (consumers - n_last)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,15 @@ def test_start_up_is_fitted_over_consumers() -> None:
     assert cost.startup_s(2001) == pytest.approx(25.0, rel=1e-3)
 
 
+def test_start_up_between_measured_counts_is_interpolated_not_fitted() -> None:
+    # measured here: one consumer 12 s, 100 consumers 10 s, 250 consumers 40 s (a straight line would say 21 s at 100)
+    cost = RunCost(((1, 12.0), (100, 10.0), (250, 40.0)))
+    assert cost.startup_s(100) == pytest.approx(10.0)
+    assert cost.startup_s(175) == pytest.approx(25.0)
+    assert cost.startup_s(1) == pytest.approx(12.0)
+    assert cost.startup_s(350) > 40.0
+
+
 def test_a_run_adds_its_start_up_and_throughput() -> None:
     summary = {"workload": {"duration_s": 20.0}, "styles": {"webhook": {"drain_s": 5.0, "delivered": 5000}}}  # a backlog: saturated
     ov = overhead.observe(Overhead(), "webhook", 250, 40.0, summary)
