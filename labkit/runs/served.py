@@ -75,7 +75,11 @@ def open_files_bound() -> int:
 
 def consumers_cap() -> int:
     """The most consumers one run takes (``RunSettings.pollers``' own bound)."""
-    return next(int(str(m.le)) for m in RunSettings.model_fields["pollers"].metadata if isinstance(m, Le))
+    return _cap("pollers")
+
+
+def _cap(field_name: str) -> int:
+    return next(int(str(m.le)) for m in RunSettings.model_fields[field_name].metadata if isinstance(m, Le))
 
 
 class SearchSettings(Settings):
@@ -133,7 +137,9 @@ def variant_settings(experiment: Experiment) -> dict[str, RunSettings]:
 
 def probe_settings(base: RunSettings, consumers: int, provider_core: bool) -> RunSettings:
     """``base`` with ``consumers`` pollers/subscribers and the core plan; a fleet on its own cores runs one process per core."""
-    update: dict[str, Any] = {"pollers": consumers, "subscribers": consumers, "provider_core": provider_core}
+    # a webhook's subscriptions have their own, lower cap; a variant without the webhook style never reads them
+    subscribers = min(consumers, _cap("subscribers"))
+    update: dict[str, Any] = {"pollers": consumers, "subscribers": subscribers, "provider_core": provider_core}
     if provider_core and "consumer_processes" not in base.model_fields_set:
         update["consumer_processes"] = "auto"  # resolved in the pinned child: one per fleet core
     return RunSettings.model_validate({**base.model_dump(), **update})

@@ -88,6 +88,8 @@ def test_probe_settings_set_the_count_and_the_core_plan() -> None:
     assert (s.pollers, s.subscribers, s.provider_core, s.consumer_processes) == (3000, 3000, True, "auto")
     assert probe_settings(RunSettings(styles=(POLL,), consumer_processes=2), 10, True).consumer_processes == 2  # the file's own
     assert probe_settings(base, 10, False).consumer_processes == 1
+    big = probe_settings(base, 16_000, True)  # beyond the webhook's subscriptions cap: pollers and streams only
+    assert big.pollers == 16_000 and big.subscribers == 10_000
 
 
 @pytest.mark.parametrize(
