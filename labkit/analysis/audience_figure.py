@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from labkit import styles
 from labkit.analysis.plotting import new_figure, style_color
+from labkit.results import columns as cols
 
 ORDER = {"broadcast": 0, "per-consumer": 1, "topics": 2}
 
@@ -60,7 +61,7 @@ def audience_figure(results: pd.DataFrame) -> Figure:
     for i, (ax, name) in enumerate(zip(axes, names, strict=False)):
         by = {audience_label(r): r for r in rows if r.get("style") == name}
         p50 = [_num(by.get(a, {}).get("latency_ms.p50")) for a in labels]
-        p99 = [_num(by.get(a, {}).get("latency_ms.p99")) for a in labels]
+        p99 = [_num(by.get(a, {}).get(cols.LATENCY_P99)) for a in labels]
         colour = style_color(name, i)
         ax.bar(x - 0.2, p50, width=0.4, color=colour, alpha=0.45, label="p50, every delivery")
         ax.bar(x + 0.2, p99, width=0.4, color=colour, label="p99, every delivery")
