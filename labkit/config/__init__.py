@@ -394,7 +394,8 @@ class RunSettings(Settings):
     """One run: a workload delivered by each style against its own fresh provider."""
 
     workload: WorkloadSettings = WorkloadSettings()
-    styles: tuple[Style, ...] = ("webhook", "polling")
+    # Empty: the default comparison, which the styles declare (labkit.styles.resolve fills it in before a run).
+    styles: tuple[Style, ...] = ()
     poll_interval_s: float = Field(1.0, ge=MIN_POLL_INTERVAL_S, le=3600)
     pollers: int = Field(
         1, ge=1, le=20_000, description="pollers, or streams for a stream style (one process's open files bound it near 20,000)"
@@ -446,8 +447,8 @@ class RunSettings(Settings):
         bad = next((s for s in v if not _STYLE_NAME.fullmatch(s)), None)
         if bad is not None:
             raise ValueError(f"no style {bad[:40]!r}: a style name is lower-case letters, digits and dashes")
-        if not v or len(set(v)) != len(v):
-            raise ValueError("must name each style at most once, and at least one")
+        if len(set(v)) != len(v):
+            raise ValueError("must name each style at most once")
         return v
 
     @field_validator("consumer_skew")

@@ -29,6 +29,7 @@ from labkit.results.hlog import latency_histogram, write_latency_logs
 from labkit.results.layout import EVENTS, SCHEMA_VERSION, SUMMARY, environment, new_run_id, write_events, write_json
 from labkit.styles.base import unit
 from labkit.styles.registry import check as check_styles
+from labkit.styles.registry import resolve as resolve_styles
 from labkit.wire.metering import histogram_summary_ms, new_histogram, record_us
 
 
@@ -179,6 +180,7 @@ async def arun(
     ``calibration`` is the machine's calibration the models take their base from: ``"auto"`` (the
     default) uses the cached one, measuring it first on this machine's first run (``labkit.lab.calibrate``).
     """
+    settings = resolve_styles(settings)
     check_styles(settings)
     workload = build_workload(settings.workload)
     if len(workload) == 0:

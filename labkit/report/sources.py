@@ -206,7 +206,9 @@ def _arg(value: Any) -> str:
 
 def compare_command(settings: dict[str, Any]) -> tuple[str, str]:
     """``labkit compare`` with the run's options, and the settings it has no option for."""
-    defaults = RunSettings().model_dump(mode="json")
+    from labkit import styles  # the style modules load the servers' code: only when a command is written
+
+    defaults = styles.resolve(RunSettings()).model_dump(mode="json")
     parts = ["labkit compare"]
     for key, option in COMPARE_OPTIONS.items():
         value = _dig(settings, key)

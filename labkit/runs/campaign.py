@@ -45,8 +45,10 @@ def point_id(settings: RunSettings) -> str:
     to a later labkit (with a default) leaves finished points finished. The
     flip side: a changed default does not rerun a point by itself (``--force``).
     """
-    full = settings.model_dump(mode="json", exclude={"out_dir"})
-    base = RunSettings().model_dump(mode="json", exclude={"out_dir"})
+    from labkit import styles  # the style modules load the servers' code: only when a point is named
+
+    full = styles.resolve(settings).model_dump(mode="json", exclude={"out_dir"})
+    base = styles.resolve(RunSettings()).model_dump(mode="json", exclude={"out_dir"})  # the defaults a run really has
     # Compared key by key at two levels, each value whole: a nested plan (a fault,
     # say) keeps every field, its discriminating ``kind`` included.
     data = {k: v for k, v in full.items() if k != "workload" and (k not in base or v != base[k])}

@@ -362,6 +362,7 @@ def _settings(
         raise ConfigError(f"{where}: {_describe(exc, prefix, names, trial)}") from None
     from labkit import styles  # the style modules load the servers' code: only when a file is read
 
+    settings = styles.resolve(settings)  # a file that names no styles runs the default comparison
     try:
         styles.check(settings)
     except ConfigError as exc:

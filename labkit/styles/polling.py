@@ -37,6 +37,7 @@ INFO = StyleInfo(
     needs_public_endpoint=False,
     dedup_key="event id, and keeps its cursor",
     order=20,
+    in_default_comparison=True,
     variants=(
         Variant(PLAIN, PLAIN, "pull"),
         Variant(LONG, LONG, "pull", holds_request=True),

@@ -62,6 +62,8 @@ class StyleInfo:
     variants: tuple[Variant, ...] | None = None
     # The consumer counters (beyond ``requests``) the pipeline brackets over the workload window.
     window_counters: tuple[str, ...] = ()
+    # True: a run that names no styles runs this one (the article's comparison: a push and a pull style).
+    in_default_comparison: bool = False
 
     @property
     def family(self) -> Family:
@@ -147,6 +149,16 @@ def fault_styles(plan: Any) -> tuple[str, ...]:
     return tuple(s.name for s in all_styles() if s.family in plan.families)
 
 
+def default_names() -> tuple[str, ...]:
+    """The styles a run that names none compares, in display order."""
+    return tuple(s.name for s in all_styles() if s.in_default_comparison)
+
+
+def resolve(settings: Any) -> Any:
+    """``settings`` with its styles named: the default comparison when it names none."""
+    return settings if settings.styles else settings.model_copy(update={"styles": default_names()})
+
+
 def check(settings: Any) -> None:
     """Refuse a run whose styles are unknown, outside its fault's families or unable to honour its settings.
 
@@ -154,6 +166,7 @@ def check(settings: Any) -> None:
     """
     known = [repr(k) for k in names()]
     allowed = " or ".join([", ".join(known[:-1]), known[-1]] if len(known) > 1 else known)
+    settings = resolve(settings)
     unknown = [s for s in settings.styles if s not in _REGISTRY]
     if unknown:
         raise ConfigError(f"styles: no style {unknown[0]!r}: input should be {allowed}")

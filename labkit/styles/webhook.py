@@ -34,6 +34,7 @@ INFO = StyleInfo(
     needs_public_endpoint=True,
     dedup_key="webhook-id (a retry carries the first attempt's id)",
     order=10,
+    in_default_comparison=True,
     variants=(
         Variant(PLAIN, PLAIN, "push"),
         # thin events with a fetch per event: the hybrid the decision offers for sensitive or ordered data

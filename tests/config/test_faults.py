@@ -46,7 +46,7 @@ def test_webhook_only_faults_refuse_polling() -> None:
         with pytest.raises(ConfigError, match="does not apply to 'polling'; set styles to 'webhook'"):
             styles.check(RunSettings(fault={"kind": kind}))
     styles.check(settings := RunSettings(fault={"kind": "throttle"}))
-    assert settings.styles == ("webhook", "polling")
+    assert styles.resolve(settings).styles == ("webhook", "polling")  # the default comparison
 
 
 def test_fault_plans_apply_per_family_and_the_registry_names_the_styles() -> None:
