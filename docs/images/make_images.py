@@ -7,7 +7,7 @@ Each picture is a figure labkit itself draws, from a run made here and now:
 
     latency.png   the latency figure of notebook 01: `labkit compare` (20 events/s for 20 s,
                   T = 1 s), then labkit.figures.latency_cdf on its events, with the model
-    capacity.png  the figure `labkit capacity polling` writes into its results folder
+    capacity.png  the figure `labkit capacity polling` (searching for the limit) writes into its results folder
     decision.png  the latency figure of the report `labkit decide` writes for
                   scenarios/requirements/payments-provider.toml, on a 3-minute budget
 
@@ -52,8 +52,7 @@ def latency() -> Path:
 
 
 def capacity() -> Path:
-    steps = ("--max-users", "200", "--step-users", "50", "--step-seconds", "12", "--duration", "60")
-    doc = labkit("capacity", "polling", *steps, "--out", str(RUNS))
+    doc = labkit("capacity", "polling", "--out", str(RUNS))  # no --max-users: it searches for the limit
     out = HERE / "capacity.png"
     shutil.copyfile(Path(doc["results_dir"]) / "capacity.png", out)
     return out
