@@ -385,6 +385,9 @@ class Sizing:
 
 
 STARTUP_SHARE = 0.5  # a run's start-up may take at most this share of its part of the budget
+# Never fewer consumers than this (or the requirement's, if fewer): starting a handful costs seconds at most, and a
+# run of one consumer measures no fan-out at all; a budget too small for even these is said so by size_publishing.
+MIN_CONSUMERS = 10
 
 
 def fit_startup(shapes: list[Shape], limits: MachineLimits, ov: Overhead, spent_s: float) -> list[Shape]:
@@ -399,7 +402,8 @@ def fit_startup(shapes: list[Shape], limits: MachineLimits, ov: Overhead, spent_
     for sh in shapes:
         fixed, per = ov.cost(sh.key).fit()
         allowed = STARTUP_SHARE * share - fixed
-        n = max(1, int(allowed / per)) if per > 0 and allowed > 0 else (sh.consumers if per <= 0 else 1)
+        floor = min(sh.consumers, MIN_CONSUMERS)
+        n = max(floor, int(allowed / per)) if per > 0 and allowed > 0 else (sh.consumers if per <= 0 else floor)
         if n < sh.consumers:
             note = (
                 f"{n:,} of {sh.consumers:,} consumers: starting each takes about {per * 1000:.0f} ms here, and this run's part of "
