@@ -200,11 +200,16 @@ def _fallback(webhook: OptionRow, req: Requirements) -> OptionRow:
     )
 
 
+TAKE = "consumers can take it"  # the hard requirement no other can make up for (labkit.report.weigh)
+
+
 def _tier(r: OptionRow) -> float:
     """Lower is better: meets everything within budget, meets everything, then fewest failures; a projected row after a measured one."""
     if not r.measured:
         return 99.0
     base = 0.0 if r.meets_all and r.within_budget else 1.0 if r.meets_all else 2.0 + len(r.failed)
+    if TAKE in r.failed:  # a style the consumers cannot take is no option at all: after every one they can
+        base += 50.0
     return base + (0.5 if r.basis == PROJECTED else 0.0)
 
 
