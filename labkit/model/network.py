@@ -147,6 +147,18 @@ def pool_connections(rate_per_s: float, attempt_s: float, deliveries: float, max
     return total
 
 
+def _answer_terms(style: str, profile: NetworkProfile, *, base_s: float, wait_s: float, response_bytes: float) -> LatencyTerms:
+    """A pull's terms: the wait for a request at the provider, then the answer's one way down, its transfer and loss."""
+    return LatencyTerms(
+        style=style,
+        base_s=base_s,
+        wait_s=wait_s,
+        one_way_s=one_way_s(profile),
+        transfer_s=transfer_s(response_bytes, profile.rate_down_bps),
+        loss_s=loss_stall_s(profile, 1),
+    )
+
+
 def polling_latency(
     profile: NetworkProfile,
     interval_s: float,
@@ -163,14 +175,7 @@ def polling_latency(
     cycle = interval_s
     if not timetabled:  # sleeps T after each response: the path's time lengthens the cycle
         cycle += profile.rtt_ms / 1000 + handshake_s(profile, new_connection=new_connection, tls=tls)
-    return LatencyTerms(
-        style="poll",
-        base_s=base_s,
-        wait_s=cycle / 2,
-        one_way_s=one_way_s(profile),
-        transfer_s=transfer_s(response_bytes, profile.rate_down_bps),
-        loss_s=loss_stall_s(profile, 1),
-    )
+    return _answer_terms("poll", profile, base_s=base_s, wait_s=cycle / 2, response_bytes=response_bytes)
 
 
 def rearm_wait_s(rate_per_s: float, gap_s: float) -> float:
@@ -199,14 +204,7 @@ def long_poll_latency(
 ) -> LatencyTerms:
     """Event -> long poller: one way from a parked request, plus the wait of events that fall in a re-arm gap."""
     gap = profile.rtt_ms / 1000 + handshake_s(profile, new_connection=new_connection, tls=tls)
-    return LatencyTerms(
-        style="long poll",
-        base_s=base_s,
-        wait_s=rearm_wait_s(rate_per_s, gap),
-        one_way_s=one_way_s(profile),
-        transfer_s=transfer_s(response_bytes, profile.rate_down_bps),
-        loss_s=loss_stall_s(profile, 1),
-    )
+    return _answer_terms("long poll", profile, base_s=base_s, wait_s=rearm_wait_s(rate_per_s, gap), response_bytes=response_bytes)
 
 
 def stream_latency(

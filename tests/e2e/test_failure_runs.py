@@ -13,39 +13,20 @@ from typing import Any
 
 import pytest
 
-from labkit.config import RunSettings
-from labkit.lab import pipeline
 from labkit.results.layout import load_events, load_results
+from tests.helpers.faults import no_loss, run_fault
 
 pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
 
 
 def _run(tmp_path: Path, fault: dict[str, Any], styles: tuple[str, ...] = ("webhook", "polling")) -> dict[str, Any]:
-    settings = RunSettings(
-        workload={"rate_per_s": 20.0, "duration_s": 3.0, "seed": 5},
-        poll_interval_s=0.25,
-        drain_timeout_s=30,
-        styles=styles,
-        experiment="failures",
-        fault=fault,
-    )
-    return pipeline.run(settings, results_dir=tmp_path / "run").summary
-
-
-def _no_loss_no_double_processing(style: dict[str, Any]) -> dict[str, Any]:
-    f = style["fault"]
-    assert f["published"] > 0
-    assert f["lost"] == 0 and style["lost"] == 0, f
-    assert f["delivered"] == f["published"]
-    assert f["duplicates_processed"] == 0
-    assert style["drained"]
-    return f
+    return run_fault(tmp_path, fault, styles, poll_interval_s=0.25)
 
 
 def test_consumers_sigkilled_twice_lose_nothing(tmp_path: Path) -> None:
     summary = _run(tmp_path, {"kind": "consumer_kill", "at_s": [0.8, 2.0], "restart_after_s": 0.2})
     for name in ("webhook", "polling"):
-        f = _no_loss_no_double_processing(summary["styles"][name])
+        f = no_loss(summary["styles"][name])
         assert f["consumer_restarts"] == 2 and len(f["episodes"]) == 2
         assert all(e["catch_up_s"] is not None for e in f["episodes"])
     # The poller resumed from its stored cursor: nothing fetched twice, let alone processed twice.
@@ -65,7 +46,7 @@ def test_consumers_sigkilled_twice_lose_nothing(tmp_path: Path) -> None:
 def test_provider_sigkilled_mid_dispatch_resumes_its_outbox(tmp_path: Path) -> None:
     summary = _run(tmp_path, {"kind": "provider_kill", "at_s": [1.2], "restart_after_s": 0.2, "receiver_delay_ms": 100.0})
     for name in ("webhook", "polling"):
-        f = _no_loss_no_double_processing(summary["styles"][name])
+        f = no_loss(summary["styles"][name])
         assert f["provider_restarts"] == 1
     webhook = summary["styles"]["webhook"]["fault"]
     assert webhook["episodes"][0]["in_flight_at_kill"]  # the kill landed with deliveries in flight
@@ -87,7 +68,7 @@ def test_provider_sigkilled_mid_dispatch_resumes_its_outbox(tmp_path: Path) -> N
 )
 def test_failing_receivers_get_everything_through_retries(tmp_path: Path, fault: dict[str, Any]) -> None:
     summary = _run(tmp_path, fault, styles=("webhook",))
-    f = _no_loss_no_double_processing(summary["styles"]["webhook"])
+    f = no_loss(summary["styles"]["webhook"])
     assert f["retries"] > 0 and f["dead_lettered"] == 0
     if fault["kind"] == "receiver_slow":
         # Processed, then timed out before the answer: every retry is a duplicate, processed once.

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from labkit.config import RunSettings
-from labkit.lab import pipeline
+from tests.helpers.faults import no_loss, run_fault
 
 pytestmark = pytest.mark.slow  # real servers for many seconds per style
 
@@ -21,25 +20,11 @@ STREAMS = ("sse", "websocket")
 
 
 def _run(tmp_path: Path, fault: dict[str, Any]) -> dict[str, Any]:
-    settings = RunSettings(
-        workload={"rate_per_s": 20.0, "duration_s": 3.0, "seed": 5},
-        pollers=3,
-        drain_timeout_s=30,
-        styles=STREAMS,
-        experiment="failures",
-        fault=fault,
-    )
-    return pipeline.run(settings, results_dir=tmp_path / "run").summary
+    return run_fault(tmp_path, fault, STREAMS, pollers=3)
 
 
 def _no_loss(style: dict[str, Any]) -> dict[str, Any]:
-    f = style["fault"]
-    assert f["published"] > 0
-    assert f["lost"] == 0 and style["lost"] == 0, f
-    assert f["delivered"] == f["published"] * style["consumers"]
-    assert f["duplicates_processed"] == 0
-    assert style["drained"]
-    return f
+    return no_loss(style, every_consumer=True)
 
 
 def test_streams_cut_twice_resume_and_lose_nothing(tmp_path: Path) -> None:
