@@ -31,6 +31,10 @@ from labkit._version import __version__
 from labkit.errors import ResultsError
 from labkit.report.decide import Recommendation, decide
 from labkit.report.observations import fmt, num, round_sig
+from labkit.report.predicted import Predicted, find_predictions
+from labkit.report.predicted import beside as predicted_beside
+from labkit.report.predicted import risks as prediction_risks
+from labkit.report.predicted import table as predicted_table
 from labkit.report.projection import Projection, compute_projection, error_reason, shows_interval
 from labkit.report.requirements import Requirements, default_requirements, load_requirements
 from labkit.report.scale import Headline, budget_notes, headlines, projected_rows, scale_notes
@@ -350,6 +354,7 @@ def build_context(
     figures: list[RenderedFigure],
     projection: Projection,
     heads: list[Headline] | None = None,
+    predicted: list[Predicted] | None = None,
 ) -> dict[str, Any]:
     by_factor = {f: [r for r in rec.reasons if r.factor == f] for f in FACTORS}
     envs: dict[str, dict[str, Any]] = {}
@@ -391,6 +396,9 @@ def build_context(
         "events_error": sources.events_error,
         "fallback": FALLBACK,
         "nruns": len(sources.runs),
+        # predicted (before the runs, by labkit decide), then measured; a disagreement beyond its bound is a risk
+        "predicted": predicted_table(predicted or []),
+        "prediction_risks": prediction_risks(predicted or [], rec),
     }
 
 
@@ -443,6 +451,7 @@ def write_report(
     figures = render_figures(sources)
     projection = compute_projection(sources, req, rec)
     heads = headlines(sources.observations, req, projected_rows(projection))
+    predicted = predicted_beside(find_predictions(sources.paths), sources.observations)
     context = build_context(
         sources,
         req,
@@ -453,6 +462,7 @@ def write_report(
         figures=figures,
         projection=projection,
         heads=heads,
+        predicted=predicted,
     )
     html, md = render(context)
     out = Path(out_dir)
