@@ -86,7 +86,7 @@ class HeldStream:
         self.api_key = api_key
         self.stall_after_s = stall_after_s
         self.fire = fire
-        self.decoder = SseDecoder(last_event_id=start_cursor)
+        self.decoder = SseDecoder(last_event_id=start_cursor, on_event=self._on_event)
         self.events = 0
         self.reconnects = 0
         # events created before this consumer existed are backlog, not delivery lag: read, not timed
@@ -109,11 +109,10 @@ class HeldStream:
         return render_request("GET", self.target.prefix + b"/stream", None, headers)
 
     def on_body(self, body: bytes) -> None:
-        """A piece of the stream's body: each event it completes is timed."""
-        for _, _, data in self.decoder.feed(body):
-            self._event(data)
+        """A piece of the stream's body: each event it completes is timed (``_on_event``)."""
+        self.decoder.push(body)
 
-    def _event(self, data: str) -> None:
+    def _on_event(self, event_id: str, event_type: str, data: str) -> None:
         received_ns = time.time_ns()
         try:
             created_ns = int(orjson.loads(data)["created_ns"])
@@ -134,7 +133,7 @@ class HeldStream:
         self._sock = sock
         self.decoder.reconnected()  # a new response: nothing of the last one's partial event carries over
         response = ResponseParser(max_body=MAX_ERROR_BYTES)
-        response.sink = self.on_body
+        response.sink = self.decoder.push  # on_body without its frame: pieces straight into the decoder
         try:
             sock.sendall(self.request())
             opened = False

@@ -5,9 +5,10 @@ connection and several objects and buffers per stream, which caps how many
 streams one process can hold. Here a stream is one ``HttpConnection`` of
 labkit's HTTP core (``labkit.wire.httpclient``) in streaming mode: the
 response (status, headers, chunked body) is parsed by ``httptools``, each
-piece of a 200's body goes to an ``SseDecoder`` (``labkit.wire.sse``), and
-each event it completes to the caller's ``on_event(id, type, data,
-received_ns)``. Bytes in and out and connections are counted by the core in
+piece of a 200's body goes straight into an ``SseDecoder`` (``labkit.wire.sse``;
+its ``push`` is the response's body sink, no wrapper), which calls the
+caller's ``on_event(id, type, data)`` for each event it completes (the caller
+reads the clock: one read per event, as a piece usually holds one). Bytes in and out and connections are counted by the core in
 a ``WireCounter`` where they cross the socket; the connection's future says
 how the stream ended (its status and a reason).
 """
@@ -16,15 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import Callable, Iterable
 
 from labkit.wire.httpclient import HttpConnection, StreamEnd, Target, connect, header_lines, render_request
 from labkit.wire.metering import WireCounter
-from labkit.wire.sse import SseDecoder
-
-# (id, event type, data, received_ns); the id is "" when the stream has sent none
-OnEvent = Callable[[str, str, str, int], None]
+from labkit.wire.sse import OnEvent, SseDecoder
 
 # what every stream request says after its host line, before the caller's headers
 STREAM_HEADERS = (("accept", "text/event-stream"), ("cache-control", "no-cache"))
@@ -37,17 +34,11 @@ def sse_request(target: Target, path: str, headers: Iterable[tuple[str, str]]) -
 
 
 def body_reader(on_event: OnEvent, decoder: SseDecoder | None = None) -> Callable[[bytes], None]:
-    """The body sink of one stream: pieces into the decoder, events out to ``on_event``, one clock read per piece."""
-    feed = (decoder if decoder is not None else SseDecoder()).feed
-
-    def on_body(body: bytes) -> None:
-        events = feed(body)
-        if events:
-            received_ns = time.time_ns()  # labkit.wire.metering.now_ns's clock, without its call
-            for event_id, event_type, data in events:
-                on_event(event_id, event_type, data, received_ns)
-
-    return on_body
+    """The body sink of one stream: the decoder's ``push``, its events to ``on_event(id, type, data)``."""
+    if decoder is None:
+        return SseDecoder(on_event=on_event).push
+    decoder.on_event = on_event
+    return decoder.push
 
 
 async def open_sse(

@@ -47,6 +47,7 @@ import sqlite3
 import ssl
 import sys
 from dataclasses import dataclass
+from time import time_ns
 from typing import Any
 from urllib.parse import quote
 
@@ -223,7 +224,8 @@ class StreamFleet:
         self.pending.append((c.name, event_id, received_ns))
 
     def on_sse(self, c: Consumer) -> Any:
-        def on_event(event_id: str, event: str, data: str, received_ns: int) -> None:
+        def on_event(event_id: str, event: str, data: str) -> None:
+            received_ns = time_ns()  # labkit.wire.metering.now_ns's clock, read as the decoder dispatches
             if event == "error":
                 if BACKPRESSURE in data:
                     self.n["backpressure_drops_seen"] += 1

@@ -48,7 +48,7 @@ def _streaming(on_event: object, decoder: SseDecoder | None = None) -> tuple[Htt
 async def test_sse_reader_parses_frames_split_anywhere() -> None:
     got: list[tuple] = []
     decoder = SseDecoder()
-    conn, ended, transport = _streaming(lambda i, e, d, t: got.append((i, e, d)), decoder)
+    conn, ended, transport = _streaming(lambda i, e, d: got.append((i, e, d)), decoder)
     body = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" + b"".join(
         b"%x\r\n%s\r\n" % (len(c), c)
         for c in [b": hi\nretry: 1500\n\n", b'event: a\r\ndata: {"x"', b":1}\r", b"\nid: 7\r\n\r\n", b"data: 1\ndata: 2\n\n"]

@@ -180,18 +180,19 @@ def test_lag_tally_gives_the_histogram_exactly_what_recording_each_lag_gives() -
     assert tally.counts == {} and tally.sum_us == 0.0
 
 
-def test_the_fleet_times_the_event_by_its_own_created_ns_not_one_in_its_payload() -> None:
+def test_the_fleet_times_the_event_by_its_own_created_ns_not_one_in_its_payload(monkeypatch: pytest.MonkeyPatch) -> None:
     from labkit.config import StreamConsumerSettings
     from labkit.consumers.streams import Consumer, StreamFleet
 
     fleet = StreamFleet(StreamConsumerSettings(base_url="http://127.0.0.1:1", record=False))
     c = Consumer(0, 0)
+    monkeypatch.setattr("labkit.consumers.streams.time_ns", lambda: 1_250_000_000)  # the clock read at dispatch
     on_event = fleet.on_sse(c)
     data = event_json((7, "t", 1_000_000_000, b'{"created_ns":5,"x":{"created_ns":6}}')).decode()
-    on_event("7", "t", data, 1_250_000_000)
-    on_event(None, "t", data, 1_250_000_000)  # no id: not an event the fleet can resume after
-    on_event("8", "t", '"created_ns":1', 1_250_000_000)  # not an event object
-    on_event("9", "error", '{"reason":"backpressure: 1001 events"}', 1_250_000_000)
+    on_event("7", "t", data)
+    on_event(None, "t", data)  # no id: not an event the fleet can resume after
+    on_event("8", "t", '"created_ns":1')  # not an event object
+    on_event("9", "error", '{"reason":"backpressure: 1001 events"}')
     counters = fleet.counters()
     assert counters["frames"] == 1 and counters["bad_frames"] == 2 and counters["backpressure_drops_seen"] == 1
     assert c.cursor == 7 and counters["lag"]["p50"] == pytest.approx(250, rel=1e-3)

@@ -137,3 +137,40 @@ def test_any_chunking_gives_the_events_of_the_standard(stream: bytes, cuts: list
     assert (split.last_event_id, split.retry_ms, split.comments) == (whole.last_event_id, whole.retry_ms, whole.comments)
     if not tail:
         assert (events, whole.last_event_id, whole.retry_ms) == reference(stream)
+
+
+# the provider's frame (event, data, id, blank line: one per write) among other lines, each frame its own piece
+# or the frames cut anywhere: the fast path for a whole provider frame gives what the field loop gives
+TEXT = st.text(alphabet="ab1 :é\0\r\n\ufeff", max_size=5)
+PROVIDER_FRAME = st.builds(lambda t, d, i: f"event: {t}\ndata: {d}\nid: {i}\n\n", TEXT, TEXT, TEXT)
+OTHER_FRAME = st.builds(lambda lines: "".join(line + "\n" for line in lines), st.lists(st.one_of(LINE, st.just("")), max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(PROVIDER_FRAME, OTHER_FRAME), max_size=12), st.booleans(), st.lists(st.integers(0, 400), max_size=6))
+def test_provider_frames_one_per_piece_give_the_events_of_the_standard(frames: list[str], bom: bool, cuts: list[int]) -> None:
+    pieces = [(BOM if bom else b"") + b": labkit stream\nretry: 3000\n\n", *(f.encode() for f in frames)]
+    stream = b"".join(pieces)
+    per_frame, pushed = SseDecoder(), []
+    per_frame.on_event = lambda *e: pushed.append(Event(*e))
+    for piece in pieces:
+        per_frame.push(piece)
+    assert (pushed, per_frame.last_event_id, per_frame.retry_ms) == reference(stream)
+    points = sorted({min(c, len(stream)) for c in cuts})
+    cut = SseDecoder()
+    assert decode(*(stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)), decoder=cut) == pushed
+    assert (cut.last_event_id, cut.comments) == (per_frame.last_event_id, per_frame.comments)
+
+
+def test_the_provider_frame_fast_path_keeps_the_rules() -> None:
+    d = SseDecoder()
+    assert d.feed(b": labkit stream\n\n") == [] and d.comments == 1
+    assert d.feed(b'event: a\ndata: {"x":1}\nid: 7\n\n') == [Event("7", "a", '{"x":1}')] and d.last_event_id == "7"
+    assert d.feed(b"event: \ndata: \nid: 8\n\n") == [Event("8", "message", "")]  # empty type and data
+    assert d.feed(b"event: a\ndata: b\nid: 9\x00\n\n") == [Event("8", "a", "b")] and d.last_event_id == "8"  # NUL id ignored
+    assert d.feed(b"data: half") == [] and d.feed(b"\nevent: a\ndata: c\nid: 10\n\n") == [Event("10", "a", "half\nc")]
+    assert d.feed(b"event: b\n") == [] and d.feed(b"event: a\ndata: d\nid: 11\n\n") == [Event("11", "a", "d")]
+    events: list[tuple[str, str, str]] = []
+    d.on_event = lambda *e: events.append(e)
+    d.push(b"event: a\ndata: e\nid: 12\n\n")
+    assert events == [("12", "a", "e")] and d.last_event_id == "12"
