@@ -20,8 +20,7 @@ from labkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from labkit.report import ReportPaths
-    from labkit.runs.decision_runs import DecisionOutcome, DecisionPlan, DecisionPoint
-    from labkit.runs.overhead import Overhead
+    from labkit.runs.decision_runs import DecisionOutcome, DecisionPlan
 
 DECIDE_SCHEMA_VERSION = 1
 
@@ -52,6 +51,7 @@ def decide_command(
 
     from labkit.report import load_requirements, write_report
     from labkit.runs import overhead
+    from labkit.runs.budget import Budget
     from labkit.runs.decision_runs import MachineLimits, plan_decision, run_decision
 
     req = load_requirements(requirements)  # refused before anything is created under --out
@@ -72,12 +72,20 @@ def decide_command(
             for note in p.scale_notes:
                 bar.log(f"{p.label}: scaled down: {note}")
         predicted = _predict(plan, bar.update)  # before any run: the model's numbers for each candidate
-        learnt = _Learnt(ov)
-        outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log, on_run=learnt.run)
+        # after each run, the runs left are planned again from the time really left (and what that run taught)
+        budget = Budget(req, out, limits, seed, lambda: time.monotonic() - started, ov, plan, bar.log)
+        outcomes = run_decision(plan, force=force, progress=bar.update, log=bar.log, on_run=budget.ran, replan=budget)
     report_started = time.monotonic()
     paths = write_report([o.results_dir for o in outcomes], out_dir=plan.results_dir / "report", requirements=req)
-    learnt.report(time.monotonic() - report_started)
-    rows = _beside(predicted, outcomes, plan.results_dir / "report")
+    budget.reported(time.monotonic() - report_started)
+    plan = replace(
+        budget.plan,
+        points=tuple(o.point for o in outcomes),
+        budget_notes=tuple(dict.fromkeys(n for o in outcomes for n in o.point.budget_notes)),
+    )
+    # predicted before the first run: a re-planned run keeps its candidate's prediction (the run id changed with its publishing)
+    first_ids = {p.label: p.run_id for p in budget.first_points}
+    rows = _beside(predicted, outcomes, plan.results_dir / "report", first_ids)
     elapsed = time.monotonic() - started
     if as_json:
         doc = decision_json(requirements, plan, outcomes, paths, elapsed)
@@ -92,32 +100,6 @@ def decide_command(
             f"  {r['label']:<16} predicted {_ms(r['predicted_latency_mean_ms'])}, measured {_ms(r['measured_latency_mean_ms'])}: {verdict}"
         )
     typer.echo(f"took:           {elapsed / 60:.1f} min")
-
-
-class _Learnt:
-    """This machine's overhead, updated after each run and after the report, and saved (the next plan uses it)."""
-
-    def __init__(self, ov: Overhead) -> None:
-        self.ov = ov
-
-    def run(self, point: DecisionPoint, folder: Path, elapsed_s: float) -> None:
-        import json
-
-        from labkit.runs import overhead
-
-        path = folder / "summary.json"
-        if path.exists():
-            k = overhead.key_of(point.label, point.settings)
-            self.ov = overhead.observe(self.ov, k, point.settings_consumers, elapsed_s, json.loads(path.read_text()))
-            overhead.save(self.ov)
-
-    def report(self, seconds: float) -> None:
-        from dataclasses import replace
-
-        from labkit.runs import overhead
-
-        self.ov = replace(self.ov, report_s=round(seconds, 1))
-        overhead.save(self.ov)
 
 
 def _calibrate(progress: Any) -> None:
@@ -140,7 +122,7 @@ def _predict(plan: DecisionPlan, progress: Any) -> Path:
     return write_predictions(plan.results_dir, candidates, calibration)
 
 
-def _beside(predicted: Path, outcomes: list[DecisionOutcome], report_dir: Path) -> list[dict[str, Any]]:
+def _beside(predicted: Path, outcomes: list[DecisionOutcome], report_dir: Path, first_ids: dict[str, str]) -> list[dict[str, Any]]:
     """Each prediction beside its run's measurement; also written as ``predictions.md`` next to the report."""
     import json
 
@@ -150,7 +132,7 @@ def _beside(predicted: Path, outcomes: list[DecisionOutcome], report_dir: Path) 
     for o in outcomes:
         path = o.results_dir / "summary.json"
         if path.exists():
-            summaries[o.point.run_id] = json.loads(path.read_text())
+            summaries[first_ids.get(o.point.label, o.point.run_id)] = json.loads(path.read_text())
     rows = beside(json.loads(predicted.read_text()), summaries)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "predictions.md").write_text(markdown(rows))

@@ -154,13 +154,23 @@ def run_points(
     force: bool = False,
     progress: Progress = _quiet,
     log: Log = _quiet,
+    then: Callable[[PointOutcome], Sequence[Point]] | None = None,
 ) -> list[PointOutcome]:
-    """Run every point not already under ``folder`` (all with ``force``); one line per point through ``log``."""
+    """Run every point not already under ``folder`` (all with ``force``); one line per point through ``log``.
+
+    ``then(outcome)``, when given, hears of each point as soon as it is done and
+    returns the points still to run, in place of the rest of the list: a campaign
+    on a time budget re-plans what is left from the time really left.
+    """
     done = completed_points(folder)
-    total = len(points)
+    todo = list(points)
+    total = len(todo)
     outcomes: list[PointOutcome] = []
     progress(phase, 0, total)
-    for i, point in enumerate(points, start=1):
+    i = 0
+    while todo:
+        point = todo.pop(0)
+        i += 1
         label = describe(point) or point.point_id
         if point.point_id in done and not force:
             outcomes.append(PointOutcome(point, done[point.point_id].name, done[point.point_id], skipped=True))
@@ -175,5 +185,8 @@ def run_points(
                 retire(old)
             done[point.point_id] = out
             outcomes.append(PointOutcome(point, out.name, out, skipped=False, elapsed_s=elapsed))
+        if then is not None:
+            todo = list(then(outcomes[-1]))
+            total = i + len(todo)
         progress(phase, i, total)
     return outcomes

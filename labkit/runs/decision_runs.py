@@ -30,7 +30,7 @@ from labkit.config.network import network_from
 from labkit.errors import ConfigError
 from labkit.report.policy import LONG_POLL_WAIT_S, POLL_FLOOR_S, poll_interval
 from labkit.report.requirements import Requirements
-from labkit.runs.campaign import Log, Point, Progress, point_id, run_points
+from labkit.runs.campaign import Log, Point, PointOutcome, Progress, point_id, run_points
 from labkit.runs.overhead import Overhead
 from labkit.runs.overhead import key as overhead_key
 
@@ -80,9 +80,10 @@ class DecisionPoint:
     consumers_wanted: int
     scale_notes: tuple[str, ...] = ()
     variant: str = ""
-    budget_notes: tuple[
-        str, ...
-    ] = ()  # the plan's: how the time budget was spent (the report lists them once)  # a named variant of the style (``long-polling``), else the style's name
+    # the plan's: how the time budget was spent (the report lists them once)
+    budget_notes: tuple[str, ...] = ()
+    # what the plan predicted for this run on this machine: start-up (and wind-down), publishing (wall time), drain
+    planned: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def label(self) -> str:
@@ -121,6 +122,7 @@ class DecisionPoint:
             "tls": s.tls,
             "scale_notes": list(self.scale_notes),
             "budget_notes": list(self.budget_notes),
+            "planned_s": dict(zip(("startup", "publish", "drain"), self.planned, strict=True)),
         }
 
 
@@ -334,6 +336,8 @@ def plan_decision(
     seed: int = 1,
     overhead: Overhead | None = None,
     spent_s: float = 0.0,
+    done: frozenset[str] = frozenset(),
+    notes: tuple[str, ...] = (),
 ) -> DecisionPlan:
     """The runs the decision on ``req`` needs (pure: nothing runs, nothing is written).
 
@@ -342,6 +346,12 @@ def plan_decision(
     publishing is sized so that the whole command (``spent_s`` already spent,
     every run's start-up and drain from ``overhead``, the report) ends near
     ``AIM`` x ``limits.minutes``.
+
+    ``done`` names (by label) the candidates already run: the plan then holds the
+    others only, sized from the time left (``spent_s`` is what the command has
+    really taken so far), so an overrun of one run shortens the later ones and
+    a run quicker than predicted lengthens them. ``notes`` go before the plan's
+    own budget notes (the re-plans so far).
     """
     limits = limits or MachineLimits()
     if req.event_rate_per_s > MAX_WORKLOAD_RATE_PER_S:
@@ -357,11 +367,15 @@ def plan_decision(
     shapes = [shape(style, req, limits) for style in allowed]
     if long_poller is not None:
         shapes.append(shape(long_poller, req, limits, long_poll_wait_s=LONG_POLL_WAIT_S))
+    shapes = [sh for sh in shapes if sh.label not in done]
     ov = overhead or Overhead()
     shapes = fit_startup(shapes, limits, ov, spent_s)
     sizing = size_publishing(shapes, req, limits, ov, spent_s)
+    # a re-plan keeps the first plan's notes and adds what it changed (its own header is the re-plan's line)
+    budget_notes = tuple(dict.fromkeys((*notes, *(sizing.notes[1:] if notes else sizing.notes))))
     points = [
-        replace(_point(sh, req, out, d, limits, seed), budget_notes=sizing.notes) for sh, d in zip(shapes, sizing.durations, strict=True)
+        replace(_point(sh, req, out, d, limits, seed), budget_notes=budget_notes, planned=planned)
+        for sh, d, planned in zip(shapes, sizing.durations, sizing.planned, strict=True)
     ]
     name = slug(req.name)
     return DecisionPlan(
@@ -369,7 +383,7 @@ def plan_decision(
         results_dir=Path(out) / DECIDE_DIR / name,
         points=tuple(points),
         skipped_styles=tuple(refused),
-        budget_notes=sizing.notes,
+        budget_notes=budget_notes,
         estimated_total_s=sizing.total_s,
         budget_minutes=limits.minutes,
     )
@@ -382,6 +396,7 @@ class Sizing:
     durations: tuple[float, ...]
     total_s: float
     notes: tuple[str, ...]
+    planned: tuple[tuple[float, float, float], ...] = ()  # per run: predicted start-up, publishing (wall), drain
 
 
 STARTUP_SHARE = 0.5  # a run's start-up may take at most this share of its part of the budget
@@ -401,6 +416,7 @@ def fit_startup(shapes: list[Shape], limits: MachineLimits, ov: Overhead, spent_
     out = []
     for sh in shapes:
         fixed, per = ov.cost(sh.key).fit()
+        fixed = max(fixed + ov.bias_s, 0.0)
         allowed = STARTUP_SHARE * share - fixed
         floor = min(sh.consumers, MIN_CONSUMERS)
         n = max(floor, int(allowed / per)) if per > 0 and allowed > 0 else (sh.consumers if per <= 0 else floor)
@@ -426,10 +442,11 @@ def size_publishing(shapes: list[Shape], req: Requirements, limits: MachineLimit
     budget = limits.minutes * 60
     rate = req.event_rate_per_s
     share = max(budget * AIM - spent_s, 0.0) / max(len(shapes), 1)
-    fixed, slope, cap = [], [], []
+    fixed, slope, cap, drains = [], [], [], []
     for sh in shapes:
         drain = min(sh.interval_s, share / limits.polls_per_run) if sh.timetabled else 0.0
-        fixed.append(ov.cost(sh.key).startup_s(sh.consumers) + drain)
+        drains.append(drain)
+        fixed.append(ov.startup_s(sh.key, sh.consumers) + drain)
         slope.append(ov.slope(sh.key, 0.0 if sh.timetabled else rate * sh.consumers))
         events_cap = 0.9 * WorkloadSettings.model_fields["max_events"].default / rate
         cap.append(min(limits.max_deliveries / (rate * sh.consumers), events_cap, MAX_DURATION_S))
@@ -454,7 +471,8 @@ def size_publishing(shapes: list[Shape], req: Requirements, limits: MachineLimit
             f"the budget cannot hold every run's start-up and drain with events to spare: each run publishes at least {MIN_DURATION_S:g} s, "
             "so the command may take longer than asked"
         )
-    return Sizing(durations, total, tuple(notes))
+    planned = tuple((round(f - dr, 1), round(k * x, 1), round(dr, 1)) for f, k, x, dr in zip(fixed, slope, durations, drains, strict=True))
+    return Sizing(durations, total, tuple(notes), planned)
 
 
 def _water_fill(free: float, slope: list[float], cap: list[float]) -> list[float]:
@@ -492,6 +510,7 @@ def run_decision(
     progress: Progress = _quiet,
     log: Log = _quiet,
     on_run: Callable[[DecisionPoint, Path, float], None] | None = None,
+    replan: Callable[[frozenset[str]], DecisionPlan] | None = None,
 ) -> list[DecisionOutcome]:
     """Run every point of ``plan`` not already under its results folder (all of them with ``force``).
 
@@ -499,10 +518,25 @@ def run_decision(
     variant, consumers, rate, network, TLS) counts as done even when this plan
     sized its publishing differently (the time budget depends on what this
     machine measured), so a rerun resumes. ``on_run(point, folder, seconds)``
-    hears of each run made.
+    hears of each run made as soon as it ends. ``replan(done)``, when given, is
+    asked after each point for the plan of the candidates not in ``done`` (their
+    labels), from the time really left: the rest of the runs are those.
     """
-    points = list(plan.points) if force else [_resumed(p, plan.results_dir) for p in plan.points]
+    points = _resumable(plan.points, plan.results_dir, force)
     by_id = {p.point_id: p for p in points}
+    finished: set[str] = set()
+
+    def then(o: PointOutcome) -> list[Point]:
+        point = by_id[o.point.point_id]
+        finished.add(point.label)
+        if not o.skipped and on_run is not None:
+            on_run(point, o.results_dir, o.elapsed_s)
+        rest = [p for p in points if p.label not in finished]
+        if replan is not None and rest:
+            rest = _resumable(replan(frozenset(finished)).points, plan.results_dir, force)
+            by_id.update({p.point_id: p for p in rest})
+        return [p.point for p in rest]
+
     outcomes = run_points(
         [p.point for p in points],
         plan.results_dir,
@@ -511,14 +545,13 @@ def run_decision(
         force=force,
         progress=progress,
         log=log,
+        then=then,
     )
-    out = []
-    for o in outcomes:
-        point = by_id[o.point.point_id]
-        if not o.skipped and on_run is not None:
-            on_run(point, o.results_dir, o.elapsed_s)
-        out.append(DecisionOutcome(point, o.results_dir, o.skipped))
-    return out
+    return [DecisionOutcome(by_id[o.point.point_id], o.results_dir, o.skipped) for o in outcomes]
+
+
+def _resumable(points: tuple[DecisionPoint, ...], folder: Path, force: bool) -> list[DecisionPoint]:
+    return list(points) if force else [_resumed(p, folder) for p in points]
 
 
 _SAME_POINT = ("style", "variant", "consumers", "rate_per_s", "network", "tls", "long_poll_wait_s")

@@ -57,17 +57,20 @@ class RunCost:
         return bool(self.samples)
 
     def fit(self) -> tuple[float, float]:
-        """(fixed_s, per_consumer_s): least squares over the samples when they span consumer counts, else their mean."""
+        """(fixed_s, per_consumer_s): a line robust to an odd run (Theil-Sen: the median of the pairwise slopes).
+
+        A run here now and then takes far longer to start than its neighbours
+        (another person's measurement took the cores): least squares follows that
+        one run and over-predicts every later plan, the median of slopes does not.
+        """
         if not self.samples:
             return DEFAULT_FIXED_S, DEFAULT_PER_CONSUMER_S
-        xs = [float(n) for n, _ in self.samples]
-        ys = [s for _, s in self.samples]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        var = sum((x - mx) ** 2 for x in xs)
-        if var == 0:
-            return max(my - DEFAULT_PER_CONSUMER_S * mx, 0.0), DEFAULT_PER_CONSUMER_S
-        slope = max(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var, 0.0)
-        return max(my - slope * mx, 0.0), slope
+        pts = [(float(n), s) for n, s in self.samples]
+        slopes = [(y1 - y0) / (x1 - x0) for i, (x0, y0) in enumerate(pts) for x1, y1 in pts[i + 1 :] if x1 != x0]
+        if not slopes:
+            return max(_median([y for _, y in pts]) - DEFAULT_PER_CONSUMER_S * pts[0][0], 0.0), DEFAULT_PER_CONSUMER_S
+        slope = max(_median(slopes), 0.0)
+        return max(_median([y - slope * x for x, y in pts]), 0.0), slope
 
     def startup_s(self, consumers: int) -> float:
         """Between measured consumer counts, interpolated (start-up is not linear in consumers here); beyond them, the fit's slope."""
@@ -77,7 +80,7 @@ class RunCost:
         by_n: dict[int, list[float]] = {}
         for n, sec in self.samples:
             by_n.setdefault(n, []).append(sec)
-        points = sorted((n, sum(v) / len(v)) for n, v in by_n.items())
+        points = sorted((n, _median(v)) for n, v in by_n.items())
         if consumers <= points[0][0]:
             return points[0][1]
         for (n0, s0), (n1, s1) in zip(points, points[1:], strict=False):
@@ -87,20 +90,33 @@ class RunCost:
         return s_last + per * (consumers - n_last)
 
 
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    mid = len(ys) // 2
+    return ys[mid] if len(ys) % 2 else (ys[mid - 1] + ys[mid]) / 2
+
+
 @dataclass(frozen=True)
 class Overhead:
     """Every candidate's ``RunCost`` and the report's time, for this machine."""
 
     runs: dict[str, RunCost] = field(default_factory=dict)
     report_s: float | None = None
+    # This command's own correction, never cached: how much longer (or shorter) than predicted the runs made so far
+    # took, added to each later run's start-up. The machine's load moves every candidate alike, so one run's error
+    # informs the others'.
+    bias_s: float = 0.0
+
+    def startup_s(self, label: str, consumers: int) -> float:
+        """A candidate's predicted start-up (and wind-down) with this command's correction."""
+        return max(self.cost(label).startup_s(consumers) + self.bias_s, 0.0)
 
     def cost(self, label: str) -> RunCost:
         return self.runs.get(label, RunCost())
 
     def run_s(self, label: str, consumers: int, duration_s: float, deliveries_per_s: float, drain_interval_s: float) -> float:
         """The predicted wall time of one run: start-up, publishing, drain (an interval, or the push backlog)."""
-        c = self.cost(label)
-        return c.startup_s(consumers) + duration_s * self.slope(label, deliveries_per_s) + drain_interval_s
+        return self.startup_s(label, consumers) + duration_s * self.slope(label, deliveries_per_s) + drain_interval_s
 
     def slope(self, label: str, deliveries_per_s: float) -> float:
         """Seconds of wall time per second of publishing: 1, or more when the provider cannot keep up with the pushes."""
@@ -163,12 +179,23 @@ def save(ov: Overhead) -> None:
     os.replace(tmp, path)
 
 
-def observe(ov: Overhead, label: str, consumers: int, elapsed_s: float, summary: dict[str, Any]) -> Overhead:
-    """``ov`` with one finished run added: start-up = elapsed - publishing - drain, and the deliveries per second it sustained."""
-    workload = summary.get("workload") or {}
-    duration = float(workload.get("duration_s") or 0.0)
+def split(elapsed_s: float, summary: dict[str, Any]) -> tuple[float, float, float]:
+    """A finished run's wall time as (start-up and wind-down, publishing, drain), from its summary.
+
+    Publishing follows the timetable, so it takes the workload's duration; the
+    drain is what the session measured; the rest is starting the servers and
+    consumers, stopping them and writing the files.
+    """
+    duration = float((summary.get("workload") or {}).get("duration_s") or 0.0)
     blocks = [b for b in (summary.get("styles") or {}).values() if isinstance(b, dict)]
     drain = max((float(b.get("drain_s") or 0.0) for b in blocks), default=0.0)
+    return elapsed_s - duration - drain, duration, drain
+
+
+def observe(ov: Overhead, label: str, consumers: int, elapsed_s: float, summary: dict[str, Any]) -> Overhead:
+    """``ov`` with one finished run added: start-up = elapsed - publishing - drain, and the deliveries per second it sustained."""
+    _, duration, drain = split(elapsed_s, summary)
+    blocks = [b for b in (summary.get("styles") or {}).values() if isinstance(b, dict)]
     delivered = sum(float(b.get("delivered") or 0.0) for b in blocks)
     busy = duration + drain
     # only a run whose provider fell behind (a drain of its own) says how many deliveries per second it sustains
