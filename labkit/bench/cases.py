@@ -98,6 +98,26 @@ def cv(values: list[float]) -> float | None:
     return statistics.stdev(vals) / statistics.mean(vals)
 
 
+def median_interval(values: list[float], level: float = 0.95) -> list[float] | None:
+    """A distribution-free interval of the median: the order statistics the sign test puts around it.
+
+    With ``n`` values, the median lies between the k-th smallest and the k-th
+    largest with probability ``1 - 2 P(Binomial(n, 1/2) < k)``; k is the largest
+    that keeps that at ``level`` or more. None below 6 values (no such k at 95 %).
+    """
+    vals = sorted(v for v in values if v is not None and math.isfinite(v))
+    n = len(vals)
+    k, below = 0, 0.0
+    while True:
+        below_next = below + math.comb(n, k) / 2**n  # P(Binomial(n, 1/2) <= k)
+        if 1 - 2 * below_next < level:
+            break
+        below, k = below_next, k + 1
+    if k == 0:
+        return None
+    return [vals[k - 1], vals[n - k]]
+
+
 def paired_ratio(a: list[float], b: list[float]) -> float | None:
     """Median of the per-repetition ratios a_i / b_i: each pair ran back to back, so drift cancels."""
     return median([x / y for x, y in zip(a, b) if y])

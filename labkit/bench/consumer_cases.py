@@ -126,6 +126,7 @@ def fleet_step(lab: Lab, provider: Child, pollers: int, plan: Plan, tick: Callab
     lateness = cf.get("lateness") or c2.get("lateness") or {}
     rate_ratio = achieved / intended if intended else math.nan
     p99 = lateness.get("p99")
+    after_warmup = lateness_between(s1, s2)
     errors = int(cf.get("errors", 0))
     return {
         "pollers": pollers,
@@ -134,9 +135,13 @@ def fleet_step(lab: Lab, provider: Child, pollers: int, plan: Plan, tick: Callab
         "intended_polls_per_s": intended,
         "achieved_polls_per_s": achieved,
         "rate_ratio": rate_ratio,
+        # lateness of every tick of the run, the warm-up's included (what the 50 ms limit judges: the stricter figure)
         "lateness_ms": lateness,
-        # lateness of the ticks after the warm-up only (the histogram at the window's end less the one at its start)
-        "lateness_ms_after_warmup_s": {"at_s": round(warm, 1), **lateness_between(s1, s2)},
+        # lateness of the ticks after the warm-up only (the histogram at the window's end less the one at its start);
+        # "lateness_ms_after_warmup" holds the same under a name that says it (the older key's "_s" named the warm-up's
+        # length, "at_s" inside; kept, since keys are only ever added)
+        "lateness_ms_after_warmup": {"warmup_s": round(warm, 1), **after_warmup},
+        "lateness_ms_after_warmup_s": {"at_s": round(warm, 1), **after_warmup},
         # and of the warm-up itself (connects, the first GC): what this key held before, against its name
         "lateness_ms_during_warmup": {"until_s": round(warm, 1), **(c1.get("lateness") or {})},
         "rtt_ms": cf.get("rtt"),

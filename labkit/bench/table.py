@@ -149,7 +149,9 @@ def _proxy_rows(pc: dict[str, Any], r: dict[str, Any], verdict: Callable[[str], 
                     "",
                 )
             )
-    out.append(("proxy p50 / bare relay p50, per round", "", "", _f(r.get("proxy_vs_relay_p50"), ".3f"), verdict("proxy_vs_relay_p50")))
+    ci = pc.get("ratio_to_relay_p50_interval")
+    ratio = _f(r.get("proxy_vs_relay_p50"), ".3f") + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    out.append(("proxy p50 / bare relay p50, median of rounds [95 %]", "", "", ratio, verdict("proxy_vs_relay_p50")))
     if r.get("proxy_vs_socat_p50") is not None:
         out.append(("proxy p50 / socat p50, per round", "", "", _f(r.get("proxy_vs_socat_p50"), ".3f"), ""))
     return out

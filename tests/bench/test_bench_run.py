@@ -149,9 +149,13 @@ def test_proxy_cost_measures_the_proxy_process_runs_use(tmp_path: Path) -> None:
     relay = case["relays"]["relay"]
     assert relay["installed"] and case["delivered"]["relay"] == case["events"]["relay"] > 0
     assert relay["ratio_p50"] > 0 and case["ratio_to_relay_p50"] > 0
+    # the paths interleaved on one timetable: every path published as many events, in rounds of every path
+    assert case["interleaved"] and len(set(case["events"].values())) == 1
+    assert case["round_s"] == case["segment_s"] * len(case["paths"]) and "ratio_to_relay_p50_interval" in case
     assert case["relays"]["socat"]["installed"] is bool(shutil.which("socat"))
     fleet = json.loads(proc.stdout)["targets"]
     assert fleet["proxy_vs_relay_p50"]["target"] == 1.05 and "proxy_p50" not in fleet
+    assert "interval" in fleet["proxy_vs_relay_p50"]  # the judged median's interval rides with its verdict
 
 
 def test_per_consumer_fanout_runs_both_cases_and_records_both_ratios(tmp_path: Path) -> None:
