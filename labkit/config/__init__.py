@@ -227,6 +227,15 @@ class PollerSettings(Settings):
     processes: Processes = Field(1, description="processes the pollers are split across; 'auto': one per core")
     first_index: int = Field(0, ge=0, description="the first poller's number (p<first_index>): set for one process of several")
     api_keys: tuple[str, ...] = Field((), description="one key per poller of the whole fleet (p0, p1, ...): each reads its own feed")
+    consumer_prefix: str = Field(
+        "p", pattern=r"^[a-z]{1,8}$", description="the pollers' names are <prefix><n>: a reconciler takes its subscribers' names (s)"
+    )
+    min_age_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="record only events at least this old (a reconciler: push had its chance); younger ones are read again next poll",
+    )
 
 
 # Network profiles (parsed and shipped in labkit.config.network): the limits of what a profile may say.
@@ -410,6 +419,12 @@ class RunSettings(Settings):
     batch_max_events: int = Field(1, ge=1, le=1000)
     batch_window_ms: float = Field(0.0, ge=0, le=60_000)
     thin_events: bool = False
+    reconcile_interval_s: float | None = Field(
+        None,
+        ge=MIN_POLL_INTERVAL_S,
+        le=3600,
+        description="a reconciling poller's interval (the hybrid style); None: a tenth of the workload's duration, at most 300 s",
+    )
     time_scale: float = Field(0.001, gt=0, le=1.0)
     drain_timeout_s: float = Field(30.0, gt=0, le=3600)
     rate_limit_per_s: float = Field(0.0, ge=0)

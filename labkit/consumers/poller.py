@@ -77,7 +77,7 @@ class Poller:
 
     def __init__(self, index: int, settings: PollerSettings, phase_s: float, cursor: str = "0", etag: str | None = None) -> None:
         self.index = index
-        self.consumer = f"p{settings.first_index + index}"
+        self.consumer = f"{settings.consumer_prefix}{settings.first_index + index}"
         self.polls = self.empty = 0  # this poller's own counts (reported per consumer under an audience)
         self.phase_s = phase_s
         self.interval_s = settings.interval_s
@@ -184,7 +184,7 @@ class Fleet:
         # pollers keep a request outstanding, so they only spread their first connects (<= 1 s).
         spread = min(s.interval_s, 1.0) if s.long_poll_wait_s > 0 and not s.snapshot else s.interval_s
         for i in range(s.pollers):
-            cursor, etag = stored.get(f"p{s.first_index + i}", ("0", None))
+            cursor, etag = stored.get(f"{s.consumer_prefix}{s.first_index + i}", ("0", None))
             self.pollers.append(Poller(i, s, rng.uniform(0, spread), cursor, etag))
             if s.snapshot and cursor.isdigit():
                 self.last_version[i] = int(cursor)
@@ -309,6 +309,7 @@ class Fleet:
                 cursor = str(page["next"])
                 has_more = bool(page.get("has_more"))
                 ids = [int(e["id"]) for e in data]
+                young = self.too_young(data)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.errors += 1
                 return (NEWS if got else FAILED), None
@@ -316,6 +317,10 @@ class Fleet:
             # Keep an ETag only from a feed's last page: a validator taken mid-way could match
             # while pages remain unread (after a crash, or a failed next page) and hide them.
             etag = None if has_more else resp.headers.get("etag")
+            if young is not None:
+                # a reconciler leaves the events push may still be delivering: stop before the first, read it again next poll
+                ids, has_more, etag = ids[:young], False, None
+                cursor = str(ids[-1]) if ids else p.cursor
             if ids or cursor != p.cursor:
                 try:
                     out = self.store.record_page(p.consumer, ids, now_ns(), cursor, etag)  # type: ignore[union-attr]
@@ -334,6 +339,18 @@ class Fleet:
         self.empty_polls += 1
         p.empty += 1
         return EMPTY, None
+
+    def too_young(self, data: list[Any]) -> int | None:
+        """The index of the page's first event younger than ``min_age_s`` (None: keep the whole page).
+
+        The feed's cursor is the id of the last event read (``labkit.provider.feed``),
+        so a page cut after event ``e`` continues from ``e``'s id.
+        """
+        min_age = self.settings.min_age_s
+        if min_age <= 0:
+            return None
+        newest = now_ns() - int(min_age * 1e9)
+        return next((i for i, e in enumerate(data) if int(e["created_ns"]) > newest), None)
 
     async def poll_snapshot(self, p: Poller, client: Any) -> tuple[str, float | None]:
         """One poll of ``GET /snapshot``: a new version records the event it stands for."""

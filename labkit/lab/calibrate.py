@@ -44,7 +44,7 @@ def calibration_settings() -> RunSettings:
 async def ameasure(progress: Progress = no_progress) -> cal.Calibration:
     """Run every style that accepts the calibration's settings on loopback and collect their costs."""
     base = calibration_settings()
-    styles = [u for u in units() if u.refuse(base) is None]
+    styles = [u for u in units() if u.calibrates() and u.refuse(base) is None]
     costs: dict[str, dict[str, float]] = {}
     work = Path(tempfile.mkdtemp(prefix="labkit-calibrate-"))
     try:
@@ -81,7 +81,7 @@ def _measured_with(settings: RunSettings) -> dict[str, Any]:
         "duration_s": wl.duration_s,
         "arrival": wl.arrival,
         "poll_interval_s": settings.poll_interval_s,
-        "consumers": {u.info.name: u.calibration_consumers() for u in units()},
+        "consumers": {u.info.name: u.calibration_consumers() for u in units() if u.calibrates()},
         "network": "loopback",
         "tls": False,
         "webhook_connection": settings.webhook_connection,

@@ -200,31 +200,40 @@ class ReceiverWindow(Injector):
 
 
 class NetworkInjector(Injector):
-    """A user-space TCP proxy on the consumer-provider hop, impaired for the plan's window."""
+    """A user-space TCP proxy on each consumer-provider hop, impaired for the plan's window.
+
+    A style with two hops (the hybrid: the provider's pushes to the receiver and the
+    reconciler's polls to the provider) gets a proxy on each, switched together.
+    """
 
     def __init__(self, plan: FaultPlan | None) -> None:
         super().__init__(plan)
-        self.proxy: NetProxy | None = None
+        self.proxies: list[NetProxy] = []
 
     async def link(self, lab: Lab, host: str, port: int) -> str:
         f = self.plan
         assert isinstance(f, NetworkFault)
         imp = Impairment(delay_ms=f.delay_ms, jitter_ms=f.jitter_ms, loss=f.loss, rto_ms=f.rto_ms, reset=f.reset)
-        self.proxy = NetProxy(host, port, imp, seed=lab.settings.workload.seed, active=f.at_s == 0)
-        await self.proxy.start()
-        return self.proxy.url
+        proxy = NetProxy(host, port, imp, seed=lab.settings.workload.seed + len(self.proxies), active=f.at_s == 0)
+        self.proxies.append(proxy)
+        await proxy.start()
+        return proxy.url
+
+    def _switch(self, active: bool) -> None:
+        for proxy in self.proxies:
+            proxy.active = active
 
     async def during(self, lab: FaultLab) -> None:
         f = self.plan
         assert isinstance(f, NetworkFault)
-        if f.at_s <= 0 or self.proxy is None:
+        if f.at_s <= 0 or not self.proxies:
             return
         await lab.until(f.at_s)
-        self.proxy.active = True
+        self._switch(True)
         started = time.time_ns()
         if f.duration_s > 0:
             await lab.until(f.at_s + f.duration_s)
-            self.proxy.active = False
+            self._switch(False)
             lab.episodes.append(Episode("network impaired", started, time.time_ns(), {}))
         else:
             lab.episodes.append(Episode("network impaired", started, None, {}))
@@ -235,11 +244,27 @@ class NetworkInjector(Injector):
             lab.episodes.append(Episode("network impaired", lab.t0_ns, None, {}))
 
     async def close(self) -> None:
-        if self.proxy is not None:
-            await self.proxy.stop()
+        for proxy in self.proxies:
+            await proxy.stop()
 
     def block(self) -> dict[str, Any]:
-        return {"network": {"emulation": EMULATION, **self.proxy.stats.snapshot()}} if self.proxy is not None else {}
+        if not self.proxies:
+            return {}
+        # one hop (every shipped style but the hybrid): that proxy's counters, as before; several: summed
+        snaps = [p.stats.snapshot() for p in self.proxies]
+        total = snaps[0] if len(snaps) == 1 else measures_sum(snaps)
+        return {"network": {"emulation": EMULATION, **total}}
+
+
+def measures_sum(snaps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several proxies' counters: numbers summed, anything else from the first."""
+    out: dict[str, Any] = dict(snaps[0])
+    for snap in snaps[1:]:
+        for k, v in snap.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(out.get(k), (int, float)):
+                out[k] = out[k] + v
+    out["hops"] = len(snaps)
+    return out
 
 
 class ReceiverDeadInjector(Injector):

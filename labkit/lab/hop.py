@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 
 from labkit.errors import ServerError
-from labkit.servers.netproxy import Impairment, NetProxy
+from labkit.servers.netproxy import EMULATION, Impairment, NetProxy, applied_delays_ms
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -100,3 +100,17 @@ class ProxyProcess:
             self._proc.join(STOP_TIMEOUT_S)
         self._conn.close()
         return self.stats
+
+
+def network_block(proxies: list[ProxyProcess]) -> dict[str, Any] | None:
+    """The profile's proxies' counters (connections, bytes, stalls), summed over the hops, and the delay they added."""
+    if not proxies:
+        return None
+    total: dict[str, Any] = {}
+    for proxy in proxies:
+        for k, v in proxy.stats.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("mean_"):
+                total[k] = total.get(k, 0) + v
+    # the delay really added to each chunk, per direction: the profile as applied, beside the profile declared
+    added = applied_delays_ms([proxy.stats for proxy in proxies])
+    return {"emulation": EMULATION, "hops": len(proxies), **total, "added_delay_ms": added}

@@ -42,12 +42,12 @@ from labkit.consumers import records
 from labkit.errors import ConfigError, RunError, ServerError
 from labkit.lab import measures
 from labkit.lab.faults import injector_for
-from labkit.lab.hop import ProxyProcess
+from labkit.lab.hop import ProxyProcess, network_block
 from labkit.lab.measures import Episode
 from labkit.lab.workload import AudiencePlan, Workload, audience_for
 from labkit.model.calibration import Calibration
 from labkit.provider.store import Store
-from labkit.servers.netproxy import EMULATION, Impairment, applied_delays_ms
+from labkit.servers.netproxy import Impairment
 from labkit.servers.procs import Child, ProcessGroup, core_plan
 from labkit.servers.tls import LabCertificates, make_certificates
 from labkit.styles.base import Role, Style
@@ -130,6 +130,8 @@ class StyleRun:
     audience: dict[str, Any] = field(default_factory=dict)
     shares: list[float] = field(default_factory=list)  # each consumer's share of the events (lambda_i / lambda)
     window_by_consumer: dict[str, dict[str, int]] = field(default_factory=dict)  # per-consumer counters over the window
+    # Each companion process (``Lab.companions``) by name: its own counters, wire and CPU (also in the totals above).
+    companions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str], style: Style) -> dict[str, Any]:
@@ -200,6 +202,7 @@ class Session:
         self.consumer_topics = self.audience.all_topics()
         self.consumers: list[str] = []
         self.consumer_of: dict[str, str] = {}  # subscription id -> consumer name
+        self.companions: list[Role] = []
         self.episodes: list[Episode] = []
         self.provider: Role
         self.consumer: Role
@@ -314,7 +317,7 @@ class Session:
 
     def _read_stats_file(self, role: Role) -> None:
         try:
-            snap = json.loads(self.stats_path.read_text())
+            snap = json.loads((role.stats_path or self.stats_path).read_text())
         except (OSError, json.JSONDecodeError):
             return
         role.counters.append(snap.get("counters", {}))
@@ -351,9 +354,9 @@ class Session:
         async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S * 5, verify=self.verify) as control:
             self.control = control
             self.consumer = await self.style.start_consumer(self)
-            self.cpu_start = (_cpu(self.provider.child), _cpu(self.consumer.child))
+            self.cpu_start = (_cpu(self.provider.child), self._consumer_side(_cpu))
             self.cpu_window = (time.monotonic(), 0.0)
-            self.cpu_wait = (_wait(self.provider.child), _wait(self.consumer.child))
+            self.cpu_wait = (_wait(self.provider.child), self._consumer_side(_wait))
             self.t0 = time.monotonic() + START_DELAY_S
             self.t0_ns = time.time_ns() + int(START_DELAY_S * 1e9)
             injector = asyncio.create_task(self.fault.during(self))
@@ -375,10 +378,18 @@ class Session:
             self.provider_stats = await self.get_json(f"{self.provider.child.url}/stats", auth=True) or {}
             self.provider_rss = (self.provider.child.rss_bytes() or None, rss_base)
             self.cpu_window = (self.cpu_window[0], time.monotonic())
-            self.cpu_wait = (_wait(self.provider.child) - self.cpu_wait[0], _wait(self.consumer.child) - self.cpu_wait[1])
+            self.cpu_wait = (_wait(self.provider.child) - self.cpu_wait[0], self._consumer_side(_wait) - self.cpu_wait[1])
             self.provider.cpu_s += _cpu(self.provider.child)
             await self.stop_consumer()
+            for companion in self.companions:
+                companion.cpu_s += _cpu(companion.child)
+                await asyncio.to_thread(self.group.stop, companion.child)
+                self._read_stats_file(companion)
             await asyncio.to_thread(self.group.stop, self.provider.child)
+
+    def _consumer_side(self, read: Callable[[Child], float]) -> float:
+        """``read`` (CPU or CPU wait) of the consumer process and its companions together."""
+        return read(self.consumer.child) + sum(read(c.child) for c in self.companions)
 
     async def _bracket(self) -> None:
         """The consumer's counters over the workload window, across restarts of the consumer."""
@@ -461,7 +472,7 @@ class Session:
                 break
             if time.monotonic() - start > self.settings.drain_timeout_s:
                 break
-            for role in (self.provider, self.consumer):
+            for role in (self.provider, self.consumer, *self.companions):
                 if not role.child.alive():
                     raise ServerError(f"{role.child.name} died during the run: {role.child.log_tail()}")
             await asyncio.sleep(0.05)
@@ -480,8 +491,9 @@ class Session:
     def _result(self) -> StyleRun:
         created = Store.events_created_at(str(self.provider_db))
         received = measures.first_received(records.load_events(str(self.consumer_db)))
-        counters = measures.merge_counters(self.consumer.counters)
-        wire = measures.merge_counters(self.consumer.wires)
+        # the consumer side as a whole: the consumer process and its companions (each also kept on its own below)
+        counters = measures.merge_counters([*self.consumer.counters, *(c for r in self.companions for c in r.counters)])
+        wire = measures.merge_counters([*self.consumer.wires, *(w for r in self.companions for w in r.wires)])
         name = self.style.name
         events = [
             (name, consumer, event_id, created[event_id], got)
@@ -500,7 +512,7 @@ class Session:
             drained=self.drained,
             drain_s=self.drain_s,
             provider_cpu_s=self.provider.cpu_s,
-            consumer_cpu_s=self.consumer.cpu_s,
+            consumer_cpu_s=self.consumer.cpu_s + sum(c.cpu_s for c in self.companions),
             consumer_stats={"counters": counters, "wire": wire},
             deliveries=deliveries,
             delivery_rtt_s=rtt,
@@ -512,7 +524,7 @@ class Session:
             provider_stats=self.provider_stats,
             provider_rss_bytes=self.provider_rss[0],
             provider_rss_base_bytes=self.provider_rss[1],
-            network=self._network_block(),
+            network=network_block(self.proxies),
             cpu_window_s=max(self.cpu_window[1] - self.cpu_window[0], 0.0),
             cpu_wait_s=(max(self.cpu_wait[0], 0.0), max(self.cpu_wait[1], 0.0)),
             cores=self.cores.describe(),
@@ -521,20 +533,11 @@ class Session:
             audience=self.audience.describe(),
             shares=self.audience.shares(),
             window_by_consumer=self.window_by_consumer,
+            companions={
+                c.name: {"counters": measures.merge_counters(c.counters), "wire": measures.merge_counters(c.wires), "cpu_s": c.cpu_s}
+                for c in self.companions
+            },
         )
-
-    def _network_block(self) -> dict[str, Any] | None:
-        """The profile's proxies' counters (connections, bytes, stalls), summed over the hops, and the delay they added."""
-        if not self.proxies:
-            return None
-        total: dict[str, Any] = {}
-        for proxy in self.proxies:
-            for k, v in proxy.stats.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("mean_"):
-                    total[k] = total.get(k, 0) + v
-        # the delay really added to each chunk, per direction: the profile as applied, beside the profile declared
-        added = applied_delays_ms([proxy.stats for proxy in self.proxies])
-        return {"emulation": EMULATION, "hops": len(self.proxies), **total, "added_delay_ms": added}
 
     def _fault_block(
         self,

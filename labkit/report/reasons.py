@@ -186,7 +186,7 @@ def coverage(
         )
     styles_run = {o.style for o in case.obs}
     for info in styles.all_styles():
-        if info.name not in styles_run and not is_stream(info.name):
+        if info.name not in styles_run and info.in_default_comparison:  # what compare_cmd runs; streams have their own gap
             case.gap(f"no {info.name} run at all", compare_cmd(lam, t_rec), "decision")
     streams = [i.name for i in styles.all_styles() if is_stream(i.name)]
     if streams and not req.consumers_can_expose_https and not any(s in styles_run for s in streams):

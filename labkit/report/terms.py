@@ -22,22 +22,25 @@ FIT = "fit to the use case"
 FACTORS: tuple[str, ...] = (LATENCY, VERSATILITY, SECURITY, FIT)
 
 
-def _option(family: Family, *, holds_request: bool = False, fetches_body: bool = False) -> str:
+def _option(family: Family, *, holds_request: bool = False, fetches_body: bool = False, reconciles: bool = False) -> str:
     """The option a registered variant of ``family`` with these capabilities declares (the first, in display order)."""
+    wanted = (holds_request, fetches_body, reconciles)
     for _, v in styles.variants():
-        if v.option and v.family == family and (v.holds_request, v.fetches_body) == (holds_request, fetches_body):
+        if v.option and v.family == family and (v.holds_request, v.fetches_body, v.reconciles) == wanted:
             return v.option
-    raise LookupError(f"no registered style declares a {family} option (holds_request={holds_request}, fetches_body={fetches_body})")
+    raise LookupError(
+        f"no registered style declares a {family} option (holds_request={holds_request}, fetches_body={fetches_body}, reconciles={reconciles})"
+    )
 
 
 def options() -> tuple[str, ...]:
-    """Every option the report weighs, in its order: the registered styles' plain options, their hybrids, the fallback."""
-    return (*styles.options(), FALLBACK)
+    """Every option the report weighs, in its order: the registered styles' plain options, then their hybrids."""
+    return styles.options()
 
 
 def family_options(family: Family) -> tuple[str, ...]:
-    """The options of one family as the registry declares them now (push adds the polling-fallback hybrid)."""
-    return (*styles.options(family), FALLBACK) if family == "push" else styles.options(family)
+    """The options of one family as the registry declares them now."""
+    return styles.options(family)
 
 
 def family_variants(family: Family) -> tuple[str, ...]:
@@ -55,8 +58,8 @@ WEBHOOK = _option("push")
 POLLING = _option("pull")
 LONG_POLLING = _option("pull", holds_request=True)
 THIN = _option("push", fetches_body=True)
-# A hybrid of two styles, the report's own: push, and a poller that reconciles what push gave up on.
-FALLBACK = "hybrid: webhooks + polling fallback for reconciliation"
+# Push, and a poller of the cursor feed that reconciles what push gave up on or delayed (a registered style runs it).
+FALLBACK = _option("push", reconciles=True)
 # The shipped styles' options when this module was imported (public names); code that must see a style
 # registered later (a plug-in's, a test's) calls ``options()`` / ``family_options()``.
 OPTIONS: tuple[str, ...] = options()

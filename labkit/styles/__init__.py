@@ -12,7 +12,7 @@ from __future__ import annotations
 from labkit.config.faults import FAMILIES, Family
 
 # The shipped styles, imported plainly; each registers itself (with its display order) as it is imported.
-from labkit.styles import polling, sse, webhook, websocket  # noqa: F401
+from labkit.styles import hybrid, polling, sse, webhook, websocket  # noqa: F401
 from labkit.styles.base import Style, unit, units
 from labkit.styles.registry import (
     StyleInfo,

@@ -108,6 +108,8 @@ class Role:
     cpu_s: float = 0.0
     counters: list[dict[str, Any]] = field(default_factory=list)
     wires: list[dict[str, Any]] = field(default_factory=list)
+    # The stats file a worker writes (None: the run's ``Lab.stats_path``); a companion has its own.
+    stats_path: Path | None = None
 
     @property
     def next_name(self) -> str:
@@ -138,6 +140,9 @@ class Lab(Protocol):
     # scoped API key ([] for a broadcast) and the topics it follows ([] unless the audience is topics).
     consumer_keys: list[str]
     consumer_topics: list[tuple[str, ...]]
+    # Processes a style starts beside its consumer and appends here (the hybrid's reconciling poller fleet):
+    # the session counts their CPU, checks they are alive, stops them and keeps their final counters.
+    companions: list[Role]
 
     @property
     def fault(self) -> Tuner: ...
@@ -227,6 +232,10 @@ class Style(ABC):
         a run measured (``labkit.runs.predictions`` writes it before a decision's runs).
         """
         return None
+
+    def calibrates(self) -> bool:
+        """True when ``labkit.lab.calibrate`` runs this style (False: its model's base is other styles' calibration)."""
+        return True
 
     def calibration_consumers(self) -> int:
         """Consumers in this style's calibration run (``labkit.lab.calibrate``): one, unless a cost needs a fan-out."""

@@ -111,9 +111,18 @@ class Polling(Style):
         return [f"p{i}" for i in range(settings.pollers)]
 
     async def start_consumer(self, lab: Lab) -> Role:
+        s = await self.fleet_settings(lab, lab.stats_path)
+        lab.fault.tune("poller", s, lab)
+        lab.consumers = self.consumer_names(lab.settings)
+        role = await lab.start("poller", "poller", s, server=False)
+        await asyncio.to_thread(wait_for_file, role.child, lab.stats_path)
+        return role
+
+    async def fleet_settings(self, lab: Lab, stats_path: Path) -> dict[str, Any]:
+        """The poller fleet's settings for this run, its hop to the provider linked (the reconciler of a hybrid starts one too)."""
         st = lab.settings
         base = await lab.link("127.0.0.1", lab.provider.port or 0)
-        s: dict[str, Any] = {
+        return {
             "base_url": base,
             "api_key": lab.consumer_key,
             "pollers": st.pollers,
@@ -123,16 +132,11 @@ class Polling(Style):
             "adaptive": st.adaptive,
             "snapshot": st.snapshot,
             "db_path": str(lab.consumer_db),
-            "stats_path": str(lab.stats_path),
+            "stats_path": str(stats_path),
             "seed": st.workload.seed,
             "processes": st.consumer_processes,  # >1: the pollers split over that many worker processes
             "api_keys": lab.consumer_keys,  # a non-broadcast audience: each poller reads its own feed with its own key
         }
-        lab.fault.tune("poller", s, lab)
-        lab.consumers = self.consumer_names(st)
-        role = await lab.start("poller", "poller", s, server=False)
-        await asyncio.to_thread(wait_for_file, role.child, lab.stats_path)
-        return role
 
     async def counters_now(self, lab: Lab) -> dict[str, Any]:
         snap = await asyncio.to_thread(snapshot_stats, lab.consumer.child, lab.stats_path)

@@ -29,8 +29,9 @@ class Variant:
     name of the option the decision report weighs and lists in its options table, or None for a
     variant that is only evidence for its family (batched webhooks, adaptive polling). A ``hybrid``
     option is listed after the plain ones. ``holds_request`` (the provider holds each request until
-    an event arrives) and ``fetches_body`` (the consumer fetches each event's body through the API)
-    are the capabilities the decision reasons about.
+    an event arrives), ``fetches_body`` (the consumer fetches each event's body through the API) and
+    ``reconciles`` (a poller of the cursor feed recovers what push missed) are the capabilities the
+    decision reasons about.
     """
 
     name: str
@@ -39,6 +40,8 @@ class Variant:
     hybrid: bool = False
     holds_request: bool = False
     fetches_body: bool = False
+    # the consumer also reads the cursor feed to recover what push gave up on or delayed (webhooks + a reconciling poller)
+    reconciles: bool = False
 
 
 @dataclass(frozen=True)

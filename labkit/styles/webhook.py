@@ -43,6 +43,8 @@ INFO = StyleInfo(
     ),
 )
 
+# The subscribers' names are s0, s1, ... (a hybrid's reconciler reads each one's feed under the same name).
+SUBSCRIBER_PREFIX = "s"
 # The costs a webhook's model takes from the calibration (labkit.model.calibration), in seconds.
 BASE_COSTS = ("delivery_s", "attempt_s")
 # The dispatcher's least concurrency (provider_settings caps the pool's connections).
@@ -79,7 +81,7 @@ class Webhook(Style):
         }
 
     def consumer_names(self, settings: RunSettings) -> list[str]:
-        return [f"s{i}" for i in range(settings.subscribers)]
+        return [f"{SUBSCRIBER_PREFIX}{i}" for i in range(settings.subscribers)]
 
     async def start_consumer(self, lab: Lab) -> Role:
         s: dict[str, Any] = {

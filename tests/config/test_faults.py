@@ -52,9 +52,9 @@ def test_webhook_only_faults_refuse_polling() -> None:
 def test_fault_plans_apply_per_family_and_the_registry_names_the_styles() -> None:
     plans = {kind: TypeAdapter(FaultPlan).validate_python({"kind": kind}) for kind in KINDS}
     assert all(set(p.families) <= set(FAMILIES) for p in plans.values())
-    assert styles.fault_styles(plans["receiver_gone"]) == styles.styles_of("push") == ("webhook",)
+    assert styles.fault_styles(plans["receiver_gone"]) == styles.styles_of("push") == ("webhook", "hybrid")
     assert styles.fault_styles(plans["stream_drop"]) == styles.styles_of("stream") == ("sse", "websocket")
-    assert styles.fault_styles(plans["throttle"]) == ("webhook", "polling")
+    assert styles.fault_styles(plans["throttle"]) == ("webhook", "polling", "hybrid")
     assert styles.fault_styles(plans["consumer_kill"]) == styles.names()
 
 

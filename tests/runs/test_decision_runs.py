@@ -69,7 +69,7 @@ def test_no_public_endpoint_means_no_webhook_run() -> None:
     req = load_requirements(REQS / "mobile-app-behind-nat.toml")
     plan = plan_decision(req, "out")
     assert "webhook" not in [p.style for p in plan.points]
-    assert [s for s, _ in plan.skipped_styles] == ["webhook"]
+    assert [s for s, _ in plan.skipped_styles] == ["webhook", "hybrid"]
 
 
 def test_consumers_without_an_endpoint_also_get_a_long_polling_run() -> None:

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_styles_are_runnable_units_with_their_info():
-    assert styles.names() == ("webhook", "polling", "sse", "websocket")
+    assert styles.names() == ("webhook", "polling", "sse", "websocket", "hybrid")
     for info in styles.all_styles():
         unit = styles.unit(info.name)
         assert isinstance(unit, Style) and unit.info is info
@@ -117,7 +117,7 @@ def test_the_report_vocabulary_is_the_registered_variants():
     # a variant that is only evidence (batched webhooks) is no option, yet counts for its family
     assert "batched webhooks" in terms.family_variants("push") and "batched webhooks" not in terms.options()
     assert terms.measured_as(terms.THIN) == ("thin webhooks",)
-    assert styles.styles_of("push") == ("webhook",) and styles.styles_of("pull") == ("polling",)
+    assert styles.styles_of("push") == ("webhook", "hybrid") and styles.styles_of("pull") == ("polling",)
 
 
 def test_an_unmeasured_foreign_style_is_weighed_in_the_options_table_in_registry_order(pigeon):
