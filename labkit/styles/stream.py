@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from labkit.config import RunSettings, StreamTransport
+from labkit.config import RunSettings, StreamTransport, receivers_per_event
 from labkit.errors import ServerError
 from labkit.model import network as model_network
 from labkit.model import streams as model_streams
@@ -163,16 +163,23 @@ class StreamStyle(Style):
         return out
 
     def predict(self, settings: RunSettings, calibration: Any) -> dict[str, Any] | None:
-        """The model at these settings before any run: the calibrated frame, every stream opened once."""
+        """The model at these settings before any run: the calibrated frame, every stream opened once.
+
+        An event's fan-out is its audience's receivers (every stream for a
+        broadcast, one for a per-consumer audience), as the summary counts it after the run.
+        """
         base = base_for(calibration, self.info.name, BASE_COSTS)
         wl = settings.workload
+        streams = max(settings.pollers, 1)
+        fanout = receivers_per_event(settings.audience, streams, settings.topics, settings.subscriptions)
         return self.model_block(
             settings,
             base,
-            streams=max(settings.pollers, 1),
+            streams=streams,
             rate=wl.rate_per_s,
             published=round(wl.rate_per_s * wl.duration_s),
             per_conn=None,
+            fanout=max(1, round(fanout)),
         )
 
     def model_block(

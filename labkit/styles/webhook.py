@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import model
-from labkit.config import RunSettings
+from labkit.config import RunSettings, receivers_per_event
 from labkit.errors import RunError
 from labkit.model import network as model_network
 from labkit.model.calibration import Base, base_for
@@ -149,7 +149,8 @@ class Webhook(Style):
         """The model at these settings before any run: the calibrated delivery, the connections overlap will need."""
         base = base_for(calibration, self.info.name, BASE_COSTS)
         wl = settings.workload
-        rate = wl.rate_per_s * settings.subscribers
+        # deliveries per second: each event goes to its audience's receivers (every subscriber for a broadcast, one per-consumer)
+        rate = wl.rate_per_s * receivers_per_event(settings.audience, settings.subscribers, settings.topics, settings.subscriptions)
         block = self.network_model(settings, base, rate_per_s=rate, deliveries=max(rate * wl.duration_s, 1.0))
         block["requests_per_event"] = model.push_requests_per_event(settings.batch_max_events, 0.0)  # no retry foreseen
         return block

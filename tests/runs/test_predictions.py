@@ -67,3 +67,30 @@ def test_predictions_are_written_then_set_beside_the_measurements(tmp_path) -> N
     text = markdown(rows)
     assert "Predicted, then measured" in text and "### Risks" in text and "**no**" in text
     assert beside(doc, {})[0]["measured_latency_mean_ms"] is None  # a run not made: nothing to judge
+
+
+def test_a_stream_prediction_fans_an_event_out_to_its_audience_only() -> None:
+    """A per-consumer event reaches one stream: its predicted wait is one stream's, not a broadcast's to all of them."""
+    wl = WorkloadSettings(rate_per_s=2, duration_s=30)
+    many = RunSettings(styles=("sse",), pollers=50, workload=wl)
+    one = RunSettings(styles=("sse",), pollers=1, workload=wl)
+    per_consumer = many.model_copy(update={"audience": "per-consumer"})
+
+    def mean(s: RunSettings) -> float:
+        return predict(Candidate("sse", "r", "sse", s), CAL)["predicted"]["latency_mean_ms"]
+
+    assert mean(per_consumer) == pytest.approx(mean(one))
+    # a broadcast to 50 streams waits, on average, for half the other 49 writes (0.1 ms each)
+    assert mean(many) == pytest.approx(mean(one) + 49 * 0.1 / 2)
+
+
+def test_a_webhook_prediction_counts_the_deliveries_its_audience_makes() -> None:
+    """Connections by Little's law follow the deliveries per second: a broadcast to 40 makes 40 times a per-consumer's."""
+    wl = WorkloadSettings(rate_per_s=20, duration_s=30)
+    broadcast = FAR.model_copy(update={"styles": ("webhook",), "subscribers": 40, "workload": wl})
+    per_consumer = broadcast.model_copy(update={"audience": "per-consumer"})
+
+    def connections(s: RunSettings) -> float:
+        return predict(Candidate("webhook", "r", "webhook", s), CAL)["predicted"]["connections"]
+
+    assert connections(broadcast) > connections(per_consumer)
