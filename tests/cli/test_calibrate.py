@@ -10,19 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import labkit
+
 
 def _labkit(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
 
 
 def test_calibrate_is_a_command() -> None:
-    r = _labkit("calibrate", "--help", env=dict(os.environ), timeout=60)
+    r = labkit("calibrate", "--help")
     assert r.returncode == 0 and "--json" in r.stdout
 
 
 def test_a_bad_injected_calibration_is_one_line_exit_2(tmp_path: Path) -> None:
     env = {**os.environ, "LABKIT_CALIBRATION": str(tmp_path / "nope.json")}
-    r = _labkit("compare", "--duration", "1", "--out", str(tmp_path / "out"), env=env, timeout=60)
+    r = labkit("compare", "--duration", "1", "--out", str(tmp_path / "out"), env=env)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "calibration" in r.stderr, r.stderr
 
 

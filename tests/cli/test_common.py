@@ -1,14 +1,14 @@
-"""Bad command-line input: one line naming the problem, exit 2, no traceback."""
+"""Bad command-line input: one line naming the problem, exit 2, no traceback.
 
-import subprocess
-import sys
+The cases run the command line's entry point in this process (``tests.helpers.cli``);
+``test_the_real_executable_exits_2_with_one_line`` checks the same contract on a real process.
+"""
+
 from pathlib import Path
 
 import pytest
 
-
-def labkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=60)
+from tests.helpers.cli import labkit, labkit_process
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,16 @@ def test_bad_option_is_one_line_and_exit_2(args, names):
     assert names in lines[0]
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_the_real_executable_exits_2_with_one_line():
+    """The process contract itself: ``python -m labkit`` with bad input exits 2, one line on stderr, nothing on stdout."""
+    for args, names in ((["compare", "--rate", "-1"], "--rate"), (["no-such-command"], "no-such-command")):
+        proc = labkit_process(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and names in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stdout == ""
 
 
 def test_help_lists_the_commands():

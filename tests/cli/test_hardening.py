@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,14 @@ from labkit.config import PollerSettings, RunSettings, WorkloadSettings
 from labkit.errors import ConfigError, ResultsError
 from labkit.results.layout import load_results, read_summary
 from labkit.runs.experiments import load_experiment, parse_experiment
+from tests.helpers.cli import Ran, labkit
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_FILE_BYTES = 1024 * 1024
 SUMMARY = REPO / "tests" / "fixtures" / "report" / "compare" / "20250301T120000000000Z-s1" / "summary.json"
 
 
-def labkit(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def one_line_exit_2(proc: subprocess.CompletedProcess[str]) -> str:
+def one_line_exit_2(proc: Ran) -> str:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -49,7 +44,7 @@ def test_the_cli_names_both_options_for_an_oversized_workload() -> None:
     with pytest.raises(ConfigError) as err:
         build_run_settings({"workload": {"rate_per_s": 100_000.0, "duration_s": 86_400.0}})
     assert "--rate" in str(err.value) and "--duration" in str(err.value)
-    line = one_line_exit_2(labkit("compare", "--rate", "100000", "--duration", "86400", "--no-report", timeout=30))
+    line = one_line_exit_2(labkit("compare", "--rate", "100000", "--duration", "86400", "--no-report"))
     assert "--rate" in line and "--duration" in line and "max_events" in line
 
 
@@ -64,7 +59,7 @@ def test_an_experiment_file_over_the_event_cap_names_its_keys() -> None:
 def test_a_device_is_not_an_experiment_file() -> None:
     with pytest.raises(ConfigError, match="not a regular file"):
         load_experiment("/dev/zero")
-    line = one_line_exit_2(labkit("sweep", "/dev/zero", timeout=30))
+    line = one_line_exit_2(labkit("sweep", "/dev/zero"))
     assert "/dev/zero" in line and "regular file" in line
 
 
@@ -106,7 +101,7 @@ def test_safe_names_still_load() -> None:
 def test_dotdot_from_a_file_is_refused_on_the_command_line(tmp_path: Path) -> None:
     exp = tmp_path / "escape.toml"
     exp.write_text('[experiment]\nname = ".."\n[workload]\nduration_s = 1\n')
-    line = one_line_exit_2(labkit("sweep", str(exp), "--out", str(tmp_path / "out"), timeout=30))
+    line = one_line_exit_2(labkit("sweep", str(exp), "--out", str(tmp_path / "out")))
     assert "experiment.name" in line and "letters, digits" in line
     assert not (tmp_path / "out").exists()
 

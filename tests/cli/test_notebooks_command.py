@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import nbformat
 import pytest
 
-
-def labkit(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=timeout)
+from tests.helpers.cli import labkit, labkit_process
 
 
 def test_an_unknown_notebook_is_one_line_and_exit_2(tmp_path):
@@ -33,7 +29,7 @@ def test_an_out_that_is_a_file_is_refused(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_run_writes_the_executed_notebook_and_its_html(tmp_path):
-    proc = labkit("notebooks", "--quick", "--only", "05", "--out", str(tmp_path), "--json", timeout=850)
+    proc = labkit_process("notebooks", "--quick", "--only", "05", "--out", str(tmp_path), "--json", timeout=850)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["schema_version"] == 1 and doc["quick"] is True

@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.helpers.cli import labkit
+
 REPO = Path(__file__).resolve().parents[2]
 REQ = "target_latency_p99_ms = 1000\nevent_rate_per_s = 5\nconsumers = 2\nmissed_events_tolerated = true\n"
 
@@ -101,11 +103,5 @@ def test_a_signal_mid_run_removes_the_private_work_dir(tmp_path: Path, command: 
 
 
 def test_notebooks_only_empty_is_refused() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "labkit", "notebooks", "--only", ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
+    proc = labkit("notebooks", "--only", "")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--only" in proc.stderr, proc.stderr

@@ -3,9 +3,6 @@ cut what they echo, and refuse ``rate`` with ``rate_up``/``rate_down``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from labkit.config import RunSettings, WorkloadSettings, validated
 from labkit.config.network import parse_network
 from labkit.errors import ConfigError
+from tests.helpers.cli import labkit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,10 +24,7 @@ def test_a_non_finite_number_is_not_a_number(value: str) -> None:
 
 
 def test_the_cli_says_rate_nan_is_not_a_number(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "labkit", "compare", "--rate", "nan", "--no-report", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )  # fmt: skip
+    proc = labkit("compare", "--rate", "nan", "--no-report", "--out", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.strip() == "labkit: error: --rate: nan is not a number; give a finite number"
 
 

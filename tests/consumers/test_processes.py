@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +12,7 @@ from labkit.consumers.processes import merge_stats, resolve
 from labkit.consumers.stats import Latency
 from labkit.errors import ConfigError
 from labkit.wire.signing import new_secret
-
-
-def labkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+from tests.helpers.cli import labkit
 
 
 @pytest.mark.parametrize("value", ["0", "abc", "-1", "2.5", "257"])

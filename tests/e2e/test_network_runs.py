@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -18,13 +16,13 @@ from labkit.lab.workload import build_workload
 from labkit.styles.base import network_profile, unit
 from labkit.styles.polling import Polling
 from labkit.styles.webhook import Webhook
+from tests.helpers.cli import Ran, labkit
 
 WEBHOOK, POLLING = Webhook(), Polling()
 
 
-def _labkit(*args: str, tmp_path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "labkit", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+def _labkit(*args: str, tmp_path) -> Ran:
+    return labkit(*args, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,5 @@
 """Audience settings: validated as one line, seeded assignment that every style agrees on."""
 
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -9,10 +7,7 @@ import pytest
 from labkit.config import RunSettings, parse_skew, validated
 from labkit.errors import ConfigError
 from labkit.lab.workload import audience_for, plan_audience, skew_weights
-
-
-def labkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=60)
+from tests.helpers.cli import labkit
 
 
 @pytest.mark.parametrize(

@@ -124,8 +124,8 @@ def test_a_dropped_live_stream_closes_its_connection(lab: Lab) -> None:
 
 
 def test_a_reader_that_reads_gets_the_whole_backlog_in_bounded_pages(lab: Lab) -> None:
+    _stored_backlog(lab, 120)  # 480 KB, 30 pages of the 16 KB budget; written before the start (no 120 POSTs)
     p = lab.provider(**STALL)
-    _backlog(lab, p.url, 120)
     with httpx.Client(base_url=p.url, timeout=30.0) as c, c.stream("GET", "/stream?after=0", headers=AUTH) as r:
         ids: list[int] = []
         for line in r.iter_lines():

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from pydantic import ValidationError
 
 from labkit.errors import ConfigError
 from labkit.report import Requirements, load_requirements
 from labkit.report.requirements import DEFAULT_NAME, default_requirements
+from tests.helpers.cli import labkit
 from tests.helpers.report import COMPARE_RUN, EXAMPLES, REQUIREMENTS
 
 
@@ -94,10 +92,6 @@ def test_requirements_are_immutable():
 # ---------------------------------------------------------------- through the command line
 
 
-def labkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=120)
-
-
 def test_cli_bad_requirements_exit_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('consumers_can_expose_https = "maybe"\n')
@@ -130,7 +124,6 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, args, names):
     assert proc.stdout == ""
 
 
-@pytest.mark.slow  # one more CLI process; bad requirements stay fast
 def test_cli_unknown_schema_exit_2(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

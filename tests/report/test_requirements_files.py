@@ -4,8 +4,6 @@ rate the lab cannot run is refused in one line."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +11,14 @@ import pytest
 from labkit.errors import ConfigError
 from labkit.report.requirements import load_requirements
 from labkit.runs.decision_runs import plan_decision
+from tests.helpers.cli import Ran, labkit
 
 REPO = Path(__file__).resolve().parents[2]
 COMPARE_RUN = REPO / "tests" / "fixtures" / "report" / "compare" / "20250301T120000000000Z-s1"
 STATED = "target_latency_p99_ms = 500\nevent_rate_per_s = 2\nconsumers = 10\n"
 
 
-def labkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
-
-
-def one_line_exit_2(proc: subprocess.CompletedProcess[str]) -> str:
+def one_line_exit_2(proc: Ran) -> str:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

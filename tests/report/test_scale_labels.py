@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +10,7 @@ import pytest
 from labkit.report import write_report
 from labkit.report.requirements import parse_requirements
 from labkit.report.scale import MEASURED, PROJECTED, SCALED, headlines
+from tests.helpers.cli import labkit
 
 ROOT = Path(__file__).resolve().parents[2]
 REQ = parse_requirements({"consumers": 2000, "event_rate_per_s": 0.5, "network": "cross-region", "tls": True})
@@ -90,7 +89,7 @@ def test_decide_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         ["decide", str(tmp_path / "missing.toml")],
         ["decide", str(ROOT / "scenarios/requirements/payments-provider.toml"), "--max-minutes", "0"],
     ):
-        proc = subprocess.run([sys.executable, "-m", "labkit", *args, "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+        proc = labkit(*args, "--out", str(tmp_path))
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1
 

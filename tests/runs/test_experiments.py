@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 
 from labkit.errors import ConfigError
 from labkit.runs.experiments import load_experiment, point_id
+from tests.helpers.cli import Ran
+from tests.helpers.cli import labkit as run_labkit
 from tests.helpers.paths import EXPERIMENTS, REPO
 
 GOOD = """
@@ -199,8 +199,8 @@ def test_shipped_experiments_load():
     assert len(load_experiment(EXPERIMENTS / "quick.toml")) == 2
 
 
-def labkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], check=False, capture_output=True, text=True, timeout=120, cwd=REPO)
+def labkit(*args: str) -> Ran:
+    return run_labkit(*args, cwd=REPO)
 
 
 @pytest.mark.parametrize("command", ["sweep", "run"])
