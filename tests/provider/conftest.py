@@ -9,7 +9,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from labkit.servers.procs import Child, ProcessGroup
 from tests.helpers.provider import Receiver, provider_settings, receivers, running
+from tests.helpers.streams import Lab
 
 
 @pytest.fixture
@@ -27,3 +29,17 @@ def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
 async def provider(tmp_path: Path) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     async with running(provider_settings(tmp_path)) as pair:
         yield pair
+
+
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Child]]:
+    """One provider process shared by a module's refusal tests, stopped after the module.
+
+    Each of those tests is refused before any stream exists (401, 400, a WebSocket closed
+    1008), so none changes what the next one sees; counters are read as differences. A
+    provider start costs about a second, and the refusals are many.
+    """
+    work = tmp_path_factory.mktemp("refusing")
+    with ProcessGroup(work) as group:
+        lab = Lab(group, work)
+        yield lab, lab.provider()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from labkit.servers.procs import Child
 from tests.helpers.streams import AUTH, Lab, events, read_sse
 
 
@@ -92,15 +93,15 @@ def test_types_filter_as_on_the_feed(lab: Lab) -> None:
     assert [(int(f.id), f.event) for f in events(frames)] == [(1, "a.one"), (2, "a.one"), (3, "a.one"), (7, "c.three"), (8, "c.three")]
 
 
-def test_without_a_key_401(lab: Lab) -> None:
-    p = lab.provider()
+def test_without_a_key_401(refusing: tuple[Lab, Child]) -> None:
+    _, p = refusing
     with httpx.Client(base_url=p.url, timeout=10.0) as c:
         assert c.get("/stream").status_code == 401
         assert c.get("/stream", headers={"authorization": "Bearer wrong-key"}).status_code == 401
 
 
-def test_hostile_cursor_and_filter_400_with_reason(lab: Lab) -> None:
-    p = lab.provider()
+def test_hostile_cursor_and_filter_400_with_reason(refusing: tuple[Lab, Child]) -> None:
+    lab, p = refusing
     cases = [
         ({"last-event-id": "abc"}, {}, "Last-Event-ID"),
         ({"last-event-id": "-1"}, {}, "Last-Event-ID"),
