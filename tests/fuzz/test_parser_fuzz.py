@@ -28,10 +28,10 @@ from labkit.report.requirements import load_requirements
 from labkit.runs.experiments import load_experiment
 from labkit.wire.retryafter import MAX_RETRY_AFTER_S, parse_retry_after
 from labkit.wire.signing import SignatureError, Signer, Verifier, new_secret
-from tests.fuzz.examples import fuzz_examples
+from tests.helpers.examples import fuzz_examples
 
 # The whole suite tries 300 inputs per property; the fast subset (-m "not slow") the first 60 of the
-# same derandomized stream (tests/fuzz/conftest.py), so the edit-test loop still fuzzes every parser.
+# same derandomized stream (tests/helpers/examples.py), so the edit-test loop still fuzzes every parser.
 FUZZ = settings(
     max_examples=fuzz_examples(),
     deadline=None,

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.wire.sse import BOM, Event, SseDecoder
+from tests.helpers.examples import fuzz_examples
 
 
 def decode(*pieces: bytes, decoder: SseDecoder | None = None) -> list[Event]:
@@ -124,7 +125,7 @@ STREAM = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=fuzz_examples(), deadline=None)
 @given(STREAM, st.lists(st.integers(min_value=0, max_value=400), max_size=12), st.binary(max_size=3))
 def test_any_chunking_gives_the_events_of_the_standard(stream: bytes, cuts: list[int], tail: bytes) -> None:
     stream += tail  # an unterminated end (perhaps a partial BOM or UTF-8 sequence) is never dispatched
@@ -146,7 +147,7 @@ PROVIDER_FRAME = st.builds(lambda t, d, i: f"event: {t}\ndata: {d}\nid: {i}\n\n"
 OTHER_FRAME = st.builds(lambda lines: "".join(line + "\n" for line in lines), st.lists(st.one_of(LINE, st.just("")), max_size=4))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=fuzz_examples(), deadline=None)
 @given(st.lists(st.one_of(PROVIDER_FRAME, OTHER_FRAME), max_size=12), st.booleans(), st.lists(st.integers(0, 400), max_size=6))
 def test_provider_frames_one_per_piece_give_the_events_of_the_standard(frames: list[str], bom: bool, cuts: list[int]) -> None:
     pieces = [(BOM if bom else b"") + b": labkit stream\nretry: 3000\n\n", *(f.encode() for f in frames)]
