@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from labkit import styles
 from labkit.report.observations import Obs, Observations, fmt
@@ -28,6 +29,7 @@ from labkit.report.requirements import Requirements
 from labkit.report.scale import PROJECTED, basis_of
 from labkit.report.terms import FALLBACK, THIN, WEBHOOK, family_options, options
 from labkit.report.weigh import FAIL, NOT_MEASURED, PASS, TIE, Cell, Cost, OptionRow, Weighing, cost_cells, costs_of, hard_cells, pick
+from labkit.results import columns as cols
 
 
 def _row(option: str, o: Obs, req: Requirements, t_rec: float | None) -> OptionRow:
@@ -35,9 +37,58 @@ def _row(option: str, o: Obs, req: Requirements, t_rec: float | None) -> OptionR
     cost = costs_of(o, req)
     cells, within = cost_cells(o, cost, req)
     basis, text = basis_of(o, req)
+    if _reconciles(o):
+        hard, cells, text = _reconciled(o, req, hard, cells, text)
     failed = tuple(c.what for c in hard if c.verdict == FAIL)
     p99 = next((c.value for c in hard if c.what == "p99 within target"), None)
     return OptionRow(option, o.style, o.run_id, basis, text, hard, cells, not failed, within, costs=cost, p99=p99, failed=failed)
+
+
+def _reconciles(o: Obs) -> bool:
+    """The row measured a variant whose consumer also reconciles from the cursor feed (the registry says so)."""
+    info = styles.get(o.style)
+    return info is not None and any(v.reconciles and v.name == o.variant for v in info.declared_variants)
+
+
+def _reconciled(o: Obs, req: Requirements, hard: tuple[Cell, ...], cells: tuple[Cell, ...], text: str) -> tuple[Any, Any, str]:
+    """A measured hybrid's cells with the reconciler's own share of them, traced to its ``reconcile`` columns.
+
+    The reconciler's requests and bytes are inside the run's totals (it was run, not
+    added); each cell says how much of it was the reconciler's, and the basis says at
+    what interval it was measured and what the report's interval would cost by the model.
+    """
+    interval, rpe, bpe = o.get(cols.RECONCILE_INTERVAL_S), o.get(cols.RECONCILE_REQUESTS_PER_EVENT), o.get(cols.RECONCILE_BYTES_PER_EVENT)
+    recovered, late = o.get(cols.RECONCILE_RECOVERED), o.get(cols.RECONCILE_PUSHED_AFTER_RECOVERY)
+    if interval is None:
+        return hard, cells, text
+    at_report = 1.0 / (req.event_rate_per_s * RECONCILE_S)
+    text += (
+        f"; webhooks and a reconciling poll every {fmt(interval)} s per consumer, run as one (the report recommends every "
+        f"{fmt(RECONCILE_S)} s, where its polls would cost {fmt(round_sig(at_report, 2))} requests per event by the model)"
+    )
+    extra = {
+        "requests per event": (f"the reconciler's {fmt(round_sig(rpe or 0.0, 2))} included", cols.RECONCILE_REQUESTS_PER_EVENT),
+        "GB a month": (f"the reconciler's {fmt(round_sig(bpe or 0.0, 3))} B per event included", cols.RECONCILE_BYTES_PER_EVENT),
+    }
+    cells = tuple(
+        replace(c, shown=f"{c.shown}; {extra[c.what][0]}", evidence=(*c.evidence, o.ev(extra[c.what][1]), o.ev(cols.RECONCILE_INTERVAL_S)))
+        if c.what in extra and c.evidence
+        else c
+        for c in cells
+    )
+    found = (
+        f"; the reconciler recovered {fmt(recovered or 0)} events push had not delivered, and {fmt(late or 0)} were pushed again "
+        "after their recovery (processed once)"
+    )
+    hard = tuple(
+        replace(
+            c, shown=c.shown + found, evidence=(*c.evidence, o.ev(cols.RECONCILE_RECOVERED), o.ev(cols.RECONCILE_PUSHED_AFTER_RECOVERY))
+        )
+        if c.what == "nothing lost"
+        else c
+        for c in hard
+    )
+    return hard, cells, text
 
 
 def _unmeasured(option: str, why: str) -> OptionRow:

@@ -31,6 +31,15 @@ POLL_INTERVAL_S = "poll_interval_s"
 RTT_MEAN = "rtt_ms.mean"
 DELIVERY_RTT_MS = "delivery_rtt_ms"
 
+# the hybrid's reconciling poller (its ``reconcile`` block): its interval, its own cost, what it found
+RECONCILE_INTERVAL_S = "reconcile.interval_s"
+RECONCILE_REQUESTS_PER_EVENT = "reconcile.requests_per_event"
+RECONCILE_BYTES_PER_EVENT = "reconcile.bytes_per_event"
+RECONCILE_EMPTY_POLL_RATIO = "reconcile.empty_poll_ratio"
+RECONCILE_RECOVERED = "reconcile.recovered"
+RECONCILE_CONFIRMED = "reconcile.confirmed"
+RECONCILE_PUSHED_AFTER_RECOVERY = "reconcile.pushed_after_recovery"
+
 # what arrived
 PUBLISHED = "published"
 DELIVERED = "delivered"
