@@ -15,15 +15,16 @@ reports its server's and its consumer's CPU time per frame.
 
 from __future__ import annotations
 
-import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from labkit.bench.cases import EVENT_TYPE, Lab, Plan, cv, median, paired_ratio, provider_settings, seed_events
+from labkit.bench.fleets import Counters, all_connected, read_counters, wait_counters
 from labkit.config import DEFAULT_API_KEY
 from labkit.errors import RunError
 from labkit.servers.procs import Child
@@ -33,26 +34,8 @@ SIZES = {"tiny": (20, 20), "quick": (200, 100), "full": (500, 200)}
 WAIT_S = 120.0
 
 
-def _counters(path: Path) -> dict[str, Any]:
-    for _ in range(20):
-        try:
-            return dict(json.loads(path.read_text())["counters"])
-        except (OSError, ValueError, KeyError):
-            time.sleep(0.02)
-    return {}
-
-
-def _wait(child: Child, path: Path, done: Any, what: str, timeout_s: float = WAIT_S) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        c = _counters(path)
-        if c and done(c):
-            return c
-        if not child.alive():
-            raise RunError(f"sse_fanout: {child.name} exited: {child.log_tail()}")
-        if time.monotonic() > deadline:
-            raise RunError(f"sse_fanout: {what} within {timeout_s:.0f} s")
-        time.sleep(0.05)
+def _wait(child: Child, path: Path, done: Callable[[Counters], bool], what: str) -> Counters:
+    return wait_counters("sse_fanout", child, path, done, what, WAIT_S)
 
 
 def _fleet(lab: Lab, name: str, url: str, streams: int) -> tuple[Child, Path]:
@@ -69,13 +52,13 @@ def _fleet(lab: Lab, name: str, url: str, streams: int) -> tuple[Child, Path]:
             "idle_timeout_s": 600,
         },
     )
-    _wait(child, stats, lambda c: c.get("connected") == streams and c.get("connects") == streams, f"{streams} streams not connected")
+    _wait(child, stats, all_connected(streams), f"{streams} streams not connected")
     return child, stats
 
 
 def _burst(server: Child, path: str, fleet: Child, stats: Path, events: int, streams: int) -> dict[str, Any]:
     """Publish ``events`` and time until all ``events * streams`` frames are in."""
-    before = _counters(stats).get("frames", 0)
+    before = read_counters(stats).get("frames", 0)
     cpu_s0, fleet_cpu0 = server.cpu_s(), fleet.cpu_s()
     body = {"type": EVENT_TYPE, "payload": {"bench": "x" * 200}}
     with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=30.0) as client:

@@ -145,7 +145,8 @@ TARGETS = (
         "ratios.per_consumer_fanout",
         "<=",
         1.5,
-        "provider CPU per delivered SSE frame to K streams, each event one consumer's / every stream's, the publish taken out",
+        "provider CPU per delivered SSE frame to K streams, each event one consumer's / every stream's, everything included"
+        " (events taken in through POST /events/batch, one frame per stream per batch, both cases)",
     ),
     ScalingTarget(
         "scaling_pollers",

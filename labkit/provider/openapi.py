@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labkit.provider.publishing import BATCH_MAX_EVENTS
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -73,6 +75,65 @@ def _components() -> dict[str, Any]:
     }
 
 
+# The members of one published event (POST /events, and each of POST /events/batch).
+_PUBLISHED: dict[str, Any] = {
+    "type": {"type": "string", "minLength": 1, "maxLength": 100},
+    "payload": {
+        "type": "object",
+        "description": "stored and delivered byte for byte; a number beyond a double's"
+        " range or an unpaired surrogate escape is a 422 naming the field",
+    },
+    "consumer": {"type": "string", "minLength": 1, "maxLength": 100, "description": "the one consumer the event is for (audience)"},
+}
+
+
+def _batch_path(common: dict[str, Any]) -> dict[str, Any]:
+    """POST /events/batch."""
+    return {
+        "/events/batch": {
+            "post": {
+                "summary": "Publish many events in one transaction (each as POST /events would; all or none)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "events": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": BATCH_MAX_EVENTS,
+                                        "items": {
+                                            "type": "object",
+                                            "properties": _PUBLISHED,
+                                            "required": ["type", "payload"],
+                                            "additionalProperties": False,
+                                        },
+                                    }
+                                },
+                                "required": ["events"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _resp(
+                        "published, ids in the batch's order",
+                        {
+                            "type": "object",
+                            "properties": {"ids": {"type": "array", "items": {"type": "integer"}}, "created_ns": {"type": "integer"}},
+                        },
+                    ),
+                    **_errors(400, 413, 415, 422),
+                    **common,
+                },
+            }
+        },
+    }
+
+
 def _feed_paths(common: dict[str, Any], max_wait_s: float, page_limit_max: int) -> dict[str, Any]:
     """GET and POST /events, and one event."""
     return {
@@ -111,14 +172,7 @@ def _feed_paths(common: dict[str, Any], max_wait_s: float, page_limit_max: int) 
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {
-                                    "type": {"type": "string", "minLength": 1, "maxLength": 100},
-                                    "payload": {
-                                        "type": "object",
-                                        "description": "stored and delivered byte for byte; a number beyond a double's"
-                                        " range or an unpaired surrogate escape is a 422 naming the field",
-                                    },
-                                },
+                                "properties": _PUBLISHED,
                                 "required": ["type", "payload"],
                                 "additionalProperties": False,
                             }
@@ -234,6 +288,7 @@ def provider_openapi(*, max_wait_s: float = 30.0, page_limit_max: int = 1000, ca
         "paths": {
             "/healthz": {"get": {"security": [], "responses": {"200": _resp("alive")}}},
             **_feed_paths(common, max_wait_s, page_limit_max),
+            **_batch_path(common),
             **_subscription_paths(common, url),
             "/stats": {"get": {"responses": {"200": _resp("counters"), **common}}},
         },

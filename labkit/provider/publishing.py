@@ -1,5 +1,11 @@
 """``POST /events``: append an event to the log and queue its webhooks, in one transaction.
 
+``POST /events/batch`` (``{"events": [...]}``, up to ``BATCH_MAX_EVENTS``)
+appends many in one request and one transaction, each read and routed as if
+published alone: what a provider producing events at a high rate (each
+merchant's payments, say) sends, so that a request's cost is not paid per
+event.
+
 The payload is stored as the exact bytes the publisher sent (``payloads``
 says what is refused and why), so the webhook body, the feed and the
 snapshot carry it unchanged.
@@ -7,6 +13,7 @@ snapshot carry it unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,12 +23,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from labkit.provider.bodies import read_json
-from labkit.provider.payloads import member_spans, verbatim
+from labkit.provider.payloads import element_spans, member_spans, verbatim
 from labkit.provider.protocol import JSON
 from labkit.provider.routing import RouteSet
 from labkit.provider.state import state_of
 
 ENVELOPE = frozenset({"type", "payload", "consumer"})
+Spans = dict[str, tuple[int, int]]
+BATCH_MAX_EVENTS = 1000  # events of one POST /events/batch (its body is bounded by max_body_bytes too)
 
 
 def check_type(value: Any) -> str:
@@ -47,29 +56,45 @@ def envelope(body: bytes, data: Any) -> tuple[str, bytes]:
     """The event type and the payload's bytes as received, from a body already parsed as ``data``."""
     if not isinstance(data, dict):
         raise HTTPException(422, "body must be a JSON object")
-    unknown = sorted(set(data) - ENVELOPE)
+    text = body.decode("utf-8")  # orjson has accepted it, so it is UTF-8
+    type_, payload, _ = event_of(body, text, data, lambda: member_spans(text))
+    return type_, payload
+
+
+def event_of(body: bytes, text: str, data: dict[str, Any], spans: Callable[[], Spans]) -> tuple[str, bytes, str | None]:
+    """One event's (type, payload bytes as received, consumer) from its object ``data``; ``spans`` finds its members in ``text``.
+
+    The spans are asked for after the fields are checked, so a body that is
+    wrong in several ways is refused for the same first reason as before.
+    """
+    return fields(data, lambda: verbatim(body, text, spans()["payload"]))
+
+
+def fields(data: dict[str, Any], payload: Callable[[], bytes]) -> tuple[str, bytes, str | None]:
+    """(type, payload bytes, consumer) of one event object, each checked; ``payload`` is asked for last."""
+    unknown = [k for k in data if k not in ENVELOPE]
     if unknown:
-        raise HTTPException(422, f"{unknown[0]}: unknown field")
+        raise HTTPException(422, f"{min(unknown)}: unknown field")
     for name in ("type", "payload"):
         if name not in data:
             raise HTTPException(422, f"{name}: field required")
     type_ = check_type(data["type"])
     if not isinstance(data["payload"], dict):
         raise HTTPException(422, "payload: must be a JSON object")
-    text = body.decode("utf-8")  # orjson has accepted it, so it is UTF-8
-    spans = member_spans(text)
-    return type_, verbatim(body, text, spans["payload"])
+    return type_, payload(), check_consumer(data.get("consumer"))
 
 
 async def publish(request: Request) -> Response:
     p = state_of(request)
     body, data = await read_json(request, p.settings)
-    type_, payload = envelope(body, data)
-    consumer = check_consumer(data.get("consumer"))
+    if not isinstance(data, dict):
+        raise HTTPException(422, "body must be a JSON object")
+    text = body.decode("utf-8")  # orjson has accepted it, so it is UTF-8
+    type_, payload, consumer = event_of(body, text, data, lambda: member_spans(text))
     event_id, created = p.store.publish(type_, payload, p.first_delay_ns, consumer)
     p.counters["published"] += 1
     p.notify(type_, consumer)
-    p.hub.notify()
+    p.hub.notify((((event_id, type_, created, payload), consumer),))
     p.dispatcher.wake()
     return Response(
         b'{"id":%d,"type":%s,"created_ns":%d}' % (event_id, orjson.dumps(type_), created),
@@ -78,4 +103,55 @@ async def publish(request: Request) -> Response:
     )
 
 
-ROUTES = RouteSet(routes=(Route("/events", publish, methods=["POST"]),))
+def batch_events(body: bytes, data: Any) -> list[tuple[str, bytes, str | None]]:
+    """The events of a batch body ``{"events": [...]}``, each read as ``POST /events`` reads one; 422 names the first wrong one."""
+    if not isinstance(data, dict) or set(data) != {"events"}:
+        raise HTTPException(422, "body must be a JSON object with one member, events")
+    items = data["events"]
+    if not isinstance(items, list) or not 1 <= len(items) <= BATCH_MAX_EVENTS:
+        raise HTTPException(422, f"events: must be an array of 1 to {BATCH_MAX_EVENTS} events")
+    if orjson.dumps(data) == body:
+        # The body is exactly its own compact serialisation, so each payload's bytes as sent are its
+        # serialisation: verbatim without finding where each lies (a duplicate key, an escape, a
+        # space or a float written otherwise makes the body differ and takes the scan below).
+        return [_checked(i, item, lambda _, it: orjson.dumps(it["payload"])) for i, item in enumerate(items)]
+    text = body.decode("utf-8")
+    spans = element_spans(text, member_spans(text)["events"], "events")
+    return [_checked(i, item, lambda j, _: verbatim(body, text, spans[j]["payload"])) for i, item in enumerate(items)]
+
+
+def _checked(i: int, item: Any, payload: Callable[[int, dict[str, Any]], bytes]) -> tuple[str, bytes, str | None]:
+    """Event ``i`` of a batch, read as ``POST /events`` reads one; ``payload(i, item)`` gives its bytes as sent once it is checked."""
+    if not isinstance(item, dict):
+        raise HTTPException(422, f"events[{i}]: must be a JSON object")
+    try:
+        return fields(item, lambda: payload(i, item))
+    except HTTPException as exc:
+        raise HTTPException(exc.status_code, f"events[{i}].{exc.detail}") from None
+
+
+async def publish_batch(request: Request) -> Response:
+    """Many events in one request and one transaction: what a provider that produces events at a high rate sends.
+
+    Each event is read, stored, routed (feeds, long polls, streams, webhook
+    subscriptions) exactly as if it had been published alone, in the batch's
+    order; the batch is all or nothing.
+    """
+    p = state_of(request)
+    body, data = await read_json(request, p.settings)
+    events = batch_events(body, data)
+    rows = p.store.publish_many(events, p.first_delay_ns)
+    p.counters["published"] += len(rows)
+    p.counters["published_batches"] += 1
+    for (_, type_, _, _), consumer in rows:
+        p.notify(type_, consumer)
+    p.hub.notify(rows)
+    p.dispatcher.wake()
+    return Response(
+        b'{"ids":[%s],"created_ns":%d}' % (b",".join(b"%d" % row[0] for row, _ in rows), rows[0][0][2]),
+        status_code=201,
+        media_type=JSON,
+    )
+
+
+ROUTES = RouteSet(routes=(Route("/events", publish, methods=["POST"]), Route("/events/batch", publish_batch, methods=["POST"])))

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 """
 
 EVENT_COLS = "id, type, created_ns, payload"
+Row = tuple[int, str, int, bytes]  # one event as read by EVENT_COLS: (id, type, created_ns, payload)
 DELIVERY_COLS = "id, subscription_id, msg_id, first_event_id, last_event_id, event_ids, batch, attempts, created_ns"
 
 
@@ -156,6 +157,17 @@ class Heads:
         if consumer is not None:
             self.by_consumer[consumer] = max(self.by_consumer.get(consumer, 0), event_id)
             self.by_consumer_type[(consumer, type_)] = max(self.by_consumer_type.get((consumer, type_), 0), event_id)
+
+    def appended(self, rows: list[tuple[Row, str | None]]) -> None:
+        """``moved`` for rows just appended in id order: each is newer than every head, so it is the head of its keys."""
+        by_type, by_consumer, by_consumer_type = self.by_type, self.by_consumer, self.by_consumer_type
+        for (event_id, type_, _, _), consumer in rows:
+            by_type[type_] = event_id
+            if consumer is not None:
+                by_consumer[consumer] = event_id
+                by_consumer_type[(consumer, type_)] = event_id
+        if rows:
+            self.head = max(self.head, rows[-1][0][0])
 
 
 class SubscriptionIndex:

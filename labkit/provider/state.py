@@ -49,6 +49,8 @@ class ProviderState:
     def notify(self, type_: str | None = None, consumer: str | None = None) -> None:
         """Wake the long polls an event of ``type_`` (for ``consumer``) concerns; without a type, every one."""
         waiting = self._waiting
+        if not waiting:  # no long poll waits (a stream or webhook run): nothing to wake, per event of a batch too
+            return
         if type_ is None:
             channels: list[Hashable] = list(waiting)
         else:

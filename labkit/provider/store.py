@@ -32,6 +32,7 @@ from labkit.provider.schema import (
     AttemptResult,
     Delivery,
     Heads,
+    Row,
     Subscription,
     SubscriptionIndex,
     delivery_from_row,
@@ -120,6 +121,34 @@ class Store:
             raise
         self._heads.moved(event_id, type_, consumer)
         return event_id, created
+
+    def publish_many(self, events: Sequence[tuple[str, bytes, str | None]], first_delay_ns: int = 0) -> list[tuple[Row, str | None]]:
+        """Append (type, payload, consumer) events and their deliveries in ONE transaction: each row as stored, with its consumer.
+
+        The ids are consecutive: this connection is the log's only writer and holds the write lock.
+        """
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            created = time.time_ns()
+            db.executemany(
+                "INSERT INTO events(type, created_ns, payload, consumer) VALUES (?, ?, ?, ?)", [(t, created, p, c) for t, p, c in events]
+            )
+            first = int(db.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(events) + 1
+            out = [((first + i, t, created, p), c) for i, (t, p, c) in enumerate(events)]
+            if self._active.buckets:
+                due, targets = created + first_delay_ns, self._active.targets
+                db.executemany(
+                    "INSERT INTO deliveries(subscription_id, msg_id, first_event_id, last_event_id, event_ids,"
+                    " status, next_attempt_ns, created_ns) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    [(sid, f"msg_{row[0]}", row[0], row[0], f"[{row[0]}]", due, created) for row, c in out for sid in targets(row[1], c)],
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._heads.appended(out)
+        return out
 
     def head(self, types: Sequence[str] = (), consumer: str | None = None) -> int:
         """The newest event id (among ``types`` and of ``consumer`` when given); 0 for an empty feed. No query."""

@@ -168,3 +168,11 @@ def test_per_consumer_fanout_runs_both_cases_and_records_both_ratios(tmp_path: P
     assert f["publish_only"]["server_cpu_us_per_event"] >= 0
     assert data["ratios"]["per_consumer_fanout"] > 0 and data["ratios"]["per_consumer_fanout_with_publish"] > 0
     assert data["targets"]["per_consumer_fanout"]["op"] == "<="
+    # both cases publish through the batch path, one frame per stream per batch: as many requests each way
+    assert f["publishing"]["path"] == "POST /events/batch"
+    assert f["broadcast"]["events"] == f["frames_per_stream"] and f["per_consumer"]["events"] == f["per_consumer"]["frames"]
+    assert f["broadcast"]["requests"] == f["per_consumer"]["requests"] == f["frames_per_stream"]
+    # judged with everything in: the publish is part of the per-consumer frame's cost, not taken out of it
+    assert data["ratios"]["per_consumer_fanout"] == f["ratio"] == f["ratio_with_publish"]
+    parts = f["breakdown_us_per_frame"]
+    assert parts["publish"] + parts["route_and_write"] == pytest.approx(parts["per_consumer"])
