@@ -295,6 +295,7 @@ class Receiver:
                 # Check first, so a retried thin message is not fetched again; otherwise the insert
                 # below finds a duplicate by itself (one query fewer per webhook).
                 if store.seen_message(subscriber, webhook_id):
+                    store.record_repeats(subscriber, [e for e, _ in events])
                     return self._duplicate()
                 await self._fetch(thin)
             outcome = store.record_message(subscriber, webhook_id, [e for e, _ in events], now_ns())

@@ -9,7 +9,14 @@ processes one twice.
 
 The store runs in WAL mode with ``synchronous=OFF``: commits are atomic and
 survive a process crash (not a power cut, which the lab does not need), and
-the runner can read counts from another process while a run writes. OFF
+the runner can read counts from another process while a run writes.
+
+An event a consumer receives again (a retried webhook, a page fetched twice,
+a stream resumed from an older cursor) is not recorded again; its row's
+``repeats`` counts each repeat, in the same transaction as the processing, so
+the runner counts duplicates consumer by consumer and event by event (against
+what each consumer should have received) from the store, whatever happened to
+the processes' counters. OFF
 rather than NORMAL because NORMAL fsyncs at every WAL checkpoint, inside a
 commit on the event loop: on a busy disk that stalled the receiver for up to
 0.5 s (``labkit bench``), and the webhook latency p99 with it.
@@ -17,7 +24,7 @@ commit on the event loop: on a busy disk that stalled the receiver for up to
 Schema::
 
     messages(subscriber TEXT, webhook_id TEXT, received_ns INT, PRIMARY KEY(subscriber, webhook_id))
-    events(consumer TEXT, event_id INT, received_ns INT, PRIMARY KEY(consumer, event_id))
+    events(consumer TEXT, event_id INT, received_ns INT, repeats INT, PRIMARY KEY(consumer, event_id))
     cursors(consumer TEXT PRIMARY KEY, cursor TEXT, etag TEXT)
 """
 
@@ -40,6 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
     consumer TEXT NOT NULL,
     event_id INTEGER NOT NULL,
     received_ns INTEGER NOT NULL,
+    repeats INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (consumer, event_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors (
@@ -72,6 +80,8 @@ class RecordStore:
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=OFF")  # no fsync on the event loop; see above
         self._con.executescript(SCHEMA)
+        if "repeats" not in {row[1] for row in self._con.execute("PRAGMA table_info(events)")}:  # a store of an older labkit
+            self._con.execute("ALTER TABLE events ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._con.close()
@@ -102,8 +112,9 @@ class RecordStore:
                 "INSERT OR IGNORE INTO messages(subscriber, webhook_id, received_ns) VALUES (?, ?, ?)",
                 (subscriber, webhook_id, received_ns),
             )
-            if cur.rowcount == 0:
-                con.execute("ROLLBACK")
+            if cur.rowcount == 0:  # its events were processed with it: each is received once more
+                self._repeated(subscriber, event_ids)
+                con.execute("COMMIT")
                 return None
             recorded = self._insert_events(subscriber, event_ids, received_ns)
             con.execute("COMMIT")
@@ -137,9 +148,7 @@ class RecordStore:
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
-            before = con.total_changes
-            con.executemany("INSERT OR IGNORE INTO events(consumer, event_id, received_ns) VALUES (?, ?, ?)", events)
-            recorded = con.total_changes - before
+            recorded = self._insert_rows(events)
             con.executemany(
                 "INSERT INTO cursors(consumer, cursor, etag) VALUES (?, ?, NULL)"
                 " ON CONFLICT(consumer) DO UPDATE SET cursor = excluded.cursor",
@@ -161,15 +170,49 @@ class RecordStore:
 
     # -- shared ---------------------------------------------------------------------
 
+    def record_repeats(self, consumer: str, event_ids: Sequence[int]) -> None:
+        """``consumer`` received these events again (a message it had processed, refused before any write)."""
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            self._repeated(consumer, event_ids)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _repeated(self, consumer: str, event_ids: Sequence[int]) -> None:
+        self._con.executemany(
+            "UPDATE events SET repeats = repeats + 1 WHERE consumer = ? AND event_id = ?", [(consumer, int(e)) for e in event_ids]
+        )
+
     def _insert_events(self, consumer: str, event_ids: Sequence[int], received_ns: int) -> int:
         if not event_ids:
             return 0
-        before = self._con.total_changes
-        self._con.executemany(
-            "INSERT OR IGNORE INTO events(consumer, event_id, received_ns) VALUES (?, ?, ?)",
-            [(consumer, int(e), received_ns) for e in event_ids],
-        )
-        return self._con.total_changes - before
+        return self._insert_rows([(consumer, int(e), received_ns) for e in event_ids])
+
+    def _insert_rows(self, rows: Sequence[tuple[str, int, int]]) -> int:
+        """Record (consumer, event_id, received_ns) rows inside the caller's transaction; how many were new.
+
+        Nearly always every row is new: one statement for all. When some were
+        not, which ones is not said by a count, so that statement is undone and
+        the rows go one by one, a repeat adding to its row's ``repeats``.
+        """
+        con = self._con
+        before = con.total_changes
+        con.execute("SAVEPOINT record")
+        con.executemany("INSERT OR IGNORE INTO events(consumer, event_id, received_ns) VALUES (?, ?, ?)", rows)
+        recorded = con.total_changes - before
+        if recorded < len(rows):
+            con.execute("ROLLBACK TO record")
+            recorded = 0
+            for row in rows:
+                if con.execute("INSERT OR IGNORE INTO events(consumer, event_id, received_ns) VALUES (?, ?, ?)", row).rowcount:
+                    recorded += 1
+                else:
+                    con.execute("UPDATE events SET repeats = repeats + 1 WHERE consumer = ? AND event_id = ?", row[:2])
+        con.execute("RELEASE record")
+        return recorded
 
     def counts(self) -> dict[str, int]:
         """Unique events per consumer, through this connection (works for ":memory:" too)."""
@@ -262,6 +305,23 @@ class RecordReader:
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def load_repeats(path: str) -> dict[tuple[str, int], int]:
+    """(consumer, event_id) -> times received again after the first, for every event received more than once."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        con = _read_only(path)
+    except sqlite3.Error:
+        return {}
+    try:
+        rows = con.execute("SELECT consumer, event_id, repeats FROM events WHERE repeats > 0").fetchall()
+    except sqlite3.Error:  # no store yet, or one of an older labkit without the column
+        return {}
+    finally:
+        con.close()
+    return {(str(c), int(e)): int(n) for c, e, n in rows}
 
 
 def latest_seen(path: str) -> dict[str, int]:

@@ -60,6 +60,10 @@ def audience_block(run: Any, rate_per_s: float, *, pulled: bool, interval_s: flo
         "consumers_with_loss": sum(1 for n in lost.values() if n),
         "most_lost_by_one_consumer": max(lost.values(), default=0),
     }
+    repeated: dict[str, int] | None = getattr(run, "duplicates_by_consumer", None)
+    if repeated is not None:
+        out["consumers_with_duplicates"] = sum(1 for n in repeated.values() if n)
+        out["most_duplicates_by_one_consumer"] = max(repeated.values(), default=0)
     if polls:
         out["polls_per_consumer"] = spread([polls.get(c, 0) for c in consumers])
         total = sum(polls.values())

@@ -93,6 +93,25 @@ def lost(
     return sum(1 for c in consumers for e in expected.get(c, ()) if e in created and (c, e) not in received)
 
 
+def duplicates(
+    repeats: Mapping[tuple[str, int], int],
+    created: Mapping[int, int],
+    consumers: Sequence[str],
+    expected: Mapping[str, Iterable[int]] | None = None,
+) -> dict[str, int]:
+    """Each consumer's repeated receipts of events it should have received (``lost``'s measure, the other way).
+
+    ``repeats``: (consumer, event_id) -> receipts after the first (``records.load_repeats``).
+    A repeated event that was not the consumer's is a misdelivery, counted there, not here.
+    """
+    mine = None if expected is None else {c: set(ids) for c, ids in expected.items()}
+    out = dict.fromkeys(consumers, 0)
+    for (c, e), n in repeats.items():
+        if c in out and e in created and (mine is None or e in mine.get(c, ())):
+            out[c] += n
+    return out
+
+
 def split_latency(
     created: Mapping[int, int],
     received: Mapping[tuple[str, int], int],

@@ -62,7 +62,10 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         "consumers": len(run.consumers),
         "delivered": len(run.events),
         "lost": expected - (len(run.events) - run.misdelivered),
-        "duplicates": int(counters.get("duplicates", 0)) + int(counters.get("duplicate_events", 0)),
+        # repeated receipts, consumer by consumer, of the events each should have received (as "lost" counts)
+        "duplicates": sum(run.duplicates_by_consumer.values())
+        if run.duplicates_by_consumer is not None
+        else int(counters.get("duplicates", 0)) + int(counters.get("duplicate_events", 0)),
         "requests": requests,
         "requests_per_event": requests / per,
         "requests_per_event_whole_run": requests / per,

@@ -127,6 +127,8 @@ class StyleRun:
     # every consumer every event), deliveries of an event to a consumer it was not for, and the plan's description.
     expected: dict[str, int] | None = None
     misdelivered: int = 0
+    # Each consumer's repeated receipts of its own events (records' ``repeats``); None: not read (a caller's own StyleRun).
+    duplicates_by_consumer: dict[str, int] | None = None
     audience: dict[str, Any] = field(default_factory=dict)
     shares: list[float] = field(default_factory=list)  # each consumer's share of the events (lambda_i / lambda)
     window_by_consumer: dict[str, dict[str, int]] = field(default_factory=dict)  # per-consumer counters over the window
@@ -530,6 +532,7 @@ class Session:
             cores=self.cores.describe(),
             expected=None if expected is None else {c: len(ids) for c, ids in expected.items()},
             misdelivered=misdelivered,
+            duplicates_by_consumer=measures.duplicates(records.load_repeats(str(self.consumer_db)), created, self.consumers, expected),
             audience=self.audience.describe(),
             shares=self.audience.shares(),
             window_by_consumer=self.window_by_consumer,

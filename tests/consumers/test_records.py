@@ -62,3 +62,37 @@ def test_memory_store() -> None:
     with RecordStore(":memory:") as store:
         store.record_message("default", "msg_1", [1], 1)
         assert store.counts() == {"default": 1}
+
+
+def test_each_repeat_is_counted_on_its_event_whatever_path_it_came_by(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.db")
+    with RecordStore(path) as store:
+        store.record_message("s0", "msg_1", [1], 100)
+        assert store.record_message("s0", "msg_1", [1], 200) is None  # a retried webhook
+        store.record_repeats("s0", [1])  # a thin message refused before any write
+        out = store.record_message("s0", "msg_b1_2", [1, 2], 300)  # a batch overlapping what was processed
+        assert out is not None and (out.recorded, out.duplicate_events) == (1, 1)
+        store.record_page("p0", [5, 6], 10, "6", None)
+        out = store.record_page("p0", [6, 6, 7], 20, "7", None)  # a page fetched twice, and an id twice in one page
+        assert (out.recorded, out.duplicate_events) == (1, 2)
+        out = store.record_stream_batch([("c0", 9, 1), ("c1", 9, 1), ("c0", 9, 2)], {"c0": "9", "c1": "9"})
+        assert (out.recorded, out.duplicate_events) == (2, 1)
+        # the first receipt stays the one recorded
+        assert ("p0", 6, 10) in store.events() and ("c0", 9, 1) in store.events()
+    assert records.load_repeats(path) == {("s0", 1): 3, ("p0", 6): 2, ("c0", 9): 1}
+    assert records.load_repeats(str(tmp_path / "none.db")) == {}
+
+
+def test_a_store_of_an_older_labkit_gains_the_repeats_column(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE events (consumer TEXT NOT NULL, event_id INTEGER NOT NULL, received_ns INTEGER NOT NULL, PRIMARY KEY (consumer, event_id)) WITHOUT ROWID"
+    )
+    con.execute("INSERT INTO events VALUES ('p0', 1, 5)")
+    con.commit()
+    con.close()
+    assert records.load_repeats(path) == {}  # read as it is: no column, no repeats
+    with RecordStore(path) as store:
+        store.record_page("p0", [1], 6, "1", None)
+    assert records.load_repeats(path) == {("p0", 1): 1}

@@ -51,3 +51,52 @@ def test_window_per_consumer_and_lost_against_the_audience():
     received = {("a", 1): 1, ("b", 2): 1}
     assert lost(created, received, ["a", "b"]) == 4  # a broadcast: each should have all three
     assert lost(created, received, ["a", "b"], {"a": {1}, "b": {2, 3}}) == 1  # b's event 3
+
+
+def test_duplicates_count_per_consumer_against_its_own_events(tmp_path):
+    from labkit.consumers.records import RecordStore, load_repeats
+    from labkit.lab.measures import duplicates
+
+    path = str(tmp_path / "r.db")
+    with RecordStore(path) as store:
+        store.record_page("a", [1, 2], 10, "2", None)
+        store.record_page("a", [1, 2], 20, "2", None)  # a's page twice: its event 1, and b's event 2 (a misdelivery)
+        store.record_page("b", [2], 10, "2", None)
+        store.record_page("b", [99], 10, "99", None)
+        store.record_page("b", [99], 20, "99", None)  # an event the provider never logged
+    created = {1: 0, 2: 0}
+    repeats = load_repeats(path)
+    assert duplicates(repeats, created, ["a", "b"], {"a": {1}, "b": {2}}) == {"a": 1, "b": 0}
+    assert duplicates(repeats, created, ["a", "b"]) == {"a": 2, "b": 0}  # a broadcast: every logged event is everyone's
+
+
+def test_the_run_wide_duplicates_are_the_per_consumer_ones_not_the_counters():
+    from labkit.config import RunSettings
+    from labkit.lab.pipeline import summarise_style
+    from labkit.lab.session import StyleRun
+
+    settings = RunSettings(workload={"rate_per_s": 10.0, "duration_s": 1.0})
+    run = StyleRun(
+        style="polling",
+        published_ids=[1, 2],
+        publish_errors=0,
+        publish_lateness_ms={},
+        consumers=["a", "b"],
+        drained=True,
+        drain_s=0.1,
+        provider_cpu_s=1.0,
+        consumer_cpu_s=1.0,
+        # the consumers saw 3 repeated events in all, 2 of them of events that were not theirs
+        consumer_stats={"counters": {"requests": 4, "duplicate_events": 3}, "wire": {}},
+        deliveries={},
+        delivery_rtt_s=None,
+        events=[("polling", "a", 1, 0, 1_000_000), ("polling", "a", 2, 0, 1_000_000), ("polling", "b", 2, 0, 1_000_000)],
+        expected={"a": 1, "b": 1},
+        misdelivered=1,
+        duplicates_by_consumer={"a": 1, "b": 0},
+        audience={"audience": "per-consumer"},
+        shares=[0.5, 0.5],
+    )
+    out = summarise_style(run, settings)
+    assert out["duplicates"] == 1 and out["lost"] == 0
+    assert out["audience"]["consumers_with_duplicates"] == 1 and out["audience"]["most_duplicates_by_one_consumer"] == 1
