@@ -49,8 +49,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 from fastapi.sse import format_sse_event
 
@@ -63,9 +63,13 @@ log = logging.getLogger("labkit.provider.streams")
 SHUTTING_DOWN = "the provider is shutting down; resume from your cursor"
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """One event as every stream sends it: its id, its type, the SSE frame and the JSON text."""
+class Encoded(NamedTuple):
+    """One event as every stream sends it: its id, its type, the SSE frame and the JSON text.
+
+    A named tuple, not a frozen dataclass: one is made per event, and an event
+    of one consumer pays for it alone (a frozen dataclass's ``__init__`` cost
+    as much as the frame's formatting).
+    """
 
     id: int
     type: str
@@ -316,15 +320,16 @@ class StreamHub:
     def _fan_out(self, item: Encoded, consumer: str | None = None) -> None:
         """Hand ``item`` to the streams it concerns, found through the indexes (never by scanning every stream)."""
         max_events, max_bytes = self.limits.queue_max_events, self.limits.queue_max_bytes
-        typed = self.by_type.get(item.type)
+        type_ = item.type
+        typed = self.by_type.get(type_)
         mine = self.by_consumer.get(consumer) if consumer is not None else None
-        targets: Collection[Stream] = self.unfiltered
-        if typed or mine:  # more than the unfiltered streams: one list of them all (a set may not change while it is walked)
+        # one list of the streams concerned (a drop below detaches a stream from the set being walked)
+        if mine and not typed and not self.unfiltered:  # an event of one consumer, in a run of such events
+            targets = [s for s in mine if not s.types or type_ in s.types]
+        else:
             targets = [*self.unfiltered, *(typed or ())]
             if mine:
-                targets.extend(s for s in mine if not s.types or item.type in s.types)
-        elif targets:
-            targets = list(targets)  # a drop below detaches a stream from this set
+                targets.extend(s for s in mine if not s.types or type_ in s.types)
         size = item.size
         to_push = self._to_push
         for s in targets:
