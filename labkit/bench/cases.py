@@ -42,7 +42,7 @@ from labkit.wire.metering import (
     new_histogram,
     record_us,
 )
-from labkit.wire.signing import Signer, new_secret
+from labkit.wire.signing import Signer, consumer_key, new_secret
 
 EVENT_TYPE = "order.updated"
 AUTH = ("authorization", f"Bearer {DEFAULT_API_KEY}")
@@ -197,56 +197,98 @@ def _capture(url: str, request: HttpRequest) -> dict[str, Any]:
     return {"status": r.status_code, "headers": headers, "body_b64": base64.b64encode(r.content).decode(), "body_bytes": len(r.content)}
 
 
+PER_KEY_CONSUMERS = 64  # the 304 path with per-key feeds: this many consumers' keys, cycled
+KEY_SECRET = "bench-poll-consumer-key-secret-01"  # a benchmark's throw-away secret: loopback only, no data
+
+
 def poll_endpoint(lab: Lab, plan: Plan) -> dict[str, Any]:
-    """Provider ``GET /events`` (304 and a 200 page) against a bare endpoint sending the same bytes."""
+    """Provider ``GET /events`` (304, a 200 page, and the 304 of per-key feeds) against a bare endpoint sending the same bytes.
+
+    The per-key case (``status_304_per_key``) is a provider of an audience
+    per consumer: each request carries its own consumer's key (made from the
+    provider's consumer-key secret) and that consumer's ETag, so the provider
+    looks the key up, finds its scope and answers from that consumer's own
+    head, as ``labkit compare --audience per-consumer`` polls it.
+    """
     page = plan.page_events
     db = lab.work_dir / "poll-provider.db"
     seed_events(db, page * 2, plan.payload_bytes)
     head = page * 2
     provider = lab.group.start_server("poll-provider", "provider", provider_settings(db))
+    keyed_db = lab.work_dir / "poll-per-key-provider.db"
+    heads = seed_owned_events(keyed_db, PER_KEY_CONSUMERS, plan.payload_bytes)
+    keyed = lab.group.start_server("poll-per-key-provider", "provider", provider_settings(keyed_db, consumer_key_secret=KEY_SECRET))
     requests = {
-        "304": HttpRequest("GET", f"/events?after={head}", (AUTH, ("if-none-match", f'"h{head}"'))),
-        "200": HttpRequest("GET", f"/events?after={head - page}&limit={page}", (AUTH,)),
+        "304": [HttpRequest("GET", f"/events?after={head}", (AUTH, ("if-none-match", f'"h{head}"')))],
+        "200": [HttpRequest("GET", f"/events?after={head - page}&limit={page}", (AUTH,))],
+        "304_per_key": [
+            HttpRequest(
+                "GET",
+                f"/events?after={h}",
+                (("authorization", f"Bearer {consumer_key(KEY_SECRET, c)}"), ("if-none-match", f'"h{h}"')),
+            )
+            for c, h in heads.items()
+        ],
     }
-    captured = {k: _capture(provider.url, r) for k, r in requests.items()}
+    servers = {"304": provider, "200": provider, "304_per_key": keyed}
+    captured = {k: _capture(servers[k].url, rs[0]) for k, rs in requests.items()}
     for k, cap in captured.items():
-        if cap["status"] != int(k):
-            raise RunError(f"poll benchmark: the provider answered {cap['status']} where {k} was expected")
+        if cap["status"] != int(k[:3]):
+            raise RunError(f"poll benchmark: the provider answered {cap['status']} where {k[:3]} was expected")
+    for r in requests["304_per_key"][1:]:  # every consumer's key and ETag, not only the first's
+        if (status := _capture(keyed.url, r)["status"]) != 304:
+            raise RunError(f"poll benchmark: the per-key feed answered {status} where 304 was expected")
     bare = lab.group.start_server("poll-bare", "bare", {"responses": {f"/r{k}": cap for k, cap in captured.items()}})
-    bare_requests = {k: HttpRequest("GET", f"/r{k}", r.headers) for k, r in requests.items()}
-    for k, r in bare_requests.items():
-        if _capture(bare.url, r)["status"] != int(k):
-            raise RunError(f"poll benchmark: the bare endpoint did not answer {k}")
+    bare_requests = {k: [HttpRequest("GET", f"/r{k}", r.headers) for r in rs] for k, rs in requests.items()}
+    for k, rs in bare_requests.items():
+        if _capture(bare.url, rs[0])["status"] != int(k[:3]):
+            raise RunError(f"poll benchmark: the bare endpoint did not answer {k[:3]}")
     out: dict[str, Any] = {}
-    steps, done = plan.reps * 4, 0
-    for k in ("304", "200"):
-        got: dict[str, list[LoadResult]] = {"provider": [], "bare": []}
-        cpu: dict[str, list[float]] = {"provider": [], "bare": []}
-        for rep in range(plan.reps):
-            order = [("provider", provider, requests[k]), ("bare", bare, bare_requests[k])]
-            if rep % 2:
-                order.reverse()
-            for name, child, req in order:
-                cpu0, t0 = child.cpu_s(), time.monotonic()
-                got[name].append(lab.load(child.url, [req], plan))
-                share = cpu_share(child, cpu0, time.monotonic() - t0)
-                if share is not None:
-                    cpu[name].append(share)
-                done += 1
-                lab.progress("bench: poll endpoint", done, steps)
-        prov, bar = series(got["provider"]), series(got["bare"])
-        prov["server_cpu_share"] = median(cpu["provider"])
-        bar["server_cpu_share"] = median(cpu["bare"])
-        out[f"status_{k}"] = {
-            "provider": prov,
-            "bare": bar,
-            "ratio": paired_ratio([r.ok_rps for r in got["provider"]], [r.ok_rps for r in got["bare"]]),
-            "response_body_bytes": captured[k]["body_bytes"],
-            "request": f"GET {requests[k].path}",
-        }
-    lab.group.stop(bare)
-    lab.group.stop(provider)
+    progress = (0, plan.reps * 2 * len(requests))
+    for k in requests:
+        out[f"status_{k}"], progress = _alternate(lab, plan, (servers[k], requests[k]), (bare, bare_requests[k]), progress)
+        out[f"status_{k}"].update(response_body_bytes=captured[k]["body_bytes"], request=f"GET {requests[k][0].path}")
+    out["status_304_per_key"]["consumers"] = len(heads)
+    for child in (bare, provider, keyed):
+        lab.group.stop(child)
     return out
+
+
+def seed_owned_events(db_path: Path, consumers: int, payload_bytes: int, seed: int = 7) -> dict[str, int]:
+    """Two events of each of ``consumers`` consumers (``c0``, ``c1``, ...), interleaved; each consumer's head."""
+    rng = random.Random(seed)
+    heads: dict[str, int] = {}
+    with Store(str(db_path)) as store:
+        for i in range(consumers * 2):
+            name = f"c{i % consumers}"
+            heads[name], _ = store.publish(EVENT_TYPE, orjson.dumps(make_payload(i, payload_bytes, rng)), consumer=name)
+    return heads
+
+
+def _alternate(
+    lab: Lab, plan: Plan, provider: tuple[Child, list[HttpRequest]], bare: tuple[Child, list[HttpRequest]], progress: tuple[int, int]
+) -> tuple[dict[str, Any], tuple[int, int]]:
+    """``plan.reps`` closed-loop segments on each side, alternating: both series, the paired ratio, and the progress after."""
+    got: dict[str, list[LoadResult]] = {"provider": [], "bare": []}
+    cpu: dict[str, list[float]] = {"provider": [], "bare": []}
+    done, steps = progress
+    for rep in range(plan.reps):
+        order = [("provider", *provider), ("bare", *bare)]
+        if rep % 2:
+            order.reverse()
+        for name, child, reqs in order:
+            cpu0, t0 = child.cpu_s(), time.monotonic()
+            got[name].append(lab.load(child.url, reqs, plan))
+            share = cpu_share(child, cpu0, time.monotonic() - t0)
+            if share is not None:
+                cpu[name].append(share)
+            done += 1
+            lab.progress("bench: poll endpoint", done, steps)
+    prov, bar = series(got["provider"]), series(got["bare"])
+    prov["server_cpu_share"] = median(cpu["provider"])
+    bar["server_cpu_share"] = median(cpu["bare"])
+    ratio = paired_ratio([r.ok_rps for r in got["provider"]], [r.ok_rps for r in got["bare"]])
+    return {"provider": prov, "bare": bar, "ratio": ratio}, (done, steps)
 
 
 # -- 2. the dispatcher -------------------------------------------------------------------

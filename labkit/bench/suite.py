@@ -3,7 +3,7 @@
 Written to ``<out>/bench/<run-id>.json`` (schema_version 1)::
 
     {"schema_version": 1, "run_id", "mode": "full" | "quick" | "tiny", "load_tool",
-     "plan": {...}, "ratios": {"poll_304", "poll_200", "dispatcher", "webhook_p50", "webhook_p99",
+     "plan": {...}, "ratios": {"poll_304", "poll_200", "poll_304_per_key", "dispatcher", "webhook_p50", "webhook_p99",
                                "fleet_rate", "receiver_verify", "sse_fanout", "per_consumer_fanout",
                                "scaling_pollers", "scaling_receiver", "scaling_pollers_cpu", "scaling_receiver_cpu"},
      "targets": {name: {"metric", "op", "target", "value", "pass"}},   scaling targets add "judged", "reason"
@@ -54,6 +54,7 @@ BENCHMARKS = (
 RATIO_KEYS = (
     "poll_304",
     "poll_200",
+    "poll_304_per_key",
     "dispatcher",
     "webhook_p50",
     "webhook_p99",
@@ -124,6 +125,13 @@ class ScalingTarget(Target):
 
 TARGETS = (
     Target("poll_304", "ratios.poll_304", ">=", 0.6, "GET /events 304 path, provider / bare endpoint (req/s)"),
+    Target(
+        "poll_304_per_key",
+        "ratios.poll_304_per_key",
+        ">=",
+        0.6,
+        "GET /events 304 path with per-key feeds (each consumer's own key, scope and head), provider / bare endpoint (req/s)",
+    ),
     Target("dispatcher", "ratios.dispatcher", ">=", 0.5, "webhook deliveries/s, dispatcher / receiver ceiling"),
     Target("webhook_p50", "ratios.webhook_p50", "<=", 3.0, "webhook end-to-end p50 / bare round trip p50"),
     Target("fleet_pollers", "benchmarks.poller_fleet.pollers_per_process", ">=", 5000, "pollers per process at 5 s, lateness p99 < 50 ms"),
@@ -281,6 +289,7 @@ def build_summary(
     ratios = {
         "poll_304": _num(_get(poll, "status_304.ratio")),
         "poll_200": _num(_get(poll, "status_200.ratio")),
+        "poll_304_per_key": _num(_get(poll, "status_304_per_key.ratio")),
         "dispatcher": _num(_get(results, "dispatcher.ratio")),
         "webhook_p50": _num(lat.get("ratio_p50")),
         "webhook_p99": _num(lat.get("ratio_p99")),

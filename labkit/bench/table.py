@@ -33,15 +33,17 @@ def _provider_rows(b: dict[str, Any], r: dict[str, Any], verdict: Callable[[str]
     """The provider's pairs: the poll endpoint, the dispatcher and the webhook latency floor."""
     out: list[Row] = []
     if "poll_endpoint" in b:
-        for k in ("304", "200"):
-            p = b["poll_endpoint"][f"status_{k}"]
+        for k, label in (("304", "304"), ("200", "200"), ("304_per_key", "304, per-key feeds")):
+            p = b["poll_endpoint"].get(f"status_{k}")
+            if p is None:  # a file of an older labkit: no per-key case
+                continue
             out.append(
                 (
-                    f"GET /events {k} (req/s)",
+                    f"GET /events {label} (req/s)",
                     _f(p["provider"]["rps"]),
                     _f(p["bare"]["rps"]),
                     _f(r.get(f"poll_{k}"), ".2f"),
-                    verdict("poll_304") if k == "304" else "",
+                    verdict(f"poll_{k}") if k != "200" else "",
                 )
             )
     if "dispatcher" in b:

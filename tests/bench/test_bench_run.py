@@ -176,3 +176,15 @@ def test_per_consumer_fanout_runs_both_cases_and_records_both_ratios(tmp_path: P
     assert data["ratios"]["per_consumer_fanout"] == f["ratio"] == f["ratio_with_publish"]
     parts = f["breakdown_us_per_frame"]
     assert parts["publish"] + parts["route_and_write"] == pytest.approx(parts["per_consumer"])
+
+
+def test_the_304_path_is_measured_with_per_key_feeds_too(tmp_path: Path) -> None:
+    proc = labkit("bench", "--quick", "--only", "poll_endpoint", "--json", "--out", str(tmp_path), env={TINY_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    keyed = data["benchmarks"]["poll_endpoint"]["status_304_per_key"]
+    # each consumer's own key and ETag (the bench checks each answers 304 before it loads them), no error under load
+    assert keyed["consumers"] > 1 and keyed["provider"]["errors"] == 0 and keyed["bare"]["errors"] == 0
+    assert keyed["provider"]["requests"] > 0 and keyed["response_body_bytes"] == 0
+    assert data["ratios"]["poll_304_per_key"] == keyed["ratio"] > 0
+    assert data["targets"]["poll_304_per_key"]["op"] == ">=" and data["targets"]["poll_304_per_key"]["target"] == 0.6
