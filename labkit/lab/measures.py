@@ -93,6 +93,13 @@ def lost(
     return sum(1 for c in consumers for e in expected.get(c, ()) if e in created and (c, e) not in received)
 
 
+def misdelivered(received: Mapping[tuple[str, int], int], created: Mapping[int, int], expected: Mapping[str, Iterable[int]] | None) -> int:
+    """Logged events a consumer recorded that were not for it (0 for a broadcast: every event is everyone's)."""
+    if expected is None:
+        return 0
+    return sum(1 for (c, e) in received if e in created and e not in expected.get(c, ()))
+
+
 def duplicates(
     repeats: Mapping[tuple[str, int], int],
     created: Mapping[int, int],

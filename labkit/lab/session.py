@@ -127,8 +127,7 @@ class StyleRun:
     # every consumer every event), deliveries of an event to a consumer it was not for, and the plan's description.
     expected: dict[str, int] | None = None
     misdelivered: int = 0
-    # Each consumer's repeated receipts of its own events (records' ``repeats``); None: not read (a caller's own StyleRun).
-    duplicates_by_consumer: dict[str, int] | None = None
+    duplicates_by_consumer: dict[str, int] | None = None  # each consumer's repeats of its own events (None: not read)
     audience: dict[str, Any] = field(default_factory=dict)
     shares: list[float] = field(default_factory=list)  # each consumer's share of the events (lambda_i / lambda)
     window_by_consumer: dict[str, dict[str, int]] = field(default_factory=dict)  # per-consumer counters over the window
@@ -504,7 +503,6 @@ class Session:
         ]
         deliveries, rtt = self.style.provider_side(self.provider_db)
         expected = self._expected()
-        misdelivered = 0 if expected is None else sum(1 for (c, e) in received if e in created and e not in expected.get(c, ()))
         return StyleRun(
             style=name,
             published_ids=sorted(created),
@@ -531,7 +529,7 @@ class Session:
             cpu_wait_s=(max(self.cpu_wait[0], 0.0), max(self.cpu_wait[1], 0.0)),
             cores=self.cores.describe(),
             expected=None if expected is None else {c: len(ids) for c, ids in expected.items()},
-            misdelivered=misdelivered,
+            misdelivered=measures.misdelivered(received, created, expected),
             duplicates_by_consumer=measures.duplicates(records.load_repeats(str(self.consumer_db)), created, self.consumers, expected),
             audience=self.audience.describe(),
             shares=self.audience.shares(),
