@@ -24,6 +24,7 @@ from labkit.config import EVENT_STREAM as SSE
 from labkit.config import StreamLimits
 from labkit.provider.store import Store
 from labkit.provider.streams import StreamHub
+from labkit.servers.procs import Child
 from tests.helpers.streams import AUTH, KEY, Lab
 
 PAD = 4000
@@ -200,8 +201,9 @@ def _exchange(port: int, request: bytes) -> bytes:
         return data
 
 
-def test_http_10_gets_no_event_stream_and_no_websocket(lab: Lab) -> None:
-    p = lab.provider()
+def test_http_10_gets_no_event_stream_and_no_websocket(refusing: tuple[Lab, Child]) -> None:
+    lab, p = refusing
+    before = lab.stats(p.url)["streams_total"]
     sse = _exchange(p.port or 0, f"GET /stream HTTP/1.0\r\nauthorization: Bearer {KEY}\r\n\r\n".encode())
     assert sse.startswith(b"HTTP/1.1 505") or sse.startswith(b"HTTP/1.0 505"), sse[:200]
     assert b"transfer-encoding: chunked" not in sse.lower()
@@ -213,11 +215,11 @@ def test_http_10_gets_no_event_stream_and_no_websocket(lab: Lab) -> None:
         ).encode(),
     )
     assert ws.startswith(b"HTTP/1.1 505"), ws[:200]
-    assert lab.stats(p.url)["streams_total"] == 0
+    assert lab.stats(p.url)["streams_total"] == before
 
 
-def test_invalid_utf8_from_a_websocket_client_is_one_log_line(lab: Lab) -> None:
-    p = lab.provider()
+def test_invalid_utf8_from_a_websocket_client_is_one_log_line(refusing: tuple[Lab, Child]) -> None:
+    lab, p = refusing
     sock = _raw(p.port or 0)
     try:
         sock.sendall(
