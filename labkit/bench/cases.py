@@ -310,7 +310,7 @@ def _drain(lab: Lab, provider: Child, db: Path, sub_id: str, events: int) -> dic
     """Queue ``events`` deliveries at once (a replay) and time the dispatcher from first to last."""
     with Store(str(db), readonly=True) as store:
         before = store.last_delivery_id()
-    cpu0 = provider.cpu_s()
+    cpu0, wait0 = provider.cpu_s(), provider.wait_s()
     with lab.client(provider.url) as c:
         delivered0 = c.get("/stats").json()["dispatcher"].get("delivered", 0)
         r = c.post(f"/subscriptions/{sub_id}/replay", json={"after": "0"})
@@ -327,7 +327,7 @@ def _drain(lab: Lab, provider: Child, db: Path, sub_id: str, events: int) -> dic
                     f"dispatcher benchmark: {d.get('delivered', 0) - delivered0} of {events} delivered within {deadline - t0:.0f} s"
                 )
             time.sleep(0.02)
-    cpu = provider.cpu_s() - cpu0
+    cpu, waited = provider.cpu_s() - cpu0, provider.wait_s() - wait0
     with Store(str(db), readonly=True) as store:
         outcomes = store.attempt_outcomes(before)
     n = len(outcomes)
@@ -345,6 +345,8 @@ def _drain(lab: Lab, provider: Child, db: Path, sub_id: str, events: int) -> dic
         "span_s": span,
         "per_s": (ok or 0) / span if span > 0 else math.nan,
         "provider_cpu_share": cpu / span if span > 0 else None,
+        # the share of the drain the provider was runnable but waiting for a CPU: high means the machine, not the code, set the rate
+        "provider_wait_share": waited / span if span > 0 and math.isfinite(waited) else None,
         "attempt_ms": histogram_summary_ms(hist),
     }
 
@@ -366,17 +368,19 @@ def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
     drains: list[dict[str, Any]] = []
     ceilings: list[LoadResult] = []
     recv_cpu: list[float] = []
+    recv_wait: dict[str, list[float]] = {"drain": [], "ceiling": []}
     steps, done = plan.reps * 2, 0
     for rep in range(plan.reps):
         for which in ("ceiling", "drain") if rep % 2 == 0 else ("drain", "ceiling"):
+            cpu0, wait0, t0 = receiver.cpu_s(), receiver.wait_s(), time.monotonic()
             if which == "ceiling":
                 ceilings.append(lab.load(receiver.url, [signed], plan, connections=concurrency))
             else:
-                cpu0, t0 = receiver.cpu_s(), time.monotonic()
                 drains.append(_drain(lab, provider, db, sub_id, plan.dispatch_events))
                 share = cpu_share(receiver, cpu0, time.monotonic() - t0)
                 if share is not None:
                     recv_cpu.append(share)
+            recv_wait[which].append((receiver.wait_s() - wait0) / max(time.monotonic() - t0, 1e-9))
             done += 1
             lab.progress("bench: dispatcher", done, steps)
     lab.group.stop(provider)
@@ -389,6 +393,11 @@ def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
         "cv": cv(rates),
         "provider_cpu_share": median([d["provider_cpu_share"] for d in drains]),
         "receiver_cpu_share": median(recv_cpu),
+        # per repetition, the share of its time each process was runnable but waited for a CPU (other work on the machine):
+        # the drain needs two busy processes (provider, receiver) where the ceiling needs one (the receiver, against wrk)
+        "provider_wait_shares": [d.get("provider_wait_share") for d in drains],
+        "receiver_wait_shares": {k: [round(v, 3) for v in vals if math.isfinite(v)] for k, vals in recv_wait.items()},
+        "ratios": [round(d / c.ok_rps, 3) for d, c in zip(rates, ceilings) if c.ok_rps],
         "attempt_ms": drains[len(drains) // 2]["attempt_ms"] if drains else None,
         "ceiling": series(ceilings),
         "ratio": paired_ratio(rates, [r.ok_rps for r in ceilings]),

@@ -56,6 +56,9 @@ def test_bench_quick_json_writes_a_well_formed_file(tmp_path: Path) -> None:
     assert set(data["targets"]) == {t.name for t in TARGETS}
     for t in data["targets"].values():
         assert isinstance(t["pass"], bool) and t["op"] in (">=", "<=")
+    # the dispatcher's pairs, each with how long its processes waited for a CPU (the machine's share of a low ratio)
+    d = data["benchmarks"]["dispatcher"]
+    assert len(d["ratios"]) == len(d["samples_per_s"]) == len(d["provider_wait_shares"]) == len(d["receiver_wait_shares"]["drain"])
     # the terminal table shows a verdict for every declared target (it once left the proxy's out)
     verdicts = [row[4] for row in table_rows(data) if row[4].startswith((">=", "<="))]
     assert len(verdicts) == len(TARGETS), verdicts
