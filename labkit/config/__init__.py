@@ -423,7 +423,7 @@ class RunSettings(Settings):
         None,
         ge=MIN_POLL_INTERVAL_S,
         le=3600,
-        description="a reconciling poller's interval (the hybrid style); None: a tenth of the workload's duration, at most 300 s",
+        description="a reconciling poller's interval, for a style whose consumer reconciles; None: the style chooses one to fit the run",
     )
     time_scale: float = Field(0.001, gt=0, le=1.0)
     drain_timeout_s: float = Field(30.0, gt=0, le=3600)

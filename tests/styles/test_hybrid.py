@@ -41,6 +41,8 @@ def test_reconcile_interval_is_stated_or_a_tenth_of_the_run() -> None:
     assert reconcile_interval(RunSettings(workload={"duration_s": 20.0})) == pytest.approx(2.0)
     assert reconcile_interval(RunSettings(workload={"duration_s": 20.0}, reconcile_interval_s=0.5)) == 0.5
     assert reconcile_interval(RunSettings(workload={"duration_s": 86_400.0, "rate_per_s": 0.01})) == 300.0
+    # many subscribers: no more than 100 reconciling polls a second in all
+    assert reconcile_interval(RunSettings(workload={"duration_s": 5.0}, subscribers=250)) == pytest.approx(2.5)
 
 
 def test_the_hybrid_refuses_the_snapshot_feed_naming_it() -> None:
