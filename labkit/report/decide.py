@@ -211,7 +211,8 @@ def _latency_reasons(case: Case, p: _Point) -> None:
         unusable = "" if req.consumers_can_expose_https else ", but only for consumers that can receive it"
         case.reason(
             LATENCY,
-            f"Webhook push delivered with a measured p99 of {fmt(p.push_p99)} ms, which {verdict} the "
+            f"{'Webhook push' if push.variant == WEBHOOK else push.variant.capitalize()} delivered with a measured p99 of "
+            f"{fmt(p.push_p99)} ms, which {verdict} the "
             f"{fmt(target)} ms target{_times(target, p.push_p99) if p.push_meets else ''}{unusable}.",
             [push.ev(cols.LATENCY_P99), push.ev(cols.RATE)],
             WEBHOOK if p.push_meets else POLLING,  # a push that misses the target argues for asking instead

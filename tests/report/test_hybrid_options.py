@@ -80,3 +80,11 @@ def test_the_report_of_a_measured_hybrid_renders_its_row(tmp_path, monkeypatch) 
     paths = write_report([HYBRID_RUNS / "receiver-dead"], tmp_path / "report", SHOP)
     options = paths.markdown.read_text().split("## Options", 1)[1].split("\n## ", 1)[0]
     assert FALLBACK in options and "the reconciler recovered" in options
+
+
+def test_a_decision_on_the_hybrid_alone_names_it_in_its_reasons() -> None:
+    df = load_results(HYBRID_RUNS / "plain")
+    rec = decide(SHOP, df[df["style"] == "hybrid"])
+    assert rec.option == FALLBACK
+    latency = next(r for r in rec.reasons if r.factor == "latency")
+    assert latency.text.startswith("Hybrid: webhooks") and {e.style for e in latency.evidence} == {"hybrid"}
