@@ -63,14 +63,14 @@ def test_receiver_down_for_a_window_loses_nothing_and_processes_nothing_twice(tm
     assert (df["style"] == HYBRID.name).all() and (df["fault.lost"] == 0).all() and "reconcile.recovered" in df.columns
 
 
-def test_receiver_dead_push_gives_up_and_the_reconciler_recovers_every_event(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "audience",
+    [{"audience": "per-consumer", "consumer_skew": "zipf:1.1"}, {"audience": "topics", "topics": 4, "subscriptions": 2}],
+    ids=["per-consumer", "topics"],
+)
+def test_receiver_dead_push_gives_up_and_the_reconciler_recovers_every_event(tmp_path: Path, audience: dict[str, Any]) -> None:
     """From 1 s the receiver answers 503 to every push: only the reconciler can deliver what follows (each consumer's own feed)."""
-    block = _run(
-        tmp_path,
-        {"kind": "receiver_dead", "at_s": 1.0, "disable_after_s": 1000.0},
-        audience="per-consumer",
-        consumer_skew="zipf:1.1",
-    )
+    block = _run(tmp_path, {"kind": "receiver_dead", "at_s": 1.0, "disable_after_s": 1000.0}, **audience)
     rec = _every_event_once(tmp_path, block)
     assert block["audience"]["misdelivered"] == 0
     # every event published after the receiver died was recorded by the reconciler, none by push
