@@ -13,7 +13,9 @@ snapshot carry it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -22,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from labkit.provider.bodies import read_json
+from labkit.provider.bodies import parse_json, read_body, read_json
 from labkit.provider.payloads import element_spans, member_spans, verbatim
 from labkit.provider.protocol import JSON
 from labkit.provider.routing import RouteSet
@@ -30,16 +32,21 @@ from labkit.provider.state import state_of
 
 ENVELOPE = frozenset({"type", "payload", "consumer"})
 Spans = dict[str, tuple[int, int]]
+_TYPES_SEEN: set[str] = set()
 BATCH_MAX_EVENTS = 1000  # events of one POST /events/batch (its body is bounded by max_body_bytes too)
 
 
 def check_type(value: Any) -> str:
+    if type(value) is str and value in _TYPES_SEEN:  # a type already accepted (a batch repeats a few types many times)
+        return value
     if not isinstance(value, str):
         raise HTTPException(422, "type: must be a string")
     if not 1 <= len(value) <= 100:
         raise HTTPException(422, "type: must have 1 to 100 characters")
     if "," in value or not value.isprintable():
         raise HTTPException(422, "type: must be printable and contain no commas")
+    if len(_TYPES_SEEN) < 10_000:  # bounded: a publisher inventing types cannot grow it without end
+        _TYPES_SEEN.add(value)
     return value
 
 
@@ -72,9 +79,8 @@ def event_of(body: bytes, text: str, data: dict[str, Any], spans: Callable[[], S
 
 def fields(data: dict[str, Any], payload: Callable[[], bytes]) -> tuple[str, bytes, str | None]:
     """(type, payload bytes, consumer) of one event object, each checked; ``payload`` is asked for last."""
-    unknown = [k for k in data if k not in ENVELOPE]
-    if unknown:
-        raise HTTPException(422, f"{min(unknown)}: unknown field")
+    if not data.keys() <= ENVELOPE:
+        raise HTTPException(422, f"{min(k for k in data if k not in ENVELOPE)}: unknown field")
     for name in ("type", "payload"):
         if name not in data:
             raise HTTPException(422, f"{name}: field required")
@@ -101,6 +107,27 @@ async def publish(request: Request) -> Response:
         status_code=201,
         media_type=JSON,
     )
+
+
+@contextlib.contextmanager
+def no_collection() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is taken in (one synchronous step, no await inside).
+
+    Every object of a batch (its parsed events, rows, encoded frames) lives
+    until the step ends, and none is part of a cycle: a collection in the
+    middle would free nothing and promote them all to the older generations,
+    whose growth then sets off a full collection of everything the process
+    holds (83 ms of CPU with 1,000 streams open, measured). They die by their
+    reference counts when the step ends; collections resume after it.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def batch_events(body: bytes, data: Any) -> list[tuple[str, bytes, str | None]]:
@@ -138,14 +165,16 @@ async def publish_batch(request: Request) -> Response:
     order; the batch is all or nothing.
     """
     p = state_of(request)
-    body, data = await read_json(request, p.settings)
-    events = batch_events(body, data)
-    rows = p.store.publish_many(events, p.first_delay_ns)
-    p.counters["published"] += len(rows)
-    p.counters["published_batches"] += 1
-    for (_, type_, _, _), consumer in rows:
-        p.notify(type_, consumer)
-    p.hub.notify(rows)
+    body = await read_body(request, p.settings.max_body_bytes)
+    with no_collection():
+        events = batch_events(body, parse_json(body, p.settings.max_json_depth))
+        rows = p.store.publish_many(events, p.first_delay_ns)
+        p.counters["published"] += len(rows)
+        p.counters["published_batches"] += 1
+        if p.waiting():
+            for (_, type_, _, _), consumer in rows:
+                p.notify(type_, consumer)
+        p.hub.notify(rows)
     p.dispatcher.wake()
     return Response(
         b'{"ids":[%s],"created_ns":%d}' % (b",".join(b"%d" % row[0] for row, _ in rows), rows[0][0][2]),

@@ -63,6 +63,10 @@ class ProviderState:
                     fut.set_result(None)
                     self.counters["long_poll_wakeups"] += 1
 
+    def waiting(self) -> bool:
+        """True while a long poll waits for a publish."""
+        return bool(self._waiting)
+
     async def wait_publish(self, timeout: float, types: Sequence[str] = (), consumer: str | None = None) -> bool:
         """Until an event that may concern this feed (of ``consumer``, or one of ``types``) is published; False on timeout."""
         channels: list[Hashable] = [("c", consumer)] if consumer is not None else [("t", t) for t in types] or [ALL]

@@ -50,6 +50,7 @@ async def test_a_wrong_event_refuses_the_whole_batch_naming_it(tmp_path: Path) -
         cases = [
             ({"events": [ok, {"type": "t"}]}, "events[1].payload: field required"),
             ({"events": [ok, ok, {"type": 5, "payload": {}}]}, "events[2].type: must be a string"),
+            ({"events": [ok, {"type": ["t"], "payload": {}}]}, "events[1].type: must be a string"),  # unhashable
             ({"events": [ok, 7]}, "events[1]: must be a JSON object"),
             ({"events": [{**ok, "extra": 1}]}, "events[0].extra: unknown field"),
             ({"events": [{**ok, "consumer": ""}]}, "events[0].consumer: must be a printable string of 1 to 100 characters"),
