@@ -35,6 +35,7 @@ from labkit.results import columns as cols
 
 FILE = "predictions.json"
 SCHEMA_VERSION = 1
+ASKED = "asked_runs"  # the run ids a document's finder was asked for; None: every run (the whole decision)
 
 
 @dataclass(frozen=True)
@@ -90,38 +91,51 @@ class Predicted:
 
 
 def find_predictions(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """Every ``predictions.json`` in a given folder or the folder that holds it (a decision's run folders), each once.
+    """Every ``predictions.json`` in a given folder, the folder that holds it (a decision's run folders) or one below, each once.
 
     A file that cannot be read, or of another schema, is left out: the
-    prediction is a check of the evidence, and its absence must not cost the report.
+    prediction is a check of the evidence, and its absence must not cost the
+    report. Each document says which of its runs were asked for (``ASKED``):
+    all of them when it was found at or below a given folder, else the run
+    folders given beside it (``labkit decide`` gives every candidate's, run or not).
     """
-    seen: set[Path] = set()
-    docs = []
+    found: dict[Path, tuple[bool, set[str]]] = {}
     for p in paths:
         root = Path(p)
         root = root.parent if root.is_file() else root
-        for folder in (root, root.parent):
-            path = (folder / FILE).resolve()
-            if path in seen or not path.is_file():
+        for path, whole in ((root / FILE, True), (root.parent / FILE, False), *((q, True) for q in sorted(root.glob(f"*/{FILE}")))):
+            if not path.is_file():
                 continue
-            seen.add(path)
-            try:
-                doc = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(doc, dict) and doc.get("schema_version") == SCHEMA_VERSION:
-                docs.append(doc)
+            key = path.resolve()
+            was_whole, runs = found.get(key, (False, set()))
+            found[key] = (was_whole or whole, runs if whole else runs | {root.name})
+    docs = []
+    for path, (whole, runs) in found.items():
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("schema_version") == SCHEMA_VERSION:
+            docs.append({**doc, ASKED: None if whole else sorted(runs)})
     return docs
 
 
 def beside(docs: Sequence[dict[str, Any]], obs: Observations) -> list[Predicted]:
-    """Each prediction (of every document) beside the observation of its run and style."""
+    """Each prediction beside the observation of its run and style.
+
+    A prediction whose run the report did not read is shown (unmeasured) when
+    its run was asked for (the whole decision, or its run folder given): given
+    one run of a decision, the report shows that run's prediction, not every
+    other candidate's.
+    """
     by_run = {(o.run_id, o.style): o for o in obs}
     out = []
     for doc in docs:
+        asked = doc.get(ASKED)
         for point in doc.get("points") or []:
             o = by_run.get((str(point.get("run_id")), str(point.get("style"))))
-            out.append(_one(point, o))
+            if o is not None or asked is None or str(point.get("run_id")) in asked:
+                out.append(_one(point, o))
     return out
 
 

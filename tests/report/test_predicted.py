@@ -111,15 +111,26 @@ def test_no_predictions_file_means_no_rows(tmp_path):
     assert find_predictions([tmp_path / RUN, tmp_path]) == []
 
 
-def test_a_prediction_without_its_run_is_shown_unmeasured(decision):
+def test_a_prediction_without_its_run_is_shown_unmeasured_only_for_the_whole_decision(decision):
+    from labkit.results.layout import load_results
+
     folder = decision()
     doc = prediction_doc(4.0, 993.5)
     doc["points"][0]["run_id"] = "never-ran"
     (folder / "predictions.json").write_text(json.dumps(doc))
-    rows = {r.label: r for r in _rows(folder)}
-    assert not rows["webhook"].measured and rows["webhook"].checks[0].agrees is None
+    obs = observations(load_results(folder))
+    # the decision's folder (or the folder above it) given: every candidate, the one that never ran unmeasured
+    for given in (folder, folder.parent):
+        rows = {r.label: r for r in beside(find_predictions([given]), obs)}
+        assert set(rows) == {"webhook", "polling"}
+        assert not rows["webhook"].measured and rows["webhook"].checks[0].agrees is None
     shown = {t["label"]: t for t in table(list(rows.values()))}
     assert shown["webhook"]["mean"].endswith("/ \u2014") and shown["webhook"]["mean_agreement"] == "\u2014"
+    # one run folder given: only the runs the report read
+    assert [r.label for r in beside(find_predictions([folder / RUN]), obs)] == ["polling"]
+    # a run folder given that holds no summary (a candidate that failed): its prediction, unmeasured
+    asked = beside(find_predictions([folder / RUN, folder / "never-ran"]), obs)
+    assert sorted(r.label for r in asked) == ["polling", "webhook"]
 
 
 def test_check_words():
