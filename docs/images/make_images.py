@@ -1,6 +1,6 @@
-"""Writes the README's three pictures from short real runs on this machine (about 5 minutes in all).
+"""Writes the README's pictures from real runs on this machine.
 
-    python docs/images/make_images.py                      # all three
+    python docs/images/make_images.py                      # all four (about 20 minutes)
     python docs/images/make_images.py latency decision     # some of them
 
 Each picture is a figure labkit itself draws, from a run made here and now:
@@ -10,6 +10,9 @@ Each picture is a figure labkit itself draws, from a run made here and now:
     capacity.png  the figure `labkit capacity polling` (searching for the limit) writes into its results folder
     decision.png  the latency figure of the report `labkit decide` writes for
                   scenarios/requirements/payments-provider.toml, on a 3-minute budget
+    audience.png  labkit.analysis.audience_figure over the audience sweep
+                  (`labkit sweep scenarios/experiments/audience.toml`, about 13 minutes;
+                  points already in results/readme-images/audience/ are reused)
 
 The runs stay under results/readme-images/ (git-ignored), so each picture can be traced
 to the summary.json, capacity.json or report.md it came from.
@@ -66,7 +69,18 @@ def decision() -> Path:
     return out
 
 
-PICTURES: dict[str, Callable[[], Path]] = {"latency": latency, "capacity": capacity, "decision": decision}
+def audience() -> Path:
+    import labkit as lk
+    from labkit.analysis.audience_figure import audience_figure
+
+    doc = labkit("sweep", "scenarios/experiments/audience.toml", "--out", str(RUNS))  # resumable: done points stay
+    fig = audience_figure(lk.load_results(Path(doc["results_dir"])))
+    out = HERE / "audience.png"
+    fig.savefig(out, dpi=90, bbox_inches="tight", facecolor="white")
+    return out
+
+
+PICTURES: dict[str, Callable[[], Path]] = {"latency": latency, "capacity": capacity, "decision": decision, "audience": audience}
 
 
 def main(names: list[str]) -> None:
