@@ -48,6 +48,11 @@ def test_decide_measures_each_style_for_these_requirements_and_resumes(tmp_path:
     cited = {h["run_id"] for h in first["headlines"] if h["run_id"]}
     assert cited and cited <= run_ids
     assert "## Headline numbers" in md
+    # predicted (written before the runs), then measured, in the report itself: one row per candidate that has a model
+    predicted = md.split("## Predicted, then measured", 1)[1].split("\n## ", 1)[0]
+    for p in first["predictions"]:
+        if p["predicted_latency_mean_ms"] is not None:
+            assert f"| {p['label']} | " in predicted
     second = decide(req, tmp_path / "out")
     assert all(r["skipped"] for r in second["runs"])
     assert [r["run_id"] for r in second["runs"]] == [r["run_id"] for r in first["runs"]]
