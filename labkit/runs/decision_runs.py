@@ -403,6 +403,11 @@ STARTUP_SHARE = 0.5  # a run's start-up may take at most this share of its part 
 # Never fewer consumers than this (or the requirement's, if fewer): starting a handful costs seconds at most, and a
 # run of one consumer measures no fan-out at all; a budget too small for even these is said so by size_publishing.
 MIN_CONSUMERS = 10
+# A run never starts more than GROWTH x the consumers a run of its candidate started here (at least GROWTH_FLOOR):
+# start-up grows faster than linearly in consumers (250 consumers over the cross-region proxy with TLS took 40-58 s
+# where 170 took 8; a run of 714 had not ended after 7 minutes), so a count never tried is approached in steps the overhead model sees.
+GROWTH = 2
+GROWTH_FLOOR = 100
 
 
 def fit_startup(shapes: list[Shape], limits: MachineLimits, ov: Overhead, spent_s: float) -> list[Shape]:
@@ -426,6 +431,15 @@ def fit_startup(shapes: list[Shape], limits: MachineLimits, ov: Overhead, spent_
                 f"the {limits.minutes:g}-minute budget ({share:.0f} s) leaves {max(allowed, 0):.0f} s for it"
             )
             sh = replace(sh, consumers=n, notes=(*sh.notes, note))
+        most = ov.cost(sh.key).most_consumers
+        grown = max(GROWTH * most, GROWTH_FLOOR)
+        if most > 0 and sh.consumers > grown:  # once measured (the first use's probes measure one consumer)
+            note = (
+                f"{grown:,} of {sh.consumers:,} consumers: starting each takes an unknown time above the {most:,} a run started "
+                f"here ({sh.label}, this network profile and TLS; start-up grows faster than linearly in consumers here), so a "
+                f"run starts at most {GROWTH}x that many (at least {GROWTH_FLOOR}); each decide on this machine goes further"
+            )
+            sh = replace(sh, consumers=grown, notes=(*sh.notes, note))
         out.append(sh)
     return out
 

@@ -57,20 +57,30 @@ class RunCost:
         return bool(self.samples)
 
     def fit(self) -> tuple[float, float]:
-        """(fixed_s, per_consumer_s): a line robust to an odd run (Theil-Sen: the median of the pairwise slopes).
+        """(fixed_s, per_consumer_s): least squares over the samples when they span consumer counts, else their mean.
 
-        A run here now and then takes far longer to start than its neighbours
-        (another person's measurement took the cores): least squares follows that
-        one run and over-predicts every later plan, the median of slopes does not.
+        Least squares on purpose, not a fit robust to the slow runs: start-up here
+        grows faster than linearly in consumers (runs of 76-170 consumers over the
+        cross-region proxy with TLS started in 7-13 s, runs of 250 in 40-58 s, a webhook
+        run of 714 had not ended after 7 minutes), so the slow runs are the signal. Over-predicting costs
+        only time the feedback (``labkit.runs.budget``) hands to the later runs;
+        under-predicting starts more consumers than the budget holds.
         """
         if not self.samples:
             return DEFAULT_FIXED_S, DEFAULT_PER_CONSUMER_S
-        pts = [(float(n), s) for n, s in self.samples]
-        slopes = [(y1 - y0) / (x1 - x0) for i, (x0, y0) in enumerate(pts) for x1, y1 in pts[i + 1 :] if x1 != x0]
-        if not slopes:
-            return max(_median([y for _, y in pts]) - DEFAULT_PER_CONSUMER_S * pts[0][0], 0.0), DEFAULT_PER_CONSUMER_S
-        slope = max(_median(slopes), 0.0)
-        return max(_median([y - slope * x for x, y in pts]), 0.0), slope
+        xs = [float(n) for n, _ in self.samples]
+        ys = [s for _, s in self.samples]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        if var == 0:
+            return max(my - DEFAULT_PER_CONSUMER_S * mx, 0.0), DEFAULT_PER_CONSUMER_S
+        slope = max(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var, 0.0)
+        return max(my - slope * mx, 0.0), slope
+
+    @property
+    def most_consumers(self) -> int:
+        """The most consumers a run of this candidate started here (0 before any run)."""
+        return max((n for n, _ in self.samples), default=0)
 
     def startup_s(self, consumers: int) -> float:
         """Between measured consumer counts, interpolated (start-up is not linear in consumers here); beyond them, the fit's slope."""

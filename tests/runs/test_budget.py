@@ -65,12 +65,19 @@ def test_a_requirement_at_001_events_per_s_gets_runs_even_when_the_budget_is_spe
     assert any("may take longer than asked" in n for n in later.budget_notes)
 
 
-def test_the_theil_sen_fit_is_not_dragged_by_one_odd_run() -> None:
-    # five runs start in about 7.5 s whatever their consumers; one run once took 58 s (the machine was busy)
-    cost = RunCost(((1, 7.5), (66, 7.9), (88, 7.5), (93, 7.5), (92, 7.3), (250, 58.0)))
-    fixed, per = cost.fit()
-    assert fixed == pytest.approx(7.5, abs=0.5)
-    assert per < 0.01
+def test_a_run_starts_at_most_twice_the_consumers_ever_started_here_and_says_so() -> None:
+    # start-up grows faster than linearly here: 250 consumers measured, so at most 500 now, whatever the line says
+    req = load_requirements(REQS / "payments-provider.toml")
+    first = plan_decision(req, "out", limits=replace(LIMITS, minutes=60))
+    cheap = Overhead({overhead.key_of(p.label, p.settings): RunCost(((1, 8.0), (250, 8.0)), throughput_per_s=1e6) for p in first.points})
+    plan = plan_decision(req, "out", limits=replace(LIMITS, minutes=60), overhead=cheap)
+    pushed = [p for p in plan.points if p.settings_consumers > 150]
+    assert pushed and all(p.settings_consumers == 500 for p in pushed)
+    assert all(any("above the 250 a run started here" in n for n in p.scale_notes) for p in pushed)
+    # only probed (a first use: one consumer each): at most 100
+    probed = Overhead({k: RunCost(((1, 8.0),), throughput_per_s=1e6) for k in cheap.runs})
+    fresh = plan_decision(req, "out", limits=replace(LIMITS, minutes=60), overhead=probed)
+    assert max(p.settings_consumers for p in fresh.points) == 100
 
 
 class FakeRuns:
