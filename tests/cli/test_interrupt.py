@@ -22,11 +22,17 @@ FIRST_COMMAND_IMPORT = "_posixsubprocess"
 
 
 def _wait_for_library(pid: int, name: str, timeout_s: float = 60.0) -> None:
-    maps = Path(f"/proc/{pid}/maps")
+    """Wait until the child's own interpreter has loaded ``name``.
+
+    Until exec, the child is the test's own (v)forked image, whose maps already hold
+    ``_posixsubprocess``: a signal sent then is lost in exec and the command runs to
+    its end (exit 0). So the command line must be the child's before the maps count.
+    """
+    maps, cmdline = Path(f"/proc/{pid}/maps"), Path(f"/proc/{pid}/cmdline")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if name in maps.read_text():
+            if b"\x00-m\x00labkit\x00" in cmdline.read_bytes() and name in maps.read_text():
                 return
         except OSError:  # the process has exited
             return
