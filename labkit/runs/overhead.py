@@ -39,7 +39,11 @@ from labkit.wire import jsonsafe
 DEFAULT_FIXED_S = 10.0
 DEFAULT_PER_CONSUMER_S = 0.005
 DEFAULT_REPORT_S = 20.0
-DEFAULT_THROUGHPUT_PER_S = 500.0  # deliveries per second one provider sustains (a stated default until measured)
+# Deliveries per second one provider sustains, a stated default until a run here falls behind: the rate the planner
+# caps a push run at (``MachineLimits.max_deliveries_per_s``), so a run at its cap is predicted to keep up. A lower
+# default (500) predicted every run at the cap to publish for twice its time: the public live feed at --max-minutes 3
+# planned 52-80 s for runs that took 29-47 s and ended at 0.74 M.
+DEFAULT_THROUGHPUT_PER_S = 1000.0
 MAX_SAMPLES = 12
 PROBE_RATE_PER_S = 2.0
 PROBE_DURATION_S = 3.0
