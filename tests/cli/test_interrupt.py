@@ -9,6 +9,7 @@ command line (typer imports subprocess), inside the entry point's ``try``.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.cli import fresh_sigint
 
 FIRST_COMMAND_IMPORT = "_posixsubprocess"
 
@@ -48,6 +51,7 @@ def test_ctrl_c_during_imports_is_one_line_and_exit_130(offset_s: float, tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=fresh_sigint,
     )
     try:
         _wait_for_library(proc.pid, FIRST_COMMAND_IMPORT)
@@ -94,3 +98,36 @@ def test_a_cancellation_swallowed_on_the_way_still_stops_the_run() -> None:
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(run())
     assert asyncio.run(fresh()) == "finished"
+
+
+def test_an_interrupt_wrapped_by_a_library_is_still_one_line_and_exit_130(monkeypatch, capsys) -> None:
+    """Ctrl-C inside ``__set_name__`` (pydantic building a class while importing) reaches main as a RuntimeError."""
+    import labkit.cli as cli
+    import labkit.cli.commands as commands
+
+    def wrapped(argv: list[str] | None) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__") from exc
+
+    exits: list[int] = []
+    monkeypatch.setattr(commands, "main", wrapped)
+    monkeypatch.setattr(cli, "install", lambda: None)  # the test runner's own SIGTERM handler stays
+    monkeypatch.setattr(os, "_exit", exits.append)
+    cli.main(["compare"])
+    assert exits == [130]
+    assert capsys.readouterr().err == "labkit: interrupted; every process it started was stopped\n"
+
+
+def test_a_bug_is_not_taken_for_an_interrupt(monkeypatch) -> None:
+    import labkit.cli as cli
+    import labkit.cli.commands as commands
+
+    def broken(argv: list[str] | None) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(commands, "main", broken)
+    monkeypatch.setattr(cli, "install", lambda: None)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["compare"])

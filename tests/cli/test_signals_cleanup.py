@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers.cli import labkit
+from tests.helpers.cli import fresh_sigint, labkit
 
 REPO = Path(__file__).resolve().parents[2]
 REQ = "target_latency_p99_ms = 1000\nevent_rate_per_s = 5\nconsumers = 2\nmissed_events_tolerated = true\n"
@@ -33,6 +33,7 @@ def _start(args: list[str], tmp: Path) -> subprocess.Popen[str]:
         text=True,
         env=env,
         start_new_session=True,  # its own process group, as a shell gives a command: Ctrl-C goes to the group
+        preexec_fn=fresh_sigint,
     )
 
 

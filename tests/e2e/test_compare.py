@@ -16,6 +16,7 @@ from labkit.config import RunSettings, WorkloadSettings
 from labkit.lab import pipeline
 from labkit.results.layout import load_events, load_results
 from labkit.servers.procs import ProcessGroup
+from tests.helpers.cli import fresh_sigint
 
 pytestmark = pytest.mark.slow  # real servers for many seconds, a browser, benchmarks or Locust
 
@@ -126,6 +127,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=fresh_sigint,
     )
     me = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60

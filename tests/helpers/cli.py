@@ -82,3 +82,14 @@ def labkit_process(
     return subprocess.run(
         [sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, check=False
     )
+
+
+def fresh_sigint() -> None:
+    """A child's set-up before exec: SIGINT delivered as a terminal delivers it.
+
+    A test runner started in the background (``.ci/run &``, nohup, some CI agents)
+    has SIGINT ignored, and a child inherits that: Ctrl-C would then do nothing and a
+    test of what Ctrl-C does would fail for the runner's reason, not labkit's.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

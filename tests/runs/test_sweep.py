@@ -19,6 +19,7 @@ from labkit.errors import ResultsError
 from labkit.results.layout import SCHEMA_VERSION, load_results, write_json
 from labkit.runs import campaign, sweep
 from labkit.runs.experiments import load_experiment
+from tests.helpers.cli import fresh_sigint
 from tests.helpers.paths import EXPERIMENTS, REPO
 
 GRID = """
@@ -249,12 +250,6 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(tmp_path):
 
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "labkit", "sweep", str(EXPERIMENTS / "quick.toml"), "--out", str(out), "--json"]
-
-    def fresh_sigint() -> None:
-        # Ctrl-C as a terminal delivers it: the child must not inherit a blocked or ignored SIGINT from the
-        # test runner (the full suite's pytest process is not the shell a user types in)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=fresh_sigint)
     masks = ""
