@@ -108,6 +108,10 @@ def summarise_style(run: StyleRun, settings: RunSettings) -> dict[str, Any]:
         out["audience"] = audience_summary(run, settings, rate, expected, pulled=unit(run.style).info.direction == "pull")
         if "model" in out["audience"] and isinstance(out.get("model"), dict):
             out["model"]["audience"] = out["audience"]["model"]
+            # each consumer polls its own feed: the run's empty polls are the mean over consumers of
+            # e^(-lambda_i T), not one stream's e^(-lambda T) at the whole publish rate
+            if out["audience"]["model"].get("empty_poll_ratio") is not None and "empty_poll_ratio" in out["model"]:
+                out["model"]["empty_poll_ratio"] = out["audience"]["model"]["empty_poll_ratio"]
     if run.network is not None:
         out["network_proxy"] = run.network
     if run.fault is not None:

@@ -55,6 +55,8 @@ def check_every_delivery(result: pipeline.RunResult, work: Path, settings: RunSe
         if unit(name).info.direction == "pull":
             assert audience["polls_per_consumer"]["min"] > 0, name
             assert audience["heaviest_decile"]["model_empty_poll_ratio"] <= audience["lightest_decile"]["model_empty_poll_ratio"]
+            # the run's empty-poll model is the audience's (each consumer's own feed), not one stream's e^(-lambda T)
+            assert block["model"]["empty_poll_ratio"] == block["model"]["audience"]["empty_poll_ratio"], name
 
 
 def test_per_consumer_zipf_every_event_reaches_exactly_its_consumer(tmp_path: Path) -> None:
