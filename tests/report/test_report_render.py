@@ -227,11 +227,12 @@ def test_a_single_path_is_not_an_iterable_of_characters(tmp_path, fake_figures):
     assert write_report(str(COMPARE_RUN), out_dir=tmp_path).html.exists()
 
 
-@pytest.mark.slow  # a full report of five runs
+@pytest.mark.slow  # a full report of seven runs
 def test_overlapping_paths_count_each_run_once(tmp_path, fake_figures):
     fake_figures()
     paths = write_report([FIXTURES, SWEEP, COMPARE_RUN], out_dir=tmp_path)
-    assert "from 5 runs" in paths.html.read_text()  # compare, three sweep points, the stream fixture
+    # compare, three sweep points, the stream fixture and the two hybrid fixtures (plain, receiver dead)
+    assert "from 7 runs" in paths.html.read_text()
 
 
 @pytest.mark.slow  # renders every real figure in a fresh process
