@@ -56,8 +56,11 @@ def test_two_process_fleet_records_every_event_once_and_merges_exactly(tmp_path:
         }
         fleet = group.start_worker("poller", "poller", settings)
         wait_until(stats.exists)
+        # two worker processes under one supervisor (asked again until seen: one reading of the
+        # process table under load once listed none, with the fleet's stats already written)
+        wait_until(lambda: len(psutil.Process(fleet.pid).children()) == 2)
         workers = [c.pid for c in psutil.Process(fleet.pid).children()]
-        assert len(workers) == 2  # two worker processes under one supervisor
+        assert len(workers) == 2
         publish(provider.url, EVENTS)
         wait_until(lambda: sum(records.received_counts(str(db)).values()) >= EVENTS * POLLERS)
         fleet.popen.send_signal(signal.SIGTERM)
