@@ -178,8 +178,15 @@ class Lab:
     def client(self, base_url: str) -> httpx.Client:
         return httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=30.0)
 
-    def load(self, base_url: str, requests: list[HttpRequest], plan: Plan, connections: int | None = None) -> LoadResult:
-        return self.tool.run(base_url, requests, connections=connections or plan.connections, duration_s=plan.seconds)
+    def load(self, child: Child, requests: list[HttpRequest], plan: Plan, connections: int | None = None) -> LoadResult:
+        """One closed-loop segment against ``child``; a failure names the server and, if it died, how it ended."""
+        try:
+            return self.tool.run(child.url, requests, connections=connections or plan.connections, duration_s=plan.seconds)
+        except RunError as e:
+            if child.alive():
+                raise RunError(f"load on {child.name} ({child.url}): {e}") from e
+            code = child.popen.returncode
+            raise RunError(f"{child.name} exited (code {code}) under load: {child.log_tail() or 'its log is empty'}") from e
 
 
 def cpu_share(child: Child, cpu0: float, wall_s: float) -> float | None:
@@ -278,7 +285,7 @@ def _alternate(
             order.reverse()
         for name, child, reqs in order:
             cpu0, t0 = child.cpu_s(), time.monotonic()
-            got[name].append(lab.load(child.url, reqs, plan))
+            got[name].append(lab.load(child, reqs, plan))
             share = cpu_share(child, cpu0, time.monotonic() - t0)
             if share is not None:
                 cpu[name].append(share)
@@ -374,7 +381,7 @@ def dispatcher(lab: Lab, plan: Plan) -> dict[str, Any]:
         for which in ("ceiling", "drain") if rep % 2 == 0 else ("drain", "ceiling"):
             cpu0, wait0, t0 = receiver.cpu_s(), receiver.wait_s(), time.monotonic()
             if which == "ceiling":
-                ceilings.append(lab.load(receiver.url, [signed], plan, connections=concurrency))
+                ceilings.append(lab.load(receiver, [signed], plan, connections=concurrency))
             else:
                 drains.append(_drain(lab, provider, db, sub_id, plan.dispatch_events))
                 share = cpu_share(receiver, cpu0, time.monotonic() - t0)

@@ -222,7 +222,7 @@ def receiver_ingest(lab: Lab, plan: Plan) -> dict[str, Any]:
         for name in order:
             child = servers[name]
             cpu0, t0 = child.cpu_s(), time.monotonic()
-            got[name].append(lab.load(child.url, reqs, plan))
+            got[name].append(lab.load(child, reqs, plan))
             share = cpu_share(child, cpu0, time.monotonic() - t0)
             if share is not None:
                 cpu[name].append(share)

@@ -170,7 +170,7 @@ def receiver_deliveries(lab: Lab, plan: Plan, n: int) -> dict[str, Any]:
         for k in [1, n] if rep % 2 == 0 else [n, 1]:
             child = servers[k]
             cpu0, t0 = child.cpu_s(), time.monotonic()
-            got[k].append(lab.load(child.url, reqs, plan))
+            got[k].append(lab.load(child, reqs, plan))
             wall = time.monotonic() - t0
             cpu[k].append((child.cpu_s() - cpu0) / wall if wall > 0 else math.nan)
             lab.progress("bench: process scaling (receiver)", sum(len(v) for v in got.values()), plan.reps * 2)
