@@ -34,7 +34,7 @@ import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -228,41 +228,34 @@ class RecordStore:
 # -- readers for the runner (another process, during or after a run) ------------------
 
 
-def _read_only(path: str) -> sqlite3.Connection:
-    # Read-only and never creating the file: the runner polls before the consumer has started.
-    return sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True, timeout=5.0)
+def _query(path: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on the store at ``path``, read-only; [] when there is no store or no tables yet.
+
+    Read-only and never creating the file: the runner polls before the consumer
+    has started, and before it has created its tables.
+    """
+    if not os.path.exists(path):
+        return []
+    try:
+        con = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return []
+    try:
+        return con.execute(sql).fetchall()
+    except sqlite3.Error:  # the consumer has not created its tables yet (or an older store lacks a column)
+        return []
+    finally:
+        con.close()
 
 
 def received_counts(path: str) -> dict[str, int]:
     """Unique events per consumer in the store at ``path``; {} when it does not exist yet."""
-    if not os.path.exists(path):
-        return {}
-    try:
-        con = _read_only(path)
-    except sqlite3.Error:
-        return {}
-    try:
-        return dict(con.execute("SELECT consumer, count(*) FROM events GROUP BY consumer").fetchall())
-    except sqlite3.Error:  # the consumer has not created its tables yet
-        return {}
-    finally:
-        con.close()
+    return {str(c): int(n) for c, n in _query(path, "SELECT consumer, count(*) FROM events GROUP BY consumer")}
 
 
 def load_events(path: str) -> list[tuple[str, int, int]]:
     """Every recorded event as (consumer, event_id, received_ns); [] when there is no store."""
-    if not os.path.exists(path):
-        return []
-    try:
-        con = _read_only(path)
-    except sqlite3.Error:
-        return []
-    try:
-        rows = con.execute("SELECT consumer, event_id, received_ns FROM events ORDER BY consumer, event_id").fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        con.close()
+    rows = _query(path, "SELECT consumer, event_id, received_ns FROM events ORDER BY consumer, event_id")
     return [(str(c), int(e), int(r)) for c, e, r in rows]
 
 
@@ -309,32 +302,10 @@ class RecordReader:
 
 def load_repeats(path: str) -> dict[tuple[str, int], int]:
     """(consumer, event_id) -> times received again after the first, for every event received more than once."""
-    if not os.path.exists(path):
-        return {}
-    try:
-        con = _read_only(path)
-    except sqlite3.Error:
-        return {}
-    try:
-        rows = con.execute("SELECT consumer, event_id, repeats FROM events WHERE repeats > 0").fetchall()
-    except sqlite3.Error:  # no store yet, or one of an older labkit without the column
-        return {}
-    finally:
-        con.close()
+    rows = _query(path, "SELECT consumer, event_id, repeats FROM events WHERE repeats > 0")
     return {(str(c), int(e)): int(n) for c, e, n in rows}
 
 
 def latest_seen(path: str) -> dict[str, int]:
     """The newest event id each consumer has recorded; {} when there is no store yet."""
-    if not os.path.exists(path):
-        return {}
-    try:
-        con = _read_only(path)
-    except sqlite3.Error:
-        return {}
-    try:
-        return {str(c): int(e) for c, e in con.execute("SELECT consumer, max(event_id) FROM events GROUP BY consumer").fetchall()}
-    except sqlite3.Error:
-        return {}
-    finally:
-        con.close()
+    return {str(c): int(e) for c, e in _query(path, "SELECT consumer, max(event_id) FROM events GROUP BY consumer")}
