@@ -19,10 +19,10 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
@@ -52,6 +52,7 @@ DISPATCH_CONCURRENCY = 64  # the provider's default; wrk gets as many connection
 _DELIVERY_HEADERS = (("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate, br"), ("Connection", "keep-alive"))
 
 Progress = Callable[[str, int, int], None]
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,53 @@ class Lab:
             code = child.popen.returncode
             raise RunError(f"{child.name} exited (code {code}) under load: {child.log_tail() or 'its log is empty'}") from e
 
+    def alternate(
+        self,
+        plan: Plan,
+        servers: Mapping[K, Child],
+        requests: Callable[[int], Mapping[K, list[HttpRequest]]],
+        label: str,
+        done: int = 0,
+        steps: int | None = None,
+    ) -> Segments[K]:
+        """``plan.reps`` closed-loop segments against each server, alternating (ABBA), so drift cancels in a paired ratio.
+
+        ``requests(rep)`` gives each server its requests for repetition ``rep``
+        (asked once a repetition, so both sides can get the same freshly signed
+        ones). The servers' order is the first repetition's; every other one
+        runs them reversed. Progress counts on from ``done`` of ``steps``
+        (default: this call's segments).
+        """
+        out: Segments[K] = Segments({key: [] for key in servers}, {key: [] for key in servers})
+        steps = plan.reps * len(servers) if steps is None else steps
+        for rep in range(plan.reps):
+            reqs = requests(rep)
+            order = list(servers) if rep % 2 == 0 else list(servers)[::-1]
+            for key in order:
+                child = servers[key]
+                cpu0, t0 = child.cpu_s(), time.monotonic()
+                out.results[key].append(self.load(child, reqs[key], plan))
+                share = cpu_share(child, cpu0, time.monotonic() - t0)
+                out.cpu[key].append(math.nan if share is None else share)
+                done += 1
+                self.progress(label, done, steps)
+        return out
+
+
+@dataclass
+class Segments(Generic[K]):
+    """What ``Lab.alternate`` measured: each server's segments in order, and its CPU share in each (NaN when unknown)."""
+
+    results: dict[K, list[LoadResult]]
+    cpu: dict[K, list[float]]
+
+    def ok_rps(self, key: K) -> list[float]:
+        return [r.ok_rps for r in self.results[key]]
+
+    def series(self, key: K) -> dict[str, Any]:
+        """The server's ``series`` with the median CPU share it used (``server_cpu_share``)."""
+        return {**series(self.results[key]), "server_cpu_share": median(self.cpu[key])}
+
 
 def cpu_share(child: Child, cpu0: float, wall_s: float) -> float | None:
     used = child.cpu_s() - cpu0
@@ -276,26 +324,11 @@ def _alternate(
     lab: Lab, plan: Plan, provider: tuple[Child, list[HttpRequest]], bare: tuple[Child, list[HttpRequest]], progress: tuple[int, int]
 ) -> tuple[dict[str, Any], tuple[int, int]]:
     """``plan.reps`` closed-loop segments on each side, alternating: both series, the paired ratio, and the progress after."""
-    got: dict[str, list[LoadResult]] = {"provider": [], "bare": []}
-    cpu: dict[str, list[float]] = {"provider": [], "bare": []}
     done, steps = progress
-    for rep in range(plan.reps):
-        order = [("provider", *provider), ("bare", *bare)]
-        if rep % 2:
-            order.reverse()
-        for name, child, reqs in order:
-            cpu0, t0 = child.cpu_s(), time.monotonic()
-            got[name].append(lab.load(child, reqs, plan))
-            share = cpu_share(child, cpu0, time.monotonic() - t0)
-            if share is not None:
-                cpu[name].append(share)
-            done += 1
-            lab.progress("bench: poll endpoint", done, steps)
-    prov, bar = series(got["provider"]), series(got["bare"])
-    prov["server_cpu_share"] = median(cpu["provider"])
-    bar["server_cpu_share"] = median(cpu["bare"])
-    ratio = paired_ratio([r.ok_rps for r in got["provider"]], [r.ok_rps for r in got["bare"]])
-    return {"provider": prov, "bare": bar, "ratio": ratio}, (done, steps)
+    requests = {"provider": provider[1], "bare": bare[1]}
+    seg = lab.alternate(plan, {"provider": provider[0], "bare": bare[0]}, lambda rep: requests, "bench: poll endpoint", done, steps)
+    ratio = paired_ratio(seg.ok_rps("provider"), seg.ok_rps("bare"))
+    return {"provider": seg.series("provider"), "bare": seg.series("bare"), "ratio": ratio}, (done + 2 * plan.reps, steps)
 
 
 # -- 2. the dispatcher -------------------------------------------------------------------

@@ -21,15 +21,12 @@ from labkit.bench.cases import (
     EVENT_TYPE,
     Lab,
     Plan,
-    cpu_share,
-    median,
     paired_ratio,
     provider_settings,
     seed_events,
-    series,
     signed_request,
 )
-from labkit.bench.load import HttpRequest, LoadResult
+from labkit.bench.load import HttpRequest
 from labkit.config import DEFAULT_API_KEY
 from labkit.errors import RunError
 from labkit.lab.workload import make_payload
@@ -211,35 +208,24 @@ def receiver_ingest(lab: Lab, plan: Plan) -> dict[str, Any]:
         servers[name] = lab.group.start_server(
             f"ingest-{name}", "receiver", {"secrets": [secret], "db_path": str(lab.work_dir / f"ingest-{name}.db"), "verify": verify}
         )
-    got: dict[str, list[LoadResult]] = {"verified": [], "unverified": []}
-    cpu: dict[str, list[float]] = {"verified": [], "unverified": []}
     count = int(plan.ingest_max_rps * plan.seconds) + 1000
-    steps, done = plan.reps * 2, 0
-    for rep in range(plan.reps):
+
+    def requests(rep: int) -> dict[str, list[HttpRequest]]:
         # The same pre-signed requests for both receivers (each has its own database): identical work.
-        reqs = presigned(secret, count, rep, plan.payload_bytes)
-        order = ["verified", "unverified"] if rep % 2 == 0 else ["unverified", "verified"]
-        for name in order:
-            child = servers[name]
-            cpu0, t0 = child.cpu_s(), time.monotonic()
-            got[name].append(lab.load(child, reqs, plan))
-            share = cpu_share(child, cpu0, time.monotonic() - t0)
-            if share is not None:
-                cpu[name].append(share)
-            done += 1
-            lab.progress("bench: receiver ingest", done, steps)
+        return dict.fromkeys(servers, presigned(secret, count, rep, plan.payload_bytes))
+
+    seg = lab.alternate(plan, servers, requests, "bench: receiver ingest")
     counters = {}
     for name, child in servers.items():
         with lab.client(child.url) as c:
             counters[name] = c.get("/stats").json().get("counters", {})
         lab.group.stop(child)
     out: dict[str, Any] = {"distinct_requests_per_rep": count}
-    for name in got:
-        s = series(got[name])
-        s["server_cpu_share"] = median(cpu[name])
+    for name in servers:
+        s = seg.series(name)
         s["accepted"] = int(counters[name].get("accepted", 0))
         s["duplicates"] = int(counters[name].get("duplicates", 0))
         s["rejected"] = counters[name].get("rejected", {})
         out[name] = s
-    out["ratio"] = paired_ratio([r.ok_rps for r in got["verified"]], [r.ok_rps for r in got["unverified"]])
+    out["ratio"] = paired_ratio(seg.ok_rps("verified"), seg.ok_rps("unverified"))
     return out

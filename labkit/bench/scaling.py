@@ -162,18 +162,14 @@ def receiver_deliveries(lab: Lab, plan: Plan, n: int) -> dict[str, Any]:
         )
         for k in (1, n)
     }
-    got: dict[int, list[Any]] = {1: [], n: []}
-    cpu: dict[int, list[float]] = {1: [], n: []}
     count = int(plan.ingest_max_rps * plan.seconds * n) + 1000
-    for rep in range(plan.reps):
-        reqs = presigned(secret, count, 100 + rep, plan.payload_bytes)
-        for k in [1, n] if rep % 2 == 0 else [n, 1]:
-            child = servers[k]
-            cpu0, t0 = child.cpu_s(), time.monotonic()
-            got[k].append(lab.load(child, reqs, plan))
-            wall = time.monotonic() - t0
-            cpu[k].append((child.cpu_s() - cpu0) / wall if wall > 0 else math.nan)
-            lab.progress("bench: process scaling (receiver)", sum(len(v) for v in got.values()), plan.reps * 2)
+    seg = lab.alternate(
+        plan,
+        servers,
+        lambda rep: dict.fromkeys(servers, presigned(secret, count, 100 + rep, plan.payload_bytes)),
+        "bench: process scaling (receiver)",
+    )
+    got, cpu = seg.results, seg.cpu
     for child in servers.values():
         lab.group.stop(child)
     out: dict[str, Any] = {}
