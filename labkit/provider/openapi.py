@@ -15,6 +15,10 @@ from labkit.provider.publishing import BATCH_MAX_EVENTS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
+# One published event: the body of POST /events and each item of POST /events/batch, as one component that
+# both reference, so the single and the batched request cannot drift apart.
+PUBLISHED_EVENT = {"$ref": "#/components/schemas/PublishedEvent"}
+
 
 def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"description": description}
@@ -52,6 +56,25 @@ def _components() -> dict[str, Any]:
                 },
                 "required": ["id", "type", "created_ns"],
             },
+            "PublishedEvent": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "payload": {
+                        "type": "object",
+                        "description": "stored and delivered byte for byte; a number beyond a double's"
+                        " range or an unpaired surrogate escape is a 422 naming the field",
+                    },
+                    "consumer": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "description": "the one consumer the event is for (audience)",
+                    },
+                },
+                "required": ["type", "payload"],
+                "additionalProperties": False,
+            },
             "Subscription": {
                 "type": "object",
                 "properties": {
@@ -75,18 +98,6 @@ def _components() -> dict[str, Any]:
     }
 
 
-# The members of one published event (POST /events, and each of POST /events/batch).
-_PUBLISHED: dict[str, Any] = {
-    "type": {"type": "string", "minLength": 1, "maxLength": 100},
-    "payload": {
-        "type": "object",
-        "description": "stored and delivered byte for byte; a number beyond a double's"
-        " range or an unpaired surrogate escape is a 422 naming the field",
-    },
-    "consumer": {"type": "string", "minLength": 1, "maxLength": 100, "description": "the one consumer the event is for (audience)"},
-}
-
-
 def _batch_path(common: dict[str, Any]) -> dict[str, Any]:
     """POST /events/batch."""
     return {
@@ -104,12 +115,7 @@ def _batch_path(common: dict[str, Any]) -> dict[str, Any]:
                                         "type": "array",
                                         "minItems": 1,
                                         "maxItems": BATCH_MAX_EVENTS,
-                                        "items": {
-                                            "type": "object",
-                                            "properties": _PUBLISHED,
-                                            "required": ["type", "payload"],
-                                            "additionalProperties": False,
-                                        },
+                                        "items": PUBLISHED_EVENT,
                                     }
                                 },
                                 "required": ["events"],
@@ -168,16 +174,7 @@ def _feed_paths(common: dict[str, Any], max_wait_s: float, page_limit_max: int) 
                 "summary": "Publish an event",
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": _PUBLISHED,
-                                "required": ["type", "payload"],
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
+                    "content": {"application/json": {"schema": PUBLISHED_EVENT}},
                 },
                 "responses": {
                     "201": _resp("published", {"$ref": "#/components/schemas/Event"}),
