@@ -20,6 +20,7 @@ from labkit.lab.session import StyleRun
 from labkit.report import terms
 from labkit.styles.hybrid import HYBRID, RECONCILER, reconcile_interval
 from labkit.wire.signing import Signer, new_secret
+from tests.helpers.runs import style_run
 
 SECRET = new_secret()
 
@@ -55,21 +56,14 @@ def _run(counters: dict[str, Any], reconciler: dict[str, Any], window: dict[str,
     merged = dict(counters)
     for k, v in reconciler.items():
         merged[k] = merged.get(k, 0) + v
-    return StyleRun(
-        style=HYBRID.name,
-        published_ids=list(range(1, events + 1)),
-        publish_errors=0,
-        publish_lateness_ms={},
-        consumers=["s0"],
-        drained=True,
-        drain_s=0.1,
-        provider_cpu_s=1.0,
+    return style_run(
+        HYBRID.name,
+        merged,
+        window,
+        consumer="s0",
+        events=events,
         consumer_cpu_s=1.5,
-        consumer_stats={"counters": merged, "wire": {"bytes_in": 3000, "bytes_out": 1000}},
-        deliveries={"attempts": events, "retries": 0, "deliveries": events},
-        delivery_rtt_s=0.002,
-        events=[(HYBRID.name, "s0", i, 0, 1_000_000) for i in range(1, events + 1)],
-        window_counters=window,
+        wire={"bytes_in": 3000, "bytes_out": 1000},
         companions={RECONCILER: {"counters": reconciler, "wire": {"bytes_in": 1500, "bytes_out": 500}, "cpu_s": 0.5}},
     )
 

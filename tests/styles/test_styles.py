@@ -15,6 +15,7 @@ from labkit.report import terms
 from labkit.styles.base import Style
 from labkit.styles.registry import StyleInfo, Variant
 from labkit.styles.stream import StreamStyle
+from tests.helpers.runs import style_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -243,41 +244,19 @@ def test_the_stream_styles_share_one_unit_told_their_transport() -> None:
         assert not unit.info.needs_public_endpoint
 
 
-def _style_run(style: str, counters: dict, window: dict) -> object:
-    from labkit.lab.session import StyleRun
-
-    events = [(style, "c0", i, 0, 1_000_000) for i in range(1, 101)]
-    return StyleRun(
-        style=style,
-        published_ids=list(range(1, 101)),
-        publish_errors=0,
-        publish_lateness_ms={},
-        consumers=["c0"],
-        drained=True,
-        drain_s=0.1,
-        provider_cpu_s=1.0,
-        consumer_cpu_s=1.0,
-        consumer_stats={"counters": counters, "wire": {"bytes_in": 1000, "bytes_out": 500}},
-        deliveries={"attempts": 100, "retries": 0, "deliveries": 100},
-        delivery_rtt_s=0.002,
-        events=events,
-        window_counters=window,
-    )
-
-
 def test_summaries_take_the_window_counters_for_every_run():
     from labkit.lab.pipeline import summarise_style
 
     settings = RunSettings(workload={"rate_per_s": 10.0, "duration_s": 10.0}, poll_interval_s=1.0)
     # 40 polls over the whole run, 10 of them in the workload window, 4 of those empty
     polling = summarise_style(
-        _style_run("polling", {"polls": 40, "empty_polls": 30, "requests": 40}, {"polls": 10, "empty_polls": 4, "requests": 10}),
+        style_run("polling", {"polls": 40, "empty_polls": 30, "requests": 40}, {"polls": 10, "empty_polls": 4, "requests": 10}),
         settings,
     )
     assert polling["requests_per_event"] == pytest.approx(0.1) and polling["requests_per_event_whole_run"] == pytest.approx(0.4)
     assert polling["empty_poll_ratio"] == pytest.approx(0.4) and polling["requests_in_window"] == 10
     assert polling["model"]["requests_per_event"] == pytest.approx(0.1)
-    webhook = summarise_style(_style_run("webhook", {"requests": 100}, {"requests": 100}), settings)
+    webhook = summarise_style(style_run("webhook", {"requests": 100}, {"requests": 100}), settings)
     assert webhook["requests_per_event"] == pytest.approx(1.0) and webhook["attempts"] == 100
     # no calibration on a bare StyleRun: the model's base is none (0), and says so
     assert webhook["model"]["latency_mean_ms"] == pytest.approx(0.0) and webhook["model"]["base_source"] == "none"
