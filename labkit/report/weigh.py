@@ -267,41 +267,34 @@ def costs_of(o: Obs, req: Requirements) -> Cost:
     )
 
 
+def _budget_cell(
+    what: str, amount: float, budget: float | None, unit: str, shown: str, value: float, se: float, evidence: tuple[Evidence, ...]
+) -> tuple[Cell, bool]:
+    """A cost against its budget: "over", "within" or "" (no budget stated), the budget in the text; and whether it is within."""
+    over = budget is not None and amount > budget
+    verdict = "over" if over else "within" if budget is not None else ""
+    shown += f"; budget {fmt(budget)}{unit})" if budget is not None else ")"
+    return Cell(what, verdict, shown, value, se, evidence), not over
+
+
 def cost_cells(o: Obs, c: Cost, req: Requirements) -> tuple[tuple[Cell, ...], bool]:
     """The options table's cost cells, and whether the candidate stays within every stated budget."""
     servers, bandwidth = req.budget.servers, req.budget.bandwidth_gb_per_month
     within = True
     cells = []
     if c.cpu_s is not None and c.processes is not None:
-        over = servers is not None and c.processes > servers
-        within &= not over
-        cells.append(
-            Cell(
-                "provider processes at 70 %",
-                "over" if over else "within" if servers is not None else "",
-                f"{fmt(c.processes)} ({fmt(round_sig(c.cpu_s * 1000, 3))} ± {fmt(round_sig(c.cpu_se * 1000, 2))} ms CPU per delivery"
-                + (f"; budget {fmt(servers)})" if servers is not None else ")"),
-                c.cpu_s,
-                c.cpu_se,
-                (o.ev(cols.PROVIDER_CPU_S), o.ev(cols.DELIVERED)),
-            )
-        )
+        shown = f"{fmt(c.processes)} ({fmt(round_sig(c.cpu_s * 1000, 3))} ± {fmt(round_sig(c.cpu_se * 1000, 2))} ms CPU per delivery"
+        evidence = (o.ev(cols.PROVIDER_CPU_S), o.ev(cols.DELIVERED))
+        cell, ok = _budget_cell("provider processes at 70 %", c.processes, servers, "", shown, c.cpu_s, c.cpu_se, evidence)
+        cells.append(cell)
+        within &= ok
     else:
         cells.append(Cell("provider processes at 70 %", UNMEASURED, "provider CPU not measured"))
     if c.bytes is not None and c.gb_month is not None:
-        over = bandwidth is not None and c.gb_month > bandwidth
-        within &= not over
-        cells.append(
-            Cell(
-                "GB a month",
-                "over" if over else "within" if bandwidth is not None else "",
-                f"{fmt(round_sig(c.gb_month, 3))} ({fmt(round_sig(c.bytes, 3))} ± {fmt(round_sig(c.bytes_se, 2))} B per event"
-                + (f"; budget {fmt(bandwidth)} GB)" if bandwidth is not None else ")"),
-                c.bytes,
-                c.bytes_se,
-                (o.ev(cols.BYTES_PER_EVENT),),
-            )
-        )
+        shown = f"{fmt(round_sig(c.gb_month, 3))} ({fmt(round_sig(c.bytes, 3))} ± {fmt(round_sig(c.bytes_se, 2))} B per event"
+        cell, ok = _budget_cell("GB a month", c.gb_month, bandwidth, " GB", shown, c.bytes, c.bytes_se, (o.ev(cols.BYTES_PER_EVENT),))
+        cells.append(cell)
+        within &= ok
     else:
         cells.append(Cell("GB a month", UNMEASURED, "bytes per event not measured"))
     cells.append(
