@@ -21,7 +21,8 @@ from labkit.errors import RunError
 from labkit.lab.audience import audience_summary
 from labkit.lab.calibrate import calibration_for_run
 from labkit.lab.measures import cpu_shares
-from labkit.lab.session import Progress, Session, StyleRun, no_progress, raise_if_cancelled
+from labkit.lab.outcome import StyleRun
+from labkit.lab.session import Progress, Session, no_progress, raise_if_cancelled
 from labkit.lab.workload import Workload, build_workload
 from labkit.model.agreement import latency_agreement
 from labkit.model.calibration import Calibration

@@ -221,7 +221,7 @@ class Style(ABC):
     def summary(self, run: Any, settings: RunSettings, per: int, rate: float) -> dict[str, Any]:
         """This style's keys of its summary.json block, its ``model`` block included.
 
-        ``run`` is a ``labkit.lab.session.StyleRun``; ``per`` the expected deliveries
+        ``run`` is a ``labkit.lab.outcome.StyleRun``; ``per`` the expected deliveries
         (events x consumers); ``rate`` the realised publish rate.
         """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.lab.session import StyleRun
+from labkit.lab.outcome import StyleRun
 
 
 def style_run(

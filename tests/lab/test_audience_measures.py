@@ -72,8 +72,8 @@ def test_duplicates_count_per_consumer_against_its_own_events(tmp_path):
 
 def test_the_run_wide_duplicates_are_the_per_consumer_ones_not_the_counters():
     from labkit.config import RunSettings
+    from labkit.lab.outcome import StyleRun
     from labkit.lab.pipeline import summarise_style
-    from labkit.lab.session import StyleRun
 
     settings = RunSettings(workload={"rate_per_s": 10.0, "duration_s": 1.0})
     run = StyleRun(

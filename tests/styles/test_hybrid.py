@@ -15,8 +15,8 @@ from labkit.config import PollerSettings, ReceiverSettings, RunSettings
 from labkit.consumers.poller import Fleet
 from labkit.consumers.receiver import create_app
 from labkit.consumers.records import RecordStore
+from labkit.lab.outcome import StyleRun
 from labkit.lab.pipeline import summarise_style
-from labkit.lab.session import StyleRun
 from labkit.report import terms
 from labkit.styles.hybrid import HYBRID, RECONCILER, reconcile_interval
 from labkit.wire.signing import Signer, new_secret
