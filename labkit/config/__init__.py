@@ -36,6 +36,8 @@ DISABLE_AFTER_FAILING_S = 5 * 86_400.0
 
 
 MAX_PROCESSES = 256
+# Consumers (pollers or streams) of one run: a stream fleet beyond one process's open files spreads over processes.
+MAX_CONSUMERS = 100_000
 
 
 def _processes(value: Any) -> Any:
@@ -78,6 +80,9 @@ class ServerLimits(Settings):
     max_headers: int = Field(100, ge=8, le=10_000)
     head_timeout_s: float = Field(10.0, gt=0, le=600)
     body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    open_files: int | None = Field(
+        None, ge=32, description="the soft open-files limit the server sets itself at start (one per connection); None: its hard limit"
+    )
 
 
 class KeyScope(Settings):
@@ -407,7 +412,10 @@ class RunSettings(Settings):
     styles: tuple[Style, ...] = ()
     poll_interval_s: float = Field(1.0, ge=MIN_POLL_INTERVAL_S, le=3600)
     pollers: int = Field(
-        1, ge=1, le=20_000, description="pollers, or streams for a stream style (one process's open files bound it near 20,000)"
+        1,
+        ge=1,
+        le=MAX_CONSUMERS,
+        description="pollers, or streams for a stream style (a stream fleet spreads over as many processes as its open files need)",
     )
     subscribers: int = Field(
         1, ge=1, le=10_000, description="webhook subscriptions, all served by one receiver through per-subscriber paths"
@@ -449,6 +457,9 @@ class RunSettings(Settings):
     consumer_skew: str = Field("uniform", description="how events spread over consumers (or topics): uniform, or zipf:S (1/r^S)")
     topics: int | None = Field(None, ge=1, le=10_000, description="audience topics: how many event types")
     subscriptions: int | None = Field(None, ge=1, le=10_000, description="audience topics: how many types each consumer follows")
+    provider_open_files: int | None = Field(
+        None, ge=32, description="the provider's soft open-files limit (each stream holds one); None: raised to its hard limit"
+    )
     provider_core: bool = Field(
         False,
         description="pin the provider to a core of its own and every consumer process to the other cores (needs two usable cores;"
@@ -562,6 +573,15 @@ class StreamConsumerSettings(Settings):
     first_index: int = Field(0, ge=0, description="the first consumer's number (c<first_index>): set for one process of several")
     api_keys: tuple[str, ...] = Field((), description="one key per stream of the whole fleet (c0, c1, ...): each its own events")
     ca_file: str | None = Field(None, description="extra CA (PEM) to trust, for an HTTPS provider")
+    source_address: str | None = Field(None, description="the loopback address (127.0.0.0/8) every connection is bound to")
+
+    @field_validator("source_address")
+    @classmethod
+    def _loopback_source(cls, v: str | None) -> str | None:
+        """Only a loopback address: the lab's traffic never leaves the machine."""
+        if v is not None and not (re.fullmatch(r"127(\.\d{1,3}){3}", v) and all(int(p) <= 255 for p in v.split("."))):
+            raise ValueError(f"must be a loopback IPv4 address (127.0.0.0/8); got {v!r}")
+        return v
 
 
 ProviderSettings.model_rebuild()

@@ -59,6 +59,7 @@ from labkit.consumers.rawhttp import Connection
 from labkit.consumers.records import RecordStore
 from labkit.consumers.stats import Latency, StatsWriter
 from labkit.errors import WireError
+from labkit.servers import openfiles
 from labkit.wire.metering import WireCounter, counting_client, now_ns
 from labkit.wire.retryafter import parse_retry_after
 
@@ -436,8 +437,11 @@ def main(settings: PollerSettings) -> FleetResult:
     With ``processes`` > 1 this process supervises that many fleets, each a slice of the pollers
     (``labkit.consumers.processes``), and its stats file is their exact merge.
     """
-    if processes.resolve(settings.processes) > 1:
-        code, merged, elapsed = processes.supervise_fleet("poller", settings, "pollers", "labkit.consumers.poller")
+    # each poller holds a connection: more than one process may hold take more processes
+    parts = max(processes.resolve(settings.processes), math.ceil(settings.pollers / openfiles.connections_per_process()))
+    if parts > 1:
+        workers = processes.fleet_workers(settings, "pollers", parts)
+        code, merged, elapsed = processes.supervise_fleet("poller", settings, "pollers", "labkit.consumers.poller", workers)
         if code:
             raise SystemExit(code)
         return FleetResult(settings.pollers, elapsed, merged.get("counters", {}), merged.get("wire", {}))

@@ -299,19 +299,27 @@ def module_command(module: str) -> Callable[[int, str], list[str]]:
     return lambda k, settings_path: [sys.executable, "-m", module, settings_path]
 
 
-def fleet_workers(settings: Any, count_field: str) -> list[dict[str, Any]]:
-    """The settings of each worker of a fleet: a contiguous slice of ``count_field``, a seed of its own."""
+def fleet_workers(settings: Any, count_field: str, parts: int | None = None) -> list[dict[str, Any]]:
+    """The settings of each worker of a fleet: a contiguous slice of ``count_field``, a seed of its own.
+
+    ``parts``: how many workers (default: the settings' ``processes``).
+    """
     data = settings.model_dump(mode="json")
     total = int(getattr(settings, count_field))
     return [
         {**data, count_field: count, "first_index": settings.first_index + first, "processes": 1, "seed": settings.seed + k}
-        for k, (first, count) in enumerate(split(total, resolve(settings.processes)))
+        for k, (first, count) in enumerate(split(total, parts or resolve(settings.processes)))
     ]
 
 
-def supervise_fleet(role: str, settings: Any, count_field: str, module: str) -> tuple[int, dict[str, Any], float]:
-    """Run a fleet as several worker processes until SIGTERM or SIGINT: (exit code, merged stats, seconds)."""
+def supervise_fleet(
+    role: str, settings: Any, count_field: str, module: str, workers: list[dict[str, Any]] | None = None
+) -> tuple[int, dict[str, Any], float]:
+    """Run a fleet as several worker processes until SIGTERM or SIGINT: (exit code, merged stats, seconds).
+
+    ``workers``: each worker's settings (default: ``fleet_workers`` of the settings' ``processes``).
+    """
     started = time.monotonic()
-    sup = Supervisor(role, settings.stats_path, fleet_workers(settings, count_field), module_command(module))
+    sup = Supervisor(role, settings.stats_path, workers or fleet_workers(settings, count_field), module_command(module))
     code = sup.run()
     return code, sup.merged() if settings.stats_path else {}, time.monotonic() - started

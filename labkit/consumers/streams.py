@@ -29,7 +29,12 @@ exact snapshot (``<stats>.snap``); SIGUSR2 cuts every connection at once
 (the failure experiments' "stream dropped mid-flight"), which then resume.
 
 ``processes = N`` (or "auto") splits the connections over N worker processes
-under one supervisor (``labkit.consumers.processes``), merged exactly.
+under one supervisor (``labkit.consumers.processes``), merged exactly. A
+process holds one socket per stream, so a fleet of more streams than one
+process may open files (``labkit.servers.openfiles``) takes as many more
+processes as it needs; and past the ports one source address has, each
+process binds its connections to a loopback source address of its own
+(127.0.0.2, 127.0.0.3, ...).
 
 ``python -m labkit.consumers.streams SETTINGS_JSON_FILE`` runs a fleet until
 SIGTERM or SIGINT, then writes its final stats.
@@ -40,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import random
 import re
 import signal
@@ -59,6 +65,7 @@ from labkit.consumers.records import RecordStore
 from labkit.consumers.sseclient import open_sse, sse_request
 from labkit.consumers.stats import Latency, StatsWriter
 from labkit.consumers.wsclient import counting_connection, open_ws
+from labkit.servers import openfiles
 from labkit.wire.errors import WireError
 from labkit.wire.httpclient import HttpConnection, parse_url
 from labkit.wire.metering import HIST_MAX_US, HIST_MIN_US, WireCounter
@@ -66,6 +73,8 @@ from labkit.wire.metering import HIST_MAX_US, HIST_MIN_US, WireCounter
 FLUSH_EVERY_S = 0.05
 SWEEP_EVERY_S = 1.0
 BACKPRESSURE = "backpressure"
+# The most processes a fleet spreads its streams over (each up to its open-files limit of them): the fleet's capacity.
+MAX_FLEET_PROCESSES = 4
 
 
 def client_tls(settings: StreamConsumerSettings) -> ssl.SSLContext | None:
@@ -155,6 +164,7 @@ class StreamFleet:
         self.target = parse_url(settings.base_url)
         self.tls = client_tls(settings)
         self.ws_class = counting_connection(self.wire)
+        self.local_addr = (settings.source_address, 0) if settings.source_address else None
         self.store: RecordStore | None = None
         self.consumers: list[Consumer] = []
         self.pending: list[tuple[str, int, int]] = []  # (consumer, event id, received_ns) not yet recorded
@@ -304,7 +314,9 @@ class StreamFleet:
             headers.append(("last-event-id", str(c.cursor)))
         request = sse_request(self.target, self._path(c), headers)
         try:
-            conn, done = await open_sse(self.target, request, self.wire, self.on_sse(c), tls=self.tls, timeout=s.connect_timeout_s)
+            conn, done = await open_sse(
+                self.target, request, self.wire, self.on_sse(c), tls=self.tls, timeout=s.connect_timeout_s, local_addr=self.local_addr
+            )
         except (WireError, OSError):
             self.n["connect_errors"] += 1
             return False
@@ -327,7 +339,7 @@ class StreamFleet:
         url = self.origin_ws_url()
         first = {"after": c.cursor, "types": list(s.types)}
         try:
-            ws = await open_ws(url, self.key_of(c), first, self.ws_class, s.connect_timeout_s, self.tls)
+            ws = await open_ws(url, self.key_of(c), first, self.ws_class, s.connect_timeout_s, self.tls, self.local_addr)
         except (OSError, TimeoutError) as exc:
             status = getattr(getattr(exc.__cause__, "response", None), "status_code", 0)
             self.n["http_errors" if status else "connect_errors"] += 1
@@ -412,14 +424,42 @@ async def run_fleet(settings: StreamConsumerSettings, stop: asyncio.Event) -> St
     return StreamFleetResult(settings.connections, loop.time() - started, fleet.counters(), fleet.wire.snapshot())
 
 
+def fleet_capacity(per_process: int | None = None, per_address: int | None = None) -> int:
+    """The most streams one fleet holds here: ``MAX_FLEET_PROCESSES`` processes, each its share of streams."""
+    per_process = per_process or openfiles.connections_per_process()
+    per_address = per_address or openfiles.connections_per_address()
+    return MAX_FLEET_PROCESSES * min(per_process, per_address)
+
+
+def worker_settings(
+    settings: StreamConsumerSettings, per_process: int | None = None, per_address: int | None = None
+) -> list[dict[str, Any]]:
+    """The fleet's processes, each a slice of the streams: as many as ``processes`` asks, or more when a slice would not fit.
+
+    A process holds at most ``per_process`` streams (its open-files limit, less a reserve)
+    and a source address at most ``per_address`` (its ephemeral ports); past that many
+    streams in all, each process connects from a loopback address of its own.
+    """
+    per_process = per_process or openfiles.connections_per_process()
+    per_address = per_address or openfiles.connections_per_address()
+    share = min(per_process, per_address)
+    parts = max(processes.resolve(settings.processes), math.ceil(settings.connections / share))
+    workers = processes.fleet_workers(settings, "connections", parts)
+    if settings.connections > per_address and settings.source_address is None:
+        workers = [{**w, "source_address": openfiles.loopback_source(k)} for k, w in enumerate(workers)]
+    return workers
+
+
 def main(settings: StreamConsumerSettings) -> StreamFleetResult:
     """Run a fleet in the foreground until SIGTERM or SIGINT, then write the final stats.
 
-    With ``processes`` > 1 this process supervises that many fleets, each a slice of the
-    connections (``labkit.consumers.processes``), and its stats file is their exact merge.
+    With more than one process (``processes`` > 1, or more streams than one process may
+    hold) this process supervises that many fleets, each a slice of the connections
+    (``labkit.consumers.processes``), and its stats file is their exact merge.
     """
-    if processes.resolve(settings.processes) > 1:
-        code, merged, elapsed = processes.supervise_fleet("streams", settings, "connections", "labkit.consumers.streams")
+    workers = worker_settings(settings)
+    if len(workers) > 1:
+        code, merged, elapsed = processes.supervise_fleet("streams", settings, "connections", "labkit.consumers.streams", workers)
         if code:
             raise SystemExit(code)
         return StreamFleetResult(settings.connections, elapsed, merged.get("counters", {}), merged.get("wire", {}))

@@ -58,8 +58,9 @@ async def open_ws(
     connection_class: type[ClientConnection],
     timeout: float,
     tls: ssl.SSLContext | None = None,
+    local_addr: tuple[str, int] | None = None,
 ) -> WsStream:
-    """Connect, send the cursor message and return the stream (raises OSError or TimeoutError on failure)."""
+    """Connect (from ``local_addr`` when given), send the cursor message and return the stream (raises OSError or TimeoutError on failure)."""
     try:
         ws = await connect(
             url,
@@ -71,6 +72,7 @@ async def open_ws(
             max_size=2**22,
             create_connection=connection_class,
             ssl=tls if url.startswith("wss:") else None,  # None on wss: the system's trust
+            local_addr=local_addr,  # websockets passes it on to the loop's create_connection (None: the kernel picks)
         )
     except TimeoutError:
         raise

@@ -416,8 +416,11 @@ async def connect(
     policy: AddressPolicy | None = None,
     deadline: float | None = None,
     max_body: int = MAX_RESPONSE_BYTES,
+    local_addr: tuple[str, int] | None = None,
 ) -> HttpConnection:
     """Open a connection to ``origin`` (TLS with ``tls`` when https), checking the address against ``policy``.
+
+    ``local_addr``: the (address, port) the connection is bound to before it connects (a fleet's own loopback source).
 
     ``ConnectTimeout`` past ``deadline`` (loop time), ``AddressRefused`` when the policy refuses the
     resolved address, ``ConnectError`` for anything else that prevents the connection.
@@ -435,6 +438,7 @@ async def connect(
                 port,
                 ssl=tls if scheme == "https" else None,
                 server_hostname=host if scheme == "https" else None,
+                local_addr=local_addr,
             )
     except TimeoutError:
         raise ConnectTimeout(f"cannot connect to {host}:{port} within the deadline") from None
