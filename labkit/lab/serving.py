@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from labkit.config import ServerLimits
+from labkit.servers.openfiles import raise_soft_limit
 from labkit.servers.serverlimits import limited_protocol_class, websocket_protocol_class
 from labkit.wire.metering import counting_protocol_class
 
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
     control = socket.socket(fileno=args.control_fd) if args.control_fd is not None else None
     limits = ServerLimits.model_validate(settings.get("limits") or {})
+    raise_soft_limit(limits.open_files)  # each connection holds a file: the hard limit, unless the run sets a lower one
     app = build_app(args.role, settings)
     serve_app(app, sock=sock, ssl_certfile=args.certfile, ssl_keyfile=args.keyfile, limits=limits, control_sock=control)
     return 0

@@ -93,6 +93,7 @@ def provider_settings(settings: RunSettings, db_path: Path, api_keys: list[str],
         "allowed_callback_hosts": ["127.0.0.1"],
         "seed": settings.workload.seed,
         "connection_policy": settings.webhook_connection,
+        **({"limits": {"open_files": settings.provider_open_files}} if settings.provider_open_files else {}),
         **style.provider_settings(settings),
     }
 

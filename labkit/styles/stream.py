@@ -20,10 +20,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from labkit.config import RunSettings, StreamTransport, receivers_per_event
-from labkit.errors import ServerError
+from labkit.errors import OpenFilesExhausted, ServerError
 from labkit.model import network as model_network
 from labkit.model import streams as model_streams
 from labkit.model.calibration import Base, base_for
+from labkit.servers import openfiles
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, mean_latency_s, network_profile, with_base, with_network
 from labkit.styles.polling import snapshot_stats, wait_for_file
 from labkit.styles.registry import StyleInfo, Variant, register
@@ -31,6 +32,8 @@ from labkit.styles.registry import StyleInfo, Variant, register
 # Every stream connected before the first publish, or the run says why not.
 CONNECT_TIMEOUT_BASE_S = 20.0
 CONNECT_TIMEOUT_PER_STREAM_S = 0.01
+# A provider at its open-files limit this long, streams still missing, takes no more of them.
+AT_LIMIT_S = 3.0
 # First connects spread over up to this, so N streams do not arrive as one burst.
 MAX_CONNECT_SPREAD_S = 2.0
 STREAMS_PER_SPREAD_S = 2000
@@ -51,19 +54,46 @@ def event_json_bytes(event_type: str, payload_bytes: int, event_id: int = 1000) 
     return len(head) + payload_bytes + 1
 
 
-def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: float) -> dict[str, Any]:
-    """Wait until every stream of the fleet is established; ServerError names how many are not."""
+def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: float, provider_pid: int | None = None) -> dict[str, Any]:
+    """Wait until every stream of the fleet is established; ServerError names how many are not.
+
+    A provider that stays at its open-files limit for ``AT_LIMIT_S`` while streams are
+    missing can take no more of them (its accept loop gets EMFILE): that is
+    ``OpenFilesExhausted`` at once, with the numbers, not a wait for the whole timeout.
+    """
     deadline = time.monotonic() + timeout_s
     counters: dict[str, Any] = {}
+    full_since: float | None = None
     while time.monotonic() < deadline:
         if not child.alive():
             raise ServerError(f"{child.name} exited during start-up (code {child.popen.returncode}): {child.log_tail()}")
         counters = dict(snapshot_stats(child, stats_path).get("counters") or {})
-        if int(counters.get("connected", 0)) >= connections:
+        connected = int(counters.get("connected", 0))
+        if connected >= connections:
             return counters
+        full = openfiles.at_limit(provider_pid) if provider_pid is not None else None
+        full_since = None if full is None else (full_since or time.monotonic())
+        if full is not None and full_since is not None and time.monotonic() - full_since >= AT_LIMIT_S:
+            raise provider_out_of_files(full, connected, connections)
         time.sleep(0.1)
+    full = openfiles.at_limit(provider_pid) if provider_pid is not None else None
+    if full is not None:
+        raise provider_out_of_files(full, int(counters.get("connected", 0)), connections)
     raise ServerError(
         f"{child.name}: {counters.get('connected', 0)} of {connections} streams connected within {timeout_s:.0f} s: {child.log_tail()}"
+    )
+
+
+def provider_out_of_files(full: tuple[int, int], connected: int, requested: int) -> OpenFilesExhausted:
+    """The error of a provider that holds every file it may open while streams are still missing."""
+    open_now, limit = full
+    return OpenFilesExhausted(
+        f"the provider is at its open-files limit ({open_now} of {limit} open): {connected} of {requested} streams connected",
+        role="provider",
+        open_files=open_now,
+        limit=limit,
+        connected=connected,
+        requested=requested,
     )
 
 
@@ -107,6 +137,8 @@ class StreamStyle(Style):
             "backoff_max_s": BACKOFF_MAX_S,
             "seed": lab.settings.workload.seed,
             "api_keys": lab.consumer_keys,  # a non-broadcast audience: each stream its own scoped key
+            # split over more processes still when one may not hold them all (labkit.consumers.streams.worker_settings)
+            "processes": lab.settings.consumer_processes,
         }
 
     async def start_consumer(self, lab: Lab) -> Role:
@@ -117,7 +149,8 @@ class StreamStyle(Style):
         role = await lab.start("streams", "streams", s, server=False)
         await asyncio.to_thread(wait_for_file, role.child, lab.stats_path)
         n = s["connections"]
-        await asyncio.to_thread(fleet_connected, role.child, lab.stats_path, n, CONNECT_TIMEOUT_BASE_S + CONNECT_TIMEOUT_PER_STREAM_S * n)
+        timeout = CONNECT_TIMEOUT_BASE_S + CONNECT_TIMEOUT_PER_STREAM_S * n
+        await asyncio.to_thread(fleet_connected, role.child, lab.stats_path, n, timeout, lab.provider.child.pid)
         return role
 
     async def counters_now(self, lab: Lab) -> dict[str, Any]:
