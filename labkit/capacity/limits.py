@@ -11,10 +11,12 @@ the load generator) ran out of CPU while it ran. The search:
    failed (``hi``) until ``hi - lo <= tolerance * lo`` (or they are adjacent).
 
 The answer is always the bracket with the two runs that make it, never a bare
-number. It is a *lower bound*, and labelled so, when the failing run's clients
-ran out of CPU (the failure may be theirs, not the system's), when nothing
-failed up to ``maximum``, or when the budget (``max_probes``, ``deadline_s``)
-ended the search before anything failed.
+number. A failing run may name its *cause* (a provider out of open files):
+the limit is then labelled as set by that. It is a *lower bound*, and
+labelled so, when the failing run's clients ran out of CPU (the failure may
+be theirs, not the system's), when nothing failed up to ``maximum``, or when
+the budget (``max_probes``, ``deadline_s``) ended the search before anything
+failed.
 
 The class is pure (no processes, no clock of its own): ``next_load`` says what
 to probe, ``record`` takes the outcome, and a driver (``labkit.runs.served``,
@@ -42,6 +44,8 @@ class Probe:
     clients_saturated: bool = False  # the clients (fleet, load generator) ran out of CPU in this run
     seconds: float = 0.0  # how long the probe took (the time budget's estimate of the next one)
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # What made it fail when the run knows, beyond its SLO (e.g. "the provider's open-files limit (20000 per process)")
+    cause: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +53,7 @@ class Probe:
             "held": self.held,
             "clients_saturated": self.clients_saturated,
             "seconds": round(self.seconds, 3),
+            **({"cause": self.cause} if self.cause else {}),
             **dict(self.detail),
         }
 
@@ -62,7 +67,8 @@ class LimitOutcome:
     failed: Probe | None  # the lowest load that failed above it; None: nothing failed
     within_tolerance: bool
     lower_bound: bool
-    limited_by: str  # "system", "clients' CPU", "maximum", "probe budget", "time budget", "nothing held"
+    # "system", "clients' CPU", "maximum", "probe budget", "time budget", "nothing held", or the failed run's ``cause``
+    limited_by: str
     stop_reason: str
     tolerance: float
     probes: tuple[Probe, ...]
@@ -79,6 +85,8 @@ class LimitOutcome:
         if self.upper is None:
             return f">= {self.limit} (lower bound: {self.limited_by})"
         text = f"{self.limit} (held; {self.upper} failed)"
+        if self.failed is not None and self.failed.cause and self.limited_by == self.failed.cause:
+            text = f"{self.limit} (held; {self.upper} failed; set by {self.failed.cause})"
         return f">= {self.limit} (lower bound: {self.limited_by}; {self.upper} failed)" if self.lower_bound else text
 
     def to_json(self) -> dict[str, Any]:
@@ -197,9 +205,11 @@ class LimitSearch:
         """The bracket as it stands, labelled; call after ``next_load`` returned None (or at any time)."""
         lo, hi = self.held, self.failed
         limited_by = self.limited_by or "search not finished"
-        clients = hi is not None and hi.clients_saturated
-        if limited_by == "system" and clients:
-            limited_by = "clients' CPU"
+        cause = hi.cause if hi is not None else None
+        # a failed run that names its cause (a named limit of the system) is not the clients' failure
+        clients = hi is not None and hi.clients_saturated and not cause
+        if limited_by == "system":
+            limited_by = cause or ("clients' CPU" if clients else "system")
         lower_bound = lo is not None and (hi is None or clients)
         return LimitOutcome(
             limit=lo.load if lo is not None else None,

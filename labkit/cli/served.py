@@ -59,6 +59,14 @@ def _run(p: dict[str, Any] | None) -> str:
     return f"{p['load']}: {p.get('why', '')}"
 
 
+def _set_by(v: dict[str, Any]) -> str:
+    """What set the limit: a named limit the failed run hit (open files), or its latency or loss, or what ended the search."""
+    failed = v.get("failed") or {}
+    if v["limited_by"] == "system":
+        return f"the failed run's latency or loss ({failed.get('why', '')}), not a named limit"
+    return str(v["limited_by"])
+
+
 def render_served(doc: dict[str, Any]) -> None:
     """The limits with their bracketing runs and CPU shares, then the ratio ranges, in plain text."""
     from labkit.runs.served import CONTENDED_WAIT_SHARE
@@ -75,6 +83,7 @@ def render_served(doc: dict[str, Any]) -> None:
             f"{_share(deciding.get('provider_cpu_share'), deciding.get('provider_cpu_demand')):>12} "
             f"{_share(deciding.get('fleet_cpu_share'), deciding.get('fleet_cpu_demand')):>12} {len(v['probes'])}\n"
         )
+        out(f"{'':<14} set by: {_set_by(v)}\n")
         if not v["within_tolerance"] and v["limit"] is not None:
             out(f"{'':<14} not within {v['tolerance']:.0%}: {v['stop_reason']}\n")
         wait = deciding.get("provider_cpu_wait_share")

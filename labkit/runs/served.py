@@ -39,7 +39,6 @@ Layout (under the results root)::
 from __future__ import annotations
 
 import os
-import resource
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -51,14 +50,13 @@ from pydantic import Field, ValidationError
 
 from labkit.capacity.limits import LimitOutcome, LimitSearch, Probe, ratio_range
 from labkit.config import RunSettings, Settings, describe_error
-from labkit.errors import ConfigError, RunError, ServerError
+from labkit.errors import ConfigError, OpenFilesExhausted, RunError, ServerError
 from labkit.results.layout import SCHEMA_VERSION, environment, write_json
 from labkit.runs.experiments import Experiment
 
 SERVED_JSON = "served.json"
 # A provider that waited this share of a run for its own core shared it with other work: the limit is the busy machine's.
 CONTENDED_WAIT_SHARE = 0.2
-OPEN_FILES_RESERVE = 512
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
 
@@ -67,10 +65,11 @@ def _quiet(*_: Any) -> None:
     return None
 
 
-def open_files_bound() -> int:
-    """The most sockets the provider may hold here (the open-files limit it inherits), less room for its files and logs."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return consumers_cap() if soft == resource.RLIM_INFINITY else max(1, soft - OPEN_FILES_RESERVE)
+def fleet_bound() -> int:
+    """The most streams the consumer fleet holds here (its processes x each one's share); the provider's own limit is probed."""
+    from labkit.consumers.streams import fleet_capacity
+
+    return fleet_capacity()
 
 
 def consumers_cap() -> int:
@@ -98,12 +97,12 @@ class SearchSettings(Settings):
     reference: str | None = None
 
     def maximum(self) -> int:
-        return min(self.max_consumers or consumers_cap(), consumers_cap(), open_files_bound())
+        return min(self.max_consumers or consumers_cap(), consumers_cap(), fleet_bound())
 
     def maximum_why(self) -> str:
         """What sets the most consumers a probe may have."""
         bounds = {"the file's search.max_consumers": self.max_consumers or consumers_cap() + 1}
-        bounds |= {"the run settings' cap": consumers_cap(), "one process's open-files limit": open_files_bound()}
+        bounds |= {"the run settings' cap": consumers_cap(), "the consumer fleet's capacity": fleet_bound()}
         return min(bounds, key=lambda k: bounds[k])
 
 
@@ -170,6 +169,8 @@ def run_probe(settings: RunSettings, out: Path, bound_ms: float, extra: dict[str
     started = time.monotonic()
     try:
         result = pipeline.run(settings, progress=progress, run_id=out.name, results_dir=out, extra=extra)
+    except OpenFilesExhausted as exc:
+        return out_of_files_probe(n, exc, time.monotonic() - started, out)
     except (RunError, ServerError) as exc:
         return Probe(n, held=False, seconds=time.monotonic() - started, detail={"why": f"the run broke: {exc}", "results_dir": str(out)})
     block = next(iter(result.summary["styles"].values()))
@@ -192,6 +193,27 @@ def run_probe(settings: RunSettings, out: Path, bound_ms: float, extra: dict[str
         "results_dir": str(out),
     }
     return Probe(n, held=held, clients_saturated=bool(cpu.get("fleet_saturated")), seconds=time.monotonic() - started, detail=detail)
+
+
+def open_files_cause(role: str, limit: int) -> str:
+    """The words of a limit set by a process's open files, in the table, the JSON and the printed line."""
+    return f"the {role}'s open-files limit ({limit} per process)"
+
+
+def out_of_files_probe(n: int, exc: OpenFilesExhausted, seconds: float, out: Path) -> Probe:
+    """A probe whose run stopped at start-up: a process at its open-files limit took no more connections."""
+    detail = {
+        "why": f"not served: {exc}",
+        "open_files": {
+            "role": exc.role,
+            "open": exc.open_files,
+            "limit": exc.limit,
+            "connected": exc.connected,
+            "requested": exc.requested,
+        },
+        "results_dir": str(out),
+    }
+    return Probe(n, held=False, seconds=seconds, detail=detail, cause=open_files_cause(exc.role, exc.limit))
 
 
 def new_search_id() -> str:

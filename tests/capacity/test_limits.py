@@ -73,6 +73,19 @@ def test_only_the_failing_runs_clients_decide_the_label() -> None:
     assert not out.lower_bound and out.limited_by == "system"
 
 
+def test_a_failure_that_names_its_cause_sets_the_limit_by_it_even_with_busy_clients() -> None:
+    cause = "the provider's open-files limit (20000 per process)"
+
+    def probe(load: int) -> Probe:  # above 19,900 the provider takes no more connections, and the clients are busy too
+        return Probe(load, held=load <= 19_900, clients_saturated=load > 19_900, cause=cause if load > 19_900 else None)
+
+    out = run_search(LimitSearch(start=16_000, maximum=80_000, max_probes=30), probe)
+    assert out.limit is not None and out.limit <= 19_900 < out.upper  # type: ignore[operator]
+    assert out.within_tolerance and not out.lower_bound and out.limited_by == cause
+    assert out.label() == f"{out.limit} (held; {out.upper} failed; set by {cause})"
+    assert out.to_json()["failed"]["cause"] == cause and "cause" not in out.to_json()["held"]
+
+
 def test_the_probe_budget_stops_the_search_with_its_bracket() -> None:
     probe = prober(5000)
     out = run_search(LimitSearch(start=1000, maximum=10_000, max_probes=5), probe)

@@ -8,14 +8,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from labkit.capacity.limits import Probe
 from labkit.config import RunSettings
+from labkit.consumers.streams import fleet_capacity
 from labkit.errors import ConfigError
 from labkit.lab.measures import cpu_shares
 from labkit.runs.experiments import parse_experiment
-from labkit.runs.served import judge, probe_settings, search_settings, served_search, variant_settings
+from labkit.runs.served import (
+    SearchSettings,
+    consumers_cap,
+    judge,
+    open_files_cause,
+    probe_settings,
+    run_probe,
+    search_settings,
+    served_search,
+    variant_settings,
+)
+from labkit.servers import openfiles
 from labkit.servers.procs import core_plan
 from labkit.styles import names
 
@@ -80,6 +93,57 @@ def test_the_time_budget_is_shared_and_a_fleet_out_of_cpu_is_a_lower_bound(tmp_p
     assert [p["load"] for p in v["probes"]] == [100, 200, 400, 800, 600]
     assert v["limited_by"] == "time budget" and not v["within_tolerance"]
     assert v["lower_bound"] and v["failed"]["clients_saturated"]  # the run that failed had its fleet out of CPU
+
+
+def test_a_probe_past_the_providers_open_files_names_that_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli.served import render_served
+
+    exp = parse_experiment(_doc({"tolerance": 0.1, "max_probes": 20, "max_consumers": 40_000}), out_dir=tmp_path)
+    cause = open_files_cause("provider", 20_000)
+
+    def prober(settings: RunSettings, out: Path, extra: dict[str, Any]) -> Probe:
+        n = settings.pollers
+        if extra["params"]["variant"] == "pull":
+            return Probe(n, n <= 300, detail={"why": "fake p99"})
+        return Probe(n, n <= 19_500, detail={"why": "not served"}, cause=None if n <= 19_500 else cause)
+
+    doc = served_search(exp, search_settings(exp), prober=prober)
+    push, pull = doc["variants"]["push"], doc["variants"]["pull"]
+    assert push["limit"] <= 19_500 < push["upper"] and push["within_tolerance"] and not push["lower_bound"]
+    assert push["limited_by"] == cause == "the provider's open-files limit (20000 per process)"
+    assert push["label"].endswith(f"set by {cause})") and push["failed"]["cause"] == cause
+    assert pull["limited_by"] == "system"  # a latency limit stays one
+    assert doc["ratios"]["push"]["low"] is not None and doc["ratios"]["push"]["high"] is not None
+    render_served(doc)
+    printed = capsys.readouterr().out
+    assert f"set by: {cause}" in printed and "set by: the failed run's latency or loss (fake p99)" in printed
+
+
+def test_the_search_maximum_is_the_fleets_capacity_not_the_providers_open_files() -> None:
+    s = SearchSettings()
+    assert s.maximum() == min(consumers_cap(), fleet_capacity()) and s.maximum() > openfiles.connections_per_process()
+    assert s.maximum_why() in ("the consumer fleet's capacity", "the run settings' cap")
+    assert SearchSettings(max_consumers=500).maximum_why() == "the file's search.max_consumers"
+
+
+@pytest.mark.slow  # a real run of 200 streams against a provider allowed 150 open files: a few seconds
+def test_a_real_probe_past_the_providers_open_files_ends_at_once_and_says_why(tmp_path: Path) -> None:
+    push = next(n for n in names() if _push(n) and not __import__("labkit.styles").styles.get(n).needs_public_endpoint)
+    settings = RunSettings.model_validate(
+        {
+            "styles": [push],
+            "pollers": 200,
+            "provider_open_files": 150,
+            "workload": {"rate_per_s": 2.0, "duration_s": 2.0, "arrival": "constant"},
+            "drain_timeout_s": 10,
+            "rate_limit_per_s": 0,
+        }
+    )
+    probe = run_probe(settings, tmp_path / "n200", 1000.0, {})
+    assert not probe.held and probe.cause == open_files_cause("provider", 150)
+    files = probe.detail["open_files"]
+    assert files["role"] == "provider" and files["limit"] == 150 and files["connected"] < files["requested"] == 200
+    assert not psutil.Process().children(recursive=True)  # every process of the run stopped
 
 
 def test_probe_settings_set_the_count_and_the_core_plan() -> None:
