@@ -57,7 +57,9 @@ def report_json(paths: ReportPaths) -> dict[str, Any]:
         if rec
         else None
     )
-    return {"html": str(paths.html), "markdown": str(paths.markdown), "recommendation": recommendation}
+    # added: each candidate's prediction beside its measurement (``labkit decide --json`` prints its own rows under this key)
+    predictions = [p.to_dict() for p in paths.predictions]
+    return {"html": str(paths.html), "markdown": str(paths.markdown), "recommendation": recommendation, "predictions": predictions}
 
 
 def _option_json(row: Any) -> dict[str, Any]:

@@ -167,7 +167,8 @@ def decision_json(
             for o in outcomes
         ],
         "not_candidates": [{"style": s, "why": w} for s, w in plan.skipped_styles],
-        **report_json(paths),
+        # its own predictions (the runs' rows, beside the predictions file) are added where the command prints
+        **{k: v for k, v in report_json(paths).items() if k != "predictions"},
         "headlines": [h.to_dict() for h in paths.headlines],
         # added: the time budget, the predicted length of the command and what the budget cut
         "max_minutes": plan.budget_minutes,

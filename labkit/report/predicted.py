@@ -89,6 +89,28 @@ class Predicted:
     def disagrees(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.agrees is False)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The row for ``labkit report --json``: ``labkit decide --json``'s keys for the mean, and the same for the p99."""
+        row: dict[str, Any] = {
+            "label": self.label,
+            "style": self.style,
+            "run_id": self.run_id,
+            "base_source": self.base_source,
+            "measured": self.measured,
+            "predicted_connections": self.connections[0],
+            "measured_connections": self.connections[1],
+            "predicted_requests_per_event": self.requests[0],
+            "measured_requests_per_event": self.requests[1],
+        }
+        for c in self.checks:
+            prefix = "" if c.quantity == "mean" else f"{c.quantity}_"
+            row[f"predicted_latency_{c.quantity}_ms"] = c.predicted
+            row[f"measured_latency_{c.quantity}_ms"] = c.measured
+            row[f"{prefix}bound_ms"] = c.bound
+            row[f"{prefix}se_ms"] = c.se
+            row[f"{prefix}agrees"] = c.agrees
+        return row
+
 
 def find_predictions(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """Every ``predictions.json`` in a given folder, the folder that holds it (a decision's run folders) or one below, each once.

@@ -54,6 +54,7 @@ class ReportPaths:
     markdown: Path
     recommendation: Recommendation | None = None
     headlines: tuple[Headline, ...] = ()
+    predictions: tuple[Predicted, ...] = ()  # each candidate's model figures beside its run (none without a predictions.json)
 
 
 @dataclass(frozen=True)
@@ -476,7 +477,7 @@ def write_report(
     html_path, md_path = out / "report.html", out / "report.md"
     _atomic_write(html_path, html)
     _atomic_write(md_path, md)
-    return ReportPaths(html=html_path, markdown=md_path, recommendation=rec, headlines=tuple(heads))
+    return ReportPaths(html=html_path, markdown=md_path, recommendation=rec, headlines=tuple(heads), predictions=tuple(predicted))
 
 
 def _atomic_write(path: Path, text: str) -> None:

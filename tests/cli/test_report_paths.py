@@ -12,7 +12,7 @@ from labkit.cli.decide import decision_json
 
 
 def _paths(rec: object | None) -> SimpleNamespace:
-    return SimpleNamespace(html=Path("/r/report.html"), markdown=Path("/r/report.md"), recommendation=rec, headlines=[])
+    return SimpleNamespace(html=Path("/r/report.html"), markdown=Path("/r/report.md"), recommendation=rec, headlines=[], predictions=())
 
 
 REC = SimpleNamespace(option="polling", confidence="high", sentence="Poll.", poll_interval_s=5.0, confidence_why="measured", options=())
@@ -30,6 +30,7 @@ def test_report_json_carries_paths_and_the_recommendation() -> None:
             "confidence_why": "measured",
             "options": [],
         },
+        "predictions": [],
     }
     assert report_json(_paths(None))["recommendation"] is None
 

@@ -157,3 +157,24 @@ def test_a_report_without_predictions_has_no_such_section(fake_figures, tmp_path
     paths = write_report([COMPARE_RUN], out_dir=tmp_path / "out", requirements=REQUIREMENTS / "payments-provider.toml")
     md = paths.markdown.read_text()
     assert "Predicted, then measured" not in md and "the model disagree" not in md
+
+
+def test_report_json_lists_each_prediction_beside_its_measurement(decision, fake_figures, tmp_path):
+    """``labkit report --json`` carries the section's rows: model and measured figures, bound, standard error, agreement."""
+    from tests.helpers.cli import labkit
+
+    fake_figures()
+    folder = decision(webhook_mean=4.0, polling_p99=600.0)
+    ran = labkit(
+        "report", str(folder / RUN), "--requirements", str(REQUIREMENTS / "payments-provider.toml"), "-o", str(tmp_path / "o"), "--json"
+    )
+    assert ran.returncode == 0, ran.stderr
+    rows = {r["label"]: r for r in json.loads(ran.stdout)["predictions"]}
+    assert set(rows) == {"webhook", "polling"}
+    hook, poll = rows["webhook"], rows["polling"]
+    assert hook["run_id"] == RUN and hook["base_source"] == "calibration test" and hook["measured"] is True
+    assert hook["predicted_latency_mean_ms"] == 4.0 and hook["measured_latency_mean_ms"] == pytest.approx(4.34, abs=0.01)
+    assert hook["agrees"] is True and hook["bound_ms"] == 2.0 and hook["se_ms"] > 0
+    assert hook["predicted_connections"] == 1.0 and hook["predicted_requests_per_event"] == 1.0
+    assert poll["predicted_latency_p99_ms"] == 600.0 and poll["measured_latency_p99_ms"] == pytest.approx(975, abs=1)
+    assert poll["p99_agrees"] is False and poll["p99_bound_ms"] == 60.0
