@@ -10,16 +10,20 @@ styles, and the model (``labkit.model.streams``) assumes uncompressed frames.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from labkit.wire.metering import WireCounter, counting
+from labkit.wire.source import connected_from
 
 OnMessage = Callable[[str | bytes, int], None]
 
@@ -51,6 +55,15 @@ class WsStream:
             transport.abort()
 
 
+async def _source_socket(url: str, local_addr: tuple[str, int] | None, timeout: float) -> socket.socket | None:
+    """A socket connected to ``url``'s host from ``local_addr`` within ``timeout`` (None without a source address)."""
+    if local_addr is None:
+        return None
+    parsed = urlsplit(url)
+    async with asyncio.timeout(timeout):
+        return await connected_from(local_addr[0], parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "wss" else 80))
+
+
 async def open_ws(
     url: str,
     api_key: str,
@@ -72,7 +85,7 @@ async def open_ws(
             max_size=2**22,
             create_connection=connection_class,
             ssl=tls if url.startswith("wss:") else None,  # None on wss: the system's trust
-            local_addr=local_addr,  # websockets passes it on to the loop's create_connection (None: the kernel picks)
+            sock=await _source_socket(url, local_addr, timeout),  # None: websockets connects, the kernel picks the source
         )
     except TimeoutError:
         raise

@@ -32,7 +32,7 @@ from labkit.styles.registry import StyleInfo, Variant, register
 # Every stream connected before the first publish, or the run says why not.
 CONNECT_TIMEOUT_BASE_S = 20.0
 CONNECT_TIMEOUT_PER_STREAM_S = 0.01
-# A provider at its open-files limit this long, streams still missing, takes no more of them.
+# A provider at its open-files limit twice this far apart, streams still missing, cannot take them all.
 AT_LIMIT_S = 3.0
 # First connects spread over up to this, so N streams do not arrive as one burst.
 MAX_CONNECT_SPREAD_S = 2.0
@@ -57,13 +57,15 @@ def event_json_bytes(event_type: str, payload_bytes: int, event_id: int = 1000) 
 def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: float, provider_pid: int | None = None) -> dict[str, Any]:
     """Wait until every stream of the fleet is established; ServerError names how many are not.
 
-    A provider that stays at its open-files limit for ``AT_LIMIT_S`` while streams are
-    missing can take no more of them (its accept loop gets EMFILE): that is
-    ``OpenFilesExhausted`` at once, with the numbers, not a wait for the whole timeout.
+    A provider found at its open-files limit while streams are missing, and again
+    ``AT_LIMIT_S`` or more later with streams still missing, cannot take them all (its
+    accept loop gets EMFILE; the streams it refused retry, time out and let go of
+    files, so its count swings below the limit in between): that is
+    ``OpenFilesExhausted`` then, with the numbers, not a wait for the whole timeout.
     """
     deadline = time.monotonic() + timeout_s
     counters: dict[str, Any] = {}
-    full_since: float | None = None
+    first_full: float | None = None
     while time.monotonic() < deadline:
         if not child.alive():
             raise ServerError(f"{child.name} exited during start-up (code {child.popen.returncode}): {child.log_tail()}")
@@ -72,9 +74,10 @@ def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: fl
         if connected >= connections:
             return counters
         full = openfiles.at_limit(provider_pid) if provider_pid is not None else None
-        full_since = None if full is None else (full_since or time.monotonic())
-        if full is not None and full_since is not None and time.monotonic() - full_since >= AT_LIMIT_S:
-            raise provider_out_of_files(full, connected, connections)
+        if full is not None:
+            first_full = first_full or time.monotonic()
+            if time.monotonic() - first_full >= AT_LIMIT_S:
+                raise provider_out_of_files(full, connected, connections)
         time.sleep(0.1)
     full = openfiles.at_limit(provider_pid) if provider_pid is not None else None
     if full is not None:

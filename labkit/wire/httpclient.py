@@ -39,13 +39,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import httptools
 
 from labkit.wire.addresses import AddressPolicy
 from labkit.wire.errors import ConnectError, ConnectTimeout, InvalidURL, ReadError, ReadTimeout, RemoteProtocolError, WireError
+from labkit.wire.source import connected_from
 
 if TYPE_CHECKING:  # only the type: metering imports httpx, which the Locust stream user must not (gevent breaks trio)
     from labkit.wire.metering import WireCounter
@@ -432,13 +433,14 @@ async def connect(
     try:
         async with asyncio.timeout_at(deadline):
             address = host if policy is None else await policy.connect_address(host, port)
+            where: dict[str, Any] = {"host": address, "port": port}
+            if local_addr is not None:  # bound to a source address, its port chosen by connect (labkit.wire.source)
+                where = {"sock": await connected_from(local_addr[0], address, port)}
             _, conn = await loop.create_connection(
                 lambda: HttpConnection(counter, origin, max_body),
-                address,
-                port,
                 ssl=tls if scheme == "https" else None,
                 server_hostname=host if scheme == "https" else None,
-                local_addr=local_addr,
+                **where,
             )
     except TimeoutError:
         raise ConnectTimeout(f"cannot connect to {host}:{port} within the deadline") from None
