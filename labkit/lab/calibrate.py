@@ -6,10 +6,12 @@ and says which of its costs the run measured (``Style.calibration_costs``): the
 webhook's delivery and attempt, the poller's round trip, a stream's frame and
 write cost. The result is cached per machine fingerprint and labkit version;
 ``calibration_for_run`` is what the pipeline calls before a run (the cache, an
-override from ``LABKIT_CALIBRATION``, or a new measurement on first use).
+override from ``LABKIT_CALIBRATION``, or a new measurement on first use, or
+when the cache lacks a cost a style declares: it predates that cost).
 
-Cheap by design: about 2.5 s of events per style, one consumer, no network
-profile, no TLS; the whole calibration takes well under a minute.
+Cheap by design: about 2.5 s of events per run, one consumer (a style whose
+cost needs a fan-out asks for more, or for a second run), no network profile,
+no TLS; the whole calibration takes well under a minute.
 """
 
 from __future__ import annotations
@@ -41,23 +43,24 @@ def calibration_settings() -> RunSettings:
     return RunSettings(workload=wl, pollers=1, subscribers=1, poll_interval_s=POLL_INTERVAL_S, drain_timeout_s=20)
 
 
-async def ameasure(progress: Progress = no_progress) -> cal.Calibration:
-    """Run every style that accepts the calibration's settings on loopback and collect their costs."""
+async def ameasure(progress: Progress = no_progress, phase: str = PHASE) -> cal.Calibration:
+    """Run every style that accepts the calibration's settings on loopback (each run it asks for) and collect their costs."""
     base = calibration_settings()
     styles = [u for u in units() if u.calibrates() and u.refuse(base) is None]
     costs: dict[str, dict[str, float]] = {}
     work = Path(tempfile.mkdtemp(prefix="labkit-calibrate-"))
     try:
         for i, style in enumerate(styles):
-            progress(PHASE, i, len(styles))
-            n = style.calibration_consumers()
-            settings = base.model_copy(update={"styles": (style.info.name,), "pollers": n, "subscribers": n})
-            run = await Session(unit(style.info.name), settings, build_workload(settings.workload), work).arun()
-            raise_if_cancelled()
-            measured = style.calibration_costs(run, settings)
+            progress(phase, i, len(styles))
+            measured: dict[str, float] = {}
+            for n in style.calibration_runs():
+                settings = base.model_copy(update={"styles": (style.info.name,), "pollers": n, "subscribers": n})
+                run = await Session(unit(style.info.name), settings, build_workload(settings.workload), work).arun()
+                raise_if_cancelled()
+                measured.update(style.calibration_costs(run, settings))
             if measured:
                 costs[style.info.name] = measured
-        progress(PHASE, len(styles), len(styles))
+        progress(phase, len(styles), len(styles))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     fp = cal.fingerprint()
@@ -82,15 +85,33 @@ def _measured_with(settings: RunSettings) -> dict[str, Any]:
         "arrival": wl.arrival,
         "poll_interval_s": settings.poll_interval_s,
         "consumers": {u.info.name: u.calibration_consumers() for u in units() if u.calibrates()},
+        # every run's consumers (a webhook's fan-out run beside its single delivery's)
+        "consumers_per_run": {u.info.name: list(u.calibration_runs()) for u in units() if u.calibrates()},
         "network": "loopback",
         "tls": False,
         "webhook_connection": settings.webhook_connection,
     }
 
 
-async def arecalibrate(progress: Progress = no_progress) -> tuple[cal.Calibration, Path]:
+def missing_costs(calibration: cal.Calibration) -> list[str]:
+    """The costs the styles declare (``Style.calibration_cost_names``) that ``calibration`` lacks, as ``style cost``.
+
+    A calibration made before a style measured a cost (an older labkit of the
+    same version, a cache from before the cost existed) is stale: its models
+    would leave that cost's term out.
+    """
+    return [
+        f"{u.info.name} {name}"
+        for u in units()
+        if u.calibrates()
+        for name in u.calibration_cost_names()
+        if calibration.cost(u.info.name, name) is None
+    ]
+
+
+async def arecalibrate(progress: Progress = no_progress, phase: str = PHASE) -> tuple[cal.Calibration, Path]:
     """Measure again and replace this machine's cached calibration; the calibration and its file."""
-    measured = await ameasure(progress)
+    measured = await ameasure(progress, phase)
     path = cal.save(measured)
     return cal.Calibration(**{**measured.__dict__, "path": str(path)}), path
 
@@ -101,7 +122,11 @@ async def calibration_for_run(progress: Progress = no_progress) -> cal.Calibrati
     if overridden:
         return chosen
     cached = cal.cached()
+    phase = PHASE
     if cached is not None:
-        return cached
-    measured, _ = await arecalibrate(progress)
+        missing = missing_costs(cached)
+        if not missing:
+            return cached
+        phase = f"{PHASE} again (the cached calibration lacks {', '.join(missing)})"
+    measured, _ = await arecalibrate(progress, phase)
     return measured

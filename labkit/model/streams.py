@@ -6,7 +6,8 @@ no request and no handshake:
 - latency = one one-way trip (provider to consumer) + queueing. Queueing is
   the fan-out: the provider writes an event to K streams one after another,
   so the k-th waits k writes; with a per-write cost ``c`` the wait is uniform
-  on [0, (K-1) c]: mean (K-1) c / 2, q-quantile q (K-1) c.
+  on [0, (K-1) c]: mean (K-1) c / 2, q-quantile q (K-1) c
+  (``labkit.model.fanout``, which the webhook's dispatcher shares).
 - bytes per event = frame overhead + the event's JSON. SSE: the ``event:``,
   ``data:`` and ``id:`` lines and the blank line that ends the event, inside
   one HTTP/1.1 chunk (hex size and two CRLFs). WebSocket: a 2-byte header,
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from labkit.config import EVENT_STREAM, WS
+from labkit.model.fanout import fanout_queueing_s
 
 SSE_CHUNK_CRLF = 4  # "\r\n" after the chunk size and after the chunk
 WS_SERVER_HEADER = 2
@@ -40,22 +42,6 @@ WS_MASK = 4
 def stream_latency_s(one_way_s: float, queueing_s: float = 0.0) -> float:
     """Publish to receipt on an open stream: one one-way trip plus queueing."""
     return one_way_s + queueing_s
-
-
-def fanout_queueing_s(streams: int, write_cost_s: float, q: float | None = None) -> float:
-    """Wait for the provider to reach a stream in a fan-out of ``streams``: mean, or the q-quantile.
-
-    ``write_cost_s`` is the provider's time per stream write (measured: the
-    inverse of the fan-out rate of ``labkit bench``'s ``sse_fanout``).
-    """
-    if streams < 1 or write_cost_s < 0:
-        raise ValueError("a fan-out has at least one stream and a non-negative write cost")
-    span = (streams - 1) * write_cost_s
-    if q is None:
-        return span / 2
-    if not 0 <= q <= 1:
-        raise ValueError("q is a fraction between 0 and 1")
-    return q * span
 
 
 def sse_frame_bytes(event_type: str, event_id: int, data_bytes: int, *, data_lines: int = 1, events_per_chunk: float = 1.0) -> float:

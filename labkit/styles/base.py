@@ -241,6 +241,16 @@ class Style(ABC):
         """Consumers in this style's calibration run (``labkit.lab.calibrate``): one, unless a cost needs a fan-out."""
         return 1
 
+    def calibration_runs(self) -> tuple[int, ...]:
+        """The consumers of each of this style's calibration runs: one run of ``calibration_consumers``, unless
+        its costs need runs of different sizes (each run's costs are merged, ``calibration_costs`` per run)."""
+        return (self.calibration_consumers(),)
+
+    def calibration_cost_names(self) -> tuple[str, ...]:
+        """The costs this style's calibration measures: a cached calibration without one of them is measured
+        again (made before the style measured it). Empty: not declared, never judged stale."""
+        return ()
+
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
         """This style's loopback costs (seconds) from a calibration run (``labkit.lab.calibrate``): its model's base.
 

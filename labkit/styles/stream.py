@@ -21,6 +21,7 @@ from typing import Any
 
 from labkit.config import RunSettings, StreamTransport, receivers_per_event
 from labkit.errors import OpenFilesExhausted, ServerError
+from labkit.model import fanout as model_fanout
 from labkit.model import network as model_network
 from labkit.model import streams as model_streams
 from labkit.model.calibration import Base, base_for
@@ -268,7 +269,7 @@ class StreamStyle(Style):
             return {}
         write_cost = max(run.provider_cpu_s - run.provider_cpu_start_s, 0.0) / fanned
         streams = max(len(run.consumers), 1)
-        return {"frame_s": max(mean - model_streams.fanout_queueing_s(streams, write_cost), 0.0), "write_cost_s": write_cost}
+        return {"frame_s": max(mean - model_fanout.fanout_queueing_s(streams, write_cost), 0.0), "write_cost_s": write_cost}
 
     def network_model(
         self, block: dict[str, Any], settings: RunSettings, base: Base, *, streams: int, events_per_connection: float
@@ -282,8 +283,8 @@ class StreamStyle(Style):
         """
         profile = network_profile(settings)
         write_cost = base.get("write_cost_s")
-        mean_q = model_streams.fanout_queueing_s(streams, write_cost)
-        q99 = model_streams.fanout_queueing_s(streams, write_cost, 0.99)
+        mean_q = model_fanout.fanout_queueing_s(streams, write_cost)
+        q99 = model_fanout.fanout_queueing_s(streams, write_cost, 0.99)
         terms = model_network.stream_latency(
             profile,
             base_s=base.get("frame_s") + mean_q,

@@ -16,8 +16,9 @@ from typing import Any
 from labkit import model
 from labkit.config import RunSettings, receivers_per_event
 from labkit.errors import RunError
+from labkit.model import fanout as model_fanout
 from labkit.model import network as model_network
-from labkit.model.calibration import Base, base_for
+from labkit.model.calibration import Base, Calibration, base_for
 from labkit.provider.store import Store
 from labkit.styles.base import Lab, ProjectedScale, Role, Style, as_number, mean_latency_s, network_profile, with_base, with_network
 from labkit.styles.registry import StyleInfo, Variant, register
@@ -47,8 +48,57 @@ INFO = StyleInfo(
 SUBSCRIBER_PREFIX = "s"
 # The costs a webhook's model takes from the calibration (labkit.model.calibration), in seconds.
 BASE_COSTS = ("delivery_s", "attempt_s")
+# The dispatcher's spacing between two deliveries of one event (the fan-out's queue), also calibrated; a
+# calibration without it (made before it was measured) leaves the loopback spacing out, and the block says so.
+DISPATCH_COST = "dispatch_cost_s"
+# Subscribers of the calibration's fan-out run: enough deliveries per event to see their spacing, and
+# fewer than the dispatcher holds in flight (DISPATCH_CONCURRENCY_MIN), so the spacing is not its bound.
+CALIBRATION_FANOUT = 20
 # The dispatcher's least concurrency (provider_settings caps the pool's connections).
 DISPATCH_CONCURRENCY_MIN = 64
+
+
+def dispatch_cost(calibration: Calibration | None, base: Base) -> float | None:
+    """The calibrated dispatch spacing (seconds), or None: no calibration, or one made before it was measured."""
+    if calibration is None or base.source != calibration.source:
+        return None
+    return calibration.cost(INFO.name, DISPATCH_COST)
+
+
+def fanout_block(fanout: float, cost_s: float | None, attempt_s: float, concurrency: int, source: str) -> dict[str, Any]:
+    """The fan-out's queue of one event to ``fanout`` deliveries (``labkit.model.fanout``): its terms and how the block says so.
+
+    The spacing between two deliveries is the calibrated loopback one, or the
+    concurrency bound (``attempt_s / concurrency``: across a long round trip the
+    dispatcher's slots, not its CPU, pace the deliveries), whichever is longer.
+    Without a calibrated cost the queue counts the concurrency bound alone.
+    """
+    spacing = model_fanout.dispatch_spacing_s(cost_s or 0.0, attempt_s, concurrency)
+    mean_s, p99_s = model_fanout.fanout_queueing_s(fanout, spacing), model_fanout.fanout_queueing_s(fanout, spacing, 0.99)
+    bound = attempt_s / concurrency
+    if cost_s is None:
+        assumes = "the fan-out's queue at the dispatcher's concurrency bound only (no calibrated dispatch cost)"
+    else:
+        assumes = "the fan-out's queue: each of an event's deliveries one spacing after the last"
+    return {
+        "mean_s": mean_s,
+        "p99_s": p99_s,
+        "assumes": assumes,
+        "parameter": {
+            "kind": "calibration",
+            "value": cost_s,
+            "from": f"{source}: the dispatcher's loopback spacing between two deliveries of one event" if cost_s is not None else "none",
+        },
+        "block": {
+            "deliveries_per_event": fanout,
+            "spacing_ms": spacing * 1000,
+            "concurrency_bound_ms": bound * 1000,
+            "bound_by": "concurrency" if cost_s is None or bound > cost_s else "dispatch cost",
+            "dispatch_concurrency": concurrency,
+            "queueing_mean_ms": mean_s * 1000,
+            "queueing_p99_ms": p99_s * 1000,
+        },
+    }
 
 
 def subscription(lab: Lab, index: int, url: str) -> dict[str, Any]:
@@ -130,8 +180,14 @@ class Webhook(Style):
         attempts = int(d.get("attempts", 0))
         retries = int(d.get("retries", max(attempts - int(d.get("deliveries", 0)), 0)))
         published = max(len(run.published_ids), 1)
-        base = base_for(getattr(run, "calibration", None), self.info.name, BASE_COSTS)
-        model_block = self.network_model(settings, base, rate_per_s=rate * settings.subscribers, deliveries=per)
+        calibration = getattr(run, "calibration", None)
+        base = base_for(calibration, self.info.name, BASE_COSTS)
+        published = len(run.published_ids)
+        # deliveries per event: the audience's receivers (every subscriber for a broadcast, one per consumer)
+        fanout = max(per / published, 1.0) if published else 1.0
+        model_block = self.network_model(
+            settings, base, rate_per_s=rate * fanout, deliveries=per, fanout=fanout, dispatch_cost_s=dispatch_cost(calibration, base)
+        )
         model_block["requests_per_event"] = model.push_requests_per_event(settings.batch_max_events, retries / published)
         return {
             "attempts": attempts,
@@ -150,20 +206,51 @@ class Webhook(Style):
         base = base_for(calibration, self.info.name, BASE_COSTS)
         wl = settings.workload
         # deliveries per second: each event goes to its audience's receivers (every subscriber for a broadcast, one per-consumer)
-        rate = wl.rate_per_s * receivers_per_event(settings.audience, settings.subscribers, settings.topics, settings.subscriptions)
-        block = self.network_model(settings, base, rate_per_s=rate, deliveries=max(rate * wl.duration_s, 1.0))
+        fanout = max(receivers_per_event(settings.audience, settings.subscribers, settings.topics, settings.subscriptions), 1.0)
+        rate = wl.rate_per_s * fanout
+        cost = dispatch_cost(calibration, base)
+        block = self.network_model(
+            settings, base, rate_per_s=rate, deliveries=max(rate * wl.duration_s, 1.0), fanout=fanout, dispatch_cost_s=cost
+        )
         block["requests_per_event"] = model.push_requests_per_event(settings.batch_max_events, 0.0)  # no retry foreseen
         return block
 
+    def calibration_runs(self) -> tuple[int, ...]:
+        """One subscriber (a delivery with no fan-out queue: the base), then ``CALIBRATION_FANOUT`` (the spacing)."""
+        return (1, CALIBRATION_FANOUT)
+
+    def calibration_cost_names(self) -> tuple[str, ...]:
+        return (*BASE_COSTS, DISPATCH_COST)
+
     def calibration_costs(self, run: Any, settings: RunSettings) -> dict[str, float]:
-        """The lab's work per delivery on loopback: created to recorded (the base), and one attempt's round trip."""
+        """The lab's work per delivery on loopback, from the calibration's runs.
+
+        With one subscriber: created to recorded (``delivery_s``, a single delivery
+        with no fan-out queue, the base) and one attempt's round trip (``attempt_s``).
+        With more (every event to each of them): the dispatcher's spacing between
+        two deliveries of one event (``dispatch_cost_s``), the median over events of
+        (last recorded - first recorded) / (subscribers - 1), from the receiver's
+        record times. The fan-out run's mean is not used: it holds the queue.
+        """
+        if settings.subscribers > 1:
+            spacing = model_fanout.spacing_from_records(((e[2], e[4]) for e in run.events), settings.subscribers)
+            return {DISPATCH_COST: spacing} if spacing is not None else {}
         mean = mean_latency_s(run)
         if mean is None or run.delivery_rtt_s is None:
             return {}
         return {"delivery_s": mean, "attempt_s": float(run.delivery_rtt_s)}
 
-    def network_model(self, settings: RunSettings, base: Base, *, rate_per_s: float, deliveries: float) -> dict[str, Any]:
-        """The calibrated loopback delivery plus the network's terms, with the connections the sender really needs.
+    def network_model(
+        self,
+        settings: RunSettings,
+        base: Base,
+        *,
+        rate_per_s: float,
+        deliveries: float,
+        fanout: float = 1.0,
+        dispatch_cost_s: float | None = None,
+    ) -> dict[str, Any]:
+        """The calibrated loopback delivery plus the network's terms and the fan-out's queue, with the connections the sender needs.
 
         Nothing the judged run measured goes in: the base is the calibration's
         loopback delivery, and an attempt through the profile holds a connection
@@ -171,29 +258,45 @@ class Webhook(Style):
         With ``reuse``, deliveries that overlap need more connections (by Little's
         law, ``rate x attempt`` are in flight; ``pool_connections``), and each
         connection opened pays the handshakes once; with ``new`` every delivery does.
+        An event to ``fanout`` receivers leaves as that many deliveries, one after
+        another (``fanout_block``).
         """
         profile = network_profile(settings)
         new = settings.webhook_connection == "new"
         payload = settings.workload.payload_bytes * settings.batch_max_events
         hs = model_network.handshake_s(profile, new_connection=True, tls=settings.tls)
         attempt = base.get("attempt_s") + profile.rtt_ms / 1000 + model_network.transfer_s(payload, profile.rate_up_bps)
+        cap = int(self.provider_settings(settings)["dispatch_concurrency"])
         if new:
             connections = float(deliveries)
         else:
-            cap = int(self.provider_settings(settings)["dispatch_concurrency"])
             connections = model_network.pool_connections(rate_per_s, attempt, deliveries, cap)
             # the first attempt on each new connection holds it a handshake longer: count that overlap once more
             share = connections / deliveries if deliveries else 0.0
             connections = model_network.pool_connections(rate_per_s, attempt + share * hs, deliveries, cap)
         share = connections / deliveries if deliveries else 0.0
+        queue = fanout_block(fanout, dispatch_cost_s, attempt + share * hs, cap, base.source)
         terms = model_network.webhook_latency(
-            profile, base_s=base.get("delivery_s"), payload_bytes=payload, tls=settings.tls, new_connection=new, new_connection_share=share
+            profile,
+            base_s=base.get("delivery_s") + queue["mean_s"],
+            payload_bytes=payload,
+            tls=settings.tls,
+            new_connection=new,
+            new_connection_share=share,
         )
         block = model.webhook_model(base.get("attempt_s"), batch=settings.batch_max_events)
         block["connections"] = connections
         block["attempt_ms"] = (attempt + share * hs) * 1000
-        block["assumes"] = "push on publish: the calibrated loopback delivery; a connection per overlapping delivery (Little's law)"
-        return with_base(with_network(block, terms, settings), base)
+        block["assumes"] = (
+            f"push on publish: the calibrated loopback delivery; {queue['assumes']}; a connection per overlapping delivery (Little's law)"
+        )
+        block = with_base(with_network(block, terms, settings), base)
+        block["fanout"] = queue["block"]
+        block["parameters"] = {"dispatch_cost_s": queue["parameter"]}
+        if fanout > 1:
+            # the fan-out's queue is the tail the model has: the last receivers of an event wait (F-1) x spacing
+            block["latency_p99_ms"] = (terms.total_s - queue["mean_s"] + queue["p99_s"]) * 1000
+        return block
 
     def retry_attempts(self, provider_db: Path, consumer_of: Mapping[str, str]) -> dict[tuple[str, int], int] | None:
         out: dict[tuple[str, int], int] = {}
