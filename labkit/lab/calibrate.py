@@ -100,10 +100,11 @@ def missing_costs(calibration: cal.Calibration) -> list[str]:
     same version, a cache from before the cost existed) is stale: its models
     would leave that cost's term out.
     """
+    settings = calibration_settings()
     return [
         f"{u.info.name} {name}"
         for u in units()
-        if u.calibrates()
+        if u.calibrates() and u.refuse(settings) is None
         for name in u.calibration_cost_names()
         if calibration.cost(u.info.name, name) is None
     ]

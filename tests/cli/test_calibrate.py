@@ -39,6 +39,8 @@ def test_calibrate_measures_every_style_and_the_next_run_uses_it(tmp_path: Path)
     assert Path(doc["path"]).parent == tmp_path / "cache" / "labkit"
     assert {"webhook", "polling"} <= set(doc["costs"])
     assert 0 < doc["costs"]["webhook"]["delivery_s"] < 1 and 0 < doc["costs"]["polling"]["poll_s"] < 1
+    # the dispatcher's spacing between an event's deliveries, from the 20-subscriber run beside the single one
+    assert 0 < doc["costs"]["webhook"]["dispatch_cost_s"] < 1 and doc["measured_with"]["consumers_per_run"]["webhook"] == [1, 20]
     assert doc["costs_ms"]["webhook"]["delivery_ms"] == pytest.approx(doc["costs"]["webhook"]["delivery_s"] * 1000)
     assert doc["measured_with"]["network"] == "loopback" and "load_average" in doc["measured_with"]
     run = _labkit("compare", "--styles", "webhook", "--duration", "1", "--out", str(tmp_path / "out"), "--json", env=env)

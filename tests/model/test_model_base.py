@@ -58,6 +58,25 @@ def test_the_model_input_does_not_change_when_the_runs_measured_attempts_do() ->
     assert 2 < fast["model"]["connections"] < 6
 
 
+def test_a_broadcasts_fanout_queue_comes_from_the_calibration_not_from_the_runs_spread() -> None:
+    """Two broadcasts to 50 subscribers whose deliveries were spread 0.2 ms and 5 ms apart: one model, the calibration's."""
+    calibration = cal.Calibration(
+        "f4n", {}, "0", "now", {"webhook": {"delivery_s": 0.0012, "attempt_s": 0.0008, "dispatch_cost_s": 0.0003}}
+    )
+    settings = RunSettings(styles=("webhook",), subscribers=50, workload=WorkloadSettings(rate_per_s=2, duration_s=10))
+
+    def run(gap_ns: int) -> SimpleNamespace:
+        base = _webhook_run(20, 0.001 + gap_ns / 1e9, 0.001)
+        base.events = [("webhook", f"s{k}", e, e * 10**9, e * 10**9 + 10**6 + k * gap_ns) for e in range(1, 21) for k in range(50)]
+        base.calibration = calibration
+        return base
+
+    tight, loose = (unit("webhook").summary(run(g), settings, 1000, 2.0)["model"] for g in (200_000, 5_000_000))
+    assert tight == loose
+    assert tight["fanout"]["deliveries_per_event"] == 50 and tight["parameters"]["dispatch_cost_s"]["value"] == 0.0003
+    assert tight["latency_mean_ms"] == pytest.approx(1.2 + 49 / 2 * 0.3)
+
+
 def test_the_polling_model_takes_the_calibrated_poll_not_the_runs() -> None:
     settings = RunSettings(styles=("polling",), poll_interval_s=0.2, network=parse_network("rtt=60ms"))
     style = unit("polling")
