@@ -179,12 +179,11 @@ class Webhook(Style):
         counters = run.consumer_stats.get("counters", {})
         attempts = int(d.get("attempts", 0))
         retries = int(d.get("retries", max(attempts - int(d.get("deliveries", 0)), 0)))
-        published = max(len(run.published_ids), 1)
+        published = max(len(run.published_ids), 1)  # a run that published nothing divides by one, not zero
         calibration = getattr(run, "calibration", None)
         base = base_for(calibration, self.info.name, BASE_COSTS)
-        published = len(run.published_ids)
         # deliveries per event: the audience's receivers (every subscriber for a broadcast, one per consumer)
-        fanout = max(per / published, 1.0) if published else 1.0
+        fanout = max(per / published, 1.0)
         model_block = self.network_model(
             settings, base, rate_per_s=rate * fanout, deliveries=per, fanout=fanout, dispatch_cost_s=dispatch_cost(calibration, base)
         )

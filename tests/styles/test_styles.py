@@ -263,6 +263,17 @@ def test_summaries_take_the_window_counters_for_every_run():
     assert "empty_poll_ratio" not in webhook
 
 
+def test_a_webhook_run_that_published_nothing_is_summarised():
+    """A run whose workload drew no event (or whose publishes all failed): zeros, not a ZeroDivisionError."""
+    from labkit.lab.pipeline import summarise_style
+
+    settings = RunSettings(workload={"rate_per_s": 0.01, "duration_s": 1.0})
+    empty = style_run("webhook", {"requests": 0}, {"requests": 0}, events=0)
+    webhook = summarise_style(empty, settings)
+    assert webhook["published"] == 0 and webhook["delivered"] == 0 and webhook["lost"] == 0
+    assert webhook["model"]["requests_per_event"] == pytest.approx(1.0)
+
+
 def test_each_style_adds_its_own_provider_settings():
     settings = RunSettings(batch_max_events=10, thin_events=True, poll_interval_s=2.0)
     assert styles.unit("webhook").provider_settings(settings)["batch_max_events"] == 10
