@@ -69,7 +69,7 @@ def _set_by(v: dict[str, Any]) -> str:
 
 def render_served(doc: dict[str, Any]) -> None:
     """The limits with their bracketing runs and CPU shares, then the ratio ranges, in plain text."""
-    from labkit.runs.served import CONTENDED_WAIT_SHARE
+    from labkit.runs.served import CONTENDED_WAIT_SHARE, cpu_run
 
     out = sys.stdout.write
     out(f"{doc['experiment']}: consumers served within p99 <= {doc['latency_bound_ms']:g} ms, nothing lost\n")
@@ -77,7 +77,7 @@ def render_served(doc: dict[str, Any]) -> None:
     out(f"{'variant':<14} {'limit':<44} {'held run':<34} {'failed run':<40} {'provider CPU':>12} {'fleet CPU':>12} probes\n")
     for name, v in doc["variants"].items():
         held, failed = v.get("held"), v.get("failed")
-        deciding = failed or held or {}
+        deciding = cpu_run(v)
         out(
             f"{name:<14} {v['label']:<44} {_run(held):<34} {_run(failed):<40} "
             f"{_share(deciding.get('provider_cpu_share'), deciding.get('provider_cpu_demand')):>12} "
@@ -89,7 +89,10 @@ def render_served(doc: dict[str, Any]) -> None:
         wait = deciding.get("provider_cpu_wait_share")
         if isinstance(wait, (int, float)) and wait >= CONTENDED_WAIT_SHARE:
             out(f"{'':<14} the provider waited {wait:.0%} of that run for its core (other work on the machine): the busy machine's limit\n")
-    out("CPU: used (asked for: used plus waiting for a CPU) in the failed run, else the held one; a fleet asking >= 90 % ran out\n")
+    out(
+        "CPU: used (asked for: used plus waiting for a CPU) in the failed run, else the held one (also when the failed run"
+        " stopped before its workload); a fleet asking >= 90 % ran out\n"
+    )
     if doc.get("ratios"):
         out("\nratios (the ranges both brackets allow):\n")
         for name, r in doc["ratios"].items():

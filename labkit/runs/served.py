@@ -336,12 +336,21 @@ def load_served(path: str | os.PathLike[str]) -> dict[str, Any]:
     return read_versioned_json(Path(path), SERVED_JSON, "served search", "; run labkit served first")
 
 
+def cpu_run(variant: dict[str, Any]) -> dict[str, Any]:
+    """The run whose CPU shares a variant's row shows: the failed one, or the held one when the failed run has none.
+
+    A probe the provider could not take (its open files) stopped before the workload, so it measured no CPU.
+    """
+    held, failed = variant.get("held") or {}, variant.get("failed") or {}
+    return failed if failed.get("provider_cpu_share") is not None or not held else held
+
+
 def served_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per variant: the limit, the run above it, both p99s, both CPU shares of the deciding run, the label."""
     rows = []
     for name, v in doc["variants"].items():
         held, failed = v.get("held") or {}, v.get("failed") or {}
-        deciding = failed or held
+        deciding = cpu_run(v)
         rows.append(
             {
                 "variant": name,

@@ -25,6 +25,7 @@ from labkit.runs.served import (
     probe_settings,
     run_probe,
     search_settings,
+    served_rows,
     served_search,
     variant_settings,
 )
@@ -105,7 +106,9 @@ def test_a_probe_past_the_providers_open_files_names_that_limit(tmp_path: Path, 
         n = settings.pollers
         if extra["params"]["variant"] == "pull":
             return Probe(n, n <= 300, detail={"why": "fake p99"})
-        return Probe(n, n <= 19_500, detail={"why": "not served"}, cause=None if n <= 19_500 else cause)
+        if n <= 19_500:
+            return Probe(n, True, detail={"why": "fake p99", "provider_cpu_share": 0.3, "fleet_cpu_share": 0.4})
+        return Probe(n, False, detail={"why": "not served"}, cause=cause)  # stopped before its workload: no CPU measured
 
     doc = served_search(exp, search_settings(exp), prober=prober)
     push, pull = doc["variants"]["push"], doc["variants"]["pull"]
@@ -114,6 +117,8 @@ def test_a_probe_past_the_providers_open_files_names_that_limit(tmp_path: Path, 
     assert push["label"].endswith(f"set by {cause})") and push["failed"]["cause"] == cause
     assert pull["limited_by"] == "system"  # a latency limit stays one
     assert doc["ratios"]["push"]["low"] is not None and doc["ratios"]["push"]["high"] is not None
+    row = next(r for r in served_rows(doc) if r["variant"] == "push")
+    assert (row["limited_by"], row["provider_cpu_share"], row["fleet_cpu_share"]) == (cause, 0.3, 0.4)  # the held run's CPU
     render_served(doc)
     printed = capsys.readouterr().out
     assert f"set by: {cause}" in printed and "set by: the failed run's latency or loss (fake p99)" in printed
