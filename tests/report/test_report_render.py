@@ -258,7 +258,8 @@ def test_cli_report_prints_paths_and_json(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"schema_version", "html", "markdown", "recommendation"}
+    assert set(data) == {"schema_version", "html", "markdown", "recommendation", "predictions"}
+    assert data["predictions"] == []  # no predictions.json among these results
     assert data["schema_version"] == 1
     assert Path(data["html"]) == out / "report.html" and Path(data["html"]).exists()
     assert Path(data["markdown"]).exists()
