@@ -170,6 +170,17 @@ class Heads:
             self.head = max(self.head, rows[-1][0][0])
 
 
+_INSERT_EVENTS: dict[int, str] = {}
+
+
+def insert_events(n: int) -> str:
+    """The INSERT of ``n`` events (type, created_ns, payload, consumer) in one statement; made once per ``n``."""
+    sql = _INSERT_EVENTS.get(n)
+    if sql is None:
+        sql = _INSERT_EVENTS[n] = "INSERT INTO events(type, created_ns, payload, consumer) VALUES " + ",".join(["(?, ?, ?, ?)"] * n)
+    return sql
+
+
 class SubscriptionIndex:
     """Active subscriptions by (consumer or None, type or None): an event's targets without scanning them all.
 
