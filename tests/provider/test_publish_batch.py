@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from labkit.config import EVENT_STREAM as SSE
 from labkit.config import StreamLimits
 from labkit.provider.publishing import BATCH_MAX_EVENTS
@@ -62,10 +64,31 @@ async def test_a_wrong_event_refuses_the_whole_batch_naming_it(tmp_path: Path) -
         for body, detail in cases:
             r = await client.post("/events/batch", json=body)
             assert (r.status_code, r.json()["detail"]) == (422, detail), body
+            # a compact body (exactly its own serialisation) takes the one-loop reading: the same refusals
+            r = await client.post("/events/batch", content=orjson.dumps(body), headers={"content-type": "application/json"})
+            assert (r.status_code, r.json()["detail"]) == (422, detail), body
         dup = b'{"events":[{"type":"t","payload":{},"type":"u"}]}'
         r = await client.post("/events/batch", content=dup, headers={"content-type": "application/json"})
         assert r.status_code == 422 and r.json()["detail"].endswith("type: duplicate key")
         assert (await client.get("/events")).json()["data"] == []  # nothing was written
+
+
+async def test_a_compact_batch_reads_each_event_as_a_single_publish_does(tmp_path: Path) -> None:
+    events = [
+        {"type": "t", "payload": {"a": [1, {"b": None}]}, "consumer": "a"},
+        {"type": "never.seen.before", "payload": {}, "consumer": None},  # a new type: checked in full, then remembered
+        {"type": "never.seen.before", "payload": {"x": 1.5}},
+        {"consumer": "b", "payload": {}, "type": "t"},  # members in any order
+    ]
+    body = orjson.dumps({"events": events})
+    async with running(provider_settings(tmp_path, key_scopes=SCOPES)) as (_, client):
+        r = await client.post("/events/batch", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 201, r.text
+        page = (await client.get("/events")).json()["data"]
+        assert [(e["type"], e["payload"]) for e in page] == [(e["type"], e["payload"]) for e in events]
+        b = (await client.get("/events", headers={"authorization": "Bearer key-b-0001"})).json()["data"]
+        assert [e["id"] for e in b] == [page[3]["id"]]
+    assert [c for _, (_, c) in sorted(Store.events_routing_at(str(tmp_path / "provider.db")).items())] == ["a", None, None, "b"]
 
 
 async def test_a_batch_queues_webhooks_like_single_publishes(tmp_path: Path) -> None:
@@ -121,7 +144,6 @@ def test_the_sse_frame_is_the_same_bytes_fastapi_formats() -> None:
 
 
 def test_the_depth_limit_counts_brackets_outside_strings_only() -> None:
-    import orjson
 
     from labkit.provider.bodies import json_depth_exceeds
 
