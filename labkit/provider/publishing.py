@@ -117,8 +117,12 @@ def no_collection() -> Iterator[None]:
     until the step ends, and none is part of a cycle: a collection in the
     middle would free nothing and promote them all to the older generations,
     whose growth then sets off a full collection of everything the process
-    holds (83 ms of CPU with 1,000 streams open, measured). They die by their
-    reference counts when the step ends; collections resume after it.
+    holds (83 ms of CPU with 1,000 streams open, measured). The caller drops
+    them before the step ends, so they die by their reference counts: the
+    collection that the batch's allocations have made due as soon as
+    collections resume walks what still lives (the frames queued for the
+    streams), not every row and event of the batch as well (about 1 us per
+    event with them, measured in the provider).
     """
     if not gc.isenabled():
         yield
@@ -202,12 +206,11 @@ async def publish_batch(request: Request) -> Response:
             for (_, type_, _, _), consumer in rows:
                 p.notify(type_, consumer)
         p.hub.notify(rows)
+        (first, _, created, _), _ = rows[0]
+        ids = ",".join(map(str, range(first, first + len(rows)))).encode()  # the ids are consecutive (Store.publish_many)
+        del events, rows  # freed by their reference counts now: the collection that follows would walk every one
     p.dispatcher.wake()
-    return Response(
-        b'{"ids":[%s],"created_ns":%d}' % (b",".join(b"%d" % row[0] for row, _ in rows), rows[0][0][2]),
-        status_code=201,
-        media_type=JSON,
-    )
+    return Response(b'{"ids":[%s],"created_ns":%d}' % (ids, created), status_code=201, media_type=JSON)
 
 
 ROUTES = RouteSet(routes=(Route("/events", publish, methods=["POST"]), Route("/events/batch", publish_batch, methods=["POST"])))
