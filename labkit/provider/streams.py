@@ -52,10 +52,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
+import orjson
 from fastapi.sse import format_sse_event
 
 from labkit.config import EVENT_STREAM, WS, StreamLimits
-from labkit.provider.dispatcher import event_json
 from labkit.provider.schema import Row
 from labkit.provider.store import Store
 
@@ -81,14 +81,29 @@ class Encoded(NamedTuple):
         return len(self.sse)
 
 
+_TYPE_BYTES: dict[str, tuple[bytes, bytes]] = {}  # an event type as its SSE event line shows it, and as JSON
+_new_encoded = tuple.__new__  # Encoded's own __new__ is a Python function: a call per event more
+
+
 def encode(row: Row) -> Encoded:
-    """The event's JSON (as ``GET /events`` shows it) and its SSE frame: ``event``, ``data``, ``id`` = cursor."""
-    js = event_json(row)
+    """The event's JSON (as ``GET /events`` shows it) and its SSE frame: ``event``, ``data``, ``id`` = cursor.
+
+    The JSON is ``dispatcher.event_json``'s bytes, formatted at once with the
+    type's bytes made once per type (a per-consumer event is encoded for one
+    frame: its cost counts).
+    """
+    event_id, type_, created_ns, payload = row
+    parts = _TYPE_BYTES.get(type_)
+    if parts is None:
+        parts = (type_.encode(), orjson.dumps(type_))
+        if len(_TYPE_BYTES) < 10_000:  # bounded: a publisher inventing types cannot grow it without end
+            _TYPE_BYTES[type_] = parts
+    js = b'{"id":%d,"type":%s,"created_ns":%d,"payload":%s}' % (event_id, parts[1], created_ns, payload)
     if b"\n" in js or b"\r" in js:  # a payload sent with line breaks in its whitespace: a data line per line
-        frame = format_sse_event(data_str=js.decode(), event=row[1], id=str(row[0]))
-    else:  # the same bytes, formatted at once (a per-consumer event is encoded for one frame: its cost counts)
-        frame = b"event: %s\ndata: %s\nid: %d\n\n" % (row[1].encode(), js, row[0])
-    return Encoded(row[0], row[1], frame, js.decode())
+        frame = format_sse_event(data_str=js.decode(), event=type_, id=str(event_id))
+    else:  # the same bytes as format_sse_event's
+        frame = b"event: %s\ndata: %s\nid: %d\n\n" % (parts[0], js, event_id)
+    return _new_encoded(Encoded, (event_id, type_, frame, js.decode()))
 
 
 class Stream:
@@ -306,44 +321,56 @@ class StreamHub:
             return
         if published and published[0][0][0] == self.seen + 1 and published[-1][0][0] == self.store.head():
             self.seen = published[-1][0][0]
-            for row, consumer in published:
-                self._fan_out(encode(row), consumer)
+            self._fan_out(published)
             return
         while self.store.head() > self.seen:
             rows = self.store.page_routed(self.seen, self.limits.catchup_page)
             if not rows:
                 break
             self.seen = rows[-1][0][0]
-            for row, consumer in rows:
-                self._fan_out(encode(row), consumer)
+            self._fan_out(rows)
 
-    def _fan_out(self, item: Encoded, consumer: str | None = None) -> None:
-        """Hand ``item`` to the streams it concerns, found through the indexes (never by scanning every stream)."""
+    def _fan_out(self, rows: Sequence[tuple[Row, str | None]]) -> None:
+        """Encode each event once and hand it to the streams it concerns, found through the indexes (never by scanning every stream).
+
+        One loop for the whole publish, the hand-over inline: an event of one
+        consumer goes to one stream, and a call or a list made per event cost
+        as much as its hand-over. Parked writers' pushes are noted and made
+        once after the publish, as one write per stream.
+        """
         max_events, max_bytes = self.limits.queue_max_events, self.limits.queue_max_bytes
-        type_ = item.type
-        typed = self.by_type.get(type_)
-        mine = self.by_consumer.get(consumer) if consumer is not None else None
-        # one list of the streams concerned (a drop below detaches a stream from the set being walked)
-        if mine and not typed and not self.unfiltered:  # an event of one consumer, in a run of such events
-            targets = [s for s in mine if not s.types or type_ in s.types]
-        else:
-            targets = [*self.unfiltered, *(typed or ())]
-            if mine:
-                targets.extend(s for s in mine if not s.types or type_ in s.types)
-        size = item.size
-        to_push = self._to_push
-        for s in targets:
-            if len(s.queue) >= max_events or s.queued_bytes + size > max_bytes:
-                self.drop(s, f"backpressure: {len(s.queue)} events ({s.queued_bytes} bytes) not yet written; resume from id {s.cursor}")
+        unfiltered, by_type, by_consumer, to_push = self.unfiltered, self.by_type, self.by_consumer, self._to_push
+        handed = 0
+        for row, consumer in rows:
+            type_ = row[1]
+            typed = by_type.get(type_)
+            mine = by_consumer.get(consumer) if consumer is not None else None
+            # one copy of the streams concerned (a drop below detaches a stream from the set being walked)
+            if unfiltered or typed:
+                targets: Sequence[Stream] = [*unfiltered, *(typed or ()), *(mine or ())]
+            elif mine:
+                targets = tuple(mine)
+            else:
                 continue
-            s.queue.append(item)
-            s.queued_bytes += size
-            s.busy = True
-            if s.push is None or not s.parked:
-                s.wake()
-            elif len(s.queue) == 1:  # noted once, whatever else is queued before the push
-                to_push.append(s)
-        self.fanned_out += len(targets)
+            item = encode(row)
+            size = len(item.sse)
+            for s in targets:
+                if s.types and type_ not in s.types:  # a consumer's stream of other types (the others match by their index)
+                    continue
+                handed += 1
+                q = s.queue
+                if len(q) >= max_events or s.queued_bytes + size > max_bytes:
+                    self.drop(s, f"backpressure: {len(q)} events ({s.queued_bytes} bytes) not yet written; resume from id {s.cursor}")
+                    continue
+                q.append(item)
+                s.queued_bytes += size
+                s.busy = True
+                w = s._waiter
+                if s.push is None or w is None or w.done():  # not parked: the writer takes the queue itself
+                    s.wake()
+                elif len(q) == 1:  # noted once, whatever else is queued before the push
+                    to_push.append(s)
+        self.fanned_out += handed
         if to_push and self._pusher is None:
             try:
                 self._pusher = asyncio.get_running_loop().call_soon(self._push)
