@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -145,15 +146,18 @@ def batch_events(body: bytes, data: Any) -> list[tuple[str, bytes, str | None]]:
         # The body is exactly its own compact serialisation, so each payload's bytes as sent are its
         # serialisation: verbatim without finding where each lies (a duplicate key, an escape, a
         # space or a float written otherwise makes the body differ and takes the scan below).
-        out = plain_events(items)
-        return out + [_checked(i, items[i], lambda _, it: orjson.dumps(it["payload"])) for i in range(len(out), len(items))]
+        out = plain_events(items, 0)
+        while len(out) < len(items):  # the event that needs a closer look, then the plain ones after it
+            out.append(_checked(len(out), items[len(out)], lambda _, it: orjson.dumps(it["payload"])))
+            out += plain_events(items, len(out))
+        return out
     text = body.decode("utf-8")
     spans = element_spans(text, member_spans(text)["events"], "events")
     return [_checked(i, item, lambda j, _: verbatim(body, text, spans[j]["payload"])) for i, item in enumerate(items)]
 
 
-def plain_events(items: list[Any]) -> list[tuple[str, bytes, str | None]]:
-    """The leading events of a batch that are plainly right, read in one loop; the first that needs a closer look ends it.
+def plain_events(items: list[Any], start: int) -> list[tuple[str, bytes, str | None]]:
+    """The events of a batch from ``start`` on that are plainly right, read in one loop; the first that needs a closer look ends it.
 
     What ``fields`` accepts, checked inline (a function call per check costs
     as much as the check): an object of ``type`` and ``payload`` and perhaps
@@ -165,7 +169,7 @@ def plain_events(items: list[Any]) -> list[tuple[str, bytes, str | None]]:
     """
     out: list[tuple[str, bytes, str | None]] = []
     append, dumps, seen = out.append, orjson.dumps, _TYPES_SEEN
-    for item in items:
+    for item in itertools.islice(items, start, None):
         if type(item) is not dict:
             break
         t, p, c = item.get("type"), item.get("payload"), item.get("consumer")
