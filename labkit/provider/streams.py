@@ -81,29 +81,30 @@ class Encoded(NamedTuple):
         return len(self.sse)
 
 
-_TYPE_BYTES: dict[str, tuple[bytes, bytes]] = {}  # an event type as its SSE event line shows it, and as JSON
+_TYPE_JSON: dict[str, str] = {}  # an event type as JSON, made once per type
 _new_encoded = tuple.__new__  # Encoded's own __new__ is a Python function: a call per event more
 
 
 def encode(row: Row) -> Encoded:
     """The event's JSON (as ``GET /events`` shows it) and its SSE frame: ``event``, ``data``, ``id`` = cursor.
 
-    The JSON is ``dispatcher.event_json``'s bytes, formatted at once with the
-    type's bytes made once per type (a per-consumer event is encoded for one
-    frame: its cost counts).
+    The JSON is ``dispatcher.event_json``'s, built as text by one f-string
+    (a third fewer instructions than formatting bytes with ``%``, counted
+    with callgrind): a per-consumer event is encoded for one frame, so its
+    cost counts. The payload is the UTF-8 JSON the publisher sent.
     """
     event_id, type_, created_ns, payload = row
-    parts = _TYPE_BYTES.get(type_)
-    if parts is None:
-        parts = (type_.encode(), orjson.dumps(type_))
-        if len(_TYPE_BYTES) < 10_000:  # bounded: a publisher inventing types cannot grow it without end
-            _TYPE_BYTES[type_] = parts
-    js = b'{"id":%d,"type":%s,"created_ns":%d,"payload":%s}' % (event_id, parts[1], created_ns, payload)
-    if b"\n" in js or b"\r" in js:  # a payload sent with line breaks in its whitespace: a data line per line
-        frame = format_sse_event(data_str=js.decode(), event=type_, id=str(event_id))
+    type_json = _TYPE_JSON.get(type_)
+    if type_json is None:
+        type_json = orjson.dumps(type_).decode()
+        if len(_TYPE_JSON) < 10_000:  # bounded: a publisher inventing types cannot grow it without end
+            _TYPE_JSON[type_] = type_json
+    text = f'{{"id":{event_id},"type":{type_json},"created_ns":{created_ns},"payload":{str(payload, "utf-8")}}}'
+    if "\n" in text or "\r" in text:  # a payload sent with line breaks in its whitespace: a data line per line
+        frame = format_sse_event(data_str=text, event=type_, id=str(event_id))
     else:  # the same bytes as format_sse_event's
-        frame = b"event: %s\ndata: %s\nid: %d\n\n" % (parts[0], js, event_id)
-    return _new_encoded(Encoded, (event_id, type_, frame, js.decode()))
+        frame = f"event: {type_}\ndata: {text}\nid: {event_id}\n\n".encode()
+    return _new_encoded(Encoded, (event_id, type_, frame, text))
 
 
 class Stream:
