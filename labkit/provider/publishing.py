@@ -122,8 +122,8 @@ def no_collection() -> Iterator[None]:
     them before the step ends, so they die by their reference counts: the
     collection that the batch's allocations have made due as soon as
     collections resume walks what still lives (the frames queued for the
-    streams), not every row and event of the batch as well (about 1 us per
-    event with them, measured in the provider).
+    streams), not every row and event of the batch as well (0.5 us per event
+    with them against 0.25 without, measured in the provider).
     """
     if not gc.isenabled():
         yield
