@@ -49,12 +49,12 @@ async def open_sse(
     *,
     tls: ssl.SSLContext | None = None,
     timeout: float | None = None,
-    local_addr: tuple[str, int] | None = None,
+    source: str | None = None,
 ) -> tuple[HttpConnection, asyncio.Future[StreamEnd]]:
-    """Connect within ``timeout`` (from ``local_addr`` when given) and send ``request``; the future says when and why the stream ended.
+    """Connect within ``timeout`` (from the loopback address ``source`` when given) and send ``request``; the future says when and why the stream ended.
 
     Raises the core's ``ConnectError`` or ``ConnectTimeout`` when no connection is made.
     """
     deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-    conn = await connect(target.origin, counter, tls=tls, deadline=deadline, local_addr=local_addr)
+    conn = await connect(target.origin, counter, tls=tls, deadline=deadline, source=source)
     return conn, conn.stream(request, body_reader(on_event))

@@ -164,7 +164,7 @@ class StreamFleet:
         self.target = parse_url(settings.base_url)
         self.tls = client_tls(settings)
         self.ws_class = counting_connection(self.wire)
-        self.local_addr = (settings.source_address, 0) if settings.source_address else None
+        self.source = settings.source_address  # None: the kernel picks the source address
         self.store: RecordStore | None = None
         self.consumers: list[Consumer] = []
         self.pending: list[tuple[str, int, int]] = []  # (consumer, event id, received_ns) not yet recorded
@@ -315,7 +315,7 @@ class StreamFleet:
         request = sse_request(self.target, self._path(c), headers)
         try:
             conn, done = await open_sse(
-                self.target, request, self.wire, self.on_sse(c), tls=self.tls, timeout=s.connect_timeout_s, local_addr=self.local_addr
+                self.target, request, self.wire, self.on_sse(c), tls=self.tls, timeout=s.connect_timeout_s, source=self.source
             )
         except (WireError, OSError):
             self.n["connect_errors"] += 1
@@ -339,7 +339,7 @@ class StreamFleet:
         url = self.origin_ws_url()
         first = {"after": c.cursor, "types": list(s.types)}
         try:
-            ws = await open_ws(url, self.key_of(c), first, self.ws_class, s.connect_timeout_s, self.tls, self.local_addr)
+            ws = await open_ws(url, self.key_of(c), first, self.ws_class, s.connect_timeout_s, self.tls, self.source)
         except (OSError, TimeoutError) as exc:
             status = getattr(getattr(exc.__cause__, "response", None), "status_code", 0)
             self.n["http_errors" if status else "connect_errors"] += 1

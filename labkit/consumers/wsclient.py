@@ -55,13 +55,13 @@ class WsStream:
             transport.abort()
 
 
-async def _source_socket(url: str, local_addr: tuple[str, int] | None, timeout: float) -> socket.socket | None:
-    """A socket connected to ``url``'s host from ``local_addr`` within ``timeout`` (None without a source address)."""
-    if local_addr is None:
+async def _source_socket(url: str, source: str | None, timeout: float) -> socket.socket | None:
+    """A socket connected to ``url``'s host from the loopback address ``source`` within ``timeout`` (None without one)."""
+    if source is None:
         return None
     parsed = urlsplit(url)
     async with asyncio.timeout(timeout):
-        return await connected_from(local_addr[0], parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "wss" else 80))
+        return await connected_from(source, parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "wss" else 80))
 
 
 async def open_ws(
@@ -71,9 +71,9 @@ async def open_ws(
     connection_class: type[ClientConnection],
     timeout: float,
     tls: ssl.SSLContext | None = None,
-    local_addr: tuple[str, int] | None = None,
+    source: str | None = None,
 ) -> WsStream:
-    """Connect (from ``local_addr`` when given), send the cursor message and return the stream (raises OSError or TimeoutError on failure)."""
+    """Connect (from the loopback address ``source`` when given), send the cursor message and return the stream (raises OSError or TimeoutError on failure)."""
     try:
         ws = await connect(
             url,
@@ -85,7 +85,7 @@ async def open_ws(
             max_size=2**22,
             create_connection=connection_class,
             ssl=tls if url.startswith("wss:") else None,  # None on wss: the system's trust
-            sock=await _source_socket(url, local_addr, timeout),  # None: websockets connects, the kernel picks the source
+            sock=await _source_socket(url, source, timeout),  # None: websockets connects, the kernel picks the source
         )
     except TimeoutError:
         raise

@@ -417,11 +417,11 @@ async def connect(
     policy: AddressPolicy | None = None,
     deadline: float | None = None,
     max_body: int = MAX_RESPONSE_BYTES,
-    local_addr: tuple[str, int] | None = None,
+    source: str | None = None,
 ) -> HttpConnection:
     """Open a connection to ``origin`` (TLS with ``tls`` when https), checking the address against ``policy``.
 
-    ``local_addr``: the (address, port) the connection is bound to before it connects (a fleet's own loopback source).
+    ``source``: the loopback address the connection comes from (a fleet's own source; its port is chosen by connect).
 
     ``ConnectTimeout`` past ``deadline`` (loop time), ``AddressRefused`` when the policy refuses the
     resolved address, ``ConnectError`` for anything else that prevents the connection.
@@ -434,8 +434,8 @@ async def connect(
         async with asyncio.timeout_at(deadline):
             address = host if policy is None else await policy.connect_address(host, port)
             where: dict[str, Any] = {"host": address, "port": port}
-            if local_addr is not None:  # bound to a source address, its port chosen by connect (labkit.wire.source)
-                where = {"sock": await connected_from(local_addr[0], address, port)}
+            if source is not None:  # bound to a source address, its port chosen by connect (labkit.wire.source)
+                where = {"sock": await connected_from(source, address, port)}
             _, conn = await loop.create_connection(
                 lambda: HttpConnection(counter, origin, max_body),
                 ssl=tls if scheme == "https" else None,

@@ -127,6 +127,18 @@ async def test_refused_and_policy_refused_connections() -> None:
         await connect(Origin("http", "127.0.0.1", port), WireCounter())
 
 
+async def test_a_connection_from_a_source_address_comes_from_it() -> None:
+    async with server(answering()) as (port, accepted):
+        conn = await connect(Origin("http", "127.0.0.1", port), WireCounter(), source="127.0.0.9")
+        assert conn.transport is not None and conn.transport.get_extra_info("sockname")[0] == "127.0.0.9"
+        assert (await conn.exchange(render_request("GET", b"/", b"h"))).status_code == 200
+        conn.close()
+        plain = await connect(Origin("http", "127.0.0.1", port), WireCounter())  # without one, the kernel's choice
+        assert plain.transport is not None and plain.transport.get_extra_info("sockname")[0] == "127.0.0.1"
+        plain.close()
+        assert len(accepted) == 2
+
+
 @pytest.fixture(scope="module")
 def lab_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
     """A server context with a leaf for 127.0.0.1 and the CA file a client must trust."""
