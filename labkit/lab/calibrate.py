@@ -43,24 +43,34 @@ def calibration_settings() -> RunSettings:
     return RunSettings(workload=wl, pollers=1, subscribers=1, poll_interval_s=POLL_INTERVAL_S, drain_timeout_s=20)
 
 
+def calibration_plan(settings: RunSettings) -> dict[str, tuple[int, ...]]:
+    """The styles a calibration at ``settings`` measures, each with the consumers of each of its runs.
+
+    The one place the runs are decided: ``ameasure`` makes exactly these and
+    records exactly these (``measured_with``), so the record cannot drift from what ran.
+    """
+    return {u.info.name: u.calibration_runs() for u in units() if u.calibrates() and u.refuse(settings) is None}
+
+
 async def ameasure(progress: Progress = no_progress, phase: str = PHASE) -> cal.Calibration:
     """Run every style that accepts the calibration's settings on loopback (each run it asks for) and collect their costs."""
     base = calibration_settings()
-    styles = [u for u in units() if u.calibrates() and u.refuse(base) is None]
+    plan = calibration_plan(base)
     costs: dict[str, dict[str, float]] = {}
     work = Path(tempfile.mkdtemp(prefix="labkit-calibrate-"))
     try:
-        for i, style in enumerate(styles):
-            progress(phase, i, len(styles))
+        for i, (name, runs) in enumerate(plan.items()):
+            progress(phase, i, len(plan))
+            style = unit(name)
             measured: dict[str, float] = {}
-            for n in style.calibration_runs():
-                settings = base.model_copy(update={"styles": (style.info.name,), "pollers": n, "subscribers": n})
-                run = await Session(unit(style.info.name), settings, build_workload(settings.workload), work).arun()
+            for n in runs:
+                settings = base.model_copy(update={"styles": (name,), "pollers": n, "subscribers": n})
+                run = await Session(style, settings, build_workload(settings.workload), work).arun()
                 raise_if_cancelled()
                 measured.update(style.calibration_costs(run, settings))
             if measured:
-                costs[style.info.name] = measured
-        progress(phase, len(styles), len(styles))
+                costs[name] = measured
+        progress(phase, len(plan), len(plan))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     fp = cal.fingerprint()
@@ -71,12 +81,12 @@ async def ameasure(progress: Progress = no_progress, phase: str = PHASE) -> cal.
         labkit_version=__version__,
         created=created,
         costs=costs,
-        measured_with=_measured_with(base),
+        measured_with=_measured_with(base, plan),
     )
 
 
-def _measured_with(settings: RunSettings) -> dict[str, Any]:
-    """How the calibration was measured, and how busy the machine was then (a busy machine measures a larger base)."""
+def _measured_with(settings: RunSettings, plan: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """How the calibration was measured (``plan``: the runs it made), and how busy the machine was then (a busy machine measures a larger base)."""
     wl = settings.workload
     return {
         "load_average": os.getloadavg()[0],
@@ -84,9 +94,11 @@ def _measured_with(settings: RunSettings) -> dict[str, Any]:
         "duration_s": wl.duration_s,
         "arrival": wl.arrival,
         "poll_interval_s": settings.poll_interval_s,
-        "consumers": {u.info.name: u.calibration_consumers() for u in units() if u.calibrates()},
-        # every run's consumers (a webhook's fan-out run beside its single delivery's)
-        "consumers_per_run": {u.info.name: list(u.calibration_runs()) for u in units() if u.calibrates()},
+        # Both keys stay (the file's schema_version 1 only ever gains keys). ``consumers`` is the first (base)
+        # run's, as it was when each style made one run; ``consumers_per_run`` every run's (the webhook's
+        # fan-out run beside its single delivery's).
+        "consumers": {name: runs[0] for name, runs in plan.items() if runs},
+        "consumers_per_run": {name: list(runs) for name, runs in plan.items()},
         "network": "loopback",
         "tls": False,
         "webhook_connection": settings.webhook_connection,
