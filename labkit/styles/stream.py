@@ -76,7 +76,7 @@ def fleet_connected(child: Any, stats_path: Any, connections: int, timeout_s: fl
             return counters
         full = openfiles.at_limit(provider_pid) if provider_pid is not None else None
         if full is not None:
-            first_full = first_full or time.monotonic()
+            first_full = time.monotonic() if first_full is None else first_full  # never reset: see the docstring
             if time.monotonic() - first_full >= AT_LIMIT_S:
                 raise provider_out_of_files(full, connected, connections)
         time.sleep(0.1)
