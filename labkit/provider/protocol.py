@@ -18,6 +18,8 @@ from starlette.types import Scope, Send
 
 JSON = "application/json"
 MAX_CURSOR = 2**63 - 1
+# The most event types a per-type cache of the provider holds: a publisher inventing types cannot grow one without end.
+MAX_CACHED_TYPES = 10_000
 
 
 class RawResponse(Response):

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from labkit.provider.bodies import parse_json, read_body, read_json
 from labkit.provider.payloads import element_spans, member_spans, verbatim
-from labkit.provider.protocol import JSON
+from labkit.provider.protocol import JSON, MAX_CACHED_TYPES
 from labkit.provider.routing import RouteSet
 from labkit.provider.state import state_of
 
@@ -46,7 +46,7 @@ def check_type(value: Any) -> str:
         raise HTTPException(422, "type: must have 1 to 100 characters")
     if "," in value or not value.isprintable():
         raise HTTPException(422, "type: must be printable and contain no commas")
-    if len(_TYPES_SEEN) < 10_000:  # bounded: a publisher inventing types cannot grow it without end
+    if len(_TYPES_SEEN) < MAX_CACHED_TYPES:  # bounded: a publisher inventing types cannot grow it without end
         _TYPES_SEEN.add(value)
     return value
 

@@ -56,6 +56,7 @@ import orjson
 from fastapi.sse import format_sse_event
 
 from labkit.config import EVENT_STREAM, WS, StreamLimits
+from labkit.provider.protocol import MAX_CACHED_TYPES
 from labkit.provider.schema import Row
 from labkit.provider.store import Store
 
@@ -97,7 +98,7 @@ def encode(row: Row) -> Encoded:
     type_json = _TYPE_JSON.get(type_)
     if type_json is None:
         type_json = orjson.dumps(type_).decode()
-        if len(_TYPE_JSON) < 10_000:  # bounded: a publisher inventing types cannot grow it without end
+        if len(_TYPE_JSON) < MAX_CACHED_TYPES:  # bounded: a publisher inventing types cannot grow it without end
             _TYPE_JSON[type_] = type_json
     text = f'{{"id":{event_id},"type":{type_json},"created_ns":{created_ns},"payload":{str(payload, "utf-8")}}}'
     if "\n" in text or "\r" in text:  # a payload sent with line breaks in its whitespace: a data line per line
