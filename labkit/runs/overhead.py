@@ -45,6 +45,11 @@ DEFAULT_REPORT_S = 8.0  # the report took 3-5 s in each decide measured here (20
 # planned 52-80 s for runs that took 29-47 s and ended at 0.74 M.
 DEFAULT_THROUGHPUT_PER_S = 1000.0
 MAX_SAMPLES = 12
+# The cache's version: a cache of another version keeps its report time and measures every candidate again. Version 2:
+# runs before it counted the run's own publisher falling behind the timetable as start-up (httpx's pool at 1,000
+# events/s over TLS, fixed in labkit.lab.session): a webhook run of 714 subscribers "started" in 382 s where it
+# starts in 15 s now, so those samples would cap every later run.
+CACHE_VERSION = 2
 PROBE_RATE_PER_S = 2.0
 PROBE_DURATION_S = 3.0
 
@@ -63,12 +68,13 @@ class RunCost:
     def fit(self) -> tuple[float, float]:
         """(fixed_s, per_consumer_s): least squares over the samples when they span consumer counts, else their mean.
 
-        Least squares on purpose, not a fit robust to the slow runs: start-up here
-        grows faster than linearly in consumers (runs of 76-170 consumers over the
-        cross-region proxy with TLS started in 7-13 s, runs of 250 in 40-58 s, a webhook
-        run of 714 had not ended after 7 minutes), so the slow runs are the signal. Over-predicting costs
-        only time the feedback (``labkit.runs.budget``) hands to the later runs;
-        under-predicting starts more consumers than the budget holds.
+        Least squares on purpose, not a fit robust to the slow runs: a slow run is
+        the signal. Over-predicting costs only time the feedback (``labkit.runs.budget``)
+        hands to the later runs; under-predicting starts more consumers than the budget
+        holds. (Runs of 250 and 714 consumers once looked superlinear here, 40-58 s and
+        382 s: that was the run's publisher falling behind at 1,000 events/s, counted as
+        start-up; measured since, over the cross-region proxy with TLS, start-up is about
+        linear up to 2,000 consumers: see docs/decide.md.)
         """
         if not self.samples:
             return DEFAULT_FIXED_S, DEFAULT_PER_CONSUMER_S
@@ -87,7 +93,7 @@ class RunCost:
         return max((n for n, _ in self.samples), default=0)
 
     def startup_s(self, consumers: int) -> float:
-        """Between measured consumer counts, interpolated (start-up is not linear in consumers here); beyond them, the fit's slope."""
+        """Between measured consumer counts, interpolated (the medians there, not the line); beyond them, the fit's slope."""
         fixed, per = self.fit()
         if len({n for n, _ in self.samples}) < 2:
             return fixed + per * consumers
@@ -155,7 +161,12 @@ class Overhead:
         return replace(self, runs={**self.runs, label: RunCost(samples, thr)})
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fingerprint": fingerprint(), "report_s": self.report_s, "runs": {k: asdict(v) for k, v in sorted(self.runs.items())}}
+        return {
+            "version": CACHE_VERSION,
+            "fingerprint": fingerprint(),
+            "report_s": self.report_s,
+            "runs": {k: asdict(v) for k, v in sorted(self.runs.items())},
+        }
 
 
 def key(label: str, network: str, tls: bool) -> str:
@@ -172,12 +183,16 @@ def cache_path() -> Path:
 
 
 def load() -> Overhead:
-    """This machine's cached overhead, or an empty one (every figure a stated default); a damaged cache is measured again."""
+    """This machine's cached overhead, or an empty one (every figure a stated default); a damaged cache is measured again.
+
+    A cache of another ``CACHE_VERSION`` keeps only the report's time: its runs are measured again.
+    """
     try:
         data = json.loads(cache_path().read_text())
+        current = data.get("version") == CACHE_VERSION
         runs = {
             str(k): RunCost(tuple((int(n), float(s)) for n, s in v.get("samples", [])), v.get("throughput_per_s"))
-            for k, v in (data.get("runs") or {}).items()
+            for k, v in ((data.get("runs") or {}) if current else {}).items()
         }
         report = data.get("report_s")
         return Overhead(runs, float(report) if report is not None else None)

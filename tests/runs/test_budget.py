@@ -12,7 +12,7 @@ from labkit.report.requirements import load_requirements, parse_requirements
 from labkit.results.layout import SCHEMA_VERSION, SUMMARY, write_json
 from labkit.runs import overhead
 from labkit.runs.budget import Budget
-from labkit.runs.decision_runs import AIM, MachineLimits, plan_decision, run_decision
+from labkit.runs.decision_runs import AIM, GROWTH_FLOOR, MachineLimits, plan_decision, run_decision
 from labkit.runs.overhead import Overhead, RunCost
 
 REQS = Path(__file__).resolve().parents[2] / "scenarios" / "requirements"
@@ -65,19 +65,34 @@ def test_a_requirement_at_001_events_per_s_gets_runs_even_when_the_budget_is_spe
     assert any("may take longer than asked" in n for n in later.budget_notes)
 
 
-def test_a_run_starts_at_most_twice_the_consumers_ever_started_here_and_says_so() -> None:
-    # start-up grows faster than linearly here: 250 consumers measured, so at most 500 now, whatever the line says
-    req = load_requirements(REQS / "payments-provider.toml")
-    first = plan_decision(req, "out", limits=replace(LIMITS, minutes=60))
-    cheap = Overhead({overhead.key_of(p.label, p.settings): RunCost(((1, 8.0), (250, 8.0)), throughput_per_s=1e6) for p in first.points})
-    plan = plan_decision(req, "out", limits=replace(LIMITS, minutes=60), overhead=cheap)
-    pushed = [p for p in plan.points if p.settings_consumers > 150]
-    assert pushed and all(p.settings_consumers == 500 for p in pushed)
-    assert all(any("above the 250 a run started here" in n for n in p.scale_notes) for p in pushed)
-    # only probed (a first use: one consumer each): at most 100
+def test_a_run_starts_at_most_twice_the_consumers_ever_started_here_beyond_the_floor_and_says_so() -> None:
+    # 10,000 consumers, with the request caps out of the way: 2,500 measured, so at most 5,000 now, whatever the line says
+    req = parse_requirements({"name": "big", "event_rate_per_s": 0.05, "consumers": 10_000, "target_latency_p99_ms": 250})
+    limits = replace(LIMITS, minutes=120, max_deliveries_per_s=1e6, max_polls_per_s=1e6, max_deliveries=10**7)
+    first = plan_decision(req, "out", limits=limits)
+    cheap = Overhead({overhead.key_of(p.label, p.settings): RunCost(((1, 8.0), (2500, 8.0)), throughput_per_s=1e6) for p in first.points})
+    plan = plan_decision(req, "out", limits=limits, overhead=cheap)
+    assert plan.points and all(p.settings_consumers == 5000 for p in plan.points)
+    assert all(any("above the 2,500 a run started here" in n for n in p.scale_notes) for p in plan.points)
+    # only probed (a first use: one consumer each): at most the floor, what start-up was measured linear to here
     probed = Overhead({k: RunCost(((1, 8.0),), throughput_per_s=1e6) for k in cheap.runs})
-    fresh = plan_decision(req, "out", limits=replace(LIMITS, minutes=60), overhead=probed)
-    assert max(p.settings_consumers for p in fresh.points) == 100
+    fresh = plan_decision(req, "out", limits=limits, overhead=probed)
+    assert max(p.settings_consumers for p in fresh.points) == GROWTH_FLOOR
+
+
+def test_a_first_decide_runs_the_payments_pushes_at_all_2000_merchants_within_30_minutes() -> None:
+    # only the first use's probes measured (one consumer each, 8-13 s): start-up at the stated default per consumer
+    req = load_requirements(REQS / "payments-provider.toml")
+    limits = replace(LIMITS, minutes=30)
+    first = plan_decision(req, "out", limits=limits)
+    probed = Overhead({overhead.key_of(p.label, p.settings): RunCost(((1, 12.0),)) for p in first.points})
+    plan = plan_decision(req, "out", limits=limits, overhead=probed)
+    pushed = [p for p in plan.points if p.settings.subscribers > 1 or p.settings_consumers > 150]
+    assert pushed and all(p.settings_consumers == 2000 for p in pushed)
+    assert not any("consumers: starting each" in n or "a run started here" in n for p in pushed for n in p.scale_notes)
+    # polling keeps its stated poll-rate cap: 2,000 pollers at T = 0.15 s would be over 13,000 polls/s
+    polled = [p for p in plan.points if p.settings_consumers < 2000]
+    assert polled and all(any("polls" in n for n in p.scale_notes) for p in polled)
 
 
 class FakeRuns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,18 @@ def test_the_cache_is_per_machine_and_a_damaged_one_is_measured_again(tmp_path: 
     assert overhead.load() == ov
     overhead.cache_path().write_text("{not json")
     assert overhead.load() == Overhead()
+
+
+def test_a_cache_of_an_older_version_keeps_its_report_time_and_measures_every_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # runs cached before version 2 counted the publisher falling behind as start-up (a webhook run of 714 "started" in 382 s)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    overhead.save(Overhead({"webhook": RunCost(((714, 382.0),))}, report_s=3.0))
+    data = json.loads(overhead.cache_path().read_text())
+    assert data["version"] == overhead.CACHE_VERSION
+    del data["version"]
+    overhead.cache_path().write_text(json.dumps(data))
+    old = overhead.load()
+    assert not old.cost("webhook").measured
+    assert old.report_seconds == 3.0
