@@ -159,9 +159,7 @@ class Store:
         """The newest event id (among ``types`` and of ``consumer`` when given); 0 for an empty feed. No query."""
         h = self._heads
         if consumer is not None:
-            if not types:
-                return h.by_consumer.get(consumer, 0)
-            return max((h.by_consumer_type.get((consumer, t), 0) for t in types), default=0)
+            return h.of(consumer, types)
         if not types:
             return h.head
         return max((h.by_type.get(t, 0) for t in types), default=0)

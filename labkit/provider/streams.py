@@ -212,7 +212,10 @@ class StreamHub:
         self.unfiltered: set[Stream] = set()
         self.by_type: dict[str, set[Stream]] = {}
         # A consumer's streams (audience per-consumer): an event is handed to its own consumer's streams only.
-        self.by_consumer: dict[str, set[Stream]] = {}
+        # Tuples, replaced whole when a stream comes or goes (rare; a consumer holds a few streams): the fan-out
+        # walks one as it is, with no copy per event, and a drop during the walk replaces the entry instead of
+        # changing what is walked.
+        self.by_consumer: dict[str | None, tuple[Stream, ...]] = {}  # never a None key: see _fan_out
         self.open_by_kind: dict[str, int] = {EVENT_STREAM: 0, WS: 0}
         self.total = 0
         self.dropped_backpressure = 0  # every drop for a slow or stalled reader
@@ -252,11 +255,11 @@ class StreamHub:
         self.streams.discard(s)
         self.open_by_kind[s.kind] -= 1
         if s.consumer is not None:
-            mine = self.by_consumer.get(s.consumer)
-            if mine is not None:
-                mine.discard(s)
-                if not mine:
-                    del self.by_consumer[s.consumer]
+            rest = tuple(x for x in self.by_consumer.get(s.consumer, ()) if x is not s)
+            if rest:
+                self.by_consumer[s.consumer] = rest
+            else:
+                self.by_consumer.pop(s.consumer, None)
         elif s.types:
             for t in s.types:
                 subs = self.by_type.get(t)
@@ -299,7 +302,7 @@ class StreamHub:
                 return page
         s.live = True
         if s.consumer is not None:
-            self.by_consumer.setdefault(s.consumer, set()).add(s)
+            self.by_consumer[s.consumer] = (*self.by_consumer.get(s.consumer, ()), s)
         elif s.types:
             for t in s.types:
                 self.by_type.setdefault(t, set()).add(s)
@@ -345,13 +348,18 @@ class StreamHub:
         handed = 0
         for row, consumer in rows:
             type_ = row[1]
-            typed = by_type.get(type_)
-            mine = by_consumer.get(consumer) if consumer is not None else None
-            # one copy of the streams concerned (a drop below detaches a stream from the set being walked)
-            if unfiltered or typed:
-                targets: Sequence[Stream] = [*unfiltered, *(typed or ()), *(mine or ())]
-            elif mine:
-                targets = tuple(mine)
+            mine = by_consumer.get(consumer)  # None for an event of every consumer: None is never a key
+            if unfiltered or by_type:
+                typed = by_type.get(type_)
+                # one copy of the streams concerned (a drop below detaches a stream from the set being walked)
+                if unfiltered or typed:
+                    targets: Sequence[Stream] = [*unfiltered, *(typed or ()), *(mine or ())]
+                elif mine:
+                    targets = mine
+                else:
+                    continue
+            elif mine:  # only consumers' streams are open (audience per-consumer): the event's own, walked as they are
+                targets = mine
             else:
                 continue
             item = encode(row)
@@ -407,6 +415,7 @@ class StreamHub:
         server's whole graceful timeout. Not counted as a backpressure drop.
         """
         streams = set(self.streams)  # live ones and those still catching up
+        self.by_consumer.clear()  # every stream goes: no consumer's tuple rebuilt once per stream it holds
         for s in streams:
             if s.dropped is None:
                 s.dropped = reason

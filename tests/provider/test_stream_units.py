@@ -88,6 +88,43 @@ def test_byte_bound_drops_too(store: Store) -> None:
     assert s.dropped is not None and hub.dropped_backpressure == 1
 
 
+def test_a_consumers_stream_dropped_during_the_fan_out_leaves_its_other_streams_fed(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(queue_max_events=2))
+    slow, fast, other = hub.attach(SSE, 0, (), "c1"), hub.attach(SSE, 0, (), "c1"), hub.attach(SSE, 0, (), "c2")
+    for s in (slow, fast, other):
+        hub.catch_up(s)
+    for i in range(4):
+        store.publish_many([("t", orjson.dumps({"i": i}), "c1")])
+        hub.notify(store.page_routed(hub.seen, 10))
+        list(fast.take())  # the fast one keeps up; the slow one is dropped at its third event, mid-walk
+    assert slow.dropped and slow.dropped.startswith("backpressure")
+    assert fast.cursor == 4 and not other.queue  # c2's stream is handed none of c1's events
+    assert hub.by_consumer["c1"] == (fast,)
+    hub.detach(fast)
+    assert "c1" not in hub.by_consumer and hub.by_consumer["c2"] == (other,)
+
+
+def test_end_all_empties_the_consumer_index_once_however_many_streams_a_consumer_holds(store: Store) -> None:
+    hub = StreamHub(store, StreamLimits(max_streams=5000))
+    streams = [hub.attach(SSE, 0, (), "c1") for _ in range(3000)]
+    for s in streams:
+        hub.catch_up(s)
+    assert len(hub.by_consumer["c1"]) == 3000
+    assert hub.end_all() == 3000
+    assert not hub.by_consumer and hub.open == 0 and all(s.dropped for s in streams)
+
+
+def test_a_consumers_head_is_the_newest_of_its_types_also_after_a_restart(store: Store, tmp_path: Path) -> None:
+    store.publish_many([("a", b"{}", "c1"), ("b", b"{}", "c1"), ("a", b"{}", "c2"), ("a", b"{}", None)])
+    store.publish("b", b"{}", consumer="c2")
+    assert store.head(consumer="c1") == 2 and store.head(("a",), "c1") == 1 and store.head(("b",), "c1") == 2
+    assert store.head(consumer="c2") == 5 and store.head(("a",), "c2") == 3 and store.head(("x",), "c2") == 0
+    assert store.head(consumer="nobody") == 0 and store.head() == 5 and store.head(("a",)) == 4
+    again = Store(str(tmp_path / "p.db"))  # the heads read back from the log at start
+    assert again.head(consumer="c1") == 2 and again.head(("a",), "c2") == 3 and again.head(consumer="c2") == 5
+    again.close()
+
+
 async def test_heartbeat_only_for_streams_handed_nothing_since_the_last_tick(store: Store) -> None:
     hub = StreamHub(store, StreamLimits(heartbeat_s=3600))
     idle, busy = hub.attach(SSE, 0, ()), hub.attach(SSE, 0, ())
