@@ -339,6 +339,10 @@ class Session:
             self.cpu_window = (self.cpu_window[0], time.monotonic())
             self.cpu_wait = (_wait(self.provider.child) - self.cpu_wait[0], self._consumer_side(_wait) - self.cpu_wait[1])
             self.provider.cpu_s += _cpu(self.provider.child)
+            # Nothing below asks a server anything, and an idle keep-alive connection of this client would hold each
+            # TLS server's stop for uvicorn's whole graceful timeout (5 s): the server's close_notify waits for an
+            # answer this client never reads.
+            await control.aclose()
             await self.stop_consumer()
             for companion in self.companions:
                 companion.cpu_s += _cpu(companion.child)
