@@ -66,3 +66,17 @@ def test_a_cache_of_an_older_version_keeps_its_report_time_and_measures_every_ru
     old = overhead.load()
     assert not old.cost("webhook").measured
     assert old.report_seconds == 3.0
+
+
+def test_a_publisher_behind_its_timetable_is_publishing_not_start_up() -> None:
+    # the 15:06 UTC decide's webhook run: 15 s of events, the session's window 388 s, 397 s in all
+    behind = {"workload": {"duration_s": 15.0}, "styles": {"webhook": {"drain_s": 0.0, "delivered": 15030, "cpu": {"window_s": 388.3}}}}
+    assert overhead.split(397.0, behind) == pytest.approx((8.7, 388.3, 0.0))
+    assert overhead.observe(Overhead(), "webhook", 714, 397.0, behind).cost("webhook").samples == ((714, 8.7),)
+    # on time: the window's start delay and counter reads stay in the start-up, publishing is the timetable's
+    on_time = {"workload": {"duration_s": 40.0}, "styles": {"sse": {"drain_s": 0.5, "cpu": {"window_s": 40.9}}}}
+    assert overhead.split(52.0, on_time) == pytest.approx((11.5, 40.0, 0.5))
+    # an older summary without the window: the timetable's duration
+    assert overhead.split(30.0, {"workload": {"duration_s": 15.0}, "styles": {"webhook": {"drain_s": 1.0}}}) == pytest.approx(
+        (14.0, 15.0, 1.0)
+    )
