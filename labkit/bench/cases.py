@@ -75,7 +75,7 @@ class Plan:
 
 
 def plan(quick: bool = False, tiny: bool = False) -> Plan:
-    """Full, quick (under three minutes), or tiny (the test suite's smoke run; numbers mean nothing)."""
+    """Full, quick (about five minutes here), or tiny (the test suite's smoke run; numbers mean nothing)."""
     if tiny:
         return Plan("tiny", 1, 1.0, 16, 5, 256, 100, 50.0, 1.5, (100,), 1.0, 3.0, 6000)
     if quick:

@@ -12,7 +12,7 @@ from labkit.cli.common import emit_json, json_option, out_option, progress_bar, 
 
 @app.command()
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="fewer, shorter repetitions (under three minutes)"),
+    quick: bool = typer.Option(False, "--quick", help="fewer, shorter repetitions (about five minutes here)"),
     as_json: bool = json_option("print only the results JSON on stdout"),
     out: Path = out_option("results root; the file goes to OUT/bench/<run-id>.json"),
     only: str = typer.Option(
