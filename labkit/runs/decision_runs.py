@@ -377,6 +377,9 @@ def plan_decision(
         replace(_point(sh, req, out, d, limits, seed), budget_notes=budget_notes, planned=planned)
         for sh, d, planned in zip(shapes, sizing.durations, sizing.planned, strict=True)
     ]
+    # The runs at their cap first: the others, sized with what is left, take up the earlier runs' mispredictions (polling
+    # second, with over 300 s of events, had left the last pushed runs too little to hold 20 events each at 2,000).
+    points = [p for c, p in sorted(zip(sizing.capped, points, strict=True), key=lambda t: not t[0])]
     name = slug(req.name)
     return DecisionPlan(
         name=name,
@@ -397,18 +400,16 @@ class Sizing:
     total_s: float
     notes: tuple[str, ...]
     planned: tuple[tuple[float, float, float], ...] = ()  # per run: predicted start-up, publishing (wall), drain
+    capped: tuple[bool, ...] = ()  # per run: at its delivery or event cap
 
 
 STARTUP_SHARE = 0.5  # a run's start-up may take at most this share of its part of the budget
 # Never fewer consumers than this (or the requirement's, if fewer): starting a handful costs seconds at most, and a
 # run of one consumer measures no fan-out at all; a budget too small for even these is said so by size_publishing.
 MIN_CONSUMERS = 10
-# A run never starts more than GROWTH x the consumers a run of its candidate started here, at least GROWTH_FLOOR: a
-# count far beyond any measured is approached in steps the overhead model sees. The floor is what was measured here,
-# over the cross-region proxy with TLS at 1,000 events/s (docs/decide.md): 2,000 SSE or WebSocket streams started and
-# stopped in 7-9 s, webhook runs of 250, 1,000 and 2,000 subscribers in 4.2, 5.9 and 12.9 s, a hybrid of 2,000 in 20 s.
-# The floor was 100 while start-up looked superlinear (250 consumers in 40-58 s, 714 in 382 s): that was the run's
-# publisher falling behind the timetable, counted as start-up, fixed in labkit.lab.session.
+# A run never starts more than GROWTH x the consumers a run of its candidate started here, at least GROWTH_FLOOR, the
+# count measured about linear here (cross-region, TLS, 1,000 events/s: 2,000 streams in 7-9 s, webhooks 12.9 s, a hybrid
+# 20 s; docs/decide.md). It was 100 while the run's publisher, falling behind, was counted as start-up (714 in 382 s).
 GROWTH = 2
 GROWTH_FLOOR = 2000
 
@@ -489,7 +490,7 @@ def size_publishing(shapes: list[Shape], req: Requirements, limits: MachineLimit
             "so the command may take longer than asked"
         )
     planned = tuple((round(f - dr, 1), round(k * x, 1), round(dr, 1)) for f, k, x, dr in zip(fixed, slope, durations, drains, strict=True))
-    return Sizing(durations, total, tuple(notes), planned)
+    return Sizing(durations, total, tuple(notes), planned, tuple(x >= c - 1e-6 for x, c in zip(d, cap, strict=True)))
 
 
 def _water_fill(free: float, slope: list[float], cap: list[float]) -> list[float]:
