@@ -6,8 +6,7 @@ frozen row types the dispatcher, the routes and the measurements receive.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -141,51 +140,6 @@ class AttemptResult:
     next_attempt_ns: int = 0
     disable_subscription: str | None = None  # subscription id, on 410 Gone or by the disable policy
     disabled_reason: str | None = None
-
-
-@dataclass(slots=True)
-class Heads:
-    """Newest event id overall, per type, and per consumer and type, in memory: this process is the only writer.
-
-    A consumer's heads are one small dict of its types (most consumers have
-    one or two), so taking an event of one consumer in updates two dicts, not
-    three with a tuple key made per event; its head over every type is their
-    maximum, read when a feed or stream asks.
-    """
-
-    head: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
-    by_consumer: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def moved(self, event_id: int, type_: str, consumer: str | None) -> None:
-        self.head = max(self.head, event_id)
-        self.by_type[type_] = max(self.by_type.get(type_, 0), event_id)
-        if consumer is not None:
-            mine = self.by_consumer.setdefault(consumer, {})
-            mine[type_] = max(mine.get(type_, 0), event_id)
-
-    def appended(self, rows: list[tuple[Row, str | None]]) -> None:
-        """``moved`` for rows just appended in id order: each is newer than every head, so it is the head of its keys."""
-        by_type, by_consumer = self.by_type, self.by_consumer
-        for (event_id, type_, _, _), consumer in rows:
-            by_type[type_] = event_id
-            if consumer is not None:
-                mine = by_consumer.get(consumer)
-                if mine is None:
-                    by_consumer[consumer] = {type_: event_id}
-                else:
-                    mine[type_] = event_id
-        if rows:
-            self.head = max(self.head, rows[-1][0][0])
-
-    def of(self, consumer: str, types: Sequence[str] = ()) -> int:
-        """The newest id of ``consumer``'s events (of ``types`` when given); 0 for none."""
-        mine = self.by_consumer.get(consumer)
-        if not mine:
-            return 0
-        if not types:
-            return max(mine.values())
-        return max((mine.get(t, 0) for t in types), default=0)
 
 
 _INSERT_EVENTS: dict[int, str] = {}

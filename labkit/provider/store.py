@@ -25,13 +25,13 @@ from typing import Any
 import orjson
 
 from labkit.errors import ResultsError
+from labkit.provider.log_index import Heads
 from labkit.provider.schema import (
     DELIVERY_COLS,
     EVENT_COLS,
     SCHEMA,
     AttemptResult,
     Delivery,
-    Heads,
     Row,
     Subscription,
     SubscriptionIndex,
@@ -61,14 +61,12 @@ class Store:
             self._migrate()
         self.readonly = readonly
         self._heads = Heads()
-        has_consumer = "consumer" in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-        query = (
-            "SELECT type, consumer, max(id) FROM events GROUP BY type, consumer"
-            if has_consumer
-            else ("SELECT type, NULL, max(id) FROM events GROUP BY type")
-        )
-        for type_, consumer, head in self._db.execute(query):
-            self._heads.moved(head, type_, consumer)
+        for type_, head in self._db.execute("SELECT type, max(id) FROM events GROUP BY type"):  # events_type_id
+            self._heads.moved(head, type_, None)
+        if "consumer" in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}:  # a read-only db of an older labkit may lack it
+            rows = self._db.execute("SELECT id, type, consumer FROM events WHERE consumer IS NOT NULL ORDER BY id")
+            for event_id, type_, consumer in rows:
+                self._heads.moved(event_id, type_, consumer)
         # Bumped on every subscription change so caches (here and in the dispatcher) refresh.
         self.subscriptions_version = 0
         self._active = SubscriptionIndex([])
@@ -88,8 +86,9 @@ class Store:
                 self._db.execute(f"ALTER TABLE subscriptions ADD COLUMN {name} {kind}")
         if "consumer" not in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}:
             self._db.execute("ALTER TABLE events ADD COLUMN consumer TEXT")
-        # A consumer's feed is one range of this index (audience per-consumer).
-        self._db.execute("CREATE INDEX IF NOT EXISTS events_consumer_id ON events(consumer, id)")
+        # A consumer's feed is indexed in memory (labkit.provider.log_index says why): an index on (consumer, id),
+        # which a database made by an older labkit has, would cost every insert again.
+        self._db.execute("DROP INDEX IF EXISTS events_consumer_id")
 
     def close(self) -> None:
         self._db.close()
@@ -164,23 +163,31 @@ class Store:
             return h.head
         return max((h.by_type.get(t, 0) for t in types), default=0)
 
-    @staticmethod
-    def _where(after: int, types: Sequence[str], consumer: str | None) -> tuple[str, list[Any]]:
-        """The feed's filter: after the cursor, of these types, of this consumer (each when given)."""
-        where, args = "id > ?", list[Any]([after])
+    def _where(self, after: int, limit: int, types: Sequence[str], consumer: str | None) -> tuple[str, list[Any]]:
+        """The feed's filter: after the cursor, of these types, of this consumer (each when given).
+
+        A consumer's feed is the ids of its next page, from memory: one lookup by id each.
+        """
         if consumer is not None:
-            where = "consumer = ? AND id > ?"  # one range of events_consumer_id
-            args = [consumer, after]
+            ids = self._heads.page_ids(consumer, after, limit, types, self._of_types)
+            return "id IN (SELECT value FROM json_each(?))", [orjson.dumps(ids).decode()]
+        where, args = "id > ?", list[Any]([after])
         if types:
             where += f" AND type IN ({','.join('?' * len(types))})"
             args.extend(types)
         return where, args
 
+    def _of_types(self, ids: list[int], types: list[str]) -> list[int]:
+        """Those of ``ids`` whose type is one of ``types``, in id order."""
+        marks = ",".join("?" * len(types))
+        sql = f"SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?)) AND type IN ({marks}) ORDER BY id"
+        return [r[0] for r in self._db.execute(sql, (orjson.dumps(ids).decode(), *types))]
+
     def page(self, after: int, limit: int, types: Sequence[str] = (), consumer: str | None = None) -> list[tuple[int, str, int, bytes]]:
         """Up to ``limit`` events with id > after, oldest first: (id, type, created_ns, payload json)."""
         if not types and consumer is None:
             return self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
-        where, args = self._where(after, types, consumer)
+        where, args = self._where(after, limit, types, consumer)
         return self._db.execute(f"SELECT {EVENT_COLS} FROM events WHERE {where} ORDER BY id LIMIT ?", (*args, limit)).fetchall()
 
     def page_routed(self, after: int, limit: int) -> list[tuple[tuple[int, str, int, bytes], str | None]]:
@@ -521,7 +528,7 @@ class Store:
         one row crosses into Python instead of four objects per event, which
         halves the cost of a 200 page. The payload is spliced as stored.
         """
-        where, args = self._where(after, types, consumer)
+        where, args = self._where(after, limit, types, consumer)
         row = self._db.execute(
             "SELECT CAST(group_concat(j, ',') AS BLOB), max(id) FROM (SELECT id, '{\"id\":' || id || ',\"type\":' || json_quote(type)"
             " || ',\"created_ns\":' || created_ns || ',\"payload\":' || CAST(payload AS TEXT) || '}' AS j"
