@@ -18,7 +18,7 @@ def bench(
     only: str = typer.Option(
         "",
         "--only",
-        help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest,proxy_cost,sse_fanout,process_scaling",
+        help="comma-separated: poll_endpoint,dispatcher,latency_floor,poller_fleet,receiver_ingest,proxy_cost,sse_fanout,per_consumer_fanout,process_scaling",
     ),
 ) -> None:
     """Benchmark labkit's servers and clients against bare ones on the same machine (ratios)."""
