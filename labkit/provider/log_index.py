@@ -17,13 +17,15 @@ array of ids per consumer costs one append per event and 8 bytes of memory,
 and a consumer's page is a binary search and a lookup by id: the same rows
 in the same order as the index's range gave.
 
-Both are rebuilt from the log when the store opens (one scan of the events
-that have a consumer); a store opened read-only by another process sees the
-log as it was when it opened.
+Both are rebuilt from the log when the writer opens the store (one scan of
+the events that have a consumer). A store opened read-only by another process
+reads them the first time it is asked (its one-off reads, such as the
+outbox's count while a run drains, never are) and sees the log as it was then.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -112,3 +114,14 @@ class Heads:
             start += len(chunk)
             out += typed(chunk, wanted)
         return out[:limit]
+
+
+def read_heads(db: sqlite3.Connection) -> Heads:
+    """The heads and each consumer's event ids, from the log (one scan of the events that have a consumer)."""
+    heads = Heads()
+    for type_, head in db.execute("SELECT type, max(id) FROM events GROUP BY type"):  # events_type_id
+        heads.moved(head, type_, None)
+    if "consumer" in {row[1] for row in db.execute("PRAGMA table_info(events)")}:  # a read-only db of an older labkit may lack it
+        for event_id, type_, consumer in db.execute("SELECT id, type, consumer FROM events WHERE consumer IS NOT NULL ORDER BY id"):
+            heads.moved(event_id, type_, consumer)
+    return heads

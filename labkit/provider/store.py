@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from labkit.errors import ResultsError
-from labkit.provider.log_index import Heads
+from labkit.provider.log_index import Heads, read_heads
 from labkit.provider.schema import (
     DELIVERY_COLS,
     EVENT_COLS,
@@ -60,18 +60,20 @@ class Store:
             self._db.executescript(SCHEMA)
             self._migrate()
         self.readonly = readonly
-        self._heads = Heads()
-        for type_, head in self._db.execute("SELECT type, max(id) FROM events GROUP BY type"):  # events_type_id
-            self._heads.moved(head, type_, None)
-        if "consumer" in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}:  # a read-only db of an older labkit may lack it
-            rows = self._db.execute("SELECT id, type, consumer FROM events WHERE consumer IS NOT NULL ORDER BY id")
-            for event_id, type_, consumer in rows:
-                self._heads.moved(event_id, type_, consumer)
+        # The heads and each consumer's ids, read from the log now by the writer (it appends to them), and by a
+        # read-only store only when asked: its one-off reads (the outbox's count, say) never need them.
+        self._loaded: Heads | None = None if readonly else read_heads(self._db)
         # Bumped on every subscription change so caches (here and in the dispatcher) refresh.
         self.subscriptions_version = 0
         self._active = SubscriptionIndex([])
         if not readonly:
             self._load_active()
+
+    @property
+    def _heads(self) -> Heads:
+        if self._loaded is None:
+            self._loaded = read_heads(self._db)
+        return self._loaded
 
     def _migrate(self) -> None:
         """Add the columns a database made by an older labkit lacks (secret rotation, the disable time)."""
