@@ -214,6 +214,12 @@ def save(ov: Overhead) -> None:
     os.replace(tmp, path)
 
 
+def workload_of(summary: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
+    """A finished run's workload duration (s) and its styles' blocks, from its summary."""
+    duration = float((summary.get("workload") or {}).get("duration_s") or 0.0)
+    return duration, [b for b in (summary.get("styles") or {}).values() if isinstance(b, dict)]
+
+
 def split(elapsed_s: float, summary: dict[str, Any]) -> tuple[float, float, float]:
     """A finished run's wall time as (start-up and wind-down, publishing, drain), from its summary.
 
@@ -224,8 +230,7 @@ def split(elapsed_s: float, summary: dict[str, Any]) -> tuple[float, float, floa
     stopping them and writing the files. (A publisher that fell behind was once
     counted as start-up here: 222 s of a webhook run of 714 subscribers.)
     """
-    duration = float((summary.get("workload") or {}).get("duration_s") or 0.0)
-    blocks = [b for b in (summary.get("styles") or {}).values() if isinstance(b, dict)]
+    duration, blocks = workload_of(summary)
     drain = max((float(b.get("drain_s") or 0.0) for b in blocks), default=0.0)
     window = max((float((b.get("cpu") or {}).get("window_s") or 0.0) for b in blocks), default=0.0)
     behind = window - drain - duration  # the window also holds the start delay and the counters' reads: under a second
@@ -236,8 +241,7 @@ def split(elapsed_s: float, summary: dict[str, Any]) -> tuple[float, float, floa
 def observe(ov: Overhead, label: str, consumers: int, elapsed_s: float, summary: dict[str, Any]) -> Overhead:
     """``ov`` with one finished run added: start-up = elapsed - publishing - drain, and the deliveries per second it sustained."""
     startup, publishing, drain = split(elapsed_s, summary)
-    duration = float((summary.get("workload") or {}).get("duration_s") or 0.0)
-    blocks = [b for b in (summary.get("styles") or {}).values() if isinstance(b, dict)]
+    duration, blocks = workload_of(summary)
     delivered = sum(float(b.get("delivered") or 0.0) for b in blocks)
     busy = publishing + drain
     # only a run whose provider fell behind (a drain of its own) says how many deliveries per second it sustains
